@@ -1,0 +1,1 @@
+//! REST admin API (axum + utoipa), serves the admin UI

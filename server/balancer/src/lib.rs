@@ -1,0 +1,1 @@
+//! sticky-by-route HTTP balancer in front of shoal nodes

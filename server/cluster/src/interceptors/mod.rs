@@ -1,0 +1,1 @@
+//! Native interceptors. Each is configurable and reports counters.

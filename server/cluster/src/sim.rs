@@ -1,0 +1,2 @@
+//! Deterministic simulation: seeded RNG, virtual time, a network that drops, delays,
+//! duplicates, reorders and partitions.

@@ -1,0 +1,1 @@
+//! HTTP front: contexts, valve pipelines (tower layers), the bench app

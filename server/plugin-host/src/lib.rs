@@ -1,0 +1,1 @@
+//! wasmtime host for shoal's WebAssembly component plugins

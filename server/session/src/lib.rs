@@ -1,0 +1,1 @@
+//! sessions: model, DeltaManager and BackupManager state machines, stores
