@@ -1,0 +1,75 @@
+//! Test fixture for the host: a valve that misbehaves on demand, chosen by config `mode`:
+//!
+//! - `ok` (default): answers `version=<config version> calls=<calls served by this instance>`
+//! - `loop`: never returns (the host's time limit must stop it)
+//! - `bomb`: allocates until memory runs out (the host's memory limit must stop it)
+//! - `trap`: panics (a trap)
+//! - `huge`: answers with a body of `huge-bytes` bytes (default 64 MiB)
+//! - `garbage`: answers status 0, which no HTTP response can have
+//! - `fail-first`: traps on the first `fail-calls` calls (a static count) then behaves as `ok`
+use shoal_plugin_sdk::host;
+use shoal_plugin_sdk::valve::{Outcome, Request, Response, Session, Valve};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Calls served by this instance: shows the host's state semantics in tests.
+static CALLS: AtomicU64 = AtomicU64::new(0);
+
+struct Misbehave;
+
+impl Valve for Misbehave {
+    fn wants_body() -> bool {
+        host::config_get("wants-body").as_deref() == Some("true")
+    }
+
+    fn handle(req: Request, _session: &Session) -> Outcome {
+        let calls = CALLS.fetch_add(1, Ordering::Relaxed) + 1;
+        let mode = host::config_get("mode").unwrap_or_else(|| "ok".into());
+        match mode.as_str() {
+            "loop" => spin(),
+            "bomb" => bomb(),
+            "trap" => panic!("misbehave: trap requested"),
+            "huge" => {
+                let size = host::config_get("huge-bytes").and_then(|v| v.parse().ok()).unwrap_or(64 << 20);
+                Outcome::Respond(Response { status: 200, headers: Vec::new(), body: vec![b'x'; size] })
+            }
+            "garbage" => Outcome::Respond(Response { status: 0, headers: Vec::new(), body: Vec::new() }),
+            "fail-first" => {
+                let fail: u64 = host::config_get("fail-calls").and_then(|v| v.parse().ok()).unwrap_or(1);
+                if calls <= fail {
+                    panic!("misbehave: failing call {calls} of {fail}");
+                }
+                ok(calls, &req)
+            }
+            _ => ok(calls, &req),
+        }
+    }
+}
+
+fn ok(calls: u64, req: &Request) -> Outcome {
+    let version = host::config_get("version").unwrap_or_default();
+    let body_len = req.body.as_ref().map_or(0, Vec::len);
+    Outcome::text(200, format!("version={version} calls={calls} body={body_len}"))
+}
+
+fn spin() -> ! {
+    let mut x: u64 = 0;
+    loop {
+        // Observable side effect so the loop is not optimised away.
+        x = x.wrapping_add(1);
+        if x == u64::MAX {
+            host::log_info("unreachable");
+        }
+    }
+}
+
+fn bomb() -> ! {
+    let mut hoard: Vec<Vec<u8>> = Vec::new();
+    loop {
+        hoard.push(vec![1u8; 1 << 20]);
+        if hoard.len() == usize::MAX {
+            host::log_info("unreachable");
+        }
+    }
+}
+
+shoal_plugin_sdk::export_valve!(Misbehave);

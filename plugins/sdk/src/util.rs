@@ -1,0 +1,63 @@
+//! Small helpers shared by plugins (no bindings involved, so they are unit-testable on
+//! the build machine).
+
+/// First header named `name` (ASCII case-insensitive).
+pub fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+}
+
+/// First value of `name` in a query string `a=1&b=2` (not percent-decoded).
+pub fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == name).then_some(v)
+    })
+}
+
+/// Matches `text` against a glob where `*` is any run of characters and `?` one character.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti) = (0, 0);
+    // Position of the last `*` and the text index it is currently absorbing up to.
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("*.css", "/app/site.css"));
+        assert!(glob_match("/static/*", "/static/a/b.png"));
+        assert!(glob_match("/a?c", "/abc"));
+        assert!(!glob_match("*.css", "/app/site.js"));
+        assert!(!glob_match("/a?c", "/ac"));
+        assert!(glob_match("*", ""));
+    }
+
+    #[test]
+    fn query_and_headers() {
+        assert_eq!(query_param("key=k1&size=10", "size"), Some("10"));
+        assert_eq!(query_param("flag&x=1", "flag"), Some(""));
+        assert_eq!(query_param("x=1", "y"), None);
+        let h = vec![("Authorization".to_string(), "Bearer t".to_string())];
+        assert_eq!(find_header(&h, "authorization"), Some("Bearer t"));
+    }
+}
