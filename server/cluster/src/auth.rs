@@ -44,12 +44,22 @@ impl ClusterSecret {
 
     /// Connector's proof: binds the acceptor's challenge, its own nonce and its identity.
     pub fn hello_proof(&self, challenge: &[u8; 16], nonce: &[u8; 16], member: &Member) -> [u8; 32] {
-        self.mac(&[b"shoal-hello-v1", challenge, nonce, &Self::member_bytes(member)])
+        self.mac(&[
+            b"shoal-hello-v1",
+            challenge,
+            nonce,
+            &Self::member_bytes(member),
+        ])
     }
 
     /// Acceptor's proof: binds the connector's nonce, the challenge and the acceptor's identity.
     pub fn ack_proof(&self, challenge: &[u8; 16], nonce: &[u8; 16], member: &Member) -> [u8; 32] {
-        self.mac(&[b"shoal-ack-v1", nonce, challenge, &Self::member_bytes(member)])
+        self.mac(&[
+            b"shoal-ack-v1",
+            nonce,
+            challenge,
+            &Self::member_bytes(member),
+        ])
     }
 
     /// Beacon proof (multicast): binds the beacon body and its timestamp.
@@ -59,6 +69,10 @@ impl ClusterSecret {
 
     /// Constant-time comparison of two proofs.
     pub fn verify(expected: &[u8; 32], got: &[u8; 32]) -> bool {
-        expected.iter().zip(got.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        expected
+            .iter()
+            .zip(got.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
     }
 }

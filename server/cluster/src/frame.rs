@@ -26,20 +26,41 @@ pub struct Envelope {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Body {
     /// First frame on an accepted connection: the acceptor's nonce.
-    Challenge { nonce: [u8; 16] },
+    Challenge {
+        nonce: [u8; 16],
+    },
     /// Connector → acceptor: who I am, proven with the cluster secret over both nonces.
-    Hello { member: Member, nonce: [u8; 16], proof: [u8; 32] },
+    Hello {
+        member: Member,
+        nonce: [u8; 16],
+        proof: [u8; 32],
+    },
     /// Acceptor → connector: who I am, proven likewise. The connection is then open both ways.
-    HelloAck { member: Member, proof: [u8; 32] },
+    HelloAck {
+        member: Member,
+        proof: [u8; 32],
+    },
     /// Handshake refused (wrong secret, wrong domain, ...): the reason, then the connection closes.
-    Refused { reason: String },
+    Refused {
+        reason: String,
+    },
     /// An application message that went through the sender's interceptor stack.
-    Data { options: SendOptions, payload: Vec<u8> },
+    Data {
+        options: SendOptions,
+        payload: Vec<u8>,
+    },
     /// Acknowledges message `of`.
-    Ack { of: MsgId, status: AckStatus },
+    Ack {
+        of: MsgId,
+        status: AckStatus,
+    },
     /// Liveness probe (TcpPing / TcpFailureDetector verification) and its answer.
-    Ping { nonce: u64 },
-    Pong { nonce: u64 },
+    Ping {
+        nonce: u64,
+    },
+    Pong {
+        nonce: u64,
+    },
     /// Graceful leave: the member is going away; drop it without suspicion.
     Leave,
 }
@@ -58,7 +79,9 @@ pub enum AckStatus {
 pub enum FrameError {
     #[error("frame of {len} bytes exceeds the limit of {max} bytes (raise channel.max_frame or enable the Fragmentation interceptor)")]
     TooLarge { len: usize, max: usize },
-    #[error("peer speaks protocol version {got}, this node speaks {expected}: upgrade the older node")]
+    #[error(
+        "peer speaks protocol version {got}, this node speaks {expected}: upgrade the older node"
+    )]
     WrongVersion { got: u16, expected: u16 },
     #[error("frame of {len} bytes is shorter than its header")]
     TooShort { len: usize },
@@ -82,7 +105,9 @@ pub struct FrameCodec {
 
 impl Default for FrameCodec {
     fn default() -> Self {
-        FrameCodec { max_frame: DEFAULT_MAX_FRAME }
+        FrameCodec {
+            max_frame: DEFAULT_MAX_FRAME,
+        }
     }
 }
 
@@ -103,7 +128,10 @@ impl FrameCodec {
         let len = out.len() - start - 4;
         if len + 4 > self.max_frame {
             out.truncate(start);
-            return Err(FrameError::TooLarge { len: len + 4, max: self.max_frame });
+            return Err(FrameError::TooLarge {
+                len: len + 4,
+                max: self.max_frame,
+            });
         }
         out[start..start + 4].copy_from_slice(&(len as u32).to_be_bytes());
         Ok(())
@@ -118,7 +146,10 @@ impl FrameCodec {
         }
         let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
         if len + 4 > self.max_frame {
-            return Err(FrameError::TooLarge { len: len + 4, max: self.max_frame });
+            return Err(FrameError::TooLarge {
+                len: len + 4,
+                max: self.max_frame,
+            });
         }
         if len < 2 {
             return Err(FrameError::TooShort { len });
@@ -128,7 +159,10 @@ impl FrameCodec {
         }
         let version = u16::from_be_bytes([buf[4], buf[5]]);
         if version != PROTOCOL_VERSION {
-            return Err(FrameError::WrongVersion { got: version, expected: PROTOCOL_VERSION });
+            return Err(FrameError::WrongVersion {
+                got: version,
+                expected: PROTOCOL_VERSION,
+            });
         }
         let body = &buf[HEADER_LEN..4 + len];
         let (env, used): (Envelope, usize) =
@@ -152,7 +186,10 @@ mod tests {
         Envelope {
             id: 7,
             sender: MemberId([3; 16]),
-            body: Body::Data { options: SendOptions(SendOptions::USE_ACK), payload },
+            body: Body::Data {
+                options: SendOptions(SendOptions::USE_ACK),
+                payload,
+            },
         }
     }
 
@@ -181,11 +218,26 @@ mod tests {
     fn oversized_wrong_version_and_garbage_are_errors() {
         let c = FrameCodec::new(128);
         let mut buf = Vec::new();
-        assert!(matches!(c.encode(&env(vec![0; 500]), &mut buf), Err(FrameError::TooLarge { .. })));
+        assert!(matches!(
+            c.encode(&env(vec![0; 500]), &mut buf),
+            Err(FrameError::TooLarge { .. })
+        ));
         assert!(buf.is_empty(), "a refused frame leaves nothing behind");
-        assert!(matches!(c.decode(&[0, 0, 1, 0, 0, 1]), Err(FrameError::TooLarge { .. })));
-        assert!(matches!(c.decode(&[0, 0, 0, 3, 0, 9, 0]), Err(FrameError::WrongVersion { got: 9, .. })));
-        assert!(matches!(c.decode(&[0, 0, 0, 5, 0, 1, 0xff, 0xff, 0xff]), Err(FrameError::Malformed(_))));
-        assert!(matches!(c.decode(&[0, 0, 0, 1, 0]), Err(FrameError::TooShort { .. })));
+        assert!(matches!(
+            c.decode(&[0, 0, 1, 0, 0, 1]),
+            Err(FrameError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            c.decode(&[0, 0, 0, 3, 0, 9, 0]),
+            Err(FrameError::WrongVersion { got: 9, .. })
+        ));
+        assert!(matches!(
+            c.decode(&[0, 0, 0, 5, 0, 1, 0xff, 0xff, 0xff]),
+            Err(FrameError::Malformed(_))
+        ));
+        assert!(matches!(
+            c.decode(&[0, 0, 0, 1, 0]),
+            Err(FrameError::TooShort { .. })
+        ));
     }
 }
