@@ -161,18 +161,51 @@ impl Node {
                 }
             }
         }
-        if let ConnState::Open { member } = c.state {
-            let is_current = self
-                .peers
-                .get(&member)
-                .is_some_and(|p| p.conn == Some(conn));
-            if is_current {
-                if let Some(p) = self.peers.get_mut(&member) {
-                    p.conn = None;
+        let ConnState::Open { member } = c.state else {
+            // A failed redial to a member that lost its connection: verify it now.
+            if let Some(addr) = c.target {
+                let waiting = self
+                    .peers
+                    .values()
+                    .find(|p| p.member.addr == addr && p.conn.is_none());
+                if let Some(id) = waiting.map(|p| p.member.id) {
+                    self.suspect(now, id, format!("reconnect failed: {reason}"));
                 }
-                self.requeue_unacked(now, member, conn);
-                self.suspect(now, member, format!("connection lost: {reason}"));
             }
+            return;
+        };
+        let Some(p) = self.peers.get_mut(&member) else {
+            return;
+        };
+        let was_current = p.conn == Some(conn);
+        if was_current {
+            p.conn = None;
+        }
+        // Whatever went out on it and is unacked goes out again (once) on the next one.
+        self.requeue_unacked(now, member, conn);
+        if !was_current {
+            self.flush_peer(now, member);
+            return;
+        }
+        // While two connections race (both sides dialed), losing one is not a failure.
+        let other = self
+            .conns
+            .iter()
+            .find(|(_, c)| matches!(c.state, ConnState::Open { member: m } if m == member))
+            .map(|(id, c)| (*id, c.dir));
+        if let Some((other, dir)) = other {
+            let initiator = if dir == super::Direction::Outbound {
+                self.local.id
+            } else {
+                member
+            };
+            self.switch_conn(now, member, other, initiator);
+            return;
+        }
+        let addr = self.peers[&member].member.addr;
+        let dialing = self.conns.values().any(|c| c.target == Some(addr));
+        if !dialing {
+            self.suspect(now, member, format!("connection lost: {reason}"));
         }
     }
 
@@ -257,7 +290,19 @@ impl Node {
     }
 
     pub(super) fn do_leave(&mut self, now: Instant) {
-        let conns: Vec<ConnId> = self.peers.values().filter_map(|p| p.conn).collect();
+        // Every connection that reaches a member's open state, not only the current one:
+        // while two connections race, the peer may already have dropped ours.
+        let conns: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| {
+                matches!(
+                    c.state,
+                    ConnState::Open { .. } | ConnState::AwaitHelloAck { .. }
+                )
+            })
+            .map(|(id, _)| *id)
+            .collect();
         for conn in conns {
             self.write_control(conn, Body::Leave);
         }

@@ -272,6 +272,11 @@ impl Sim {
         true
     }
 
+    /// Feeds every node the static member list now (as discovery does periodically).
+    pub fn discover_now(&mut self) {
+        self.discover();
+    }
+
     fn discover(&mut self) {
         let addrs: Vec<SocketAddr> = self.nodes.iter().map(|n| n.addr).collect();
         let now = self.now;

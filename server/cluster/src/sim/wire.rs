@@ -227,7 +227,9 @@ impl Sim {
             .collect();
         for (mine, other) in ends {
             self.net.close_end(mine);
-            if self.net.open.contains(&other) {
+            // Across a cut the reset is lost; `heal` delivers it (the peer's next packet
+            // meets a kernel that no longer knows the connection).
+            if self.net.open.contains(&other) && !self.net.is_cut(i, other.0) {
                 self.net.close_end(other);
                 let at = self.now + self.delay();
                 let d = Delivery::Disconnected {
@@ -260,6 +262,26 @@ impl Sim {
     }
 
     pub(super) fn release_held(&mut self) {
+        let orphans: Vec<End> = self
+            .net
+            .links
+            .iter()
+            .filter(|(a, b)| self.net.open.contains(a) && !self.net.open.contains(b))
+            .map(|(a, _)| *a)
+            .collect();
+        for end in orphans {
+            self.net.close_end(end);
+            let at = self.now + self.delay();
+            let reason = "connection reset by peer".to_string();
+            self.net.schedule(
+                at,
+                Delivery::Disconnected {
+                    node: end.0,
+                    conn: end.1,
+                    reason,
+                },
+            );
+        }
         let held = std::mem::take(&mut self.net.held);
         for (end, frames) in held {
             if self.net.open.contains(&end) {
