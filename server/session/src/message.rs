@@ -1,0 +1,247 @@
+//! Replication messages (Tomcat's SessionMessage types plus what BackupManager needs) and
+//! their versioned wire form: `MAGIC` (4 bytes, the last one is the wire version) followed by
+//! a bincode-encoded [`SessionEnvelope`]. The prefix lets a channel adapter route session
+//! payloads apart from other traffic sharing the channel.
+use crate::error::SessionError;
+use crate::id::SessionId;
+use crate::session::{DeltaOp, Millis, Session, Stamp};
+use serde::{Deserialize, Serialize};
+use shoal_cluster::MemberId;
+
+/// `b"SHS"` + wire version 1.
+pub const MAGIC: [u8; 4] = *b"SHS\x01";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SessionEnvelope {
+    /// Context path (`/app`): one manager per context on every node.
+    pub context: String,
+    pub msg: SessionMessage,
+}
+
+/// A change of one session from one version to the next.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Delta {
+    pub id: SessionId,
+    /// The version this delta produces; it applies on top of `version - 1` written by `prev`.
+    pub version: u64,
+    pub prev: Stamp,
+    pub stamp: Stamp,
+    pub last_access: Millis,
+    pub ops: Vec<DeltaOp>,
+}
+
+/// Where a session lives under BackupManager (what Tomcat's proxies know).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Location {
+    pub id: SessionId,
+    pub version: u64,
+    pub stamp: Stamp,
+    pub primary: MemberId,
+    pub backups: Vec<MemberId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum SessionMessage {
+    /// A new session, or the whole session (replicate_whole_session).
+    Created(Session),
+    /// Expired or invalidated at `version`; replicas at a version <= it drop the session.
+    Expired {
+        id: SessionId,
+        version: u64,
+    },
+    /// Used but unchanged: keeps replicas from expiring it.
+    Accessed {
+        id: SessionId,
+        version: u64,
+        last_access: Millis,
+    },
+    /// A joining node asks for every session (state transfer).
+    GetAllSessions {
+        request: u64,
+    },
+    AllSessionData {
+        request: u64,
+        batch: u32,
+        sessions: Vec<Session>,
+    },
+    TransferComplete {
+        request: u64,
+        batches: u32,
+        sessions: u64,
+    },
+    SessionDelta(Delta),
+    /// A route change (JvmRouteBinderValve); same ordering rules as a delta.
+    ChangeSessionId(Delta),
+    /// Answer to GetAllSessions from a node without this context.
+    NoContextManager {
+        request: u64,
+    },
+    /// BackupManager: the full session for a backup, with its placement.
+    BackupPut {
+        session: Session,
+        primary: MemberId,
+        backups: Vec<MemberId>,
+    },
+    /// A node without the value (proxy, or repairing a gap) asks a holder for it.
+    Fetch {
+        id: SessionId,
+        request: u64,
+    },
+    Fetched {
+        id: SessionId,
+        request: u64,
+        session: Option<Session>,
+    },
+    /// BackupManager: where sessions live now (to proxies).
+    Locations(Vec<Location>),
+}
+
+/// Message types, for per-type counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MessageKind {
+    Created,
+    Expired,
+    Accessed,
+    GetAllSessions,
+    AllSessionData,
+    TransferComplete,
+    SessionDelta,
+    ChangeSessionId,
+    NoContextManager,
+    BackupPut,
+    Fetch,
+    Fetched,
+    Locations,
+}
+
+impl MessageKind {
+    pub const ALL: [MessageKind; 13] = [
+        MessageKind::Created,
+        MessageKind::Expired,
+        MessageKind::Accessed,
+        MessageKind::GetAllSessions,
+        MessageKind::AllSessionData,
+        MessageKind::TransferComplete,
+        MessageKind::SessionDelta,
+        MessageKind::ChangeSessionId,
+        MessageKind::NoContextManager,
+        MessageKind::BackupPut,
+        MessageKind::Fetch,
+        MessageKind::Fetched,
+        MessageKind::Locations,
+    ];
+    /// Tomcat's names (SessionMessage.EVT_*), lower-cased without the prefix.
+    pub fn name(self) -> &'static str {
+        match self {
+            MessageKind::Created => "session_created",
+            MessageKind::Expired => "session_expired",
+            MessageKind::Accessed => "session_accessed",
+            MessageKind::GetAllSessions => "get_all_sessions",
+            MessageKind::AllSessionData => "all_session_data",
+            MessageKind::TransferComplete => "all_session_transfercomplete",
+            MessageKind::SessionDelta => "session_delta",
+            MessageKind::ChangeSessionId => "changesessionid",
+            MessageKind::NoContextManager => "all_session_nocontextmanager",
+            MessageKind::BackupPut => "backup_put",
+            MessageKind::Fetch => "fetch",
+            MessageKind::Fetched => "fetched",
+            MessageKind::Locations => "locations",
+        }
+    }
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl SessionMessage {
+    pub fn kind(&self) -> MessageKind {
+        match self {
+            SessionMessage::Created(_) => MessageKind::Created,
+            SessionMessage::Expired { .. } => MessageKind::Expired,
+            SessionMessage::Accessed { .. } => MessageKind::Accessed,
+            SessionMessage::GetAllSessions { .. } => MessageKind::GetAllSessions,
+            SessionMessage::AllSessionData { .. } => MessageKind::AllSessionData,
+            SessionMessage::TransferComplete { .. } => MessageKind::TransferComplete,
+            SessionMessage::SessionDelta(_) => MessageKind::SessionDelta,
+            SessionMessage::ChangeSessionId(_) => MessageKind::ChangeSessionId,
+            SessionMessage::NoContextManager { .. } => MessageKind::NoContextManager,
+            SessionMessage::BackupPut { .. } => MessageKind::BackupPut,
+            SessionMessage::Fetch { .. } => MessageKind::Fetch,
+            SessionMessage::Fetched { .. } => MessageKind::Fetched,
+            SessionMessage::Locations(_) => MessageKind::Locations,
+        }
+    }
+}
+
+pub fn encode(context: &str, msg: &SessionMessage) -> Vec<u8> {
+    let env = SessionEnvelope {
+        context: context.to_owned(),
+        msg: msg.clone(),
+    };
+    encode_envelope(&env)
+}
+
+pub fn encode_envelope(env: &SessionEnvelope) -> Vec<u8> {
+    let mut out = MAGIC.to_vec();
+    // Encoding plain data structs into a Vec cannot fail.
+    if let Ok(body) = bincode::serde::encode_to_vec(env, bincode::config::standard()) {
+        out.extend_from_slice(&body);
+    }
+    out
+}
+
+/// True when `payload` is a session message of any wire version (for channel demux).
+pub fn is_session_payload(payload: &[u8]) -> bool {
+    payload.len() >= 4 && payload[..3] == MAGIC[..3]
+}
+
+pub fn decode(payload: &[u8]) -> Result<SessionEnvelope, SessionError> {
+    if !is_session_payload(payload) {
+        return Err(SessionError::Decode(
+            "not a session message (bad magic)".into(),
+        ));
+    }
+    if payload[3] != MAGIC[3] {
+        return Err(SessionError::Decode(format!(
+            "session wire version {} from a peer; this node speaks {} (run the same shoal version on all nodes)",
+            payload[3], MAGIC[3]
+        )));
+    }
+    bincode::serde::decode_from_slice(&payload[4..], bincode::config::standard())
+        .map(|(env, _)| env)
+        .map_err(|e| SessionError::Decode(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::AttrValue;
+
+    #[test]
+    fn round_trip_and_reject_other_versions() {
+        let node = MemberId([7; 16]);
+        let mut s = Session::new(
+            SessionId::parse("0123456789ABCDEF0123456789ABCDEF").unwrap_or_else(|| panic!()),
+            "n1".into(),
+            5,
+            60,
+            node,
+        );
+        s.attributes
+            .insert("k".into(), AttrValue::json(&serde_json::json!({"a": 1})));
+        s.attributes
+            .insert("b".into(), AttrValue::Bytes(vec![1, 2, 3]));
+        let m = SessionMessage::Created(s);
+        let bytes = encode("/app", &m);
+        let env = decode(&bytes).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(env.context, "/app");
+        assert_eq!(env.msg, m);
+        let mut other = bytes.clone();
+        other[3] = 9;
+        assert!(
+            matches!(decode(&other), Err(SessionError::Decode(e)) if e.contains("wire version 9"))
+        );
+        assert!(decode(&bytes[..10]).is_err());
+        assert!(decode(b"nope").is_err());
+    }
+}

@@ -1,0 +1,232 @@
+//! `SessionService`: the runtime around one context's sans-io manager. Requests call
+//! `find`/`create` and, at the end, `end_request`, which sends the replication messages and
+//! in sync mode waits for the replicas' acknowledgements. The [`crate::registry`] pump feeds
+//! it incoming messages, membership events and sweeper ticks.
+use crate::error::SessionError;
+use crate::id::SessionId;
+use crate::link::{ClusterLink, Completion, SendResults};
+use crate::manager::{Lookup, ManagerConfig, Outgoing, RequestEnd, SessionManager};
+use crate::message::SessionMessage;
+use crate::session::{Millis, Session};
+use crate::stats::ManagerStats;
+use futures::future::BoxFuture;
+use shoal_cluster::MemberId;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::{watch, Notify};
+
+/// Wall-clock milliseconds: session times are compared across nodes.
+pub fn now_ms() -> Millis {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+pub struct SessionService {
+    context: String,
+    config: ManagerConfig,
+    manager: Mutex<Box<dyn SessionManager>>,
+    link: Arc<dyn ClusterLink>,
+    /// Woken after every incoming message, for requests waiting on a fetched value.
+    changed: Notify,
+    ready: watch::Sender<bool>,
+    replicated_requests: AtomicU64,
+    replication_us: AtomicU64,
+    replication_failures: AtomicU64,
+}
+
+impl SessionService {
+    pub fn new(manager: Box<dyn SessionManager>, link: Arc<dyn ClusterLink>) -> Self {
+        let ready = watch::Sender::new(manager.is_ready());
+        SessionService {
+            context: manager.context().to_owned(),
+            config: manager.config().clone(),
+            manager: Mutex::new(manager),
+            link,
+            changed: Notify::new(),
+            ready,
+            replicated_requests: AtomicU64::new(0),
+            replication_us: AtomicU64::new(0),
+            replication_failures: AtomicU64::new(0),
+        }
+    }
+
+    pub fn context(&self) -> &str {
+        &self.context
+    }
+
+    pub fn config(&self) -> &ManagerConfig {
+        &self.config
+    }
+
+    /// The route of this node (suffix of session ids).
+    pub fn route(&self) -> String {
+        self.link.local().name
+    }
+
+    pub fn link(&self) -> &Arc<dyn ClusterLink> {
+        &self.link
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Box<dyn SessionManager>> {
+        self.manager.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Read access to the manager (stats, tests).
+    pub fn with_manager<R>(&self, f: impl FnOnce(&dyn SessionManager) -> R) -> R {
+        f(self.lock().as_ref())
+    }
+
+    pub fn is_ready(&self) -> bool {
+        *self.ready.borrow()
+    }
+
+    /// Waits until the state transfer finished; false on timeout.
+    pub async fn wait_ready(&self, timeout: Duration) -> bool {
+        let mut rx = self.ready.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|r| *r))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Sends while the manager lock is held, so messages leave in the order they were made.
+    fn dispatch(&self, out: Vec<Outgoing>) -> Vec<BoxFuture<'static, SendResults>> {
+        let mut sync = Vec::new();
+        for o in out {
+            let fut = self.link.send(&o.to, o.payload, o.sync);
+            if o.sync {
+                sync.push(fut);
+            }
+        }
+        sync
+    }
+
+    fn run(&self, f: impl FnOnce(&mut dyn SessionManager) -> Vec<Outgoing>) {
+        let mut m = self.lock();
+        let out = f(m.as_mut());
+        // Nobody waits for these (transfer, repair, re-replication): outcomes are logged.
+        for fut in self.dispatch(out) {
+            tokio::spawn(async move {
+                for (to, r) in fut.await {
+                    if let Err(e) = r {
+                        tracing::debug!(member = %to, "session message not acknowledged: {e}");
+                    }
+                }
+            });
+        }
+        let ready = m.is_ready();
+        drop(m);
+        self.ready
+            .send_if_modified(|r| std::mem::replace(r, ready) != ready);
+    }
+
+    pub fn create(&self) -> Session {
+        self.lock().create(now_ms())
+    }
+
+    /// The session, fetching its value from another node if needed (BackupManager).
+    pub async fn find(&self, id: &SessionId) -> Option<Session> {
+        let deadline = Instant::now() + Duration::from_millis(self.config.fetch_timeout_ms);
+        loop {
+            let mut m = self.lock();
+            match m.find(id, now_ms()) {
+                Lookup::Found(s) => return Some(s),
+                Lookup::Missing => return None,
+                Lookup::Pending(out) => drop(self.dispatch(out)),
+            }
+            drop(m);
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            let _ =
+                tokio::time::timeout(left.min(Duration::from_millis(20)), self.changed.notified())
+                    .await;
+        }
+    }
+
+    /// Applies the request's changes, replicates them and, for sync messages, waits until
+    /// every live replica processed them.
+    pub async fn end_request(&self, end: RequestEnd) -> Result<(), SessionError> {
+        if end.id.is_none() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let waits = {
+            let mut m = self.lock();
+            let out = m.end_request(end, now_ms())?;
+            self.dispatch(out)
+        };
+        if waits.is_empty() {
+            return Ok(());
+        }
+        let mut failed = Vec::new();
+        for fut in waits {
+            for (to, r) in fut.await {
+                if let Err(e) = r {
+                    failed.push((to, e));
+                }
+            }
+        }
+        // A member that is gone no longer counts: its copy went with it.
+        let live: Vec<MemberId> = self.link.members().iter().map(|m| m.id).collect();
+        failed.retain(|(to, _)| live.contains(to));
+        self.replicated_requests.fetch_add(1, Ordering::Relaxed);
+        self.replication_us
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        if failed.is_empty() {
+            return Ok(());
+        }
+        self.replication_failures.fetch_add(1, Ordering::Relaxed);
+        let names: Vec<String> = failed.iter().map(|(m, _)| format!("{m:?}")).collect();
+        Err(SessionError::ReplicationFailed {
+            members: names.join(","),
+            reason: failed[0].1.clone(),
+        })
+    }
+
+    pub fn stats(&self) -> ManagerStats {
+        let mut s = self.lock().stats();
+        s.replicated_requests = self.replicated_requests.load(Ordering::Relaxed);
+        s.replication_time_ms_total = self.replication_us.load(Ordering::Relaxed) / 1000;
+        s.replication_failures = self.replication_failures.load(Ordering::Relaxed);
+        s
+    }
+
+    pub(crate) fn start(&self, members: &[MemberId]) {
+        self.run(|m| m.start(members, now_ms()));
+    }
+
+    pub(crate) fn on_message(&self, from: MemberId, msg: SessionMessage, done: Option<Completion>) {
+        let mut m = self.lock();
+        let r = m.handle_message(from, msg, now_ms());
+        drop(self.dispatch(r.out));
+        let ready = m.is_ready();
+        drop(m);
+        self.ready
+            .send_if_modified(|x| std::mem::replace(x, ready) != ready);
+        if let Some(done) = done {
+            done.complete(r.ack);
+        }
+        self.changed.notify_waiters();
+    }
+
+    pub(crate) fn on_member(&self, member: MemberId, added: bool) {
+        let now = now_ms();
+        self.run(|m| {
+            if added {
+                m.member_added(member, now)
+            } else {
+                m.member_removed(member, now)
+            }
+        });
+        self.changed.notify_waiters();
+    }
+
+    pub(crate) fn tick(&self) {
+        self.run(|m| m.handle_timeout(now_ms()));
+        self.changed.notify_waiters();
+    }
+}

@@ -1,0 +1,62 @@
+//! Counters mirroring Tomcat's DeltaManager / BackupManager and ReplicationValve MBeans.
+use crate::message::MessageKind;
+use serde::Serialize;
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ManagerStats {
+    /// Sessions this node holds with their value (DeltaManager: all; BackupManager: primary + backup).
+    pub active_sessions: u64,
+    /// BackupManager: sessions known only by location.
+    pub proxy_sessions: u64,
+    /// Sessions created here (Tomcat: sessionCounter).
+    pub sessions_created: u64,
+    /// Sessions expired by this node's sweeper (as primary) or dropped as stale replicas.
+    pub sessions_expired: u64,
+    pub sessions_invalidated: u64,
+    /// Requests refused because of attribute limits.
+    pub rejected_by_limits: u64,
+    /// Concurrent writes of one session detected by version (see crate docs for the rule).
+    pub conflicts: u64,
+    /// Messages ignored because the replica already had that version or a newer one.
+    pub stale_messages: u64,
+    /// Out-of-order deltas held until the gap before them filled.
+    pub buffered_deltas: u64,
+    /// Full sessions fetched to repair a gap or a conflict, or for a proxy request.
+    pub fetches: u64,
+    /// State transfers completed as receiver / served as sender.
+    pub state_transfers: u64,
+    pub state_transfers_served: u64,
+    /// Duration of the last completed state transfer (ms) and sessions it brought.
+    pub last_transfer_ms: u64,
+    pub last_transfer_sessions: u64,
+    /// BackupManager: sessions promoted to primary here, backups re-created after a loss.
+    pub promotions: u64,
+    pub backups_recreated: u64,
+    /// Per message type (Tomcat's counterSend_EVT_* / counterReceive_EVT_*).
+    pub sent: Vec<(&'static str, u64)>,
+    pub received: Vec<(&'static str, u64)>,
+    /// ReplicationValve: replicated requests, total and last ms spent waiting for replication.
+    pub replicated_requests: u64,
+    pub replication_time_ms_total: u64,
+    pub replication_failures: u64,
+}
+
+/// Per-type message counters kept by a manager.
+#[derive(Clone, Debug, Default)]
+pub struct MessageCounters {
+    pub sent: [u64; MessageKind::ALL.len()],
+    pub received: [u64; MessageKind::ALL.len()],
+}
+
+impl MessageCounters {
+    pub fn fill(&self, stats: &mut ManagerStats) {
+        stats.sent = MessageKind::ALL
+            .iter()
+            .map(|k| (k.name(), self.sent[k.index()]))
+            .collect();
+        stats.received = MessageKind::ALL
+            .iter()
+            .map(|k| (k.name(), self.received[k.index()]))
+            .collect();
+    }
+}
