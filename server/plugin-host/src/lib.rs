@@ -1,1 +1,85 @@
-//! wasmtime host for shoal's WebAssembly component plugins
+//! wasmtime host for shoal's WebAssembly component plugins (WIT package
+//! `shoal:plugin@0.1.0` in `wit/`).
+//!
+//! - [`PluginRegistry`] (`registry.rs`): load / reload / configure / enable / disable /
+//!   reorder / unload / list, and the typed calls (`calls.rs`): [`PluginRegistry::valve_call`],
+//!   [`PluginRegistry::url_filter`], [`PluginRegistry::deploy_hook_before`] and friends.
+//! - [`WasmInterceptor`] (`interceptor.rs`): an interceptor plugin as a layer of
+//!   `shoal_cluster`'s stack.
+//! - `engine.rs`: one wasmtime engine (pooling allocator, epoch interruption driven by a
+//!   ticker thread, compiled-component cache); `version.rs`: a plugin version, its
+//!   pre-instantiated template and instance pool; `plugin.rs`: health and failure policy;
+//!   `state.rs`: store data and the host imports; `bindings.rs`: the only `bindgen!`.
+//!
+//! # What a plugin author can rely on
+//!
+//! - An instance serves one call at a time. A plugin has up to `max_instances` instances
+//!   (default 4); concurrent calls go to different instances, so state kept in the
+//!   instance's memory (statics) is per instance: good for caches and compiled config,
+//!   not for anything that must be seen by every request (use the session or metrics).
+//! - Instances are reused: state persists between calls served by the same instance,
+//!   until the plugin is reloaded or reconfigured (a new version starts with fresh
+//!   instances; calls in flight finish on the old version).
+//! - A call that traps, exceeds its time or memory limit, or returns invalid output
+//!   discards its instance; the next call gets a fresh one (after the backoff under the
+//!   `reload` policy).
+//! - Configuration is fixed for the life of a version. Nothing is granted beyond the
+//!   `host` interface: no files, network, environment or clocks other than its own.
+//!
+//! Failures never surface as errors of the call API: the plugin's [`FailurePolicy`]
+//! answers (see its variants). `Err(PluginError)` means a caller or operator mistake.
+mod bindings;
+mod calls;
+mod engine;
+mod error;
+mod facts;
+mod interceptor;
+mod metrics;
+mod plugin;
+mod registry;
+mod session;
+mod state;
+mod types;
+mod version;
+
+pub use engine::EngineOptions;
+pub use error::PluginError;
+pub use facts::{ClusterFacts, MemberFact, SharedFacts};
+pub use interceptor::WasmInterceptor;
+pub use metrics::{MetricKind, MetricSample};
+pub use registry::{PluginRegistry, PluginSpec};
+pub use session::{MemorySession, SessionAccess};
+pub use types::{
+    Artifact, DeployDecision, FailureCounts, FailurePolicy, HttpRequest, HttpResponse, Limits,
+    PluginInfo, PluginState, PluginWorld, ValveOutcome,
+};
+
+/// Where the build put the example components (`plugins/target/components`), and why not
+/// if it could not (empty when they were built). For tests, benches and demos.
+pub mod examples {
+    use std::path::PathBuf;
+
+    /// `<dir>/<name>.component.wasm`, or the reason the examples are missing.
+    pub fn component_path(name: &str) -> Result<PathBuf, String> {
+        let error = env!("SHOAL_PLUGIN_BUILD_ERROR");
+        if !error.is_empty() {
+            return Err(format!("example plugins were not built: {error}"));
+        }
+        let path =
+            PathBuf::from(env!("SHOAL_PLUGIN_COMPONENTS")).join(format!("{name}.component.wasm"));
+        if path.is_file() {
+            Ok(path)
+        } else {
+            Err(format!(
+                "{} is missing: rebuild shoal-plugin-host (its build.rs builds plugins/)",
+                path.display()
+            ))
+        }
+    }
+
+    /// The bytes of an example component.
+    pub fn component(name: &str) -> Result<Vec<u8>, String> {
+        let path = component_path(name)?;
+        std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    }
+}

@@ -1,6 +1,7 @@
 //! Test fixture for the host: a valve that misbehaves on demand, chosen by config `mode`:
 //!
 //! - `ok` (default): answers `version=<config version> calls=<calls served by this instance>`
+//! - `noop`: passes the request on at once (the host's per-call overhead, for benches)
 //! - `loop`: never returns (the host's time limit must stop it)
 //! - `bomb`: allocates until memory runs out (the host's memory limit must stop it)
 //! - `trap`: panics (a trap)
@@ -10,9 +11,12 @@
 use shoal_plugin_sdk::host;
 use shoal_plugin_sdk::valve::{Outcome, Request, Response, Session, Valve};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 
 /// Calls served by this instance: shows the host's state semantics in tests.
 static CALLS: AtomicU64 = AtomicU64::new(0);
+/// Read once per instance: configuration cannot change without a new version.
+static MODE: OnceLock<String> = OnceLock::new();
 
 struct Misbehave;
 
@@ -23,8 +27,9 @@ impl Valve for Misbehave {
 
     fn handle(req: Request, _session: &Session) -> Outcome {
         let calls = CALLS.fetch_add(1, Ordering::Relaxed) + 1;
-        let mode = host::config_get("mode").unwrap_or_else(|| "ok".into());
+        let mode = MODE.get_or_init(|| host::config_get("mode").unwrap_or_else(|| "ok".into()));
         match mode.as_str() {
+            "noop" => Outcome::pass(),
             "loop" => spin(),
             "bomb" => bomb(),
             "trap" => panic!("misbehave: trap requested"),

@@ -1,0 +1,225 @@
+//! The wasmtime engine shared by every plugin: pooling allocator, epoch interruption driven
+//! by a ticker thread, one linker with the host imports, and the compiled-component cache.
+use crate::bindings;
+use crate::error::PluginError;
+use crate::state::HostState;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How the engine is built.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    /// Preallocate instance slots (fast instantiation). Falls back to on-demand allocation,
+    /// with a log line, where the sandbox refuses the reservation.
+    pub pooling: bool,
+    /// Instance slots of the pool; also the most instances alive across all plugins.
+    pub pool_instances: u32,
+    /// The largest memory limit a plugin may have (pool slot size).
+    pub max_memory_bytes: usize,
+    /// Epoch tick: the granularity of per-call time limits.
+    pub tick: Duration,
+    /// Where compiled code is kept across restarts (wasmtime's cache, keyed by the bytes
+    /// and the engine's configuration). `None`: compile at every start.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            pooling: true,
+            pool_instances: 128,
+            max_memory_bytes: 256 << 20,
+            tick: Duration::from_millis(1),
+            cache_dir: None,
+        }
+    }
+}
+
+pub(crate) struct PluginEngine {
+    pub engine: Engine,
+    pub linker: Linker<HostState>,
+    pub options: EngineOptions,
+    /// Whether the pooling allocator is in use (false after a fallback).
+    pub pooling: bool,
+    /// Compiled components by SHA-256 of their bytes: a reload of the same bytes (or a
+    /// reconfiguration) does not compile again.
+    compiled: Mutex<HashMap<String, Component>>,
+    ticker: Ticker,
+}
+
+impl PluginEngine {
+    pub(crate) fn new(options: EngineOptions) -> Result<PluginEngine, PluginError> {
+        let (engine, pooling) = match build_engine(&options, options.pooling) {
+            Ok(engine) => (engine, options.pooling),
+            Err(e) if options.pooling => {
+                tracing::warn!(error = %e, "plugin engine: pooling allocator unavailable here; using on-demand allocation");
+                (build_engine(&options, false)?, false)
+            }
+            Err(e) => return Err(e),
+        };
+        let linker = build_linker(&engine)?;
+        let ticker = Ticker::start(&engine, options.tick);
+        Ok(PluginEngine {
+            engine,
+            linker,
+            options,
+            pooling,
+            compiled: Mutex::default(),
+            ticker,
+        })
+    }
+
+    /// The compiled component for `bytes` (whose digest is `digest`), compiling on a miss.
+    pub(crate) fn compile(
+        &self,
+        name: &str,
+        digest: &str,
+        bytes: &[u8],
+    ) -> Result<Component, PluginError> {
+        if let Some(c) = self
+            .compiled
+            .lock()
+            .ok()
+            .and_then(|m| m.get(digest).cloned())
+        {
+            return Ok(c);
+        }
+        check_header(name, bytes)?;
+        let component = Component::new(&self.engine, bytes).map_err(|e| PluginError::Compile {
+            name: name.to_string(),
+            reason: format!("{e:#}"),
+        })?;
+        if let Ok(mut m) = self.compiled.lock() {
+            m.insert(digest.to_string(), component.clone());
+        }
+        Ok(component)
+    }
+
+    /// Drops cached compilations no loaded plugin uses.
+    pub(crate) fn retain_compiled(&self, digests: &[String]) {
+        if let Ok(mut m) = self.compiled.lock() {
+            m.retain(|d, _| digests.contains(d));
+        }
+    }
+
+    /// Epoch ticks for a time limit (at least one).
+    pub(crate) fn ticks(&self, limit: Duration) -> u64 {
+        (limit.as_nanos() / self.options.tick.as_nanos().max(1)).max(1) as u64
+    }
+
+    pub(crate) fn shutdown(&mut self) {
+        self.ticker.stop();
+    }
+}
+
+/// Tells "not wasm" and "core module" apart from a broken component, for clearer errors.
+fn check_header(name: &str, bytes: &[u8]) -> Result<(), PluginError> {
+    if bytes.len() < 8 || &bytes[0..4] != b"\0asm" {
+        return Err(PluginError::NotWasm {
+            name: name.to_string(),
+        });
+    }
+    if bytes[4..8] == [1, 0, 0, 0] {
+        return Err(PluginError::CoreModule {
+            name: name.to_string(),
+        });
+    }
+    Ok(())
+}
+
+fn build_engine(options: &EngineOptions, pooling: bool) -> Result<Engine, PluginError> {
+    let mut config = Config::new();
+    config.wasm_component_model(true).epoch_interruption(true);
+    if pooling {
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(options.pool_instances)
+            // wasip2 components carry a few core instances (adapters, shims).
+            .total_core_instances(options.pool_instances * 4)
+            .total_memories(options.pool_instances * 2)
+            .total_tables(options.pool_instances * 4)
+            .max_memory_size(options.max_memory_bytes);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    if let Some(dir) = &options.cache_dir {
+        let mut cache_config = wasmtime::CacheConfig::new();
+        cache_config.with_directory(dir.clone());
+        let cache = wasmtime::Cache::new(cache_config).map_err(|e| {
+            PluginError::Engine(format!("compile cache in {}: {e:#}", dir.display()))
+        })?;
+        config.cache(Some(cache));
+    }
+    let engine = Engine::new(&config).map_err(|e| PluginError::Engine(format!("{e:#}")))?;
+    if pooling {
+        // The pool reserves its address space lazily on some platforms: probe it now so a
+        // refusal shows up here (and falls back) rather than at the first plugin.
+        probe(&engine)?;
+    }
+    Ok(engine)
+}
+
+fn probe(engine: &Engine) -> Result<(), PluginError> {
+    let component =
+        Component::new(engine, "(component)").map_err(|e| PluginError::Engine(format!("{e:#}")))?;
+    let linker: Linker<()> = Linker::new(engine);
+    let mut store = wasmtime::Store::new(engine, ());
+    linker
+        .instantiate(&mut store, &component)
+        .map(|_| ())
+        .map_err(|e| PluginError::Engine(format!("{e:#}")))
+}
+
+fn build_linker(engine: &Engine) -> Result<Linker<HostState>, PluginError> {
+    let mut linker = Linker::new(engine);
+    let err = |e: wasmtime::Error| PluginError::Engine(format!("linking host imports: {e:#}"));
+    bindings::valve::Valve::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(err)?;
+    bindings::channel::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(err)?;
+    bindings::deploy_types::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(err)?;
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(err)?;
+    Ok(linker)
+}
+
+/// Advances the engine's epoch every tick; stops when told or when the engine is gone.
+struct Ticker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Ticker {
+    fn start(engine: &Engine, tick: Duration) -> Ticker {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (weak, flag) = (engine.weak(), stop.clone());
+        let thread = std::thread::Builder::new()
+            .name("shoal-plugin-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(tick);
+                    match weak.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })
+            .map_err(|e| tracing::error!(error = %e, "plugin engine: cannot start the epoch ticker; time limits will not fire"))
+            .ok();
+        Ticker { stop, thread }
+    }
+
+    fn stop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,38 @@
+//! The crate's error type: mistakes of the caller or the operator (bad bytes, unknown
+//! names, wrong world). A plugin failing at run time is not an error of the call: the
+//! plugin's failure policy answers instead (see [`crate::FailurePolicy`]).
+use crate::types::PluginWorld;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    #[error("plugin {name}: not WebAssembly (the file does not start with \\0asm); give a component built for shoal:plugin@0.1.0")]
+    NotWasm { name: String },
+    #[error("plugin {name}: a core wasm module, not a component; turn it into one with `wasm-tools component new` (see plugins/README.md)")]
+    CoreModule { name: String },
+    #[error("plugin {name}: invalid component: {reason}")]
+    Compile { name: String, reason: String },
+    #[error("plugin {name}: exports none of the shoal worlds (channel-interceptor, valve, url-filter, deploy-hook); its exports are [{exports}]")]
+    UnknownWorld { name: String, exports: String },
+    #[error("plugin {name}: implements the {found} world, but {expected} was asked for")]
+    WrongWorld {
+        name: String,
+        expected: PluginWorld,
+        found: PluginWorld,
+    },
+    #[error("plugin {name}: does not fit the {world} world or needs imports the node does not grant: {reason}")]
+    Link {
+        name: String,
+        world: PluginWorld,
+        reason: String,
+    },
+    #[error("plugin {name}: the first instance failed: {reason}")]
+    Instantiate { name: String, reason: String },
+    #[error("plugin {name}: is not loaded (loaded: {loaded})")]
+    NotLoaded { name: String, loaded: String },
+    #[error("plugin {name}: already loaded; use reload to replace it")]
+    AlreadyLoaded { name: String },
+    #[error("plugin {name}: bad limits: {reason}")]
+    Limits { name: String, reason: String },
+    #[error("plugin engine: {0}")]
+    Engine(String),
+}

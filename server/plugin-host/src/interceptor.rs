@@ -1,0 +1,236 @@
+//! A Wasm channel interceptor as one more layer of the cluster's interceptor stack.
+use crate::bindings::{channel, types};
+use crate::calls::world_mismatch;
+use crate::error::PluginError;
+use crate::plugin::Answer;
+use crate::registry::PluginRegistry;
+use crate::types::PluginWorld;
+use crate::version::{Exports, Live};
+use shoal_cluster::interceptor::{ChannelMessage, Interceptor, InterceptorError};
+use shoal_cluster::member::Member;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Calls the interceptor plugin `name` of a registry. Reloads take effect on the next
+/// message; if the plugin is unloaded, messages pass untouched.
+pub struct WasmInterceptor {
+    registry: Arc<PluginRegistry>,
+    plugin: String,
+    /// `wasm:<plugin>`, as shown in the stack's listing.
+    label: String,
+}
+
+impl PluginRegistry {
+    /// A stack layer backed by the interceptor plugin `name`.
+    pub fn interceptor(self: &Arc<Self>, name: &str) -> Result<WasmInterceptor, PluginError> {
+        let info = self.info(name)?;
+        if info.world != PluginWorld::ChannelInterceptor {
+            return Err(PluginError::WrongWorld {
+                name: name.to_string(),
+                expected: PluginWorld::ChannelInterceptor,
+                found: info.world,
+            });
+        }
+        Ok(WasmInterceptor {
+            registry: self.clone(),
+            plugin: name.to_string(),
+            label: format!("wasm:{name}"),
+        })
+    }
+}
+
+impl WasmInterceptor {
+    fn wit_message(msg: &mut ChannelMessage) -> channel::Message {
+        channel::Message {
+            id: msg.id,
+            from: msg.from.to_hex(),
+            destinations: msg.destinations.iter().map(|d| d.to_hex()).collect(),
+            options: msg.options.0,
+            // Moved, not copied: it is moved back unless the plugin rewrites it.
+            payload: std::mem::take(&mut msg.payload),
+        }
+    }
+
+    fn notify(&self, call: impl FnOnce(&mut Live) -> wasmtime::Result<()>) {
+        // Failures are counted and logged by `run`; a notification has no answer to give.
+        let _ = self.registry.run(
+            &self.plugin,
+            PluginWorld::ChannelInterceptor,
+            |live, _| call(live),
+            |_, _| Ok(()),
+        );
+    }
+}
+
+fn member_info(m: &Member) -> types::MemberInfo {
+    types::MemberInfo {
+        id: m.id.to_hex(),
+        name: m.name.clone(),
+        address: m.addr.to_string(),
+        domain: m.domain.clone(),
+    }
+}
+
+fn check_payload(payload: Option<&Vec<u8>>, max: usize) -> Result<(), String> {
+    match payload {
+        Some(p) if p.len() > max => Err(format!(
+            "rewritten payload of {} bytes, over the limit of {max}",
+            p.len()
+        )),
+        _ => Ok(()),
+    }
+}
+
+impl Interceptor for WasmInterceptor {
+    fn name(&self) -> &str {
+        &self.label
+    }
+
+    fn option_flag(&self) -> u32 {
+        self.registry
+            .lookup(&self.plugin)
+            .ok()
+            .and_then(|p| p.version())
+            .map_or(0, |v| v.option_flag)
+    }
+
+    fn on_send(
+        &mut self,
+        _now: Instant,
+        mut msg: ChannelMessage,
+        out: &mut Vec<ChannelMessage>,
+    ) -> Result<(), InterceptorError> {
+        let wit = Self::wit_message(&mut msg);
+        let mut wit_slot = Some(wit);
+        let result = self.registry.run(
+            &self.plugin,
+            PluginWorld::ChannelInterceptor,
+            |live, _| {
+                let Exports::Interceptor(i) = &live.exports else {
+                    return Err(world_mismatch());
+                };
+                i.call_on_send(
+                    &mut live.store,
+                    wit_slot.as_ref().ok_or_else(world_mismatch)?,
+                )
+            },
+            |verdict, version| {
+                let payload = match verdict {
+                    channel::SendVerdict::Rewrite(p) => Some(p),
+                    _ => None,
+                };
+                check_payload(payload, version.limits.max_output_bytes)
+            },
+        );
+        msg.payload = wit_slot.take().map(|w| w.payload).unwrap_or_default();
+        match result {
+            Ok(Ok(channel::SendVerdict::Pass)) | Ok(Err(Answer::Skip)) | Err(_) => out.push(msg),
+            Ok(Ok(channel::SendVerdict::Rewrite(payload))) => {
+                out.push(ChannelMessage { payload, ..msg })
+            }
+            Ok(Ok(channel::SendVerdict::Drop)) => {}
+            Ok(Ok(channel::SendVerdict::Error(mut reason))) => {
+                crate::calls::truncate(&mut reason, 1024);
+                return Err(InterceptorError::new(&self.label, reason));
+            }
+            Ok(Err(Answer::Closed)) => {
+                return Err(InterceptorError::new(
+                    &self.label,
+                    "the plugin failed and its policy drops the message",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn on_receive(
+        &mut self,
+        _now: Instant,
+        mut msg: ChannelMessage,
+        out: &mut Vec<ChannelMessage>,
+    ) -> Result<(), InterceptorError> {
+        let mut wit_slot = Some(Self::wit_message(&mut msg));
+        let result = self.registry.run(
+            &self.plugin,
+            PluginWorld::ChannelInterceptor,
+            |live, _| {
+                let Exports::Interceptor(i) = &live.exports else {
+                    return Err(world_mismatch());
+                };
+                i.call_on_receive(
+                    &mut live.store,
+                    wit_slot.as_ref().ok_or_else(world_mismatch)?,
+                )
+            },
+            |verdict, version| {
+                let payload = match verdict {
+                    channel::ReceiveVerdict::Rewrite(p) => Some(p),
+                    _ => None,
+                };
+                check_payload(payload, version.limits.max_output_bytes)
+            },
+        );
+        msg.payload = wit_slot.take().map(|w| w.payload).unwrap_or_default();
+        match result {
+            Ok(Ok(channel::ReceiveVerdict::Pass)) | Ok(Err(Answer::Skip)) | Err(_) => out.push(msg),
+            Ok(Ok(channel::ReceiveVerdict::Rewrite(payload))) => {
+                out.push(ChannelMessage { payload, ..msg })
+            }
+            // Fail-closed on receive: nobody to tell, so the message is dropped (and the
+            // failure logged by the registry).
+            Ok(Ok(channel::ReceiveVerdict::Drop)) | Ok(Err(Answer::Closed)) => {}
+        }
+        Ok(())
+    }
+
+    fn member_added(&mut self, _now: Instant, member: &Member) {
+        let info = member_info(member);
+        self.notify(|live| match &live.exports {
+            Exports::Interceptor(i) => i.call_member_added(&mut live.store, &info),
+            _ => Err(world_mismatch()),
+        });
+    }
+
+    fn member_disappeared(&mut self, _now: Instant, member: &Member) {
+        let info = member_info(member);
+        self.notify(|live| match &live.exports {
+            Exports::Interceptor(i) => i.call_member_disappeared(&mut live.store, &info),
+            _ => Err(world_mismatch()),
+        });
+    }
+
+    fn heartbeat(&mut self, _now: Instant) -> Vec<ChannelMessage> {
+        self.notify(|live| match &live.exports {
+            Exports::Interceptor(i) => i.call_heartbeat(&mut live.store),
+            _ => Err(world_mismatch()),
+        });
+        Vec::new()
+    }
+
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        let Ok(info) = self.registry.info(&self.plugin) else {
+            return Vec::new();
+        };
+        let f = &info.failures;
+        vec![
+            ("calls", info.calls),
+            (
+                "failures",
+                f.traps + f.timeouts + f.memory + f.bad_output + f.instantiation + f.busy,
+            ),
+            ("skipped", f.skipped),
+        ]
+    }
+
+    fn describe(&self) -> Vec<(String, String)> {
+        let Ok(info) = self.registry.info(&self.plugin) else {
+            return Vec::new();
+        };
+        vec![
+            ("plugin".into(), info.name),
+            ("version".into(), info.version.to_string()),
+            ("digest".into(), info.digest),
+            ("policy".into(), format!("{:?}", info.policy)),
+        ]
+    }
+}

@@ -1,0 +1,220 @@
+//! One version of a plugin: its compiled component, pre-instantiated template, and the
+//! pool of instances serving calls. A reload makes a new version; calls already holding
+//! the old one finish on it, and its instances go away with its last call.
+use crate::bindings;
+use crate::engine::PluginEngine;
+use crate::error::PluginError;
+use crate::state::{HostState, PluginContext};
+use crate::types::{Limits, PluginWorld};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+use wasmtime::component::Component;
+use wasmtime::{Engine, Store};
+
+/// The typed template of each world.
+enum Pre {
+    Valve(bindings::valve::ValvePre<HostState>),
+    UrlFilter(bindings::url_filter::UrlFilterPre<HostState>),
+    Interceptor(bindings::interceptor::ChannelInterceptorPre<HostState>),
+    Deploy(bindings::deploy::DeployHookPre<HostState>),
+}
+
+/// The typed exports of a live instance.
+pub(crate) enum Exports {
+    Valve(bindings::valve::Valve),
+    UrlFilter(bindings::url_filter::UrlFilter),
+    Interceptor(bindings::interceptor::ChannelInterceptor),
+    Deploy(bindings::deploy::DeployHook),
+}
+
+/// An instance with its store: it serves one call at a time.
+pub(crate) struct Live {
+    pub store: Store<HostState>,
+    pub exports: Exports,
+}
+
+pub(crate) enum AcquireError {
+    /// `max_instances` are all busy and none was freed in time.
+    Busy,
+    Instantiate(String),
+}
+
+#[derive(Default)]
+struct Pool {
+    idle: Vec<Live>,
+    /// Instances in existence (idle + serving + being created).
+    alive: u32,
+}
+
+pub(crate) struct Version {
+    pub number: u64,
+    pub digest: String,
+    pub world: PluginWorld,
+    pub component: Component,
+    pub context: Arc<PluginContext>,
+    pub limits: Limits,
+    /// Asked from the first instance: valves that want the request body get it.
+    pub wants_body: bool,
+    /// Asked from the first instance: the option bits an interceptor acts on.
+    pub option_flag: u32,
+    pub ticks: u64,
+    engine: Engine,
+    pre: Pre,
+    pool: Mutex<Pool>,
+    freed: Condvar,
+}
+
+/// The world a component implements, from its exports.
+pub(crate) fn detect_world(
+    name: &str,
+    engine: &Engine,
+    component: &Component,
+) -> Result<PluginWorld, PluginError> {
+    let ty = component.component_type();
+    let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
+    PluginWorld::ALL
+        .into_iter()
+        .find(|w| exports.iter().any(|e| e == w.marker_export()))
+        .ok_or_else(|| PluginError::UnknownWorld {
+            name: name.to_string(),
+            exports: exports.join(", "),
+        })
+}
+
+impl Version {
+    /// Links, type-checks against `world`, and creates the first instance (which also
+    /// answers `wants-body` / `option-flag`).
+    pub(crate) fn new(
+        engine: &PluginEngine,
+        number: u64,
+        digest: String,
+        world: PluginWorld,
+        component: Component,
+        context: Arc<PluginContext>,
+        limits: Limits,
+    ) -> Result<Version, PluginError> {
+        let name = context.name.clone();
+        let link = |e: wasmtime::Error| PluginError::Link {
+            name: name.clone(),
+            world,
+            reason: format!("{e:#}"),
+        };
+        let pre = engine.linker.instantiate_pre(&component).map_err(link)?;
+        let pre = match world {
+            PluginWorld::Valve => Pre::Valve(bindings::valve::ValvePre::new(pre).map_err(link)?),
+            PluginWorld::UrlFilter => {
+                Pre::UrlFilter(bindings::url_filter::UrlFilterPre::new(pre).map_err(link)?)
+            }
+            PluginWorld::ChannelInterceptor => Pre::Interceptor(
+                bindings::interceptor::ChannelInterceptorPre::new(pre).map_err(link)?,
+            ),
+            PluginWorld::DeployHook => {
+                Pre::Deploy(bindings::deploy::DeployHookPre::new(pre).map_err(link)?)
+            }
+        };
+        let mut version = Version {
+            number,
+            digest,
+            world,
+            component,
+            context,
+            ticks: engine.ticks(limits.call_timeout),
+            limits,
+            wants_body: false,
+            option_flag: 0,
+            engine: engine.engine.clone(),
+            pre,
+            pool: Mutex::default(),
+            freed: Condvar::new(),
+        };
+        let first = |e: wasmtime::Error| PluginError::Instantiate {
+            name: name.clone(),
+            reason: format!("{e:#}"),
+        };
+        let mut live = version.instantiate().map_err(first)?;
+        live.store.set_epoch_deadline(version.ticks);
+        match &live.exports {
+            Exports::Valve(v) => {
+                version.wants_body = v.call_wants_body(&mut live.store).map_err(first)?
+            }
+            Exports::Interceptor(i) => {
+                version.option_flag = i.call_option_flag(&mut live.store).map_err(first)?
+            }
+            Exports::UrlFilter(_) | Exports::Deploy(_) => {}
+        }
+        if let Ok(mut pool) = version.pool.lock() {
+            pool.alive = 1;
+            pool.idle.push(live);
+        }
+        Ok(version)
+    }
+
+    fn instantiate(&self) -> wasmtime::Result<Live> {
+        let state = HostState::new(self.context.clone(), self.limits.memory_bytes);
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        // Constructors and start functions get the same time limit as a call.
+        store.set_epoch_deadline(self.ticks);
+        let exports = match &self.pre {
+            Pre::Valve(p) => Exports::Valve(p.instantiate(&mut store)?),
+            Pre::UrlFilter(p) => Exports::UrlFilter(p.instantiate(&mut store)?),
+            Pre::Interceptor(p) => Exports::Interceptor(p.instantiate(&mut store)?),
+            Pre::Deploy(p) => Exports::Deploy(p.instantiate(&mut store)?),
+        };
+        Ok(Live { store, exports })
+    }
+
+    /// An idle instance, a new one while fewer than `max_instances` exist, or else waits
+    /// up to the call timeout for one to be released.
+    pub(crate) fn acquire(&self) -> Result<Live, AcquireError> {
+        let deadline = Instant::now() + self.limits.call_timeout;
+        let mut pool = self.pool.lock().map_err(|_| AcquireError::Busy)?;
+        loop {
+            if let Some(live) = pool.idle.pop() {
+                return Ok(live);
+            }
+            if pool.alive < self.limits.max_instances.max(1) {
+                pool.alive += 1;
+                drop(pool);
+                return self.instantiate().map_err(|e| {
+                    self.forget_one();
+                    AcquireError::Instantiate(format!("{e:#}"))
+                });
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left == Duration::ZERO {
+                return Err(AcquireError::Busy);
+            }
+            pool = self
+                .freed
+                .wait_timeout(pool, left)
+                .map_err(|_| AcquireError::Busy)?
+                .0;
+        }
+    }
+
+    /// Returns a healthy instance to the pool: its state persists for later calls.
+    pub(crate) fn release(&self, live: Live) {
+        if let Ok(mut pool) = self.pool.lock() {
+            pool.idle.push(live);
+        }
+        self.freed.notify_one();
+    }
+
+    /// Drops an instance that failed: its memory may be in any state.
+    pub(crate) fn discard(&self, live: Live) {
+        drop(live);
+        self.forget_one();
+    }
+
+    fn forget_one(&self) {
+        if let Ok(mut pool) = self.pool.lock() {
+            pool.alive = pool.alive.saturating_sub(1);
+        }
+        self.freed.notify_one();
+    }
+
+    pub(crate) fn alive(&self) -> u32 {
+        self.pool.lock().map(|p| p.alive).unwrap_or(0)
+    }
+}
