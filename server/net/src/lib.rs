@@ -1,1 +1,29 @@
-//! tokio side of the channel: TCP transport, discovery (static, multicast, DNS), timers driving shoal-cluster
+//! shoal-net: the tokio side of shoal's group channel. It owns sockets and the clock and drives
+//! the sans-io core of `shoal-cluster` (`Node`).
+//!
+//! Module map:
+//! - [`channel`]: the public handle [`Channel`] (send / receive / membership / counters).
+//! - `driver`: the task that owns the `Node` and carries out its actions.
+//! - `conn`: per-connection reader and writer tasks, connect, failure-detector probe.
+//! - [`listener`]: the TCP receiver with Tomcat's auto-bind.
+//! - [`discovery`]: candidate providers (static, multicast, DNS, in-memory twin).
+//! - [`config`]: the `[cluster]` TOML section; [`settings`]: its resolved runtime form.
+//! - [`stats`]: per-peer counters for the admin API.
+pub mod channel;
+pub mod config;
+mod conn;
+pub mod discovery;
+mod driver;
+mod driver_stats;
+pub mod error;
+pub mod listener;
+pub mod settings;
+pub mod stats;
+
+pub use channel::{
+    Channel, Completion, Incoming, IncomingMessage, MembershipEvent, Outcome, SendReport,
+};
+pub use config::ClusterConfig;
+pub use error::NetError;
+pub use settings::ChannelSettings;
+pub use stats::{ChannelStats, PeerStats};

@@ -1,0 +1,278 @@
+//! The public handle of a running channel: send, receive, membership, counters, shutdown.
+use crate::driver::{self, Command, Shared};
+use crate::error::NetError;
+use crate::settings::ChannelSettings;
+use crate::stats::ChannelStats;
+use shoal_cluster::frame::MsgId;
+use shoal_cluster::{DisappearReason, InterceptorStack, Member, MemberId, SendOptions};
+use std::fmt;
+use std::sync::Arc;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+/// Outcome of a send for one destination.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Asynchronous send admitted to the MessageDispatch queue (no per-message outcome asked).
+    Queued,
+    /// Written to the connection (no ack asked).
+    Delivered,
+    /// The receiver acknowledged receipt (use_ack).
+    Acked,
+    /// The receiver acknowledged after processing (synchronized_ack).
+    Processed,
+    Failed(String),
+}
+
+/// Per-destination outcomes of one send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SendReport {
+    pub id: Option<MsgId>,
+    /// Per destination, in the order given. A failure's reason names the member and address.
+    pub results: Vec<(MemberId, Outcome)>,
+}
+
+impl SendReport {
+    /// True when no destination failed.
+    pub fn ok(&self) -> bool {
+        !self
+            .results
+            .iter()
+            .any(|(_, o)| matches!(o, Outcome::Failed(_)))
+    }
+    /// The members whose send failed, with the reason.
+    pub fn failures(&self) -> Vec<(MemberId, &str)> {
+        self.results
+            .iter()
+            .filter_map(|(m, o)| match o {
+                Outcome::Failed(r) => Some((*m, r.as_str())),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+impl fmt::Display for SendReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let failed = self.failures();
+        if failed.is_empty() {
+            return write!(f, "sent to {} member(s)", self.results.len());
+        }
+        write!(
+            f,
+            "{} of {} destination(s) failed:",
+            failed.len(),
+            self.results.len()
+        )?;
+        for (_, r) in failed {
+            write!(f, " {r};")?;
+        }
+        Ok(())
+    }
+}
+
+/// Membership changes, as broadcast to [`Channel::subscribe`]rs.
+#[derive(Clone, Debug)]
+pub enum MembershipEvent {
+    Added(Member),
+    Disappeared {
+        member: Member,
+        reason: DisappearReason,
+    },
+    Suspected {
+        member: Member,
+        reason: String,
+    },
+}
+
+/// A message from a member. With `SYNCHRONIZED_ACK` it carries a [`Completion`]: the sender's
+/// send finishes only when the application calls `complete` (dropping it reports a failure).
+#[derive(Debug)]
+pub struct IncomingMessage {
+    pub from: MemberId,
+    pub id: MsgId,
+    pub options: SendOptions,
+    pub payload: Vec<u8>,
+    pub completion: Option<Completion>,
+}
+
+#[derive(Debug)]
+pub struct Completion {
+    pub(crate) cmd: mpsc::UnboundedSender<Command>,
+    pub(crate) from: MemberId,
+    pub(crate) id: MsgId,
+    pub(crate) done: bool,
+}
+
+impl Completion {
+    /// The message was processed: the sender sees `Processed`.
+    pub fn complete(mut self) {
+        self.finish(Ok(()));
+    }
+    /// Processing failed: the sender sees `Failed(reason)`.
+    pub fn fail(mut self, reason: impl Into<String>) {
+        self.finish(Err(reason.into()));
+    }
+    fn finish(&mut self, result: Result<(), String>) {
+        if !self.done {
+            self.done = true;
+            let _ = self.cmd.send(Command::Complete {
+                from: self.from,
+                id: self.id,
+                result,
+            });
+        }
+    }
+}
+
+impl Drop for Completion {
+    fn drop(&mut self) {
+        self.finish(Err(
+            "the receiving application dropped the message without completing it".into(),
+        ));
+    }
+}
+
+/// Messages received by this node, in arrival order.
+pub struct Incoming {
+    pub(crate) rx: mpsc::UnboundedReceiver<IncomingMessage>,
+}
+
+impl Incoming {
+    /// The next message; `None` once the channel has shut down.
+    pub async fn recv(&mut self) -> Option<IncomingMessage> {
+        self.rx.recv().await
+    }
+}
+
+/// A running channel. Cheap to clone; the node stops on `shutdown` or when every clone is gone.
+#[derive(Clone)]
+pub struct Channel {
+    pub(crate) cmd: mpsc::UnboundedSender<Command>,
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl Channel {
+    /// Binds the receiver, starts discovery from `settings.membership` and the driver task.
+    pub async fn start(
+        settings: ChannelSettings,
+        stack: InterceptorStack,
+    ) -> Result<(Channel, Incoming), NetError> {
+        driver::start(settings, stack, Vec::new()).await
+    }
+
+    /// Like `start`, with extra discovery providers (e.g. the in-memory twin in tests).
+    pub async fn start_with(
+        settings: ChannelSettings,
+        stack: InterceptorStack,
+        extra: Vec<Box<dyn crate::discovery::Discovery>>,
+    ) -> Result<(Channel, Incoming), NetError> {
+        driver::start(settings, stack, extra).await
+    }
+
+    pub fn local(&self) -> &Member {
+        &self.shared.local
+    }
+
+    /// Current members (without the local node).
+    pub fn members(&self) -> Vec<Member> {
+        match self.shared.members.read() {
+            Ok(m) => m.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    pub fn member_by_name(&self, name: &str) -> Option<Member> {
+        self.members().into_iter().find(|m| m.name == name)
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<MembershipEvent> {
+        self.shared.events.subscribe()
+    }
+
+    /// Sends `payload` to `dests`. Without ASYNCHRONOUS it waits for every outcome (an ack
+    /// timeout names the members that did not answer). With ASYNCHRONOUS it waits only for
+    /// room in the MessageDispatch queue (backpressure; `queue_full` counts the waits) and
+    /// reports `Queued`; outcomes then show in the per-peer counters.
+    pub async fn send(
+        &self,
+        dests: &[MemberId],
+        payload: Vec<u8>,
+        opts: SendOptions,
+    ) -> SendReport {
+        let permit = if opts.has(SendOptions::ASYNCHRONOUS) {
+            match self.shared.admit(payload.len() * dests.len().max(1)).await {
+                Some(p) => Some(p),
+                None => return self.failed(dests, "the channel has shut down"),
+            }
+        } else {
+            None
+        };
+        let (reply, rx) = if permit.is_some() {
+            (None, None)
+        } else {
+            let (tx, rx) = oneshot::channel();
+            (Some(tx), Some(rx))
+        };
+        let cmd = Command::Send {
+            dests: dests.to_vec(),
+            payload,
+            opts,
+            permit,
+            reply,
+        };
+        if self.cmd.send(cmd).is_err() {
+            return self.failed(dests, "the channel has shut down");
+        }
+        match rx {
+            None => SendReport {
+                id: None,
+                results: dests.iter().map(|d| (*d, Outcome::Queued)).collect(),
+            },
+            Some(rx) => match rx.await {
+                Ok(r) => r,
+                Err(_) => self.failed(dests, "the channel shut down before the send completed"),
+            },
+        }
+    }
+
+    /// Sends to every current member.
+    pub async fn send_all(&self, payload: Vec<u8>, opts: SendOptions) -> SendReport {
+        let dests: Vec<MemberId> = self.members().iter().map(|m| m.id).collect();
+        self.send(&dests, payload, opts).await
+    }
+
+    /// Channel-wide and per-peer counters.
+    pub async fn stats(&self) -> ChannelStats {
+        let (tx, rx) = oneshot::channel();
+        if self.cmd.send(Command::Stats(tx)).is_err() {
+            return ChannelStats::default();
+        }
+        rx.await.unwrap_or_default()
+    }
+
+    /// Tells every member this node is leaving (they drop it at once, reason `Left`).
+    pub async fn leave(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.cmd.send(Command::Leave(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Leaves, flushes the connections and stops every task of the channel.
+    pub async fn shutdown(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.cmd.send(Command::Shutdown(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    fn failed(&self, dests: &[MemberId], why: &str) -> SendReport {
+        SendReport {
+            id: None,
+            results: dests
+                .iter()
+                .map(|d| (*d, Outcome::Failed(why.into())))
+                .collect(),
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! One TCP connection = a reader task and a writer task. Only this module touches sockets.
+//!
+//! The reader decodes frames in batches and forwards them to the driver over a bounded channel,
+//! so a slow driver pushes back on the peer through TCP. The writer drains everything queued
+//! and writes it with one syscall (frames are coalesced), which is what makes small
+//! asynchronous messages cheap. The driver never awaits either task: no cycle can deadlock.
+use crate::stats::ConnCounters;
+use shoal_cluster::frame::{Body, Envelope, FrameCodec};
+use shoal_cluster::node::Direction;
+use shoal_cluster::ConnId;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use tokio::task::JoinHandle;
+
+/// Frames the writer coalesces into one write at most.
+const WRITE_BATCH: usize = 512;
+/// Initial read buffer; grows up to one max-size frame.
+const READ_BUF: usize = 64 * 1024;
+
+/// What sockets report to the driver.
+pub(crate) enum IoEvent {
+    Connected {
+        conn: ConnId,
+        dir: Direction,
+        peer: SocketAddr,
+        stream: TcpStream,
+    },
+    ConnectFailed {
+        conn: ConnId,
+        reason: String,
+    },
+    Frames {
+        conn: ConnId,
+        frames: Vec<Envelope>,
+    },
+    Disconnected {
+        conn: ConnId,
+        reason: String,
+        bad_frame: bool,
+    },
+    ProbeResult {
+        member: shoal_cluster::MemberId,
+        result: Result<(), String>,
+    },
+    Candidates {
+        source: &'static str,
+        addrs: Vec<SocketAddr>,
+    },
+}
+
+/// One queued write. The permit (asynchronous sends only) returns its bytes to the
+/// MessageDispatch budget when the item is dropped, i.e. after the bytes reached the socket.
+pub(crate) struct WriteItem {
+    pub bytes: Vec<u8>,
+    /// Held, never read: its drop is the release.
+    pub _permit: Option<Arc<OwnedSemaphorePermit>>,
+}
+
+/// The driver's side of a live connection.
+pub(crate) struct ConnHandle {
+    pub tx: mpsc::UnboundedSender<WriteItem>,
+    pub reader: JoinHandle<()>,
+    pub writer: JoinHandle<()>,
+    pub counters: Arc<ConnCounters>,
+}
+
+impl ConnHandle {
+    /// Queues bytes; false when the writer has already gone (the connection is dying).
+    pub fn write(&self, item: WriteItem) -> bool {
+        let n = item.bytes.len() as u64;
+        ConnCounters::add(&self.counters.queued_bytes, n);
+        if self.tx.send(item).is_err() {
+            ConnCounters::sub(&self.counters.queued_bytes, n);
+            return false;
+        }
+        true
+    }
+}
+
+/// Splits the stream and starts both tasks; returns the handle for the driver.
+pub(crate) fn spawn(
+    conn: ConnId,
+    stream: TcpStream,
+    peer: SocketAddr,
+    codec: FrameCodec,
+    io_tx: mpsc::Sender<IoEvent>,
+) -> ConnHandle {
+    let counters = Arc::new(ConnCounters::default());
+    let (rd, wr) = stream.into_split();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let writer = tokio::spawn(write_loop(conn, wr, rx, counters.clone(), io_tx.clone()));
+    let reader = tokio::spawn(read_loop(conn, rd, peer, codec, counters.clone(), io_tx));
+    ConnHandle {
+        tx,
+        reader,
+        writer,
+        counters,
+    }
+}
+
+async fn write_loop(
+    conn: ConnId,
+    mut wr: OwnedWriteHalf,
+    mut rx: mpsc::UnboundedReceiver<WriteItem>,
+    counters: Arc<ConnCounters>,
+    io_tx: mpsc::Sender<IoEvent>,
+) {
+    let mut items = Vec::with_capacity(WRITE_BATCH);
+    let mut buf: Vec<u8> = Vec::with_capacity(256 * 1024);
+    while rx.recv_many(&mut items, WRITE_BATCH).await > 0 {
+        buf.clear();
+        for it in &items {
+            buf.extend_from_slice(&it.bytes);
+        }
+        let frames = items.len() as u64;
+        if let Err(e) = wr.write_all(&buf).await {
+            let reason = format!("write failed: {e}");
+            let _ = io_tx
+                .send(IoEvent::Disconnected {
+                    conn,
+                    reason,
+                    bad_frame: false,
+                })
+                .await;
+            return;
+        }
+        ConnCounters::sub(&counters.queued_bytes, buf.len() as u64);
+        ConnCounters::add(&counters.bytes_sent, buf.len() as u64);
+        ConnCounters::add(&counters.frames_sent, frames);
+        // Dropping the items releases the MessageDispatch permits of what was just written.
+        items.clear();
+        if buf.capacity() > 4 * 1024 * 1024 {
+            buf = Vec::with_capacity(256 * 1024);
+        }
+    }
+    // The driver dropped the sender (Close / shutdown): everything queued is written; say goodbye.
+    let _ = wr.shutdown().await;
+}
+
+async fn read_loop(
+    conn: ConnId,
+    mut rd: OwnedReadHalf,
+    peer: SocketAddr,
+    codec: FrameCodec,
+    counters: Arc<ConnCounters>,
+    io_tx: mpsc::Sender<IoEvent>,
+) {
+    let reason = match read_frames(conn, &mut rd, &codec, &counters, &io_tx).await {
+        Ok(r) => (r, false),
+        Err(e) => {
+            tracing::warn!(%peer, ?conn, "closing cluster connection from {peer}: {e}");
+            (format!("bad frame from {peer}: {e}"), true)
+        }
+    };
+    let _ = io_tx
+        .send(IoEvent::Disconnected {
+            conn,
+            reason: reason.0,
+            bad_frame: reason.1,
+        })
+        .await;
+}
+
+/// Reads until EOF or error. `Ok(reason)` for a closed/failed socket, `Err` for a bad frame.
+async fn read_frames(
+    conn: ConnId,
+    rd: &mut OwnedReadHalf,
+    codec: &FrameCodec,
+    counters: &ConnCounters,
+    io_tx: &mpsc::Sender<IoEvent>,
+) -> Result<String, shoal_cluster::FrameError> {
+    let mut buf = vec![0u8; READ_BUF];
+    let (mut start, mut end) = (0usize, 0usize);
+    loop {
+        if end == buf.len() {
+            if start > 0 {
+                buf.copy_within(start..end, 0);
+                end -= start;
+                start = 0;
+            } else {
+                // One frame bigger than the buffer (decode already refused anything over max_frame).
+                let grown = (buf.len() * 2).min(codec.max_frame + 8).max(buf.len() + 1);
+                buf.resize(grown, 0);
+            }
+        }
+        let n = match rd.read(&mut buf[end..]).await {
+            Ok(0) if start == end => return Ok("connection closed by peer".into()),
+            Ok(0) => {
+                return Ok(format!(
+                    "connection closed by peer inside a frame ({} bytes pending)",
+                    end - start
+                ))
+            }
+            Ok(n) => n,
+            Err(e) => return Ok(format!("read failed: {e}")),
+        };
+        end += n;
+        ConnCounters::add(&counters.bytes_received, n as u64);
+        let mut frames = Vec::new();
+        let mut failure = None;
+        while start < end {
+            match codec.decode(&buf[start..end]) {
+                Ok(Some((env, used))) => {
+                    frames.push(env);
+                    start += used;
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        if start == end {
+            (start, end) = (0, 0);
+        }
+        if !frames.is_empty() {
+            ConnCounters::add(&counters.frames_received, frames.len() as u64);
+            if io_tx.send(IoEvent::Frames { conn, frames }).await.is_err() {
+                return Ok("channel shut down".into());
+            }
+        }
+        if let Some(e) = failure {
+            return Err(e);
+        }
+    }
+}
+
+/// Opens an outbound member connection (TCP_NODELAY: frames are already coalesced).
+pub(crate) async fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, String> {
+    match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => {
+            let _ = s.set_nodelay(true);
+            Ok(s)
+        }
+        Ok(Err(e)) => Err(format!("connect to {addr} failed: {e}")),
+        Err(_) => Err(format!(
+            "connect to {addr} timed out after {} ms",
+            timeout.as_millis()
+        )),
+    }
+}
+
+/// TcpFailureDetector verification, handshake-free: a fresh TCP connect, then the acceptor's
+/// first frame (its `Challenge`) must arrive within `timeout`. A refused connect means the
+/// process is gone; a connect that the kernel accepts but no Challenge (hung or stopped
+/// process, full backlog) is a failure too, so "alive" means the peer's channel is running.
+pub(crate) async fn probe(
+    addr: SocketAddr,
+    timeout: Duration,
+    codec: FrameCodec,
+) -> Result<(), String> {
+    let check = async {
+        let mut s = TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("probe connect to {addr}: {e}"))?;
+        let mut buf = Vec::with_capacity(256);
+        loop {
+            let n = s
+                .read_buf(&mut buf)
+                .await
+                .map_err(|e| format!("probe read from {addr}: {e}"))?;
+            if n == 0 {
+                return Err(format!(
+                    "probe: {addr} closed the connection before its challenge"
+                ));
+            }
+            match codec.decode(&buf) {
+                Ok(Some((
+                    Envelope {
+                        body: Body::Challenge { .. },
+                        ..
+                    },
+                    _,
+                ))) => return Ok(()),
+                Ok(Some(_)) => {
+                    return Err(format!(
+                        "probe: {addr} answered something other than a challenge"
+                    ))
+                }
+                Ok(None) if buf.len() < 4096 => continue,
+                Ok(None) => return Err(format!("probe: oversized first frame from {addr}")),
+                Err(e) => return Err(format!("probe: bad frame from {addr}: {e}")),
+            }
+        }
+    };
+    match tokio::time::timeout(timeout, check).await {
+        Ok(r) => r,
+        Err(_) => Err(format!(
+            "probe of {addr} timed out after {} ms",
+            timeout.as_millis()
+        )),
+    }
+}

@@ -1,0 +1,114 @@
+//! Discovery providers: where candidate members come from. A provider only yields *candidate
+//! addresses* (receivers to try); the driver hands them to `Node::handle_candidate`, and a
+//! member exists only after the authenticated TCP handshake. So DNS or a forged beacon can
+//! make a node dial a stranger, never admit one.
+//!
+//! Providers: [`StaticDiscovery`] (configured list), [`MulticastDiscovery`] (HMAC'd UDP beacons,
+//! Tomcat's McastService defaults), [`DnsDiscovery`] (a name resolved periodically), and the
+//! in-memory twin [`MemoryDiscovery`]. One test suite (`suite`) runs against each.
+mod dns;
+mod memory;
+mod multicast;
+mod static_list;
+#[cfg(test)]
+mod suite;
+
+pub use dns::DnsDiscovery;
+pub use memory::{MemoryDiscovery, MemoryNet};
+pub use multicast::{multicast_loopback_check, Beacon, MulticastDiscovery, MulticastStats};
+pub use static_list::StaticDiscovery;
+
+use crate::config::{MembershipConfig, Provider};
+use crate::conn::IoEvent;
+use crate::error::NetError;
+use shoal_cluster::auth::ClusterSecret;
+use shoal_cluster::Member;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A source of candidate member addresses, polled forever by the channel.
+pub trait Discovery: Send + 'static {
+    /// Shown in logs (`static`, `multicast`, `dns`, `memory`).
+    fn name(&self) -> &'static str;
+    /// Waits for the next batch of candidates. Providers offer known addresses again
+    /// periodically, so a member that restarts or a healed partition is found again.
+    fn next(&mut self) -> BoxFuture<'_, Vec<SocketAddr>>;
+}
+
+/// Builds the configured provider; a non-empty static list is always used in addition
+/// (seed members next to multicast or DNS).
+pub fn from_config(
+    cfg: &MembershipConfig,
+    local: &Member,
+    secret: &ClusterSecret,
+) -> Result<Vec<Box<dyn Discovery>>, NetError> {
+    let mut out: Vec<Box<dyn Discovery>> = Vec::new();
+    let refresh = Duration::from_millis(cfg.refresh_ms);
+    if !cfg.members.is_empty() {
+        out.push(Box::new(StaticDiscovery::new(cfg.members.clone(), refresh)));
+    }
+    match cfg.provider {
+        Provider::Static => {}
+        Provider::Multicast => {
+            out.push(Box::new(MulticastDiscovery::start(
+                &cfg.multicast,
+                local.clone(),
+                secret.clone(),
+            )?));
+        }
+        Provider::Dns => {
+            let port = cfg.dns.port.unwrap_or(local.addr.port());
+            let every = Duration::from_millis(cfg.dns.interval_ms.unwrap_or(5000));
+            out.push(Box::new(DnsDiscovery::new(
+                cfg.dns.name.clone(),
+                port,
+                every,
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// Feeds a provider's batches to the driver until the channel stops.
+pub(crate) async fn run(mut p: Box<dyn Discovery>, io_tx: mpsc::Sender<IoEvent>) {
+    loop {
+        let addrs = p.next().await;
+        if addrs.is_empty() {
+            continue;
+        }
+        if io_tx
+            .send(IoEvent::Candidates {
+                source: p.name(),
+                addrs,
+            })
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// Sleeps before every batch but the first, so a provider answers at once on start.
+pub(crate) struct Pace {
+    every: Duration,
+    first: bool,
+}
+
+impl Pace {
+    pub fn new(every: Duration) -> Self {
+        Pace { every, first: true }
+    }
+    pub async fn wait(&mut self) {
+        if self.first {
+            self.first = false;
+        } else {
+            tokio::time::sleep(self.every).await;
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! Three channels in one process on loopback, found through the in-memory discovery twin:
+//! membership, every send mode, completion handles, graceful leave, counters.
+use shoal_cluster::{DisappearReason, InterceptorStack, MemberId, SendOptions};
+use shoal_net::discovery::{Discovery, MemoryDiscovery, MemoryNet};
+use shoal_net::settings::loopback_settings;
+use shoal_net::{Channel, Incoming, MembershipEvent, Outcome};
+use std::time::Duration;
+
+const SECRET: &str = "in-process-test-secret";
+
+async fn start(name: &str, net: &MemoryNet) -> (Channel, Incoming) {
+    let s = loopback_settings(name, SECRET, Vec::new());
+    let d: Box<dyn Discovery> = Box::new(MemoryDiscovery::new(
+        net.clone(),
+        Duration::from_millis(100),
+    ));
+    let (ch, inc) = Channel::start_with(s, InterceptorStack::default(), vec![d])
+        .await
+        .expect("start");
+    net.announce(ch.local().addr);
+    (ch, inc)
+}
+
+async fn wait_members(ch: &Channel, n: usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while ch.members().len() != n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} has {:?}, wanted {n} members",
+            ch.local().name,
+            ch.members()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn recv(inc: &mut Incoming) -> shoal_net::IncomingMessage {
+    tokio::time::timeout(Duration::from_secs(5), inc.recv())
+        .await
+        .expect("message in time")
+        .expect("channel open")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_every_send_mode_and_leave() {
+    let net = MemoryNet::default();
+    let (a, _ia) = start("a", &net).await;
+    let (b, mut ib) = start("b", &net).await;
+    let (c, mut ic) = start("c", &net).await;
+    for ch in [&a, &b, &c] {
+        wait_members(ch, 2).await;
+    }
+    let dests: Vec<MemberId> = vec![b.local().id, c.local().id];
+
+    // use_ack: Acked by both.
+    let r = a
+        .send(
+            &dests,
+            b"ack me".to_vec(),
+            SendOptions(SendOptions::USE_ACK),
+        )
+        .await;
+    assert!(r.results.iter().all(|(_, o)| *o == Outcome::Acked), "{r:?}");
+    assert_eq!(recv(&mut ib).await.payload, b"ack me");
+    assert_eq!(recv(&mut ic).await.payload, b"ack me");
+
+    // synchronized_ack: the send finishes only when the receivers complete; c drops its
+    // completion, which must surface as a failure naming c.
+    let send = tokio::spawn({
+        let (a, dests) = (a.clone(), dests.clone());
+        async move {
+            a.send(
+                &dests,
+                b"process me".to_vec(),
+                SendOptions(SendOptions::SYNCHRONIZED_ACK),
+            )
+            .await
+        }
+    });
+    let mb = recv(&mut ib).await;
+    let mc = recv(&mut ic).await;
+    mb.completion
+        .expect("sync_ack carries a completion")
+        .complete();
+    drop(mc);
+    let r = send.await.expect("join");
+    assert_eq!(r.results[0], (b.local().id, Outcome::Processed), "{r:?}");
+    match &r.results[1].1 {
+        Outcome::Failed(why) => assert!(why.contains("c ("), "failure names the member: {why}"),
+        o => panic!("expected c to fail, got {o:?}"),
+    }
+
+    // asynchronous: Queued at once, then delivered in order.
+    for i in 0..100u32 {
+        let r = a
+            .send(
+                &dests,
+                i.to_be_bytes().to_vec(),
+                SendOptions(SendOptions::ASYNCHRONOUS),
+            )
+            .await;
+        assert!(r.results.iter().all(|(_, o)| *o == Outcome::Queued));
+    }
+    for i in 0..100u32 {
+        assert_eq!(recv(&mut ib).await.payload, i.to_be_bytes());
+        assert_eq!(recv(&mut ic).await.payload, i.to_be_bytes());
+    }
+    let st = a.stats().await;
+    let pb = st.peers.iter().find(|p| p.name == "b").expect("b in stats");
+    assert!(pb.messages_sent >= 102 && pb.bytes_sent > 0, "{pb:?}");
+
+    // Graceful leave: the others drop c with reason Left.
+    let mut events = a.subscribe();
+    c.shutdown().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let ev = tokio::time::timeout_at(deadline, events.recv())
+            .await
+            .expect("c disappears in time")
+            .expect("event");
+        if let MembershipEvent::Disappeared { member, reason } = ev {
+            assert_eq!(member.name, "c");
+            assert_eq!(reason, DisappearReason::Left);
+            break;
+        }
+    }
+    wait_members(&a, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_queue_applies_backpressure_and_counts_it() {
+    let net = MemoryNet::default();
+    let mut s = loopback_settings("small-queue", SECRET, Vec::new());
+    s.queue_bytes = 64 * 1024;
+    let d: Box<dyn Discovery> = Box::new(MemoryDiscovery::new(
+        net.clone(),
+        Duration::from_millis(100),
+    ));
+    let (a, _ia) = Channel::start_with(s, InterceptorStack::default(), vec![d])
+        .await
+        .expect("start");
+    net.announce(a.local().addr);
+    let (b, mut ib) = start("b", &net).await;
+    wait_members(&a, 1).await;
+    let dest = [b.local().id];
+    // 4 MiB through a 64 KiB queue: the sender must wait several times, and all arrives.
+    let n = 1024;
+    let sender = tokio::spawn({
+        let a = a.clone();
+        async move {
+            for _ in 0..n {
+                a.send(
+                    &dest,
+                    vec![7u8; 4096],
+                    SendOptions(SendOptions::ASYNCHRONOUS),
+                )
+                .await;
+            }
+        }
+    });
+    for _ in 0..n {
+        assert_eq!(recv(&mut ib).await.payload.len(), 4096);
+    }
+    sender.await.expect("join");
+    let st = a.stats().await;
+    assert!(
+        st.queue_full > 0,
+        "a 64 KiB queue must fill with 4 MiB queued: {st:?}"
+    );
+    assert_eq!(st.queue_bytes_capacity, 64 * 1024);
+}
