@@ -1,0 +1,369 @@
+//! The fake cluster's behaviour: paging, reordering, plugin and deployment bookkeeping,
+//! counters that move with time, and the metrics text.
+
+use std::{collections::BTreeMap, fmt::Write as _};
+
+use super::{
+    data::{digest, FakeContext, NODES},
+    State,
+};
+use crate::{backend::BackendError, dto::*};
+
+/// Applies `order` to `items` if it names every item exactly once.
+pub(super) fn reorder<T>(
+    items: &mut Vec<T>,
+    order: &[String],
+    name: impl Fn(&T) -> &String,
+    what: &str,
+) -> Result<(), BackendError> {
+    let mut current: Vec<&String> = items.iter().map(&name).collect();
+    let mut wanted: Vec<&String> = order.iter().collect();
+    current.sort();
+    wanted.sort();
+    if current != wanted {
+        let names: Vec<&str> = items.iter().map(|i| name(i).as_str()).collect();
+        return Err(BackendError::Invalid(format!(
+            "the new order must name every {what} exactly once; current: [{}]",
+            names.join(", ")
+        )));
+    }
+    items.sort_by_key(|i| order.iter().position(|o| o == name(i)));
+    Ok(())
+}
+
+pub(super) fn with_idle(summary: &SessionSummary, now: u64) -> SessionSummary {
+    SessionSummary {
+        idle_ms: now.saturating_sub(summary.last_access_ms),
+        ..summary.clone()
+    }
+}
+
+pub(super) fn page(c: &FakeContext, q: &SessionQuery, now: u64) -> SessionPage {
+    let matching: Vec<SessionSummary> = c
+        .sessions
+        .values()
+        .map(|s| with_idle(&s.summary, now))
+        .filter(|s| q.prefix.as_deref().is_none_or(|p| s.id.starts_with(p)))
+        .filter(|s| {
+            q.min_idle_secs
+                .is_none_or(|m| s.idle_ms >= m.saturating_mul(1000))
+        })
+        .filter(|s| {
+            q.node
+                .as_deref()
+                .is_none_or(|n| s.primary == n || s.backups.iter().any(|b| b == n))
+        })
+        .collect();
+    let offset = q.offset.unwrap_or(0);
+    let limit = q.limit.unwrap_or(50);
+    let items = matching
+        .iter()
+        .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+        .take(limit as usize)
+        .cloned()
+        .collect();
+    SessionPage {
+        items,
+        total: matching.len() as u64,
+        offset,
+        limit,
+    }
+}
+
+pub(super) fn counts(contexts: &[FakeContext]) -> Vec<NodeSessionCount> {
+    let mut out = Vec::new();
+    for c in contexts {
+        for node in NODES {
+            let sessions = c.sessions.values().map(|s| &s.summary);
+            let (mut primary, mut backup) = (0, 0);
+            for s in sessions {
+                primary += u64::from(s.primary == node);
+                backup += u64::from(s.backups.iter().any(|b| b == node));
+            }
+            out.push(NodeSessionCount {
+                node: node.into(),
+                context: c.context.name.clone(),
+                primary,
+                backup,
+            });
+        }
+    }
+    out
+}
+
+pub(super) fn with_counters(i: &Interceptor, secs: u64) -> Interceptor {
+    let seed = i.name.len() as u64;
+    let counters: BTreeMap<String, u64> = [
+        ("tx_messages", secs * 120 + seed),
+        ("rx_messages", secs * 118 + seed),
+        ("tx_bytes", secs * 140_000),
+        ("rx_bytes", secs * 138_000),
+        ("errors", 0),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    Interceptor {
+        counters,
+        ..i.clone()
+    }
+}
+
+/// Cumulative counters whose rate waves around a base, so the traffic chart has a shape.
+pub(super) fn traffic(peer: &str, i: usize, secs: f64) -> PeerTraffic {
+    let base = 120.0 + 60.0 * i as f64;
+    let messages = base * secs + 400.0 * (1.0 - (secs / 10.0 + i as f64).cos());
+    let bytes = messages * 1100.0;
+    PeerTraffic {
+        peer: peer.to_owned(),
+        messages_sent: messages as u64,
+        messages_received: (messages * 0.97) as u64,
+        bytes_sent: bytes as u64,
+        bytes_received: (bytes * 0.95) as u64,
+        acks: (messages * 0.5) as u64,
+        failures: 0,
+        queue_depth: (secs as u64 + i as u64) % 7,
+        at_ms: now_ms(),
+    }
+}
+
+/// Checks the component header: `\0asm` + the component-model layer.
+fn check_component(bytes: &[u8]) -> Result<(), BackendError> {
+    match bytes {
+        [0, b'a', b's', b'm', _, _, 1, 0, ..] => Ok(()),
+        [0, b'a', b's', b'm', 1, 0, 0, 0, ..] => Err(BackendError::Invalid(
+            "this is a core Wasm module, not a component: wrap it with `wasm-tools component new`".into(),
+        )),
+        _ => Err(BackendError::Invalid(format!(
+            "not a WebAssembly component ({} bytes, does not start with \\0asm): upload the .wasm built for wasm32-wasip2 or made with `wasm-tools component new`",
+            bytes.len()
+        ))),
+    }
+}
+
+fn attach_target(
+    s: &State,
+    world: PluginWorld,
+    attach: Option<&str>,
+) -> Result<Option<String>, BackendError> {
+    match (world, attach) {
+        (PluginWorld::ChannelInterceptor, None | Some("channel")) => Ok(Some("channel".into())),
+        (PluginWorld::ChannelInterceptor, Some(other)) => Err(BackendError::Invalid(format!(
+            "a channel-interceptor attaches to `channel`, not `{other}`"
+        ))),
+        (PluginWorld::DeployHook, None) => Ok(None),
+        (PluginWorld::DeployHook, Some(_)) => Err(BackendError::Invalid(
+            "a deploy-hook is not attached: omit `attach`".into(),
+        )),
+        (_, None) => Ok(None),
+        (_, Some(ctx)) if s.contexts.iter().any(|c| c.context.name == ctx) => {
+            Ok(Some(ctx.to_owned()))
+        }
+        (_, Some(ctx)) => Err(BackendError::not_found("context", ctx)),
+    }
+}
+
+pub(super) fn load_plugin(s: &mut State, r: LoadPlugin) -> Result<Plugin, BackendError> {
+    check_component(&r.component)?;
+    let target = attach_target(s, r.world, r.attach.as_deref())?;
+    if s.plugins.iter().any(|p| p.name == r.name) {
+        if !r.replace {
+            return Err(BackendError::Conflict(format!(
+                "a plugin named `{}` is already loaded: pass replace=true to hot-reload a new version, or unload it first",
+                r.name
+            )));
+        }
+        unload_plugin(s, &r.name)?;
+    }
+    let plugin = Plugin {
+        name: r.name.clone(),
+        version: r.version,
+        digest: digest(&r.component),
+        world: r.world,
+        state: PluginState::Enabled,
+        policy: r.policy,
+        limits: PluginLimits {
+            memory_bytes: 16 << 20,
+            call_timeout_ms: 50,
+            max_instances: 64,
+        },
+        failures: FailureCounts::default(),
+        attached_to: target.iter().cloned().collect(),
+        config: r.config,
+        size_bytes: r.component.len() as u64,
+        loaded_ms: now_ms(),
+        nodes: NODES
+            .iter()
+            .map(|n| NodePluginState {
+                node: (*n).into(),
+                state: PluginState::Enabled,
+                error: None,
+            })
+            .collect(),
+    };
+    match (target.as_deref(), r.world) {
+        (Some("channel"), _) => s.interceptors.insert(
+            0,
+            Interceptor {
+                name: r.name.clone(),
+                plugin: Some(r.name),
+                option_flag: 0,
+                enabled: true,
+                config: serde_json::json!({}),
+                counters: BTreeMap::new(),
+            },
+        ),
+        (Some(ctx), world) => {
+            if let Some(c) = s.contexts.iter_mut().find(|c| c.context.name == ctx) {
+                let kind = if world == PluginWorld::UrlFilter {
+                    StageKind::UrlFilter
+                } else {
+                    StageKind::Valve
+                };
+                c.context.pipeline.insert(
+                    0,
+                    PipelineStage {
+                        name: r.name.clone(),
+                        kind,
+                        plugin: Some(r.name),
+                        enabled: true,
+                    },
+                );
+            }
+        }
+        (None, _) => {}
+    }
+    s.plugins.push(plugin.clone());
+    Ok(plugin)
+}
+
+pub(super) fn set_enabled(s: &mut State, p: &mut Plugin, enabled: bool) {
+    let state = if enabled {
+        PluginState::Enabled
+    } else {
+        PluginState::Disabled
+    };
+    p.state = state;
+    for n in &mut p.nodes {
+        n.state = state;
+        n.error = None;
+    }
+    let mine = |plugin: &Option<String>| plugin.as_deref() == Some(p.name.as_str());
+    for i in s.interceptors.iter_mut().filter(|i| mine(&i.plugin)) {
+        i.enabled = enabled;
+    }
+    for st in s
+        .contexts
+        .iter_mut()
+        .flat_map(|c| c.context.pipeline.iter_mut())
+        .filter(|st| mine(&st.plugin))
+    {
+        st.enabled = enabled;
+    }
+}
+
+pub(super) fn unload_plugin(s: &mut State, name: &str) -> Result<(), BackendError> {
+    let before = s.plugins.len();
+    s.plugins.retain(|p| p.name != name);
+    if s.plugins.len() == before {
+        return Err(BackendError::not_found("plugin", name));
+    }
+    s.interceptors.retain(|i| i.plugin.as_deref() != Some(name));
+    for c in &mut s.contexts {
+        c.context
+            .pipeline
+            .retain(|st| st.plugin.as_deref() != Some(name));
+    }
+    Ok(())
+}
+
+pub(super) fn deploy(
+    s: &mut State,
+    name: &str,
+    artifact: &[u8],
+) -> Result<Deployment, BackendError> {
+    let valid = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if !valid {
+        return Err(BackendError::Invalid(format!(
+            "artifact name `{name}` is not usable: use 1..=128 letters, digits, `.`, `_` or `-`"
+        )));
+    }
+    if artifact.is_empty() {
+        return Err(BackendError::Invalid(
+            "the artifact is empty: send the file as the request body".into(),
+        ));
+    }
+    let nodes = s
+        .members
+        .iter()
+        .map(|m| match m.state {
+            MemberState::Gone => NodeDeployState {
+                node: m.name.clone(),
+                state: DeployState::Pending,
+                detail: Some("node is gone; deployed when it rejoins".into()),
+            },
+            _ => NodeDeployState {
+                node: m.name.clone(),
+                state: DeployState::Deployed,
+                detail: None,
+            },
+        })
+        .collect();
+    let d = Deployment {
+        name: name.to_owned(),
+        digest: digest(artifact),
+        size_bytes: artifact.len() as u64,
+        deployed_ms: now_ms(),
+        nodes,
+    };
+    s.deployments.retain(|x| x.name != name);
+    s.deployments.push(d.clone());
+    Ok(d)
+}
+
+pub(super) fn metrics(s: &State, secs: f64) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP shoal_members Members by state.\n# TYPE shoal_members gauge"
+    );
+    for state in [MemberState::Alive, MemberState::Suspect, MemberState::Gone] {
+        let n = s.members.iter().filter(|m| m.state == state).count();
+        let _ = writeln!(
+            out,
+            "shoal_members{{state=\"{}\"}} {n}",
+            format!("{state:?}").to_lowercase()
+        );
+    }
+    let _ = writeln!(out, "# HELP shoal_sessions_active Active sessions per context.\n# TYPE shoal_sessions_active gauge");
+    for c in &s.contexts {
+        let _ = writeln!(
+            out,
+            "shoal_sessions_active{{context=\"{}\"}} {}",
+            c.context.name,
+            c.sessions.len()
+        );
+    }
+    let _ = writeln!(out, "# HELP shoal_channel_sent_bytes_total Bytes sent per peer.\n# TYPE shoal_channel_sent_bytes_total counter");
+    for (i, m) in s.members.iter().filter(|m| !m.local).enumerate() {
+        let t = traffic(&m.name, i, secs);
+        let _ = writeln!(
+            out,
+            "shoal_channel_sent_bytes_total{{peer=\"{}\"}} {}",
+            m.name, t.bytes_sent
+        );
+    }
+    let _ = writeln!(out, "# HELP shoal_plugin_failures_total Plugin failures.\n# TYPE shoal_plugin_failures_total counter");
+    for p in &s.plugins {
+        let _ = writeln!(
+            out,
+            "shoal_plugin_failures_total{{plugin=\"{}\"}} {}",
+            p.name, p.failures.total
+        );
+    }
+    out
+}
