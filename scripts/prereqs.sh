@@ -7,3 +7,9 @@ if ! rustup target list --installed 2>/dev/null | grep -q '^wasm32-unknown-unkno
     return 1
   }
 fi
+# haproxy (server/balancer/tests/haproxy.rs runs deploy/haproxy/haproxy.cfg) and wrk (the
+# balancer bench). Installed only when root with apt-get; otherwise those tests print a skip.
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  command -v haproxy >/dev/null || { echo "prereqs: installing haproxy"; apt-get update -qq && apt-get install -y -qq haproxy >/dev/null; }
+  command -v wrk >/dev/null || { echo "prereqs: installing wrk"; apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+fi

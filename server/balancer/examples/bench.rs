@@ -1,0 +1,138 @@
+//! Balancer overhead: wrk req/s through the balancer vs straight to one backend.
+//!
+//! `cargo run --release -p shoal-balancer --example bench -- [SECONDS] [CONNECTIONS] [WORK_US]`
+//!
+//! Starts, in this process, one fake node (answers `/app/counter`-sized bodies; WORK_US
+//! microseconds of CPU per request emulate a real node's work, 0 = none) and a balancer in
+//! front of it, then runs `wrk` 3 times against each, alternating, and prints the medians
+//! and their ratio. Requests carry a sticky `JSESSIONID=<id>.node1` cookie so the routed
+//! path is what is measured. Needs `wrk` on PATH (apt-get install wrk).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use shoal_balancer::{Backend, Balancer, BalancerConfig};
+use tokio::net::TcpListener;
+
+const ROUNDS: usize = 3;
+
+fn main() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |i: usize, default: u64| -> Result<u64, String> {
+        args.get(i).map_or(Ok(default), |a| {
+            a.parse()
+                .map_err(|e| format!("argument {} ({a:?}): {e}", i + 1))
+        })
+    };
+    let (seconds, connections, work_us) = (arg(0, 3)?, arg(1, 32)?, arg(2, 0)?);
+    if Command::new("wrk").arg("--version").output().is_err() {
+        return Err("wrk not found on PATH; install it with `apt-get install -y wrk`".into());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("tokio runtime: {e}"))?;
+    let (direct, via) = runtime.block_on(start(work_us))?;
+    let cookie = "Cookie: JSESSIONID=0123456789ABCDEF.node1";
+    let mut direct_rps = Vec::new();
+    let mut via_rps = Vec::new();
+    for round in 1..=ROUNDS {
+        direct_rps.push(wrk(direct, seconds, connections, cookie)?);
+        via_rps.push(wrk(via, seconds, connections, cookie)?);
+        println!(
+            "round {round}: direct {:.0} req/s, balancer {:.0} req/s",
+            direct_rps[round - 1],
+            via_rps[round - 1]
+        );
+    }
+    let (d, v) = (median(&mut direct_rps), median(&mut via_rps));
+    println!(
+        "median of {ROUNDS} x {seconds}s, {connections} connections, backend work {work_us} us: \
+         direct {d:.0} req/s, through balancer {v:.0} req/s = {:.0}%",
+        100.0 * v / d
+    );
+    Ok(())
+}
+
+/// Starts the fake node and the balancer; returns their addresses.
+async fn start(work_us: u64) -> Result<(SocketAddr, SocketAddr), String> {
+    let node = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let node_addr = node.local_addr().map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = node.accept().await {
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(async move {
+                let svc = service_fn(move |req| answer(req, work_us));
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    let config = BalancerConfig {
+        backends: vec![Backend::new("node1", node_addr.to_string())],
+        ..BalancerConfig::default()
+    };
+    let balancer = Balancer::new(config).map_err(|e| e.to_string())?;
+    let lb = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let lb_addr = lb.local_addr().map_err(|e| e.to_string())?;
+    tokio::spawn(async move { balancer.serve(lb, std::future::pending()).await });
+    Ok((node_addr, lb_addr))
+}
+
+async fn answer(
+    _req: Request<hyper::body::Incoming>,
+    work_us: u64,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    if work_us > 0 {
+        // Busy CPU, like a node running the app, rather than a sleep that costs nothing.
+        let until = Instant::now() + Duration::from_micros(work_us);
+        while Instant::now() < until {
+            std::hint::spin_loop();
+        }
+    }
+    let body = "counter=1 session=0123456789ABCDEF.node1 node=node1";
+    Ok(Response::new(Full::new(Bytes::from_static(
+        body.as_bytes(),
+    ))))
+}
+
+/// Runs wrk once and returns its Requests/sec.
+fn wrk(addr: SocketAddr, seconds: u64, connections: u64, header: &str) -> Result<f64, String> {
+    let out = Command::new("wrk")
+        .args([
+            "-t2",
+            &format!("-c{connections}"),
+            &format!("-d{seconds}s"),
+            "-H",
+            header,
+        ])
+        .arg(format!("http://{addr}/app/counter"))
+        .output()
+        .map_err(|e| format!("running wrk: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if text.contains("Non-2xx") || text.contains("Socket errors") {
+        return Err(format!("wrk saw errors against {addr}:\n{text}"));
+    }
+    text.lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| format!("no Requests/sec in wrk output:\n{text}"))
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(|a, b| a.total_cmp(b));
+    values[values.len() / 2]
+}

@@ -1,0 +1,74 @@
+//! Active health checks: every `health_interval`, GET each backend's health path.
+//!
+//! A probe answering 2xx/3xx within `health_timeout` marks the backend up at once; after
+//! `fail_threshold` consecutive failures it is marked down. Probes run concurrently so one
+//! hung node does not delay the verdict on the others.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::{Method, Request};
+use tokio::task::JoinSet;
+
+use crate::backend::BackendState;
+use crate::proxy::full;
+use crate::Inner;
+
+pub(crate) async fn run(inner: Arc<Inner>) {
+    let mut tick = tokio::time::interval(inner.config.health_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let mut probes = JoinSet::new();
+        for backend in inner.registry.snapshot().iter().cloned() {
+            probes.spawn(probe(inner.clone(), backend));
+        }
+        while probes.join_next().await.is_some() {}
+    }
+}
+
+async fn probe(inner: Arc<Inner>, backend: Arc<BackendState>) {
+    let mut request = Request::new(full(Bytes::new()));
+    *request.method_mut() = Method::GET;
+    *request.uri_mut() = backend.health_uri.clone();
+    let client = inner.client.clone();
+    let exchange = async move {
+        let response = client.request(request).await?;
+        let status = response.status();
+        // Reading the body lets the connection go back to the pool.
+        let _ = response.into_body().collect().await;
+        Ok::<_, hyper_util::client::legacy::Error>(status)
+    };
+    let verdict = match tokio::time::timeout(inner.config.health_timeout, exchange).await {
+        Ok(Ok(status)) if status.is_success() || status.is_redirection() => Ok(()),
+        Ok(Ok(status)) => Err(format!(
+            "health probe {} answered {status}",
+            backend.health_uri
+        )),
+        Ok(Err(e)) => Err(format!("health probe {} failed: {e}", backend.health_uri)),
+        Err(_) => Err(format!(
+            "health probe {} got no answer within {} ms",
+            backend.health_uri,
+            inner.config.health_timeout.as_millis()
+        )),
+    };
+    match verdict {
+        Ok(()) => {
+            if backend.mark_up() {
+                tracing::info!(route = %backend.route, addr = %backend.authority, "backend is up again");
+            }
+        }
+        Err(why) => {
+            let failures = backend.probe_failures.fetch_add(1, Ordering::AcqRel) + 1;
+            if failures >= inner.config.fail_threshold {
+                if backend.mark_down(why.clone()) {
+                    tracing::warn!(route = %backend.route, addr = %backend.authority, "backend marked down: {why}");
+                }
+            } else {
+                backend.set_last_error(why);
+            }
+        }
+    }
+}

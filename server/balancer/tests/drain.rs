@@ -1,0 +1,152 @@
+//! Draining and runtime backend changes (what cluster membership will drive).
+
+mod common;
+
+use common::*;
+use shoal_balancer::BackendStatus;
+
+#[tokio::test]
+async fn draining_node_keeps_its_sessions_but_gets_no_new_ones() {
+    let (_store, mut nodes) = three_nodes().await;
+    let lb = start_balancer(config_for(&nodes)).await;
+    let http = HttpClient::new();
+    let mut node2_cookie = None;
+    while node2_cookie.is_none() {
+        let a = http
+            .get(lb.addr, "/app/counter", None)
+            .await
+            .expect("new session");
+        if a.backend.as_deref() == Some("node2") {
+            node2_cookie = a.set_cookie.as_deref().map(cookie_pair);
+        }
+    }
+    let cookie = node2_cookie.expect("node2 session");
+
+    assert!(lb.handle.mark_draining("node2"));
+    assert!(!lb.handle.mark_draining("node9"), "unknown route reported");
+    let node2 = |lb: &RunningBalancer| {
+        lb.handle
+            .stats()
+            .backends
+            .into_iter()
+            .find(|b| b.route == "node2")
+    };
+    assert_eq!(node2(&lb).map(|b| b.status), Some(BackendStatus::Draining));
+    for _ in 0..30 {
+        let a = http
+            .get(lb.addr, "/app/counter", None)
+            .await
+            .expect("new session");
+        assert_ne!(
+            a.backend.as_deref(),
+            Some("node2"),
+            "draining node got a new session"
+        );
+        let a = http
+            .get(lb.addr, "/app/counter", Some(&cookie))
+            .await
+            .expect("sticky");
+        assert_eq!(
+            a.backend.as_deref(),
+            Some("node2"),
+            "draining node lost its session early"
+        );
+    }
+
+    // Once the drained node is gone its sessions move, with their data, to a live node.
+    let before = http
+        .get(lb.addr, "/app/counter", Some(&cookie))
+        .await
+        .expect("last on node2");
+    let n: u64 = before
+        .field("counter")
+        .and_then(|c| c.parse().ok())
+        .expect("counter");
+    nodes.remove(1).kill_and_wait().await;
+    let a = http
+        .get(lb.addr, "/app/counter", Some(&cookie))
+        .await
+        .expect("after drain");
+    assert_ne!(a.backend.as_deref(), Some("node2"));
+    assert_eq!(a.field("counter"), Some((n + 1).to_string().as_str()));
+    let moved = cookie_pair(
+        a.set_cookie
+            .as_deref()
+            .expect("JvmRouteBinderValve rewrote the cookie"),
+    );
+    assert!(moved.ends_with(
+        a.backend
+            .as_deref()
+            .map(|r| format!(".{r}"))
+            .unwrap_or_default()
+            .as_str()
+    ));
+}
+
+#[tokio::test]
+async fn mark_active_undoes_a_drain() {
+    let (_store, nodes) = three_nodes().await;
+    let lb = start_balancer(config_for(&nodes)).await;
+    let http = HttpClient::new();
+    assert!(lb.handle.mark_draining("node1"));
+    assert!(lb.handle.mark_active("node1"));
+    let mut saw_node1 = false;
+    for _ in 0..3 {
+        let a = http
+            .get(lb.addr, "/app/counter", None)
+            .await
+            .expect("new session");
+        saw_node1 |= a.backend.as_deref() == Some("node1");
+    }
+    assert!(saw_node1, "node1 takes new sessions again");
+}
+
+#[tokio::test]
+async fn set_backends_adds_and_removes_nodes_and_keeps_counters() {
+    let (store, nodes) = three_nodes().await;
+    let lb = start_balancer(config_for(&nodes[..2])).await;
+    let http = HttpClient::new();
+    for _ in 0..4 {
+        let a = http
+            .get(lb.addr, "/app/counter", None)
+            .await
+            .expect("request");
+        assert_ne!(a.backend.as_deref(), Some("node3"));
+    }
+    // node3 joins, node1 leaves.
+    let extra = FakeNode::start("node4", &store).await;
+    lb.handle
+        .set_backends(vec![
+            nodes[1].backend(),
+            nodes[2].backend(),
+            extra.backend(),
+        ])
+        .expect("valid backends");
+    let stats = lb.handle.stats();
+    let routes: Vec<&str> = stats.backends.iter().map(|b| b.route.as_str()).collect();
+    assert_eq!(routes, ["node2", "node3", "node4"]);
+    assert_eq!(
+        stats.backends[0].requests, 2,
+        "node2 kept its counters across the change"
+    );
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..6 {
+        let a = http
+            .get(lb.addr, "/app/counter", None)
+            .await
+            .expect("request");
+        seen.insert(a.backend.expect("backend"));
+    }
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert!(!seen.contains("node1"));
+    let err = lb
+        .handle
+        .set_backends(vec![shoal_balancer::Backend::new("x", "bad")])
+        .expect_err("bad addr");
+    assert!(err.to_string().contains("backend #0"), "{err}");
+    assert_eq!(
+        lb.handle.stats().backends.len(),
+        3,
+        "a rejected list changes nothing"
+    );
+}
