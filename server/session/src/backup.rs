@@ -435,8 +435,13 @@ impl SessionManager for BackupManager {
                     .store
                     .apply_delta(from, d, now, &mut self.core.stats)
                 {
-                    DeltaOutcome::Applied | DeltaOutcome::Stale | DeltaOutcome::Buffered => vec![],
-                    DeltaOutcome::Unknown => self.start_fetch(&id, vec![from], now),
+                    DeltaOutcome::Applied | DeltaOutcome::Stale => vec![],
+                    DeltaOutcome::Buffered if !self.core.sync() => vec![],
+                    DeltaOutcome::Buffered | DeltaOutcome::Unknown => {
+                        let out = self.start_fetch(&id, vec![from], now);
+                        let ack = self.core.unapplied_ack();
+                        return Received { out, ack };
+                    }
                     DeltaOutcome::Conflict { incoming_wins } => {
                         let out = if incoming_wins {
                             self.start_fetch(&id, vec![from], now)

@@ -135,13 +135,17 @@ impl DeltaManager {
             .store
             .apply_delta(from, d, now, &mut self.core.stats)
         {
-            DeltaOutcome::Applied | DeltaOutcome::Stale | DeltaOutcome::Buffered => {
-                Received::default()
+            DeltaOutcome::Applied | DeltaOutcome::Stale => Received::default(),
+            // Async mode reorders: wait for the gap to fill. Sync mode never reorders, so a
+            // gap means a lost message: repair now and do not acknowledge an unapplied write.
+            DeltaOutcome::Buffered if !self.core.sync() => Received::default(),
+            DeltaOutcome::Buffered | DeltaOutcome::Unknown => {
+                let ack = self.core.unapplied_ack();
+                Received {
+                    out: self.fetch(id, from),
+                    ack,
+                }
             }
-            DeltaOutcome::Unknown => Received {
-                out: self.fetch(id, from),
-                ack: Ok(()),
-            },
             DeltaOutcome::Conflict { incoming_wins } => {
                 let out = if incoming_wins {
                     self.fetch(id, from)

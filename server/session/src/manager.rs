@@ -234,6 +234,16 @@ impl Core {
         })
     }
 
+    /// Ack for a write this replica could not apply yet (it is fetching the session): an
+    /// error in sync mode, so the write is not acknowledged to the client.
+    pub fn unapplied_ack(&self) -> Result<(), String> {
+        if self.sync() {
+            Err("missing earlier versions of this session; fetching it".into())
+        } else {
+            Ok(())
+        }
+    }
+
     pub fn all_members(&self) -> Vec<MemberId> {
         self.members.iter().copied().collect()
     }

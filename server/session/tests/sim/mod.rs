@@ -1,0 +1,555 @@
+//! Deterministic simulation of N session managers: seeded RNG, virtual time, a network that
+//! delays (and so reorders), drops and partitions, random kills and restarts, and clients
+//! that increment a counter in their session. The checker asserts that no acknowledged
+//! synchronous write is lost while a replica survives and that no replica's version of a
+//! session ever goes backwards.
+#![allow(dead_code)]
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use shoal_cluster::MemberId;
+use shoal_session::{
+    build_manager, AttrValue, DeltaOp, Lookup, ManagerConfig, ManagerKind, Millis, Outgoing,
+    ReplicationMode, RequestEnd, SessionId, SessionManager,
+};
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
+
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub seed: u64,
+    pub kind: ManagerKind,
+    pub mode: ReplicationMode,
+    pub nodes: usize,
+    pub clients: usize,
+    pub duration_ms: Millis,
+    /// Per-message one-way delay range; random delays reorder messages.
+    pub delay_ms: (Millis, Millis),
+    pub drop_p: f64,
+    pub kills: bool,
+    pub partitions: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct Report {
+    pub requests: u64,
+    pub acked: u64,
+    pub failed: u64,
+    pub kills: u64,
+    pub partitions: u64,
+    pub violations: Vec<String>,
+    /// Sessions whose value on some live holder differs from the last acknowledged write.
+    pub wrong_sessions: usize,
+    pub conflicts: u64,
+}
+
+const ACK_TIMEOUT: Millis = 1000;
+const DETECT_MS: Millis = 300;
+const TICK_MS: Millis = 100;
+
+enum Ev {
+    Deliver {
+        from: MemberId,
+        to: MemberId,
+        payload: Vec<u8>,
+        write: Option<u64>,
+    },
+    Ack {
+        to: MemberId,
+        write: u64,
+        from: MemberId,
+        ok: bool,
+    },
+    Tick,
+    Client(usize),
+    Removed(MemberId),
+    Restart(usize),
+    Heal,
+    Chaos,
+}
+
+struct Node {
+    id: MemberId,
+    mgr: Box<dyn SessionManager>,
+    alive: bool,
+}
+
+struct Client {
+    node: usize,
+    session: Option<SessionId>,
+    acked: u64,
+    /// Value of the write in flight and its pending acks.
+    inflight: Option<(u64, usize, BTreeSet<MemberId>, bool)>,
+    started: Millis,
+}
+
+pub struct Sim {
+    cfg: SimConfig,
+    rng: StdRng,
+    now: Millis,
+    seq: u64,
+    queue: BinaryHeap<Reverse<(Millis, u64)>>,
+    events: HashMap<u64, Ev>,
+    nodes: Vec<Node>,
+    clients: Vec<Client>,
+    cut: Option<(MemberId, MemberId)>,
+    max_version: HashMap<(MemberId, SessionId), u64>,
+    next_write: u64,
+    writes: HashMap<u64, usize>,
+    pub report: Report,
+}
+
+fn mcfg(cfg: &SimConfig) -> ManagerConfig {
+    ManagerConfig {
+        manager: cfg.kind,
+        replication: cfg.mode,
+        backups: 1,
+        fetch_timeout_ms: 2000,
+        gap_timeout_ms: 500,
+        state_transfer_timeout_secs: 2,
+        send_all_sessions_size: 7,
+        ..ManagerConfig::default()
+    }
+}
+
+impl Sim {
+    pub fn new(cfg: SimConfig) -> Self {
+        let rng = StdRng::seed_from_u64(cfg.seed);
+        let mut sim = Sim {
+            cfg,
+            rng,
+            now: 1_000_000,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            events: HashMap::new(),
+            nodes: Vec::new(),
+            clients: Vec::new(),
+            cut: None,
+            max_version: HashMap::new(),
+            next_write: 1,
+            writes: HashMap::new(),
+            report: Report::default(),
+        };
+        for i in 0..sim.cfg.nodes {
+            let node = sim.new_node(i);
+            sim.nodes.push(node);
+        }
+        let ids: Vec<MemberId> = sim.nodes.iter().map(|n| n.id).collect();
+        let now = sim.now;
+        for n in &mut sim.nodes {
+            n.mgr.start(&ids, now);
+        }
+        for c in 0..sim.cfg.clients {
+            sim.clients.push(Client {
+                node: c % sim.cfg.nodes,
+                session: None,
+                acked: 0,
+                inflight: None,
+                started: 0,
+            });
+            let at = sim.rng.gen_range(0..50);
+            sim.at(at, Ev::Client(c));
+        }
+        sim.at(TICK_MS, Ev::Tick);
+        if sim.cfg.kills || sim.cfg.partitions {
+            sim.at(2000, Ev::Chaos);
+        }
+        sim
+    }
+
+    fn new_node(&mut self, i: usize) -> Node {
+        let id = MemberId::random(&mut self.rng);
+        let rng = StdRng::seed_from_u64(self.rng.gen());
+        let mgr = build_manager("/app", id, &format!("node{}", i + 1), mcfg(&self.cfg), rng);
+        Node {
+            id,
+            mgr,
+            alive: true,
+        }
+    }
+
+    fn at(&mut self, delay: Millis, ev: Ev) {
+        self.seq += 1;
+        self.queue.push(Reverse((self.now + delay, self.seq)));
+        self.events.insert(self.seq, ev);
+    }
+
+    fn index(&self, id: MemberId) -> Option<usize> {
+        self.nodes.iter().position(|n| n.id == id && n.alive)
+    }
+
+    fn send(&mut self, from: MemberId, out: Vec<Outgoing>, write: Option<u64>) {
+        for o in out {
+            for to in o.to {
+                let w = if o.sync { write } else { None };
+                let dropped = self.rng.gen_bool(self.cfg.drop_p)
+                    || self
+                        .cut
+                        .is_some_and(|(a, b)| (a, b) == (from, to) || (b, a) == (from, to));
+                if dropped {
+                    if let Some(w) = w {
+                        self.at(
+                            ACK_TIMEOUT,
+                            Ev::Ack {
+                                to: from,
+                                write: w,
+                                from: to,
+                                ok: false,
+                            },
+                        );
+                    }
+                    continue;
+                }
+                let d = self
+                    .rng
+                    .gen_range(self.cfg.delay_ms.0..=self.cfg.delay_ms.1);
+                self.at(
+                    d,
+                    Ev::Deliver {
+                        from,
+                        to,
+                        payload: o.payload.clone(),
+                        write: w,
+                    },
+                );
+            }
+        }
+    }
+
+    pub fn run(mut self) -> Report {
+        let end = self.now + self.cfg.duration_ms;
+        while let Some(Reverse((t, seq))) = self.queue.pop() {
+            if t > end + 20_000 {
+                break;
+            }
+            self.now = t;
+            let Some(ev) = self.events.remove(&seq) else {
+                continue;
+            };
+            let load = t < end;
+            self.step(ev, load);
+        }
+        self.final_check();
+        for n in self.nodes.iter().filter(|n| n.alive) {
+            self.report.conflicts += n.mgr.stats().conflicts;
+        }
+        self.report
+    }
+
+    fn step(&mut self, ev: Ev, load: bool) {
+        let now = self.now;
+        match ev {
+            Ev::Deliver {
+                from,
+                to,
+                payload,
+                write,
+            } => {
+                let Some(i) = self.index(to) else { return };
+                if self.index(from).is_none() && write.is_none() {
+                    // Messages from a dead node still in flight are delivered (TCP buffers).
+                }
+                let r = self.nodes[i].mgr.handle_payload(from, &payload, now);
+                self.send(to, r.out, None);
+                if let Some(w) = write {
+                    let d = self
+                        .rng
+                        .gen_range(self.cfg.delay_ms.0..=self.cfg.delay_ms.1);
+                    self.at(
+                        d,
+                        Ev::Ack {
+                            to: from,
+                            write: w,
+                            from: to,
+                            ok: r.ack.is_ok(),
+                        },
+                    );
+                }
+                self.check_versions(i);
+            }
+            Ev::Ack {
+                to,
+                write,
+                from,
+                ok,
+            } => self.on_ack(to, write, from, ok),
+            Ev::Tick => {
+                for i in 0..self.nodes.len() {
+                    if self.nodes[i].alive {
+                        let out = self.nodes[i].mgr.handle_timeout(now);
+                        let id = self.nodes[i].id;
+                        self.send(id, out, None);
+                        self.check_versions(i);
+                    }
+                }
+                self.at(TICK_MS, Ev::Tick);
+            }
+            Ev::Client(c) => {
+                if load {
+                    self.client_request(c)
+                }
+            }
+            Ev::Removed(dead) => {
+                for i in 0..self.nodes.len() {
+                    if self.nodes[i].alive {
+                        let out = self.nodes[i].mgr.member_removed(dead, now);
+                        let id = self.nodes[i].id;
+                        self.send(id, out, None);
+                    }
+                }
+                // Writes waiting on the dead node no longer wait for it.
+                let waiting: Vec<(usize, u64)> =
+                    self.writes.iter().map(|(w, c)| (*c, *w)).collect();
+                for (c, w) in waiting {
+                    if let Some((_, _, set, _)) = self.clients[c].inflight.as_mut() {
+                        set.remove(&dead);
+                    }
+                    self.maybe_finish(c, w);
+                }
+            }
+            Ev::Restart(i) => self.restart(i),
+            Ev::Heal => self.cut = None,
+            Ev::Chaos => self.chaos(load),
+        }
+    }
+
+    fn chaos(&mut self, load: bool) {
+        if !load {
+            return;
+        }
+        let healthy = self.nodes.iter().all(|n| n.alive) && self.cut.is_none();
+        if healthy {
+            let kill = self.cfg.kills && (!self.cfg.partitions || self.rng.gen_bool(0.5));
+            let i = self.rng.gen_range(0..self.nodes.len());
+            if kill {
+                self.report.kills += 1;
+                self.nodes[i].alive = false;
+                let id = self.nodes[i].id;
+                self.at(DETECT_MS, Ev::Removed(id));
+                let back = self.rng.gen_range(1500..3000);
+                self.at(back, Ev::Restart(i));
+            } else {
+                let j = (i + 1 + self.rng.gen_range(0..self.nodes.len() - 1)) % self.nodes.len();
+                self.report.partitions += 1;
+                self.cut = Some((self.nodes[i].id, self.nodes[j].id));
+                let heal = self.rng.gen_range(300..1500);
+                self.at(heal, Ev::Heal);
+            }
+        }
+        let next = self.rng.gen_range(3000..5000);
+        self.at(next, Ev::Chaos);
+    }
+
+    fn restart(&mut self, i: usize) {
+        let node = self.new_node(i);
+        let id = node.id;
+        self.nodes[i] = node;
+        let others: Vec<MemberId> = self
+            .nodes
+            .iter()
+            .filter(|n| n.alive && n.id != id)
+            .map(|n| n.id)
+            .collect();
+        let now = self.now;
+        for j in 0..self.nodes.len() {
+            if j != i && self.nodes[j].alive {
+                let out = self.nodes[j].mgr.member_added(id, now);
+                let from = self.nodes[j].id;
+                self.send(from, out, None);
+            }
+        }
+        let out = self.nodes[i].mgr.start(&others, now);
+        self.send(id, out, None);
+    }
+
+    fn client_request(&mut self, c: usize) {
+        let now = self.now;
+        let mut n = self.clients[c].node;
+        if !self.nodes[n].alive || !self.nodes[n].mgr.is_ready() {
+            let live: Vec<usize> = (0..self.nodes.len())
+                .filter(|i| self.nodes[*i].alive && self.nodes[*i].mgr.is_ready())
+                .collect();
+            if live.is_empty() {
+                return self.at(50, Ev::Client(c));
+            }
+            n = live[self.rng.gen_range(0..live.len())];
+            self.clients[c].node = n;
+        }
+        if self.clients[c].started == 0 {
+            self.clients[c].started = now;
+            self.report.requests += 1;
+        }
+        let node_id = self.nodes[n].id;
+        let (id, value) = match self.clients[c].session.clone() {
+            None => {
+                let s = self.nodes[n].mgr.create(now);
+                self.clients[c].session = Some(s.id.clone());
+                (s.id, 0)
+            }
+            Some(id) => match self.nodes[n].mgr.find(&id, now) {
+                Lookup::Found(s) => (id, counter(&s.attributes.get("counter").cloned())),
+                Lookup::Pending(out) => {
+                    self.send(node_id, out, None);
+                    return self.retry_or_fail(c);
+                }
+                Lookup::Missing => return self.retry_or_fail(c),
+            },
+        };
+        let acked = self.clients[c].acked;
+        if self.cfg.mode == ReplicationMode::Sync && value < acked {
+            self.report.violations.push(format!(
+                "t={} client {c} read counter {value} on node{} but {acked} was acknowledged",
+                now,
+                n + 1
+            ));
+        }
+        let ops = vec![DeltaOp::Set(
+            "counter".into(),
+            AttrValue::Json((value + 1).to_string()),
+        )];
+        let end = RequestEnd {
+            id: Some(id),
+            ops,
+            accessed: true,
+            replicate: true,
+            invalidate: false,
+        };
+        self.clients[c].started = 0;
+        match self.nodes[n].mgr.end_request(end, now) {
+            Err(_) => self.done(c, false),
+            Ok(out) => {
+                let w = self.next_write;
+                self.next_write += 1;
+                let waits: BTreeSet<MemberId> = out
+                    .iter()
+                    .filter(|o| o.sync)
+                    .flat_map(|o| o.to.iter().copied())
+                    .collect();
+                self.clients[c].inflight = Some((value + 1, n, waits, true));
+                self.writes.insert(w, c);
+                self.send(node_id, out, Some(w));
+                self.check_versions(n);
+                self.maybe_finish(c, w);
+            }
+        }
+    }
+
+    fn retry_or_fail(&mut self, c: usize) {
+        if self.now - self.clients[c].started > 3000 {
+            let acked = self.clients[c].acked;
+            if self.cfg.mode == ReplicationMode::Sync && acked > 0 {
+                self.report.violations.push(format!(
+                    "t={} client {c}: session with {acked} acknowledged not found for 3 s",
+                    self.now
+                ));
+            }
+            // Never acknowledged (or async): the session may legitimately be gone; start over.
+            self.clients[c].session = None;
+            self.clients[c].acked = 0;
+            self.clients[c].started = 0;
+            return self.at(100, Ev::Client(c));
+        }
+        self.at(10, Ev::Client(c));
+    }
+
+    fn on_ack(&mut self, _to: MemberId, write: u64, from: MemberId, ok: bool) {
+        let Some(&c) = self.writes.get(&write) else {
+            return;
+        };
+        if let Some((_, _, set, all_ok)) = self.clients[c].inflight.as_mut() {
+            // A failure from a member that is gone does not count (its copy went with it).
+            let gone = !self.nodes.iter().any(|n| n.id == from && n.alive);
+            if !ok && !gone {
+                *all_ok = false;
+            }
+            set.remove(&from);
+        }
+        self.maybe_finish(c, write);
+    }
+
+    fn maybe_finish(&mut self, c: usize, write: u64) {
+        let Some((value, _, set, ok)) = self.clients[c].inflight.as_ref() else {
+            return;
+        };
+        if !set.is_empty() {
+            return;
+        }
+        let (value, ok) = (*value, *ok);
+        self.writes.remove(&write);
+        self.clients[c].inflight = None;
+        if ok {
+            self.clients[c].acked = self.clients[c].acked.max(value);
+        }
+        self.done(c, ok);
+    }
+
+    fn done(&mut self, c: usize, ok: bool) {
+        if ok {
+            self.report.acked += 1;
+        } else {
+            self.report.failed += 1;
+        }
+        let think = self.rng.gen_range(1..30);
+        self.at(think, Ev::Client(c));
+    }
+
+    fn check_versions(&mut self, i: usize) {
+        let node = self.nodes[i].id;
+        for id in self.nodes[i].mgr.session_ids() {
+            let Some(s) = self.nodes[i].mgr.session(&id) else {
+                continue;
+            };
+            let v = self.max_version.entry((node, id.clone())).or_insert(0);
+            if s.version < *v {
+                self.report.violations.push(format!(
+                    "t={} node{} went back on {id:?}: {} after {}",
+                    self.now,
+                    i + 1,
+                    s.version,
+                    v
+                ));
+            }
+            *v = (*v).max(s.version);
+        }
+    }
+
+    /// After quiescence: live holders of a session agree, and none is below the last
+    /// acknowledged write (DeltaManager: every live node holds it).
+    fn final_check(&mut self) {
+        let alive = self.nodes.iter().filter(|n| n.alive).count();
+        for (c, client) in self.clients.iter().enumerate() {
+            let Some(id) = &client.session else { continue };
+            let values: Vec<u64> = self
+                .nodes
+                .iter()
+                .filter(|n| n.alive)
+                .filter_map(|n| {
+                    n.mgr
+                        .session(id)
+                        .map(|s| counter(&s.attributes.get("counter").cloned()))
+                })
+                .collect();
+            let (min, max) = (
+                values.iter().min().copied().unwrap_or(0),
+                values.iter().max().copied().unwrap_or(0),
+            );
+            let missing =
+                values.is_empty() || (self.cfg.kind == ManagerKind::Delta && values.len() != alive);
+            if missing || min != max || min < client.acked {
+                self.report.wrong_sessions += 1;
+            }
+            if self.cfg.mode == ReplicationMode::Sync && max < client.acked {
+                self.report.violations.push(format!(
+                    "client {c}: acknowledged {} lost, holders have {values:?}",
+                    client.acked
+                ));
+            }
+        }
+    }
+}
+
+fn counter(v: &Option<AttrValue>) -> u64 {
+    match v {
+        Some(AttrValue::Json(s)) => s.parse().unwrap_or(0),
+        _ => 0,
+    }
+}
