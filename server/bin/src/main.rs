@@ -1,3 +1,53 @@
-fn main() {
-    println!("shoal: under construction");
+//! The `shoal` binary: thin CLI over the library crates.
+//!
+//! - `shoal node`: run one node (config file + per-node flags).
+//! - `shoal demo`: a local 3-node cluster on 127.0.0.1 (child processes), Ctrl-C stops it.
+//! - `shoal bench-channel`: channel throughput / latency / failure-detection figures.
+mod bench;
+mod bench_detect;
+mod config;
+mod demo;
+mod logfmt;
+mod node;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "shoal",
+    version,
+    about = "A cluster server for web sessions (Tomcat clustering, rebuilt)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run one cluster node.
+    Node(node::NodeArgs),
+    /// Start a local 3-node cluster on 127.0.0.1 and stop it on Ctrl-C.
+    Demo(demo::DemoArgs),
+    /// Measure the channel: throughput, sync_ack latency, kill -9 detection.
+    BenchChannel(bench::BenchArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    logfmt::init();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let r = rt.block_on(async {
+        match cli.cmd {
+            Cmd::Node(a) => node::run(a).await,
+            Cmd::Demo(a) => demo::run(a).await,
+            Cmd::BenchChannel(a) => bench::run(a).await,
+        }
+    });
+    if let Err(e) = &r {
+        tracing::error!("{e:#}");
+    }
+    r
 }

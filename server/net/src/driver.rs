@@ -403,7 +403,7 @@ impl Driver {
             Event::MemberAdded(m) => self.member_added(m),
             Event::MemberDisappeared { member, reason } => self.member_gone(member, reason),
             Event::MemberSuspected { member, reason } => {
-                tracing::info!(member = %member, "member suspected: {reason}");
+                tracing::debug!(member = %member, "member suspected: {reason}");
                 let _ = self
                     .shared
                     .events
@@ -473,7 +473,7 @@ impl Driver {
     }
 
     fn member_added(&mut self, m: Member) {
-        tracing::info!(member = %m, incarnation = m.incarnation, "member added: {} at {}", m.name, m.addr);
+        tracing::debug!(member = %m, incarnation = m.incarnation, "member added: {} at {}", m.name, m.addr);
         if let Ok(mut ms) = self.shared.members.write() {
             ms.retain(|x| x.id != m.id);
             ms.push(m.clone());
@@ -485,7 +485,7 @@ impl Driver {
         // The line the Tomcat bench harness greps: `SimpleTcpCluster.memberDisappeared` and
         // `}:<port>,` (Tomcat prints members as `tcp://{127, 0, 0, 1}:4000,`).
         tracing::info!(
-            "SimpleTcpCluster.memberDisappeared member {} tcp://{{{}}}:{}, id={:?} reason={:?}",
+            "SimpleTcpCluster.memberDisappeared member {} tcp://{{{}}}:{}, id={:?} reason={}",
             m.name,
             m.addr.ip(),
             m.addr.port(),

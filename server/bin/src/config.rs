@@ -1,0 +1,155 @@
+//! The node's TOML file: one struct per section, unknown keys refused. Sections of later
+//! issues (`[http]`, `[admin]`, `[session]`, ...) are added here as fields.
+use anyhow::{anyhow, Context, Result};
+use serde::Deserialize;
+use shoal_net::config::ClusterConfig;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub cluster: ClusterConfig,
+}
+
+/// Per-node values a script or test can override without editing the file.
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct Overrides {
+    /// Member name / route (cluster.name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Receiver port (cluster.receiver.port); 0 = any free port.
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Receiver address (cluster.receiver.address).
+    #[arg(long)]
+    pub bind: Option<String>,
+    /// Static member `host:port`; repeatable; replaces cluster.membership.members.
+    #[arg(long = "member")]
+    pub members: Vec<String>,
+    /// Cluster secret (prefer the SHOAL_CLUSTER_SECRET environment variable: flags are visible in `ps`).
+    #[arg(long)]
+    pub secret: Option<String>,
+}
+
+impl Config {
+    /// Reads and validates `path`; every error names the file and the key.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        Self::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Config> {
+        let cfg: Config =
+            toml::from_str(text).map_err(|e| anyhow!("config file {}: {e}", path.display()))?;
+        Ok(cfg)
+    }
+
+    /// Applies the flags, then validates the result (so a bad flag is reported like a bad key).
+    pub fn apply(&mut self, o: &Overrides, origin: &Option<PathBuf>) -> Result<()> {
+        let c = &mut self.cluster;
+        if let Some(n) = &o.name {
+            c.name = n.clone();
+        }
+        if let Some(p) = o.port {
+            c.receiver.port = p;
+        }
+        if let Some(b) = &o.bind {
+            c.receiver.address = b.clone();
+        }
+        if !o.members.is_empty() {
+            c.membership.members = o.members.clone();
+        }
+        if let Some(s) = &o.secret {
+            c.secret = Some(s.clone());
+        }
+        let file = origin
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "(no config file)".into());
+        c.validate().map_err(|e| anyhow!("config {file}: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(t: &str) -> Result<Config> {
+        Config::parse(t, Path::new("node.toml"))
+    }
+
+    #[test]
+    fn full_file_parses_and_unknown_keys_are_named() {
+        let c = parse(
+            r#"
+            [cluster]
+            name = "node2"
+            secret_env = "MY_SECRET"
+            [cluster.receiver]
+            port = 4100
+            [cluster.membership]
+            provider = "multicast"
+            members = ["10.0.0.1:4000"]
+            [cluster.membership.multicast]
+            frequency_ms = 250
+            [[cluster.interceptor]]
+            name = "Fragmentation"
+            max_size = 102400
+            [[cluster.interceptor]]
+            name = "Order"
+            "#,
+        )
+        .expect("valid file");
+        assert_eq!(c.cluster.name, "node2");
+        assert_eq!(c.cluster.receiver.port, 4100);
+        assert_eq!(c.cluster.membership.multicast.frequency_ms, 250);
+        assert_eq!(
+            c.cluster.interceptor[0]
+                .options
+                .get("max_size")
+                .map(String::as_str),
+            Some("102400")
+        );
+        assert!(c.cluster.interceptor[1].options.is_empty());
+
+        let e = parse("[cluster.receiver]\nprot = 4000\n")
+            .expect_err("typo refused")
+            .to_string();
+        assert!(e.contains("node.toml") && e.contains("prot"), "{e}");
+        let e = parse("[clutser]\n")
+            .expect_err("unknown section refused")
+            .to_string();
+        assert!(e.contains("clutser"), "{e}");
+        let e = parse("[cluster.membership]\nprovider = \"carrier-pigeon\"\n")
+            .expect_err("bad enum")
+            .to_string();
+        assert!(
+            e.contains("carrier-pigeon") || e.contains("provider"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn overrides_apply_and_are_validated() {
+        let mut c = Config::default();
+        let o = Overrides {
+            name: Some("n9".into()),
+            port: Some(0),
+            members: vec!["127.0.0.1:5".into()],
+            ..Default::default()
+        };
+        c.apply(&o, &None).expect("valid");
+        assert_eq!(c.cluster.name, "n9");
+        let bad = Overrides {
+            name: Some("bad name".into()),
+            ..Default::default()
+        };
+        let e = c
+            .apply(&bad, &Some(PathBuf::from("x.toml")))
+            .expect_err("bad name")
+            .to_string();
+        assert!(e.contains("x.toml") && e.contains("cluster.name"), "{e}");
+    }
+}

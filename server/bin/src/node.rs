@@ -1,0 +1,203 @@
+//! `shoal node`: one cluster node (for now: the channel; sessions and HTTP join later).
+//!
+//! For tests and scripts, `--json-events` prints one JSON object per line on stdout:
+//! `ready`, `member_added`, `member_suspected`, `member_disappeared`, `received`,
+//! `send_report`, `stats`. `--control-stdin` reads commands, one per line:
+//! `send async|ack|sync|plain TEXT` (to every member), `stats`, `leave`, `quit`.
+use crate::config::{Config, Overrides};
+use anyhow::{bail, Context, Result};
+use serde_json::json;
+use shoal_cluster::{InterceptorStack, Member, SendOptions};
+use shoal_net::config::ClusterConfig;
+use shoal_net::{Channel, Incoming, MembershipEvent, Outcome, SendReport};
+use std::path::PathBuf;
+use tokio::io::AsyncBufReadExt;
+
+#[derive(Debug, clap::Args)]
+pub struct NodeArgs {
+    /// The node's TOML file (see README, "Configuration"). Without it, defaults + flags.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub overrides: Overrides,
+    /// Print membership and message events as JSON lines on stdout.
+    #[arg(long)]
+    pub json_events: bool,
+    /// Read commands from stdin (`send MODE TEXT`, `stats`, `leave`, `quit`).
+    #[arg(long)]
+    pub control_stdin: bool,
+}
+
+pub async fn run(args: NodeArgs) -> Result<()> {
+    let mut cfg = match &args.config {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    cfg.apply(&args.overrides, &args.config)?;
+    let secret = cfg.cluster.resolve_secret();
+    let settings = cfg.cluster.settings(secret)?;
+    let stack = build_stack(&cfg.cluster)?;
+    let (ch, incoming) = Channel::start(settings, stack)
+        .await
+        .context("cannot start the cluster channel")?;
+    let json = args.json_events;
+    if json {
+        println!(
+            "{}",
+            json!({"event": "ready", "name": ch.local().name, "id": ch.local().id.to_hex(),
+            "addr": ch.local().addr.to_string(), "incarnation": ch.local().incarnation})
+        );
+    }
+    tokio::spawn(membership_events(ch.clone(), json));
+    tokio::spawn(receive(incoming, ch.clone(), json));
+    let quit = if args.control_stdin {
+        tokio::spawn(control(ch.clone())).await.unwrap_or(Ok(()))
+    } else {
+        wait_for_signal().await
+    };
+    ch.shutdown().await;
+    quit
+}
+
+/// The interceptor stack from `[[cluster.interceptor]]`, top first.
+fn build_stack(c: &ClusterConfig) -> Result<InterceptorStack> {
+    let stack = InterceptorStack::default();
+    if let Some((i, ic)) = c.interceptor.iter().enumerate().next() {
+        // The native factory (shoal_cluster::interceptors::build) is not available yet.
+        bail!("cluster.interceptor[{i}] ({:?}): native interceptors cannot be configured yet; remove the entry", ic.name);
+    }
+    Ok(stack)
+}
+
+async fn wait_for_signal() -> Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
+    tracing::info!("signal received, leaving the cluster");
+    Ok(())
+}
+
+fn member_json(event: &str, m: &Member) -> serde_json::Value {
+    json!({"event": event, "name": m.name, "id": m.id.to_hex(), "addr": m.addr.to_string(),
+        "incarnation": m.incarnation})
+}
+
+async fn membership_events(ch: Channel, json: bool) {
+    let mut rx = ch.subscribe();
+    if json {
+        // Members that joined before the subscription (duplicates are harmless).
+        for m in ch.members() {
+            println!("{}", member_json("member_added", &m));
+        }
+    }
+    loop {
+        let ev = match rx.recv().await {
+            Ok(ev) => ev,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!("{n} membership events missed by the log");
+                continue;
+            }
+            Err(_) => return,
+        };
+        if !json {
+            continue;
+        }
+        let line = match &ev {
+            MembershipEvent::Added(m) => member_json("member_added", m),
+            MembershipEvent::Suspected { member, reason } => {
+                let mut v = member_json("member_suspected", member);
+                v["reason"] = json!(reason);
+                v
+            }
+            MembershipEvent::Disappeared { member, reason } => {
+                let mut v = member_json("member_disappeared", member);
+                v["reason"] = json!(reason.to_string());
+                v
+            }
+        };
+        println!("{line}");
+    }
+}
+
+/// Processes incoming messages: this node has no application yet, so processing = logging.
+async fn receive(mut incoming: Incoming, ch: Channel, json: bool) {
+    while let Some(m) = incoming.recv().await {
+        if json {
+            let from = ch
+                .members()
+                .into_iter()
+                .find(|x| x.id == m.from)
+                .map(|x| x.name)
+                .unwrap_or_default();
+            let text: String = String::from_utf8_lossy(&m.payload)
+                .chars()
+                .take(200)
+                .collect();
+            println!(
+                "{}",
+                json!({"event": "received", "from": from, "id": m.id, "len": m.payload.len(),
+                "options": m.options.0, "text": text})
+            );
+        }
+        if let Some(c) = m.completion {
+            c.complete();
+        }
+    }
+}
+
+fn report_json(r: &SendReport, ch: &Channel) -> serde_json::Value {
+    let members = ch.members();
+    let results: Vec<serde_json::Value> = r
+        .results
+        .iter()
+        .map(|(id, o)| {
+            let name = members
+                .iter()
+                .find(|m| m.id == *id)
+                .map(|m| m.name.clone())
+                .unwrap_or_else(|| id.to_hex());
+            let outcome = match o {
+                Outcome::Failed(why) => format!("failed: {why}"),
+                other => format!("{other:?}").to_lowercase(),
+            };
+            json!({"member": name, "outcome": outcome})
+        })
+        .collect();
+    json!({"event": "send_report", "ok": r.ok(), "results": results})
+}
+
+async fn control(ch: Channel) -> Result<()> {
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    while let Some(line) = lines.next_line().await? {
+        let mut parts = line.trim().splitn(3, ' ');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some("send"), Some(mode), text) => {
+                let opts = match mode {
+                    "async" => SendOptions::ASYNCHRONOUS,
+                    "ack" => SendOptions::USE_ACK,
+                    "sync" => SendOptions::SYNCHRONIZED_ACK,
+                    "plain" => 0,
+                    other => {
+                        eprintln!("unknown send mode {other:?}: use async, ack, sync or plain");
+                        continue;
+                    }
+                };
+                let r = ch
+                    .send_all(text.unwrap_or("").as_bytes().to_vec(), SendOptions(opts))
+                    .await;
+                println!("{}", report_json(&r, &ch));
+            }
+            (Some("stats"), _, _) => {
+                let s = ch.stats().await;
+                println!("{}", json!({"event": "stats", "stats": s}));
+            }
+            (Some("leave"), _, _) => ch.leave().await,
+            (Some("quit"), _, _) => return Ok(()),
+            (Some(""), _, _) | (None, _, _) => {}
+            (Some(other), _, _) => eprintln!("unknown command {other:?}: send, stats, leave, quit"),
+        }
+    }
+    Ok(())
+}
