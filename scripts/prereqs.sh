@@ -13,3 +13,10 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   command -v haproxy >/dev/null || { echo "prereqs: installing haproxy"; apt-get update -qq && apt-get install -y -qq haproxy >/dev/null; }
   command -v wrk >/dev/null || { echo "prereqs: installing wrk"; apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 fi
+# componentize-py: verifies the Python route of plugins (server/plugin-host/tests/python.rs).
+# Optional: without it that test prints a skip.
+if command -v python3 >/dev/null && ! command -v componentize-py >/dev/null; then
+  echo "prereqs: installing componentize-py (Python plugins)"
+  python3 -m pip install --quiet componentize-py==0.25.1 >/dev/null 2>&1 \
+    || echo "prereqs: could not install componentize-py; the Python plugin test will be skipped" >&2
+fi
