@@ -122,6 +122,11 @@ pub struct LoadPlugin {
     pub component: Vec<u8>,
 }
 
+/// Raw bytes of an upload (a component or an artifact), sent as the request body.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct Upload(pub Vec<u8>);
+
 /// State of a deployed artifact on one node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]

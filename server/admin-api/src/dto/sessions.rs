@@ -132,7 +132,6 @@ pub struct Attribute {
     /// The value as UTF-8 text, if it is valid UTF-8.
     pub text: Option<String>,
     /// The value parsed as JSON, if it is JSON.
-    #[schema(value_type = Option<Object>)]
     pub json: Option<serde_json::Value>,
     /// The value as lowercase hex (first 4 KiB).
     pub hex: String,

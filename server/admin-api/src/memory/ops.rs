@@ -22,8 +22,8 @@ pub(super) fn reorder<T>(
     wanted.sort();
     if current != wanted {
         let names: Vec<&str> = items.iter().map(|i| name(i).as_str()).collect();
-        return Err(BackendError::Invalid(format!(
-            "the new order must name every {what} exactly once; current: [{}]",
+        return Err(BackendError::Conflict(format!(
+            "the new order must name every {what} exactly once; current order: [{}]",
             names.join(", ")
         )));
     }

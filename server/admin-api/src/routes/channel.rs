@@ -23,7 +23,8 @@ async fn channel(State(s): State<AppState>) -> Result<ApiJson<ChannelInfo>, ApiE
 /// Reorders the interceptor stack on every node (every current interceptor exactly once).
 #[utoipa::path(put, path = "/api/v1/channel/interceptors", tag = "channel",
     request_body = ReorderRequest,
-    responses((status = 200, description = "The channel with its new order", body = ChannelInfo)))]
+    responses((status = 200, description = "The channel with its new order", body = ChannelInfo),
+        (status = 409, description = "`order` does not name the current interceptors exactly once", body = ApiError, content_type = "application/problem+json")))]
 async fn reorder_interceptors(
     State(s): State<AppState>,
     ApiJson(body): ApiJson<ReorderRequest>,

@@ -30,7 +30,7 @@ async fn list_contexts(State(s): State<AppState>) -> Result<ApiJson<Vec<Context>
 
 /// One context.
 #[utoipa::path(get, path = "/api/v1/contexts/{context}", tag = "contexts",
-    params(("context" = String, Path, description = "Context name (`app` for `/app`)")),
+    params(("context" = String, Path, example = "app", description = "Context name (`app` for `/app`)")),
     responses((status = 200, description = "The context", body = Context)))]
 async fn get_context(
     State(s): State<AppState>,
@@ -41,9 +41,10 @@ async fn get_context(
 
 /// Reorders a context's pipeline on every node (every current stage named exactly once).
 #[utoipa::path(put, path = "/api/v1/contexts/{context}/pipeline", tag = "contexts",
-    params(("context" = String, Path, description = "Context name")),
+    params(("context" = String, Path, example = "app", description = "Context name")),
     request_body = ReorderRequest,
-    responses((status = 200, description = "The context with its new pipeline", body = Context)))]
+    responses((status = 200, description = "The context with its new pipeline", body = Context),
+        (status = 409, description = "`order` does not name the current stages exactly once", body = ApiError, content_type = "application/problem+json")))]
 async fn reorder_pipeline(
     State(s): State<AppState>,
     ApiPath(context): ApiPath<String>,
@@ -56,7 +57,7 @@ async fn reorder_pipeline(
 
 /// Sessions of a context, filtered and paged.
 #[utoipa::path(get, path = "/api/v1/contexts/{context}/sessions", tag = "sessions",
-    params(("context" = String, Path, description = "Context name"), SessionQuery),
+    params(("context" = String, Path, example = "app", description = "Context name"), SessionQuery),
     responses((status = 200, description = "A page of sessions", body = SessionPage)))]
 async fn list_sessions(
     State(s): State<AppState>,
@@ -70,12 +71,24 @@ async fn list_sessions(
             )));
         }
     }
+    // The spec says int64: refuse what a client generated from it could not represent.
+    for (name, value) in [
+        ("offset", query.offset),
+        ("min_idle_secs", query.min_idle_secs),
+    ] {
+        if value.is_some_and(|v| v > i64::MAX as u64) {
+            return Err(ApiError::bad_request(format!(
+                "{name} is larger than {}: use a smaller value",
+                i64::MAX
+            )));
+        }
+    }
     Ok(ApiJson(s.backend.sessions(&context, query).await?))
 }
 
 /// Expires every session of a context, on every node.
 #[utoipa::path(delete, path = "/api/v1/contexts/{context}/sessions", tag = "sessions",
-    params(("context" = String, Path, description = "Context name")),
+    params(("context" = String, Path, example = "app", description = "Context name")),
     responses((status = 200, description = "How many sessions were expired", body = ExpiredCount)))]
 async fn expire_all(
     State(s): State<AppState>,
@@ -88,7 +101,7 @@ async fn expire_all(
 
 /// One session with its attributes (text, JSON and hex, with sizes).
 #[utoipa::path(get, path = "/api/v1/contexts/{context}/sessions/{id}", tag = "sessions",
-    params(("context" = String, Path, description = "Context name"),
+    params(("context" = String, Path, example = "app", description = "Context name"),
         ("id" = String, Path, description = "Session id, without the `.route` suffix")),
     responses((status = 200, description = "The session", body = SessionDetail)))]
 async fn get_session(
@@ -100,7 +113,7 @@ async fn get_session(
 
 /// Expires (invalidates) one session on every node.
 #[utoipa::path(delete, path = "/api/v1/contexts/{context}/sessions/{id}", tag = "sessions",
-    params(("context" = String, Path, description = "Context name"),
+    params(("context" = String, Path, example = "app", description = "Context name"),
         ("id" = String, Path, description = "Session id")),
     responses((status = 204, description = "Expired")))]
 async fn expire_session(
@@ -122,7 +135,7 @@ async fn session_counts(
 
 /// Statistics of the context's session manager and valves.
 #[utoipa::path(get, path = "/api/v1/contexts/{context}/stats", tag = "contexts",
-    params(("context" = String, Path, description = "Context name")),
+    params(("context" = String, Path, example = "app", description = "Context name")),
     responses((status = 200, description = "Counters since the last reset", body = ManagerStats)))]
 async fn manager_stats(
     State(s): State<AppState>,
@@ -133,7 +146,7 @@ async fn manager_stats(
 
 /// Resets the manager and valve counters of a context (gauges such as active sessions stay).
 #[utoipa::path(post, path = "/api/v1/contexts/{context}/stats/reset", tag = "contexts",
-    params(("context" = String, Path, description = "Context name")),
+    params(("context" = String, Path, example = "app", description = "Context name")),
     responses((status = 204, description = "Reset")))]
 async fn reset_stats(
     State(s): State<AppState>,

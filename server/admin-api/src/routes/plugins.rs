@@ -31,8 +31,8 @@ async fn list_plugins(State(s): State<AppState>) -> Result<ApiJson<Vec<Plugin>>,
 /// Loads a component (the request body) on every node.
 #[utoipa::path(post, path = "/api/v1/plugins", tag = "plugins",
     params(LoadPluginQuery),
-    request_body(content = [u8], content_type = "application/wasm",
-        description = "The Wasm component (`wasm-tools component new` output)"),
+    request_body(content = Upload, content_type = "application/octet-stream",
+        description = "The Wasm component (`wasm-tools component new` output); `application/wasm` is accepted too"),
     responses((status = 201, description = "Loaded", body = Plugin),
         (status = 409, description = "Name in use; pass replace=true to hot-reload a new version", body = ApiError, content_type = "application/problem+json"),
         (status = 413, description = "Component larger than the upload limit", body = ApiError, content_type = "application/problem+json"),
@@ -59,12 +59,12 @@ async fn load_plugin(
         Some(text) => match serde_json::from_str::<serde_json::Value>(text) {
             Ok(v @ serde_json::Value::Object(_)) => v,
             Ok(_) => {
-                return Err(ApiError::bad_request(
+                return Err(ApiError::unprocessable(
                     "config must be a JSON object, e.g. {\"key\":\"value\"}",
                 ))
             }
             Err(e) => {
-                return Err(ApiError::bad_request(format!(
+                return Err(ApiError::unprocessable(format!(
                     "config is not valid JSON ({e}); pass a URL-encoded JSON object"
                 )))
             }
@@ -86,7 +86,7 @@ async fn load_plugin(
 
 /// One plugin.
 #[utoipa::path(get, path = "/api/v1/plugins/{name}", tag = "plugins",
-    params(("name" = String, Path, description = "Plugin name")),
+    params(("name" = String, Path, example = "url-filter", description = "Plugin name")),
     responses((status = 200, description = "The plugin", body = Plugin)))]
 async fn get_plugin(
     State(s): State<AppState>,
@@ -97,7 +97,7 @@ async fn get_plugin(
 
 /// Unloads a plugin on every node (in-flight calls finish first).
 #[utoipa::path(delete, path = "/api/v1/plugins/{name}", tag = "plugins",
-    params(("name" = String, Path, description = "Plugin name")),
+    params(("name" = String, Path, example = "url-filter", description = "Plugin name")),
     responses((status = 204, description = "Unloaded")))]
 async fn unload_plugin(
     State(s): State<AppState>,
@@ -109,7 +109,7 @@ async fn unload_plugin(
 
 /// Replaces a plugin's configuration on every node.
 #[utoipa::path(put, path = "/api/v1/plugins/{name}/config", tag = "plugins",
-    params(("name" = String, Path, description = "Plugin name")),
+    params(("name" = String, Path, example = "url-filter", description = "Plugin name")),
     request_body(content = Object, description = "The new configuration (a JSON object)"),
     responses((status = 200, description = "Reconfigured", body = Plugin)))]
 async fn configure_plugin(
@@ -123,7 +123,7 @@ async fn configure_plugin(
 
 /// Enables a plugin on every node.
 #[utoipa::path(post, path = "/api/v1/plugins/{name}/enable", tag = "plugins",
-    params(("name" = String, Path, description = "Plugin name")),
+    params(("name" = String, Path, example = "url-filter", description = "Plugin name")),
     responses((status = 200, description = "Enabled", body = Plugin)))]
 async fn enable_plugin(
     State(s): State<AppState>,
@@ -134,7 +134,7 @@ async fn enable_plugin(
 
 /// Disables a plugin on every node (its stage is skipped, as if absent).
 #[utoipa::path(post, path = "/api/v1/plugins/{name}/disable", tag = "plugins",
-    params(("name" = String, Path, description = "Plugin name")),
+    params(("name" = String, Path, example = "url-filter", description = "Plugin name")),
     responses((status = 200, description = "Disabled", body = Plugin)))]
 async fn disable_plugin(
     State(s): State<AppState>,
@@ -145,7 +145,7 @@ async fn disable_plugin(
 
 /// New instances from the same component on every node; clears a `failed` state.
 #[utoipa::path(post, path = "/api/v1/plugins/{name}/reload", tag = "plugins",
-    params(("name" = String, Path, description = "Plugin name")),
+    params(("name" = String, Path, example = "url-filter", description = "Plugin name")),
     responses((status = 200, description = "Reloaded", body = Plugin)))]
 async fn reload_plugin(
     State(s): State<AppState>,
