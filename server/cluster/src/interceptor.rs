@@ -62,6 +62,8 @@ pub trait Interceptor: Send {
         out.push(msg);
         Ok(())
     }
+    /// Called once when the stack is given to a node: the local member (e.g. for Coordinator).
+    fn attach(&mut self, _local: &Member) {}
     fn member_added(&mut self, _now: Instant, _member: &Member) {}
     fn member_disappeared(&mut self, _now: Instant, _member: &Member) {}
     /// Periodic tick. Returns messages released on the receive path (they continue upward
@@ -88,6 +90,8 @@ pub trait Interceptor: Send {
 #[derive(Default)]
 pub struct InterceptorStack {
     layers: Vec<Layer>,
+    /// Set by `attach`; layers inserted later are attached too.
+    local: Option<Member>,
 }
 
 struct Layer {
@@ -175,6 +179,10 @@ impl InterceptorStack {
                 position,
                 len: self.layers.len(),
             });
+        }
+        let mut layer = layer;
+        if let Some(local) = &self.local {
+            layer.attach(local);
         }
         self.layers.insert(
             position,
@@ -279,6 +287,13 @@ impl InterceptorStack {
         Ok(cur)
     }
 
+    /// Tells every layer the local member (the node does this when it takes the stack).
+    pub fn attach(&mut self, local: &Member) {
+        self.local = Some(local.clone());
+        for l in self.layers.iter_mut() {
+            l.inner.attach(local);
+        }
+    }
     pub fn member_added(&mut self, now: Instant, member: &Member) {
         for l in self.layers.iter_mut() {
             l.inner.member_added(now, member);

@@ -269,7 +269,7 @@ impl Node {
         let why = format!("member {} disappeared: {reason}", p.member.name);
         self.fail_peer_frames(now, id, p.unacked, &why);
         self.dedup.remove(&id);
-        self.awaiting.retain(|(m, _)| *m != id);
+        self.awaiting.retain(|(m, _), _| *m != id);
         if reason != DisappearReason::Left {
             // Keep knocking for a while: a partition may heal, a crashed node may come back.
             let min = self.cfg.reconnect_min;

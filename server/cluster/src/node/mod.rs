@@ -43,7 +43,7 @@ use crate::options::SendOptions;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use state::{Conn, DedupWindow, Outputs, Peer, PendingSend, Target};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -63,7 +63,7 @@ pub struct Node {
     sends: BTreeMap<MsgId, PendingSend>,
     dedup: HashMap<MemberId, DedupWindow>,
     /// sync_ack messages delivered to the app and not yet completed.
-    awaiting: HashSet<(MemberId, MsgId)>,
+    awaiting: HashMap<(MemberId, MsgId), Option<ConnId>>,
     next_heartbeat: Instant,
     left: bool,
     stats: NodeStats,
@@ -78,6 +78,8 @@ impl Node {
         seed: u64,
         now: Instant,
     ) -> Self {
+        let mut stack = stack;
+        stack.attach(&local);
         Node {
             codec: FrameCodec::new(config.max_frame),
             next_heartbeat: now + config.heartbeat,
@@ -92,7 +94,7 @@ impl Node {
             targets: BTreeMap::new(),
             sends: BTreeMap::new(),
             dedup: HashMap::new(),
-            awaiting: HashSet::new(),
+            awaiting: HashMap::new(),
             left: false,
             stats: NodeStats::default(),
             out: Outputs::default(),

@@ -28,7 +28,7 @@ impl Node {
         match body {
             Body::Data { options, payload } => {
                 p.stats.rx_bytes += payload.len() as u64;
-                self.on_data(now, from, id, options, payload);
+                self.on_data(now, conn, from, id, options, payload);
             }
             Body::Ack { of, status } => self.on_ack(from, of, status),
             Body::Ping { .. } | Body::Pong { .. } => {}
@@ -45,6 +45,7 @@ impl Node {
     fn on_data(
         &mut self,
         now: Instant,
+        conn: ConnId,
         from: MemberId,
         id: MsgId,
         options: SendOptions,
@@ -59,9 +60,9 @@ impl Node {
             }
             // A retransmit: the sender may have lost our ack with the old connection.
             match seen {
-                Seen::Done(st) => self.send_ack(now, from, id, st),
-                Seen::Plain if options.wants_ack() && !sync => {
-                    self.send_ack(now, from, id, AckStatus::Received)
+                Seen::Done(st) => self.send_ack(now, Some(conn), from, id, st),
+                Seen::Plain if options.wants_ack() => {
+                    self.send_ack(now, Some(conn), from, id, AckStatus::Received)
                 }
                 _ => {}
             }
@@ -84,12 +85,12 @@ impl Node {
                 let mut delivered_self = false;
                 for m in outs {
                     delivered_self |= m.id == id && m.from == from;
-                    self.deliver(m);
+                    self.deliver(m, Some(conn));
                 }
                 if options.wants_ack() && (!sync || !delivered_self) {
                     // use_ack: received. sync_ack held by a layer (fragment, out of order):
                     // received now, Processed follows when the message it belongs to is done.
-                    self.send_ack(now, from, id, AckStatus::Received);
+                    self.send_ack(now, Some(conn), from, id, AckStatus::Received);
                 }
             }
             Err(e) => {
@@ -100,16 +101,17 @@ impl Node {
                         .entry(from)
                         .or_default()
                         .insert(id, Seen::Done(st.clone()), cap);
-                    self.send_ack(now, from, id, st);
+                    self.send_ack(now, Some(conn), from, id, st);
                 }
             }
         }
     }
 
     /// Hands a message that left the receive stack to the application.
-    pub(super) fn deliver(&mut self, m: ChannelMessage) {
+    /// `via`: the connection the message arrived on, where its Processed ack should go.
+    pub(super) fn deliver(&mut self, m: ChannelMessage, via: Option<ConnId>) {
         if m.options.has(SendOptions::SYNCHRONIZED_ACK) {
-            self.awaiting.insert((m.from, m.id));
+            self.awaiting.insert((m.from, m.id), via);
             let cap = self.cfg.dedup_window;
             self.dedup
                 .entry(m.from)
@@ -131,9 +133,9 @@ impl Node {
         id: MsgId,
         result: Result<(), String>,
     ) {
-        if !self.awaiting.remove(&(from, id)) {
+        let Some(via) = self.awaiting.remove(&(from, id)) else {
             return;
-        }
+        };
         let st = match result {
             Ok(()) => AckStatus::Processed,
             Err(r) => AckStatus::Failed(r),
@@ -143,13 +145,27 @@ impl Node {
             .entry(from)
             .or_default()
             .insert(id, Seen::Done(st.clone()), cap);
-        self.send_ack(now, from, id, st);
+        self.send_ack(now, via, from, id, st);
     }
 
-    /// Acks go on the member's current connection; with none, the sender's retransmit on the
-    /// next connection is answered from the dedup window instead.
-    fn send_ack(&mut self, now: Instant, to: MemberId, of: MsgId, status: AckStatus) {
-        let Some(conn) = self.peers.get(&to).and_then(|p| p.conn) else {
+    /// Acks go back on the connection the frame came on: if that one dies, the sender sees
+    /// it die too and retransmits, and the retransmit is re-acked from the dedup window. A
+    /// late Processed ack whose connection is gone takes the member's current one.
+    fn send_ack(
+        &mut self,
+        now: Instant,
+        via: Option<ConnId>,
+        to: MemberId,
+        of: MsgId,
+        status: AckStatus,
+    ) {
+        let open = |c: &ConnId| {
+            self.conns.get(c).is_some_and(
+                |c| matches!(c.state, super::state::ConnState::Open { member } if member == to),
+            )
+        };
+        let current = self.peers.get(&to).and_then(|p| p.conn);
+        let Some(conn) = via.filter(open).or(current) else {
             return;
         };
         let n = self.write_control(conn, Body::Ack { of, status });

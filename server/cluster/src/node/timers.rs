@@ -11,7 +11,7 @@ impl Node {
         if now >= self.next_heartbeat {
             self.next_heartbeat = now + self.cfg.heartbeat;
             for m in self.stack.heartbeat(now) {
-                self.deliver(m);
+                self.deliver(m, None);
             }
         }
         self.expire_sends(now);

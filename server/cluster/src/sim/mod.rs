@@ -37,6 +37,8 @@ pub struct SimNode {
     pub log: Vec<(Duration, Event)>,
     /// Messages delivered to the application: (sender, id, payload).
     pub received: Vec<(MemberId, MsgId, Vec<u8>)>,
+    /// Connections this node closed, with the reason (for debugging failed seeds).
+    pub closes: Vec<(Duration, String)>,
     /// Send outcomes by send id.
     pub outcomes: BTreeMap<MsgId, Vec<(MemberId, DeliveryStatus)>>,
 }
@@ -108,6 +110,7 @@ impl Sim {
             log: Vec::new(),
             received: Vec::new(),
             outcomes: BTreeMap::new(),
+            closes: Vec::new(),
         });
         self.start(i);
         i

@@ -4,7 +4,8 @@
 //! Model (what TCP guarantees and what it does not):
 //! - Within one connection frames arrive in order, unless `reorder` hits a Data frame: that
 //!   models Tomcat's pooled / asynchronous senders, where messages of one sender travel over
-//!   several connections and overtake each other. Handshake and control frames keep order.
+//!   several connections and overtake each other. A reordered Data frame still never
+//!   overtakes a handshake or control frame sent before it, nor arrives after the close.
 //! - `duplicate` re-delivers a Data frame later on the same connection (a retransmitting
 //!   middlebox, or a sender retrying on a pooled connection); the receiver must dedup.
 //! - `reset` breaks the connection instead of delivering a frame: both ends see a reset, the
@@ -96,8 +97,12 @@ pub struct Network {
     seq: u64,
     /// Each end to the other end of its connection.
     pub links: BTreeMap<End, End>,
-    /// Latest scheduled arrival per directed connection end (TCP order).
+    /// Latest scheduled arrival per receiving end of frames kept in TCP order.
     pub last_arrival: BTreeMap<End, Instant>,
+    /// Latest arrival of a non-Data frame: reordered Data never overtakes the handshake.
+    pub barrier: BTreeMap<End, Instant>,
+    /// Latest arrival of anything: a close (FIN) arrives after all of it.
+    pub last_any: BTreeMap<End, Instant>,
     /// Frames held by a partition, per receiving end, in order.
     pub held: BTreeMap<End, Vec<Envelope>>,
     /// Cut node pairs (lower index first).

@@ -98,13 +98,14 @@ impl Sim {
                 }
             }
             Action::Send { conn, bytes } => self.carry(i, conn, &bytes),
-            Action::Close { conn, .. } => {
+            Action::Close { conn, reason } => {
+                self.nodes[i].closes.push((now - self.base, reason));
                 self.net.close_end((i, conn));
                 if let Some(&other) = self.net.links.get(&(i, conn)) {
                     if self.net.open.contains(&other) {
                         // The FIN arrives after the data already in flight.
                         let at = (now + self.delay())
-                            .max(self.net.last_arrival.get(&other).copied().unwrap_or(now));
+                            .max(self.net.last_any.get(&other).copied().unwrap_or(now));
                         let reason = "connection closed by peer".to_string();
                         self.net.schedule(
                             at,
@@ -170,15 +171,8 @@ impl Sim {
                 return;
             }
             if data && self.rng.gen_bool(self.chaos.duplicate) {
-                let at = self.now + self.delay() * 3;
-                self.net.schedule(
-                    at,
-                    Delivery::Frame {
-                        node: to.0,
-                        conn: to.1,
-                        env: env.clone(),
-                    },
-                );
+                let later = self.delay() * 3;
+                self.schedule_frame_after(to, env.clone(), true, later);
             }
             let reorder = data && self.rng.gen_bool(self.chaos.reorder);
             self.schedule_frame(to, env, reorder);
@@ -186,12 +180,24 @@ impl Sim {
     }
 
     fn schedule_frame(&mut self, to: End, env: Envelope, free: bool) {
-        let mut at = self.now + self.delay();
-        if !free {
-            let last = self.net.last_arrival.get(&to).copied().unwrap_or(at);
-            at = at.max(last);
+        let delay = self.delay();
+        self.schedule_frame_after(to, env, free, delay);
+    }
+
+    fn schedule_frame_after(&mut self, to: End, env: Envelope, free: bool, delay: Duration) {
+        let mut at = self.now + delay;
+        let data = matches!(env.body, Body::Data { .. });
+        if free {
+            at = at.max(self.net.barrier.get(&to).copied().unwrap_or(at));
+        } else {
+            at = at.max(self.net.last_arrival.get(&to).copied().unwrap_or(at));
             self.net.last_arrival.insert(to, at);
+            if !data {
+                self.net.barrier.insert(to, at);
+            }
         }
+        let any = self.net.last_any.entry(to).or_insert(at);
+        *any = (*any).max(at);
         self.net.schedule(
             at,
             Delivery::Frame {
