@@ -24,10 +24,13 @@ pub struct MetricSample {
     pub value: i64,
 }
 
+/// Values by metric name, and whether the "too many names" warning was logged.
+type Values = (BTreeMap<String, (MetricKind, i64)>, bool);
+
 /// The metrics of one plugin (shared by all its versions and instances).
 #[derive(Default)]
 pub(crate) struct PluginMetrics {
-    values: Mutex<(BTreeMap<String, (MetricKind, i64)>, bool)>,
+    values: Mutex<Values>,
 }
 
 impl PluginMetrics {

@@ -114,7 +114,7 @@ impl host::Host for HostState {
                 cut -= 1;
             }
             message.truncate(cut);
-            message.push_str("…");
+            message.push('…');
         }
         let plugin = self.plugin.name.as_str();
         match level {

@@ -75,7 +75,7 @@ impl Default for Limits {
 
 /// What happens when a call fails (trap, time or memory limit, bad output).
 /// In every case the failed instance is discarded and the failure counted and logged.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FailurePolicy {
     /// Skip the plugin for that call: a valve passes, a filter allows replication,
@@ -83,6 +83,7 @@ pub enum FailurePolicy {
     FailOpen,
     /// Valve: 503. Interceptor: the message is dropped and the sender gets an error.
     /// URL filter: the session replicates. Deploy hook: veto.
+    #[default]
     FailClosed,
     /// Answer as `FailClosed`, then wait `backoff` (doubling per consecutive failure, at most
     /// 30 s) before the next instance is created; calls in between get the fail-closed
@@ -91,12 +92,6 @@ pub enum FailurePolicy {
         backoff: Duration,
         max_restarts: u32,
     },
-}
-
-impl Default for FailurePolicy {
-    fn default() -> Self {
-        FailurePolicy::FailClosed
-    }
 }
 
 /// Whether a plugin takes calls.

@@ -104,3 +104,48 @@ fn a_valve_is_not_an_interceptor() {
         .expect("load");
     assert!(reg.interceptor("bench").is_err());
 }
+
+#[test]
+fn failing_interceptor_drops_with_an_error_to_the_sender_when_fail_closed() {
+    use shoal_plugin_host::Limits;
+    let reg = registry();
+    // A rewritten payload over the output limit is bad output: the policy answers.
+    let tight = Limits {
+        max_output_bytes: 8,
+        ..Limits::default()
+    };
+    reg.load(
+        "closed",
+        &component("checksum-interceptor"),
+        spec_limits(&[], FailurePolicy::FailClosed, tight.clone()),
+    )
+    .expect("load");
+    reg.load(
+        "open",
+        &component("checksum-interceptor"),
+        spec_limits(&[], FailurePolicy::FailOpen, tight),
+    )
+    .expect("load");
+    let now = Instant::now();
+    let mut out = Vec::new();
+    let err = reg
+        .interceptor("closed")
+        .expect("layer")
+        .on_send(now, message(b"hello"), &mut out)
+        .expect_err("closed");
+    assert_eq!(err.interceptor, "wasm:closed");
+    assert!(
+        out.is_empty(),
+        "a fail-closed interceptor must drop the message"
+    );
+    reg.interceptor("open")
+        .expect("layer")
+        .on_send(now, message(b"hello"), &mut out)
+        .expect("open passes");
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        out[0].payload, b"hello",
+        "fail-open passes the original message"
+    );
+    assert_eq!(reg.info("closed").expect("info").failures.bad_output, 1);
+}

@@ -3,7 +3,9 @@
 //! where componentize-py is not installed (`pip install componentize-py`).
 mod common;
 use common::*;
-use shoal_plugin_host::{EngineOptions, FailurePolicy, Limits, PluginRegistry, PluginSpec, PluginWorld};
+use shoal_plugin_host::{
+    EngineOptions, FailurePolicy, Limits, PluginRegistry, PluginSpec, PluginWorld,
+};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -13,7 +15,10 @@ fn python_url_filter_loads_and_answers() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let app_dir = root.join("plugins/python/url-filter");
     // componentize-py takes ~20 s: reuse its output while app.py and the WIT are unchanged.
-    let component = root.join(format!("plugins/target/python/url-filter-{}.component.wasm", source_digest(&root)));
+    let component = root.join(format!(
+        "plugins/target/python/url-filter-{}.component.wasm",
+        source_digest(&root)
+    ));
     if !component.is_file() {
         if let Some(parent) = component.parent() {
             std::fs::create_dir_all(parent).expect("create plugins/target/python");
@@ -30,16 +35,26 @@ fn python_url_filter_loads_and_answers() {
                 println!("SKIPPED python_url_filter_loads_and_answers: componentize-py not runnable ({e}); install it with `pip install componentize-py`");
                 return;
             }
-            Ok(o) if !o.status.success() => panic!("componentize-py failed: {}", String::from_utf8_lossy(&o.stderr)),
+            Ok(o) if !o.status.success() => panic!(
+                "componentize-py failed: {}",
+                String::from_utf8_lossy(&o.stderr)
+            ),
             Ok(_) => {}
         }
     }
     let bytes = std::fs::read(&component).expect("read the Python component");
     // CPython is large: keep its compiled code between runs.
     let cache = root.join("plugins/target/wasmtime-cache");
-    let options = EngineOptions { cache_dir: Some(cache), ..EngineOptions::default() };
+    let options = EngineOptions {
+        cache_dir: Some(cache),
+        ..EngineOptions::default()
+    };
     let reg = PluginRegistry::new(options, facts()).expect("engine");
-    let limits = Limits { memory_bytes: 128 << 20, call_timeout: Duration::from_secs(5), ..Limits::default() };
+    let limits = Limits {
+        memory_bytes: 128 << 20,
+        call_timeout: Duration::from_secs(5),
+        ..Limits::default()
+    };
     let spec = PluginSpec {
         config: config(&[("suffixes", ".css,.ico")]),
         limits,
@@ -47,11 +62,23 @@ fn python_url_filter_loads_and_answers() {
         world: Some(PluginWorld::UrlFilter),
     };
     let started = Instant::now();
-    reg.load("py-filter", &bytes, spec).expect("load the Python component (imports WASI: granted nothing)");
-    println!("python component: {} bytes, loaded in {:?}", bytes.len(), started.elapsed());
-    assert!(!reg.url_filter("py-filter", &get("/app/site.css", "")).expect("call"));
-    assert!(reg.url_filter("py-filter", &get("/app/counter", "")).expect("call"));
-    assert_eq!(reg.info("py-filter").expect("info").failures, Default::default());
+    reg.load("py-filter", &bytes, spec)
+        .expect("load the Python component (imports WASI: granted nothing)");
+    println!(
+        "python component: {} bytes, loaded in {:?}",
+        bytes.len(),
+        started.elapsed()
+    );
+    assert!(!reg
+        .url_filter("py-filter", &get("/app/site.css", ""))
+        .expect("call"));
+    assert!(reg
+        .url_filter("py-filter", &get("/app/counter", ""))
+        .expect("call"));
+    assert_eq!(
+        reg.info("py-filter").expect("info").failures,
+        Default::default()
+    );
 }
 
 /// SHA-256 over app.py and every WIT file.
