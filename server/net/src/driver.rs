@@ -434,7 +434,7 @@ impl Driver {
             }
             Event::SendComplete { id, results } => self.send_complete(id, results),
             Event::HandshakeFailed { peer, reason } => {
-                tracing::warn!(%peer, "cluster handshake with {peer} failed: {reason}");
+                tracing::debug!(%peer, "cluster handshake with {peer} failed: {reason}");
             }
         }
     }
