@@ -13,7 +13,16 @@
 //! - [`interceptor`]: the interceptor trait and the ordered stack.
 //! - [`interceptors`]: the native interceptors (Order, Fragmentation, Encrypt, ...).
 //! - [`node`]: the channel state machine: membership, failure detection, acks, dedup.
-//! - [`sim`]: seeded simulated network (drop, delay, duplicate, reorder, partition).
+//! - [`sim`]: seeded simulated network (delay, reorder, duplicate, reset, partition, kill,
+//!   restart) driving N nodes on virtual time; the deterministic tests use it.
+//!
+//! Where Tomcat's interceptors live: the message-transforming ones are layers of the
+//! [`InterceptorStack`] ([`interceptors`]); TcpFailureDetector and TcpPing are the node's own
+//! failure detector ([`NodeConfig`]'s `suspect_after`, `verify_timeout`, `ping_interval`),
+//! StaticMembership and MessageDispatch are shoal-net's discovery and async queue. All four
+//! also exist as pass-through layers that carry their settings, so a configured stack lists
+//! them; [`interceptors::configure_node`] copies the failure-detector settings into the
+//! [`NodeConfig`].
 
 pub mod auth;
 pub mod frame;

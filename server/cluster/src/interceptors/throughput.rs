@@ -78,7 +78,7 @@ impl Interceptor for Throughput {
         if msg.payload.is_empty() {
             self.errors += 1;
         }
-        if self.config.interval > 0 && self.tx_messages % self.config.interval == 0 {
+        if self.config.interval > 0 && self.tx_messages.is_multiple_of(self.config.interval) {
             let secs = now
                 .saturating_duration_since(started)
                 .as_secs_f64()

@@ -216,6 +216,14 @@ impl Sim {
         Some(id)
     }
 
+    /// Calls `f` on node `i` (None when it is down) and carries out what it produced.
+    pub fn with_node<R>(&mut self, i: usize, f: impl FnOnce(&mut Node, Instant) -> R) -> Option<R> {
+        let now = self.now;
+        let r = f(self.nodes[i].node.as_mut()?, now);
+        self.drain(i);
+        Some(r)
+    }
+
     /// Runs virtual time forward by `d`.
     pub fn run_for(&mut self, d: Duration) {
         let until = self.now + d;
