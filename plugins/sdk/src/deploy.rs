@@ -9,7 +9,6 @@ wit_bindgen::generate!({
     runtime_path: "shoal_plugin_sdk::wit_bindgen::rt",
 });
 
-
 pub use self::shoal::plugin::host as raw_host;
 pub use self::shoal::plugin::types::{LogLevel, MemberInfo};
 /// The trait a deploy hook implements.
@@ -18,7 +17,10 @@ pub use self::Guest as DeployHook;
 impl Artifact {
     /// A metadata value by key.
     pub fn meta(&self, key: &str) -> Option<&str> {
-        self.metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.metadata
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 }
 

@@ -1,8 +1,8 @@
 //! What the node offers every plugin, whichever world it implements.
-#[cfg(feature = "channel-interceptor")]
-use crate::interceptor::{raw_host as raw, LogLevel, MemberInfo};
 #[cfg(feature = "deploy-hook")]
 use crate::deploy::{raw_host as raw, LogLevel, MemberInfo};
+#[cfg(feature = "channel-interceptor")]
+use crate::interceptor::{raw_host as raw, LogLevel, MemberInfo};
 #[cfg(feature = "url-filter")]
 use crate::url_filter::{raw_host as raw, LogLevel, MemberInfo};
 #[cfg(feature = "valve")]

@@ -10,7 +10,6 @@ wit_bindgen::generate!({
     runtime_path: "shoal_plugin_sdk::wit_bindgen::rt",
 });
 
-
 pub use self::shoal::plugin::host as raw_host;
 pub use self::shoal::plugin::types::LogLevel;
 /// The trait an interceptor implements.

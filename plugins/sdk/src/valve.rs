@@ -19,7 +19,10 @@ pub use self::Guest as Valve;
 
 impl Default for NextStep {
     fn default() -> Self {
-        NextStep { set_request_headers: Vec::new(), add_response_headers: Vec::new() }
+        NextStep {
+            set_request_headers: Vec::new(),
+            add_response_headers: Vec::new(),
+        }
     }
 }
 

@@ -15,9 +15,13 @@ impl Valve for AuthValve {
     }
 
     fn handle(req: Request, _session: &Session) -> Outcome {
-        let presented = req.header("authorization").and_then(|v| v.strip_prefix("Bearer "));
+        let presented = req
+            .header("authorization")
+            .and_then(|v| v.strip_prefix("Bearer "));
         let authorized = match (host::config_get("token"), presented) {
-            (Some(token), Some(given)) => !token.is_empty() && constant_time_eq(token.as_bytes(), given.as_bytes()),
+            (Some(token), Some(given)) => {
+                !token.is_empty() && constant_time_eq(token.as_bytes(), given.as_bytes())
+            }
             _ => false,
         };
         if !authorized {
@@ -26,7 +30,10 @@ impl Valve for AuthValve {
             return Outcome::Respond(Response {
                 status: 401,
                 headers: vec![
-                    ("www-authenticate".into(), format!("Bearer realm=\"{realm}\"")),
+                    (
+                        "www-authenticate".into(),
+                        format!("Bearer realm=\"{realm}\""),
+                    ),
                     ("content-type".into(), "text/plain".into()),
                 ],
                 body: b"error=unauthorized\n".to_vec(),

@@ -10,7 +10,11 @@ pub fn serve(path: &str, req: &Request, session: &Session, node: &str) -> (u16, 
     match path {
         "/counter" => {
             let id = session.create();
-            let n = session.get("counter").and_then(|v| parse_int(&v)).unwrap_or(0) + 1;
+            let n = session
+                .get("counter")
+                .and_then(|v| parse_int(&v))
+                .unwrap_or(0)
+                + 1;
             session.set("counter", n.to_string().as_bytes());
             (200, format!("counter={n} session={id} node={node}"))
         }
@@ -22,7 +26,10 @@ pub fn serve(path: &str, req: &Request, session: &Session, node: &str) -> (u16, 
             };
             let id = session.create();
             session.set(&key, &payload(size));
-            (200, format!("set={key} size={size} session={id} node={node}"))
+            (
+                200,
+                format!("set={key} size={size} session={id} node={node}"),
+            )
         }
         "/get" => get(req, session, node),
         "/invalidate" => {
@@ -44,14 +51,16 @@ fn get(req: &Request, session: &Session, node: &str) -> (u16, String) {
     };
     match session.get(&key) {
         None => (404, format!("error=no-attribute session={id} node={node}")),
-        Some(v) => match parse_int(&v) {
-            Some(n) => (200, format!("key={key} value={n} session={id} node={node}")),
-            None => {
-                let intact = v == payload(v.len());
-                let (size, crc) = (v.len(), crc32(&v));
-                (200, format!("key={key} size={size} crc={crc} intact={intact} session={id} node={node}"))
+        Some(v) => {
+            match parse_int(&v) {
+                Some(n) => (200, format!("key={key} value={n} session={id} node={node}")),
+                None => {
+                    let intact = v == payload(v.len());
+                    let (size, crc) = (v.len(), crc32(&v));
+                    (200, format!("key={key} size={size} crc={crc} intact={intact} session={id} node={node}"))
+                }
             }
-        },
+        }
     }
 }
 
@@ -104,7 +113,11 @@ pub fn crc32(data: &[u8]) -> u32 {
     for &b in data {
         crc ^= b as u32;
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc

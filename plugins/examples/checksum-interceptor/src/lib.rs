@@ -4,7 +4,9 @@
 //! Config: `option-flag` (decimal; default 0 = every message). Every node of the cluster
 //! must run it on the same messages, or receivers see trailing bytes / drop everything.
 use shoal_plugin_sdk::host;
-use shoal_plugin_sdk::interceptor::{Interceptor, MemberInfo, Message, ReceiveVerdict, SendVerdict};
+use shoal_plugin_sdk::interceptor::{
+    Interceptor, MemberInfo, Message, ReceiveVerdict, SendVerdict,
+};
 
 /// Appended after the checksum so that a message sent without the interceptor is told
 /// apart from a corrupted one in the logs.
@@ -14,7 +16,9 @@ struct Checksum;
 
 impl Interceptor for Checksum {
     fn option_flag() -> u32 {
-        host::config_get("option-flag").and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+        host::config_get("option-flag")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
     }
 
     fn on_send(msg: Message) -> SendVerdict {
@@ -30,7 +34,10 @@ impl Interceptor for Checksum {
             }
             Err(why) => {
                 host::counter_add("dropped", 1);
-                host::log_warn(&format!("dropping message {} from {}: {why}", msg.id, msg.from));
+                host::log_warn(&format!(
+                    "dropping message {} from {}: {why}",
+                    msg.id, msg.from
+                ));
                 ReceiveVerdict::Drop
             }
         }
@@ -76,7 +83,11 @@ const CRC_TABLE: [u32; 256] = {
         let mut crc = i as u32;
         let mut bit = 0;
         while bit < 8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
             bit += 1;
         }
         table[i] = crc;
@@ -86,7 +97,9 @@ const CRC_TABLE: [u32; 256] = {
 };
 
 fn crc32(data: &[u8]) -> u32 {
-    !data.iter().fold(0xFFFF_FFFFu32, |crc, &b| CRC_TABLE[((crc ^ b as u32) & 0xFF) as usize] ^ (crc >> 8))
+    !data.iter().fold(0xFFFF_FFFFu32, |crc, &b| {
+        CRC_TABLE[((crc ^ b as u32) & 0xFF) as usize] ^ (crc >> 8)
+    })
 }
 
 shoal_plugin_sdk::export_interceptor!(Checksum);

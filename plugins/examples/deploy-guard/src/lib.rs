@@ -12,7 +12,11 @@ struct DeployGuard;
 
 impl DeployHook for DeployGuard {
     fn before_deploy(artifact: Artifact) -> Decision {
-        match check(&artifact, host::config_get("max-size"), host::config_get("public-key")) {
+        match check(
+            &artifact,
+            host::config_get("max-size"),
+            host::config_get("public-key"),
+        ) {
             Ok(()) => Decision::Allow,
             Err(reason) => {
                 host::counter_add("vetoed", 1);
@@ -24,7 +28,10 @@ impl DeployHook for DeployGuard {
 
     fn after_deploy(artifact: Artifact) {
         host::counter_add("deployed", 1);
-        host::log_info(&format!("deployed {} ({} bytes, sha256 {})", artifact.name, artifact.size, artifact.digest));
+        host::log_info(&format!(
+            "deployed {} ({} bytes, sha256 {})",
+            artifact.name, artifact.size, artifact.digest
+        ));
     }
 
     fn after_undeploy(name: String) {
@@ -35,28 +42,45 @@ impl DeployHook for DeployGuard {
 fn check(a: &Artifact, max_size: Option<String>, public_key: Option<String>) -> Result<(), String> {
     if let Some(max) = max_size {
         // A limit that does not parse must not silently allow everything.
-        let max: u64 = max.trim().parse().map_err(|_| format!("config max-size `{max}` is not a number of bytes"))?;
+        let max: u64 = max
+            .trim()
+            .parse()
+            .map_err(|_| format!("config max-size `{max}` is not a number of bytes"))?;
         if a.size > max {
-            return Err(format!("{} is {} bytes, over the limit of {max} bytes", a.name, a.size));
+            return Err(format!(
+                "{} is {} bytes, over the limit of {max} bytes",
+                a.name, a.size
+            ));
         }
     }
-    let Some(key_hex) = public_key else { return Ok(()) };
+    let Some(key_hex) = public_key else {
+        return Ok(());
+    };
     let key = decode_hex(key_hex.trim())
         .and_then(|b| PublicKey::from_slice(&b).ok())
         .ok_or_else(|| "config public-key is not 64 hex digits of an ed25519 key".to_string())?;
-    let sig_hex = a.meta("signature").ok_or_else(|| format!("{} is not signed (no `signature` metadata)", a.name))?;
+    let sig_hex = a
+        .meta("signature")
+        .ok_or_else(|| format!("{} is not signed (no `signature` metadata)", a.name))?;
     let sig = decode_hex(sig_hex.trim())
         .and_then(|b| Signature::from_slice(&b).ok())
         .ok_or_else(|| "metadata signature is not 128 hex digits".to_string())?;
-    key.verify(a.digest.as_bytes(), &sig)
-        .map_err(|_| format!("the signature of {} does not match its digest and the configured key", a.name))
+    key.verify(a.digest.as_bytes(), &sig).map_err(|_| {
+        format!(
+            "the signature of {} does not match its digest and the configured key",
+            a.name
+        )
+    })
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 shoal_plugin_sdk::export_deploy_hook!(DeployGuard);
@@ -71,7 +95,9 @@ mod tests {
             name: "shop.war".into(),
             digest: "ab".repeat(32),
             size,
-            metadata: sig.map(|s| vec![("signature".to_string(), s)]).unwrap_or_default(),
+            metadata: sig
+                .map(|s| vec![("signature".to_string(), s)])
+                .unwrap_or_default(),
         }
     }
 
@@ -85,7 +111,12 @@ mod tests {
         let sig = hex(kp.sk.sign("ab".repeat(32).as_bytes(), None).as_ref());
         let pk = Some(hex(kp.pk.as_ref()));
         assert!(check(&artifact(10, None), Some("5".into()), None).is_err());
-        assert!(check(&artifact(10, Some(sig.clone())), Some("50".into()), pk.clone()).is_ok());
+        assert!(check(
+            &artifact(10, Some(sig.clone())),
+            Some("50".into()),
+            pk.clone()
+        )
+        .is_ok());
         assert!(check(&artifact(10, None), None, pk.clone()).is_err());
         let bad = hex(kp.sk.sign(b"other", None).as_ref());
         assert!(check(&artifact(10, Some(bad)), None, pk).is_err());

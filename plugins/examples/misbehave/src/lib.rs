@@ -34,12 +34,24 @@ impl Valve for Misbehave {
             "bomb" => bomb(),
             "trap" => panic!("misbehave: trap requested"),
             "huge" => {
-                let size = host::config_get("huge-bytes").and_then(|v| v.parse().ok()).unwrap_or(64 << 20);
-                Outcome::Respond(Response { status: 200, headers: Vec::new(), body: vec![b'x'; size] })
+                let size = host::config_get("huge-bytes")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(64 << 20);
+                Outcome::Respond(Response {
+                    status: 200,
+                    headers: Vec::new(),
+                    body: vec![b'x'; size],
+                })
             }
-            "garbage" => Outcome::Respond(Response { status: 0, headers: Vec::new(), body: Vec::new() }),
+            "garbage" => Outcome::Respond(Response {
+                status: 0,
+                headers: Vec::new(),
+                body: Vec::new(),
+            }),
             "fail-first" => {
-                let fail: u64 = host::config_get("fail-calls").and_then(|v| v.parse().ok()).unwrap_or(1);
+                let fail: u64 = host::config_get("fail-calls")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(1);
                 if calls <= fail {
                     panic!("misbehave: failing call {calls} of {fail}");
                 }
@@ -53,7 +65,10 @@ impl Valve for Misbehave {
 fn ok(calls: u64, req: &Request) -> Outcome {
     let version = host::config_get("version").unwrap_or_default();
     let body_len = req.body.as_ref().map_or(0, Vec::len);
-    Outcome::text(200, format!("version={version} calls={calls} body={body_len}"))
+    Outcome::text(
+        200,
+        format!("version={version} calls={calls} body={body_len}"),
+    )
 }
 
 fn spin() -> ! {

@@ -30,7 +30,10 @@ impl Window {
     fn admit(previous: Option<Window>, now: u64, window_ms: u64, limit: u32) -> (Window, bool) {
         let mut w = match previous {
             Some(w) if now.saturating_sub(w.start_ms) < window_ms => w,
-            _ => Window { start_ms: now, count: 0 },
+            _ => Window {
+                start_ms: now,
+                count: 0,
+            },
         };
         w.count = w.count.saturating_add(1);
         let allowed = w.count <= limit;
@@ -39,7 +42,9 @@ impl Window {
 }
 
 fn config_num(key: &str, default: u64) -> u64 {
-    host::config_get(key).and_then(|v| v.trim().parse().ok()).unwrap_or(default)
+    host::config_get(key)
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
 }
 
 struct RateLimit;
@@ -56,7 +61,10 @@ impl Valve for RateLimit {
             }
             session.create();
         }
-        let (limit, window_ms) = (config_num("limit", 100) as u32, config_num("window-ms", 60_000));
+        let (limit, window_ms) = (
+            config_num("limit", 100) as u32,
+            config_num("window-ms", 60_000),
+        );
         let now = host::wall_clock_ms();
         let previous = session.get(ATTRIBUTE).and_then(|b| Window::decode(&b));
         let (window, allowed) = Window::admit(previous, now, window_ms, limit);
@@ -69,7 +77,9 @@ impl Valve for RateLimit {
             });
         }
         host::counter_add("limited", 1);
-        let retry_s = (window.start_ms + window_ms).saturating_sub(now).div_ceil(1000);
+        let retry_s = (window.start_ms + window_ms)
+            .saturating_sub(now)
+            .div_ceil(1000);
         Outcome::Respond(Response {
             status: 429,
             headers: vec![("retry-after".into(), retry_s.to_string())],
@@ -92,7 +102,13 @@ mod tests {
         assert!(ok);
         let (w, ok) = Window::admit(Some(w), 1099, 100, 2);
         assert!(!ok);
-        assert_eq!(Window::decode(&w.encode()), Some(Window { start_ms: 1000, count: 3 }));
+        assert_eq!(
+            Window::decode(&w.encode()),
+            Some(Window {
+                start_ms: 1000,
+                count: 3
+            })
+        );
         let (w, ok) = Window::admit(Some(w), 1100, 100, 2);
         assert!(ok);
         assert_eq!(w.count, 1);

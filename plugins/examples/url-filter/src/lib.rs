@@ -21,12 +21,20 @@ impl Filter {
             Ok(re) => Some(re),
             Err(e) => {
                 // Without a usable filter every request replicates, which is always safe.
-                host::log_error(&format!("config key `filter` is not a valid regex ({e}); ignoring it"));
+                host::log_error(&format!(
+                    "config key `filter` is not a valid regex ({e}); ignoring it"
+                ));
                 None
             }
         });
         let globs = host::config_get("globs")
-            .map(|s| s.split(',').map(str::trim).filter(|g| !g.is_empty()).map(String::from).collect())
+            .map(|s| {
+                s.split(',')
+                    .map(str::trim)
+                    .filter(|g| !g.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
             .unwrap_or_default();
         Filter { regex, globs }
     }
@@ -56,7 +64,10 @@ mod tests {
 
     #[test]
     fn regex_or_globs() {
-        let f = Filter { regex: Regex::new(r"\.(png|ico)$").ok(), globs: vec!["/static/*".into()] };
+        let f = Filter {
+            regex: Regex::new(r"\.(png|ico)$").ok(),
+            globs: vec!["/static/*".into()],
+        };
         assert!(f.matches("/app/logo.png"));
         assert!(f.matches("/static/app.js"));
         assert!(!f.matches("/app/counter"));
