@@ -130,13 +130,22 @@ impl SessionService {
     pub async fn find(&self, id: &SessionId) -> Option<Session> {
         let deadline = Instant::now() + Duration::from_millis(self.config.fetch_timeout_ms);
         loop {
-            let mut m = self.lock();
-            match m.find(id, now_ms()) {
-                Lookup::Found(s) => return Some(s),
-                Lookup::Missing => return None,
-                Lookup::Pending(out) => drop(self.dispatch(out)),
+            // The guard must not live across the await below (the future must be Send).
+            let lookup = {
+                let mut m = self.lock();
+                match m.find(id, now_ms()) {
+                    Lookup::Pending(out) => {
+                        drop(self.dispatch(out));
+                        None
+                    }
+                    other => Some(other),
+                }
+            };
+            match lookup {
+                Some(Lookup::Found(s)) => return Some(s),
+                Some(_) => return None,
+                None => {}
             }
-            drop(m);
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return None;

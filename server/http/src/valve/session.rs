@@ -1,0 +1,86 @@
+//! SessionValve (Tomcat does this inside Request/Manager): binds the request to its session
+//! id from the cookie or the session header, waits for a joining node's state transfer,
+//! issues the cookie for new or re-routed sessions, and commits changes that no
+//! ReplicationValve committed.
+use super::{Next, Request, Response, Valve};
+use crate::error::HttpError;
+use crate::handle::SessionHandle;
+use axum::response::IntoResponse;
+use futures::future::BoxFuture;
+use http::header::{HeaderName, HeaderValue, COOKIE, SET_COOKIE};
+use shoal_session::{parse_full_id, SessionService};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct SessionValve {
+    pub service: Arc<SessionService>,
+    pub cookie_name: String,
+    pub header: HeaderName,
+    /// Cookie `Path`: the context path.
+    pub path: String,
+    pub ready_wait: Duration,
+}
+
+impl SessionValve {
+    /// First well-formed `<cookie_name>=<id>[.<route>]` among the Cookie headers, else the
+    /// session header.
+    fn requested_id(&self, req: &Request) -> Option<(shoal_session::SessionId, Option<String>)> {
+        let from_cookie = req
+            .headers()
+            .get_all(COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|v| {
+                v.split(';')
+                    .filter_map(|kv| kv.trim().split_once('='))
+                    .find_map(|(k, val)| {
+                        (k == self.cookie_name)
+                            .then(|| parse_full_id(val.trim_matches('"')))
+                            .flatten()
+                    })
+            });
+        from_cookie.or_else(|| {
+            req.headers()
+                .get(&self.header)
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_full_id)
+        })
+    }
+}
+
+impl Valve for SessionValve {
+    fn name(&self) -> &str {
+        "SessionValve"
+    }
+
+    fn invoke(&self, mut req: Request, next: Next) -> BoxFuture<'static, Response> {
+        let handle = SessionHandle::new(self.service.clone(), self.requested_id(&req));
+        req.extensions_mut().insert(handle.clone());
+        let (service, wait) = (self.service.clone(), self.ready_wait);
+        let cookie = (
+            self.cookie_name.clone(),
+            self.path.clone(),
+            self.header.clone(),
+        );
+        Box::pin(async move {
+            if !service.is_ready() && !service.wait_ready(wait).await {
+                return HttpError::NotReady(service.context().to_owned()).into_response();
+            }
+            let mut resp = next.run(req).await;
+            if let Err(e) = handle.commit(true).await {
+                return HttpError::Session(e).into_response();
+            }
+            if let Some(full) = handle.cookie_to_set() {
+                let (name, path, header) = cookie;
+                let value = format!("{name}={full}; Path={path}; HttpOnly");
+                if let Ok(v) = HeaderValue::from_str(&value) {
+                    resp.headers_mut().append(SET_COOKIE, v);
+                }
+                if let Ok(v) = HeaderValue::from_str(&full) {
+                    resp.headers_mut().insert(header, v);
+                }
+            }
+            resp
+        })
+    }
+}
