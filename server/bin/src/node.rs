@@ -5,7 +5,7 @@
 //! `send_report`, `stats`. `--control-stdin` reads commands, one per line:
 //! `send async|ack|sync|plain TEXT` (to every member), `stats`, `leave`, `quit`.
 use crate::config::{Config, Overrides};
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use serde_json::json;
 use shoal_cluster::{InterceptorStack, Member, SendOptions};
 use shoal_net::config::ClusterConfig;
@@ -36,7 +36,15 @@ pub async fn run(args: NodeArgs) -> Result<()> {
     cfg.apply(&args.overrides, &args.config)?;
     let secret = cfg.cluster.resolve_secret();
     let settings = cfg.cluster.settings(secret)?;
-    let stack = build_stack(&cfg.cluster)?;
+    let stack = build_stack(&cfg.cluster).with_context(|| {
+        format!(
+            "config {}",
+            args.config
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        )
+    })?;
     let (ch, incoming) = Channel::start(settings, stack)
         .await
         .context("cannot start the cluster channel")?;
@@ -61,10 +69,13 @@ pub async fn run(args: NodeArgs) -> Result<()> {
 
 /// The interceptor stack from `[[cluster.interceptor]]`, top first.
 fn build_stack(c: &ClusterConfig) -> Result<InterceptorStack> {
-    let stack = InterceptorStack::default();
-    if let Some((i, ic)) = c.interceptor.iter().enumerate().next() {
-        // The native factory (shoal_cluster::interceptors::build) is not available yet.
-        bail!("cluster.interceptor[{i}] ({:?}): native interceptors cannot be configured yet; remove the entry", ic.name);
+    let mut stack = InterceptorStack::default();
+    for (i, ic) in c.interceptor.iter().enumerate() {
+        let layer = shoal_cluster::interceptors::build(&ic.name, &ic.options)
+            .map_err(|e| anyhow!("cluster.interceptor[{i}] ({}): {e}", ic.name))?;
+        stack
+            .push(layer)
+            .map_err(|e| anyhow!("cluster.interceptor[{i}] ({}): {e}", ic.name))?;
     }
     Ok(stack)
 }

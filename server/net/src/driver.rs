@@ -15,6 +15,7 @@ use crate::listener;
 use crate::settings::ChannelSettings;
 use crate::stats::ChannelStats;
 use shoal_cluster::frame::{Body, FrameCodec, MsgId};
+use shoal_cluster::interceptors::{configure_node, MessageDispatch, StaticMembership};
 use shoal_cluster::node::Direction;
 use shoal_cluster::{
     Action, ConnId, DeliveryStatus, Event, InterceptorStack, Member, MemberId, Node, SendOptions,
@@ -83,10 +84,20 @@ impl Shared {
 }
 
 pub(crate) async fn start(
-    s: ChannelSettings,
+    mut s: ChannelSettings,
     stack: InterceptorStack,
-    extra: Vec<Box<dyn discovery::Discovery>>,
+    mut extra: Vec<Box<dyn discovery::Discovery>>,
 ) -> Result<(Channel, Incoming), NetError> {
+    // Tomcat-style property layers in the stack override the [cluster] settings.
+    configure_node(&stack, &mut s.node);
+    if let Some(d) = stack.get::<MessageDispatch>() {
+        s.queue_bytes = d.max_queue_size.max(1);
+    }
+    if let Some(m) = stack.get::<StaticMembership>() {
+        let list = m.members.iter().map(|a| a.to_string()).collect();
+        let every = Duration::from_millis(s.membership.refresh_ms);
+        extra.push(Box::new(discovery::StaticDiscovery::new(list, every)));
+    }
     let listener = listener::bind(s.bind, s.port, s.auto_bind).await?;
     let addr = listener.local_addr().map_err(|e| NetError::Bind {
         address: s.bind.to_string(),
