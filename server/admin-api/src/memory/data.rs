@@ -125,10 +125,10 @@ fn fake_session(context: &Context, i: usize, now: u64) -> (String, FakeSession) 
         attributes.push(("cart".to_owned(), cart.to_string().into_bytes()));
     }
     if i % 5 == 0 {
-        attributes.push((
-            "blob".to_owned(),
-            (0..=255u8).cycle().take(64 + i).collect(),
-        ));
+        // Starts like a serialized object: 4 small bytes, then bytes that are not UTF-8.
+        let mut blob = vec![0, 1, 2, 3, 0xff, 0xfe];
+        blob.extend((0..=255u8).cycle().take(58 + i));
+        attributes.push(("blob".to_owned(), blob));
     }
     let size = attributes.iter().map(|(_, v)| v.len() as u64).sum();
     let last_access_ms = now - (i as u64 * 37_000) % 1_700_000;
