@@ -22,6 +22,8 @@ pub struct TestCluster {
     pub mem: MemoryCluster,
     pub config: HttpConfig,
     pub nodes: Vec<Option<TestNode>>,
+    /// Extra valves given to every node's `/app` pipeline.
+    pub valves: Vec<Arc<dyn shoal_http::Valve>>,
 }
 
 pub fn config(session: ManagerConfig) -> HttpConfig {
@@ -32,10 +34,19 @@ pub fn config(session: ManagerConfig) -> HttpConfig {
 
 impl TestCluster {
     pub async fn start(n: usize, config: HttpConfig) -> Self {
+        Self::start_with_valves(n, config, Vec::new()).await
+    }
+
+    pub async fn start_with_valves(
+        n: usize,
+        config: HttpConfig,
+        valves: Vec<Arc<dyn shoal_http::Valve>>,
+    ) -> Self {
         let mut c = TestCluster {
             mem: MemoryCluster::new(),
             config,
             nodes: Vec::new(),
+            valves,
         };
         for i in 1..=n {
             c.start_node(i).await;
@@ -47,7 +58,10 @@ impl TestCluster {
     pub async fn start_node(&mut self, i: usize) -> &TestNode {
         let name = format!("node{i}");
         let link = self.mem.join(&name);
-        let node = HttpNode::start(self.config.clone(), link.clone())
+        let extra = [("/app".to_string(), self.valves.clone())]
+            .into_iter()
+            .collect();
+        let node = HttpNode::start_with_valves(self.config.clone(), link.clone(), extra)
             .unwrap_or_else(|e| panic!("start {name}: {e}"));
         assert!(
             node.registry().wait_ready(Duration::from_secs(10)).await,
