@@ -1,1 +1,335 @@
+//! `shoal ctl …`: the admin API from a terminal. Every command is one or two REST calls; the
+//! output is a plain table, or the API's JSON with `--json`.
+//!
+//! The `shoal` binary mounts [`Ctl`] as its `ctl` subcommand and calls [`run`].
 
+mod client;
+mod print;
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+
+use crate::dto::*;
+use client::Client;
+
+/// Options and command of `shoal ctl`.
+#[derive(Debug, Args)]
+pub struct Ctl {
+    /// Admin API of any node (plugin and deploy operations apply to the whole cluster).
+    #[arg(
+        long,
+        env = "SHOAL_ADMIN_URL",
+        default_value = "http://127.0.0.1:19081",
+        global = true
+    )]
+    pub url: String,
+    /// Bearer token (admin, or read-only for reads).
+    #[arg(long, env = "SHOAL_ADMIN_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
+    /// Print the API's JSON instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: CtlCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CtlCommand {
+    /// Local node, health, readiness and members at a glance.
+    Status,
+    /// Members with state, since when and why.
+    Members,
+    /// Browse, inspect and expire sessions.
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
+    /// List and manage Wasm plugins (applied on every node).
+    #[command(subcommand)]
+    Plugins(PluginsCommand),
+    /// Deploy an artifact to every node, with a progress bar.
+    Deploy {
+        file: PathBuf,
+        /// Artifact name (default: the file name).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Undeploy an artifact from every node.
+    Undeploy { name: String },
+    /// Deployed artifacts and their state per node.
+    Deployments,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionsCommand {
+    /// Sessions of a context (paged and filtered).
+    List {
+        context: String,
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Only sessions whose primary or a backup is on this node.
+        #[arg(long)]
+        node: Option<String>,
+        /// Only sessions idle for at least this many seconds.
+        #[arg(long)]
+        min_idle: Option<u64>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
+    },
+    /// One session with its attributes.
+    Show { context: String, id: String },
+    /// Expire one session, or all of the context with --all.
+    Expire {
+        context: String,
+        #[arg(required_unless_present = "all")]
+        id: Option<String>,
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginsCommand {
+    /// Plugins with version, world, state and failures.
+    List,
+    Enable {
+        name: String,
+    },
+    Disable {
+        name: String,
+    },
+    /// New instances from the same component (clears a failed state).
+    Reload {
+        name: String,
+    },
+    Unload {
+        name: String,
+    },
+    /// Load a component file on every node.
+    Load {
+        file: PathBuf,
+        #[arg(long)]
+        name: String,
+        /// channel-interceptor, valve, url-filter or deploy-hook.
+        #[arg(long)]
+        world: String,
+        /// Context name, or `channel` for an interceptor.
+        #[arg(long)]
+        attach: Option<String>,
+        /// Configuration as a JSON object.
+        #[arg(long)]
+        config: Option<String>,
+        #[arg(long)]
+        version: Option<String>,
+        /// Replace a loaded plugin of the same name (hot reload).
+        #[arg(long)]
+        replace: bool,
+    },
+}
+
+/// Runs one `shoal ctl` command against `ctl.url`.
+pub async fn run(ctl: Ctl) -> anyhow::Result<()> {
+    let client = Client::new(&ctl.url, ctl.token.clone())?;
+    let json = ctl.json;
+    match ctl.command {
+        CtlCommand::Status => status(&client, json).await,
+        CtlCommand::Members => {
+            let members: Vec<Member> = client.get("/api/v1/cluster/members", &[]).await?;
+            print::output(json, &members, print::members)
+        }
+        CtlCommand::Sessions(cmd) => sessions(&client, json, cmd).await,
+        CtlCommand::Plugins(cmd) => plugins(&client, json, cmd).await,
+        CtlCommand::Deploy { file, name } => {
+            let name = match name {
+                Some(n) => n,
+                None => file
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .map(str::to_owned)
+                    .with_context(|| {
+                        format!("{}: give the artifact a name with --name", file.display())
+                    })?,
+            };
+            let bytes = read(&file)?;
+            let path = format!("/api/v1/deployments/{}", client::segment(&name));
+            let d: Deployment = client
+                .upload(reqwest::Method::PUT, &path, &[], bytes)
+                .await?;
+            print::output(json, &d, print::deployment)
+        }
+        CtlCommand::Undeploy { name } => {
+            client
+                .send(
+                    reqwest::Method::DELETE,
+                    &format!("/api/v1/deployments/{}", client::segment(&name)),
+                )
+                .await?;
+            println!("{name} undeployed from every node");
+            Ok(())
+        }
+        CtlCommand::Deployments => {
+            let list: Vec<Deployment> = client.get("/api/v1/deployments", &[]).await?;
+            print::output(json, &list, |l| {
+                l.iter()
+                    .map(print::deployment)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+        }
+    }
+}
+
+fn read(file: &PathBuf) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))
+}
+
+async fn status(client: &Client, json: bool) -> anyhow::Result<()> {
+    let local: LocalNode = client.get("/api/v1/cluster/local", &[]).await?;
+    let health: Health = client.get("/api/v1/health", &[]).await?;
+    let ready: Readiness = client.get_any_status("/api/v1/ready").await?;
+    let members: Vec<Member> = client.get("/api/v1/cluster/members", &[]).await?;
+    if json {
+        let all = serde_json::json!({"local": local, "health": health, "ready": ready, "members": members});
+        println!("{}", serde_json::to_string_pretty(&all)?);
+        return Ok(());
+    }
+    println!(
+        "node     {} ({}), shoal {}",
+        local.member.name, local.member.address, local.version
+    );
+    println!("contexts {}", local.contexts.join(", "));
+    println!("health   {}", health.status);
+    let waits: Vec<_> = ready
+        .checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| c.detail.as_str())
+        .collect();
+    println!(
+        "ready    {}{}",
+        ready.ready,
+        if waits.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", waits.join("; "))
+        }
+    );
+    println!("\n{}", print::members(&members));
+    Ok(())
+}
+
+async fn sessions(client: &Client, json: bool, cmd: SessionsCommand) -> anyhow::Result<()> {
+    match cmd {
+        SessionsCommand::List {
+            context,
+            prefix,
+            node,
+            min_idle,
+            limit,
+            offset,
+        } => {
+            let mut query = vec![("limit", limit.to_string()), ("offset", offset.to_string())];
+            query.extend(prefix.map(|p| ("prefix", p)));
+            query.extend(node.map(|n| ("node", n)));
+            query.extend(min_idle.map(|m| ("min_idle_secs", m.to_string())));
+            let path = format!("/api/v1/contexts/{}/sessions", client::segment(&context));
+            let page: SessionPage = client.get(&path, &query).await?;
+            print::output(json, &page, print::sessions)
+        }
+        SessionsCommand::Show { context, id } => {
+            let path = format!(
+                "/api/v1/contexts/{}/sessions/{}",
+                client::segment(&context),
+                client::segment(&id)
+            );
+            let s: SessionDetail = client.get(&path, &[]).await?;
+            print::output(json, &s, print::session)
+        }
+        SessionsCommand::Expire { context, id, all } => {
+            let ctx = client::segment(&context);
+            if all {
+                let n: ExpiredCount = client
+                    .call(
+                        reqwest::Method::DELETE,
+                        &format!("/api/v1/contexts/{ctx}/sessions"),
+                    )
+                    .await?;
+                println!("{} sessions of {context} expired", n.expired);
+            } else if let Some(id) = id {
+                client
+                    .send(
+                        reqwest::Method::DELETE,
+                        &format!("/api/v1/contexts/{ctx}/sessions/{}", client::segment(&id)),
+                    )
+                    .await?;
+                println!("session {id} expired");
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn plugins(client: &Client, json: bool, cmd: PluginsCommand) -> anyhow::Result<()> {
+    let action =
+        |name: &str, verb: &str| format!("/api/v1/plugins/{}/{verb}", client::segment(name));
+    let plugin: Plugin = match cmd {
+        PluginsCommand::List => {
+            let list: Vec<Plugin> = client.get("/api/v1/plugins", &[]).await?;
+            return print::output(json, &list, print::plugins);
+        }
+        PluginsCommand::Enable { name } => {
+            client
+                .call(reqwest::Method::POST, &action(&name, "enable"))
+                .await?
+        }
+        PluginsCommand::Disable { name } => {
+            client
+                .call(reqwest::Method::POST, &action(&name, "disable"))
+                .await?
+        }
+        PluginsCommand::Reload { name } => {
+            client
+                .call(reqwest::Method::POST, &action(&name, "reload"))
+                .await?
+        }
+        PluginsCommand::Unload { name } => {
+            client
+                .send(
+                    reqwest::Method::DELETE,
+                    &format!("/api/v1/plugins/{}", client::segment(&name)),
+                )
+                .await?;
+            println!("plugin {name} unloaded from every node");
+            return Ok(());
+        }
+        PluginsCommand::Load {
+            file,
+            name,
+            world,
+            attach,
+            config,
+            version,
+            replace,
+        } => {
+            let mut query = vec![
+                ("name", name),
+                ("world", world),
+                ("replace", replace.to_string()),
+            ];
+            query.extend(attach.map(|a| ("attach", a)));
+            query.extend(config.map(|c| ("config", c)));
+            query.extend(version.map(|v| ("version", v)));
+            client
+                .upload(
+                    reqwest::Method::POST,
+                    "/api/v1/plugins",
+                    &query,
+                    read(&file)?,
+                )
+                .await?
+        }
+    };
+    print::output(json, &vec![plugin], print::plugins)
+}

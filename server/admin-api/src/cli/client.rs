@@ -1,0 +1,153 @@
+//! A small typed client of the admin API: bearer token, problem+json errors turned into
+//! messages, uploads with a progress bar.
+
+use std::time::Duration;
+
+use anyhow::{anyhow, Context as _};
+use futures::stream;
+use indicatif::{ProgressBar, ProgressStyle};
+use reqwest::{Method, Response, StatusCode};
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+/// Percent-encodes one path segment.
+pub fn segment(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+impl Client {
+    pub fn new(base: &str, token: Option<String>) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .context("cannot build the HTTP client")?;
+        Ok(Self {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            token,
+        })
+    }
+
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let req = self.http.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        }
+    }
+
+    async fn execute(&self, req: reqwest::RequestBuilder) -> anyhow::Result<Response> {
+        let res = req.send().await.map_err(|e| {
+            anyhow!(
+                "cannot reach the admin API at {} ({e}); is the node running and is --url right?",
+                self.base
+            )
+        })?;
+        if res.status().is_success() {
+            return Ok(res);
+        }
+        Err(self.problem(res).await)
+    }
+
+    async fn problem(&self, res: Response) -> anyhow::Error {
+        let status = res.status();
+        let body = res.bytes().await.unwrap_or_default();
+        let detail = serde_json::from_slice::<ApiError>(&body)
+            .map(|p| p.detail)
+            .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
+        let hint = match (status, &self.token) {
+            (StatusCode::UNAUTHORIZED, None) => " (pass --token or set SHOAL_ADMIN_TOKEN)",
+            _ => "",
+        };
+        anyhow!("{status}: {detail}{hint}")
+    }
+
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> anyhow::Result<T> {
+        let res = self
+            .execute(self.request(Method::GET, path).query(query))
+            .await?;
+        res.json()
+            .await
+            .with_context(|| format!("GET {path}: unexpected answer"))
+    }
+
+    /// GET whose body is meaningful whatever the status (readiness answers 503 with a body).
+    pub async fn get_any_status<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        let res = self
+            .request(Method::GET, path)
+            .send()
+            .await
+            .map_err(|e| anyhow!("cannot reach {} ({e})", self.base))?;
+        res.json()
+            .await
+            .with_context(|| format!("GET {path}: unexpected answer"))
+    }
+
+    /// A call without body whose answer is JSON.
+    pub async fn call<T: DeserializeOwned>(&self, method: Method, path: &str) -> anyhow::Result<T> {
+        let res = self.execute(self.request(method.clone(), path)).await?;
+        res.json()
+            .await
+            .with_context(|| format!("{method} {path}: unexpected answer"))
+    }
+
+    /// A call without body whose answer is empty (204).
+    pub async fn send(&self, method: Method, path: &str) -> anyhow::Result<()> {
+        self.execute(self.request(method, path)).await.map(drop)
+    }
+
+    /// Uploads `bytes` in 64 KiB chunks, showing a progress bar on stderr.
+    pub async fn upload<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        bytes: Vec<u8>,
+    ) -> anyhow::Result<T> {
+        let total = bytes.len() as u64;
+        let bar = ProgressBar::new(total);
+        if let Ok(style) =
+            ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec}")
+        {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_message("uploading");
+        let chunks: Vec<Vec<u8>> = bytes.chunks(64 * 1024).map(<[u8]>::to_vec).collect();
+        let progress = bar.clone();
+        let body = stream::iter(chunks.into_iter().map(move |c| {
+            progress.inc(c.len() as u64);
+            Ok::<_, std::io::Error>(c)
+        }));
+        let req = self
+            .request(method.clone(), path)
+            .query(query)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .header(reqwest::header::CONTENT_LENGTH, total)
+            .body(reqwest::Body::wrap_stream(body));
+        let result = self.execute(req).await;
+        bar.finish_and_clear();
+        let res = result?;
+        res.json()
+            .await
+            .with_context(|| format!("{method} {path}: unexpected answer"))
+    }
+}

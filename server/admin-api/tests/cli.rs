@@ -1,0 +1,148 @@
+//! `shoal ctl` against a served fake cluster: commands parse, run, and change the cluster.
+
+mod common;
+
+use std::sync::Arc;
+
+use clap::Parser;
+use common::*;
+use shoal_admin::{cli, AdminBackend, MemoryBackend};
+
+#[derive(Parser)]
+struct Top {
+    #[command(flatten)]
+    ctl: cli::Ctl,
+}
+
+async fn served() -> (String, Arc<MemoryBackend>, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let backend = Arc::new(MemoryBackend::new());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(shoal_admin::serve(
+        listener,
+        backend.clone(),
+        config(),
+        async move {
+            let _ = rx.await;
+        },
+    ));
+    (url, backend, tx)
+}
+
+async fn ctl(url: &str, token: &str, args: &[&str]) -> anyhow::Result<()> {
+    let mut argv = vec!["ctl", "--url", url, "--token", token];
+    argv.extend_from_slice(args);
+    cli::run(Top::try_parse_from(argv)?.ctl).await
+}
+
+#[tokio::test]
+async fn reads_and_changes_through_the_api() {
+    let (url, backend, _stop) = served().await;
+    for args in [
+        &["status"][..],
+        &["members"],
+        &["--json", "members"],
+        &["sessions", "list", "app", "--limit", "5"],
+        &["plugins", "list"],
+        &["deployments"],
+    ] {
+        ctl(&url, READ, args)
+            .await
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    }
+    let page = backend
+        .sessions("app", Default::default())
+        .await
+        .expect("sessions");
+    let id = page.items[0].id.clone();
+    ctl(&url, READ, &["sessions", "show", "app", &id])
+        .await
+        .expect("show");
+    ctl(&url, ADMIN, &["sessions", "expire", "app", &id])
+        .await
+        .expect("expire");
+    assert!(backend.session("app", &id).await.is_err(), "session gone");
+    ctl(&url, ADMIN, &["sessions", "expire", "shop", "--all"])
+        .await
+        .expect("expire all");
+    assert_eq!(
+        backend
+            .sessions("shop", Default::default())
+            .await
+            .expect("shop")
+            .total,
+        0
+    );
+
+    ctl(&url, ADMIN, &["plugins", "disable", "url-filter"])
+        .await
+        .expect("disable");
+    assert_eq!(
+        backend.plugin("url-filter").await.expect("p").state,
+        shoal_admin::dto::PluginState::Disabled
+    );
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("big.bin");
+    std::fs::write(&file, vec![5u8; 300_000]).expect("write");
+    ctl(&url, ADMIN, &["deploy", file.to_str().expect("utf8")])
+        .await
+        .expect("deploy");
+    assert_eq!(
+        backend
+            .deployment("big.bin")
+            .await
+            .expect("deployed")
+            .size_bytes,
+        300_000
+    );
+    ctl(&url, ADMIN, &["undeploy", "big.bin"])
+        .await
+        .expect("undeploy");
+
+    let comp = dir.path().join("c.wasm");
+    std::fs::write(&comp, component()).expect("write");
+    ctl(
+        &url,
+        ADMIN,
+        &[
+            "plugins",
+            "load",
+            comp.to_str().expect("utf8"),
+            "--name",
+            "audit",
+            "--world",
+            "channel-interceptor",
+        ],
+    )
+    .await
+    .expect("load");
+    assert!(backend.plugin("audit").await.is_ok());
+}
+
+#[tokio::test]
+async fn errors_say_what_to_do() {
+    let (url, _, _stop) = served().await;
+    let e = ctl(&url, READ, &["plugins", "disable", "url-filter"])
+        .await
+        .expect_err("read token cannot disable");
+    assert!(
+        e.to_string().contains("403") && e.to_string().contains("admin token"),
+        "{e}"
+    );
+    let e = ctl(&url, "wrong-token-0123456789", &["members"])
+        .await
+        .expect_err("wrong token");
+    assert!(e.to_string().contains("401"), "{e}");
+    let e = ctl(&url, READ, &["sessions", "show", "nope", "x"])
+        .await
+        .expect_err("no context");
+    assert!(e.to_string().contains("known: app, shop"), "{e}");
+    let e = ctl("http://127.0.0.1:9", READ, &["members"])
+        .await
+        .expect_err("nobody there");
+    assert!(e.to_string().contains("--url"), "{e}");
+}
