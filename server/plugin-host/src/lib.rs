@@ -28,6 +28,13 @@
 //!
 //! Failures never surface as errors of the call API: the plugin's [`FailurePolicy`]
 //! answers (see its variants). `Err(PluginError)` means a caller or operator mistake.
+//!
+//! # Calling from async code
+//!
+//! Calls are synchronous and run on the caller's thread: a call takes microseconds, but a
+//! misbehaving plugin holds the thread up to its `call_timeout` (and a call waiting for a
+//! free instance up to the same). With the default 100 ms that is tolerable on a tokio
+//! worker; with longer limits call through `tokio::task::spawn_blocking`.
 mod bindings;
 mod calls;
 mod engine;
@@ -52,6 +59,13 @@ pub use session::{MemorySession, SessionAccess};
 pub use types::{
     Artifact, DeployDecision, FailureCounts, FailurePolicy, HttpRequest, HttpResponse, Limits,
     PluginInfo, PluginState, PluginWorld, ValveOutcome,
+};
+
+// The registry is shared between request handlers and the channel's stack.
+const _: fn() = || {
+    fn shared<T: Send + Sync>() {}
+    shared::<PluginRegistry>();
+    shared::<WasmInterceptor>();
 };
 
 /// Where the build put the example components (`plugins/target/components`), and why not
