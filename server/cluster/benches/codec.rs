@@ -73,5 +73,40 @@ fn stack(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, codec, stack);
+/// The node's send path (stack, ids, outcome, encode) for an async send to 2 peers, on a
+/// node taken out of a joined simulated cluster; the frames it emits are dropped.
+fn node_send(c: &mut Criterion) {
+    let mut sim = shoal_cluster::sim::Sim::cluster(1, 3);
+    let joined = sim.run_until(std::time::Duration::from_secs(3), |s| s.fully_connected());
+    assert!(joined, "cluster did not form");
+    let peers: Vec<MemberId> = [1, 2].iter().filter_map(|&i| sim.id(i)).collect();
+    let Some(mut node) = sim.nodes[0].node.take() else {
+        return;
+    };
+    let now = sim.now;
+    let mut g = c.benchmark_group("node_send_async_2_peers");
+    for n in SIZES {
+        let p = payload(n);
+        g.throughput(Throughput::Elements(1));
+        g.bench_function(BenchmarkId::from_parameter(n), |b| {
+            b.iter(|| {
+                node.send(
+                    now,
+                    &peers,
+                    p.clone(),
+                    SendOptions(SendOptions::ASYNCHRONOUS),
+                );
+                while let Some(a) = node.poll_action() {
+                    black_box(a);
+                }
+                while let Some(e) = node.poll_event() {
+                    black_box(e);
+                }
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, codec, stack, node_send);
 criterion_main!(benches);

@@ -167,9 +167,9 @@ impl Node {
             return;
         };
         let Some(conn) = p.conn else {
-            if p.queued() >= limit {
+            if p.unacked.len() >= limit {
                 let why = format!(
-                    "queue to {} is full ({limit} frames waiting for a connection)",
+                    "queue to {} is full ({limit} frames waiting for a connection or an ack)",
                     p.member.name
                 );
                 self.resolve_frame(d, fid, send_id, Err(why));

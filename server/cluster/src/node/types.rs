@@ -59,8 +59,9 @@ pub struct NodeConfig {
     pub dedup_window: usize,
     /// How long the address of a dropped member keeps being redialed (partition heal).
     pub redial_for: Duration,
-    /// Frames queued for a member whose connection is being re-established; beyond this a
-    /// send to it fails at once with "queue full" (never a silent switch to blocking).
+    /// Frames per member waiting for an ack or for a connection being re-established; while
+    /// the member has no connection, a send beyond this fails at once with "queue full"
+    /// (never a silent switch to blocking).
     pub outbox_limit: usize,
 }
 
