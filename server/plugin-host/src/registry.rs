@@ -277,13 +277,13 @@ impl PluginRegistry {
                 found: world,
             });
         }
-        let context = Arc::new(PluginContext {
-            name: name.to_string(),
+        let context = Arc::new(PluginContext::new(
+            name,
             config,
             metrics,
-            facts: self.facts.clone(),
-            epoch: Instant::now(),
-        });
+            self.facts.clone(),
+            Instant::now(),
+        ));
         Version::new(
             &self.engine,
             number,
@@ -304,13 +304,13 @@ impl PluginRegistry {
         let old = plugin.version().ok_or_else(poisoned)?;
         let (config, limits) = change(old.context.config.clone(), old.limits.clone());
         self.check_limits(name, &limits)?;
-        let context = Arc::new(PluginContext {
-            name: name.to_string(),
+        let context = Arc::new(PluginContext::new(
+            name,
             config,
-            metrics: plugin.metrics.clone(),
-            facts: self.facts.clone(),
-            epoch: old.context.epoch,
-        });
+            plugin.metrics.clone(),
+            self.facts.clone(),
+            old.context.epoch,
+        ));
         let version = Version::new(
             &self.engine,
             old.number + 1,

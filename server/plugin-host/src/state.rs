@@ -3,13 +3,16 @@ use crate::bindings::{channel, deploy_types, host, http, types};
 use crate::facts::{ClusterFacts, MemberFact};
 use crate::metrics::PluginMetrics;
 use crate::session::{SessionResource, SessionSlot};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use wasmtime::component::{Resource, ResourceTable};
 use wasmtime::ResourceLimiter;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 const MAX_LOG_BYTES: usize = 4096;
+/// Log lines a plugin may write per second (all its instances together); the rest are
+/// dropped so that a chatty or hostile plugin cannot flood the node's log.
+const MAX_LOG_LINES_PER_SEC: u32 = 200;
 const MAX_RANDOM_BYTES: u32 = 4096;
 
 /// What all instances of one plugin share: identity, configuration and where their
@@ -21,6 +24,43 @@ pub(crate) struct PluginContext {
     pub facts: Arc<dyn ClusterFacts>,
     /// Origin of `host.monotonic-now`.
     pub epoch: Instant,
+    /// Start of the current one-second log window and lines written in it.
+    pub log_window: Mutex<(Instant, u32)>,
+}
+
+impl PluginContext {
+    pub(crate) fn new(
+        name: &str,
+        config: Vec<(String, String)>,
+        metrics: Arc<PluginMetrics>,
+        facts: Arc<dyn ClusterFacts>,
+        epoch: Instant,
+    ) -> PluginContext {
+        PluginContext {
+            name: name.to_string(),
+            config,
+            metrics,
+            facts,
+            epoch,
+            log_window: Mutex::new((Instant::now(), 0)),
+        }
+    }
+
+    /// Whether one more log line fits this second's budget.
+    fn may_log(&self) -> bool {
+        let Ok(mut w) = self.log_window.lock() else {
+            return false;
+        };
+        let now = Instant::now();
+        if now.duration_since(w.0).as_secs() >= 1 {
+            if w.1 > MAX_LOG_LINES_PER_SEC {
+                tracing::warn!(target: "shoal::plugin", plugin = %self.name, dropped = w.1 - MAX_LOG_LINES_PER_SEC, "plugin log lines dropped (over {MAX_LOG_LINES_PER_SEC}/s)");
+            }
+            *w = (now, 0);
+        }
+        w.1 = w.1.saturating_add(1);
+        w.1 <= MAX_LOG_LINES_PER_SEC
+    }
 }
 
 /// Enforces the plugin's memory limit and remembers that it did, so a failure can be
@@ -108,6 +148,9 @@ impl deploy_types::Host for HostState {}
 
 impl host::Host for HostState {
     fn log(&mut self, level: types::LogLevel, mut message: String) {
+        if !self.plugin.may_log() {
+            return;
+        }
         if message.len() > MAX_LOG_BYTES {
             let mut cut = MAX_LOG_BYTES;
             while !message.is_char_boundary(cut) {
