@@ -245,6 +245,7 @@ impl Node {
             if let Some(t) = self.targets.get_mut(&addr) {
                 t.conn = None;
                 t.backoff = self.cfg.reconnect_min;
+                t.member = Some(member.id);
             }
         }
         self.member_connected(now, conn, initiator, member);

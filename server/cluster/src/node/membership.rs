@@ -19,6 +19,7 @@ impl Node {
             next_attempt: now,
             conn: None,
             wanted_until: None,
+            member: None,
         });
         t.wanted_until = Some(t.wanted_until.map_or(until, |u| u.max(until)));
         self.dial_due(now);
@@ -26,9 +27,10 @@ impl Node {
 
     /// True when a live member at `addr` already has an open connection.
     pub(super) fn addr_served(&self, addr: &SocketAddr) -> bool {
+        let known = self.targets.get(addr).and_then(|t| t.member);
         self.peers
             .values()
-            .any(|p| p.member.addr == *addr && p.conn.is_some())
+            .any(|p| (p.member.addr == *addr || Some(p.member.id) == known) && p.conn.is_some())
     }
 
     /// Dials every wanted target whose backoff has elapsed.
@@ -66,7 +68,7 @@ impl Node {
         let member_waits = self
             .peers
             .values()
-            .any(|p| p.member.addr == *addr && p.conn.is_none());
+            .any(|p| (p.member.addr == *addr || Some(p.member.id) == t.member) && p.conn.is_none());
         member_waits || t.wanted_until.is_some_and(|u| u > now)
     }
 
@@ -279,6 +281,7 @@ impl Node {
                 next_attempt: now + min,
                 conn: None,
                 wanted_until: None,
+                member: None,
             });
             t.wanted_until = Some(until);
         }

@@ -76,6 +76,10 @@ pub(crate) struct Target {
     pub next_attempt: Instant,
     /// The dial in progress (Dialing or handshaking).
     pub conn: Option<ConnId>,
+    /// The member a handshake over this address reached: discovery may name a member by
+    /// another address than the one it advertises (a DNS name, 0.0.0.0), and it must not be
+    /// redialed while connected.
+    pub member: Option<MemberId>,
     /// Keep dialing until then even when no member lives at this address.
     pub wanted_until: Option<Instant>,
 }
