@@ -32,9 +32,44 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("app.css", "text/css; charset=utf-8", asset!("app.css")),
     ("app.js", "text/javascript; charset=utf-8", asset!("app.js")),
     (
+        "core.js",
+        "text/javascript; charset=utf-8",
+        asset!("core.js"),
+    ),
+    (
+        "cluster.js",
+        "text/javascript; charset=utf-8",
+        asset!("cluster.js"),
+    ),
+    (
+        "sessions.js",
+        "text/javascript; charset=utf-8",
+        asset!("sessions.js"),
+    ),
+    (
+        "traffic.js",
+        "text/javascript; charset=utf-8",
+        asset!("traffic.js"),
+    ),
+    (
         "chart.js",
         "text/javascript; charset=utf-8",
         asset!("chart.js"),
+    ),
+    (
+        "plugins.js",
+        "text/javascript; charset=utf-8",
+        asset!("plugins.js"),
+    ),
+    (
+        "deployments.js",
+        "text/javascript; charset=utf-8",
+        asset!("deployments.js"),
+    ),
+    (
+        "docs.js",
+        "text/javascript; charset=utf-8",
+        asset!("docs.js"),
     ),
     ("docs.html", "text/html; charset=utf-8", asset!("docs.html")),
 ];
