@@ -153,3 +153,86 @@ fn data_before_handshake_closes_the_connection() {
     }
     assert!(!received, "nothing delivered, nobody added");
 }
+
+/// Takes what `from` wrote: decoded frames and close reasons.
+fn outgoing(from: &mut Node, closes: &mut Vec<String>) -> Vec<Envelope> {
+    let codec = shoal_cluster::FrameCodec::default();
+    let mut frames = Vec::new();
+    while let Some(act) = from.poll_action() {
+        match act {
+            Action::Send { bytes, .. } => {
+                let mut rest = &bytes[..];
+                while let Ok(Some((env, n))) = codec.decode(rest) {
+                    frames.push(env);
+                    rest = &rest[n..];
+                }
+            }
+            Action::Close { reason, .. } => closes.push(reason),
+            _ => {}
+        }
+    }
+    frames
+}
+
+/// Pumps frames between two nodes joined by one connection until both are quiet.
+fn pump(a: &mut Node, ca: ConnId, b: &mut Node, cb: ConnId, now: Instant) -> Vec<String> {
+    let mut closes = Vec::new();
+    loop {
+        let to_b = outgoing(a, &mut closes);
+        let to_a = outgoing(b, &mut closes);
+        if to_a.is_empty() && to_b.is_empty() {
+            return closes;
+        }
+        for env in to_b {
+            b.handle_frame(now, cb, env);
+        }
+        for env in to_a {
+            a.handle_frame(now, ca, env);
+        }
+    }
+}
+
+#[test]
+fn open_connection_refuses_frames_from_another_sender() {
+    let now = Instant::now();
+    let cfg = || NodeConfig::new(ClusterSecret::new(b"s".to_vec()), "default");
+    let mut a = Node::new(member(1), cfg(), InterceptorStack::new(), 1, now);
+    let mut b = Node::new(member(2), cfg(), InterceptorStack::new(), 2, now);
+    a.handle_candidate(now, member(2).addr);
+    let Some(Action::Connect { conn: ca, .. }) = a.poll_action() else {
+        panic!("a dials b")
+    };
+    let cb = ConnId::inbound(1);
+    a.handle_connected(now, ca, Direction::Outbound, member(2).addr);
+    b.handle_connected(now, cb, Direction::Inbound, member(1).addr);
+    assert!(pump(&mut a, ca, &mut b, cb, now).is_empty());
+    assert_eq!(a.members().len(), 1);
+    assert_eq!(b.members().len(), 1);
+    while b.poll_event().is_some() {}
+    let spoof = Envelope {
+        id: 5,
+        sender: MemberId([3; 16]),
+        body: Body::Data {
+            options: SendOptions::default(),
+            payload: b"x".to_vec(),
+        },
+    };
+    b.handle_frame(now, cb, spoof);
+    let mut closed = false;
+    while let Some(act) = b.poll_action() {
+        closed |= matches!(act, Action::Close { conn, .. } if conn == cb);
+    }
+    assert!(
+        closed,
+        "a frame claiming another sender closes the connection"
+    );
+    while let Some(e) = b.poll_event() {
+        assert!(!matches!(e, Event::Received { .. }), "nothing delivered");
+    }
+}
+
+#[test]
+fn node_is_send() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Node>();
+}

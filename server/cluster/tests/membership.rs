@@ -212,3 +212,42 @@ fn busy_member_is_never_dropped() {
         );
     }
 }
+
+#[test]
+fn scripted_partition_of_one_node_and_heal() {
+    use shoal_cluster::sim::Op;
+    for seed in 0..10 {
+        let mut sim = Sim::cluster(seed, 3);
+        let alone =
+            |s: &Sim| s.view(0).is_empty() && s.view(1) == ["node3"] && s.view(2) == ["node2"];
+        sim.script(vec![
+            Op::WaitFor(
+                "formed",
+                Duration::from_secs(2),
+                Box::new(|s: &Sim| s.fully_connected()),
+            ),
+            Op::Partition(vec![0], vec![1, 2]),
+            Op::WaitFor("node1 isolated", Duration::from_secs(2), Box::new(alone)),
+            Op::Wait(Duration::from_secs(10)),
+            Op::Assert("still isolated", Box::new(alone)),
+            Op::Heal,
+            Op::WaitFor(
+                "healed",
+                Duration::from_secs(5),
+                Box::new(|s: &Sim| s.fully_connected()),
+            ),
+            Op::Kill(2),
+            Op::WaitFor(
+                "node3 gone",
+                Duration::from_secs(1),
+                Box::new(|s: &Sim| s.view(0) == ["node2"]),
+            ),
+            Op::Restart(2),
+            Op::WaitFor(
+                "node3 back",
+                Duration::from_secs(3),
+                Box::new(|s: &Sim| s.fully_connected()),
+            ),
+        ]);
+    }
+}

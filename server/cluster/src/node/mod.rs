@@ -78,6 +78,12 @@ impl Node {
         seed: u64,
         now: Instant,
     ) -> Self {
+        if config.secret.is_empty() {
+            tracing::warn!(
+                node = %local.name,
+                "no cluster secret: any host that reaches the receiver port can join; set one for anything but a loopback demo"
+            );
+        }
         let mut stack = stack;
         stack.attach(&local);
         Node {

@@ -6,9 +6,11 @@
 //! `kill`, `restart`, `partition`, `heal`, `send`, `run_for`, `run_until`) read like a script.
 //! Static discovery: every `discovery_every`, each node is fed every other node's address.
 mod net;
+mod scenario;
 mod wire;
 
 pub use net::{Chaos, Delivery};
+pub use scenario::{Check, Op};
 
 use crate::auth::ClusterSecret;
 use crate::frame::MsgId;
