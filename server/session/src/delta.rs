@@ -18,9 +18,18 @@ use crate::store::DeltaOutcome;
 use shoal_cluster::MemberId;
 use std::collections::BTreeSet;
 
+/// How long changes are forwarded to a member after sending it the state (see `joiners`):
+/// longer than any member takes to learn of the join.
+const JOIN_FORWARD_MS: Millis = 10_000;
+
 pub struct DeltaManager {
     core: Core,
     transfer: Option<Transfer>,
+    /// Members this node recently sent its state to, and until when. A writer that had not
+    /// yet seen such a member join did not send it its change, and the snapshot may have
+    /// been taken before the change arrived here: so changes received from others are
+    /// forwarded to recent joiners for a while (duplicates are ignored by version).
+    joiners: Vec<(MemberId, Millis)>,
 }
 
 /// A state transfer in progress (this node is joining).
@@ -39,6 +48,7 @@ impl DeltaManager {
         DeltaManager {
             core,
             transfer: None,
+            joiners: Vec::new(),
         }
     }
 
@@ -82,13 +92,15 @@ impl DeltaManager {
         out
     }
 
-    fn serve_transfer(&mut self, to: MemberId, request: u64) -> Vec<Outgoing> {
+    fn serve_transfer(&mut self, to: MemberId, request: u64, now: Millis) -> Vec<Outgoing> {
         if self.transfer.is_some() {
             // Our own state is incomplete: let the joiner ask someone else.
             let msg = SessionMessage::NoContextManager { request };
             return self.core.msg(vec![to], &msg, false).into_iter().collect();
         }
         self.core.stats.state_transfers_served += 1;
+        self.joiners.retain(|(m, _)| *m != to);
+        self.joiners.push((to, now + JOIN_FORWARD_MS));
         let size = self.core.cfg.send_all_sessions_size.max(1);
         let all: Vec<Session> = self
             .core
@@ -158,6 +170,35 @@ impl DeltaManager {
                 }
             }
         }
+    }
+
+    fn forward_to_joiners(
+        &mut self,
+        from: MemberId,
+        msg: &SessionMessage,
+        now: Millis,
+    ) -> Vec<Outgoing> {
+        if self.joiners.is_empty() || self.transfer.is_some() {
+            return vec![];
+        }
+        self.joiners.retain(|(_, until)| *until > now);
+        let data = matches!(
+            msg,
+            SessionMessage::Created(_)
+                | SessionMessage::SessionDelta(_)
+                | SessionMessage::ChangeSessionId(_)
+                | SessionMessage::Expired { .. }
+        );
+        let to: Vec<MemberId> = self
+            .joiners
+            .iter()
+            .map(|(m, _)| *m)
+            .filter(|m| *m != from)
+            .collect();
+        if !data || to.is_empty() {
+            return vec![];
+        }
+        self.core.msg(to, msg, false).into_iter().collect()
     }
 
     fn sweep(&mut self, now: Millis) -> Vec<Outgoing> {
@@ -327,8 +368,9 @@ impl SessionManager for DeltaManager {
                 return Received::default();
             }
         }
-        let out = match msg {
-            SessionMessage::GetAllSessions { request } => self.serve_transfer(from, request),
+        let mut out = self.forward_to_joiners(from, &msg, now);
+        out.extend(match msg {
+            SessionMessage::GetAllSessions { request } => self.serve_transfer(from, request, now),
             SessionMessage::AllSessionData {
                 request, sessions, ..
             } => {
@@ -370,7 +412,9 @@ impl SessionManager for DeltaManager {
                 vec![]
             }
             SessionMessage::SessionDelta(d) | SessionMessage::ChangeSessionId(d) => {
-                return self.on_delta(from, d, now)
+                let mut r = self.on_delta(from, d, now);
+                out.append(&mut r.out);
+                return Received { out, ack: r.ack };
             }
             SessionMessage::Expired { id, version } => {
                 if self.core.store.remove(&id, version, now).is_some() {
@@ -412,7 +456,7 @@ impl SessionManager for DeltaManager {
             SessionMessage::BackupPut { .. } | SessionMessage::Locations(_) => {
                 return Received { out: vec![], ack: Err("BackupManager message sent to a DeltaManager context (configure the same manager on every node)".into()) };
             }
-        };
+        });
         Received { out, ack: Ok(()) }
     }
 
@@ -425,6 +469,7 @@ impl SessionManager for DeltaManager {
 
     fn member_removed(&mut self, member: MemberId, now: Millis) -> Vec<Outgoing> {
         self.core.members.remove(&member);
+        self.joiners.retain(|(m, _)| *m != member);
         if self.transfer.as_ref().is_some_and(|t| t.from == member) {
             return self.ask_next(now);
         }
