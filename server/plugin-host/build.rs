@@ -19,6 +19,7 @@ fn main() {
         "plugins/sdk",
         "plugins/examples",
         "plugins/Cargo.toml",
+        "plugins/Cargo.lock",
     ] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
