@@ -136,6 +136,44 @@ fn acked_means_delivered_exactly_once() {
     }
 }
 
+#[test]
+fn exactly_once_across_partitions_and_heals() {
+    for_seeds(60, |seed| {
+        let mut sim = Sim::cluster(seed, 3);
+        sim.chaos = Chaos {
+            reset: 0.002,
+            ..Chaos::rough()
+        };
+        assert!(
+            sim.run_until(Duration::from_secs(10), |s| s.fully_connected()),
+            "cluster did not form"
+        );
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x9a27);
+        let mut sent = Vec::new();
+        for k in 0..60u32 {
+            match k {
+                20 => sim.partition(&[rng.gen_range(0..3)], &[0, 1, 2]),
+                40 => sim.heal(),
+                _ => {}
+            }
+            let from = rng.gen_range(0..3);
+            let to: Vec<usize> = (0..3).filter(|&j| j != from).collect();
+            let opts = SendOptions(if rng.gen_bool(0.5) {
+                SendOptions::USE_ACK
+            } else {
+                SendOptions::SYNCHRONIZED_ACK
+            });
+            if let Some(id) = sim.send(from, &to, k.to_be_bytes().to_vec(), opts) {
+                sent.push((from, id));
+            }
+            sim.run_for(Duration::from_millis(rng.gen_range(0..100)));
+        }
+        sim.run_for(Duration::from_secs(8));
+        assert!(sim.fully_connected(), "healed: {:?}", sim.views());
+        check_exactly_once(&sim, &sent);
+    });
+}
+
 fn ordered_sim(seed: u64, reset: f64) -> Sim {
     use shoal_cluster::interceptors::{Order, OrderConfig};
     let mut sim = Sim::new(seed).with_stack(|_| {

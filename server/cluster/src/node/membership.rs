@@ -204,7 +204,10 @@ impl Node {
             self.switch_conn(now, member, other, initiator);
             return;
         }
-        let addr = self.peers[&member].member.addr;
+        let Some(addr) = self.peers.get(&member).map(|p| p.member.addr) else {
+            return;
+        };
+        // A dial already under way decides: its failure suspects the member at once.
         let dialing = self.conns.values().any(|c| c.target == Some(addr));
         if !dialing {
             self.suspect(now, member, format!("connection lost: {reason}"));
@@ -270,7 +273,15 @@ impl Node {
         }
         let why = format!("member {} disappeared: {reason}", p.member.name);
         self.fail_peer_frames(now, id, p.unacked, &why);
-        self.dedup.remove(&id);
+        // A member dropped by a partition may come back with the same id and retransmit what
+        // we already delivered: keep its window. Restarts (new id) and leaves never return.
+        if matches!(reason, DisappearReason::Left | DisappearReason::Restarted) {
+            self.dedup.remove(&id);
+        }
+        if self.dedup.len() > self.peers.len() + 64 {
+            let peers = &self.peers;
+            self.dedup.retain(|m, _| peers.contains_key(m));
+        }
         self.awaiting.retain(|(m, _), _| *m != id);
         if reason != DisappearReason::Left {
             // Keep knocking for a while: a partition may heal, a crashed node may come back.
