@@ -169,3 +169,40 @@ fn coordinator_agrees_across_the_cluster_and_moves_on_crash() {
     assert_ne!(next, c0);
     assert_eq!(coord(&sim, others[1]), Some(next));
 }
+
+#[test]
+fn node_config_defaults_validate_and_bad_timings_are_named() {
+    use shoal_cluster::NodeConfig;
+    let d = NodeConfig::default();
+    d.validate().expect("defaults are valid");
+    assert_eq!(
+        (
+            d.ping_interval,
+            d.suspect_after,
+            d.verify_timeout,
+            d.ack_timeout
+        ),
+        (
+            Duration::from_millis(200),
+            Duration::from_millis(600),
+            Duration::from_millis(300),
+            Duration::from_millis(3000)
+        )
+    );
+    let bad = NodeConfig {
+        suspect_after: Duration::from_millis(100),
+        ..NodeConfig::default()
+    };
+    let e = bad
+        .validate()
+        .expect_err("suspect_after below ping_interval");
+    assert!(
+        e.contains("suspect_after") && e.contains("ping_interval"),
+        "{e}"
+    );
+    let bad = NodeConfig {
+        heartbeat: Duration::ZERO,
+        ..NodeConfig::default()
+    };
+    assert!(bad.validate().expect_err("zero").contains("heartbeat"));
+}

@@ -74,6 +74,50 @@ impl NodeConfig {
             ..NodeConfig::default()
         }
     }
+
+    /// Checks the timing relations the failure detector relies on; the error names the
+    /// setting (config loaders prefix it with their file and section).
+    pub fn validate(&self) -> Result<(), String> {
+        let ms = |d: Duration| d.as_millis();
+        let positive = [
+            ("ping_interval", self.ping_interval),
+            ("suspect_after", self.suspect_after),
+            ("verify_timeout", self.verify_timeout),
+            ("ack_timeout", self.ack_timeout),
+            ("reconnect_min", self.reconnect_min),
+            ("heartbeat", self.heartbeat),
+            ("handshake_timeout", self.handshake_timeout),
+        ];
+        for (name, d) in positive {
+            if d.is_zero() {
+                return Err(format!("{name} must be greater than 0 ms"));
+            }
+        }
+        if self.suspect_after <= self.ping_interval {
+            return Err(format!(
+                "suspect_after ({} ms) must be longer than ping_interval ({} ms), or live members are suspected between two pings (3x is a good ratio)",
+                ms(self.suspect_after),
+                ms(self.ping_interval)
+            ));
+        }
+        if self.reconnect_max < self.reconnect_min {
+            return Err(format!(
+                "reconnect_max ({} ms) is shorter than reconnect_min ({} ms)",
+                ms(self.reconnect_max),
+                ms(self.reconnect_min)
+            ));
+        }
+        if self.max_frame < 1024 {
+            return Err(format!(
+                "max_frame ({} bytes) must be at least 1024 bytes",
+                self.max_frame
+            ));
+        }
+        if self.dedup_window == 0 || self.outbox_limit == 0 {
+            return Err("dedup_window and outbox_limit must be greater than 0".to_string());
+        }
+        Ok(())
+    }
 }
 
 impl Default for NodeConfig {
