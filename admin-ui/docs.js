@@ -43,6 +43,6 @@ for (const [path, item] of Object.entries(spec.paths)) {
     byTag.get(tag).push(operation(method, path, op));
   }
 }
-main.replaceChildren(h('h2', {}, `${spec.info.title} ${spec.info.version}`), h('p', {}, spec.info.description),
+main.replaceChildren(...[h('h2', {}, `${spec.info.title} ${spec.info.version}`), h('p', {}, spec.info.description),
   [...byTag.entries()].map(([tag, ops]) => [h('h3', {}, tag, ' ', h('span', { class: 'muted' }, (spec.tags.find((t) => t.name === tag) || {}).description || '')), ops]),
-  h('h3', {}, 'Schemas'), Object.entries(spec.components.schemas).map(([n, s]) => schema(n, s)));
+  h('h3', {}, 'Schemas'), Object.entries(spec.components.schemas).map(([n, s]) => schema(n, s))].flat(3));

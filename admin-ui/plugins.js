@@ -21,7 +21,7 @@ function stageList(names, labels, onOrder) {
 
 function uploadForm(contexts, reload) {
   const file = h('input', { type: 'file', id: 'plugin-file', accept: '.wasm', required: true });
-  const name = h('input', { id: 'plugin-name', placeholder: 'name', required: true, pattern: '[A-Za-z0-9._-]{1,64}' });
+  const name = h('input', { id: 'plugin-name', placeholder: 'name', required: true, pattern: '[A-Za-z0-9._\\-]{1,64}' });
   const world = h('select', { id: 'plugin-world' }, ['valve', 'url-filter', 'channel-interceptor', 'deploy-hook'].map((w) => h('option', {}, w)));
   const attach = h('select', { id: 'plugin-attach' }, h('option', { value: '' }, '(not attached)'), h('option', { value: 'channel' }, 'channel'), contexts.map((c) => h('option', { value: c.name }, c.path)));
   const config = h('input', { id: 'plugin-config', placeholder: 'config JSON, e.g. {"limit": 10}', size: 30 });
@@ -57,7 +57,7 @@ export async function render(main) {
     const rows = plugins.map((p) => h('tr', { dataset: { plugin: p.name } },
       h('td', {}, h('strong', {}, p.name), h('div', { class: 'muted mono' }, p.digest.slice(0, 16))),
       h('td', {}, p.version), h('td', {}, p.world), h('td', { class: 'state' }, badge(p.state)),
-      h('td', {}, p.nodes.map((n) => h('div', {}, `${n.node} `, badge(n.state)))),
+      h('td', {}, p.nodes.map((n) => h('span', { class: 'node-state' }, `${n.node} `, badge(n.state)))),
       h('td', {}, p.attached_to.join(', ') || '—'), h('td', {}, p.policy),
       h('td', { class: 'mono' }, `${fmtBytes(p.limits.memory_bytes)} · ${p.limits.call_timeout_ms} ms · ×${p.limits.max_instances}`),
       h('td', {}, `${p.failures.total}`, p.failures.total ? h('div', { class: 'muted' }, `traps ${p.failures.traps}, timeouts ${p.failures.timeouts}, memory ${p.failures.memory}, output ${p.failures.bad_output}`) : ''),

@@ -1,0 +1,131 @@
+// Headless-Chromium test of the admin UI (run by scripts/ui-test.sh against the dev server,
+// or any node: SHOAL_UI_URL, SHOAL_UI_TOKEN). Each page loads, one action per page is done
+// and checked through the REST API, and a screenshot per page is written to SHOAL_UI_SHOTS.
+import { createRequire } from 'node:module';
+import { mkdirSync } from 'node:fs';
+
+const require = createRequire(`${process.env.PW_PREFIX || process.cwd()}/node_modules/`);
+const { chromium } = require('playwright-core');
+
+const base = process.env.SHOAL_UI_URL || 'http://127.0.0.1:19395';
+const token = process.env.SHOAL_UI_TOKEN || 'ui-admin-token-0123456789';
+const shots = process.env.SHOAL_UI_SHOTS || 'target/ui-screenshots';
+mkdirSync(shots, { recursive: true });
+
+const api = async (method, path) => {
+  const res = await fetch(base + path, { method, headers: { Authorization: `Bearer ${token}` } });
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
+  return res.status === 204 ? null : res.json();
+};
+const assert = (cond, msg) => { if (!cond) throw new Error(msg); };
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+});
+const page = await browser.newPage({ viewport: { width: 1400, height: 950 } });
+const pageErrors = [];
+page.on('pageerror', (e) => pageErrors.push(e.message));
+page.on('console', (m) => { if (m.type() === 'error') pageErrors.push(m.text()); });
+page.on('dialog', (d) => d.accept());
+page.setDefaultTimeout(10000);
+
+let passed = 0, failed = 0;
+async function test(name, fn) {
+  const before = pageErrors.length;
+  try {
+    await fn();
+    assert(pageErrors.length === before, `errors in the page: ${pageErrors.slice(before).join('; ')}`);
+    passed++; console.log(`ok   ${name}`);
+  } catch (e) {
+    failed++; console.log(`FAIL ${name}: ${e.message}`);
+    await page.screenshot({ path: `${shots}/FAILED-${name}.png`, fullPage: true }).catch(() => {});
+  }
+}
+
+await test('cluster', async () => {
+  await page.goto(`${base}/ui/#/cluster`);
+  await page.fill('#token-input', token);
+  await page.click('#token-form button[type=submit]');
+  await page.waitForSelector('#members tbody tr >> nth=2');
+  assert((await page.locator('#members tbody tr').count()) === 3, 'three members');
+  await page.waitForFunction(() => document.getElementById('node-name').textContent.includes('node1'));
+  await api('POST', '/api/v1/plugins/checksum/reload');
+  await page.waitForSelector('#events li:has-text("checksum reloaded")');
+  await page.screenshot({ path: `${shots}/cluster.png`, fullPage: true });
+});
+
+await test('sessions', async () => {
+  await page.goto(`${base}/ui/#/sessions`);
+  await page.waitForSelector('#session-list tbody tr >> nth=24');
+  const before = (await api('GET', '/api/v1/contexts/app/sessions')).total;
+  assert((await page.textContent('#page-info')).includes(`of ${before}`), 'page info shows the total');
+  const id = await page.locator('#session-list tbody tr').first().getAttribute('data-id');
+  await page.locator('#session-list tbody tr').first().click();
+  await page.waitForSelector('#session-detail table');
+  await page.screenshot({ path: `${shots}/sessions.png`, fullPage: true });
+  await page.click('#expire-one');
+  await page.waitForFunction((n) => document.getElementById('page-info')?.textContent.includes(`of ${n}`), before - 1);
+  const gone = await fetch(`${base}/api/v1/contexts/app/sessions/${id}`, { headers: { Authorization: `Bearer ${token}` } });
+  assert(gone.status === 404, `expired session still there (${gone.status})`);
+  await page.fill('#prefix', id.slice(0, 1));
+  await page.click('form.row button[type=submit]');
+  await page.waitForFunction((p) => [...document.querySelectorAll('#session-list tbody tr')].every((tr) => tr.dataset.id.startsWith(p)), id.slice(0, 1));
+});
+
+await test('traffic', async () => {
+  await page.goto(`${base}/ui/#/traffic`);
+  await page.waitForSelector('#legend span >> nth=1');
+  // Wait until both charts have drawn lines (coloured pixels, not only grey grid).
+  await page.waitForFunction(() => ['chart-messages', 'chart-bytes'].every((id) => {
+    const c = document.getElementById(id);
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let coloured = 0;
+    for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 200 && Math.abs(d[i] - d[i + 2]) > 80) coloured++;
+    return coloured > 60;
+  }), null, { timeout: 15000 });
+  assert((await page.locator('#stack tbody tr').count()) >= 5, 'interceptor stack listed');
+  await page.screenshot({ path: `${shots}/traffic.png`, fullPage: true });
+});
+
+await test('plugins', async () => {
+  await page.goto(`${base}/ui/#/plugins`);
+  const row = 'tr[data-plugin="url-filter"]';
+  await page.click(`${row} button[data-action=disable]`);
+  await page.waitForSelector(`${row} td.state:has-text("disabled")`);
+  assert((await api('GET', '/api/v1/plugins/url-filter')).state === 'disabled', 'API shows url-filter disabled');
+  const component = Buffer.concat([Buffer.from([0, 0x61, 0x73, 0x6d, 0x0d, 0, 1, 0]), Buffer.alloc(4096)]);
+  await page.setInputFiles('#plugin-file', { name: 'audit.wasm', mimeType: 'application/wasm', buffer: component });
+  await page.fill('#plugin-name', 'audit');
+  await page.selectOption('#plugin-world', 'channel-interceptor');
+  await page.selectOption('#plugin-attach', 'channel');
+  await page.click('#plugin-upload button[type=submit]');
+  await page.waitForSelector('tr[data-plugin="audit"]');
+  assert((await api('GET', '/api/v1/plugins/audit')).size_bytes === component.length, 'uploaded size');
+  await page.screenshot({ path: `${shots}/plugins.png`, fullPage: true });
+});
+
+await test('deployments', async () => {
+  await page.goto(`${base}/ui/#/deployments`);
+  await page.waitForSelector('#deploy-form');
+  const artifact = Buffer.alloc(3 * 1024 * 1024, 7);
+  await page.setInputFiles('#deploy-file', { name: 'shop.war', mimeType: 'application/octet-stream', buffer: artifact });
+  await page.click('#deploy-form button[type=submit]');
+  await page.waitForSelector('tr[data-deployment="shop.war"]');
+  await page.waitForFunction(() => document.getElementById('deploy-pct').textContent === 'done');
+  const p = await page.$eval('#deploy-progress', (el) => [el.value, el.max]);
+  assert(p[0] === p[1] && p[1] === 3 * 1024 * 1024, `progress ended at ${p}`);
+  assert((await api('GET', '/api/v1/deployments/shop.war')).nodes.every((n) => n.state === 'deployed'), 'deployed on every node');
+  await page.screenshot({ path: `${shots}/deployments.png`, fullPage: true });
+});
+
+await test('api-docs', async () => {
+  await page.goto(`${base}/api/docs`);
+  await page.waitForSelector('details.panel >> nth=30');
+  await page.locator('details#list_sessions summary').click();
+  await page.screenshot({ path: `${shots}/api-docs.png`, fullPage: false });
+});
+
+await browser.close();
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
