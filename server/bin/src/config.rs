@@ -132,6 +132,22 @@ mod tests {
     }
 
     #[test]
+    fn readme_reference_block_parses_to_the_defaults() {
+        let readme = include_str!("../../../README.md");
+        let start = readme.find("## Configuration").expect("README has a Configuration section");
+        let block = &readme[start..];
+        let body = &block[block.find("```toml\n").expect("toml block") + 8..];
+        let body = &body[..body.find("```").expect("block end")];
+        let c = parse(body).expect("README's reference parses");
+        c.cluster.validate().expect("README's reference is valid");
+        let d = ClusterConfig::default();
+        assert_eq!(c.cluster.receiver.port, d.receiver.port);
+        assert_eq!(c.cluster.failure_detector.suspect_after_ms, d.failure_detector.suspect_after_ms);
+        assert_eq!(c.cluster.sender.queue_bytes, d.sender.queue_bytes);
+        assert_eq!(c.cluster.membership.multicast.port, d.membership.multicast.port);
+    }
+
+    #[test]
     fn overrides_apply_and_are_validated() {
         let mut c = Config::default();
         let o = Overrides {

@@ -120,11 +120,15 @@ pub(crate) async fn start(
         meta: s.meta.clone(),
     };
     let codec = FrameCodec::new(s.node.max_frame);
-    let (io_tx, io_rx) = mpsc::channel(1024);
+    // Frames queue here; a small bound keeps a backlog short (TCP pushes back on the peer).
+    let (io_tx, io_rx) = mpsc::channel(64);
+    // Connection set-up and probe results overtake queued frames: a probe of this node must
+    // get its Challenge within verify_timeout even when this node is flooded with data.
+    let (ctl_tx, ctl_rx) = mpsc::channel(256);
     let mut tasks = vec![tokio::spawn(listener::accept_loop(
         listener,
         Arc::new(AtomicU64::new(1)),
-        io_tx.clone(),
+        ctl_tx.clone(),
     ))];
     let mut providers = discovery::from_config(&s.membership, &local, &s.node.secret)?;
     providers.extend(extra);
@@ -154,6 +158,7 @@ pub(crate) async fn start(
         incoming: in_tx,
         cmd_tx: cmd_tx.clone(),
         io_tx,
+        ctl_tx,
         codec,
         connect_timeout: s.connect_timeout,
         verify_timeout: s.node.verify_timeout,
@@ -161,7 +166,7 @@ pub(crate) async fn start(
         bad_frames: 0,
         tasks,
     };
-    tokio::spawn(driver.run(cmd_rx, io_rx));
+    tokio::spawn(driver.run(cmd_rx, ctl_rx, io_rx));
     Ok((
         Channel {
             cmd: cmd_tx,
@@ -183,6 +188,7 @@ pub(crate) struct Driver {
     pub(crate) incoming: mpsc::UnboundedSender<IncomingMessage>,
     pub(crate) cmd_tx: mpsc::UnboundedSender<Command>,
     pub(crate) io_tx: mpsc::Sender<IoEvent>,
+    pub(crate) ctl_tx: mpsc::Sender<IoEvent>,
     pub(crate) codec: FrameCodec,
     pub(crate) connect_timeout: Duration,
     pub(crate) verify_timeout: Duration,
@@ -196,6 +202,7 @@ impl Driver {
     async fn run(
         mut self,
         mut cmd_rx: mpsc::UnboundedReceiver<Command>,
+        mut ctl_rx: mpsc::Receiver<IoEvent>,
         mut io_rx: mpsc::Receiver<IoEvent>,
     ) {
         let mut done: Option<oneshot::Sender<()>> = None;
@@ -203,6 +210,7 @@ impl Driver {
             let deadline = self.node.poll_timeout().map(tokio::time::Instant::from_std);
             tokio::select! {
                 biased;
+                Some(ev) = ctl_rx.recv() => self.on_io(ev),
                 io = io_rx.recv() => if let Some(ev) = io { self.on_io(ev) },
                 cmd = cmd_rx.recv() => match cmd {
                     Some(Command::Shutdown(tx)) => { done = Some(tx); break 'outer; }
@@ -210,6 +218,9 @@ impl Driver {
                     None => break 'outer,
                 },
                 _ = sleep_until_opt(deadline) => {}
+            }
+            while let Ok(ev) = ctl_rx.try_recv() {
+                self.on_io(ev);
             }
             for _ in 0..BATCH {
                 if let Ok(ev) = io_rx.try_recv() {
@@ -366,7 +377,7 @@ impl Driver {
         match a {
             Action::Connect { conn, addr } => {
                 self.connecting.insert(conn);
-                let (io_tx, timeout) = (self.io_tx.clone(), self.connect_timeout);
+                let (io_tx, timeout) = (self.ctl_tx.clone(), self.connect_timeout);
                 tokio::spawn(async move {
                     let ev = match conn::connect(addr, timeout).await {
                         Ok(stream) => IoEvent::Connected {
@@ -400,7 +411,7 @@ impl Driver {
             }
             Action::Probe { member, addr } => {
                 let (io_tx, timeout, codec) =
-                    (self.io_tx.clone(), self.verify_timeout, self.codec.clone());
+                    (self.ctl_tx.clone(), self.verify_timeout, self.codec.clone());
                 tokio::spawn(async move {
                     let result = conn::probe(addr, timeout, codec).await;
                     let _ = io_tx.send(IoEvent::ProbeResult { member, result }).await;
