@@ -169,3 +169,83 @@ async fn async_queue_applies_backpressure_and_counts_it() {
     );
     assert_eq!(st.queue_bytes_capacity, 64 * 1024);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ack_timeout_names_the_silent_member() {
+    let net = MemoryNet::default();
+    let mut s = loopback_settings("impatient", SECRET, Vec::new());
+    s.node.ack_timeout = Duration::from_millis(300);
+    let d: Box<dyn Discovery> = Box::new(MemoryDiscovery::new(
+        net.clone(),
+        Duration::from_millis(100),
+    ));
+    let (a, _ia) = Channel::start_with(s, InterceptorStack::default(), vec![d])
+        .await
+        .expect("start");
+    net.announce(a.local().addr);
+    let (b, mut ib) = start("slowpoke", &net).await;
+    wait_members(&a, 1).await;
+    let send = tokio::spawn({
+        let (a, dest) = (a.clone(), b.local().id);
+        async move {
+            a.send(
+                &[dest],
+                b"take your time".to_vec(),
+                SendOptions(SendOptions::SYNCHRONIZED_ACK),
+            )
+            .await
+        }
+    });
+    // Hold the completion past the ack timeout.
+    let held = recv(&mut ib).await;
+    let r = send.await.expect("join");
+    drop(held);
+    let failures = r.failures();
+    assert_eq!(failures.len(), 1, "{r:?}");
+    assert!(
+        failures[0].1.contains("slowpoke"),
+        "the failure names the member: {r}"
+    );
+    assert!(r.to_string().contains("slowpoke"), "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_async_load_never_drops_a_live_member() {
+    let net = MemoryNet::default();
+    let (a, _ia) = start("loaded", &net).await;
+    let (b, mut ib) = start("lb", &net).await;
+    let (c, mut ic) = start("lc", &net).await;
+    wait_members(&a, 2).await;
+    let mut events = a.subscribe();
+    let dests = [b.local().id, c.local().id];
+    let n = 10_000usize;
+    let sender = tokio::spawn({
+        let a = a.clone();
+        async move {
+            for _ in 0..n {
+                a.send(
+                    &dests,
+                    vec![3u8; 1024],
+                    SendOptions(SendOptions::ASYNCHRONOUS),
+                )
+                .await;
+            }
+        }
+    });
+    let (mut got_b, mut got_c) = (0, 0);
+    while got_b < n || got_c < n {
+        tokio::select! {
+            Some(_) = ib.recv(), if got_b < n => got_b += 1,
+            Some(_) = ic.recv(), if got_c < n => got_c += 1,
+            _ = tokio::time::sleep(Duration::from_secs(30)) => panic!("stalled at {got_b}/{got_c} of {n}"),
+        }
+    }
+    sender.await.expect("join");
+    while let Ok(ev) = events.try_recv() {
+        assert!(
+            !matches!(ev, MembershipEvent::Disappeared { .. }),
+            "a live member was dropped under load: {ev:?}"
+        );
+    }
+    assert_eq!(a.members().len(), 2);
+}
