@@ -156,7 +156,8 @@ pub(crate) async fn start(
         pending: HashMap::new(),
         shared: shared.clone(),
         incoming: in_tx,
-        cmd_tx: cmd_tx.clone(),
+        // Weak: the driver stops when every handle is gone (completions hold strong ones).
+        cmd_tx: cmd_tx.downgrade(),
         io_tx,
         ctl_tx,
         codec,
@@ -186,7 +187,7 @@ pub(crate) struct Driver {
     pub(crate) pending: HashMap<MsgId, oneshot::Sender<SendReport>>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) incoming: mpsc::UnboundedSender<IncomingMessage>,
-    pub(crate) cmd_tx: mpsc::UnboundedSender<Command>,
+    pub(crate) cmd_tx: mpsc::WeakUnboundedSender<Command>,
     pub(crate) io_tx: mpsc::Sender<IoEvent>,
     pub(crate) ctl_tx: mpsc::Sender<IoEvent>,
     pub(crate) codec: FrameCodec,
@@ -439,8 +440,10 @@ impl Driver {
             } => {
                 let completion = options
                     .has(SendOptions::SYNCHRONIZED_ACK)
-                    .then(|| Completion {
-                        cmd: self.cmd_tx.clone(),
+                    .then(|| self.cmd_tx.upgrade())
+                    .flatten()
+                    .map(|cmd| Completion {
+                        cmd,
                         from,
                         id,
                         done: false,
