@@ -63,6 +63,13 @@ impl AdminConfig {
         self
     }
 
+    /// What a node does with its `[admin]` section: applies `SHOAL_ADMIN_TOKEN`, then validates.
+    pub fn resolve(self) -> Result<Self, ConfigError> {
+        let config = self.with_env();
+        config.validate()?;
+        Ok(config)
+    }
+
     /// Checks the tokens. A config without any token is valid: every data endpoint then
     /// answers 401 explaining how to set one, and a warning is logged at start.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -80,5 +87,33 @@ impl AdminConfig {
             return Err(ConfigError::SameTokens);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The only test of this binary that touches the environment variable.
+    #[test]
+    fn env_token_overrides_the_file_and_is_validated() {
+        let file = AdminConfig {
+            admin_token: Some("f".repeat(20)),
+            ..AdminConfig::default()
+        };
+        std::env::set_var(ADMIN_TOKEN_ENV, "e".repeat(24));
+        let resolved = file.clone().resolve();
+        std::env::set_var(ADMIN_TOKEN_ENV, "short");
+        let too_short = file.clone().resolve();
+        std::env::remove_var(ADMIN_TOKEN_ENV);
+        assert_eq!(resolved.map(|c| c.admin_token), Ok(Some("e".repeat(24))));
+        assert_eq!(
+            too_short,
+            Err(ConfigError::TokenTooShort {
+                key: "admin_token",
+                len: 5
+            })
+        );
+        assert_eq!(file.clone().resolve(), Ok(file));
     }
 }

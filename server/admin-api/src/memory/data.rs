@@ -120,11 +120,11 @@ fn fake_session(context: &Context, i: usize, now: u64) -> (String, FakeSession) 
         ("user".to_owned(), format!("user{i}").into_bytes()),
         ("counter".to_owned(), (i * 7).to_string().into_bytes()),
     ];
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         let cart = serde_json::json!({"items": [{"sku": format!("SKU-{i}"), "qty": i % 5 + 1}], "total": i * 3});
         attributes.push(("cart".to_owned(), cart.to_string().into_bytes()));
     }
-    if i % 5 == 0 {
+    if i.is_multiple_of(5) {
         // Starts like a serialized object: 4 small bytes, then bytes that are not UTF-8.
         let mut blob = vec![0, 1, 2, 3, 0xff, 0xfe];
         blob.extend((0..=255u8).cycle().take(58 + i));
@@ -144,7 +144,7 @@ fn fake_session(context: &Context, i: usize, now: u64) -> (String, FakeSession) 
         attribute_count: attributes.len() as u32,
         size_bytes: size,
         version: 1 + i as u64 % 13,
-        principal: (i % 4 == 0).then(|| format!("user{i}")),
+        principal: i.is_multiple_of(4).then(|| format!("user{i}")),
     };
     (
         id,

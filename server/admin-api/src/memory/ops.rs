@@ -11,7 +11,7 @@ use crate::{backend::BackendError, dto::*};
 
 /// Applies `order` to `items` if it names every item exactly once.
 pub(super) fn reorder<T>(
-    items: &mut Vec<T>,
+    items: &mut [T],
     order: &[String],
     name: impl Fn(&T) -> &String,
     what: &str,
