@@ -159,7 +159,7 @@ impl MulticastDiscovery {
             }
             Err("bad proof") => {
                 let n = self.stats.bad_proof.fetch_add(1, Relaxed);
-                if n % 100 == 0 {
+                if n.is_multiple_of(100) {
                     tracing::warn!(%from, "multicast beacon from {from} with a bad proof dropped (wrong cluster secret?); {} so far", n + 1);
                 }
                 None
