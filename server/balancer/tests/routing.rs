@@ -233,3 +233,18 @@ fn config_parses_from_toml_and_rejects_unknown_keys() {
         })
     ));
 }
+
+#[test]
+fn example_config_file_is_the_default_plus_three_nodes() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/balancer.example.toml");
+    let text = std::fs::read_to_string(path).expect("read balancer.example.toml");
+    let config: BalancerConfig = toml::from_str(&text).expect("example parses");
+    config.validate().expect("example is valid");
+    let routes: Vec<&str> = config.backends.iter().map(|b| b.route.as_str()).collect();
+    assert_eq!(routes, ["node1", "node2", "node3"]);
+    let defaults = BalancerConfig {
+        backends: config.backends.clone(),
+        ..BalancerConfig::default()
+    };
+    assert_eq!(config, defaults, "the example documents the defaults");
+}
