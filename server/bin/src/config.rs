@@ -134,7 +134,9 @@ mod tests {
     #[test]
     fn readme_reference_block_parses_to_the_defaults() {
         let readme = include_str!("../../../README.md");
-        let start = readme.find("## Configuration").expect("README has a Configuration section");
+        let start = readme
+            .find("## Configuration")
+            .expect("README has a Configuration section");
         let block = &readme[start..];
         let body = &block[block.find("```toml\n").expect("toml block") + 8..];
         let body = &body[..body.find("```").expect("block end")];
@@ -142,9 +144,15 @@ mod tests {
         c.cluster.validate().expect("README's reference is valid");
         let d = ClusterConfig::default();
         assert_eq!(c.cluster.receiver.port, d.receiver.port);
-        assert_eq!(c.cluster.failure_detector.suspect_after_ms, d.failure_detector.suspect_after_ms);
+        assert_eq!(
+            c.cluster.failure_detector.suspect_after_ms,
+            d.failure_detector.suspect_after_ms
+        );
         assert_eq!(c.cluster.sender.queue_bytes, d.sender.queue_bytes);
-        assert_eq!(c.cluster.membership.multicast.port, d.membership.multicast.port);
+        assert_eq!(
+            c.cluster.membership.multicast.port,
+            d.membership.multicast.port
+        );
     }
 
     #[test]

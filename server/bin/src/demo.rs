@@ -59,3 +59,12 @@ pub async fn run(a: DemoArgs) -> Result<()> {
     }
     Ok(())
 }
+
+/// Copies a child's log lines to our stderr, prefixed with its name (three nodes, one terminal).
+async fn prefix_lines(prefix: String, err: tokio::process::ChildStderr) {
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(err).lines();
+    while let Ok(Some(l)) = lines.next_line().await {
+        eprintln!("{prefix} {l}");
+    }
+}
