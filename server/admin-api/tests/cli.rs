@@ -124,6 +124,25 @@ async fn reads_and_changes_through_the_api() {
 }
 
 #[tokio::test]
+async fn events_follows_the_stream() {
+    let (url, backend, _stop) = served().await;
+    let follower = tokio::spawn(async move { ctl(&url, READ, &["events", "--count", "2"]).await });
+    // The follower subscribes asynchronously: emit until it has seen two events.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !follower.is_finished() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "ctl events did not return after 2 events"
+        );
+        backend
+            .set_member_state("node3", shoal_admin::MemberState::Suspect, "test")
+            .expect("node3");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    follower.await.expect("join").expect("events ok");
+}
+
+#[tokio::test]
 async fn errors_say_what_to_do() {
     let (url, _, _stop) = served().await;
     let e = ctl(&url, READ, &["plugins", "disable", "url-filter"])

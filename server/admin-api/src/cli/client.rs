@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use reqwest::{Method, Response, StatusCode};
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
+use crate::{dto::Event, error::ApiError};
 
 pub struct Client {
     http: reqwest::Client,
@@ -113,6 +113,37 @@ impl Client {
     /// A call without body whose answer is empty (204).
     pub async fn send(&self, method: Method, path: &str) -> anyhow::Result<()> {
         self.execute(self.request(method, path)).await.map(drop)
+    }
+
+    /// Reads `/api/v1/events` and calls `on_event` per event, until `count` events or the end.
+    pub async fn follow_events(
+        &self,
+        count: Option<u64>,
+        mut on_event: impl FnMut(&Event),
+    ) -> anyhow::Result<()> {
+        let mut res = self
+            .execute(self.request(Method::GET, "/api/v1/events"))
+            .await?;
+        let (mut buf, mut seen) = (String::new(), 0u64);
+        while let Some(chunk) = res.chunk().await.context("the event stream broke off")? {
+            buf.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buf.find("\n\n") {
+                let block: String = buf.drain(..end + 2).collect();
+                let data: Vec<&str> = block
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data:"))
+                    .map(str::trim_start)
+                    .collect();
+                if let Ok(event) = serde_json::from_str::<Event>(&data.join("\n")) {
+                    on_event(&event);
+                    seen += 1;
+                    if count.is_some_and(|c| seen >= c) {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Uploads `bytes` in 64 KiB chunks, showing a progress bar on stderr.

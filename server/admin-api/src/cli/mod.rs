@@ -58,6 +58,14 @@ pub enum CtlCommand {
     Undeploy { name: String },
     /// Deployed artifacts and their state per node.
     Deployments,
+    /// Contexts with manager, replication mode and pipeline.
+    Contexts,
+    /// Follow cluster events (membership, deploy, plugins) until interrupted.
+    Events {
+        /// Stop after this many events (default: follow forever).
+        #[arg(long)]
+        count: Option<u64>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -168,6 +176,26 @@ pub async fn run(ctl: Ctl) -> anyhow::Result<()> {
                 .await?;
             println!("{name} undeployed from every node");
             Ok(())
+        }
+        CtlCommand::Contexts => {
+            let list: Vec<Context> = client.get("/api/v1/contexts", &[]).await?;
+            print::output(json, &list, print::contexts)
+        }
+        CtlCommand::Events { count } => {
+            client
+                .follow_events(count, |e| {
+                    if json {
+                        println!("{}", serde_json::to_string(e).unwrap_or_default());
+                    } else {
+                        println!(
+                            "{} {:<14} {}",
+                            rfc3339(e.at_ms),
+                            print::kind(e.kind),
+                            e.message
+                        );
+                    }
+                })
+                .await
         }
         CtlCommand::Deployments => {
             let list: Vec<Deployment> = client.get("/api/v1/deployments", &[]).await?;

@@ -153,3 +153,33 @@ pub fn deployment(d: &Deployment) -> String {
         nodes.join(" ")
     )
 }
+
+pub fn kind(k: EventKind) -> String {
+    serde_json::to_value(k)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+pub fn contexts(list: &Vec<Context>) -> String {
+    let mut out = String::new();
+    for c in list {
+        let manager = format!("{:?}", c.manager).to_lowercase();
+        let replication = format!("{:?}", c.replication).to_lowercase();
+        let _ = writeln!(
+            out,
+            "{} ({manager}, {replication}, {} sessions)",
+            c.path, c.active_sessions
+        );
+        for (i, s) in c.pipeline.iter().enumerate() {
+            let origin = s
+                .plugin
+                .as_deref()
+                .map(|p| format!(" [wasm {p}]"))
+                .unwrap_or_default();
+            let off = if s.enabled { "" } else { " (disabled)" };
+            let _ = writeln!(out, "  {}. {}{origin}{off}", i + 1, s.name);
+        }
+    }
+    out.trim_end().to_owned()
+}
