@@ -40,37 +40,46 @@ fn codec(c: &mut Criterion) {
     g.finish();
 }
 
+fn layers(kind: &str, seed: u64) -> InterceptorStack {
+    let mut s = InterceptorStack::new();
+    if kind.contains("compress") {
+        s.push(Box::new(Compression::new(CompressionConfig::default())))
+            .expect("push");
+    }
+    if kind.contains("encrypt") {
+        s.push(Box::new(Encrypt::new(EncryptConfig::new([9; 32]), seed)))
+            .expect("push");
+    }
+    s
+}
+
 fn stack(c: &mut Criterion) {
     let now = Instant::now();
-    let build = |seed| {
-        InterceptorStack::new()
-            .with(Box::new(Compression::new(CompressionConfig::default())))
-            .and_then(|s| s.with(Box::new(Encrypt::new(EncryptConfig::new([9; 32]), seed))))
-            .expect("stack")
-    };
-    let (mut tx, mut rx) = (build(1), build(2));
-    let mut g = c.benchmark_group("stack_compress_encrypt_roundtrip");
-    for n in SIZES {
-        g.throughput(Throughput::Bytes(n as u64));
-        let p = payload(n);
-        let mut id = 0u64;
-        g.bench_function(BenchmarkId::from_parameter(n), |b| {
-            b.iter(|| {
-                id += 1;
-                let m = ChannelMessage {
-                    id,
-                    from: MemberId([1; 16]),
-                    destinations: vec![MemberId([2; 16])],
-                    options: SendOptions(0),
-                    payload: p.clone(),
-                };
-                for w in tx.run_send(now, m).expect("send") {
-                    black_box(rx.run_receive(now, w).expect("receive"));
-                }
-            })
-        });
+    for kind in ["compress", "encrypt", "compress_encrypt"] {
+        let (mut tx, mut rx) = (layers(kind, 1), layers(kind, 2));
+        let mut g = c.benchmark_group(format!("stack_roundtrip_{kind}"));
+        for n in SIZES {
+            g.throughput(Throughput::Bytes(n as u64));
+            let p = payload(n);
+            let mut id = 0u64;
+            g.bench_function(BenchmarkId::from_parameter(n), |b| {
+                b.iter(|| {
+                    id += 1;
+                    let m = ChannelMessage {
+                        id,
+                        from: MemberId([1; 16]),
+                        destinations: vec![MemberId([2; 16])],
+                        options: SendOptions(0),
+                        payload: p.clone(),
+                    };
+                    for w in tx.run_send(now, m).expect("send") {
+                        black_box(rx.run_receive(now, w).expect("receive"));
+                    }
+                })
+            });
+        }
+        g.finish();
     }
-    g.finish();
 }
 
 /// The node's send path (stack, ids, outcome, encode) for an async send to 2 peers, on a

@@ -207,6 +207,46 @@ fn compression_round_trip_and_bomb_guard() {
 }
 
 #[test]
+fn compression_round_trips_any_size_and_rejects_truncation() {
+    use rand::{Rng, SeedableRng};
+    let now = Instant::now();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let mut tx = InterceptorStack::new()
+        .with(Box::new(Compression::new(CompressionConfig::default())))
+        .expect("ok");
+    let mut rx = InterceptorStack::new()
+        .with(Box::new(Compression::new(CompressionConfig::default())))
+        .expect("ok");
+    for round in 0..200u64 {
+        let len = rng.gen_range(0..20_000);
+        let alphabet = rng.gen_range(1..=256u32);
+        let data: Vec<u8> = (0..len).map(|_| rng.gen_range(0..alphabet) as u8).collect();
+        let wire = tx
+            .run_send(now, msg(round, &data, 0))
+            .expect("send")
+            .remove(0);
+        assert!(
+            wire.payload.len() <= data.len() + 1,
+            "never grows beyond the flag byte"
+        );
+        assert_eq!(
+            rx.run_receive(now, wire.clone()).expect("receive")[0].payload,
+            data,
+            "round {round}"
+        );
+        if wire.payload[0] == 1 && wire.payload.len() > 8 {
+            let mut cut = wire;
+            let half = cut.payload.len() / 2;
+            cut.payload.truncate(half);
+            assert!(
+                rx.run_receive(now, cut).is_err(),
+                "round {round}: truncated stream is an error"
+            );
+        }
+    }
+}
+
+#[test]
 fn encrypt_round_trip_tamper_and_replay() {
     let now = Instant::now();
     let key = [7u8; 32];
