@@ -177,3 +177,30 @@ async fn health_checks_take_a_sick_node_out_and_bring_a_recovered_one_back() {
         .expect("back");
     assert_eq!(a.backend.as_deref(), Some("node1"));
 }
+
+#[tokio::test]
+async fn slow_backend_gets_504_after_response_timeout_and_no_resend() {
+    let (_store, nodes) = three_nodes().await;
+    let config = BalancerConfig {
+        response_timeout: Duration::from_millis(200),
+        ..config_for(&nodes)
+    };
+    let lb = start_balancer(config).await;
+    let http = HttpClient::new();
+    let a = http
+        .get(lb.addr, "/app/hang", Some("JSESSIONID=A.node2"))
+        .await
+        .expect("answer");
+    assert_eq!(a.status, StatusCode::GATEWAY_TIMEOUT, "{}", a.body);
+    assert!(a.body.contains("node2"), "{}", a.body);
+    assert_eq!(
+        nodes[0].hits() + nodes[2].hits(),
+        0,
+        "a timed-out request may be running: not resent"
+    );
+    let stats = lb.handle.stats();
+    assert!(
+        stats.backends.iter().all(|b| b.status == BackendStatus::Up),
+        "a slow node is not a dead one"
+    );
+}

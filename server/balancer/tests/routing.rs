@@ -248,3 +248,44 @@ fn example_config_file_is_the_default_plus_three_nodes() {
     };
     assert_eq!(config, defaults, "the example documents the defaults");
 }
+
+#[tokio::test]
+async fn new_sessions_avoid_the_node_with_requests_outstanding() {
+    let (_store, nodes) = three_nodes().await;
+    let lb = start_balancer(config_for(&nodes)).await;
+    let http = HttpClient::new();
+    let mut hanging = Vec::new();
+    for _ in 0..3 {
+        let (http, addr) = (http.clone(), lb.addr);
+        hanging.push(tokio::spawn(async move {
+            http.get(addr, "/app/hang", Some("JSESSIONID=A.node1"))
+                .await
+        }));
+    }
+    assert!(wait_for(std::time::Duration::from_secs(5), || nodes[0].hits() == 3).await);
+    for _ in 0..10 {
+        let a = http
+            .get(lb.addr, "/app/counter", None)
+            .await
+            .expect("new session");
+        assert_ne!(
+            a.backend.as_deref(),
+            Some("node1"),
+            "least-outstanding ignored"
+        );
+    }
+    hanging.iter().for_each(|h| h.abort());
+}
+
+#[tokio::test]
+async fn large_bodies_stream_through() {
+    let (_store, nodes) = three_nodes().await;
+    let lb = start_balancer(config_for(&nodes)).await;
+    let body = "x".repeat(300 * 1024);
+    let a = HttpClient::new()
+        .send(Method::POST, lb.addr, "/app/echo", &[], &body)
+        .await
+        .expect("post");
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.field("body"), Some("307200"), "{}", a.body);
+}
