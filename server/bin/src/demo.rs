@@ -31,11 +31,16 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         for p in &ports {
             cmd.args(["--member", &format!("127.0.0.1:{p}")]);
         }
-        cmd.env("SHOAL_CLUSTER_SECRET", &secret).kill_on_drop(true);
-        children.push(
-            cmd.spawn()
-                .with_context(|| format!("cannot start node{}", i + 1))?,
-        );
+        cmd.env("SHOAL_CLUSTER_SECRET", &secret)
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start node{}", i + 1))?;
+        if let Some(err) = child.stderr.take() {
+            tokio::spawn(prefix_lines(format!("[node{}]", i + 1), err));
+        }
+        children.push(child);
     }
     tracing::info!(
         "demo: {} nodes on 127.0.0.1 ports {:?}; Ctrl-C stops them",
