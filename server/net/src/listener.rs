@@ -62,3 +62,27 @@ pub(crate) async fn accept_loop(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    #[tokio::test]
+    async fn auto_bind_skips_taken_ports_and_reports_the_range_when_all_are() {
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let taken = TcpListener::bind((ip, 0)).await.expect("bind");
+        let p = taken.local_addr().expect("addr").port();
+        match bind(ip, p, 1).await {
+            Err(NetError::Bind { first, last, .. }) => assert_eq!((first, last), (p, p)),
+            other => panic!("port {p} is taken, got {other:?}"),
+        }
+        // With a range, the next free port is used (p+1 may be taken by someone else too).
+        let l = bind(ip, p, 20).await.expect("a free port in the range");
+        let got = l.local_addr().expect("addr").port();
+        assert!(
+            got > p && got < p.saturating_add(20),
+            "bound {got}, range starts at {p}"
+        );
+    }
+}
