@@ -236,3 +236,43 @@ fn node_is_send() {
     fn assert_send<T: Send>() {}
     assert_send::<Node>();
 }
+
+#[test]
+fn own_alias_address_is_dialed_once_then_ignored() {
+    let now = Instant::now();
+    let cfg = NodeConfig::new(ClusterSecret::new(b"s".to_vec()), "default");
+    let me = member(1);
+    let mut node = Node::new(me.clone(), cfg, InterceptorStack::new(), 1, now);
+    let alias: std::net::SocketAddr = ([10, 1, 1, 1], me.addr.port()).into();
+    node.handle_candidate(now, alias);
+    let Some(Action::Connect { conn: out, .. }) = node.poll_action() else {
+        panic!("dials the candidate")
+    };
+    // The io layer connects it to our own listener: both ends live in this node.
+    let inb = ConnId::inbound(1);
+    node.handle_connected(now, out, Direction::Outbound, alias);
+    node.handle_connected(now, inb, Direction::Inbound, alias);
+    let mut closes = Vec::new();
+    let frames = outgoing(&mut node, &mut closes);
+    for env in frames {
+        node.handle_frame(now, out, env);
+    }
+    outgoing(&mut node, &mut closes);
+    assert!(closes.iter().any(|r| r.contains("itself")), "{closes:?}");
+    let mut failed = 0;
+    while let Some(e) = node.poll_event() {
+        failed += matches!(e, Event::HandshakeFailed { .. }) as usize;
+    }
+    assert_eq!(failed, 0, "no error event for a self connection");
+    for k in 1..20u64 {
+        let t = now + std::time::Duration::from_millis(500 * k);
+        node.handle_candidate(t, alias);
+        node.handle_timeout(t);
+        while let Some(a) = node.poll_action() {
+            assert!(
+                !matches!(a, Action::Connect { .. }),
+                "never dials its own alias again"
+            );
+        }
+    }
+}

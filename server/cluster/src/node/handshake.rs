@@ -146,6 +146,14 @@ impl Node {
             (_, Body::Ping { nonce }) => {
                 self.write_control(conn, Body::Pong { nonce });
             }
+            (ConnState::AwaitChallenge, Body::Challenge { .. }) if env.sender == self.local.id => {
+                // Discovery named one of our own addresses (an alias of the receiver).
+                let addr = c.target.unwrap_or(peer);
+                tracing::debug!(%addr, "candidate address is this node itself; not dialing it again");
+                self.self_addrs.insert(addr);
+                self.targets.remove(&addr);
+                self.close_conn(now, conn, "connected to itself");
+            }
             (ConnState::AwaitChallenge, Body::Challenge { nonce: challenge }) => {
                 let mut nonce = [0u8; 16];
                 self.rng.fill_bytes(&mut nonce);

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 impl Node {
     pub(super) fn candidate(&mut self, now: Instant, addr: SocketAddr) {
-        if addr == self.local.addr || self.left {
+        if addr == self.local.addr || self.left || self.self_addrs.contains(&addr) {
             return;
         }
         let until = now + self.cfg.redial_for.min(self.cfg.reconnect_max * 5);

@@ -43,7 +43,7 @@ use crate::options::SendOptions;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use state::{Conn, DedupWindow, Outputs, Peer, PendingSend, Target};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -66,6 +66,8 @@ pub struct Node {
     awaiting: HashMap<(MemberId, MsgId), Option<ConnId>>,
     next_heartbeat: Instant,
     left: bool,
+    /// Addresses that turned out to reach this node itself (never dialed again).
+    self_addrs: BTreeSet<SocketAddr>,
     stats: NodeStats,
     out: Outputs,
 }
@@ -102,6 +104,7 @@ impl Node {
             dedup: HashMap::new(),
             awaiting: HashMap::new(),
             left: false,
+            self_addrs: BTreeSet::new(),
             stats: NodeStats::default(),
             out: Outputs::default(),
         }
