@@ -118,24 +118,56 @@ impl Registry {
     /// Installs `targets`, keeping the state (counters, draining, up/down) of every backend
     /// whose route and address did not change, so a membership refresh loses nothing.
     pub fn replace(&self, targets: Vec<Target>) {
-        let old = self.snapshot();
-        let new: Vec<Arc<BackendState>> = targets
-            .into_iter()
-            .map(|t| {
-                old.iter()
-                    .find(|b| {
-                        b.route == t.route
-                            && b.authority == t.authority
-                            && b.health_uri == t.health_uri
-                    })
-                    .cloned()
-                    .unwrap_or_else(|| Arc::new(BackendState::new(t)))
-            })
-            .collect();
+        self.update(|old| {
+            targets
+                .into_iter()
+                .map(|t| {
+                    old.iter()
+                        .find(|b| {
+                            b.route == t.route
+                                && b.authority == t.authority
+                                && b.health_uri == t.health_uri
+                        })
+                        .cloned()
+                        .unwrap_or_else(|| Arc::new(BackendState::new(t)))
+                })
+                .collect()
+        });
+    }
+
+    /// Adds `target`, or replaces the backend with its route if its address changed.
+    pub fn upsert(&self, target: Target) {
+        self.update(|old| {
+            let mut list: Vec<Arc<BackendState>> = old.to_vec();
+            match list.iter().position(|b| b.route == target.route) {
+                Some(i)
+                    if list[i].authority == target.authority
+                        && list[i].health_uri == target.health_uri => {}
+                Some(i) => list[i] = Arc::new(BackendState::new(target)),
+                None => list.push(Arc::new(BackendState::new(target))),
+            }
+            list
+        });
+    }
+
+    /// Removes the backend with `route`; returns whether there was one.
+    pub fn remove(&self, route: &str) -> bool {
+        let mut found = false;
+        self.update(|old| {
+            found = old.iter().any(|b| b.route == route);
+            old.iter().filter(|b| b.route != route).cloned().collect()
+        });
+        found
+    }
+
+    /// Read-modify-write under the write lock, so concurrent membership events do not undo
+    /// each other.
+    fn update(&self, change: impl FnOnce(&[Arc<BackendState>]) -> Vec<Arc<BackendState>>) {
         let mut slot = match self.list.write() {
             Ok(slot) => slot,
             Err(poisoned) => poisoned.into_inner(),
         };
+        let new = change(&slot);
         *slot = new.into();
     }
 

@@ -96,7 +96,8 @@ impl Balancer {
     }
 
     /// Accepts connections on `listener` and proxies them until `shutdown` completes, then
-    /// lets open requests finish (up to 10 s). Health checks run for as long as this does.
+    /// lets open requests finish (up to 10 s). Health checks run for as long as this does;
+    /// call it once per balancer (a second concurrent call would probe twice as often).
     pub async fn serve(
         &self,
         listener: TcpListener,
@@ -153,6 +154,22 @@ impl Balancer {
         let targets = self.inner.config.targets(&backends)?;
         self.inner.registry.replace(targets);
         Ok(())
+    }
+
+    /// Adds one backend, or moves the backend with that route to a new address (a
+    /// membership "member added" event). A new backend starts up, not draining.
+    pub fn add_backend(&self, backend: Backend) -> Result<(), BalancerError> {
+        let mut targets = self.inner.config.targets(std::slice::from_ref(&backend))?;
+        if let Some(target) = targets.pop() {
+            self.inner.registry.upsert(target);
+        }
+        Ok(())
+    }
+
+    /// Forgets the backend with `route` (a "member disappeared" event); its sessions fail
+    /// over to the others. Returns false if no backend has that route.
+    pub fn remove_backend(&self, route: &str) -> bool {
+        self.inner.registry.remove(route)
     }
 
     /// Stops sending new sessions to `route`; its existing sessions stay with it while it

@@ -150,3 +150,48 @@ async fn set_backends_adds_and_removes_nodes_and_keeps_counters() {
         "a rejected list changes nothing"
     );
 }
+
+#[tokio::test]
+async fn add_and_remove_single_backends_like_membership_events() {
+    let (store, nodes) = three_nodes().await;
+    let lb = start_balancer(config_for(&nodes[..1])).await;
+    lb.handle
+        .add_backend(nodes[1].backend())
+        .expect("add node2");
+    lb.handle
+        .add_backend(nodes[1].backend())
+        .expect("adding twice is a no-op");
+    let routes = |lb: &RunningBalancer| -> Vec<String> {
+        lb.handle
+            .stats()
+            .backends
+            .into_iter()
+            .map(|b| b.route)
+            .collect()
+    };
+    assert_eq!(routes(&lb), ["node1", "node2"]);
+    // node2 restarts elsewhere: same route, new address.
+    let moved = FakeNode::start("node2", &store).await;
+    lb.handle.add_backend(moved.backend()).expect("move node2");
+    let stats = lb.handle.stats();
+    assert_eq!(stats.backends[1].addr, moved.addr.to_string());
+    let http = HttpClient::new();
+    let a = http
+        .get(lb.addr, "/app/echo", Some("JSESSIONID=A.node2"))
+        .await
+        .expect("sticky");
+    assert_eq!(a.backend.as_deref(), Some("node2"));
+    assert_eq!(moved.hits(), 1, "the moved node2 answered");
+    assert!(lb.handle.remove_backend("node2"));
+    assert!(!lb.handle.remove_backend("node2"));
+    assert_eq!(routes(&lb), ["node1"]);
+    let a = http
+        .get(lb.addr, "/app/echo", Some("JSESSIONID=A.node2"))
+        .await
+        .expect("failover");
+    assert_eq!(a.backend.as_deref(), Some("node1"));
+    assert!(lb
+        .handle
+        .add_backend(shoal_balancer::Backend::new("", "127.0.0.1:1"))
+        .is_err());
+}
