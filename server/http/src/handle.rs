@@ -100,6 +100,21 @@ impl SessionHandle {
             .and_then(|s| s.attributes.get(name).cloned())
     }
 
+    /// Names of the loaded session's attributes (empty without a session).
+    pub fn attribute_names(&self) -> Vec<String> {
+        self.lock()
+            .session
+            .as_ref()
+            .map(|s| s.attributes.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// True when this request created the session.
+    pub fn is_new(&self) -> bool {
+        let st = self.lock();
+        st.created && !st.invalidated
+    }
+
     /// Records an attribute write; limits are checked now so the handler can answer 4xx.
     pub fn set_attribute(&self, name: &str, value: AttrValue) -> Result<(), SessionError> {
         let limits = self.service.config().limits.clone();

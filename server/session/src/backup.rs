@@ -19,14 +19,14 @@ use crate::session::{Millis, Session};
 use crate::stats::ManagerStats;
 use crate::store::DeltaOutcome;
 use shoal_cluster::MemberId;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 pub struct BackupManager {
     core: Core,
     /// Sessions held elsewhere: where they live.
-    locations: HashMap<SessionId, Location>,
+    locations: BTreeMap<SessionId, Location>,
     /// Values being fetched for a request: holders still to try and the current deadline.
-    fetching: HashMap<SessionId, Fetching>,
+    fetching: BTreeMap<SessionId, Fetching>,
 }
 
 struct Fetching {
@@ -39,8 +39,8 @@ impl BackupManager {
     pub fn new(core: Core) -> Self {
         BackupManager {
             core,
-            locations: HashMap::new(),
-            fetching: HashMap::new(),
+            locations: BTreeMap::new(),
+            fetching: BTreeMap::new(),
         }
     }
 
@@ -320,10 +320,15 @@ impl SessionManager for BackupManager {
         if let Some(e) = self.core.store.get(id) {
             // A copy fetched for an earlier request that never took it over receives no
             // deltas: trust it only briefly, then fetch again.
+            // If its holders are gone, the copy is the best there is: keep it.
             let fetched_copy = !e.primary && !e.backups.contains(&self.core.local);
-            if !fetched_copy
-                || now.saturating_sub(e.last_replicated) <= self.core.cfg.fetch_timeout_ms
-            {
+            let fresh = now.saturating_sub(e.last_replicated) <= self.core.cfg.fetch_timeout_ms;
+            let holders_alive = self.locations.get(id).is_some_and(|l| {
+                std::iter::once(&l.primary)
+                    .chain(&l.backups)
+                    .any(|m| self.core.members.contains(m))
+            });
+            if !fetched_copy || fresh || !holders_alive {
                 return Lookup::Found(e.session.clone());
             }
             self.core.store.entries.remove(id);
@@ -501,12 +506,18 @@ impl SessionManager for BackupManager {
             SessionMessage::Fetched { id, session, .. } => match session {
                 Some(s) => {
                     self.fetching.remove(&id);
-                    let owner = self.locations.get(&id).map(|l| l.primary);
+                    let loc = self.locations.get(&id).cloned();
+                    let local = self.core.local;
                     self.core.store.apply_full(s, now, &mut self.core.stats);
                     if let Some(e) = self.core.store.entries.get_mut(&id) {
-                        if !e.primary && !e.backups.contains(&self.core.local) {
-                            e.owner = e.owner.or(owner);
+                        if !e.primary && !e.backups.contains(&local) {
+                            e.owner = e.owner.or(loc.as_ref().map(|l| l.primary));
                             e.last_replicated = now;
+                            // Fetched to repair a lost BACKUP_PUT: this node is a backup.
+                            if let Some(l) = loc.filter(|l| l.backups.contains(&local)) {
+                                e.backups = l.backups;
+                                self.locations.remove(&id);
+                            }
                         }
                     }
                     vec![]

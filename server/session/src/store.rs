@@ -6,7 +6,7 @@ use crate::message::Delta;
 use crate::session::{Millis, Session};
 use crate::stats::ManagerStats;
 use shoal_cluster::MemberId;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// A session held with its value on this node.
 #[derive(Clone, Debug)]
@@ -59,9 +59,9 @@ struct Pending {
 
 #[derive(Default)]
 pub struct Store {
-    pub entries: HashMap<SessionId, Entry>,
-    tombstones: HashMap<SessionId, (u64, Millis)>,
-    pending: HashMap<SessionId, BTreeMap<u64, Pending>>,
+    pub entries: BTreeMap<SessionId, Entry>,
+    tombstones: BTreeMap<SessionId, (u64, Millis)>,
+    pending: BTreeMap<SessionId, BTreeMap<u64, Pending>>,
 }
 
 impl Store {

@@ -128,7 +128,7 @@ async fn join_while_writing(mode: ReplicationMode) {
                 }
                 n += 1;
                 done.fetch_add(1, Ordering::Relaxed);
-                if n % 64 == 0 {
+                if n.is_multiple_of(64) {
                     tokio::task::yield_now().await;
                 }
             }

@@ -59,10 +59,24 @@ fn sync_without_failures_acknowledges_everything() {
     }
 }
 
+/// Seeds for the chaos runs: `SHOAL_SIM_SEEDS=100..200` explores more (default 10..14).
+fn seeds() -> std::ops::Range<u64> {
+    let env = std::env::var("SHOAL_SIM_SEEDS").unwrap_or_default();
+    let parsed = env
+        .split_once("..")
+        .and_then(|(a, b)| Some(a.parse().ok()?..b.parse().ok()?));
+    parsed.unwrap_or(10..14)
+}
+
 #[test]
 fn sync_with_kills_restarts_and_partitions_loses_no_acknowledged_write() {
-    for kind in [ManagerKind::Delta, ManagerKind::Backup] {
-        for seed in 10..=13 {
+    let kinds = match std::env::var("SHOAL_SIM_KIND").as_deref() {
+        Ok("backup") => vec![ManagerKind::Backup],
+        Ok("delta") => vec![ManagerKind::Delta],
+        _ => vec![ManagerKind::Delta, ManagerKind::Backup],
+    };
+    for kind in kinds {
+        for seed in seeds() {
             let cfg = SimConfig {
                 kills: true,
                 partitions: true,

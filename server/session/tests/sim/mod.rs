@@ -94,7 +94,7 @@ pub struct Sim {
     cut: Option<(MemberId, MemberId)>,
     max_version: HashMap<(MemberId, SessionId), u64>,
     next_write: u64,
-    writes: HashMap<u64, usize>,
+    writes: std::collections::BTreeMap<u64, usize>,
     pub report: Report,
 }
 
@@ -126,7 +126,7 @@ impl Sim {
             cut: None,
             max_version: HashMap::new(),
             next_write: 1,
-            writes: HashMap::new(),
+            writes: std::collections::BTreeMap::new(),
             report: Report::default(),
         };
         for i in 0..sim.cfg.nodes {
@@ -244,6 +244,7 @@ impl Sim {
                 payload,
                 write,
             } => {
+                self.trace(from, to, &payload);
                 let Some(i) = self.index(to) else { return };
                 if self.index(from).is_none() && write.is_none() {
                     // Messages from a dead node still in flight are delivered (TCP buffers).
@@ -437,9 +438,25 @@ impl Sim {
         if self.now - self.clients[c].started > 3000 {
             let acked = self.clients[c].acked;
             if self.cfg.mode == ReplicationMode::Sync && acked > 0 {
+                let sid = self.clients[c].session.clone();
+                let holders: Vec<String> = self
+                    .nodes
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, n)| {
+                        let s = n.mgr.session(sid.as_ref()?)?;
+                        Some(format!(
+                            "node{}{} v{}",
+                            i + 1,
+                            if n.alive { "" } else { "(dead)" },
+                            s.version
+                        ))
+                    })
+                    .collect();
                 self.report.violations.push(format!(
-                    "t={} client {c}: session with {acked} acknowledged not found for 3 s",
-                    self.now
+                    "t={} client {c}: session {sid:?} with {acked} acknowledged not found for 3 s on node{}; holders {holders:?}",
+                    self.now,
+                    self.clients[c].node + 1
                 ));
             }
             // Never acknowledged (or async): the session may legitimately be gone; start over.
@@ -490,6 +507,28 @@ impl Sim {
         }
         let think = self.rng.gen_range(1..30);
         self.at(think, Ev::Client(c));
+    }
+
+    /// `SHOAL_SIM_TRACE=<id prefix>` prints every message about that session.
+    fn trace(&self, from: MemberId, to: MemberId, payload: &[u8]) {
+        let Ok(prefix) = std::env::var("SHOAL_SIM_TRACE") else {
+            return;
+        };
+        let Ok(env) = shoal_session::message::decode(payload) else {
+            return;
+        };
+        let text = format!("{:?}", env.msg);
+        if text.contains(&prefix) {
+            let name = |m: MemberId| {
+                self.nodes
+                    .iter()
+                    .position(|n| n.id == m)
+                    .map(|i| format!("node{}", i + 1))
+                    .unwrap_or(format!("{m:?}"))
+            };
+            let short: String = text.chars().take(300).collect();
+            println!("t={} {} -> {} {}", self.now, name(from), name(to), short);
+        }
     }
 
     fn check_versions(&mut self, i: usize) {
