@@ -76,6 +76,8 @@ fn calls(c: &mut Criterion) {
 
     let req = request();
     let mut session = MemorySession::existing("abc");
+    best_of("valve_noop", || drop(reg.valve_call("noop", &req, &mut session)));
+    best_of("url_filter", || drop(reg.url_filter("filter", &req)));
     c.bench_function("valve_noop", |b| {
         b.iter(|| reg.valve_call("noop", &req, &mut session).expect("call"))
     });
@@ -93,12 +95,37 @@ fn calls(c: &mut Criterion) {
     };
     let mut out = Vec::with_capacity(1);
     let now = Instant::now();
+    best_of("interceptor_send_1k", || {
+        out.clear();
+        drop(layer.on_send(now, msg.clone(), &mut out));
+    });
     c.bench_function("interceptor_send_1k", |b| {
         b.iter(|| {
             out.clear();
             layer.on_send(now, msg.clone(), &mut out).expect("send");
         })
     });
+}
+
+/// Mean per call of the fastest of 30 batches of 2000 calls: on a shared machine the
+/// fastest batch is the one least disturbed by other processes, so it estimates the cost
+/// on an idle machine better than criterion's mean.
+fn best_of(name: &str, mut f: impl FnMut()) {
+    const BATCH: u32 = 2000;
+    for _ in 0..BATCH {
+        f();
+    }
+    let best = (0..30)
+        .map(|_| {
+            let start = Instant::now();
+            for _ in 0..BATCH {
+                f();
+            }
+            start.elapsed() / BATCH
+        })
+        .min()
+        .unwrap_or_default();
+    println!("{name}: best batch mean {best:?} per call");
 }
 
 criterion_group! {

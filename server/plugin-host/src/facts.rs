@@ -43,6 +43,12 @@ impl SharedFacts {
             inner: RwLock::new((local, Vec::new(), 0)),
         })
     }
+    /// The local member, once the channel has started (plugins may load before).
+    pub fn set_local(&self, local: MemberFact) {
+        if let Ok(mut g) = self.inner.write() {
+            g.0 = local;
+        }
+    }
     pub fn set_members(&self, members: Vec<MemberFact>) {
         if let Ok(mut g) = self.inner.write() {
             g.1 = members;

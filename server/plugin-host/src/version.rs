@@ -44,6 +44,8 @@ struct Pool {
     idle: Vec<Live>,
     /// Instances in existence (idle + serving + being created).
     alive: u32,
+    /// Calls waiting for an instance: releases skip the (syscall) notify when there are none.
+    waiting: u32,
 }
 
 pub(crate) struct Version {
@@ -197,8 +199,10 @@ impl Version {
     pub(crate) fn release(&self, live: Live) {
         if let Ok(mut pool) = self.pool.lock() {
             pool.idle.push(live);
+            if pool.waiting > 0 {
+                self.freed.notify_one();
+            }
         }
-        self.freed.notify_one();
     }
 
     /// Drops an instance that failed: its memory may be in any state.
@@ -210,8 +214,10 @@ impl Version {
     fn forget_one(&self) {
         if let Ok(mut pool) = self.pool.lock() {
             pool.alive = pool.alive.saturating_sub(1);
+            if pool.waiting > 0 {
+                self.freed.notify_one();
+            }
         }
-        self.freed.notify_one();
     }
 
     pub(crate) fn alive(&self) -> u32 {

@@ -56,6 +56,7 @@ impl Interceptor for Checksum {
 
 fn seal(mut payload: Vec<u8>) -> Vec<u8> {
     let crc = crc32(&payload);
+    payload.reserve_exact(5);
     payload.extend_from_slice(&crc.to_le_bytes());
     payload.push(MAGIC);
     payload
@@ -75,31 +76,53 @@ fn open(mut sealed: Vec<u8>) -> Result<Vec<u8>, &'static str> {
     Ok(sealed)
 }
 
-/// Byte-at-a-time table, built at compile time: a 1 KiB payload costs about a microsecond.
-const CRC_TABLE: [u32; 256] = {
-    let mut table = [0u32; 256];
+/// Slicing-by-8 tables, built at compile time: eight bytes per step keeps a 1 KiB payload
+/// well under a microsecond (the byte-at-a-time loop costs several in wasm).
+const CRC_TABLES: [[u32; 256]; 8] = {
+    let mut t = [[0u32; 256]; 8];
     let mut i = 0;
     while i < 256 {
         let mut crc = i as u32;
         let mut bit = 0;
         while bit < 8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
             bit += 1;
         }
-        table[i] = crc;
+        t[0][i] = crc;
         i += 1;
     }
-    table
+    let mut k = 1;
+    while k < 8 {
+        let mut i = 0;
+        while i < 256 {
+            let prev = t[k - 1][i];
+            t[k][i] = (prev >> 8) ^ t[0][(prev & 0xFF) as usize];
+            i += 1;
+        }
+        k += 1;
+    }
+    t
 };
 
 fn crc32(data: &[u8]) -> u32 {
-    !data.iter().fold(0xFFFF_FFFFu32, |crc, &b| {
-        CRC_TABLE[((crc ^ b as u32) & 0xFF) as usize] ^ (crc >> 8)
-    })
+    let t = &CRC_TABLES;
+    let mut crc = 0xFFFF_FFFFu32;
+    let mut chunks = data.chunks_exact(8);
+    for c in &mut chunks {
+        let lo = crc ^ u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        crc = t[7][(lo & 0xFF) as usize]
+            ^ t[6][((lo >> 8) & 0xFF) as usize]
+            ^ t[5][((lo >> 16) & 0xFF) as usize]
+            ^ t[4][(lo >> 24) as usize]
+            ^ t[3][c[4] as usize]
+            ^ t[2][c[5] as usize]
+            ^ t[1][c[6] as usize]
+            ^ t[0][c[7] as usize];
+    }
+    for &b in chunks.remainder() {
+        crc = t[0][((crc ^ b as u32) & 0xFF) as usize] ^ (crc >> 8);
+    }
+    !crc
 }
 
 shoal_plugin_sdk::export_interceptor!(Checksum);
@@ -117,5 +140,7 @@ mod tests {
         assert_eq!(open(bad), Err("checksum mismatch"));
         assert!(open(b"hi".to_vec()).is_err());
         assert_eq!(crc32(b"abc"), 891_568_578);
+        // Long enough for the 8-byte path: "123456789" is the standard check value.
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
     }
 }
