@@ -5,7 +5,8 @@
 //! Starts, in this process, one fake node (answers `/app/counter`-sized bodies; WORK_US
 //! microseconds of CPU per request emulate a real node's work, 0 = none) and a balancer in
 //! front of it, then runs `wrk` 3 times against each, alternating, and prints the medians
-//! and their ratio. Requests carry a sticky `JSESSIONID=<id>.node1` cookie so the routed
+//! and their ratio. If `haproxy` is on PATH, the same is measured through HAProxy (one
+//! server, no checks) as a reference for what a mature proxy costs here. Requests carry a sticky `JSESSIONID=<id>.node1` cookie so the routed
 //! path is what is measured. Needs `wrk` on PATH (apt-get install wrk).
 
 use std::convert::Infallible;
@@ -42,24 +43,83 @@ fn main() -> Result<(), String> {
         .map_err(|e| format!("tokio runtime: {e}"))?;
     let (direct, via) = runtime.block_on(start(work_us))?;
     let cookie = "Cookie: JSESSIONID=0123456789ABCDEF.node1";
-    let mut direct_rps = Vec::new();
-    let mut via_rps = Vec::new();
+    let haproxy = Haproxy::start(direct);
+    let (mut direct_rps, mut via_rps, mut hap_rps) = (Vec::new(), Vec::new(), Vec::new());
     for round in 1..=ROUNDS {
         direct_rps.push(wrk(direct, seconds, connections, cookie)?);
         via_rps.push(wrk(via, seconds, connections, cookie)?);
-        println!(
-            "round {round}: direct {:.0} req/s, balancer {:.0} req/s",
-            direct_rps[round - 1],
-            via_rps[round - 1]
-        );
+        if let Some(h) = &haproxy {
+            hap_rps.push(wrk(h.addr, seconds, connections, cookie)?);
+        }
+        let hap = hap_rps
+            .last()
+            .map_or(String::new(), |r| format!(", haproxy {r:.0} req/s"));
+        let (d, v) = (direct_rps[round - 1], via_rps[round - 1]);
+        println!("round {round}: direct {d:.0} req/s, balancer {v:.0} req/s{hap}");
     }
     let (d, v) = (median(&mut direct_rps), median(&mut via_rps));
+    let hap = match hap_rps.is_empty() {
+        true => " (haproxy not on PATH: no reference)".to_string(),
+        false => {
+            let h = median(&mut hap_rps);
+            format!(", through haproxy {h:.0} req/s = {:.0}%", 100.0 * h / d)
+        }
+    };
     println!(
         "median of {ROUNDS} x {seconds}s, {connections} connections, backend work {work_us} us: \
-         direct {d:.0} req/s, through balancer {v:.0} req/s = {:.0}%",
+         direct {d:.0} req/s, through balancer {v:.0} req/s = {:.0}%{hap}",
         100.0 * v / d
     );
     Ok(())
+}
+
+/// A reference HAProxy in front of the same node, killed (by its pid) when dropped.
+struct Haproxy {
+    child: std::process::Child,
+    addr: SocketAddr,
+    cfg: std::path::PathBuf,
+}
+
+impl Haproxy {
+    fn start(node: SocketAddr) -> Option<Haproxy> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .ok()?
+            .port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let cfg =
+            std::env::temp_dir().join(format!("shoal-bench-haproxy-{}.cfg", std::process::id()));
+        let text = format!(
+            "global\n  maxconn 4096\ndefaults\n  mode http\n  timeout connect 1s\n  timeout client 30s\n  \
+             timeout server 30s\nfrontend f\n  bind {addr}\n  default_backend b\nbackend b\n  \
+             http-response set-header X-Shoal-Backend %s\n  server node1 {node}\n"
+        );
+        std::fs::write(&cfg, text).ok()?;
+        let child = Command::new("haproxy")
+            .args(["-db", "-f"])
+            .arg(&cfg)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        let h = Haproxy { child, addr, cfg };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::net::TcpStream::connect(addr).is_err() {
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(h)
+    }
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.cfg);
+    }
 }
 
 /// Starts the fake node and the balancer; returns their addresses.

@@ -251,6 +251,8 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 async fn read_body(body: Incoming, limit: usize) -> Result<ReqBody, String> {
     let size = body.size_hint();
     match size.exact() {
+        // Most requests (GET) have no body: nothing to read.
+        Some(0) => Ok(ReqBody::Replayable(Bytes::new())),
         Some(n) if n <= limit as u64 => {
             let collected = Limited::new(body, limit)
                 .collect()
