@@ -37,11 +37,18 @@ fn main() -> Result<(), String> {
     if Command::new("wrk").arg("--version").output().is_err() {
         return Err("wrk not found on PATH; install it with `apt-get install -y wrk`".into());
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("tokio runtime: {e}"))?;
-    let (direct, via) = runtime.block_on(start(work_us))?;
+    // Node and balancer get runtimes of their own, as if they were separate processes, so
+    // neither steals the other's worker threads. SHOAL_BENCH_LB_THREADS sets the balancer's.
+    let lb_threads: usize = match std::env::var("SHOAL_BENCH_LB_THREADS") {
+        Ok(v) => v
+            .parse()
+            .map_err(|e| format!("SHOAL_BENCH_LB_THREADS={v:?}: {e}"))?,
+        Err(_) => 1,
+    };
+    let node_rt = runtime(1)?;
+    let lb_rt = runtime(lb_threads)?;
+    let direct = node_rt.block_on(start_node(work_us))?;
+    let via = lb_rt.block_on(start_balancer(direct))?;
     let cookie = "Cookie: JSESSIONID=0123456789ABCDEF.node1";
     let haproxy = Haproxy::start(direct);
     let (mut direct_rps, mut via_rps, mut hap_rps) = (Vec::new(), Vec::new(), Vec::new());
@@ -122,8 +129,16 @@ impl Drop for Haproxy {
     }
 }
 
-/// Starts the fake node and the balancer; returns their addresses.
-async fn start(work_us: u64) -> Result<(SocketAddr, SocketAddr), String> {
+fn runtime(threads: usize) -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .enable_all()
+        .build()
+        .map_err(|e| format!("tokio runtime: {e}"))
+}
+
+/// Starts the fake node; returns its address.
+async fn start_node(work_us: u64) -> Result<SocketAddr, String> {
     let node = TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| e.to_string())?;
@@ -139,6 +154,11 @@ async fn start(work_us: u64) -> Result<(SocketAddr, SocketAddr), String> {
             });
         }
     });
+    Ok(node_addr)
+}
+
+/// Starts the balancer in front of `node_addr`; returns its address.
+async fn start_balancer(node_addr: SocketAddr) -> Result<SocketAddr, String> {
     let config = BalancerConfig {
         backends: vec![Backend::new("node1", node_addr.to_string())],
         ..BalancerConfig::default()
@@ -149,7 +169,7 @@ async fn start(work_us: u64) -> Result<(SocketAddr, SocketAddr), String> {
         .map_err(|e| e.to_string())?;
     let lb_addr = lb.local_addr().map_err(|e| e.to_string())?;
     tokio::spawn(async move { balancer.serve(lb, std::future::pending()).await });
-    Ok((node_addr, lb_addr))
+    Ok(lb_addr)
 }
 
 async fn answer(
