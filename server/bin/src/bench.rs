@@ -24,6 +24,9 @@ pub struct BenchArgs {
     /// Concurrent senders in the use_ack / sync_ack throughput runs.
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
+    /// MessageDispatch queue of the sender, bytes (default: the config default, 64 MiB).
+    #[arg(long)]
+    pub queue_bytes: Option<usize>,
     #[arg(long)]
     pub skip_detection: bool,
 }
@@ -32,9 +35,9 @@ const SECRET: &str = "bench-channel-secret";
 
 pub async fn run(a: BenchArgs) -> Result<()> {
     let net = MemoryNet::default();
-    let (s, _si) = start("sender", &net).await?;
-    let (b, ib) = start("peer-b", &net).await?;
-    let (c, ic) = start("peer-c", &net).await?;
+    let (s, _si) = start("sender", &net, a.queue_bytes).await?;
+    let (b, ib) = start("peer-b", &net, None).await?;
+    let (c, ic) = start("peer-c", &net, None).await?;
     wait_members(&s, 2).await?;
     let dests = vec![b.local().id, c.local().id];
     let counters = [spawn_sink(ib), spawn_sink(ic)];
@@ -89,18 +92,18 @@ fn cores() -> usize {
         .unwrap_or(1)
 }
 
-async fn start(name: &str, net: &MemoryNet) -> Result<(Channel, Incoming)> {
+async fn start(name: &str, net: &MemoryNet, queue: Option<usize>) -> Result<(Channel, Incoming)> {
+    let mut settings = loopback_settings(name, SECRET, Vec::new());
+    if let Some(q) = queue {
+        settings.queue_bytes = q;
+    }
     let d: Box<dyn Discovery> = Box::new(MemoryDiscovery::new(
         net.clone(),
         Duration::from_millis(100),
     ));
-    let (ch, inc) = Channel::start_with(
-        loopback_settings(name, SECRET, Vec::new()),
-        InterceptorStack::default(),
-        vec![d],
-    )
-    .await
-    .with_context(|| format!("start {name}"))?;
+    let (ch, inc) = Channel::start_with(settings, InterceptorStack::default(), vec![d])
+        .await
+        .with_context(|| format!("start {name}"))?;
     net.announce(ch.local().addr);
     Ok((ch, inc))
 }

@@ -199,6 +199,9 @@ impl Channel {
         payload: Vec<u8>,
         opts: SendOptions,
     ) -> SendReport {
+        // A tight loop of asynchronous sends never waits while the queue has room; yielding
+        // by the cooperative budget lets the driver (woken on this worker) run in between.
+        tokio::task::consume_budget().await;
         let permit = if opts.has(SendOptions::ASYNCHRONOUS) {
             match self.shared.admit(payload.len() * dests.len().max(1)).await {
                 Some(p) => Some(p),
@@ -232,6 +235,56 @@ impl Channel {
                 Ok(r) => r,
                 Err(_) => self.failed(dests, "the channel shut down before the send completed"),
             },
+        }
+    }
+
+    /// Like [`Channel::send`], but the message is enqueued before this returns, so messages
+    /// leave in call order even when the futures are awaited later or concurrently (what
+    /// replication needs). Asynchronous sends that find the MessageDispatch queue full fall
+    /// back to waiting for room inside the future (their order is then kept by the caller's
+    /// versions, not the queue).
+    pub fn send_now(
+        &self,
+        dests: &[MemberId],
+        payload: Vec<u8>,
+        opts: SendOptions,
+    ) -> impl std::future::Future<Output = SendReport> + Send + 'static {
+        let this = self.clone();
+        let dests_v = dests.to_vec();
+        let enqueued = if opts.has(SendOptions::ASYNCHRONOUS) {
+            None
+        } else {
+            let (tx, rx) = oneshot::channel();
+            let cmd = Command::Send {
+                dests: dests_v.clone(),
+                payload: Vec::new(),
+                opts,
+                permit: None,
+                reply: Some(tx),
+            };
+            Some((cmd, rx))
+        };
+        let (payload, pending) = match enqueued {
+            Some((mut cmd, rx)) => {
+                if let Command::Send { payload: p, .. } = &mut cmd {
+                    *p = payload;
+                }
+                let ok = self.cmd.send(cmd).is_ok();
+                (None, Some((ok, rx)))
+            }
+            None => (Some(payload), None),
+        };
+        async move {
+            match (payload, pending) {
+                (Some(p), _) => this.send(&dests_v, p, opts).await,
+                (None, Some((true, rx))) => match rx.await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        this.failed(&dests_v, "the channel shut down before the send completed")
+                    }
+                },
+                _ => this.failed(&dests_v, "the channel has shut down"),
+            }
         }
     }
 

@@ -17,8 +17,10 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio::task::JoinHandle;
 
-/// Frames the writer coalesces into one write at most.
+/// Frames the writer takes from its queue at once.
 const WRITE_BATCH: usize = 512;
+/// Slices per `writev` (Linux IOV_MAX is 1024).
+const IOV_BATCH: usize = 256;
 /// Initial read buffer; grows up to one max-size frame.
 const READ_BUF: usize = 64 * 1024;
 
@@ -111,35 +113,67 @@ async fn write_loop(
     io_tx: mpsc::Sender<IoEvent>,
 ) {
     let mut items = Vec::with_capacity(WRITE_BATCH);
-    let mut buf: Vec<u8> = Vec::with_capacity(256 * 1024);
     while rx.recv_many(&mut items, WRITE_BATCH).await > 0 {
-        buf.clear();
-        for it in &items {
-            buf.extend_from_slice(&it.bytes);
-        }
         let frames = items.len() as u64;
-        if let Err(e) = wr.write_all(&buf).await {
-            let reason = format!("write failed: {e}");
-            let _ = io_tx
-                .send(IoEvent::Disconnected {
-                    conn,
-                    reason,
-                    bad_frame: false,
-                })
-                .await;
-            return;
+        match write_items(&mut wr, &items).await {
+            Ok(n) => {
+                ConnCounters::sub(&counters.queued_bytes, n as u64);
+                ConnCounters::add(&counters.bytes_sent, n as u64);
+                ConnCounters::add(&counters.frames_sent, frames);
+            }
+            Err(e) => {
+                let reason = format!("write failed: {e}");
+                let _ = io_tx
+                    .send(IoEvent::Disconnected {
+                        conn,
+                        reason,
+                        bad_frame: false,
+                    })
+                    .await;
+                return;
+            }
         }
-        ConnCounters::sub(&counters.queued_bytes, buf.len() as u64);
-        ConnCounters::add(&counters.bytes_sent, buf.len() as u64);
-        ConnCounters::add(&counters.frames_sent, frames);
         // Dropping the items releases the MessageDispatch permits of what was just written.
         items.clear();
-        if buf.capacity() > 4 * 1024 * 1024 {
-            buf = Vec::with_capacity(256 * 1024);
-        }
     }
     // The driver dropped the sender (Close / shutdown): everything queued is written; say goodbye.
     let _ = wr.shutdown().await;
+}
+
+/// Writes every item with vectored writes (no copy into a staging buffer); handles short writes.
+async fn write_items(wr: &mut OwnedWriteHalf, items: &[WriteItem]) -> std::io::Result<usize> {
+    let (mut idx, mut off, mut total) = (0usize, 0usize, 0usize);
+    while idx < items.len() {
+        let mut n = {
+            let mut slices = Vec::with_capacity((items.len() - idx).min(IOV_BATCH));
+            slices.push(std::io::IoSlice::new(&items[idx].bytes[off..]));
+            for it in items[idx + 1..].iter().take(IOV_BATCH - 1) {
+                slices.push(std::io::IoSlice::new(&it.bytes));
+            }
+            wr.write_vectored(&slices).await?
+        };
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        total += n;
+        while n > 0 && idx < items.len() {
+            let rest = items[idx].bytes.len() - off;
+            if n >= rest {
+                n -= rest;
+                idx += 1;
+                off = 0;
+            } else {
+                off += n;
+                n = 0;
+            }
+        }
+        // Skip empty items so the next slice list never starts with nothing to write.
+        while idx < items.len() && items[idx].bytes.len() == off {
+            idx += 1;
+            off = 0;
+        }
+    }
+    Ok(total)
 }
 
 async fn read_loop(
