@@ -324,15 +324,16 @@ impl SessionManager for DeltaManager {
             if was_new || whole {
                 SessionMessage::Created(e.session.clone())
             } else {
+                let route_only = end.ops.iter().all(|op| matches!(op, DeltaOp::Route(_)));
                 let d = Delta {
                     id: id.clone(),
                     version: e.session.version,
                     prev,
                     stamp: e.session.stamp,
                     last_access: now,
-                    ops: end.ops.clone(),
+                    ops: end.ops,
                 };
-                if end.ops.iter().all(|op| matches!(op, DeltaOp::Route(_))) {
+                if route_only {
                     SessionMessage::ChangeSessionId(d)
                 } else {
                     SessionMessage::SessionDelta(d)

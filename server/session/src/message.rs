@@ -173,21 +173,24 @@ impl SessionMessage {
     }
 }
 
+/// Same wire layout as [`SessionEnvelope`], borrowed: encoding copies nothing twice.
+#[derive(Serialize)]
+struct EnvelopeRef<'a> {
+    context: &'a str,
+    msg: &'a SessionMessage,
+}
+
 pub fn encode(context: &str, msg: &SessionMessage) -> Vec<u8> {
-    let env = SessionEnvelope {
-        context: context.to_owned(),
-        msg: msg.clone(),
-    };
-    encode_envelope(&env)
+    let mut out = Vec::with_capacity(64);
+    out.extend_from_slice(&MAGIC);
+    let env = EnvelopeRef { context, msg };
+    // Encoding plain data structs into a Vec cannot fail.
+    let _ = bincode::serde::encode_into_std_write(&env, &mut out, bincode::config::standard());
+    out
 }
 
 pub fn encode_envelope(env: &SessionEnvelope) -> Vec<u8> {
-    let mut out = MAGIC.to_vec();
-    // Encoding plain data structs into a Vec cannot fail.
-    if let Ok(body) = bincode::serde::encode_to_vec(env, bincode::config::standard()) {
-        out.extend_from_slice(&body);
-    }
-    out
+    encode(&env.context, &env.msg)
 }
 
 /// True when `payload` is a session message of any wire version (for channel demux).

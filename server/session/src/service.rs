@@ -26,6 +26,8 @@ pub fn now_ms() -> Millis {
 
 pub struct SessionService {
     context: String,
+    /// This node's name, cached: every response names it.
+    route: String,
     config: ManagerConfig,
     manager: Mutex<Box<dyn SessionManager>>,
     link: Arc<dyn ClusterLink>,
@@ -42,6 +44,7 @@ impl SessionService {
         let ready = watch::Sender::new(manager.is_ready());
         SessionService {
             context: manager.context().to_owned(),
+            route: link.local().name,
             config: manager.config().clone(),
             manager: Mutex::new(manager),
             link,
@@ -63,7 +66,7 @@ impl SessionService {
 
     /// The route of this node (suffix of session ids).
     pub fn route(&self) -> String {
-        self.link.local().name
+        self.route.clone()
     }
 
     pub fn link(&self) -> &Arc<dyn ClusterLink> {
@@ -180,8 +183,10 @@ impl SessionService {
             }
         }
         // A member that is gone no longer counts: its copy went with it.
-        let live: Vec<MemberId> = self.link.members().iter().map(|m| m.id).collect();
-        failed.retain(|(to, _)| live.contains(to));
+        if !failed.is_empty() {
+            let live: Vec<MemberId> = self.link.members().iter().map(|m| m.id).collect();
+            failed.retain(|(to, _)| live.contains(to));
+        }
         self.replicated_requests.fetch_add(1, Ordering::Relaxed);
         self.replication_us
             .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
