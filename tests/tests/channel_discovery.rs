@@ -117,6 +117,46 @@ fn multicast_beacons_form_a_cluster_and_a_kill_is_detected() {
             .collect();
         n.wait_members(&others, T);
     }
+    // A node with another secret on the same group: its beacons are dropped and counted.
+    let mut intruder = NodeProc::spawn(NodeSpec {
+        config: Some(cfg.clone()),
+        ..NodeSpec::new("m-intruder", free_port(), &[], "wrong-secret")
+    });
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        nodes[0].command("stats");
+        let ev = nodes[0].wait_event("stats", |_| true, T);
+        nodes[0].history.retain(|e| e.json["event"] != "stats");
+        if ev.json["stats"]["beacons_bad_proof"].as_u64().unwrap_or(0) > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no bad-proof beacon counted: {}",
+            ev.json
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    intruder.drain();
+    assert!(
+        intruder
+            .history
+            .iter()
+            .all(|e| e.json["event"] != "member_added"),
+        "{:?}",
+        intruder.kinds()
+    );
+    nodes[0].drain();
+    assert!(
+        nodes[0]
+            .history
+            .iter()
+            .all(|e| e.json["name"] != "m-intruder"),
+        "{:?}",
+        nodes[0].kinds()
+    );
+    drop(intruder);
+
     let mut m3 = nodes.pop().expect("m3");
     let killed = m3.kill9();
     for n in nodes.iter_mut() {

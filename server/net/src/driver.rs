@@ -57,6 +57,7 @@ pub(crate) struct Shared {
     queue: Arc<Semaphore>,
     queue_capacity: usize,
     queue_full: AtomicU64,
+    pub multicast: Option<Arc<discovery::MulticastStats>>,
 }
 
 impl Shared {
@@ -130,7 +131,8 @@ pub(crate) async fn start(
         Arc::new(AtomicU64::new(1)),
         ctl_tx.clone(),
     ))];
-    let mut providers = discovery::from_config(&s.membership, &local, &s.node.secret)?;
+    let configured = discovery::from_config(&s.membership, &local, &s.node.secret)?;
+    let mut providers = configured.providers;
     providers.extend(extra);
     for p in providers {
         tasks.push(tokio::spawn(discovery::run(p, io_tx.clone())));
@@ -143,6 +145,7 @@ pub(crate) async fn start(
         queue: Arc::new(Semaphore::new(s.queue_bytes)),
         queue_capacity: s.queue_bytes,
         queue_full: AtomicU64::new(0),
+        multicast: configured.multicast,
     });
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (in_tx, in_rx) = mpsc::unbounded_channel();

@@ -38,7 +38,17 @@ pub(crate) fn snapshot(d: &Driver) -> ChannelStats {
         .collect();
     let n = d.node.node_stats();
     let cap = d.shared.queue_capacity() as u64;
+    let beacon = |f: fn(&crate::discovery::MulticastStats) -> &std::sync::atomic::AtomicU64| {
+        d.shared
+            .multicast
+            .as_ref()
+            .map(|m| f(m).load(Relaxed))
+            .unwrap_or(0)
+    };
     ChannelStats {
+        beacons_sent: beacon(|m| &m.sent),
+        beacons_accepted: beacon(|m| &m.accepted),
+        beacons_bad_proof: beacon(|m| &m.bad_proof),
         queue_full: d.shared.queue_full(),
         queue_bytes_in_use: cap.saturating_sub(d.shared.queue_available() as u64),
         queue_bytes_capacity: cap,

@@ -70,5 +70,9 @@ pub struct ChannelStats {
     pub connections_open: u64,
     pub suspicions: u64,
     pub drops: u64,
+    /// Multicast beacons sent / accepted / dropped for a bad proof (wrong or no secret).
+    pub beacons_sent: u64,
+    pub beacons_accepted: u64,
+    pub beacons_bad_proof: u64,
     pub peers: Vec<PeerStats>,
 }

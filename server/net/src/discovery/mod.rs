@@ -42,12 +42,19 @@ pub trait Discovery: Send + 'static {
 
 /// Builds the configured provider; a non-empty static list is always used in addition
 /// (seed members next to multicast or DNS).
+/// Providers built from the config, plus the multicast counters when multicast is on.
+pub struct Configured {
+    pub providers: Vec<Box<dyn Discovery>>,
+    pub multicast: Option<std::sync::Arc<MulticastStats>>,
+}
+
 pub fn from_config(
     cfg: &MembershipConfig,
     local: &Member,
     secret: &ClusterSecret,
-) -> Result<Vec<Box<dyn Discovery>>, NetError> {
+) -> Result<Configured, NetError> {
     let mut out: Vec<Box<dyn Discovery>> = Vec::new();
+    let mut multicast = None;
     let refresh = Duration::from_millis(cfg.refresh_ms);
     if !cfg.members.is_empty() {
         out.push(Box::new(StaticDiscovery::new(cfg.members.clone(), refresh)));
@@ -55,11 +62,9 @@ pub fn from_config(
     match cfg.provider {
         Provider::Static => {}
         Provider::Multicast => {
-            out.push(Box::new(MulticastDiscovery::start(
-                &cfg.multicast,
-                local.clone(),
-                secret.clone(),
-            )?));
+            let m = MulticastDiscovery::start(&cfg.multicast, local.clone(), secret.clone())?;
+            multicast = Some(m.stats());
+            out.push(Box::new(m));
         }
         Provider::Dns => {
             let port = cfg.dns.port.unwrap_or(local.addr.port());
@@ -71,7 +76,10 @@ pub fn from_config(
             )));
         }
     }
-    Ok(out)
+    Ok(Configured {
+        providers: out,
+        multicast,
+    })
 }
 
 /// Feeds a provider's batches to the driver until the channel stops.
