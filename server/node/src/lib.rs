@@ -1,0 +1,12 @@
+//! shoal-node: one shoal node, wired from the library crates.
+//!
+//! - [`link`]: sessions over the real channel ([`link::ChannelLink`]).
+//! - [`plugins`]: plugins from the config, and operator operations applied cluster-wide.
+//! - [`wasm_valves`]: Wasm valve plugins as one valve in each context's pipeline.
+//! - [`runtime`]: [`runtime::start`] (listeners + config → a running node) and its handle.
+pub mod link;
+pub mod plugins;
+pub mod runtime;
+pub mod wasm_valves;
+
+pub use runtime::{start, NodeParts, RunningNode};

@@ -1,0 +1,286 @@
+//! Plugins of a node: loading them from the config at start, and applying operator
+//! operations (load, configure, enable, disable, reload, unload, reorder) on *every* node.
+//!
+//! An operation asked of one node is applied there first (so a mistake is reported before
+//! anything else changes), then sent to every other member as a [`ControlOp`] with
+//! SYNCHRONIZED_ACK: the answer lists, per node, whether it applied it.
+use serde::{Deserialize, Serialize};
+use shoal_cluster::SendOptions;
+use shoal_net::Channel;
+use shoal_plugin_host::{FailurePolicy, Limits, PluginError, PluginInfo, PluginRegistry, PluginSpec, PluginWorld};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// `[[plugin]]` in the node's config file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginEntry {
+    pub name: String,
+    /// Path of the component (`.wasm`); relative paths are relative to the config file.
+    /// `example:NAME` names an example built by the project (e.g. `example:bench-app`).
+    pub path: String,
+    /// Given to the plugin through `host.config`.
+    #[serde(default)]
+    pub config: HashMap<String, String>,
+    /// Contexts whose pipeline runs this valve / filter; empty = all.
+    #[serde(default)]
+    pub contexts: Vec<String>,
+    #[serde(default)]
+    pub policy: PolicyName,
+    #[serde(default = "default_memory_mib")]
+    pub memory_mib: u32,
+    #[serde(default = "default_timeout_ms")]
+    pub call_timeout_ms: u64,
+    #[serde(default = "default_instances")]
+    pub max_instances: u32,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn default_memory_mib() -> u32 {
+    16
+}
+fn default_timeout_ms() -> u64 {
+    100
+}
+fn default_instances() -> u32 {
+    4
+}
+fn yes() -> bool {
+    true
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PolicyName {
+    FailOpen,
+    #[default]
+    FailClosed,
+    Reload,
+}
+
+impl PluginEntry {
+    pub fn spec(&self) -> PluginSpec {
+        let mut config: Vec<(String, String)> =
+            self.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        config.sort();
+        PluginSpec {
+            config,
+            limits: Limits {
+                memory_bytes: self.memory_mib as usize * 1024 * 1024,
+                call_timeout: Duration::from_millis(self.call_timeout_ms),
+                max_instances: self.max_instances,
+                ..Limits::default()
+            },
+            policy: match self.policy {
+                PolicyName::FailOpen => FailurePolicy::FailOpen,
+                PolicyName::FailClosed => FailurePolicy::FailClosed,
+                PolicyName::Reload => FailurePolicy::Reload {
+                    backoff: Duration::from_millis(100),
+                    max_restarts: 5,
+                },
+            },
+            world: None,
+        }
+    }
+
+    /// Resolves `path` (see the field docs) against the config file's directory.
+    pub fn resolve_path(&self, base: Option<&std::path::Path>) -> Result<PathBuf, String> {
+        if let Some(example) = self.path.strip_prefix("example:") {
+            return shoal_plugin_host::examples::component_path(example);
+        }
+        let p = PathBuf::from(&self.path);
+        Ok(match base {
+            Some(dir) if p.is_relative() => dir.join(p),
+            _ => p,
+        })
+    }
+}
+
+/// Which contexts each plugin applies to (empty or absent = every context).
+#[derive(Default)]
+pub struct Placement(RwLock<HashMap<String, Vec<String>>>);
+
+impl Placement {
+    pub fn set(&self, plugin: &str, contexts: Vec<String>) {
+        if let Ok(mut m) = self.0.write() {
+            m.insert(plugin.to_string(), contexts);
+        }
+    }
+    pub fn remove(&self, plugin: &str) {
+        if let Ok(mut m) = self.0.write() {
+            m.remove(plugin);
+        }
+    }
+    pub fn applies(&self, plugin: &str, context: &str) -> bool {
+        match self.0.read() {
+            Ok(m) => m
+                .get(plugin)
+                .is_none_or(|c| c.is_empty() || c.iter().any(|x| x == context)),
+            Err(_) => true,
+        }
+    }
+}
+
+/// An operator operation, applied on every node.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum ControlOp {
+    Load {
+        name: String,
+        bytes: Vec<u8>,
+        config: Vec<(String, String)>,
+        limits: Limits,
+        policy: FailurePolicy,
+        world: Option<PluginWorld>,
+        contexts: Vec<String>,
+    },
+    Configure { name: String, config: Vec<(String, String)> },
+    SetEnabled { name: String, enabled: bool },
+    /// New bytes, or `None` to restart the current version with fresh instances.
+    Reload { name: String, bytes: Option<Vec<u8>> },
+    Unload { name: String },
+    Reorder { order: Vec<String> },
+}
+
+const MAGIC: &[u8; 4] = b"SHC\x01";
+
+impl ControlOp {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = MAGIC.to_vec();
+        match bincode::serde::encode_to_vec(self, bincode::config::standard()) {
+            Ok(b) => out.extend(b),
+            Err(e) => tracing::error!("cannot encode control operation: {e}"),
+        }
+        out
+    }
+    pub fn is_control(payload: &[u8]) -> bool {
+        payload.len() >= 4 && &payload[..4] == MAGIC
+    }
+    pub fn decode(payload: &[u8]) -> Result<ControlOp, String> {
+        if !Self::is_control(payload) {
+            return Err("not a control message".into());
+        }
+        bincode::serde::decode_from_slice(&payload[4..], bincode::config::standard())
+            .map(|(op, _)| op)
+            .map_err(|e| format!("malformed control message (run the same shoal version on all nodes): {e}"))
+    }
+
+    pub fn plugin_name(&self) -> Option<&str> {
+        match self {
+            ControlOp::Load { name, .. }
+            | ControlOp::Configure { name, .. }
+            | ControlOp::SetEnabled { name, .. }
+            | ControlOp::Reload { name, .. }
+            | ControlOp::Unload { name } => Some(name),
+            ControlOp::Reorder { .. } => None,
+        }
+    }
+}
+
+/// The node's plugins: the registry plus placement.
+pub struct Plugins {
+    pub registry: Arc<PluginRegistry>,
+    pub placement: Arc<Placement>,
+    /// The bytes of each loaded plugin (reload without new bytes, and for new members).
+    bytes: RwLock<HashMap<String, Arc<Vec<u8>>>>,
+}
+
+impl Plugins {
+    pub fn new(registry: Arc<PluginRegistry>) -> Arc<Plugins> {
+        Arc::new(Plugins {
+            registry,
+            placement: Arc::new(Placement::default()),
+            bytes: RwLock::default(),
+        })
+    }
+
+    /// Applies `op` to this node only.
+    pub fn apply_local(&self, op: &ControlOp) -> Result<Option<PluginInfo>, PluginError> {
+        let r = &self.registry;
+        match op {
+            ControlOp::Load { name, bytes, config, limits, policy, world, contexts } => {
+                let spec = PluginSpec {
+                    config: config.clone(),
+                    limits: limits.clone(),
+                    policy: policy.clone(),
+                    world: *world,
+                };
+                let info = r.load(name, bytes, spec)?;
+                self.placement.set(name, contexts.clone());
+                if let Ok(mut b) = self.bytes.write() {
+                    b.insert(name.clone(), Arc::new(bytes.clone()));
+                }
+                Ok(Some(info))
+            }
+            ControlOp::Configure { name, config } => r.configure(name, config.clone()).map(Some),
+            ControlOp::SetEnabled { name, enabled: true } => r.enable(name).map(Some),
+            ControlOp::SetEnabled { name, enabled: false } => r.disable(name).map(Some),
+            ControlOp::Reload { name, bytes } => {
+                let bytes = match bytes {
+                    Some(b) => Arc::new(b.clone()),
+                    None => self.bytes_of(name)?,
+                };
+                let info = r.reload(name, &bytes)?;
+                if let Ok(mut b) = self.bytes.write() {
+                    b.insert(name.clone(), bytes);
+                }
+                Ok(Some(info))
+            }
+            ControlOp::Unload { name } => {
+                r.unload(name)?;
+                self.placement.remove(name);
+                if let Ok(mut b) = self.bytes.write() {
+                    b.remove(name);
+                }
+                Ok(None)
+            }
+            ControlOp::Reorder { order } => {
+                let names: Vec<&str> = order.iter().map(String::as_str).collect();
+                r.reorder(&names)?;
+                Ok(None)
+            }
+        }
+    }
+
+    fn bytes_of(&self, name: &str) -> Result<Arc<Vec<u8>>, PluginError> {
+        self.bytes
+            .read()
+            .ok()
+            .and_then(|b| b.get(name).cloned())
+            .ok_or_else(|| PluginError::NotLoaded {
+                name: name.to_string(),
+                loaded: String::new(),
+            })
+    }
+
+    /// Applies `op` here, then on every other member; returns per node (name) the outcome.
+    pub async fn apply_everywhere(
+        &self,
+        channel: &Channel,
+        op: ControlOp,
+    ) -> Result<(Option<PluginInfo>, Vec<(String, Result<(), String>)>), PluginError> {
+        let info = self.apply_local(&op)?;
+        let mut results = vec![(channel.local().name.clone(), Ok(()))];
+        let members = channel.members();
+        let dests: Vec<_> = members.iter().map(|m| m.id).collect();
+        if !dests.is_empty() {
+            let opts = SendOptions(SendOptions::USE_ACK | SendOptions::SYNCHRONIZED_ACK);
+            let report = channel.send(&dests, op.encode(), opts).await;
+            for (id, outcome) in report.results {
+                let name = members
+                    .iter()
+                    .find(|m| m.id == id)
+                    .map(|m| m.name.clone())
+                    .unwrap_or_else(|| id.to_hex());
+                let r = match outcome {
+                    shoal_net::Outcome::Failed(why) => Err(why),
+                    _ => Ok(()),
+                };
+                results.push((name, r));
+            }
+        }
+        Ok((info, results))
+    }
+}

@@ -1,0 +1,178 @@
+//! Starting a node: channel → plugins → sessions + HTTP contexts → demultiplexer.
+//! Everything is injected (listeners, config, interceptor stack) so tests run nodes on
+//! port 0 in-process and the binary runs the same code.
+use crate::link::ChannelLink;
+use crate::plugins::{ControlOp, PluginEntry, Plugins};
+use crate::wasm_valves::WasmValves;
+use anyhow::{Context, Result};
+use shoal_cluster::InterceptorStack;
+use shoal_http::{HttpConfig, HttpNode, Valve};
+use shoal_net::{Channel, ChannelSettings, Incoming, MembershipEvent};
+use shoal_plugin_host::{EngineOptions, MemberFact, PluginRegistry, SharedFacts};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// What a node is made of, resolved from the config file and flags by the caller.
+pub struct NodeParts {
+    pub settings: ChannelSettings,
+    pub stack: InterceptorStack,
+    pub http: HttpConfig,
+    pub plugins: Vec<PluginEntry>,
+    /// Directory of the config file (relative plugin paths).
+    pub config_dir: Option<PathBuf>,
+}
+
+/// A running node. Dropping it does not stop it: call [`RunningNode::shutdown`].
+pub struct RunningNode {
+    pub channel: Channel,
+    pub link: Arc<ChannelLink>,
+    pub http: Arc<HttpNode>,
+    pub plugins: Arc<Plugins>,
+    pub facts: Arc<SharedFacts>,
+    pub http_addr: std::net::SocketAddr,
+    stop_http: tokio::sync::watch::Sender<bool>,
+    http_task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+pub async fn start(parts: NodeParts, http_listener: TcpListener) -> Result<RunningNode> {
+    let facts = SharedFacts::new(MemberFact::default());
+    let registry = Arc::new(
+        PluginRegistry::new(EngineOptions::default(), facts.clone())
+            .context("cannot start the Wasm plugin engine")?,
+    );
+    let plugins = Plugins::new(registry);
+    for entry in &parts.plugins {
+        load_entry(&plugins, entry, parts.config_dir.as_deref())?;
+    }
+
+    let (channel, incoming) = Channel::start(parts.settings, parts.stack)
+        .await
+        .context("cannot start the cluster channel")?;
+    facts.set_local(MemberFact::from(channel.local()));
+    // Subscribed before the session registry starts, so no membership change is missed.
+    let membership = channel.subscribe();
+    let link = ChannelLink::new(channel.clone());
+
+    let mut valves: BTreeMap<String, Vec<Arc<dyn Valve>>> = BTreeMap::new();
+    for ctx in &parts.http.contexts {
+        let v: Arc<dyn Valve> = Arc::new(WasmValves {
+            registry: plugins.registry.clone(),
+            context: ctx.path.clone(),
+            placement: plugins.placement.clone(),
+        });
+        valves.insert(ctx.path.clone(), vec![v]);
+    }
+    let http = HttpNode::start_with_valves(parts.http, link.clone(), valves)
+        .context("invalid [http] configuration")?;
+
+    tokio::spawn(demultiplex(incoming, link.clone(), plugins.clone()));
+    tokio::spawn(follow_membership(membership, link.clone(), channel.clone(), facts.clone()));
+
+    let http_addr = http_listener.local_addr()?;
+    let (stop_http, mut stopped) = tokio::sync::watch::channel(false);
+    let http_task = tokio::spawn(shoal_http::serve(http_listener, http.clone(), async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    }));
+    tracing::info!(
+        node = %channel.local().name,
+        http = %http_addr,
+        receiver = %channel.local().addr,
+        "node started"
+    );
+    Ok(RunningNode {
+        channel,
+        link,
+        http,
+        plugins,
+        facts,
+        http_addr,
+        stop_http,
+        http_task,
+    })
+}
+
+fn load_entry(plugins: &Plugins, entry: &PluginEntry, dir: Option<&std::path::Path>) -> Result<()> {
+    let path = entry
+        .resolve_path(dir)
+        .map_err(|e| anyhow::anyhow!("[[plugin]] {}: {e}", entry.name))?;
+    let bytes = std::fs::read(&path)
+        .with_context(|| format!("[[plugin]] {}: cannot read {}", entry.name, path.display()))?;
+    let spec = entry.spec();
+    let op = ControlOp::Load {
+        name: entry.name.clone(),
+        bytes,
+        config: spec.config,
+        limits: spec.limits,
+        policy: spec.policy,
+        world: spec.world,
+        contexts: entry.contexts.clone(),
+    };
+    plugins
+        .apply_local(&op)
+        .with_context(|| format!("[[plugin]] {} ({})", entry.name, path.display()))?;
+    if !entry.enabled {
+        plugins.apply_local(&ControlOp::SetEnabled {
+            name: entry.name.clone(),
+            enabled: false,
+        })?;
+    }
+    Ok(())
+}
+
+/// Hands each received message to its consumer by its magic prefix.
+async fn demultiplex(mut incoming: Incoming, link: Arc<ChannelLink>, plugins: Arc<Plugins>) {
+    while let Some(msg) = incoming.recv().await {
+        if shoal_session::message::is_session_payload(&msg.payload) {
+            link.deliver(msg);
+        } else if ControlOp::is_control(&msg.payload) {
+            let result = ControlOp::decode(&msg.payload)
+                .and_then(|op| plugins.apply_local(&op).map(|_| ()).map_err(|e| e.to_string()));
+            if let Err(e) = &result {
+                tracing::warn!("control operation from a member failed here: {e}");
+            }
+            if let Some(c) = msg.completion {
+                match result {
+                    Ok(()) => c.complete(),
+                    Err(e) => c.fail(e),
+                }
+            }
+        } else {
+            tracing::warn!(len = msg.payload.len(), "dropped a message of unknown kind");
+            if let Some(c) = msg.completion {
+                c.fail("unknown message kind (run the same shoal version on all nodes)");
+            }
+        }
+    }
+}
+
+async fn follow_membership(
+    mut rx: tokio::sync::broadcast::Receiver<MembershipEvent>,
+    link: Arc<ChannelLink>,
+    channel: Channel,
+    facts: Arc<SharedFacts>,
+) {
+    loop {
+        match rx.recv().await {
+            Ok(ev) => {
+                link.membership(&ev);
+                facts.set_members(channel.members().iter().map(MemberFact::from).collect());
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                tracing::error!("{n} membership events were missed; sessions may lag until the next change");
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+impl RunningNode {
+    /// Stops serving HTTP, leaves the cluster and stops the channel.
+    pub async fn shutdown(self) {
+        let _ = self.stop_http.send(true);
+        let _ = self.http_task.await;
+        self.http.stop();
+        self.channel.shutdown().await;
+    }
+}

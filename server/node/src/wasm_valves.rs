@@ -1,0 +1,202 @@
+//! Wasm plugins in the HTTP pipeline: one [`Valve`] per context that runs the registry's
+//! enabled valve plugins in pipeline order, so load / enable / disable / reorder / reload
+//! through the admin API take effect on the next request without rebuilding routers.
+//!
+//! The session is lent to each plugin through [`HandleAccess`], a synchronous
+//! [`SessionAccess`] over the request's [`SessionHandle`]: the session is looked up (which
+//! may fetch it from a backup node) *before* the plugin runs, so no call blocks inside the
+//! sandbox on the network.
+use axum::body::Body;
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use http::{HeaderName, HeaderValue, StatusCode};
+use shoal_http::valve::{Request, Response};
+use shoal_http::{Next, SessionHandle, Valve};
+use shoal_plugin_host::{HttpRequest, PluginRegistry, PluginWorld, SessionAccess, ValveOutcome};
+use shoal_session::AttrValue;
+use std::sync::Arc;
+
+/// Largest request body handed to a valve that asks for bodies.
+const MAX_VALVE_BODY: usize = 1 << 20;
+
+pub struct WasmValves {
+    pub registry: Arc<PluginRegistry>,
+    /// Context path (for the plugins' placement; every valve plugin runs in every context
+    /// unless its load request named contexts).
+    pub context: String,
+    pub placement: Arc<crate::plugins::Placement>,
+}
+
+impl Valve for WasmValves {
+    fn name(&self) -> &str {
+        "WasmValves"
+    }
+
+    fn invoke(&self, req: Request, next: Next) -> BoxFuture<'static, Response> {
+        let registry = self.registry.clone();
+        let names: Vec<String> = registry
+            .enabled(PluginWorld::Valve)
+            .into_iter()
+            .filter(|n| self.placement.applies(n, &self.context))
+            .collect();
+        Box::pin(async move {
+            if names.is_empty() {
+                return next.run(req).await;
+            }
+            run_valves(registry, names, req, next).await
+        })
+    }
+}
+
+async fn run_valves(
+    registry: Arc<PluginRegistry>,
+    names: Vec<String>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let (mut parts, body) = req.into_parts();
+    let wants_body = names
+        .iter()
+        .any(|n| registry.valve_wants_body(n).unwrap_or(false));
+    let (body, body_bytes) = if wants_body {
+        match axum::body::to_bytes(body, MAX_VALVE_BODY).await {
+            Ok(b) => (Body::from(b.clone()), Some(b.to_vec())),
+            Err(e) => {
+                return plain(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("error=body-too-large detail=\"a plugin valve reads request bodies up to {MAX_VALVE_BODY} bytes: {e}\"\n"),
+                )
+            }
+        }
+    } else {
+        (body, None)
+    };
+    let handle = parts.extensions.get::<SessionHandle>().cloned();
+    if let Some(h) = &handle {
+        h.get(false).await;
+    }
+    let mut access = HandleAccess { handle };
+    let mut hreq = HttpRequest {
+        method: parts.method.to_string(),
+        path: parts.uri.path().to_string(),
+        query: parts.uri.query().unwrap_or("").to_string(),
+        headers: parts
+            .headers
+            .iter()
+            .filter_map(|(k, v)| Some((k.to_string(), v.to_str().ok()?.to_string())))
+            .collect(),
+        body: body_bytes,
+    };
+    let mut response_headers: Vec<(String, String)> = Vec::new();
+    for name in &names {
+        match registry.valve_call(name, &hreq, &mut access) {
+            Ok(ValveOutcome::Next {
+                set_request_headers,
+                add_response_headers,
+            }) => {
+                for (k, v) in set_request_headers {
+                    set_header(&mut parts.headers, &k, &v);
+                    hreq.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&k));
+                    if !v.is_empty() {
+                        hreq.headers.push((k, v));
+                    }
+                }
+                response_headers.extend(add_response_headers);
+            }
+            Ok(ValveOutcome::Respond(r)) => {
+                let mut resp = Response::new(Body::from(r.body));
+                *resp.status_mut() =
+                    StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                for (k, v) in r.headers.iter().chain(response_headers.iter()) {
+                    append_header(resp.headers_mut(), k, v);
+                }
+                return resp;
+            }
+            // Unloaded between listing and calling: skip it, like a disabled plugin.
+            Err(e) => tracing::debug!(plugin = %name, "valve skipped: {e}"),
+        }
+    }
+    let mut resp = next.run(Request::from_parts(parts, body)).await;
+    for (k, v) in &response_headers {
+        append_header(resp.headers_mut(), k, v);
+    }
+    resp
+}
+
+fn plain(status: StatusCode, text: String) -> Response {
+    let mut r = Response::new(Body::from(text));
+    *r.status_mut() = status;
+    r
+}
+
+fn set_header(h: &mut http::HeaderMap, k: &str, v: &str) {
+    let Ok(name) = HeaderName::from_bytes(k.as_bytes()) else {
+        return;
+    };
+    if v.is_empty() {
+        h.remove(&name);
+    } else if let Ok(val) = HeaderValue::from_str(v) {
+        h.insert(name, val);
+    }
+}
+
+fn append_header(h: &mut http::HeaderMap, k: &str, v: &str) {
+    if let (Ok(name), Ok(val)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+        h.append(name, val);
+    }
+}
+
+/// `SessionAccess` over a request's `SessionHandle` (already looked up).
+struct HandleAccess {
+    handle: Option<SessionHandle>,
+}
+
+impl SessionAccess for HandleAccess {
+    fn id(&self) -> Option<String> {
+        self.handle.as_ref()?.id()
+    }
+    fn is_new(&self) -> bool {
+        self.handle
+            .as_ref()
+            .is_some_and(|h| h.cookie_to_set().is_some() && h.requested_route().is_none())
+    }
+    fn get(&self, name: &str) -> Option<Vec<u8>> {
+        match self.handle.as_ref()?.attribute(name)? {
+            AttrValue::Bytes(b) => Some(b),
+            AttrValue::Json(s) => Some(s.into_bytes()),
+        }
+    }
+    fn set(&mut self, name: &str, value: Vec<u8>) {
+        if let Some(h) = &self.handle {
+            if let Err(e) = h.set_attribute(name, AttrValue::Bytes(value)) {
+                tracing::debug!("plugin attribute {name} refused: {e}");
+            }
+        }
+    }
+    fn remove(&mut self, name: &str) {
+        if let Some(h) = &self.handle {
+            h.remove_attribute(name);
+        }
+    }
+    fn attribute_names(&self) -> Vec<String> {
+        self.handle
+            .as_ref()
+            .map(|h| h.attribute_names())
+            .unwrap_or_default()
+    }
+    fn invalidate(&mut self) {
+        if let Some(h) = &self.handle {
+            h.invalidate();
+        }
+    }
+    fn create(&mut self) -> String {
+        let Some(h) = &self.handle else {
+            return String::new();
+        };
+        // The lookup already happened, so `get(true)` completes without waiting.
+        match h.get(true).now_or_never() {
+            Some(true) => h.id().unwrap_or_default(),
+            _ => String::new(),
+        }
+    }
+}
