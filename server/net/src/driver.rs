@@ -187,7 +187,8 @@ pub(crate) struct Driver {
     pub(crate) connecting: HashSet<ConnId>,
     /// Which member a connection belongs to, learned from its handshake frames (counters only).
     pub(crate) conn_member: HashMap<ConnId, MemberId>,
-    pub(crate) pending: HashMap<MsgId, oneshot::Sender<SendReport>>,
+    /// Waiting callers of non-asynchronous sends, with their destinations (for shutdown).
+    pub(crate) pending: HashMap<MsgId, (Vec<MemberId>, oneshot::Sender<SendReport>)>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) incoming: mpsc::UnboundedSender<IncomingMessage>,
     pub(crate) cmd_tx: mpsc::WeakUnboundedSender<Command>,
@@ -286,7 +287,7 @@ impl Driver {
                 self.permit = permit.map(Arc::new);
                 let id = self.node.send(now, &dests, payload, opts);
                 if let Some(r) = reply {
-                    self.pending.insert(id, r);
+                    self.pending.insert(id, (dests, r));
                 }
                 // Frames of this message leave now and carry its permit.
                 while let Some(a) = self.node.poll_action() {
@@ -478,7 +479,7 @@ impl Driver {
             };
             out.push((m, o));
         }
-        if let Some(tx) = self.pending.remove(&id) {
+        if let Some((_, tx)) = self.pending.remove(&id) {
             let _ = tx.send(SendReport {
                 id: Some(id),
                 results: out,
@@ -547,10 +548,15 @@ impl Driver {
                 h.writer
             })
             .collect();
-        for (_, tx) in self.pending.drain() {
+        for (id, (dests, tx)) in self.pending.drain() {
+            let why = "the channel shut down before the send completed";
+            let results = dests
+                .into_iter()
+                .map(|d| (d, Outcome::Failed(why.into())))
+                .collect();
             let _ = tx.send(SendReport {
-                id: None,
-                results: Vec::new(),
+                id: Some(id),
+                results,
             });
         }
         // Give the Leave frames a moment to reach the wire; a stuck peer cannot hold us.
