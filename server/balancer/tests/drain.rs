@@ -195,3 +195,49 @@ async fn add_and_remove_single_backends_like_membership_events() {
         .add_backend(shoal_balancer::Backend::new("", "127.0.0.1:1"))
         .is_err());
 }
+
+/// A rolling restart driven the way a drain will drive it: for each node in turn, drain,
+/// stop, start again on its port, wait for the health probe to bring it back, undrain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_restart_under_load_fails_no_request() {
+    let (store, mut nodes) = three_nodes().await;
+    let config = shoal_balancer::BalancerConfig {
+        health_interval: std::time::Duration::from_millis(100),
+        ..config_for(&nodes)
+    };
+    let lb = start_balancer(config).await;
+    let load = load::start_load(lb.addr, std::time::Duration::from_secs(4)).await;
+    let started = std::time::Instant::now();
+    let status = |route: &str| {
+        lb.handle
+            .stats()
+            .backends
+            .into_iter()
+            .find(|b| b.route == route)
+            .map(|b| b.status)
+    };
+    for i in 0..3 {
+        let route = format!("node{}", i + 1);
+        assert!(lb.handle.mark_draining(&route));
+        // Pacing, not waiting for a condition: the clients keep hitting the draining node.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let addr = nodes.remove(i).kill_and_wait().await;
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        nodes.insert(i, FakeNode::restart(addr, &route, &store).await);
+        let back = wait_for(std::time::Duration::from_secs(3), || {
+            status(&route) == Some(BackendStatus::Draining)
+        })
+        .await;
+        assert!(back, "{route} did not come back after restart");
+        assert!(lb.handle.mark_active(&route));
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(4),
+        "restarts outlasted the load"
+    );
+    let report = load.report(None, started).await;
+    println!("rolling restart: {report}");
+    assert_eq!(report.failed_elsewhere, 0, "{report}");
+    assert_eq!(report.mismatches, 0, "{report}");
+    assert_eq!(report.not_recovered, 0, "{report}");
+}

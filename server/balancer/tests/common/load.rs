@@ -70,7 +70,7 @@ impl Report {
     }
 }
 
-struct Session {
+pub struct Session {
     route: String,
     cookie: String,
     counter: u64,
@@ -80,38 +80,76 @@ struct Session {
     last_backend: Option<String>,
 }
 
-pub async fn kill_under_load(addr: SocketAddr, nodes: &mut Vec<FakeNode>, victim: &str) -> Report {
+/// Clients running against a balancer until their deadline.
+pub struct Load {
+    workers: Vec<tokio::task::JoinHandle<(Vec<Session>, WorkerStats)>>,
+}
+
+/// Opens 30 sessions through `addr`, then keeps 6 clients busy on them for `run_for`.
+pub async fn start_load(addr: SocketAddr, run_for: Duration) -> Load {
     let http = HttpClient::new();
-    let mut sessions = Vec::new();
-    for _ in 0..SESSIONS {
+    let mut groups: Vec<Vec<Session>> = (0..WORKERS).map(|_| Vec::new()).collect();
+    for i in 0..SESSIONS {
         let a = http
             .get(addr, "/app/counter", None)
             .await
             .expect("new session");
         let cookie = cookie_pair(a.set_cookie.as_deref().expect("new session cookie"));
         let route = cookie.rsplit('.').next().unwrap_or_default().to_string();
-        sessions.push(Session {
+        let session = Session {
             route,
             cookie,
             counter: 1,
             uncertain: false,
             last_ok: true,
             last_backend: None,
-        });
+        };
+        groups[i % WORKERS].push(session);
     }
-    assert!(
-        sessions.iter().any(|s| s.route == victim),
-        "no session on {victim}"
-    );
-    let stop_at = Instant::now() + Duration::from_millis(2000);
-    let mut groups: Vec<Vec<Session>> = (0..WORKERS).map(|_| Vec::new()).collect();
-    for (i, s) in sessions.into_iter().enumerate() {
-        groups[i % WORKERS].push(s);
-    }
-    let workers: Vec<_> = groups
+    let stop_at = Instant::now() + run_for;
+    let workers = groups
         .into_iter()
         .map(|group| tokio::spawn(worker(http.clone(), addr, group, stop_at)))
         .collect();
+    Load { workers }
+}
+
+impl Load {
+    /// Waits for the clients to finish. Failures of `victim`'s sessions count as `failed`
+    /// (and set the gap from `event_at`), all others as `failed_elsewhere`.
+    pub async fn report(self, victim: Option<&str>, event_at: Instant) -> Report {
+        let mut report = Report::default();
+        let mut last_failure: Option<Instant> = None;
+        for w in self.workers {
+            let (group, stats) = w.await.expect("load worker");
+            report.requests += stats.requests;
+            report.mismatches += stats.mismatches;
+            for (route, at) in stats.failures {
+                if Some(route.as_str()) == victim {
+                    report.failed += 1;
+                    last_failure = Some(last_failure.map_or(at, |l: Instant| l.max(at)));
+                } else {
+                    report.failed_elsewhere += 1;
+                }
+            }
+            for s in group {
+                let backend = s.last_backend.unwrap_or_default();
+                let moved = Some(s.route.as_str()) != victim
+                    || (Some(backend.as_str()) != victim
+                        && s.cookie.ends_with(&format!(".{backend}")));
+                if !s.last_ok || !moved {
+                    report.not_recovered += 1;
+                }
+            }
+        }
+        report.gap = last_failure.map_or(Duration::ZERO, |t| t.saturating_duration_since(event_at));
+        report
+    }
+}
+
+/// Kills `victim` 400 ms into a 2 s load and reports.
+pub async fn kill_under_load(addr: SocketAddr, nodes: &mut Vec<FakeNode>, victim: &str) -> Report {
+    let load = start_load(addr, Duration::from_millis(2000)).await;
     tokio::time::sleep(Duration::from_millis(400)).await;
     let killed_at = Instant::now();
     let index = nodes
@@ -119,32 +157,7 @@ pub async fn kill_under_load(addr: SocketAddr, nodes: &mut Vec<FakeNode>, victim
         .position(|n| n.state.route == victim)
         .expect("victim node");
     nodes.remove(index).kill();
-
-    let mut report = Report::default();
-    let mut last_failure: Option<Instant> = None;
-    for w in workers {
-        let (group, stats) = w.await.expect("load worker");
-        report.requests += stats.requests;
-        report.mismatches += stats.mismatches;
-        for (route, at) in stats.failures {
-            if route == victim {
-                report.failed += 1;
-                last_failure = Some(last_failure.map_or(at, |l: Instant| l.max(at)));
-            } else {
-                report.failed_elsewhere += 1;
-            }
-        }
-        for s in group {
-            let backend = s.last_backend.unwrap_or_default();
-            let moved = s.route != victim
-                || (backend != victim && s.cookie.ends_with(&format!(".{backend}")));
-            if !s.last_ok || !moved {
-                report.not_recovered += 1;
-            }
-        }
-    }
-    report.gap = last_failure.map_or(Duration::ZERO, |t| t.saturating_duration_since(killed_at));
-    report
+    load.report(Some(victim), killed_at).await
 }
 
 #[derive(Default)]
