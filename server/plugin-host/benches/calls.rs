@@ -76,7 +76,9 @@ fn calls(c: &mut Criterion) {
 
     let req = request();
     let mut session = MemorySession::existing("abc");
-    best_of("valve_noop", || drop(reg.valve_call("noop", &req, &mut session)));
+    best_of("valve_noop", || {
+        drop(reg.valve_call("noop", &req, &mut session))
+    });
     best_of("url_filter", || drop(reg.url_filter("filter", &req)));
     c.bench_function("valve_noop", |b| {
         b.iter(|| reg.valve_call("noop", &req, &mut session).expect("call"))

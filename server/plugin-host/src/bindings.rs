@@ -7,6 +7,7 @@ pub(crate) mod valve {
     wasmtime::component::bindgen!({
         path: "../../wit",
         world: "valve",
+        ownership: Borrowing { duplicate_if_necessary: true },
         with: { "shoal:plugin/http.session": crate::session::SessionResource },
     });
 }
@@ -15,6 +16,7 @@ pub(crate) mod url_filter {
     wasmtime::component::bindgen!({
         path: "../../wit",
         world: "url-filter",
+        ownership: Borrowing { duplicate_if_necessary: true },
         with: {
             "shoal:plugin/types": super::valve::shoal::plugin::types,
             "shoal:plugin/host": super::valve::shoal::plugin::host,

@@ -100,7 +100,8 @@ impl PluginRegistry {
             name,
             PluginWorld::Valve,
             |live, version| {
-                let req = wit_request(request, version.wants_body);
+                let headers = borrowed_headers(request);
+                let req = wit_request(request, &headers, version.wants_body);
                 let Live { store, exports } = live;
                 let Exports::Valve(valve) = exports else {
                     return Err(world_mismatch());
@@ -110,7 +111,7 @@ impl PluginRegistry {
                     |s| &mut s.data_mut().session,
                     session,
                     |store| {
-                        valve.call_handle(store, &req, Resource::<SessionResource>::new_borrow(0))
+                        valve.call_handle(store, req, Resource::<SessionResource>::new_borrow(0))
                     },
                 )
             },
@@ -138,11 +139,12 @@ impl PluginRegistry {
             name,
             PluginWorld::UrlFilter,
             |live, _| {
-                let req = wit_request(request, false);
+                let headers = borrowed_headers(request);
+                let req = wit_request(request, &headers, false);
                 let Exports::UrlFilter(filter) = &live.exports else {
                     return Err(world_mismatch());
                 };
-                filter.call_may_touch_session(&mut live.store, &req)
+                filter.call_may_touch_session(&mut live.store, req)
             },
             |_, _| Ok(()),
         )?;
@@ -249,14 +251,27 @@ pub(crate) fn world_mismatch() -> wasmtime::Error {
     wasmtime::Error::msg("internal: instance of another world")
 }
 
-fn wit_request(r: &HttpRequest, with_body: bool) -> http::Request {
+/// The request as the bindings lower it: borrowed, so nothing is copied on the host side
+/// (only the header list is rebuilt as pairs of `&str`).
+fn wit_request<'a>(
+    r: &'a HttpRequest,
+    headers: &'a [(&'a str, &'a str)],
+    with_body: bool,
+) -> http::Request<'a> {
     http::Request {
-        method: r.method.clone(),
-        path: r.path.clone(),
-        query: r.query.clone(),
-        headers: r.headers.clone(),
-        body: if with_body { r.body.clone() } else { None },
+        method: &r.method,
+        path: &r.path,
+        query: &r.query,
+        headers,
+        body: if with_body { r.body.as_deref() } else { None },
     }
+}
+
+fn borrowed_headers(r: &HttpRequest) -> Vec<(&str, &str)> {
+    r.headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
 }
 
 fn wit_artifact(a: &Artifact) -> deploy_types::Artifact {
