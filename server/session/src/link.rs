@@ -2,15 +2,30 @@
 //! trait. Two implementations: [`crate::memory::MemoryCluster`] (N nodes in one process,
 //! for tests) and the adapter over shoal-net's `Channel` (in the binary).
 //!
-//! Writing an adapter over a channel:
-//! - `send`: call the channel's send *before returning the future* (with SYNCHRONIZED_ACK |
-//!   USE_ACK when `sync`, ASYNCHRONOUS otherwise), so messages leave in call order; the future
-//!   only waits for the outcome and dropping it must not cancel the send. Each destination
-//!   gets `Ok(())` for Delivered/Acked/Processed and `Err(text)` for Failed.
+//! Writing an adapter over a channel (e.g. shoal-net's `Channel`):
+//! - `send`: return a future that sends `payload` to `to` — with SYNCHRONIZED_ACK | USE_ACK
+//!   when `sync` (resolving once every destination processed it), ASYNCHRONOUS otherwise —
+//!   and reports each destination: `Ok(())` for Queued/Delivered/Acked/Processed, `Err(text)`
+//!   for Failed. The runtime keeps order itself: asynchronous futures are polled one after
+//!   another in call order, and synchronous ones are created under the manager lock, so it
+//!   is best (not required) that a sync send is enqueued at call time (`Channel::send_now`).
 //! - `subscribe`: forward `MemberAdded` / `MemberDisappeared` as [`LinkEvent`]s and each
 //!   received session payload (see [`crate::message::is_session_payload`]) as
-//!   [`LinkEvent::Message`]; when the message was sent with SYNCHRONIZED_ACK, `done` must
-//!   call the channel's `complete(from, msg_id, result)`.
+//!   [`LinkEvent::Message`]; for a message sent with SYNCHRONIZED_ACK, `done` must call the
+//!   channel's completion (`complete()` on `Ok`, `fail(reason)` on `Err`).
+//!
+//! ```text
+//! fn send(&self, to: &[MemberId], payload: Vec<u8>, sync: bool) -> BoxFuture<'static, SendResults> {
+//!     let opts = if sync { SendOptions(USE_ACK | SYNCHRONIZED_ACK) } else { SendOptions(ASYNCHRONOUS) };
+//!     let fut = self.channel.send_now(to, payload, opts);
+//!     Box::pin(async move {
+//!         fut.await.results.into_iter().map(|(m, o)| match o {
+//!             Outcome::Failed(e) => (m, Err(e)),
+//!             _ => (m, Ok(())),
+//!         }).collect()
+//!     })
+//! }
+//! ```
 use futures::future::BoxFuture;
 use shoal_cluster::{Member, MemberId};
 use tokio::sync::mpsc;

@@ -121,7 +121,7 @@ async fn pump(
                         None => {
                             if let SessionMessage::GetAllSessions { request } = env.msg {
                                 let reply = message::encode(&env.context, &SessionMessage::NoContextManager { request });
-                                drop(link.send(&[inc.from], reply, false));
+                                tokio::spawn(link.send(&[inc.from], reply, false));
                             }
                             // Nothing to keep for a context we do not run.
                             if let Some(d) = inc.done { d.complete(Ok(())) }

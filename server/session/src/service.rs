@@ -14,7 +14,7 @@ use shoal_cluster::MemberId;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::sync::{watch, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 
 /// Wall-clock milliseconds: session times are compared across nodes.
 pub fn now_ms() -> Millis {
@@ -31,6 +31,8 @@ pub struct SessionService {
     config: ManagerConfig,
     manager: Mutex<Box<dyn SessionManager>>,
     link: Arc<dyn ClusterLink>,
+    /// Feeds the ordered sender task (see `dispatch`).
+    ordered: mpsc::UnboundedSender<BoxFuture<'static, SendResults>>,
     /// Woken after every incoming message, for requests waiting on a fetched value.
     changed: Notify,
     ready: watch::Sender<bool>,
@@ -40,9 +42,21 @@ pub struct SessionService {
 }
 
 impl SessionService {
+    /// Must run inside a tokio runtime (spawns the ordered sender task).
     pub fn new(manager: Box<dyn SessionManager>, link: Arc<dyn ClusterLink>) -> Self {
         let ready = watch::Sender::new(manager.is_ready());
+        let (ordered, mut rx) = mpsc::unbounded_channel::<BoxFuture<'static, SendResults>>();
+        tokio::spawn(async move {
+            while let Some(fut) = rx.recv().await {
+                for (to, r) in fut.await {
+                    if let Err(e) = r {
+                        tracing::debug!(member = %to, "async session message failed: {e}");
+                    }
+                }
+            }
+        });
         SessionService {
+            ordered,
             context: manager.context().to_owned(),
             route: link.local().name,
             config: manager.config().clone(),
@@ -95,22 +109,26 @@ impl SessionService {
     }
 
     /// Sends while the manager lock is held, so messages leave in the order they were made.
+    /// Asynchronous sends go to the ordered sender task (their futures are polled one after
+    /// the other, in call order, whether the link enqueues at call time or at first poll);
+    /// the futures of synchronous sends are returned to be awaited.
     fn dispatch(&self, out: Vec<Outgoing>) -> Vec<BoxFuture<'static, SendResults>> {
         let mut sync = Vec::new();
         for o in out {
             let fut = self.link.send(&o.to, o.payload, o.sync);
             if o.sync {
                 sync.push(fut);
+            } else if let Err(e) = self.ordered.send(fut) {
+                // The sender task is gone (runtime shutting down): nothing left to order.
+                drop(e);
             }
         }
         sync
     }
 
-    fn run(&self, f: impl FnOnce(&mut dyn SessionManager) -> Vec<Outgoing>) {
-        let mut m = self.lock();
-        let out = f(m.as_mut());
-        // Nobody waits for these (transfer, repair, re-replication): outcomes are logged.
-        for fut in self.dispatch(out) {
+    /// Synchronous sends nobody waits for (transfer, repair, re-replication).
+    fn background(sync: Vec<BoxFuture<'static, SendResults>>) {
+        for fut in sync {
             tokio::spawn(async move {
                 for (to, r) in fut.await {
                     if let Err(e) = r {
@@ -119,6 +137,12 @@ impl SessionService {
                 }
             });
         }
+    }
+
+    fn run(&self, f: impl FnOnce(&mut dyn SessionManager) -> Vec<Outgoing>) {
+        let mut m = self.lock();
+        let out = f(m.as_mut());
+        Self::background(self.dispatch(out));
         let ready = m.is_ready();
         drop(m);
         self.ready
@@ -138,7 +162,7 @@ impl SessionService {
                 let mut m = self.lock();
                 match m.find(id, now_ms()) {
                     Lookup::Pending(out) => {
-                        drop(self.dispatch(out));
+                        Self::background(self.dispatch(out));
                         None
                     }
                     other => Some(other),
@@ -216,7 +240,7 @@ impl SessionService {
     pub(crate) fn on_message(&self, from: MemberId, msg: SessionMessage, done: Option<Completion>) {
         let mut m = self.lock();
         let r = m.handle_message(from, msg, now_ms());
-        drop(self.dispatch(r.out));
+        Self::background(self.dispatch(r.out));
         let ready = m.is_ready();
         drop(m);
         self.ready
