@@ -1,6 +1,7 @@
 //! The public handle of a running channel: send, receive, membership, counters, shutdown.
-use crate::driver::{self, Command, Shared};
+use crate::driver::Command;
 use crate::error::NetError;
+use crate::runtime::{self as driver, Shared};
 use crate::settings::ChannelSettings;
 use crate::stats::ChannelStats;
 use shoal_cluster::frame::MsgId;

@@ -3,7 +3,8 @@
 //!
 //! Module map:
 //! - [`channel`]: the public handle [`Channel`] (send / receive / membership / counters).
-//! - `driver`: the task that owns the `Node` and carries out its actions.
+//! - `runtime`: start-up and handle-shared state; `driver` (+ `driver_events`): the task that
+//!   owns the `Node`, carries out its actions and dispatches its events.
 //! - `conn`: per-connection reader and writer tasks, connect, failure-detector probe.
 //! - [`listener`]: the TCP receiver with Tomcat's auto-bind.
 //! - [`discovery`]: candidate providers (static, multicast, DNS, in-memory twin).
@@ -14,9 +15,11 @@ pub mod config;
 mod conn;
 pub mod discovery;
 mod driver;
+mod driver_events;
 mod driver_stats;
 pub mod error;
 pub mod listener;
+mod runtime;
 pub mod settings;
 pub mod stats;
 
