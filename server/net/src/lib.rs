@@ -12,6 +12,7 @@
 //! - [`stats`]: per-peer counters for the admin API.
 pub mod channel;
 pub mod config;
+mod config_check;
 mod conn;
 pub mod discovery;
 mod driver;
