@@ -19,7 +19,28 @@ use hyper::{Method, StatusCode};
 struct Haproxy {
     child: Child,
     addr: SocketAddr,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
+}
+
+impl Haproxy {
+    /// Sends one command on the runtime API socket and returns the answer.
+    async fn admin(&self, command: &str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let socket = self.dir.path().join("admin.sock");
+        let mut stream = tokio::net::UnixStream::connect(&socket)
+            .await
+            .expect("admin socket");
+        stream
+            .write_all(format!("{command}\n").as_bytes())
+            .await
+            .expect("send admin command");
+        let mut answer = String::new();
+        stream
+            .read_to_string(&mut answer)
+            .await
+            .expect("admin answer");
+        answer
+    }
 }
 
 impl Drop for Haproxy {
@@ -61,6 +82,14 @@ async fn start_haproxy(nodes: &[FakeNode]) -> Haproxy {
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     cfg = cfg.replace("127.0.0.1:18080", &addr.to_string());
     let dir = tempfile::tempdir().expect("temp dir");
+    // A runtime API socket, so tests can drain a server as an operator would.
+    let socket = dir.path().join("admin.sock");
+    let stats = format!(
+        "\nglobal\n    stats socket {} level admin\n",
+        socket.display()
+    );
+    assert!(cfg.contains("\nglobal\n"), "template has a global section");
+    cfg = cfg.replacen("\nglobal\n", &stats, 1);
     let path = dir.path().join("haproxy.cfg");
     std::fs::write(&path, cfg).expect("write haproxy.cfg");
     let log = std::fs::File::create(dir.path().join("haproxy.log")).expect("log file");
@@ -75,7 +104,7 @@ async fn start_haproxy(nodes: &[FakeNode]) -> Haproxy {
     let proxy = Haproxy {
         child,
         addr,
-        _dir: dir,
+        dir: dir,
     };
     let http = HttpClient::new();
     let mut ready = false;
@@ -86,7 +115,7 @@ async fn start_haproxy(nodes: &[FakeNode]) -> Haproxy {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let log = std::fs::read_to_string(proxy._dir.path().join("haproxy.log")).unwrap_or_default();
+    let log = std::fs::read_to_string(proxy.dir.path().join("haproxy.log")).unwrap_or_default();
     assert!(
         ready,
         "haproxy did not answer on {addr} within 5 s; its log:\n{log}"
@@ -189,4 +218,39 @@ async fn haproxy_does_not_resend_a_post_lost_with_its_node() {
         matches!(a, Ok(a) if a.status.is_server_error()),
         "the client learns the POST failed"
     );
+}
+
+#[tokio::test]
+async fn haproxy_drain_keeps_sticky_sessions_and_sends_new_ones_elsewhere() {
+    if haproxy_binary().is_none() {
+        return;
+    }
+    let (_store, nodes) = three_nodes().await;
+    let hap = start_haproxy(&nodes).await;
+    let answer = hap.admin("set server shoal_nodes/node2 state drain").await;
+    assert!(
+        answer.trim().is_empty(),
+        "haproxy refused the drain: {answer}"
+    );
+    let http = HttpClient::new();
+    for _ in 0..12 {
+        let a = http
+            .get(hap.addr, "/app/counter", None)
+            .await
+            .expect("new session");
+        assert_ne!(
+            a.backend.as_deref(),
+            Some("node2"),
+            "draining node got a new session"
+        );
+        let a = http
+            .get(hap.addr, "/app/echo", Some("JSESSIONID=A.node2"))
+            .await
+            .expect("sticky");
+        assert_eq!(
+            a.backend.as_deref(),
+            Some("node2"),
+            "draining node lost its session"
+        );
+    }
 }
