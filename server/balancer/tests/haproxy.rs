@@ -101,11 +101,7 @@ async fn start_haproxy(nodes: &[FakeNode]) -> Haproxy {
         .stderr(log)
         .spawn()
         .expect("spawn haproxy");
-    let proxy = Haproxy {
-        child,
-        addr,
-        dir: dir,
-    };
+    let proxy = Haproxy { child, addr, dir };
     let http = HttpClient::new();
     let mut ready = false;
     for _ in 0..100 {
