@@ -118,7 +118,14 @@ impl HostState {
                 hit: false,
             },
             session: SessionSlot::default(),
-            wasi: WasiCtx::builder().build(),
+            // Spelled out although they are the defaults: a default changing upstream must
+            // not grant anything.
+            wasi: WasiCtx::builder()
+                .allow_tcp(false)
+                .allow_udp(false)
+                .allow_ip_name_lookup(false)
+                .socket_addr_check(|_, _| Box::pin(async { false }))
+                .build(),
             table: ResourceTable::new(),
         }
     }
