@@ -30,6 +30,8 @@ pub struct DeltaManager {
     /// been taken before the change arrived here: so changes received from others are
     /// forwarded to recent joiners for a while (duplicates are ignored by version).
     joiners: Vec<(MemberId, Millis)>,
+    /// `start` saw no other member (see `member_added`).
+    started_alone: bool,
 }
 
 /// A state transfer in progress (this node is joining).
@@ -49,7 +51,21 @@ impl DeltaManager {
             core,
             transfer: None,
             joiners: Vec::new(),
+            started_alone: false,
         }
+    }
+
+    fn begin_transfer(&mut self, now: Millis) -> Vec<Outgoing> {
+        self.transfer = Some(Transfer {
+            from: self.core.local,
+            request: 0,
+            deadline: now,
+            asked: BTreeSet::new(),
+            queued: Vec::new(),
+            started: now,
+            sessions: 0,
+        });
+        self.ask_next(now)
     }
 
     /// Asks the next member not yet asked; finishes the transfer when none is left.
@@ -258,18 +274,11 @@ impl SessionManager for DeltaManager {
             .members
             .extend(members.iter().filter(|m| **m != self.core.local));
         if self.core.members.is_empty() {
+            // Maybe alone, maybe the channel has not found the others yet: see member_added.
+            self.started_alone = true;
             return vec![];
         }
-        self.transfer = Some(Transfer {
-            from: self.core.local,
-            request: 0,
-            deadline: now,
-            asked: BTreeSet::new(),
-            queued: Vec::new(),
-            started: now,
-            sessions: 0,
-        });
-        self.ask_next(now)
+        self.begin_transfer(now)
     }
 
     fn is_ready(&self) -> bool {
@@ -461,9 +470,16 @@ impl SessionManager for DeltaManager {
         Received { out, ack: Ok(()) }
     }
 
-    fn member_added(&mut self, member: MemberId, _now: Millis) -> Vec<Outgoing> {
-        if member != self.core.local {
-            self.core.members.insert(member);
+    fn member_added(&mut self, member: MemberId, now: Millis) -> Vec<Outgoing> {
+        if member == self.core.local {
+            return vec![];
+        }
+        self.core.members.insert(member);
+        // Started before the channel saw anyone and nothing happened here since: this node
+        // is joining late, not founding the cluster, so it still needs the state.
+        let untouched = self.core.stats.sessions_created == 0 && self.core.store.is_empty();
+        if std::mem::take(&mut self.started_alone) && untouched {
+            return self.begin_transfer(now);
         }
         vec![]
     }

@@ -413,3 +413,34 @@ fn expiry_propagates_and_replicas_of_sessions_in_use_survive() {
         .iter()
         .any(|(k, n)| *k == "session_accessed" && *n > 0));
 }
+
+#[test]
+fn a_node_that_started_before_seeing_anyone_still_gets_the_state() {
+    let mut bus = Bus::new(ManagerKind::Delta, 2, ManagerConfig::default());
+    let s = bus.request(1, None, set("a", "1"));
+    // Node 3 starts while its channel knows nobody yet: ready at once, and empty.
+    let mut late = build_manager(
+        "/app",
+        id(3),
+        "node3",
+        ManagerConfig::default(),
+        StdRng::seed_from_u64(9),
+    );
+    let now = bus.now;
+    assert!(late.start(&[], now).is_empty());
+    assert!(late.is_ready());
+    // Then the channel finds node 1: it asks for the state.
+    let out = late.member_added(id(1), now);
+    assert!(!late.is_ready(), "a late joiner transfers state");
+    bus.nodes.insert(id(3), late);
+    bus.send(id(3), out);
+    for m in [1u8, 2] {
+        let out = bus.m(m).member_added(id(3), now);
+        bus.send(id(m), out);
+    }
+    bus.pump();
+    assert!(bus.m(3).is_ready());
+    assert_eq!(bus.value(3, &s, "a"), Some(AttrValue::Json("1".into())));
+    // A second member appearing later does not restart the transfer.
+    assert!(bus.m(3).member_added(id(4), now).is_empty());
+}
