@@ -230,3 +230,32 @@ fn walk(dir: &std::path::Path) -> usize {
         })
         .unwrap_or(0)
 }
+
+#[test]
+fn on_demand_allocation_works_too() {
+    let options = EngineOptions {
+        pooling: false,
+        ..EngineOptions::default()
+    };
+    let reg = PluginRegistry::new(options, facts()).expect("engine");
+    assert!(!reg.pooling());
+    reg.load("bench", &component("bench-app"), PluginSpec::default())
+        .expect("load");
+    let (status, body) = answered(
+        reg.valve_call(
+            "bench",
+            &get("/app/counter", ""),
+            &mut MemorySession::none(),
+        )
+        .expect("call"),
+    );
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "counter=1 session=mem-1 node=node1\n")
+    );
+    let calls = reg
+        .metrics()
+        .into_iter()
+        .find(|m| m.name == "plugin.bench.host.calls");
+    assert_eq!(calls.map(|m| m.value), Some(1));
+}
