@@ -75,7 +75,9 @@ impl Balancer {
         connector.set_connect_timeout(Some(config.connect_timeout));
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
+            // Below the usual node keep-alive timeouts (Tomcat: 20 s), so the balancer, not
+            // the node, closes idle connections and requests rarely race a closing one.
+            .pool_idle_timeout(Duration::from_secs(10))
             .pool_timer(TokioTimer::new())
             .pool_max_idle_per_host(256)
             .build(connector);

@@ -164,11 +164,16 @@ async fn attempt(
     };
     backend.failures.fetch_add(1, Ordering::Relaxed);
     match &failure {
-        Failure::NotSent(why) | Failure::Lost(why) => {
+        // A node that refuses connections is gone: stop sending it anything until a probe
+        // succeeds. A connection closed mid-request is not proof (a pooled connection can
+        // race the node's keep-alive timeout); if the node is really gone, the next request
+        // to it gets a refused connection and marks it down then.
+        Failure::NotSent(why) => {
             if backend.mark_down(why.clone()) {
                 tracing::warn!(route = %backend.route, addr = %backend.authority, "backend marked down: {why}");
             }
         }
+        Failure::Lost(why) => backend.set_last_error(why.clone()),
         Failure::Timeout => backend.set_last_error("response timeout".into()),
         Failure::Client(_) => {}
     }
