@@ -16,11 +16,10 @@ use crate::session::{DeltaOp, Millis, Session};
 use crate::stats::ManagerStats;
 use crate::store::DeltaOutcome;
 use shoal_cluster::MemberId;
-use std::collections::BTreeSet;
 
-/// How long changes are forwarded to a member after sending it the state (see `joiners`):
-/// longer than any member takes to learn of the join.
-const JOIN_FORWARD_MS: Millis = 10_000;
+mod transfer;
+
+use transfer::Transfer;
 
 pub struct DeltaManager {
     core: Core,
@@ -34,17 +33,6 @@ pub struct DeltaManager {
     started_alone: bool,
 }
 
-/// A state transfer in progress (this node is joining).
-struct Transfer {
-    from: MemberId,
-    request: u64,
-    deadline: Millis,
-    asked: BTreeSet<MemberId>,
-    queued: Vec<(MemberId, SessionMessage)>,
-    started: Millis,
-    sessions: u64,
-}
-
 impl DeltaManager {
     pub fn new(core: Core) -> Self {
         DeltaManager {
@@ -53,97 +41,6 @@ impl DeltaManager {
             joiners: Vec::new(),
             started_alone: false,
         }
-    }
-
-    fn begin_transfer(&mut self, now: Millis) -> Vec<Outgoing> {
-        self.transfer = Some(Transfer {
-            from: self.core.local,
-            request: 0,
-            deadline: now,
-            asked: BTreeSet::new(),
-            queued: Vec::new(),
-            started: now,
-            sessions: 0,
-        });
-        self.ask_next(now)
-    }
-
-    /// Asks the next member not yet asked; finishes the transfer when none is left.
-    fn ask_next(&mut self, now: Millis) -> Vec<Outgoing> {
-        let Some(t) = self.transfer.as_mut() else {
-            return vec![];
-        };
-        let next = self
-            .core
-            .members
-            .iter()
-            .find(|m| !t.asked.contains(m))
-            .copied();
-        let Some(m) = next else {
-            tracing::warn!(context = %self.core.ctx, "state transfer: no member left to ask; starting with {} sessions", t.sessions);
-            return self.finish_transfer(now);
-        };
-        t.asked.insert(m);
-        t.from = m;
-        t.request = self.core.next_request;
-        t.deadline = now + self.core.cfg.state_transfer_timeout_secs * 1000;
-        self.core.next_request += 1;
-        let msg = SessionMessage::GetAllSessions { request: t.request };
-        self.core.msg(vec![m], &msg, false).into_iter().collect()
-    }
-
-    fn finish_transfer(&mut self, now: Millis) -> Vec<Outgoing> {
-        let Some(mut t) = self.transfer.take() else {
-            return vec![];
-        };
-        self.core.stats.state_transfers += 1;
-        self.core.stats.last_transfer_ms = now.saturating_sub(t.started);
-        self.core.stats.last_transfer_sessions = t.sessions;
-        // Replay what arrived meanwhile in session-version order (stable for equal versions).
-        t.queued.sort_by_key(|(_, m)| message_version(m));
-        let mut out = Vec::new();
-        for (from, msg) in t.queued {
-            out.extend(self.handle_message(from, msg, now).out);
-        }
-        out
-    }
-
-    fn serve_transfer(&mut self, to: MemberId, request: u64, now: Millis) -> Vec<Outgoing> {
-        if self.transfer.is_some() {
-            // Our own state is incomplete: let the joiner ask someone else.
-            let msg = SessionMessage::NoContextManager { request };
-            return self.core.msg(vec![to], &msg, false).into_iter().collect();
-        }
-        self.core.stats.state_transfers_served += 1;
-        self.joiners.retain(|(m, _)| *m != to);
-        self.joiners.push((to, now + JOIN_FORWARD_MS));
-        let size = self.core.cfg.send_all_sessions_size.max(1);
-        let all: Vec<Session> = self
-            .core
-            .store
-            .entries
-            .values()
-            .map(|e| e.session.clone())
-            .collect();
-        let total = all.len() as u64;
-        let mut out = Vec::new();
-        let mut batch = 0u32;
-        for chunk in all.chunks(size) {
-            let msg = SessionMessage::AllSessionData {
-                request,
-                batch,
-                sessions: chunk.to_vec(),
-            };
-            out.extend(self.core.msg(vec![to], &msg, false));
-            batch += 1;
-        }
-        let msg = SessionMessage::TransferComplete {
-            request,
-            batches: batch,
-            sessions: total,
-        };
-        out.extend(self.core.msg(vec![to], &msg, false));
-        out
     }
 
     fn fetch(&mut self, id: SessionId, from: MemberId) -> Vec<Outgoing> {
@@ -188,35 +85,6 @@ impl DeltaManager {
         }
     }
 
-    fn forward_to_joiners(
-        &mut self,
-        from: MemberId,
-        msg: &SessionMessage,
-        now: Millis,
-    ) -> Vec<Outgoing> {
-        if self.joiners.is_empty() || self.transfer.is_some() {
-            return vec![];
-        }
-        self.joiners.retain(|(_, until)| *until > now);
-        let data = matches!(
-            msg,
-            SessionMessage::Created(_)
-                | SessionMessage::SessionDelta(_)
-                | SessionMessage::ChangeSessionId(_)
-                | SessionMessage::Expired { .. }
-        );
-        let to: Vec<MemberId> = self
-            .joiners
-            .iter()
-            .map(|(m, _)| *m)
-            .filter(|m| *m != from)
-            .collect();
-        if !data || to.is_empty() {
-            return vec![];
-        }
-        self.core.msg(to, msg, false).into_iter().collect()
-    }
-
     fn sweep(&mut self, now: Millis) -> Vec<Outgoing> {
         let mut expired = Vec::new();
         let mut dropped = Vec::new();
@@ -243,18 +111,6 @@ impl DeltaManager {
             self.core.stats.sessions_expired += 1;
         }
         out
-    }
-}
-
-/// The session version a message carries (0 for messages about no single session).
-fn message_version(m: &SessionMessage) -> u64 {
-    match m {
-        SessionMessage::Created(s) => s.version,
-        SessionMessage::SessionDelta(d) | SessionMessage::ChangeSessionId(d) => d.version,
-        SessionMessage::Expired { version, .. } | SessionMessage::Accessed { version, .. } => {
-            *version
-        }
-        _ => 0,
     }
 }
 
@@ -364,59 +220,17 @@ impl SessionManager for DeltaManager {
 
     fn handle_message(&mut self, from: MemberId, msg: SessionMessage, now: Millis) -> Received {
         self.core.count_received(&msg);
-        if let Some(t) = self.transfer.as_mut() {
-            let transfer_msg = matches!(
-                msg,
-                SessionMessage::GetAllSessions { .. }
-                    | SessionMessage::AllSessionData { .. }
-                    | SessionMessage::TransferComplete { .. }
-                    | SessionMessage::NoContextManager { .. }
-                    | SessionMessage::Fetch { .. }
-            );
-            if !transfer_msg {
-                t.queued.push((from, msg));
-                return Received::default();
-            }
+        let Some(msg) = self.queue_during_transfer(from, msg) else {
+            return Received::default();
+        };
+        if transfer::is_transfer_message(&msg) {
+            return Received {
+                out: self.on_transfer_message(from, msg, now),
+                ack: Ok(()),
+            };
         }
         let mut out = self.forward_to_joiners(from, &msg, now);
         out.extend(match msg {
-            SessionMessage::GetAllSessions { request } => self.serve_transfer(from, request, now),
-            SessionMessage::AllSessionData {
-                request, sessions, ..
-            } => {
-                if self
-                    .transfer
-                    .as_ref()
-                    .is_some_and(|t| t.request == request && t.from == from)
-                {
-                    let n = sessions.len() as u64;
-                    for s in sessions {
-                        self.core.store.apply_full(s, now, &mut self.core.stats);
-                    }
-                    if let Some(t) = self.transfer.as_mut() {
-                        t.sessions += n;
-                    }
-                }
-                vec![]
-            }
-            SessionMessage::TransferComplete { request, .. } => {
-                if self
-                    .transfer
-                    .as_ref()
-                    .is_some_and(|t| t.request == request && t.from == from)
-                {
-                    self.finish_transfer(now)
-                } else {
-                    vec![]
-                }
-            }
-            SessionMessage::NoContextManager { request } => {
-                if self.transfer.as_ref().is_some_and(|t| t.request == request) {
-                    self.ask_next(now)
-                } else {
-                    vec![]
-                }
-            }
             SessionMessage::Created(s) => {
                 self.core.store.apply_full(s, now, &mut self.core.stats);
                 vec![]
@@ -463,6 +277,10 @@ impl SessionManager for DeltaManager {
                 vec![]
             }
             SessionMessage::Fetched { session: None, .. } => vec![],
+            SessionMessage::GetAllSessions { .. }
+            | SessionMessage::AllSessionData { .. }
+            | SessionMessage::TransferComplete { .. }
+            | SessionMessage::NoContextManager { .. } => vec![], // handled by transfer.rs
             SessionMessage::BackupPut { .. } | SessionMessage::Locations(_) => {
                 return Received { out: vec![], ack: Err("BackupManager message sent to a DeltaManager context (configure the same manager on every node)".into()) };
             }

@@ -1,0 +1,294 @@
+//! BackupManager: handling of incoming messages and membership changes.
+use super::{BackupManager, Fetching};
+use crate::id::SessionId;
+use crate::manager::{Outgoing, Received};
+use crate::message::{Location, SessionMessage};
+use crate::placement;
+use crate::session::{Millis, Session};
+use crate::store::DeltaOutcome;
+use shoal_cluster::MemberId;
+
+impl BackupManager {
+    pub(super) fn start_fetch(
+        &mut self,
+        id: &SessionId,
+        holders: Vec<MemberId>,
+        now: Millis,
+    ) -> Vec<Outgoing> {
+        let mut holders: Vec<MemberId> = holders
+            .into_iter()
+            .filter(|m| self.core.members.contains(m))
+            .collect();
+        if holders.is_empty() {
+            self.fetching.remove(id);
+            self.locations.remove(id);
+            return vec![];
+        }
+        let asked = holders.remove(0);
+        self.core.stats.fetches += 1;
+        let deadline = now + self.core.cfg.fetch_timeout_ms / 2;
+        self.fetching.insert(
+            id.clone(),
+            Fetching {
+                asked,
+                rest: holders,
+                deadline,
+            },
+        );
+        let request = self.core.next_request;
+        self.core.next_request += 1;
+        self.core
+            .msg(
+                vec![asked],
+                &SessionMessage::Fetch {
+                    id: id.clone(),
+                    request,
+                },
+                false,
+            )
+            .into_iter()
+            .collect()
+    }
+
+    fn on_location(&mut self, loc: Location, now: Millis) {
+        let local = self.core.local;
+        if loc.primary == local || self.core.store.removed_at_or_after(&loc.id, loc.version) {
+            return;
+        }
+        if let Some(e) = self.core.store.entries.get_mut(&loc.id) {
+            if (loc.version, loc.stamp) < e.session.rank() {
+                return;
+            }
+            if loc.backups.contains(&local) {
+                e.primary = false;
+                e.owner = Some(loc.primary);
+                e.backups = loc.backups;
+                return;
+            }
+            self.core.store.entries.remove(&loc.id);
+        }
+        let newer = self
+            .locations
+            .get(&loc.id)
+            .is_none_or(|l| (l.version, l.stamp) <= (loc.version, loc.stamp));
+        if newer {
+            let _ = now;
+            self.locations.insert(loc.id.clone(), loc);
+        }
+    }
+
+    fn on_backup_put(
+        &mut self,
+        session: Session,
+        primary: MemberId,
+        backups: Vec<MemberId>,
+        now: Millis,
+    ) -> Received {
+        let id = session.id.clone();
+        let rank = session.rank();
+        self.core
+            .store
+            .apply_full(session, now, &mut self.core.stats);
+        let Some(e) = self.core.store.entries.get_mut(&id) else {
+            return Received::default();
+        };
+        if e.session.rank() != rank {
+            return Received {
+                out: vec![],
+                ack: Err("a newer version of this session exists here".into()),
+            };
+        }
+        e.primary = false;
+        e.owner = Some(primary);
+        e.backups = backups;
+        e.last_replicated = now;
+        self.locations.remove(&id);
+        Received::default()
+    }
+
+    pub(super) fn on_member_removed(&mut self, dead: MemberId, now: Millis) -> Vec<Outgoing> {
+        let mut out = Vec::new();
+        let mut moved = Vec::new();
+        let local = self.core.local;
+        let ids: Vec<SessionId> = self.core.store.entries.keys().cloned().collect();
+        for id in ids {
+            let Some(e) = self.core.store.entries.get_mut(&id) else {
+                continue;
+            };
+            e.backups.retain(|m| *m != dead);
+            if e.primary {
+                if e.backups.len() < self.core.cfg.backups {
+                    let mut exclude = e.backups.clone();
+                    exclude.push(local);
+                    let need = self.core.cfg.backups - e.backups.len();
+                    let extra =
+                        placement::choose(&id, self.core.members.iter().copied(), &exclude, need);
+                    if extra.is_empty() {
+                        continue;
+                    }
+                    self.core.stats.backups_recreated += extra.len() as u64;
+                    e.backups.extend(extra);
+                    // Whole session to every backup: placement changed, so re-sync them all.
+                    let put = SessionMessage::BackupPut {
+                        session: e.session.clone(),
+                        primary: local,
+                        backups: e.backups.clone(),
+                    };
+                    let to = e.backups.clone();
+                    out.extend(self.core.msg(to, &put, false));
+                    moved.extend(self.location_of(&id));
+                }
+            } else if e.owner == Some(dead) {
+                let heir = e
+                    .backups
+                    .iter()
+                    .find(|m| **m == local || self.core.members.contains(m))
+                    .copied();
+                if heir == Some(local) || heir.is_none() {
+                    self.core.stats.promotions += 1;
+                    moved.extend(self.take_ownership(&id, now, &mut out));
+                } else {
+                    e.owner = heir;
+                }
+            }
+        }
+        out.extend(self.announce(moved, &[], false));
+        self.locations.retain(|_, l| {
+            l.backups.retain(|m| *m != dead);
+            if l.primary == dead {
+                match l.backups.first() {
+                    Some(b) => l.primary = *b,
+                    None => return false,
+                }
+            }
+            true
+        });
+        out
+    }
+
+    pub(super) fn on_message(
+        &mut self,
+        from: MemberId,
+        msg: SessionMessage,
+        now: Millis,
+    ) -> Received {
+        self.core.count_received(&msg);
+        let out = match msg {
+            SessionMessage::BackupPut {
+                session,
+                primary,
+                backups,
+            } => return self.on_backup_put(session, primary, backups, now),
+            SessionMessage::SessionDelta(d) | SessionMessage::ChangeSessionId(d) => {
+                let id = d.id.clone();
+                match self
+                    .core
+                    .store
+                    .apply_delta(from, d, now, &mut self.core.stats)
+                {
+                    DeltaOutcome::Applied | DeltaOutcome::Stale => vec![],
+                    DeltaOutcome::Buffered if !self.core.sync() => vec![],
+                    DeltaOutcome::Buffered | DeltaOutcome::Unknown => {
+                        let out = self.start_fetch(&id, vec![from], now);
+                        let ack = self.core.unapplied_ack();
+                        return Received { out, ack };
+                    }
+                    DeltaOutcome::Conflict { incoming_wins } => {
+                        let out = if incoming_wins {
+                            self.start_fetch(&id, vec![from], now)
+                        } else {
+                            vec![]
+                        };
+                        return Received {
+                            out,
+                            ack: Err("conflicting concurrent write of this session".into()),
+                        };
+                    }
+                }
+            }
+            SessionMessage::Accessed {
+                id, last_access, ..
+            } => {
+                if let Some(e) = self.core.store.entries.get_mut(&id) {
+                    e.session.last_access = e.session.last_access.max(last_access);
+                }
+                vec![]
+            }
+            SessionMessage::Expired { id, version } => {
+                if self.core.store.remove(&id, version, now).is_some() {
+                    self.core.stats.sessions_expired += 1;
+                }
+                if self
+                    .locations
+                    .get(&id)
+                    .is_some_and(|l| l.version <= version)
+                {
+                    self.locations.remove(&id);
+                }
+                self.fetching.remove(&id);
+                vec![]
+            }
+            SessionMessage::Locations(locs) => {
+                for loc in locs {
+                    self.on_location(loc, now);
+                }
+                vec![]
+            }
+            SessionMessage::Fetch { id, request } => {
+                let session = self.core.store.get(&id).map(|e| e.session.clone());
+                self.core
+                    .msg(
+                        vec![from],
+                        &SessionMessage::Fetched {
+                            id,
+                            request,
+                            session,
+                        },
+                        false,
+                    )
+                    .into_iter()
+                    .collect()
+            }
+            SessionMessage::Fetched { id, session, .. } => match session {
+                Some(s) => {
+                    self.fetching.remove(&id);
+                    let loc = self.locations.get(&id).cloned();
+                    let local = self.core.local;
+                    self.core.store.apply_full(s, now, &mut self.core.stats);
+                    if let Some(e) = self.core.store.entries.get_mut(&id) {
+                        if !e.primary && !e.backups.contains(&local) {
+                            e.owner = e.owner.or(loc.as_ref().map(|l| l.primary));
+                            e.last_replicated = now;
+                            // Fetched to repair a lost BACKUP_PUT: this node is a backup.
+                            if let Some(l) = loc.filter(|l| l.backups.contains(&local)) {
+                                e.backups = l.backups;
+                                self.locations.remove(&id);
+                            }
+                        }
+                    }
+                    vec![]
+                }
+                None => match self.fetching.remove(&id) {
+                    Some(f) => self.start_fetch(&id, f.rest, now),
+                    None => vec![],
+                },
+            },
+            SessionMessage::GetAllSessions { request } => self
+                .core
+                .msg(
+                    vec![from],
+                    &SessionMessage::NoContextManager { request },
+                    false,
+                )
+                .into_iter()
+                .collect(),
+            SessionMessage::Created(_)
+            | SessionMessage::AllSessionData { .. }
+            | SessionMessage::TransferComplete { .. }
+            | SessionMessage::NoContextManager { .. } => {
+                return Received { out: vec![], ack: Err("DeltaManager message sent to a BackupManager context (configure the same manager on every node)".into()) };
+            }
+        };
+        Received { out, ack: Ok(()) }
+    }
+}
