@@ -1,6 +1,7 @@
 //! Starting a node: channel → plugins → sessions + HTTP contexts → demultiplexer.
 //! Everything is injected (listeners, config, interceptor stack) so tests run nodes on
 //! port 0 in-process and the binary runs the same code.
+use crate::admin::{NodeBackend, NodeView};
 use crate::link::ChannelLink;
 use crate::plugins::{ControlOp, PluginEntry, Plugins};
 use crate::wasm_valves::WasmValves;
@@ -22,6 +23,8 @@ pub struct NodeParts {
     pub plugins: Vec<PluginEntry>,
     /// Directory of the config file (relative plugin paths).
     pub config_dir: Option<PathBuf>,
+    /// The admin API (tokens); served when `start` is given an admin listener.
+    pub admin: Option<shoal_admin::AdminConfig>,
 }
 
 /// A running node. Dropping it does not stop it: call [`RunningNode::shutdown`].
@@ -32,11 +35,21 @@ pub struct RunningNode {
     pub plugins: Arc<Plugins>,
     pub facts: Arc<SharedFacts>,
     pub http_addr: std::net::SocketAddr,
+    /// The admin backend (also when no admin listener was given: embedders may mount it).
+    pub admin: Arc<NodeBackend>,
+    pub admin_addr: Option<std::net::SocketAddr>,
     stop_http: tokio::sync::watch::Sender<bool>,
     http_task: tokio::task::JoinHandle<std::io::Result<()>>,
+    admin_task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
-pub async fn start(parts: NodeParts, http_listener: TcpListener) -> Result<RunningNode> {
+/// Starts a node on `http_listener`; with `admin_listener`, also serves the admin API on it
+/// (tokens from `parts.admin`, defaults when absent: every data endpoint then answers 401).
+pub async fn start(
+    parts: NodeParts,
+    http_listener: TcpListener,
+    admin_listener: Option<TcpListener>,
+) -> Result<RunningNode> {
     let facts = SharedFacts::new(MemberFact::default());
     let registry = Arc::new(
         PluginRegistry::new(EngineOptions::default(), facts.clone())
@@ -47,6 +60,9 @@ pub async fn start(parts: NodeParts, http_listener: TcpListener) -> Result<Runni
         load_entry(&plugins, entry, parts.config_dir.as_deref())?;
     }
 
+    // The stack moves into the channel's driver: keep its description for the admin API.
+    let layers = parts.stack.describe();
+    let ack_timeout_ms = parts.settings.node.ack_timeout.as_millis() as u64;
     let (channel, incoming) = Channel::start(parts.settings, parts.stack)
         .await
         .context("cannot start the cluster channel")?;
@@ -68,16 +84,46 @@ pub async fn start(parts: NodeParts, http_listener: TcpListener) -> Result<Runni
         .context("invalid [http] configuration")?;
 
     tokio::spawn(demultiplex(incoming, link.clone(), plugins.clone()));
-    tokio::spawn(follow_membership(membership, link.clone(), channel.clone(), facts.clone()));
+    tokio::spawn(follow_membership(
+        membership,
+        link.clone(),
+        channel.clone(),
+        facts.clone(),
+    ));
 
     let http_addr = http_listener.local_addr()?;
     let (stop_http, mut stopped) = tokio::sync::watch::channel(false);
     let http_task = tokio::spawn(shoal_http::serve(http_listener, http.clone(), async move {
         let _ = stopped.wait_for(|s| *s).await;
     }));
+    let admin = NodeBackend::start(NodeView {
+        channel: channel.clone(),
+        http: http.clone(),
+        plugins: plugins.clone(),
+        layers,
+        ack_timeout_ms,
+        http_addr,
+    });
+    let (admin_addr, admin_task) = match admin_listener {
+        Some(listener) => {
+            let addr = listener.local_addr()?;
+            let mut stopped = stop_http.subscribe();
+            let task = tokio::spawn(shoal_admin::serve(
+                listener,
+                admin.clone(),
+                parts.admin.unwrap_or_default(),
+                async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                },
+            ));
+            (Some(addr), Some(task))
+        }
+        None => (None, None),
+    };
     tracing::info!(
         node = %channel.local().name,
         http = %http_addr,
+        admin = ?admin_addr,
         receiver = %channel.local().addr,
         "node started"
     );
@@ -88,8 +134,11 @@ pub async fn start(parts: NodeParts, http_listener: TcpListener) -> Result<Runni
         plugins,
         facts,
         http_addr,
+        admin,
+        admin_addr,
         stop_http,
         http_task,
+        admin_task,
     })
 }
 
@@ -127,8 +176,12 @@ async fn demultiplex(mut incoming: Incoming, link: Arc<ChannelLink>, plugins: Ar
         if shoal_session::message::is_session_payload(&msg.payload) {
             link.deliver(msg);
         } else if ControlOp::is_control(&msg.payload) {
-            let result = ControlOp::decode(&msg.payload)
-                .and_then(|op| plugins.apply_local(&op).map(|_| ()).map_err(|e| e.to_string()));
+            let result = ControlOp::decode(&msg.payload).and_then(|op| {
+                plugins
+                    .apply_local(&op)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            });
             if let Err(e) = &result {
                 tracing::warn!("control operation from a member failed here: {e}");
             }
@@ -160,7 +213,9 @@ async fn follow_membership(
                 facts.set_members(channel.members().iter().map(MemberFact::from).collect());
             }
             Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                tracing::error!("{n} membership events were missed; sessions may lag until the next change");
+                tracing::error!(
+                    "{n} membership events were missed; sessions may lag until the next change"
+                );
             }
             Err(_) => return,
         }
@@ -172,6 +227,9 @@ impl RunningNode {
     pub async fn shutdown(self) {
         let _ = self.stop_http.send(true);
         let _ = self.http_task.await;
+        if let Some(t) = self.admin_task {
+            let _ = t.await;
+        }
         self.http.stop();
         self.channel.shutdown().await;
     }

@@ -1,0 +1,253 @@
+//! [`AdminBackend`] for [`NodeBackend`]: each method moves its arguments into a boxed
+//! future and calls the module that does the work.
+use super::plugins::config_pairs;
+use super::NodeBackend;
+use crate::plugins::ControlOp;
+use shoal_admin::dto::*;
+use shoal_admin::{AdminBackend, BackendError, BackendResult};
+use tokio::sync::broadcast;
+
+fn ready<T: Send + 'static>(r: Result<T, BackendError>) -> BackendResult<'static, T> {
+    Box::pin(std::future::ready(r))
+}
+
+impl AdminBackend for NodeBackend {
+    fn local_node(&self) -> BackendResult<'_, LocalNode> {
+        let contexts = self
+            .node
+            .http
+            .config()
+            .contexts
+            .iter()
+            .map(|c| super::sessions::api_name(&c.path))
+            .collect();
+        ready(Ok(LocalNode {
+            member: self.local_member(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            started_ms: self.started_ms,
+            contexts,
+        }))
+    }
+
+    fn members(&self) -> BackendResult<'_, Vec<Member>> {
+        Box::pin(async move { Ok(self.member_list().await) })
+    }
+
+    fn health(&self) -> BackendResult<'_, Health> {
+        Box::pin(async move { Ok(self.health_report().await) })
+    }
+
+    fn readiness(&self) -> BackendResult<'_, Readiness> {
+        ready(Ok(self.readiness_report()))
+    }
+
+    fn contexts(&self) -> BackendResult<'_, Vec<Context>> {
+        ready(Ok(self.all_contexts()))
+    }
+
+    fn context(&self, name: &str) -> BackendResult<'_, Context> {
+        ready(self.context_config(name).map(|c| self.context_view(&c)))
+    }
+
+    fn reorder_pipeline(&self, context: &str, order: Vec<String>) -> BackendResult<'_, Context> {
+        let context = context.to_owned();
+        Box::pin(async move {
+            let ctx = self.context_config(&context)?;
+            let current = self.pipeline(&ctx);
+            let mut a: Vec<&String> = current.iter().map(|s| &s.name).collect();
+            let mut b: Vec<&String> = order.iter().collect();
+            a.sort();
+            b.sort();
+            let names: Vec<&str> = current.iter().map(|s| s.name.as_str()).collect();
+            if a != b {
+                return Err(BackendError::Conflict(format!(
+                    "the new order must name every pipeline stage exactly once; current order: [{}]",
+                    names.join(", ")
+                )));
+            }
+            // Native stages are fixed by the pipeline's construction; plugins run innermost.
+            let moved_native = current
+                .iter()
+                .zip(&order)
+                .any(|(cur, new)| cur.plugin.is_none() && cur.name != *new);
+            if moved_native {
+                return Err(BackendError::Conflict(format!(
+                    "only plugin stages can be reordered (between ReplicationValve and app); native stages keep their place: [{}]",
+                    names.join(", ")
+                )));
+            }
+            let plugins: Vec<String> = order
+                .into_iter()
+                .filter(|n| current.iter().any(|s| s.name == *n && s.plugin.is_some()))
+                .collect();
+            self.apply(ControlOp::Reorder { order: plugins }, "reordered")
+                .await?;
+            Ok(self.context_view(&ctx))
+        })
+    }
+
+    fn sessions(&self, context: &str, query: SessionQuery) -> BackendResult<'_, SessionPage> {
+        ready(self.session_page(context, &query))
+    }
+
+    fn session(&self, context: &str, id: &str) -> BackendResult<'_, SessionDetail> {
+        let (context, id) = (context.to_owned(), id.to_owned());
+        Box::pin(async move { self.session_detail(&context, &id).await })
+    }
+
+    fn expire_session(&self, context: &str, id: &str) -> BackendResult<'_, ()> {
+        let (context, id) = (context.to_owned(), id.to_owned());
+        Box::pin(async move {
+            let (ctx, svc) = self.service(&context)?;
+            self.expire_one(&svc, &id).await?;
+            self.emit(
+                EventKind::Session,
+                &id,
+                format!("session {id} of {} expired by an operator", ctx.path),
+            );
+            Ok(())
+        })
+    }
+
+    fn expire_all(&self, context: &str) -> BackendResult<'_, u64> {
+        let context = context.to_owned();
+        Box::pin(async move {
+            let n = self.expire_all_of(&context).await?;
+            self.emit(
+                EventKind::Session,
+                &context,
+                format!("{n} sessions of {context} expired by an operator"),
+            );
+            Ok(n)
+        })
+    }
+
+    fn session_counts(&self) -> BackendResult<'_, Vec<NodeSessionCount>> {
+        ready(Ok(self.counts()))
+    }
+
+    fn manager_stats(&self, context: &str) -> BackendResult<'_, ManagerStats> {
+        ready(self.stats_of(context))
+    }
+
+    fn reset_stats(&self, context: &str) -> BackendResult<'_, ()> {
+        ready(self.reset_stats_of(context))
+    }
+
+    fn channel(&self) -> BackendResult<'_, ChannelInfo> {
+        Box::pin(async move { Ok(self.channel_info().await) })
+    }
+
+    fn reorder_interceptors(&self, _order: Vec<String>) -> BackendResult<'_, ChannelInfo> {
+        ready(Err(BackendError::Invalid(
+            "the interceptor stack cannot be reordered at run time yet: change the order of [[cluster.interceptor]] in each node's config and restart the nodes one at a time".into(),
+        )))
+    }
+
+    fn peer_traffic(&self) -> BackendResult<'_, Vec<PeerTraffic>> {
+        Box::pin(async move { Ok(self.traffic().await) })
+    }
+
+    fn plugins(&self) -> BackendResult<'_, Vec<Plugin>> {
+        let list = self.node.plugins.registry.list();
+        ready(Ok(list.into_iter().map(|i| self.plugin_view(i)).collect()))
+    }
+
+    fn plugin(&self, name: &str) -> BackendResult<'_, Plugin> {
+        ready(self.plugin_by_name(name))
+    }
+
+    fn load_plugin(&self, request: LoadPlugin) -> BackendResult<'_, Plugin> {
+        Box::pin(async move { self.load(request).await })
+    }
+
+    fn configure_plugin(&self, name: &str, config: serde_json::Value) -> BackendResult<'_, Plugin> {
+        let name = name.to_owned();
+        Box::pin(async move {
+            let config = config_pairs(&config)?;
+            self.apply(
+                ControlOp::Configure {
+                    name: name.clone(),
+                    config,
+                },
+                "reconfigured",
+            )
+            .await?;
+            self.plugin_by_name(&name)
+        })
+    }
+
+    fn set_plugin_enabled(&self, name: &str, enabled: bool) -> BackendResult<'_, Plugin> {
+        let name = name.to_owned();
+        Box::pin(async move {
+            let verb = if enabled { "enabled" } else { "disabled" };
+            self.apply(
+                ControlOp::SetEnabled {
+                    name: name.clone(),
+                    enabled,
+                },
+                verb,
+            )
+            .await?;
+            self.plugin_by_name(&name)
+        })
+    }
+
+    fn reload_plugin(&self, name: &str) -> BackendResult<'_, Plugin> {
+        let name = name.to_owned();
+        Box::pin(async move {
+            self.apply(
+                ControlOp::Reload {
+                    name: name.clone(),
+                    bytes: None,
+                },
+                "reloaded",
+            )
+            .await?;
+            self.plugin_by_name(&name)
+        })
+    }
+
+    fn unload_plugin(&self, name: &str) -> BackendResult<'_, ()> {
+        let name = name.to_owned();
+        Box::pin(async move {
+            self.apply(ControlOp::Unload { name: name.clone() }, "unloaded")
+                .await?;
+            self.lock().plugin_meta.remove(&name);
+            Ok(())
+        })
+    }
+
+    fn deployments(&self) -> BackendResult<'_, Vec<Deployment>> {
+        ready(Ok(self.deployment_list()))
+    }
+
+    fn deployment(&self, name: &str) -> BackendResult<'_, Deployment> {
+        let found = self.deployment_list().into_iter().find(|d| d.name == name);
+        ready(found.ok_or_else(|| BackendError::not_found("deployment", name)))
+    }
+
+    fn deploy(&self, name: &str, artifact: Vec<u8>) -> BackendResult<'_, Deployment> {
+        let name = name.to_owned();
+        Box::pin(async move { self.deploy_artifact(&name, artifact).await })
+    }
+
+    fn undeploy(&self, name: &str) -> BackendResult<'_, ()> {
+        let name = name.to_owned();
+        Box::pin(async move { self.undeploy_artifact(&name).await })
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    fn recent_events(&self, limit: usize) -> BackendResult<'_, Vec<Event>> {
+        let s = self.lock();
+        let skip = s.recent.len().saturating_sub(limit);
+        ready(Ok(s.recent.iter().skip(skip).cloned().collect()))
+    }
+
+    fn metrics_text(&self) -> BackendResult<'_, String> {
+        Box::pin(async move { Ok(self.metrics().await) })
+    }
+}

@@ -1,0 +1,231 @@
+//! `/metrics`: Prometheus text exposition format 0.0.4. Counters are the raw totals since
+//! start (a stats reset in the API does not move them: Prometheus counters never go back).
+use super::NodeBackend;
+use shoal_admin::dto::MemberState;
+use shoal_plugin_host::MetricKind;
+use std::fmt::Write as _;
+
+/// Escapes a label value (backslash, double quote, newline).
+fn esc(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// One metric family: `# HELP`, `# TYPE`, then its samples.
+struct Family<'a> {
+    out: &'a mut String,
+}
+
+impl<'a> Family<'a> {
+    fn new(out: &'a mut String, name: &str, kind: &str, help: &str) -> Self {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        Family { out }
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+        let labels: Vec<String> = labels
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{}\"", esc(v)))
+            .collect();
+        if labels.is_empty() {
+            let _ = writeln!(self.out, "{name} {value}");
+        } else {
+            let _ = writeln!(self.out, "{name}{{{}}} {value}", labels.join(","));
+        }
+    }
+}
+
+impl NodeBackend {
+    pub(super) async fn metrics(&self) -> String {
+        let mut out = String::new();
+        let members = self.member_list().await;
+        let mut f = Family::new(
+            &mut out,
+            "shoal_members",
+            "gauge",
+            "Members known to this node, by state.",
+        );
+        for (state, label) in [
+            (MemberState::Alive, "alive"),
+            (MemberState::Suspect, "suspect"),
+            (MemberState::Gone, "gone"),
+        ] {
+            f.sample(
+                "shoal_members",
+                &[("state", label)],
+                members.iter().filter(|m| m.state == state).count(),
+            );
+        }
+        self.channel_metrics(&mut out).await;
+        self.session_metrics(&mut out);
+        self.plugin_metrics(&mut out);
+        out
+    }
+
+    async fn channel_metrics(&self, out: &mut String) {
+        let stats = self.node.channel.stats().await;
+        type Get = fn(&shoal_net::PeerStats) -> u64;
+        let per_peer: [(&str, &str, Get); 6] = [
+            (
+                "shoal_channel_messages_sent_total",
+                "Data messages sent to a peer.",
+                |p| p.messages_sent,
+            ),
+            (
+                "shoal_channel_messages_received_total",
+                "Data messages received from a peer.",
+                |p| p.messages_received,
+            ),
+            (
+                "shoal_channel_bytes_sent_total",
+                "Socket bytes sent to a peer.",
+                |p| p.bytes_sent,
+            ),
+            (
+                "shoal_channel_bytes_received_total",
+                "Socket bytes received from a peer.",
+                |p| p.bytes_received,
+            ),
+            (
+                "shoal_channel_acks_received_total",
+                "Acknowledgements received from a peer.",
+                |p| p.acks_received,
+            ),
+            (
+                "shoal_channel_failures_total",
+                "Sends to a peer that failed.",
+                |p| p.failures,
+            ),
+        ];
+        for (name, help, get) in per_peer {
+            let mut f = Family::new(out, name, "counter", help);
+            for p in &stats.peers {
+                f.sample(name, &[("peer", &p.name)], get(p));
+            }
+        }
+        let mut f = Family::new(
+            out,
+            "shoal_channel_queue_full_total",
+            "counter",
+            "Asynchronous sends that waited for room in the queue.",
+        );
+        f.sample("shoal_channel_queue_full_total", &[], stats.queue_full);
+        let mut f = Family::new(
+            out,
+            "shoal_channel_queue_bytes",
+            "gauge",
+            "Bytes in the asynchronous send queue.",
+        );
+        f.sample("shoal_channel_queue_bytes", &[], stats.queue_bytes_in_use);
+        let mut f = Family::new(
+            out,
+            "shoal_channel_connections_open",
+            "gauge",
+            "Open cluster connections.",
+        );
+        f.sample(
+            "shoal_channel_connections_open",
+            &[],
+            stats.connections_open,
+        );
+    }
+
+    fn session_metrics(&self, out: &mut String) {
+        let all = self.raw_stats();
+        type Get = fn(&shoal_session::ManagerStats) -> u64;
+        let families: [(&str, &str, &str, Get); 5] = [
+            (
+                "shoal_sessions_active",
+                "gauge",
+                "Sessions held with their value on this node.",
+                |s| s.active_sessions,
+            ),
+            (
+                "shoal_sessions_created_total",
+                "counter",
+                "Sessions created on this node.",
+                |s| s.sessions_created,
+            ),
+            (
+                "shoal_sessions_expired_total",
+                "counter",
+                "Sessions expired or invalidated here.",
+                |s| s.sessions_expired + s.sessions_invalidated,
+            ),
+            (
+                "shoal_sessions_conflicts_total",
+                "counter",
+                "Concurrent writes of one session detected.",
+                |s| s.conflicts,
+            ),
+            (
+                "shoal_replication_requests_total",
+                "counter",
+                "Requests whose session changes were replicated.",
+                |s| s.replicated_requests,
+            ),
+        ];
+        for (name, kind, help, get) in families {
+            let mut f = Family::new(out, name, kind, help);
+            for (ctx, s) in &all {
+                f.sample(name, &[("context", ctx)], get(s));
+            }
+        }
+        for (name, help, sent) in [
+            (
+                "shoal_manager_messages_sent_total",
+                "Session manager messages sent, by type.",
+                true,
+            ),
+            (
+                "shoal_manager_messages_received_total",
+                "Session manager messages received, by type.",
+                false,
+            ),
+        ] {
+            let mut f = Family::new(out, name, "counter", help);
+            for (ctx, s) in &all {
+                for (kind, v) in if sent { &s.sent } else { &s.received } {
+                    f.sample(name, &[("context", ctx), ("type", kind)], v);
+                }
+            }
+        }
+    }
+
+    /// Plugin metrics (`plugin.<plugin>.<name>`) as two families labelled by plugin and name.
+    fn plugin_metrics(&self, out: &mut String) {
+        let registry = &self.node.plugins.registry;
+        let names: Vec<String> = registry.list().into_iter().map(|p| p.name).collect();
+        let samples = registry.metrics();
+        for (family, kind, help, wanted) in [
+            (
+                "shoal_plugin_counter_total",
+                "counter",
+                "Counters published by plugins and the host's per-plugin counters.",
+                MetricKind::Counter,
+            ),
+            (
+                "shoal_plugin_gauge",
+                "gauge",
+                "Gauges published by plugins.",
+                MetricKind::Gauge,
+            ),
+        ] {
+            let mut f = Family::new(out, family, kind, help);
+            for s in samples.iter().filter(|s| s.kind == wanted) {
+                let rest = s.name.strip_prefix("plugin.").unwrap_or(&s.name);
+                // Plugin names may contain dots: take the longest loaded name that prefixes it.
+                let plugin = names
+                    .iter()
+                    .filter(|n| rest.starts_with(&format!("{n}.")))
+                    .max_by_key(|n| n.len());
+                let (plugin, metric) = match plugin {
+                    Some(p) => (p.as_str(), &rest[p.len() + 1..]),
+                    None => ("", rest),
+                };
+                f.sample(family, &[("plugin", plugin), ("name", metric)], s.value);
+            }
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! The admin API of a running node: [`NodeBackend`] implements [`shoal_admin::AdminBackend`]
+//! over the node's channel, HTTP contexts (session services) and plugins.
+//!
+//! - `members.rs`: membership history (alive / suspect / gone, since, why), health, readiness.
+//! - `sessions.rs`: contexts, pipelines, sessions, expiry, counts, manager statistics.
+//! - `stats.rs`: manager and valve statistics, reset (a baseline kept here).
+//! - `channel.rs`: interceptor stack, send options, per-peer traffic.
+//! - `plugins.rs`: plugin operations, always applied on every node.
+//! - `deploy.rs`: deployments (Wasm components only, until the farm deployer lands).
+//! - `metrics.rs`: Prometheus text.
+//! - `backend.rs`: the trait implementation, delegating to the above.
+//!
+//! Reads describe this node's view; every change goes through
+//! [`crate::plugins::Plugins::apply_everywhere`] or the session managers' own replication.
+mod backend;
+mod channel;
+mod deploy;
+mod members;
+mod metrics;
+mod plugins;
+mod sessions;
+mod stats;
+
+use crate::plugins::Plugins;
+use members::MemberBook;
+use shoal_admin::dto::{now_ms, Deployment, Event, EventKind};
+use shoal_cluster::interceptor::LayerInfo;
+use shoal_http::HttpNode;
+use shoal_net::Channel;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+use tokio::sync::broadcast;
+
+/// Events kept for `/api/v1/events/recent` (the API asks for at most this many).
+const EVENTS_KEPT: usize = 200;
+/// How long a member that left stays listed as `gone`.
+pub const GONE_KEPT: Duration = Duration::from_secs(600);
+
+/// What the backend needs of a node; built by [`crate::runtime::start`].
+pub struct NodeView {
+    pub channel: Channel,
+    pub http: Arc<HttpNode>,
+    pub plugins: Arc<Plugins>,
+    /// The interceptor stack as configured at start (the stack itself lives in the
+    /// channel's driver task; its live counters are not reachable from here yet).
+    pub layers: Vec<LayerInfo>,
+    pub ack_timeout_ms: u64,
+    pub http_addr: std::net::SocketAddr,
+}
+
+/// The admin backend of one node.
+pub struct NodeBackend {
+    node: NodeView,
+    started_ms: u64,
+    state: Mutex<State>,
+    events: broadcast::Sender<Event>,
+}
+
+#[derive(Default)]
+struct State {
+    book: MemberBook,
+    deployments: Vec<Deployment>,
+    /// Operator-facing facts about plugins the registry does not keep.
+    plugin_meta: HashMap<String, plugins::PluginMeta>,
+    /// Counters at the last reset, per context path.
+    baselines: HashMap<String, sessions::Baseline>,
+    recent: VecDeque<Event>,
+    next_seq: u64,
+}
+
+impl NodeBackend {
+    /// Creates the backend and starts following membership changes (the task ends when
+    /// the backend is dropped or the channel stops).
+    pub fn start(node: NodeView) -> Arc<NodeBackend> {
+        let rx = node.channel.subscribe();
+        let backend = Arc::new(NodeBackend {
+            started_ms: now_ms(),
+            state: Mutex::new(State {
+                next_seq: 1,
+                ..State::default()
+            }),
+            events: broadcast::channel(256).0,
+            node,
+        });
+        {
+            let mut s = backend.lock();
+            for m in backend.node.channel.members() {
+                s.book
+                    .added(&m, now_ms(), "member when the admin API started");
+            }
+        }
+        tokio::spawn(members::follow(Arc::downgrade(&backend), rx));
+        backend
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn local_name(&self) -> String {
+        self.node.channel.local().name.clone()
+    }
+
+    /// Records and broadcasts an event.
+    fn emit(&self, kind: EventKind, subject: &str, message: String) {
+        let mut s = self.lock();
+        let event = Event {
+            seq: s.next_seq,
+            at_ms: now_ms(),
+            kind,
+            subject: subject.to_owned(),
+            message,
+        };
+        s.next_seq += 1;
+        if s.recent.len() == EVENTS_KEPT {
+            s.recent.pop_front();
+        }
+        s.recent.push_back(event.clone());
+        drop(s);
+        // No subscriber is not an error: nobody is watching.
+        let _ = self.events.send(event);
+    }
+}
+
+/// Lets the membership task stop once the backend is gone.
+fn upgrade(w: &Weak<NodeBackend>) -> Option<Arc<NodeBackend>> {
+    w.upgrade()
+}

@@ -1,0 +1,305 @@
+//! Plugin operations. Every change goes through `Plugins::apply_everywhere`: applied here
+//! first (a mistake is reported before anything else changes), then on every member with
+//! SYNCHRONIZED_ACK; the answer shows, per node, whether it confirmed.
+use super::NodeBackend;
+use crate::plugins::ControlOp;
+use shoal_admin::dto::*;
+use shoal_admin::BackendError;
+use shoal_plugin_host::{
+    FailurePolicy as HostPolicy, Limits, PluginError, PluginInfo, PluginState as HostState,
+    PluginWorld as HostWorld,
+};
+use std::time::Duration;
+
+/// What the registry does not keep but the API shows.
+#[derive(Clone, Default)]
+pub(super) struct PluginMeta {
+    pub label: Option<String>,
+    pub size_bytes: u64,
+    pub loaded_ms: u64,
+    /// Outcome of the last operation per node (name).
+    pub last: Vec<(String, Result<(), String>)>,
+}
+
+pub(super) fn map_error(e: PluginError) -> BackendError {
+    match e {
+        PluginError::NotLoaded { name, loaded } => BackendError::NotFound {
+            what: "plugin",
+            name,
+            hint: if loaded.is_empty() { String::new() } else { format!(" (loaded: {loaded})") },
+        },
+        PluginError::AlreadyLoaded { name } => BackendError::Conflict(format!(
+            "a plugin named `{name}` is already loaded: pass replace=true to hot-reload a new version, or unload it first"
+        )),
+        PluginError::Engine(m) => BackendError::Internal(format!("plugin engine: {m}")),
+        other => BackendError::Invalid(other.to_string()),
+    }
+}
+
+pub(super) fn world_to_host(w: PluginWorld) -> HostWorld {
+    match w {
+        PluginWorld::ChannelInterceptor => HostWorld::ChannelInterceptor,
+        PluginWorld::Valve => HostWorld::Valve,
+        PluginWorld::UrlFilter => HostWorld::UrlFilter,
+        PluginWorld::DeployHook => HostWorld::DeployHook,
+    }
+}
+
+fn world_from_host(w: HostWorld) -> PluginWorld {
+    match w {
+        HostWorld::ChannelInterceptor => PluginWorld::ChannelInterceptor,
+        HostWorld::Valve => PluginWorld::Valve,
+        HostWorld::UrlFilter => PluginWorld::UrlFilter,
+        HostWorld::DeployHook => PluginWorld::DeployHook,
+    }
+}
+
+fn policy_to_host(p: FailurePolicy) -> HostPolicy {
+    match p {
+        FailurePolicy::FailOpen => HostPolicy::FailOpen,
+        FailurePolicy::FailClosed => HostPolicy::FailClosed,
+        FailurePolicy::Reload => HostPolicy::Reload {
+            backoff: Duration::from_millis(100),
+            max_restarts: 5,
+        },
+    }
+}
+
+/// A JSON object as the `(key, value)` strings plugins receive; strings stay as they
+/// are, other values as JSON text.
+pub(super) fn config_pairs(v: &serde_json::Value) -> Result<Vec<(String, String)>, BackendError> {
+    let obj = match v {
+        serde_json::Value::Null => return Ok(Vec::new()),
+        serde_json::Value::Object(o) => o,
+        other => {
+            return Err(BackendError::Invalid(format!(
+                "plugin configuration must be a JSON object of settings, e.g. {{\"pattern\": \"*.css\"}}; got {other}"
+            )))
+        }
+    };
+    let mut pairs: Vec<(String, String)> = obj
+        .iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => (k.clone(), s.clone()),
+            other => (k.clone(), other.to_string()),
+        })
+        .collect();
+    pairs.sort();
+    Ok(pairs)
+}
+
+impl NodeBackend {
+    fn state_of(info: &PluginInfo) -> PluginState {
+        match info.state {
+            HostState::Enabled => PluginState::Enabled,
+            HostState::Disabled => PluginState::Disabled,
+            HostState::CrashLoop(_) => PluginState::Failed,
+        }
+    }
+
+    /// Per node: this node's real state; members that did not confirm the last operation
+    /// are `pending` with the reason, the others are taken to be in the same state.
+    fn node_states(&self, info: &PluginInfo, meta: &PluginMeta) -> Vec<NodePluginState> {
+        let local = Self::state_of(info);
+        let local_error = match &info.state {
+            HostState::CrashLoop(why) => Some(why.clone()),
+            _ => info
+                .last_error
+                .clone()
+                .filter(|_| local == PluginState::Failed),
+        };
+        let mut out = vec![NodePluginState {
+            node: self.local_name(),
+            state: local,
+            error: local_error,
+        }];
+        for m in self.node.channel.members() {
+            let failed = meta
+                .last
+                .iter()
+                .find(|(n, _)| *n == m.name)
+                .and_then(|(_, r)| r.clone().err());
+            out.push(match failed {
+                Some(e) => NodePluginState {
+                    node: m.name,
+                    state: PluginState::Pending,
+                    error: Some(format!("did not confirm the last operation: {e}")),
+                },
+                None => NodePluginState {
+                    node: m.name,
+                    state: local,
+                    error: None,
+                },
+            });
+        }
+        out
+    }
+
+    pub(super) fn plugin_view(&self, info: PluginInfo) -> Plugin {
+        let meta = self
+            .lock()
+            .plugin_meta
+            .get(&info.name)
+            .cloned()
+            .unwrap_or_default();
+        let contexts = &self.node.http.config().contexts;
+        let attached_to = match info.world {
+            HostWorld::Valve | HostWorld::UrlFilter => contexts
+                .iter()
+                .filter(|c| self.node.plugins.placement.applies(&info.name, &c.path))
+                .map(|c| super::sessions::api_name(&c.path))
+                .collect(),
+            HostWorld::ChannelInterceptor => vec!["channel".into()],
+            HostWorld::DeployHook => Vec::new(),
+        };
+        let f = &info.failures;
+        let policy = match info.policy {
+            HostPolicy::FailOpen => FailurePolicy::FailOpen,
+            HostPolicy::FailClosed => FailurePolicy::FailClosed,
+            HostPolicy::Reload { .. } => FailurePolicy::Reload,
+        };
+        Plugin {
+            version: meta
+                .label
+                .clone()
+                .unwrap_or_else(|| info.version.to_string()),
+            digest: info.digest.clone(),
+            world: world_from_host(info.world),
+            state: Self::state_of(&info),
+            policy,
+            limits: PluginLimits {
+                memory_bytes: info.limits.memory_bytes as u64,
+                call_timeout_ms: info.limits.call_timeout.as_millis() as u64,
+                max_instances: info.limits.max_instances,
+            },
+            failures: FailureCounts {
+                traps: f.traps,
+                timeouts: f.timeouts,
+                memory: f.memory,
+                bad_output: f.bad_output,
+                total: f.traps + f.timeouts + f.memory + f.bad_output + f.instantiation + f.busy,
+            },
+            attached_to,
+            config: serde_json::Value::Object(
+                info.config
+                    .iter()
+                    .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                    .collect(),
+            ),
+            size_bytes: meta.size_bytes,
+            loaded_ms: if meta.loaded_ms == 0 {
+                self.started_ms
+            } else {
+                meta.loaded_ms
+            },
+            nodes: self.node_states(&info, &meta),
+            name: info.name,
+        }
+    }
+
+    pub(super) fn plugin_by_name(&self, name: &str) -> Result<Plugin, BackendError> {
+        let info = self.node.plugins.registry.info(name).map_err(map_error)?;
+        Ok(self.plugin_view(info))
+    }
+
+    /// Applies `op` on every node, records per-node outcomes, emits an event.
+    pub(super) async fn apply(
+        &self,
+        op: ControlOp,
+        what: &str,
+    ) -> Result<Vec<(String, Result<(), String>)>, BackendError> {
+        let name = op.plugin_name().unwrap_or("pipeline").to_owned();
+        let (_, results) = self
+            .node
+            .plugins
+            .apply_everywhere(&self.node.channel, op)
+            .await
+            .map_err(map_error)?;
+        let failed: Vec<String> = results
+            .iter()
+            .filter_map(|(n, r)| r.as_ref().err().map(|e| format!("{n}: {e}")))
+            .collect();
+        self.lock()
+            .plugin_meta
+            .entry(name.clone())
+            .or_default()
+            .last = results.clone();
+        let message = if failed.is_empty() {
+            format!("plugin {name} {what} on {} node(s)", results.len())
+        } else {
+            format!(
+                "plugin {name} {what} here; not confirmed by {}",
+                failed.join("; ")
+            )
+        };
+        self.emit(EventKind::Plugin, &name, message);
+        Ok(results)
+    }
+
+    pub(super) async fn load(&self, r: LoadPlugin) -> Result<Plugin, BackendError> {
+        let config = config_pairs(&r.config)?;
+        let contexts = match (r.world, r.attach.as_deref()) {
+            (PluginWorld::ChannelInterceptor, None | Some("channel"))
+            | (PluginWorld::DeployHook, None) => Vec::new(),
+            (PluginWorld::ChannelInterceptor, Some(o)) => {
+                return Err(BackendError::Invalid(format!(
+                    "a channel-interceptor attaches to `channel`, not `{o}`"
+                )))
+            }
+            (PluginWorld::DeployHook, Some(_)) => {
+                return Err(BackendError::Invalid(
+                    "a deploy-hook is not attached: omit `attach`".into(),
+                ))
+            }
+            (_, None) => Vec::new(),
+            (_, Some(ctx)) => vec![self.context_config(ctx)?.path],
+        };
+        let exists = self.node.plugins.registry.info(&r.name).is_ok();
+        if exists && !r.replace {
+            return Err(map_error(PluginError::AlreadyLoaded { name: r.name }));
+        }
+        self.lock().plugin_meta.insert(
+            r.name.clone(),
+            PluginMeta {
+                label: Some(r.version.clone()),
+                size_bytes: r.component.len() as u64,
+                loaded_ms: now_ms(),
+                last: Vec::new(),
+            },
+        );
+        let op = if exists {
+            ControlOp::Reload {
+                name: r.name.clone(),
+                bytes: Some(r.component),
+            }
+        } else {
+            ControlOp::Load {
+                name: r.name.clone(),
+                bytes: r.component,
+                config: config.clone(),
+                limits: Limits::default(),
+                policy: policy_to_host(r.policy),
+                world: Some(world_to_host(r.world)),
+                contexts,
+            }
+        };
+        let verb = if exists { "replaced" } else { "loaded" };
+        if let Err(e) = self.apply(op, verb).await {
+            if !exists {
+                self.lock().plugin_meta.remove(&r.name);
+            }
+            return Err(e);
+        }
+        if exists && !config.is_empty() {
+            self.apply(
+                ControlOp::Configure {
+                    name: r.name.clone(),
+                    config,
+                },
+                "reconfigured",
+            )
+            .await?;
+        }
+        self.plugin_by_name(&r.name)
+    }
+}

@@ -1,0 +1,372 @@
+//! Contexts, their pipelines, their sessions (as held by this node) and manager statistics.
+use super::NodeBackend;
+use shoal_admin::dto::*;
+use shoal_admin::BackendError;
+use shoal_http::ContextConfig;
+use shoal_plugin_host::{PluginState as HostState, PluginWorld as HostWorld};
+use shoal_session::{AttrValue, RequestEnd, Session, SessionId, SessionService};
+use std::sync::Arc;
+
+/// Counters at the last reset; statistics are shown relative to it.
+#[derive(Clone, Default)]
+pub(super) struct Baseline {
+    pub since_ms: u64,
+    pub stats: shoal_session::ManagerStats,
+    pub max_active: u64,
+}
+
+/// The API's name of a context: its path without the leading `/`.
+pub(super) fn api_name(path: &str) -> String {
+    path.trim_start_matches('/').to_owned()
+}
+
+impl NodeBackend {
+    pub(super) fn context_config(&self, name: &str) -> Result<ContextConfig, BackendError> {
+        let contexts = &self.node.http.config().contexts;
+        let wanted = name.trim_start_matches('/');
+        contexts
+            .iter()
+            .find(|c| api_name(&c.path) == wanted)
+            .cloned()
+            .ok_or_else(|| BackendError::NotFound {
+                what: "context",
+                name: name.to_owned(),
+                hint: format!(
+                    " (known: {})",
+                    contexts
+                        .iter()
+                        .map(|c| api_name(&c.path))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            })
+    }
+
+    pub(super) fn service(
+        &self,
+        name: &str,
+    ) -> Result<(ContextConfig, Arc<SessionService>), BackendError> {
+        let ctx = self.context_config(name)?;
+        let svc = self
+            .node
+            .http
+            .registry()
+            .service(&ctx.path)
+            .ok_or_else(|| {
+                BackendError::Internal(format!(
+                    "context {} has no session manager running",
+                    ctx.path
+                ))
+            })?;
+        Ok((ctx, svc))
+    }
+
+    /// The pipeline in request order: built-in valves (see shoal_http::pipeline), the
+    /// ReplicationValve's URL filter, the Wasm URL filters and valves placed in this
+    /// context (registry order), then the application.
+    pub(super) fn pipeline(&self, ctx: &ContextConfig) -> Vec<PipelineStage> {
+        let native = |name: &str, kind, enabled| PipelineStage {
+            name: name.into(),
+            kind,
+            plugin: None,
+            enabled,
+        };
+        let mut out = vec![native("SessionValve", StageKind::Valve, true)];
+        if ctx.jvm_route_binder {
+            out.push(native("JvmRouteBinderValve", StageKind::Valve, true));
+        }
+        out.push(native(
+            "UrlFilter",
+            StageKind::UrlFilter,
+            !ctx.url_filter.is_empty(),
+        ));
+        out.push(native("ReplicationValve", StageKind::Valve, true));
+        let plugins = &self.node.plugins;
+        for info in plugins.registry.list() {
+            let kind = match info.world {
+                HostWorld::Valve => StageKind::Valve,
+                HostWorld::UrlFilter => StageKind::UrlFilter,
+                _ => continue,
+            };
+            if !plugins.placement.applies(&info.name, &ctx.path) {
+                continue;
+            }
+            out.push(PipelineStage {
+                name: info.name.clone(),
+                kind,
+                plugin: Some(info.name),
+                enabled: info.state == HostState::Enabled,
+            });
+        }
+        out.push(native("app", StageKind::App, true));
+        out
+    }
+
+    pub(super) fn context_view(&self, ctx: &ContextConfig) -> Context {
+        let cfg = &ctx.session;
+        let backup = cfg.manager == shoal_session::ManagerKind::Backup;
+        let active = self
+            .node
+            .http
+            .registry()
+            .service(&ctx.path)
+            .map(|s| s.with_manager(|m| m.session_ids().len() as u64))
+            .unwrap_or(0);
+        Context {
+            name: api_name(&ctx.path),
+            path: ctx.path.clone(),
+            manager: if backup {
+                ManagerKind::Backup
+            } else {
+                ManagerKind::Delta
+            },
+            replication: match cfg.replication {
+                shoal_session::ReplicationMode::Sync => ReplicationMode::Sync,
+                shoal_session::ReplicationMode::Async => ReplicationMode::Async,
+            },
+            backups: if backup { cfg.backups as u32 } else { 0 },
+            pipeline: self.pipeline(ctx),
+            active_sessions: active,
+        }
+    }
+
+    pub(super) fn all_contexts(&self) -> Vec<Context> {
+        self.node
+            .http
+            .config()
+            .contexts
+            .iter()
+            .map(|c| self.context_view(c))
+            .collect()
+    }
+
+    /// Member name of an id (this node, a member, or a recently gone one).
+    pub(super) fn member_name(&self, id: &shoal_cluster::MemberId) -> String {
+        let local = self.node.channel.local();
+        if local.id == *id {
+            return local.name.clone();
+        }
+        if let Some(m) = self.node.channel.members().iter().find(|m| m.id == *id) {
+            return m.name.clone();
+        }
+        self.lock().book.name_of(id).unwrap_or_else(|| id.to_hex())
+    }
+
+    /// The primary is the node that wrote the session's last version (DeltaManager: the
+    /// node that served it last; BackupManager: its primary). Backups: with DeltaManager
+    /// every other member; with BackupManager this node's copy does not say, so only this
+    /// node is listed when it holds a copy it did not write.
+    fn summary(&self, s: &Session, ctx: &ContextConfig, now: u64) -> SessionSummary {
+        let primary = self.member_name(&s.stamp.node);
+        let backups = match ctx.session.manager {
+            shoal_session::ManagerKind::Delta => {
+                let mut all: Vec<String> = self
+                    .node
+                    .channel
+                    .members()
+                    .into_iter()
+                    .map(|m| m.name)
+                    .collect();
+                all.push(self.local_name());
+                all.retain(|n| *n != primary);
+                all.sort();
+                all
+            }
+            shoal_session::ManagerKind::Backup if primary != self.local_name() => {
+                vec![self.local_name()]
+            }
+            shoal_session::ManagerKind::Backup => Vec::new(),
+        };
+        SessionSummary {
+            id: s.id.as_str().to_owned(),
+            context: api_name(&ctx.path),
+            primary,
+            backups,
+            created_ms: s.created,
+            last_access_ms: s.last_access,
+            idle_ms: now.saturating_sub(s.last_access),
+            max_inactive_secs: u64::from(s.max_inactive_secs),
+            attribute_count: s.attributes.len() as u32,
+            size_bytes: s.attribute_bytes() as u64,
+            version: s.version,
+            principal: s.principal.clone(),
+        }
+    }
+
+    pub(super) fn session_page(
+        &self,
+        context: &str,
+        q: &SessionQuery,
+    ) -> Result<SessionPage, BackendError> {
+        let (ctx, svc) = self.service(context)?;
+        let now = now_ms();
+        let held: Vec<Session> = svc.with_manager(|m| {
+            m.session_ids()
+                .iter()
+                .filter_map(|id| m.session(id).cloned())
+                .collect()
+        });
+        let mut matching: Vec<SessionSummary> = held
+            .iter()
+            .filter(|s| {
+                q.prefix
+                    .as_deref()
+                    .is_none_or(|p| s.id.as_str().starts_with(p))
+            })
+            .map(|s| self.summary(s, &ctx, now))
+            .filter(|s| {
+                q.min_idle_secs
+                    .is_none_or(|m| s.idle_ms >= m.saturating_mul(1000))
+            })
+            .filter(|s| {
+                q.node
+                    .as_deref()
+                    .is_none_or(|n| s.primary == n || s.backups.iter().any(|b| b == n))
+            })
+            .collect();
+        // Most recently used first: what an operator looks for.
+        matching.sort_by(|a, b| {
+            b.last_access_ms
+                .cmp(&a.last_access_ms)
+                .then(a.id.cmp(&b.id))
+        });
+        let offset = q.offset.unwrap_or(0);
+        let limit = q.limit.unwrap_or(50);
+        let items = matching
+            .iter()
+            .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+            .take(limit as usize)
+            .cloned()
+            .collect();
+        Ok(SessionPage {
+            items,
+            total: matching.len() as u64,
+            offset,
+            limit,
+        })
+    }
+
+    /// Accepts the bare id or the cookie value `<id>.<route>`.
+    fn parse_id(id: &str) -> Result<SessionId, BackendError> {
+        shoal_session::parse_full_id(id)
+            .map(|(id, _)| id)
+            .or_else(|| SessionId::parse(id))
+            .ok_or_else(|| BackendError::not_found("session", id))
+    }
+
+    pub(super) async fn session_detail(
+        &self,
+        context: &str,
+        id: &str,
+    ) -> Result<SessionDetail, BackendError> {
+        let (ctx, svc) = self.service(context)?;
+        let sid = Self::parse_id(id)?;
+        // `find` may fetch the value from its primary (BackupManager proxy).
+        let s = svc
+            .find(&sid)
+            .await
+            .ok_or_else(|| BackendError::not_found("session", id))?;
+        let attributes = s
+            .attributes
+            .iter()
+            .map(|(name, v)| match v {
+                AttrValue::Bytes(b) => Attribute::from_bytes(name, b),
+                AttrValue::Json(t) => Attribute::from_bytes(name, t.as_bytes()),
+            })
+            .collect();
+        Ok(SessionDetail {
+            session: self.summary(&s, &ctx, now_ms()),
+            attributes,
+        })
+    }
+
+    /// Invalidates the session the way a request would, so the manager replicates it.
+    pub(super) async fn expire_one(
+        &self,
+        svc: &SessionService,
+        id: &str,
+    ) -> Result<(), BackendError> {
+        let sid = Self::parse_id(id)?;
+        if svc.find(&sid).await.is_none() {
+            return Err(BackendError::not_found("session", id));
+        }
+        let end = RequestEnd {
+            id: Some(sid),
+            ops: Vec::new(),
+            invalidate: true,
+            accessed: true,
+            replicate: true,
+        };
+        svc.end_request(end).await.map_err(|e| {
+            BackendError::Unavailable(format!(
+                "session {id} was expired here but not every member confirmed: {e}; it expires there at the latest after twice its max inactive interval"
+            ))
+        })
+    }
+
+    pub(super) async fn expire_all_of(&self, context: &str) -> Result<u64, BackendError> {
+        let (_, svc) = self.service(context)?;
+        let ids: Vec<String> = svc.with_manager(|m| {
+            m.session_ids()
+                .iter()
+                .map(|i| i.as_str().to_owned())
+                .collect()
+        });
+        let mut n = 0;
+        for id in ids {
+            match self.expire_one(&svc, &id).await {
+                Ok(()) => n += 1,
+                // Gone in between (expired or invalidated by a request): nothing to do.
+                Err(BackendError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(n)
+    }
+
+    /// Per context and node: sessions whose last version that node wrote (primary) and
+    /// copies it holds of others' (backup), from this node's copies.
+    pub(super) fn counts(&self) -> Vec<NodeSessionCount> {
+        let mut out = Vec::new();
+        for ctx in &self.node.http.config().contexts {
+            let Some(svc) = self.node.http.registry().service(&ctx.path) else {
+                continue;
+            };
+            let writers: Vec<shoal_cluster::MemberId> = svc.with_manager(|m| {
+                m.session_ids()
+                    .iter()
+                    .filter_map(|id| m.session(id).map(|s| s.stamp.node))
+                    .collect()
+            });
+            let total = writers.len() as u64;
+            let mut nodes: Vec<(shoal_cluster::MemberId, String)> = self
+                .node
+                .channel
+                .members()
+                .into_iter()
+                .map(|m| (m.id, m.name))
+                .collect();
+            let local = self.node.channel.local();
+            nodes.push((local.id, local.name.clone()));
+            let delta = ctx.session.manager == shoal_session::ManagerKind::Delta;
+            for (id, name) in nodes {
+                let primary = writers.iter().filter(|w| **w == id).count() as u64;
+                let backup = if delta {
+                    total - primary
+                } else if id == local.id {
+                    total - primary
+                } else {
+                    0
+                };
+                out.push(NodeSessionCount {
+                    node: name,
+                    context: api_name(&ctx.path),
+                    primary,
+                    backup,
+                });
+            }
+        }
+        out.sort_by(|a, b| (&a.context, &a.node).cmp(&(&b.context, &b.node)));
+        out
+    }
+}
