@@ -1,0 +1,66 @@
+//! BackupManager scenarios over the FIFO bus: proxies, fetch, promotion, backup re-creation.
+mod bus;
+
+use bus::{set, Bus};
+use shoal_session::{AttrValue, ManagerConfig, ManagerKind, SessionId};
+
+#[test]
+fn backup_manager_keeps_one_backup_and_proxies_elsewhere() {
+    let mut bus = Bus::new(ManagerKind::Backup, 3, ManagerConfig::default());
+    let s = bus.request(1, None, set("a", "1"));
+    assert_eq!(bus.holders(&s).len(), 2, "primary + 1 backup");
+    assert!(bus.holders(&s).contains(&1));
+    let proxy = (1..=3).find(|n| !bus.holders(&s).contains(n)).unwrap_or(0);
+    assert_eq!(bus.m(proxy).stats().proxy_sessions, 1);
+
+    // A request on the proxy node fetches the value and becomes primary.
+    bus.request(proxy, Some(&s), set("a", "2"));
+    let h = bus.holders(&s);
+    assert!(
+        h.contains(&proxy) && h.len() == 2,
+        "proxy became primary with one backup: {h:?}"
+    );
+    for n in h {
+        assert_eq!(bus.value(n, &s, "a"), Some(AttrValue::Json("2".into())));
+    }
+    assert!(bus.m(proxy).stats().fetches >= 1);
+    assert_eq!(bus.m(proxy).stats().promotions, 1);
+}
+
+#[test]
+fn backup_manager_promotes_orphans_and_recreates_lost_backups() {
+    let mut bus = Bus::new(ManagerKind::Backup, 4, ManagerConfig::default());
+    let sessions: Vec<SessionId> = (0..40)
+        .map(|i| bus.request(1, None, set("k", &i.to_string())))
+        .collect();
+    // Backups spread over nodes 2..4.
+    let mut per = [0usize; 5];
+    for s in &sessions {
+        for h in bus.holders(s) {
+            per[h as usize] += 1;
+        }
+    }
+    assert!(
+        per[2] > 5 && per[3] > 5 && per[4] > 5,
+        "uneven backups {per:?}"
+    );
+
+    bus.kill(1); // every session lost its primary
+    for (i, s) in sessions.iter().enumerate() {
+        let h = bus.holders(s);
+        assert_eq!(h.len(), 2, "orphan promoted and a new backup made: {h:?}");
+        for n in h {
+            assert_eq!(bus.value(n, s, "k"), Some(AttrValue::Json(i.to_string())));
+        }
+    }
+    let promoted: u64 = (2..=4).map(|n| bus.m(n).stats().promotions).sum();
+    assert_eq!(promoted, 40);
+
+    // Losing a backup: its primaries make new ones.
+    bus.kill(2);
+    for s in &sessions {
+        assert_eq!(bus.holders(s).len(), 2, "backup re-created");
+    }
+    let recreated: u64 = (3..=4).map(|n| bus.m(n).stats().backups_recreated).sum();
+    assert!(recreated > 0);
+}

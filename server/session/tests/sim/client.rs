@@ -1,0 +1,152 @@
+//! Simulated clients: one session each, a counter incremented per request, failover to a
+//! live node when theirs is down; a write counts as acknowledged when every sync ack came.
+use super::*;
+
+impl Sim {
+    pub(super) fn client_request(&mut self, c: usize) {
+        let now = self.now;
+        let mut n = self.clients[c].node;
+        if !self.nodes[n].alive || !self.nodes[n].mgr.is_ready() {
+            let live: Vec<usize> = (0..self.nodes.len())
+                .filter(|i| self.nodes[*i].alive && self.nodes[*i].mgr.is_ready())
+                .collect();
+            if live.is_empty() {
+                return self.at(50, Ev::Client(c));
+            }
+            n = live[self.rng.gen_range(0..live.len())];
+            self.clients[c].node = n;
+        }
+        if self.clients[c].started == 0 {
+            self.clients[c].started = now;
+            self.report.requests += 1;
+        }
+        let node_id = self.nodes[n].id;
+        let (id, value) = match self.clients[c].session.clone() {
+            None => {
+                let s = self.nodes[n].mgr.create(now);
+                self.clients[c].session = Some(s.id.clone());
+                (s.id, 0)
+            }
+            Some(id) => match self.nodes[n].mgr.find(&id, now) {
+                Lookup::Found(s) => (id, counter(&s.attributes.get("counter").cloned())),
+                Lookup::Pending(out) => {
+                    self.send(node_id, out, None);
+                    return self.retry_or_fail(c);
+                }
+                Lookup::Missing => return self.retry_or_fail(c),
+            },
+        };
+        let acked = self.clients[c].acked;
+        if self.cfg.mode == ReplicationMode::Sync && value < acked {
+            self.report.violations.push(format!(
+                "t={} client {c} read counter {value} on node{} but {acked} was acknowledged",
+                now,
+                n + 1
+            ));
+        }
+        let ops = vec![DeltaOp::Set(
+            "counter".into(),
+            AttrValue::Json((value + 1).to_string()),
+        )];
+        let end = RequestEnd {
+            id: Some(id),
+            ops,
+            accessed: true,
+            replicate: true,
+            invalidate: false,
+        };
+        self.clients[c].started = 0;
+        match self.nodes[n].mgr.end_request(end, now) {
+            Err(_) => self.done(c, false),
+            Ok(out) => {
+                let w = self.next_write;
+                self.next_write += 1;
+                let waits: BTreeSet<MemberId> = out
+                    .iter()
+                    .filter(|o| o.sync)
+                    .flat_map(|o| o.to.iter().copied())
+                    .collect();
+                self.clients[c].inflight = Some((value + 1, n, waits, true));
+                self.writes.insert(w, c);
+                self.send(node_id, out, Some(w));
+                self.check_versions(n);
+                self.maybe_finish(c, w);
+            }
+        }
+    }
+
+    pub(super) fn retry_or_fail(&mut self, c: usize) {
+        if self.now - self.clients[c].started > 3000 {
+            let acked = self.clients[c].acked;
+            if self.cfg.mode == ReplicationMode::Sync && acked > 0 {
+                let sid = self.clients[c].session.clone();
+                let holders: Vec<String> = self
+                    .nodes
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, n)| {
+                        let s = n.mgr.session(sid.as_ref()?)?;
+                        Some(format!(
+                            "node{}{} v{}",
+                            i + 1,
+                            if n.alive { "" } else { "(dead)" },
+                            s.version
+                        ))
+                    })
+                    .collect();
+                self.report.violations.push(format!(
+                    "t={} client {c}: session {sid:?} with {acked} acknowledged not found for 3 s on node{}; holders {holders:?}",
+                    self.now,
+                    self.clients[c].node + 1
+                ));
+            }
+            // Never acknowledged (or async): the session may legitimately be gone; start over.
+            self.clients[c].session = None;
+            self.clients[c].acked = 0;
+            self.clients[c].started = 0;
+            return self.at(100, Ev::Client(c));
+        }
+        self.at(10, Ev::Client(c));
+    }
+
+    pub(super) fn on_ack(&mut self, _to: MemberId, write: u64, from: MemberId, ok: bool) {
+        let Some(&c) = self.writes.get(&write) else {
+            return;
+        };
+        if let Some((_, _, set, all_ok)) = self.clients[c].inflight.as_mut() {
+            // A failure from a member that is gone does not count (its copy went with it).
+            let gone = !self.nodes.iter().any(|n| n.id == from && n.alive);
+            if !ok && !gone {
+                *all_ok = false;
+            }
+            set.remove(&from);
+        }
+        self.maybe_finish(c, write);
+    }
+
+    pub(super) fn maybe_finish(&mut self, c: usize, write: u64) {
+        let Some((value, _, set, ok)) = self.clients[c].inflight.as_ref() else {
+            return;
+        };
+        if !set.is_empty() {
+            return;
+        }
+        let (value, ok) = (*value, *ok);
+        self.writes.remove(&write);
+        self.clients[c].inflight = None;
+        if ok {
+            self.clients[c].acked = self.clients[c].acked.max(value);
+        }
+        self.done(c, ok);
+    }
+
+    pub(super) fn done(&mut self, c: usize, ok: bool) {
+        if ok {
+            self.report.acked += 1;
+        } else {
+            self.report.failed += 1;
+        }
+        let think = self.rng.gen_range(1..30);
+        self.at(think, Ev::Client(c));
+    }
+}
