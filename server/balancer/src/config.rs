@@ -109,6 +109,19 @@ pub(crate) struct Target {
 }
 
 impl BalancerConfig {
+    /// Reads and validates a TOML config file (see `balancer.example.toml`).
+    pub fn load(path: &std::path::Path) -> Result<Self, BalancerError> {
+        let file_error = |reason: String| BalancerError::ConfigFile {
+            path: path.display().to_string(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
+        let config: BalancerConfig =
+            toml::from_str(&text).map_err(|e| file_error(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
     /// Checks every setting and backend; the error names the key or entry to fix.
     pub fn validate(&self) -> Result<(), BalancerError> {
         let setting = |key, reason: &str| BalancerError::InvalidSetting {

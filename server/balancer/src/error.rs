@@ -21,6 +21,9 @@ pub enum BalancerError {
         first: usize,
         second: usize,
     },
+    /// The config file could not be read or parsed; `reason` names the line or key.
+    #[error("balancer config {path}: {reason}")]
+    ConfigFile { path: String, reason: String },
     /// A top-level setting is unusable; `key` is the config key.
     #[error("balancer setting `{key}`: {reason}")]
     InvalidSetting { key: &'static str, reason: String },

@@ -237,9 +237,7 @@ fn config_parses_from_toml_and_rejects_unknown_keys() {
 #[test]
 fn example_config_file_is_the_default_plus_three_nodes() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/balancer.example.toml");
-    let text = std::fs::read_to_string(path).expect("read balancer.example.toml");
-    let config: BalancerConfig = toml::from_str(&text).expect("example parses");
-    config.validate().expect("example is valid");
+    let config = BalancerConfig::load(std::path::Path::new(path)).expect("example loads");
     let routes: Vec<&str> = config.backends.iter().map(|b| b.route.as_str()).collect();
     assert_eq!(routes, ["node1", "node2", "node3"]);
     let defaults = BalancerConfig {
@@ -288,4 +286,22 @@ async fn large_bodies_stream_through() {
         .expect("post");
     assert_eq!(a.status, StatusCode::OK);
     assert_eq!(a.field("body"), Some("307200"), "{}", a.body);
+}
+
+#[test]
+fn config_file_errors_name_the_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("lb.toml");
+    std::fs::write(&path, "fail_threshold = \"two\"\n").expect("write");
+    let err = BalancerConfig::load(&path)
+        .expect_err("bad type")
+        .to_string();
+    assert!(
+        err.contains("lb.toml") && err.contains("fail_threshold"),
+        "{err}"
+    );
+    let err = BalancerConfig::load(&dir.path().join("missing.toml"))
+        .expect_err("missing")
+        .to_string();
+    assert!(err.contains("missing.toml"), "{err}");
 }
