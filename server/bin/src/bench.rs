@@ -46,8 +46,8 @@ pub async fn run(a: BenchArgs) -> Result<()> {
         cores()
     );
     println!(
-        "{:<9} {:>7} {:>9} {:>8} {:>11} {:>9}",
-        "mode", "size", "messages", "secs", "msg/s", "MiB/s"
+        "{:<9} {:>7} {:>9} {:>8} {:>11} {:>9} {:>12}",
+        "mode", "size", "messages", "secs", "msg/s", "MiB/s", "cpu us/msg"
     );
     for size in [100usize, 1024, 10 * 1024] {
         for (mode, bits) in [
@@ -59,6 +59,7 @@ pub async fn run(a: BenchArgs) -> Result<()> {
             if bits != SendOptions::ASYNCHRONOUS {
                 n = (n / 4).max(a.concurrency);
             }
+            let cpu0 = cpu_seconds();
             let secs = throughput(
                 &s,
                 &dests,
@@ -69,9 +70,10 @@ pub async fn run(a: BenchArgs) -> Result<()> {
                 a.concurrency,
             )
             .await?;
+            let cpu = (cpu_seconds() - cpu0) * 1e6 / n as f64;
             let rate = n as f64 / secs;
             println!(
-                "{mode:<9} {size:>7} {n:>9} {secs:>8.3} {rate:>11.0} {:>9.1}",
+                "{mode:<9} {size:>7} {n:>9} {secs:>8.3} {rate:>11.0} {:>9.1} {cpu:>12.2}",
                 rate * size as f64 * 2.0 / (1024.0 * 1024.0)
             );
         }
@@ -84,6 +86,22 @@ pub async fn run(a: BenchArgs) -> Result<()> {
         crate::bench_detect::detection(a.kills).await?;
     }
     Ok(())
+}
+
+/// CPU time (user + system) of this process so far, from /proc (0 where unavailable).
+/// Divided by the messages sent it gives a cost per message that other load on the machine
+/// does not distort (all three nodes run in this process).
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the `(comm)`: state is field 3; utime and stime are fields 14 and 15.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return 0.0;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn cores() -> usize {

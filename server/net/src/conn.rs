@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio::task::JoinHandle;
 
-/// Frames the writer takes from its queue at once.
+/// Batches the writer takes from its queue at once.
 const WRITE_BATCH: usize = 512;
 /// Slices per `writev` (Linux IOV_MAX is 1024).
 const IOV_BATCH: usize = 256;
@@ -65,19 +65,32 @@ pub(crate) struct WriteItem {
 
 /// The driver's side of a live connection.
 pub(crate) struct ConnHandle {
-    pub tx: mpsc::UnboundedSender<WriteItem>,
+    pub tx: mpsc::UnboundedSender<Vec<WriteItem>>,
+    /// Frames produced during the current driver iteration; handed to the writer in one
+    /// message by `flush`, so a burst costs one wake-up and one `writev`, not one per frame.
+    pending: Vec<WriteItem>,
     pub reader: JoinHandle<()>,
     pub writer: JoinHandle<()>,
     pub counters: Arc<ConnCounters>,
 }
 
 impl ConnHandle {
-    /// Queues bytes; false when the writer has already gone (the connection is dying).
-    pub fn write(&self, item: WriteItem) -> bool {
-        let n = item.bytes.len() as u64;
-        ConnCounters::add(&self.counters.queued_bytes, n);
-        if self.tx.send(item).is_err() {
-            ConnCounters::sub(&self.counters.queued_bytes, n);
+    /// Queues bytes until the next `flush`. Returns true when this made the handle dirty.
+    pub fn write(&mut self, item: WriteItem) -> bool {
+        ConnCounters::add(&self.counters.queued_bytes, item.bytes.len() as u64);
+        self.pending.push(item);
+        self.pending.len() == 1
+    }
+
+    /// Hands the pending frames to the writer; false when the writer has gone.
+    pub fn flush(&mut self) -> bool {
+        if self.pending.is_empty() {
+            return true;
+        }
+        let batch = std::mem::take(&mut self.pending);
+        let n: usize = batch.iter().map(|i| i.bytes.len()).sum();
+        if self.tx.send(batch).is_err() {
+            ConnCounters::sub(&self.counters.queued_bytes, n as u64);
             return false;
         }
         true
@@ -99,6 +112,7 @@ pub(crate) fn spawn(
     let reader = tokio::spawn(read_loop(conn, rd, peer, codec, counters.clone(), io_tx));
     ConnHandle {
         tx,
+        pending: Vec::new(),
         reader,
         writer,
         counters,
@@ -108,12 +122,16 @@ pub(crate) fn spawn(
 async fn write_loop(
     conn: ConnId,
     mut wr: OwnedWriteHalf,
-    mut rx: mpsc::UnboundedReceiver<WriteItem>,
+    mut rx: mpsc::UnboundedReceiver<Vec<WriteItem>>,
     counters: Arc<ConnCounters>,
     io_tx: mpsc::Sender<IoEvent>,
 ) {
+    let mut batches = Vec::with_capacity(WRITE_BATCH);
     let mut items = Vec::with_capacity(WRITE_BATCH);
-    while rx.recv_many(&mut items, WRITE_BATCH).await > 0 {
+    while rx.recv_many(&mut batches, WRITE_BATCH).await > 0 {
+        for b in batches.drain(..) {
+            items.extend(b);
+        }
         let frames = items.len() as u64;
         match write_items(&mut wr, &items).await {
             Ok(n) => {

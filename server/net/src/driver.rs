@@ -43,6 +43,8 @@ pub(crate) enum Command {
 pub(crate) struct Driver {
     pub(crate) node: Node,
     pub(crate) conns: HashMap<ConnId, ConnHandle>,
+    /// Connections with frames not yet handed to their writer (see `flush_writes`).
+    pub(crate) dirty: Vec<ConnId>,
     /// Outbound connects in flight; a Close before they finish cancels them.
     pub(crate) connecting: HashSet<ConnId>,
     /// Which member a connection belongs to, learned from its handshake frames (counters only).
@@ -105,6 +107,7 @@ impl Driver {
                 }
             }
             self.pump();
+            self.flush_writes();
         }
         self.shutdown().await;
         if let Some(tx) = done {
@@ -261,15 +264,21 @@ impl Driver {
                     bytes,
                     _permit: self.permit.clone(),
                 };
-                if !self.conns.get(&conn).is_some_and(|h| h.write(item)) {
-                    tracing::trace!(?conn, "send on a closed connection dropped");
+                match self.conns.get_mut(&conn) {
+                    Some(h) => {
+                        if h.write(item) {
+                            self.dirty.push(conn);
+                        }
+                    }
+                    None => tracing::trace!(?conn, "send on a closed connection dropped"),
                 }
             }
             Action::Close { conn, reason } => {
                 self.connecting.remove(&conn);
                 self.conn_member.remove(&conn);
-                if let Some(h) = self.conns.remove(&conn) {
+                if let Some(mut h) = self.conns.remove(&conn) {
                     tracing::debug!(?conn, "closing connection: {reason}");
+                    h.flush();
                     // Dropping the write queue lets the writer flush (e.g. a Refused) and close.
                     h.reader.abort();
                 }
@@ -285,9 +294,19 @@ impl Driver {
         }
     }
 
+    /// Hands every connection's frames of this iteration to its writer.
+    pub(crate) fn flush_writes(&mut self) {
+        for conn in self.dirty.drain(..) {
+            if let Some(h) = self.conns.get_mut(&conn) {
+                h.flush();
+            }
+        }
+    }
+
     async fn shutdown(mut self) {
         self.node.leave(Instant::now());
         self.pump();
+        self.flush_writes();
         for t in &self.tasks {
             t.abort();
         }

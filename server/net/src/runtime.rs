@@ -123,6 +123,7 @@ pub(crate) async fn start(
     let driver = Driver {
         node,
         conns: HashMap::new(),
+        dirty: Vec::new(),
         connecting: HashSet::new(),
         conn_member: HashMap::new(),
         pending: HashMap::new(),
