@@ -81,6 +81,38 @@ async fn backup_sync_sessions_read_on_every_node() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delta_sync_failover_keeps_every_session() {
+    let mut c = TestCluster::start(
+        3,
+        config(session(ManagerKind::Delta, ReplicationMode::Sync)),
+    )
+    .await;
+    let n1 = c.node(1).addr;
+    let mut ids = Vec::new();
+    for _ in 0..300 {
+        let r = get(n1, "/app/counter", None).await;
+        let id = r.cookie_id().unwrap_or_else(|| panic!("{r:?}"));
+        get(n1, "/app/counter", Some(&id)).await;
+        get(n1, "/app/counter", Some(&id)).await;
+        ids.push(id);
+    }
+    c.crash(1); // right after the last write: sync replication means nothing is in flight
+    let n2 = c.node(2).addr;
+    let mut ok = 0;
+    for id in &ids {
+        let r = get(n2, "/app/get?key=counter", Some(id)).await;
+        if r.field("value").as_deref() == Some("3") {
+            ok += 1;
+        }
+    }
+    assert_eq!(
+        ok,
+        ids.len(),
+        "sessions correct on node2 after node1 crashed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_failover_after_primary_crash() {
     let mut c = TestCluster::start(
         3,

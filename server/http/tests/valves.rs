@@ -78,6 +78,13 @@ async fn url_filter_prevents_replication_of_static_requests() {
         "the valve read the session on each request"
     );
     assert_eq!(accessed_sent(&c), 0, "filtered requests must not replicate");
+    let filtered = c
+        .node(1)
+        .node
+        .registry()
+        .service("/app")
+        .map(|s| s.stats().filtered_requests);
+    assert_eq!(filtered, Some(3));
 
     let r = get(a, "/app/page", Some(&id)).await;
     assert_eq!(r.status, 404);

@@ -144,6 +144,11 @@ pub trait SessionManager: Send {
     fn session(&self, id: &SessionId) -> Option<&Session>;
     fn session_ids(&self) -> Vec<SessionId>;
     fn stats(&self) -> ManagerStats;
+    /// Where a session lives as far as this node knows: `(primary, backups)`. `None` when
+    /// unknown or when every member holds it (DeltaManager). For the admin API.
+    fn placement(&self, _id: &SessionId) -> Option<(MemberId, Vec<MemberId>)> {
+        None
+    }
 
     /// Decodes and handles a payload from the channel.
     fn handle_payload(&mut self, from: MemberId, payload: &[u8], now: Millis) -> Received {

@@ -39,6 +39,7 @@ pub struct SessionService {
     replicated_requests: AtomicU64,
     replication_us: AtomicU64,
     replication_failures: AtomicU64,
+    filtered_requests: AtomicU64,
 }
 
 impl SessionService {
@@ -67,6 +68,7 @@ impl SessionService {
             replicated_requests: AtomicU64::new(0),
             replication_us: AtomicU64::new(0),
             replication_failures: AtomicU64::new(0),
+            filtered_requests: AtomicU64::new(0),
         }
     }
 
@@ -225,11 +227,17 @@ impl SessionService {
         })
     }
 
+    /// Counts a request the ReplicationValve's URL filter matched.
+    pub fn note_filtered(&self) {
+        self.filtered_requests.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn stats(&self) -> ManagerStats {
         let mut s = self.lock().stats();
         s.replicated_requests = self.replicated_requests.load(Ordering::Relaxed);
         s.replication_time_ms_total = self.replication_us.load(Ordering::Relaxed) / 1000;
         s.replication_failures = self.replication_failures.load(Ordering::Relaxed);
+        s.filtered_requests = self.filtered_requests.load(Ordering::Relaxed);
         s
     }
 

@@ -39,6 +39,8 @@ pub struct ManagerStats {
     pub replicated_requests: u64,
     pub replication_time_ms_total: u64,
     pub replication_failures: u64,
+    /// ReplicationValve: requests matched by the URL filter (Tomcat: nrOfFilterRequests).
+    pub filtered_requests: u64,
 }
 
 /// Per-type message counters kept by a manager.

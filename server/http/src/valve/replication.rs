@@ -28,6 +28,9 @@ impl Valve for ReplicationValve {
         };
         let replicate = !self.filter.as_ref().is_some_and(|f| f.is_match(&path));
         let handle = req.extensions().get::<SessionHandle>().cloned();
+        if let (false, Some(h)) = (replicate, handle.as_ref()) {
+            h.service().note_filtered();
+        }
         Box::pin(async move {
             let resp = next.run(req).await;
             match handle {

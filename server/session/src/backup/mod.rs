@@ -350,6 +350,16 @@ impl SessionManager for BackupManager {
         self.core.store.entries.keys().cloned().collect()
     }
 
+    fn placement(&self, id: &SessionId) -> Option<(MemberId, Vec<MemberId>)> {
+        if let Some(e) = self.core.store.get(id) {
+            let primary = if e.primary { Some(self.core.local) } else { e.owner };
+            if let Some(p) = primary {
+                return Some((p, e.backups.clone()));
+            }
+        }
+        self.locations.get(id).map(|l| (l.primary, l.backups.clone()))
+    }
+
     fn stats(&self) -> ManagerStats {
         let mut s = self.core.fill_stats(self.core.stats.clone());
         s.proxy_sessions = self.locations.len() as u64;
