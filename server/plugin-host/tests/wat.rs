@@ -141,3 +141,77 @@ fn components_that_do_not_fit_are_refused_with_the_reason() {
     assert!(matches!(err, PluginError::UnknownWorld { .. }), "{err}");
     assert!(reg.list().is_empty());
 }
+
+/// A deploy hook whose every export traps.
+fn trapping_deploy_hook() -> Vec<u8> {
+    wat::parse_str(
+        r#"(component
+  (core module $m
+    (memory (export "mem") 1)
+    (func (export "realloc") (param i32 i32 i32 i32) (result i32) (i32.const 1024))
+    (func (export "before") (param i32 i32 i32 i32 i64 i32 i32) (result i32) unreachable)
+    (func (export "after") (param i32 i32 i32 i32 i64 i32 i32) unreachable)
+    (func (export "undeploy") (param i32 i32) unreachable))
+  (core instance $i (instantiate $m))
+  (type $artifact' (record (field "name" string) (field "digest" string) (field "size" u64)
+    (field "metadata" (list (tuple string string)))))
+  (export $artifact "artifact" (type $artifact'))
+  (type $decision' (variant (case "allow") (case "veto" string)))
+  (export $decision "decision" (type $decision'))
+  (func $before (param "artifact" $artifact) (result $decision)
+    (canon lift (core func $i "before") (memory (core memory $i "mem")) (realloc (core func $i "realloc"))))
+  (func $after (param "artifact" $artifact)
+    (canon lift (core func $i "after") (memory (core memory $i "mem")) (realloc (core func $i "realloc"))))
+  (func $undeploy (param "name" string)
+    (canon lift (core func $i "undeploy") (memory (core memory $i "mem")) (realloc (core func $i "realloc"))))
+  (export "before-deploy" (func $before))
+  (export "after-deploy" (func $after))
+  (export "after-undeploy" (func $undeploy)))"#,
+    )
+    .expect("WAT")
+}
+
+#[test]
+fn failing_deploy_hook_vetoes_when_closed_and_allows_when_open() {
+    use shoal_plugin_host::{Artifact, DeployDecision};
+    let reg = registry();
+    let closed = PluginSpec {
+        policy: FailurePolicy::FailClosed,
+        ..PluginSpec::default()
+    };
+    let open = PluginSpec {
+        policy: FailurePolicy::FailOpen,
+        ..PluginSpec::default()
+    };
+    assert_eq!(
+        reg.load("closed", &trapping_deploy_hook(), closed)
+            .expect("load")
+            .world,
+        PluginWorld::DeployHook
+    );
+    reg.load("open", &trapping_deploy_hook(), open)
+        .expect("load");
+    let artifact = Artifact {
+        name: "shop.war".into(),
+        digest: "ab".repeat(32),
+        size: 10,
+        metadata: Vec::new(),
+    };
+    assert!(matches!(
+        reg.deploy_hook_before("closed", &artifact).expect("call"),
+        DeployDecision::Veto(_)
+    ));
+    assert_eq!(
+        reg.deploy_hook_before("open", &artifact).expect("call"),
+        DeployDecision::Allow
+    );
+    // The combined check names the hook that vetoed.
+    assert!(
+        matches!(reg.deploy_hooks_before(&artifact), DeployDecision::Veto(r) if r.starts_with("closed: "))
+    );
+    reg.deploy_hook_after("open", &artifact)
+        .expect("notification");
+    reg.deploy_hook_after_undeploy("open", "shop.war")
+        .expect("notification");
+    assert_eq!(reg.info("open").expect("info").failures.traps, 3);
+}
