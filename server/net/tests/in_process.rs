@@ -249,3 +249,35 @@ async fn full_async_load_never_drops_a_live_member() {
     }
     assert_eq!(a.members().len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_message_fails_with_a_clear_reason() {
+    let net = MemoryNet::default();
+    let (a, _ia) = start("big-a", &net).await;
+    let (b, _ib) = start("big-b", &net).await;
+    wait_members(&a, 1).await;
+    let max = shoal_cluster::frame::DEFAULT_MAX_FRAME;
+    let r = a
+        .send(
+            &[b.local().id],
+            vec![0; max + 1],
+            SendOptions(SendOptions::USE_ACK),
+        )
+        .await;
+    let f = r.failures();
+    assert_eq!(f.len(), 1, "{r:?}");
+    assert!(
+        f[0].1.contains("exceeds") && f[0].1.contains("Fragmentation"),
+        "{}",
+        f[0].1
+    );
+    // The connection survives: a normal message still goes through.
+    let r = a
+        .send(
+            &[b.local().id],
+            b"small".to_vec(),
+            SendOptions(SendOptions::USE_ACK),
+        )
+        .await;
+    assert!(r.ok(), "{r:?}");
+}
