@@ -305,3 +305,47 @@ fn config_file_errors_name_the_file() {
         .to_string();
     assert!(err.contains("missing.toml"), "{err}");
 }
+
+#[tokio::test]
+async fn shutdown_finishes_requests_in_flight_then_stops_listening() {
+    let (_store, nodes) = three_nodes().await;
+    let balancer = Balancer::new(config_for(&nodes)).expect("config");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        balancer
+            .serve(listener, async move { drop(stopped.await) })
+            .await
+    });
+    let http = HttpClient::new();
+    let slow = {
+        let http = http.clone();
+        tokio::spawn(async move { http.get(addr, "/app/slow", None).await })
+    };
+    assert!(
+        wait_for(std::time::Duration::from_secs(5), || nodes
+            .iter()
+            .map(|n| n.hits())
+            .sum::<u64>()
+            == 1)
+        .await
+    );
+    drop(stop);
+    let a = slow
+        .await
+        .expect("task")
+        .expect("in-flight request answered");
+    assert_eq!(a.field("slow"), Some("done"));
+    let result = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
+    assert!(
+        matches!(result, Ok(Ok(Ok(())))),
+        "serve returned Ok after shutdown: {result:?}"
+    );
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "listener closed"
+    );
+}

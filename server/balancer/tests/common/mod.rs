@@ -137,6 +137,14 @@ async fn handle(st: Arc<NodeState>, req: Request<Incoming>) -> Result<Reply, Inf
         "/app/counter" => Ok(counter(&st, &req)),
         // Never answers: the test kills the node while a request waits here.
         "/app/hang" => std::future::pending().await,
+        "/app/slow" => {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Ok(reply(
+                StatusCode::OK,
+                format!("node={} slow=done", st.route),
+                None,
+            ))
+        }
         _ => {
             let xff = req
                 .headers()
