@@ -64,3 +64,42 @@ fn backup_manager_promotes_orphans_and_recreates_lost_backups() {
     let recreated: u64 = (3..=4).map(|n| bus.m(n).stats().backups_recreated).sum();
     assert!(recreated > 0);
 }
+
+#[test]
+fn backup_joining_node_learns_every_location_before_it_is_ready() {
+    let mut bus = Bus::new(ManagerKind::Backup, 2, ManagerConfig::default());
+    let sessions: Vec<SessionId> = (0..30)
+        .map(|i| bus.request(1 + (i % 2) as u8, None, set("k", "v")))
+        .collect();
+    let cfg = ManagerConfig {
+        manager: ManagerKind::Backup,
+        ..ManagerConfig::default()
+    };
+    let mut joiner = shoal_session::build_manager(
+        "/app",
+        bus::id(3),
+        "node3",
+        cfg,
+        rand::SeedableRng::seed_from_u64(3),
+    );
+    let now = bus.now;
+    let out = joiner.start(&[bus::id(1), bus::id(2)], now);
+    assert_eq!(out.len(), 2, "asks both members");
+    assert!(!joiner.is_ready());
+    bus.nodes.insert(bus::id(3), joiner);
+    bus.send(bus::id(3), out);
+    for m in [1u8, 2] {
+        let out = bus.m(m).member_added(bus::id(3), now);
+        bus.send(bus::id(m), out);
+    }
+    bus.pump();
+    assert!(bus.m(3).is_ready());
+    assert_eq!(bus.m(3).stats().proxy_sessions, 30);
+    // Any of them can be served there (fetched, then owned by node3).
+    bus.request(3, Some(&sessions[7]), set("k", "w"));
+    assert!(bus.holders(&sessions[7]).contains(&3));
+    assert_eq!(
+        bus.value(3, &sessions[7], "k"),
+        Some(AttrValue::Json("w".into()))
+    );
+}

@@ -18,7 +18,7 @@ use crate::placement;
 use crate::session::{Millis, Session};
 use crate::stats::ManagerStats;
 use shoal_cluster::MemberId;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 mod receive;
 
@@ -28,6 +28,9 @@ pub struct BackupManager {
     locations: BTreeMap<SessionId, Location>,
     /// Values being fetched for a request: holders still to try and the current deadline.
     fetching: BTreeMap<SessionId, Fetching>,
+    /// Members whose session locations have not arrived yet (not ready until empty).
+    awaiting: BTreeSet<MemberId>,
+    awaiting_deadline: Millis,
 }
 
 struct Fetching {
@@ -42,6 +45,8 @@ impl BackupManager {
             core,
             locations: BTreeMap::new(),
             fetching: BTreeMap::new(),
+            awaiting: BTreeSet::new(),
+            awaiting_deadline: 0,
         }
     }
 
@@ -85,6 +90,46 @@ impl BackupManager {
         out.extend(self.core.msg(backups, &put, sync));
         self.locations.remove(id);
         self.location_of(id)
+    }
+
+    fn ask_locations(&mut self, member: MemberId) -> Vec<Outgoing> {
+        let request = self.core.next_request;
+        self.core.next_request += 1;
+        let msg = SessionMessage::GetAllSessions { request };
+        self.core
+            .msg(vec![member], &msg, false)
+            .into_iter()
+            .collect()
+    }
+
+    /// Answers GET_ALL_SESSIONS: the locations of our primary sessions, in batches, then
+    /// TRANSFER_COMPLETE.
+    fn send_locations(&mut self, to: MemberId, request: u64) -> Vec<Outgoing> {
+        let ids: Vec<SessionId> = self
+            .core
+            .store
+            .entries
+            .iter()
+            .filter(|(_, e)| e.primary)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let locs: Vec<Location> = ids.iter().filter_map(|id| self.location_of(id)).collect();
+        let size = self.core.cfg.send_all_sessions_size.max(1);
+        let mut out = Vec::new();
+        for chunk in locs.chunks(size) {
+            out.extend(
+                self.core
+                    .msg(vec![to], &SessionMessage::Locations(chunk.to_vec()), false),
+            );
+        }
+        let batches = locs.len().div_ceil(size) as u32;
+        let done = SessionMessage::TransferComplete {
+            request,
+            batches,
+            sessions: locs.len() as u64,
+        };
+        out.extend(self.core.msg(vec![to], &done, false));
+        out
     }
 
     fn announce(
@@ -145,15 +190,23 @@ impl SessionManager for BackupManager {
         &self.core.cfg
     }
 
-    fn start(&mut self, members: &[MemberId], _now: Millis) -> Vec<Outgoing> {
+    /// Asks every member where its sessions live; ready once all answered (members
+    /// without the context answer NO_CONTEXT_MANAGER), or at the state transfer timeout.
+    fn start(&mut self, members: &[MemberId], now: Millis) -> Vec<Outgoing> {
+        let local = self.core.local;
         self.core
             .members
-            .extend(members.iter().filter(|m| **m != self.core.local));
-        vec![] // locations arrive from the others' member_added
+            .extend(members.iter().filter(|m| **m != local));
+        self.awaiting = self.core.members.clone();
+        self.awaiting_deadline = now + self.core.cfg.state_transfer_timeout_secs * 1000;
+        let all: Vec<MemberId> = self.core.all_members();
+        all.into_iter()
+            .flat_map(|m| self.ask_locations(m))
+            .collect()
     }
 
     fn is_ready(&self) -> bool {
-        true
+        self.awaiting.is_empty()
     }
 
     fn create(&mut self, now: Millis) -> Session {
@@ -277,29 +330,12 @@ impl SessionManager for BackupManager {
         if member == self.core.local || !self.core.members.insert(member) {
             return vec![];
         }
-        // Tell the newcomer where our sessions live (its proxies), in batches.
-        let ids: Vec<SessionId> = self
-            .core
-            .store
-            .entries
-            .iter()
-            .filter(|(_, e)| e.primary)
-            .map(|(id, _)| id.clone())
-            .collect();
-        let locs: Vec<Location> = ids.iter().filter_map(|id| self.location_of(id)).collect();
-        let size = self.core.cfg.send_all_sessions_size.max(1);
-        let mut out = Vec::new();
-        for chunk in locs.chunks(size) {
-            out.extend(self.core.msg(
-                vec![member],
-                &SessionMessage::Locations(chunk.to_vec()),
-                false,
-            ));
-        }
-        out
+        // Learn where the newcomer's sessions live (it may have started alone).
+        self.ask_locations(member)
     }
 
     fn member_removed(&mut self, member: MemberId, now: Millis) -> Vec<Outgoing> {
+        self.awaiting.remove(&member);
         if !self.core.members.remove(&member) {
             return vec![];
         }
@@ -319,6 +355,10 @@ impl SessionManager for BackupManager {
     }
 
     fn handle_timeout(&mut self, now: Millis) -> Vec<Outgoing> {
+        if !self.awaiting.is_empty() && now >= self.awaiting_deadline {
+            tracing::warn!(context = %self.core.ctx, "no session locations from {:?}; serving without them", self.awaiting);
+            self.awaiting.clear();
+        }
         let mut out = self.sweep(now);
         let due: Vec<SessionId> = self
             .fetching
@@ -352,12 +392,18 @@ impl SessionManager for BackupManager {
 
     fn placement(&self, id: &SessionId) -> Option<(MemberId, Vec<MemberId>)> {
         if let Some(e) = self.core.store.get(id) {
-            let primary = if e.primary { Some(self.core.local) } else { e.owner };
+            let primary = if e.primary {
+                Some(self.core.local)
+            } else {
+                e.owner
+            };
             if let Some(p) = primary {
                 return Some((p, e.backups.clone()));
             }
         }
-        self.locations.get(id).map(|l| (l.primary, l.backups.clone()))
+        self.locations
+            .get(id)
+            .map(|l| (l.primary, l.backups.clone()))
     }
 
     fn stats(&self) -> ManagerStats {

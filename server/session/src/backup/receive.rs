@@ -273,19 +273,12 @@ impl BackupManager {
                     None => vec![],
                 },
             },
-            SessionMessage::GetAllSessions { request } => self
-                .core
-                .msg(
-                    vec![from],
-                    &SessionMessage::NoContextManager { request },
-                    false,
-                )
-                .into_iter()
-                .collect(),
-            SessionMessage::Created(_)
-            | SessionMessage::AllSessionData { .. }
-            | SessionMessage::TransferComplete { .. }
-            | SessionMessage::NoContextManager { .. } => {
+            SessionMessage::GetAllSessions { request } => self.send_locations(from, request),
+            SessionMessage::TransferComplete { .. } | SessionMessage::NoContextManager { .. } => {
+                self.awaiting.remove(&from);
+                vec![]
+            }
+            SessionMessage::Created(_) | SessionMessage::AllSessionData { .. } => {
                 return Received { out: vec![], ack: Err("DeltaManager message sent to a BackupManager context (configure the same manager on every node)".into()) };
             }
         };
