@@ -76,6 +76,11 @@ async fn delta_async_sessions_read_on_every_node() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_async_sessions_read_on_every_node() {
+    created_on_node1_read_on_others(ManagerKind::Backup, ReplicationMode::Async).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_sync_sessions_read_on_every_node() {
     created_on_node1_read_on_others(ManagerKind::Backup, ReplicationMode::Sync).await;
 }

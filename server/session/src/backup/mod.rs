@@ -8,6 +8,8 @@
 //!   and everyone else the new location. The old primary drops its value.
 //! - When a member disappears, primaries replace lost backups, and for sessions whose
 //!   primary died the first surviving backup (in placement order) promotes itself.
+//! - A starting node asks every member where its sessions live (GET_ALL_SESSIONS answered
+//!   with LOCATIONS batches and TRANSFER_COMPLETE) and is ready once all have answered.
 use crate::error::SessionError;
 use crate::id::SessionId;
 use crate::manager::{
