@@ -21,6 +21,9 @@ use tokio::task::JoinHandle;
 const WRITE_BATCH: usize = 512;
 /// Slices per `writev` (Linux IOV_MAX is 1024).
 const IOV_BATCH: usize = 256;
+/// Largest frame accepted before the connection has carried a Hello / HelloAck: a stranger
+/// cannot make this node buffer `max_frame` bytes per connection.
+const PREAUTH_MAX_FRAME: usize = 64 * 1024;
 /// Initial read buffer; grows up to one max-size frame.
 const READ_BUF: usize = 64 * 1024;
 
@@ -225,7 +228,9 @@ async fn read_frames(
     codec: &FrameCodec,
     counters: &ConnCounters,
     io_tx: &mpsc::Sender<IoEvent>,
-) -> Result<String, shoal_cluster::FrameError> {
+) -> Result<String, String> {
+    let mut active = FrameCodec::new(codec.max_frame.min(PREAUTH_MAX_FRAME));
+    let mut handshaking = true;
     let mut buf = vec![0u8; READ_BUF];
     let (mut start, mut end) = (0usize, 0usize);
     loop {
@@ -236,7 +241,7 @@ async fn read_frames(
                 start = 0;
             } else {
                 // One frame bigger than the buffer (decode already refused anything over max_frame).
-                let grown = (buf.len() * 2).min(codec.max_frame + 8).max(buf.len() + 1);
+                let grown = (buf.len() * 2).min(active.max_frame + 8).max(buf.len() + 1);
                 buf.resize(grown, 0);
             }
         }
@@ -256,8 +261,14 @@ async fn read_frames(
         let mut frames = Vec::new();
         let mut failure = None;
         while start < end {
-            match codec.decode(&buf[start..end]) {
+            match active.decode(&buf[start..end]) {
                 Ok(Some((env, used))) => {
+                    if handshaking && matches!(env.body, Body::Hello { .. } | Body::HelloAck { .. })
+                    {
+                        // The node checks the proof; a bad one closes the connection at once.
+                        handshaking = false;
+                        active = codec.clone();
+                    }
                     frames.push(env);
                     start += used;
                 }
@@ -278,7 +289,12 @@ async fn read_frames(
             }
         }
         if let Some(e) = failure {
-            return Err(e);
+            return Err(match (&e, handshaking) {
+                (shoal_cluster::FrameError::TooLarge { len, .. }, true) => {
+                    format!("frame of {len} bytes before the handshake (limit {PREAUTH_MAX_FRAME} bytes until a peer has said Hello)")
+                }
+                _ => e.to_string(),
+            });
         }
     }
 }
