@@ -10,6 +10,17 @@ use std::path::{Path, PathBuf};
 pub struct Config {
     #[serde(default)]
     pub cluster: ClusterConfig,
+    /// `[http]`: contexts and their session managers. Absent (and no `--http-port`): the
+    /// node is a channel member only (e.g. a balancer or a test peer).
+    #[serde(default)]
+    pub http: Option<shoal_http::HttpConfig>,
+    /// `[admin]`: the REST admin API and UI on their own listener. Absent (and no
+    /// `--admin-port`): no admin listener.
+    #[serde(default)]
+    pub admin: Option<shoal_admin::AdminConfig>,
+    /// `[[plugin]]`: Wasm components loaded at start.
+    #[serde(default)]
+    pub plugin: Vec<shoal_node::plugins::PluginEntry>,
 }
 
 /// Per-node values a script or test can override without editing the file.
@@ -30,6 +41,12 @@ pub struct Overrides {
     /// Cluster secret (prefer the SHOAL_CLUSTER_SECRET environment variable: flags are visible in `ps`).
     #[arg(long)]
     pub secret: Option<String>,
+    /// HTTP port (http.port); enables `[http]` with its defaults when the file has none.
+    #[arg(long)]
+    pub http_port: Option<u16>,
+    /// Admin API port on 127.0.0.1 (admin.bind); enables `[admin]` when the file has none.
+    #[arg(long)]
+    pub admin_port: Option<u16>,
 }
 
 impl Config {
@@ -64,11 +81,26 @@ impl Config {
         if let Some(s) = &o.secret {
             c.secret = Some(s.clone());
         }
+        if let Some(p) = o.http_port {
+            self.http.get_or_insert_with(Default::default).port = p;
+        }
+        if let Some(p) = o.admin_port {
+            let a = self.admin.get_or_insert_with(Default::default);
+            a.bind.set_port(p);
+        }
+        let c = &mut self.cluster;
         let file = origin
             .as_ref()
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "(no config file)".into());
-        c.validate().map_err(|e| anyhow!("config {file}: {e}"))
+        c.validate().map_err(|e| anyhow!("config {file}: {e}"))?;
+        if let Some(h) = &self.http {
+            h.validate().map_err(|e| anyhow!("config {file}: {e}"))?;
+        }
+        if let Some(a) = self.admin.take() {
+            self.admin = Some(a.resolve().map_err(|e| anyhow!("config {file}: {e}"))?);
+        }
+        Ok(())
     }
 }
 

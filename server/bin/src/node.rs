@@ -45,6 +45,9 @@ pub async fn run(args: NodeArgs) -> Result<()> {
                 .unwrap_or_default()
         )
     })?;
+    if let Some(http) = cfg.http.take() {
+        return run_full(args, cfg, http, settings, stack).await;
+    }
     let (ch, incoming) = Channel::start(settings, stack)
         .await
         .context("cannot start the cluster channel")?;
@@ -64,6 +67,67 @@ pub async fn run(args: NodeArgs) -> Result<()> {
         wait_for_signal().await
     };
     ch.shutdown().await;
+    quit
+}
+
+/// A node with HTTP contexts (sessions), plugins and optionally the admin API.
+async fn run_full(
+    args: NodeArgs,
+    cfg: Config,
+    http: shoal_http::HttpConfig,
+    settings: shoal_net::ChannelSettings,
+    stack: InterceptorStack,
+) -> Result<()> {
+    let http_addr = format!("{}:{}", http.bind, http.port);
+    let http_listener = tokio::net::TcpListener::bind(&http_addr)
+        .await
+        .with_context(|| {
+            format!("cannot bind the HTTP listener to {http_addr} (http.bind / http.port / --http-port)")
+        })?;
+    let admin_listener = match &cfg.admin {
+        Some(a) => Some(
+            tokio::net::TcpListener::bind(a.bind)
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot bind the admin listener to {} (admin.bind / --admin-port)",
+                        a.bind
+                    )
+                })?,
+        ),
+        None => None,
+    };
+    let admin_addr = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
+    let parts = shoal_node::NodeParts {
+        settings,
+        stack,
+        http,
+        plugins: cfg.plugin,
+        config_dir: args
+            .config
+            .as_ref()
+            .and_then(|p| p.parent().map(|d| d.to_path_buf())),
+        admin: cfg.admin,
+    };
+    let node = shoal_node::start(parts, http_listener, admin_listener).await?;
+    let ch = node.channel.clone();
+    let json = args.json_events;
+    if json {
+        println!(
+            "{}",
+            json!({"event": "ready", "name": ch.local().name, "id": ch.local().id.to_hex(),
+            "addr": ch.local().addr.to_string(), "incarnation": ch.local().incarnation,
+            "http": node.http_addr.to_string(),
+            "admin": admin_addr.map(|a| a.to_string())})
+        );
+    }
+    tokio::spawn(membership_events(ch.clone(), json));
+    let quit = if args.control_stdin {
+        tokio::spawn(control(ch.clone())).await.unwrap_or(Ok(()))
+    } else {
+        wait_for_signal().await
+    };
+    node.shutdown().await;
     quit
 }
 
