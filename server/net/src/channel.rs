@@ -136,12 +136,15 @@ impl Drop for Completion {
 /// Messages received by this node, in arrival order.
 pub struct Incoming {
     pub(crate) rx: mpsc::UnboundedReceiver<IncomingMessage>,
+    pub(crate) backlog: Arc<crate::backlog::AppBacklog>,
 }
 
 impl Incoming {
     /// The next message; `None` once the channel has shut down.
     pub async fn recv(&mut self) -> Option<IncomingMessage> {
-        self.rx.recv().await
+        let m = self.rx.recv().await?;
+        self.backlog.take(m.payload.len());
+        Some(m)
     }
 }
 

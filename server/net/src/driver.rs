@@ -62,6 +62,8 @@ pub(crate) struct Driver {
     /// MessageDispatch permit of the asynchronous send being processed; rides on its frames.
     pub(crate) permit: Option<Arc<OwnedSemaphorePermit>>,
     pub(crate) bad_frames: u64,
+    /// Data payload bytes read in the current iteration (not yet counted in the backlog).
+    pub(crate) batch_bytes: usize,
     pub(crate) tasks: Vec<JoinHandle<()>>,
 }
 
@@ -73,12 +75,16 @@ impl Driver {
         mut io_rx: mpsc::Receiver<IoEvent>,
     ) {
         let mut done: Option<oneshot::Sender<()>> = None;
+        let backlog = self.shared.backlog.clone();
         'outer: loop {
             let deadline = self.node.poll_timeout().map(tokio::time::Instant::from_std);
+            // The application is behind: leave frames unread (TCP pushes back on the peers).
+            let paused = backlog.full();
             tokio::select! {
                 biased;
                 Some(ev) = ctl_rx.recv() => self.on_io(ev),
-                io = io_rx.recv() => if let Some(ev) = io { self.on_io(ev) },
+                io = io_rx.recv(), if !paused => if let Some(ev) = io { self.on_io(ev) },
+                _ = backlog.room.notified(), if paused => {}
                 cmd = cmd_rx.recv() => match cmd {
                     Some(Command::Shutdown(tx)) => { done = Some(tx); break 'outer; }
                     Some(c) => self.on_command(c),
@@ -90,6 +96,10 @@ impl Driver {
                 self.on_io(ev);
             }
             for _ in 0..BATCH {
+                // Frames read this iteration become Received events only in `pump`.
+                if backlog.would_fill(self.batch_bytes) {
+                    break;
+                }
                 if let Ok(ev) = io_rx.try_recv() {
                     self.on_io(ev);
                 } else {
@@ -108,6 +118,7 @@ impl Driver {
             }
             self.pump();
             self.flush_writes();
+            self.batch_bytes = 0;
         }
         self.shutdown().await;
         if let Some(tx) = done {
@@ -198,6 +209,9 @@ impl Driver {
                     return;
                 }
                 for env in frames {
+                    if let Body::Data { payload, .. } = &env.body {
+                        self.batch_bytes += payload.len();
+                    }
                     if let Body::Hello { member, .. } | Body::HelloAck { member, .. } = &env.body {
                         self.conn_member.insert(conn, member.id);
                     }

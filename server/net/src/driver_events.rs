@@ -35,13 +35,17 @@ impl Driver {
                         done: false,
                     });
                 // If the application dropped its receiver, the completion's Drop reports failure.
-                let _ = self.incoming.send(IncomingMessage {
+                let len = payload.len();
+                let msg = IncomingMessage {
                     from,
                     id,
                     options,
                     payload,
                     completion,
-                });
+                };
+                if self.incoming.send(msg).is_ok() {
+                    self.shared.backlog.add(len);
+                }
             }
             Event::SendComplete { id, results } => self.send_complete(id, results),
             Event::HandshakeFailed { peer, reason } => {

@@ -46,6 +46,7 @@ pub(crate) fn snapshot(d: &Driver) -> ChannelStats {
             .unwrap_or(0)
     };
     ChannelStats {
+        incoming_backlog_bytes: d.shared.backlog.bytes() as u64,
         beacons_sent: beacon(|m| &m.sent),
         beacons_accepted: beacon(|m| &m.accepted),
         beacons_bad_proof: beacon(|m| &m.bad_proof),

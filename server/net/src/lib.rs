@@ -26,8 +26,10 @@
 //! - **Probe** (TcpFailureDetector verification): a fresh TCP connect, then the peer's first
 //!   frame (its handshake `Challenge`) within `verify_timeout`. Refused = dead at once (kill
 //!   -9); accepted by the kernel but no Challenge (hung or stopped process) = dead too.
-//! - **Incoming** messages go to the application over an unbounded queue; an application
-//!   that stops reading grows memory (no backpressure from the app to TCP yet).
+//! - **Incoming** messages wait for the application in a queue bounded by bytes
+//!   (`ChannelSettings::incoming_bytes`, 64 MiB); above it the driver stops reading frames
+//!   and TCP pushes back on the senders (see `backlog`).
+mod backlog;
 pub mod channel;
 pub mod config;
 mod config_check;

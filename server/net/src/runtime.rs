@@ -1,4 +1,5 @@
 //! Channel start-up (bind, discovery, driver task) and the state shared by handles.
+use crate::backlog::AppBacklog;
 use crate::channel::{Channel, Incoming, MembershipEvent};
 use crate::discovery;
 use crate::driver::Driver;
@@ -23,6 +24,7 @@ pub(crate) struct Shared {
     queue_capacity: usize,
     queue_full: AtomicU64,
     pub multicast: Option<Arc<discovery::MulticastStats>>,
+    pub backlog: Arc<AppBacklog>,
 }
 
 impl Shared {
@@ -115,6 +117,7 @@ pub(crate) async fn start(
         queue_capacity: s.queue_bytes,
         queue_full: AtomicU64::new(0),
         multicast: configured.multicast,
+        backlog: Arc::new(AppBacklog::new(s.incoming_bytes)),
     });
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (in_tx, in_rx) = mpsc::unbounded_channel();
@@ -138,14 +141,16 @@ pub(crate) async fn start(
         verify_timeout: s.node.verify_timeout,
         permit: None,
         bad_frames: 0,
+        batch_bytes: 0,
         tasks,
     };
     tokio::spawn(driver.run(cmd_rx, ctl_rx, io_rx));
+    let backlog = shared.backlog.clone();
     Ok((
         Channel {
             cmd: cmd_tx,
             shared,
         },
-        Incoming { rx: in_rx },
+        Incoming { rx: in_rx, backlog },
     ))
 }

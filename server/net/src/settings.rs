@@ -20,6 +20,9 @@ pub struct ChannelSettings {
     pub connect_timeout: Duration,
     /// MessageDispatch budget for asynchronous sends, bytes.
     pub queue_bytes: usize,
+    /// Received payload bytes the application may leave unread before this node stops
+    /// reading from its peers (backpressure through TCP).
+    pub incoming_bytes: usize,
     pub membership: MembershipConfig,
     /// Seed of the core's RNG (nonces are still fresh per process unless set).
     pub seed: Option<u64>,
@@ -87,6 +90,7 @@ impl ClusterConfig {
             },
             connect_timeout: ms(self.sender.connect_timeout_ms),
             queue_bytes: self.sender.queue_bytes,
+            incoming_bytes: 64 * 1024 * 1024,
             membership: self.membership.clone(),
             seed: None,
         })

@@ -62,6 +62,8 @@ pub struct ChannelStats {
     /// Bytes admitted to the asynchronous queue and not yet written.
     pub queue_bytes_in_use: u64,
     pub queue_bytes_capacity: u64,
+    /// Received payload bytes not yet taken by the application (reading pauses at the limit).
+    pub incoming_backlog_bytes: u64,
     /// Connections closed because a peer sent an undecodable frame.
     pub bad_frames: u64,
     /// Handshakes refused or failed (wrong secret, other domain, protocol violation).

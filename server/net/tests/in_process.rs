@@ -281,3 +281,64 @@ async fn an_oversized_message_fails_with_a_clear_reason() {
         .await;
     assert!(r.ok(), "{r:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_application_pushes_back_on_the_sender() {
+    let net = MemoryNet::default();
+    let channel = |name: &str, queue: usize, incoming: usize| {
+        let mut s = loopback_settings(name, SECRET, Vec::new());
+        s.queue_bytes = queue;
+        s.incoming_bytes = incoming;
+        let d: Box<dyn Discovery> = Box::new(MemoryDiscovery::new(
+            net.clone(),
+            Duration::from_millis(100),
+        ));
+        Channel::start_with(s, InterceptorStack::default(), vec![d])
+    };
+    let (fast, _if) = channel("fast", 1 << 20, 64 << 20).await.expect("fast");
+    net.announce(fast.local().addr);
+    let limit = 256 * 1024;
+    let (slow, mut islow) = channel("slow", 64 << 20, limit).await.expect("slow");
+    net.announce(slow.local().addr);
+    wait_members(&fast, 1).await;
+    wait_members(&slow, 1).await;
+
+    // 32 MiB to a receiver that reads nothing: more than every buffer on the way can hold.
+    let n = 32 * 1024;
+    let dest = [slow.local().id];
+    let sender = tokio::spawn({
+        let fast = fast.clone();
+        async move {
+            for _ in 0..n {
+                fast.send(
+                    &dest,
+                    vec![9u8; 1024],
+                    SendOptions(SendOptions::ASYNCHRONOUS),
+                )
+                .await;
+            }
+        }
+    });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while fast.stats().await.queue_full == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the sender never had to wait"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let backlog = slow.stats().await.incoming_backlog_bytes;
+    assert!(
+        backlog <= (limit + 128 * 1024) as u64,
+        "the receiver buffered {backlog} bytes past its {limit} limit"
+    );
+    assert!(!sender.is_finished(), "the sender must be held back");
+
+    // The application catches up: everything arrives, nobody was dropped.
+    for _ in 0..n {
+        assert_eq!(recv(&mut islow).await.payload.len(), 1024);
+    }
+    sender.await.expect("join");
+    assert_eq!(fast.members().len(), 1);
+    assert_eq!(slow.members().len(), 1);
+}
