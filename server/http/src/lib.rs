@@ -22,7 +22,7 @@ pub mod valve;
 pub use config::{ConfigError, ContextConfig, HttpConfig, DEFAULT_URL_FILTER};
 pub use error::HttpError;
 pub use handle::SessionHandle;
-pub use valve::{Next, Valve, ValveLayer};
+pub use valve::{Next, UrlFilter, Valve, ValveLayer};
 
 use axum::Router;
 use shoal_session::{ClusterLink, SessionRegistry};
@@ -36,6 +36,8 @@ pub struct HttpNode {
     registry: Arc<SessionRegistry>,
     /// Plugin valves per context path, run innermost (see [`valve`]).
     extra_valves: BTreeMap<String, Vec<Arc<dyn Valve>>>,
+    /// URL filters (plugins) per context path, asked by the ReplicationValve.
+    url_filters: BTreeMap<String, Arc<dyn UrlFilter>>,
 }
 
 impl HttpNode {
@@ -51,6 +53,16 @@ impl HttpNode {
         link: Arc<dyn ClusterLink>,
         extra_valves: BTreeMap<String, Vec<Arc<dyn Valve>>>,
     ) -> Result<Arc<Self>, ConfigError> {
+        Self::start_with_plugins(config, link, extra_valves, BTreeMap::new())
+    }
+
+    /// Like [`HttpNode::start_with_valves`], with a URL filter per context path too.
+    pub fn start_with_plugins(
+        config: HttpConfig,
+        link: Arc<dyn ClusterLink>,
+        extra_valves: BTreeMap<String, Vec<Arc<dyn Valve>>>,
+        url_filters: BTreeMap<String, Arc<dyn UrlFilter>>,
+    ) -> Result<Arc<Self>, ConfigError> {
         config.validate()?;
         let contexts: Vec<_> = config
             .contexts
@@ -62,6 +74,7 @@ impl HttpNode {
             config,
             registry,
             extra_valves,
+            url_filters,
         }))
     }
 
@@ -85,7 +98,8 @@ impl HttpNode {
                 .get(&ctx.path)
                 .cloned()
                 .unwrap_or_default();
-            router = router.merge(pipeline::build(&self.config, ctx, service, extra)?);
+            let filter = self.url_filters.get(&ctx.path).cloned();
+            router = router.merge(pipeline::build(&self.config, ctx, service, extra, filter)?);
         }
         Ok(router)
     }

@@ -2,7 +2,9 @@
 //! goes down the list to the application and the response comes back up.
 use crate::app;
 use crate::config::{ConfigError, ContextConfig, HttpConfig};
-use crate::valve::{JvmRouteBinderValve, ReplicationValve, SessionValve, Valve, ValveLayer};
+use crate::valve::{
+    JvmRouteBinderValve, ReplicationValve, SessionValve, UrlFilter, Valve, ValveLayer,
+};
 use axum::Router;
 use http::HeaderName;
 use shoal_session::SessionService;
@@ -11,12 +13,14 @@ use std::time::Duration;
 use tower::ServiceBuilder;
 
 /// The pipeline of one context: built-in valves, then `extra` valves (plugins) in order,
-/// then the application. Returns a router serving paths under `ctx.path`.
+/// then the application; `url_filter` is asked by the ReplicationValve after the
+/// context's regex. Returns a router serving paths under `ctx.path`.
 pub fn build(
     http: &HttpConfig,
     ctx: &ContextConfig,
     service: Arc<SessionService>,
     extra: Vec<Arc<dyn Valve>>,
+    url_filter: Option<Arc<dyn UrlFilter>>,
 ) -> Result<Router, ConfigError> {
     let header = HeaderName::from_bytes(http.session_header.as_bytes()).map_err(|e| {
         ConfigError::Invalid(format!("session_header `{}`: {e}", http.session_header))
@@ -42,6 +46,7 @@ pub fn build(
         // Commits and replicates the session when the application is done.
         .layer(ValveLayer::new(ReplicationValve {
             filter: ctx.filter()?,
+            extra: url_filter,
         }))
         // Plugin valves, innermost, in configured order.
         .layer(ValveLayer::chain(extra))

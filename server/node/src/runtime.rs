@@ -4,12 +4,13 @@
 use crate::admin::{NodeBackend, NodeView};
 use crate::link::ChannelLink;
 use crate::plugins::{ControlOp, PluginEntry, Plugins};
+use crate::url_filters::WasmUrlFilters;
 use crate::wasm_valves::WasmValves;
 use anyhow::{Context, Result};
 use shoal_cluster::InterceptorStack;
-use shoal_http::{HttpConfig, HttpNode, Valve};
+use shoal_http::{HttpConfig, HttpNode, UrlFilter, Valve};
 use shoal_net::{Channel, ChannelSettings, Incoming, MembershipEvent};
-use shoal_plugin_host::{EngineOptions, MemberFact, PluginRegistry, SharedFacts};
+use shoal_plugin_host::{EngineOptions, MemberFact, PluginRegistry, PluginWorld, SharedFacts};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -60,10 +61,11 @@ pub async fn start(
         load_entry(&plugins, entry, parts.config_dir.as_deref())?;
     }
 
+    let stack = attach_interceptors(parts.stack, &plugins, &parts.plugins)?;
     // The stack moves into the channel's driver: keep its description for the admin API.
-    let layers = parts.stack.describe();
+    let layers = stack.describe();
     let ack_timeout_ms = parts.settings.node.ack_timeout.as_millis() as u64;
-    let (channel, incoming) = Channel::start(parts.settings, parts.stack)
+    let (channel, incoming) = Channel::start(parts.settings, stack)
         .await
         .context("cannot start the cluster channel")?;
     facts.set_local(MemberFact::from(channel.local()));
@@ -80,7 +82,16 @@ pub async fn start(
         });
         valves.insert(ctx.path.clone(), vec![v]);
     }
-    let http = HttpNode::start_with_valves(parts.http, link.clone(), valves)
+    let mut url_filters: BTreeMap<String, Arc<dyn UrlFilter>> = BTreeMap::new();
+    for ctx in &parts.http.contexts {
+        let f: Arc<dyn UrlFilter> = Arc::new(WasmUrlFilters {
+            registry: plugins.registry.clone(),
+            context: ctx.path.clone(),
+            placement: plugins.placement.clone(),
+        });
+        url_filters.insert(ctx.path.clone(), f);
+    }
+    let http = HttpNode::start_with_plugins(parts.http, link.clone(), valves, url_filters)
         .context("invalid [http] configuration")?;
 
     tokio::spawn(demultiplex(incoming, link.clone(), plugins.clone()));
@@ -140,6 +151,32 @@ pub async fn start(
         http_task,
         admin_task,
     })
+}
+
+/// Channel-interceptor plugins of the config join the bottom of the stack (closest to the
+/// network), in config order. The driver owns the stack once the channel runs, so
+/// interceptor plugins are attached at start only; at runtime they can be reloaded,
+/// reconfigured, disabled (messages then pass untouched) or unloaded (same), but a plugin
+/// loaded later through the admin API does not join the stack until the node restarts.
+fn attach_interceptors(
+    mut stack: InterceptorStack,
+    plugins: &Plugins,
+    entries: &[PluginEntry],
+) -> Result<InterceptorStack> {
+    for entry in entries {
+        let info = plugins.registry.info(&entry.name)?;
+        if info.world != PluginWorld::ChannelInterceptor {
+            continue;
+        }
+        let layer = plugins.registry.interceptor(&entry.name)?;
+        stack.push(Box::new(layer)).with_context(|| {
+            format!(
+                "[[plugin]] {}: cannot join the interceptor stack",
+                entry.name
+            )
+        })?;
+    }
+    Ok(stack)
 }
 
 fn load_entry(plugins: &Plugins, entry: &PluginEntry, dir: Option<&std::path::Path>) -> Result<()> {

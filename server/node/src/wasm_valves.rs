@@ -64,8 +64,10 @@ async fn run_valves(
             Err(e) => {
                 return plain(
                     StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("error=body-too-large detail=\"a plugin valve reads request bodies up to {MAX_VALVE_BODY} bytes: {e}\"\n"),
-                )
+                    format!(
+                        "error=body-too-large detail=\"a plugin valve reads request bodies up to {MAX_VALVE_BODY} bytes: {e}\"\n"
+                    ),
+                );
             }
         }
     } else {
@@ -78,7 +80,12 @@ async fn run_valves(
     let mut access = HandleAccess { handle };
     let mut hreq = HttpRequest {
         method: parts.method.to_string(),
-        path: parts.uri.path().to_string(),
+        // The full path (context included): the router strips the context prefix, and
+        // plugins (e.g. the bench app's `context` config) match on what the client sent.
+        path: match parts.extensions.get::<axum::extract::OriginalUri>() {
+            Some(axum::extract::OriginalUri(uri)) => uri.path().to_string(),
+            None => parts.uri.path().to_string(),
+        },
         query: parts.uri.query().unwrap_or("").to_string(),
         headers: parts
             .headers
@@ -141,7 +148,10 @@ fn set_header(h: &mut http::HeaderMap, k: &str, v: &str) {
 }
 
 fn append_header(h: &mut http::HeaderMap, k: &str, v: &str) {
-    if let (Ok(name), Ok(val)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+    if let (Ok(name), Ok(val)) = (
+        HeaderName::from_bytes(k.as_bytes()),
+        HeaderValue::from_str(v),
+    ) {
         h.append(name, val);
     }
 }

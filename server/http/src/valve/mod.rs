@@ -21,7 +21,7 @@ pub mod replication;
 pub mod session;
 
 pub use jvm_route::JvmRouteBinderValve;
-pub use replication::ReplicationValve;
+pub use replication::{ReplicationValve, UrlFilter};
 pub use session::SessionValve;
 
 pub type Request = http::Request<Body>;

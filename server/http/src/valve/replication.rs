@@ -3,7 +3,8 @@
 //! replication turns the response into a 503 so the client knows the write is not safe.
 //! Requests whose path matches `filter` (static files) are committed without the ACCESSED
 //! traffic; a filtered request that did change its session is still replicated, since
-//! losing a write is worse than one message.
+//! losing a write is worse than one message. A [`UrlFilter`] (e.g. the node's Wasm URL
+//! filter plugins) is asked after the regex, for requests the regex lets through.
 use super::{Next, Request, Response, Valve};
 use crate::error::HttpError;
 use crate::handle::SessionHandle;
@@ -11,9 +12,20 @@ use axum::extract::OriginalUri;
 use axum::response::IntoResponse;
 use futures::future::BoxFuture;
 use regex::Regex;
+use std::sync::Arc;
+
+/// Decides, per request, whether it may touch the session (false: commit without
+/// replicating, like a `filter` match). Called on the request thread before the
+/// application runs, so it must answer in microseconds.
+pub trait UrlFilter: Send + Sync + 'static {
+    /// `path` is the full request path (context included).
+    fn may_touch_session(&self, path: &str, req: &Request) -> bool;
+}
 
 pub struct ReplicationValve {
     pub filter: Option<Regex>,
+    /// Asked when `filter` does not match.
+    pub extra: Option<Arc<dyn UrlFilter>>,
 }
 
 impl Valve for ReplicationValve {
@@ -26,7 +38,11 @@ impl Valve for ReplicationValve {
             Some(OriginalUri(uri)) => uri.path().to_owned(),
             None => req.uri().path().to_owned(),
         };
-        let replicate = !self.filter.as_ref().is_some_and(|f| f.is_match(&path));
+        let replicate = !self.filter.as_ref().is_some_and(|f| f.is_match(&path))
+            && self
+                .extra
+                .as_ref()
+                .is_none_or(|f| f.may_touch_session(&path, &req));
         let handle = req.extensions().get::<SessionHandle>().cloned();
         if let (false, Some(h)) = (replicate, handle.as_ref()) {
             h.service().note_filtered();
