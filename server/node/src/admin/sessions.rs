@@ -7,6 +7,9 @@ use shoal_plugin_host::{PluginState as HostState, PluginWorld as HostWorld};
 use shoal_session::{AttrValue, RequestEnd, Session, SessionId, SessionService};
 use std::sync::Arc;
 
+/// `(primary, backups)` of a session, as its manager knows it.
+type Placed = (shoal_cluster::MemberId, Vec<shoal_cluster::MemberId>);
+
 /// Counters at the last reset; statistics are shown relative to it.
 #[derive(Clone, Default)]
 pub(super) struct Baseline {
@@ -152,12 +155,20 @@ impl NodeBackend {
         self.lock().book.name_of(id).unwrap_or_else(|| id.to_hex())
     }
 
-    /// The primary is the node that wrote the session's last version (DeltaManager: the
-    /// node that served it last; BackupManager: its primary). Backups: with DeltaManager
-    /// every other member; with BackupManager this node's copy does not say, so only this
-    /// node is listed when it holds a copy it did not write.
-    fn summary(&self, s: &Session, ctx: &ContextConfig, now: u64) -> SessionSummary {
-        let primary = self.member_name(&s.stamp.node);
+    /// DeltaManager: the primary is the node that wrote the last version (served it last),
+    /// every other member holds a copy. BackupManager: primary and backups as the manager
+    /// knows them (`placement`), else the last writer.
+    fn summary(
+        &self,
+        s: &Session,
+        placed: Option<Placed>,
+        ctx: &ContextConfig,
+        now: u64,
+    ) -> SessionSummary {
+        let primary = match &placed {
+            Some((p, _)) => self.member_name(p),
+            None => self.member_name(&s.stamp.node),
+        };
         let backups = match ctx.session.manager {
             shoal_session::ManagerKind::Delta => {
                 let mut all: Vec<String> = self
@@ -172,10 +183,9 @@ impl NodeBackend {
                 all.sort();
                 all
             }
-            shoal_session::ManagerKind::Backup if primary != self.local_name() => {
-                vec![self.local_name()]
-            }
-            shoal_session::ManagerKind::Backup => Vec::new(),
+            shoal_session::ManagerKind::Backup => placed
+                .map(|(_, b)| b.iter().map(|m| self.member_name(m)).collect())
+                .unwrap_or_default(),
         };
         SessionSummary {
             id: s.id.as_str().to_owned(),
@@ -200,20 +210,20 @@ impl NodeBackend {
     ) -> Result<SessionPage, BackendError> {
         let (ctx, svc) = self.service(context)?;
         let now = now_ms();
-        let held: Vec<Session> = svc.with_manager(|m| {
+        let held: Vec<(Session, Option<Placed>)> = svc.with_manager(|m| {
             m.session_ids()
                 .iter()
-                .filter_map(|id| m.session(id).cloned())
+                .filter_map(|id| Some((m.session(id)?.clone(), m.placement(id))))
                 .collect()
         });
         let mut matching: Vec<SessionSummary> = held
             .iter()
-            .filter(|s| {
+            .filter(|(s, _)| {
                 q.prefix
                     .as_deref()
                     .is_none_or(|p| s.id.as_str().starts_with(p))
             })
-            .map(|s| self.summary(s, &ctx, now))
+            .map(|(s, p)| self.summary(s, p.clone(), &ctx, now))
             .filter(|s| {
                 q.min_idle_secs
                     .is_none_or(|m| s.idle_ms >= m.saturating_mul(1000))
@@ -275,7 +285,7 @@ impl NodeBackend {
             })
             .collect();
         Ok(SessionDetail {
-            session: self.summary(&s, &ctx, now_ms()),
+            session: self.summary(&s, svc.with_manager(|m| m.placement(&sid)), &ctx, now_ms()),
             attributes,
         })
     }
@@ -324,45 +334,48 @@ impl NodeBackend {
         Ok(n)
     }
 
-    /// Per context and node: sessions whose last version that node wrote (primary) and
-    /// copies it holds of others' (backup), from this node's copies.
+    /// Per context and node, from this node's copies: DeltaManager — primary = sessions
+    /// that node wrote last, backup = the others (every node holds all); BackupManager —
+    /// primary and backups as the manager knows them.
     pub(super) fn counts(&self) -> Vec<NodeSessionCount> {
         let mut out = Vec::new();
+        let local = self.node.channel.local();
+        let mut nodes: Vec<(shoal_cluster::MemberId, String)> =
+            vec![(local.id, local.name.clone())];
+        nodes.extend(
+            self.node
+                .channel
+                .members()
+                .into_iter()
+                .map(|m| (m.id, m.name)),
+        );
         for ctx in &self.node.http.config().contexts {
             let Some(svc) = self.node.http.registry().service(&ctx.path) else {
                 continue;
             };
-            let writers: Vec<shoal_cluster::MemberId> = svc.with_manager(|m| {
+            let delta = ctx.session.manager == shoal_session::ManagerKind::Delta;
+            let placed: Vec<Placed> = svc.with_manager(|m| {
                 m.session_ids()
                     .iter()
-                    .filter_map(|id| m.session(id).map(|s| s.stamp.node))
+                    .filter_map(|id| {
+                        let writer = m.session(id)?.stamp.node;
+                        Some(match m.placement(id) {
+                            Some(p) if !delta => p,
+                            _ if delta => {
+                                let others = nodes.iter().map(|(n, _)| *n).filter(|n| *n != writer);
+                                (writer, others.collect())
+                            }
+                            _ => (writer, Vec::new()),
+                        })
+                    })
                     .collect()
             });
-            let total = writers.len() as u64;
-            let mut nodes: Vec<(shoal_cluster::MemberId, String)> = self
-                .node
-                .channel
-                .members()
-                .into_iter()
-                .map(|m| (m.id, m.name))
-                .collect();
-            let local = self.node.channel.local();
-            nodes.push((local.id, local.name.clone()));
-            let delta = ctx.session.manager == shoal_session::ManagerKind::Delta;
-            for (id, name) in nodes {
-                let primary = writers.iter().filter(|w| **w == id).count() as u64;
-                let backup = if delta {
-                    total - primary
-                } else if id == local.id {
-                    total - primary
-                } else {
-                    0
-                };
+            for (id, name) in &nodes {
                 out.push(NodeSessionCount {
-                    node: name,
+                    node: name.clone(),
                     context: api_name(&ctx.path),
-                    primary,
-                    backup,
+                    primary: placed.iter().filter(|(p, _)| p == id).count() as u64,
+                    backup: placed.iter().filter(|(_, b)| b.contains(id)).count() as u64,
                 });
             }
         }

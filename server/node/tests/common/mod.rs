@@ -3,9 +3,10 @@
 #![allow(dead_code)]
 use shoal_admin::AdminConfig;
 use shoal_cluster::InterceptorStack;
-use shoal_http::HttpConfig;
+use shoal_http::{ContextConfig, HttpConfig};
 use shoal_net::config::ClusterConfig;
 use shoal_node::{NodeParts, RunningNode};
+use shoal_session::ManagerKind;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
@@ -23,6 +24,19 @@ fn free_ports(n: usize) -> Vec<u16> {
         .collect()
 }
 
+/// `/app` (DeltaManager, sync) and `/shop` (BackupManager, one backup).
+fn http_config() -> HttpConfig {
+    let mut http = HttpConfig::default();
+    let mut shop = ContextConfig {
+        path: "/shop".into(),
+        ..ContextConfig::default()
+    };
+    shop.session.manager = ManagerKind::Backup;
+    shop.session.backups = 1;
+    http.contexts.push(shop);
+    http
+}
+
 pub async fn start_node(name: &str, port: u16, members: &[String]) -> RunningNode {
     let mut c = ClusterConfig {
         name: name.into(),
@@ -38,7 +52,7 @@ pub async fn start_node(name: &str, port: u16, members: &[String]) -> RunningNod
     let parts = NodeParts {
         settings,
         stack: InterceptorStack::default(),
-        http: HttpConfig::default(),
+        http: http_config(),
         plugins: Vec::new(),
         config_dir: None,
         admin: Some(AdminConfig {
@@ -66,6 +80,18 @@ pub async fn cluster() -> Vec<RunningNode> {
         wait_for(Duration::from_secs(10), || n.channel.members().len() == 2)
             .await
             .unwrap_or_else(|| panic!("{} sees {:?}", n.channel.local().name, n.channel.members()));
+    }
+    // Ready as a balancer would see it: every context's state transfer done.
+    for n in &nodes {
+        let ready = n.http.registry().wait_ready(Duration::from_secs(10)).await;
+        let not_ready: Vec<String> = n
+            .http
+            .registry()
+            .services()
+            .filter(|s| !s.is_ready())
+            .map(|s| format!("{} ({:?})", s.context(), s.stats()))
+            .collect();
+        assert!(ready, "{} not ready in 10 s: {not_ready:?}", n.channel.local().name);
     }
     nodes
 }
