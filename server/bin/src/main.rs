@@ -2,11 +2,15 @@
 //!
 //! - `shoal node`: run one node (config file + per-node flags).
 //! - `shoal demo`: a local 3-node cluster on 127.0.0.1 (child processes), Ctrl-C stops it.
+//! - `shoal balancer`: the sticky reverse proxy (static backends or `--join` the cluster).
+//! - `shoal ctl`: the admin API from a terminal.
 //! - `shoal bench-channel`: channel throughput / latency / failure-detection figures.
+mod balancer;
 mod bench;
 mod bench_detect;
 mod config;
 mod demo;
+mod drain;
 mod logfmt;
 mod node;
 
@@ -29,6 +33,10 @@ enum Cmd {
     Node(node::NodeArgs),
     /// Start a local 3-node cluster on 127.0.0.1 and stop it on Ctrl-C.
     Demo(demo::DemoArgs),
+    /// Sticky-by-route HTTP balancer in front of the nodes.
+    Balancer(balancer::BalancerArgs),
+    /// Administer a running cluster through a node's admin API.
+    Ctl(shoal_admin::cli::Ctl),
     /// Measure the channel: throughput, sync_ack latency, kill -9 detection.
     BenchChannel(bench::BenchArgs),
 }
@@ -44,6 +52,8 @@ fn main() -> anyhow::Result<()> {
             Cmd::Node(a) => node::run(a).await,
             Cmd::Demo(a) => demo::run(a).await,
             Cmd::BenchChannel(a) => bench::run(a).await,
+            Cmd::Balancer(a) => balancer::run(a).await,
+            Cmd::Ctl(c) => shoal_admin::cli::run(c).await,
         }
     });
     if let Err(e) = &r {

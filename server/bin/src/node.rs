@@ -4,7 +4,9 @@
 //! `ready`, `member_added`, `member_suspected`, `member_disappeared`, `received`,
 //! `send_report`, `stats`. `--control-stdin` reads commands, one per line:
 //! `send async|ack|sync|plain TEXT` (to every member), `stats`, `leave`, `quit`.
+//! A full node (`[http]`) drains on SIGTERM, Ctrl-C or `quit` (see `drain.rs`).
 use crate::config::{Config, Overrides};
+use crate::drain;
 use anyhow::{anyhow, Context, Result};
 use serde_json::json;
 use shoal_cluster::{InterceptorStack, Member, SendOptions};
@@ -75,7 +77,7 @@ async fn run_full(
     args: NodeArgs,
     cfg: Config,
     http: shoal_http::HttpConfig,
-    settings: shoal_net::ChannelSettings,
+    mut settings: shoal_net::ChannelSettings,
     stack: InterceptorStack,
 ) -> Result<()> {
     let http_addr = format!("{}:{}", http.bind, http.port);
@@ -98,6 +100,13 @@ async fn run_full(
         None => None,
     };
     let admin_addr = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
+    // A balancer that joined the cluster learns where to send requests from these.
+    if let Ok(a) = http_listener.local_addr() {
+        settings.meta.insert(drain::META_HTTP.into(), a.to_string());
+    }
+    settings
+        .meta
+        .insert(drain::META_ROLE.into(), drain::ROLE_NODE.into());
     let parts = shoal_node::NodeParts {
         settings,
         stack,
@@ -121,13 +130,23 @@ async fn run_full(
             "admin": admin_addr.map(|a| a.to_string())})
         );
     }
+    if json {
+        let registry = node.http.registry().clone();
+        tokio::spawn(async move {
+            let ready = registry
+                .wait_ready(std::time::Duration::from_secs(60))
+                .await;
+            println!("{}", json!({"event": "sessions_ready", "ready": ready}));
+        });
+    }
     tokio::spawn(membership_events(ch.clone(), json));
     let quit = if args.control_stdin {
         tokio::spawn(control(ch.clone())).await.unwrap_or(Ok(()))
     } else {
         wait_for_signal().await
     };
-    node.shutdown().await;
+    // SIGTERM, Ctrl-C and `quit` all drain: nothing acknowledged is lost on the way out.
+    drain::drain(node, json).await;
     quit
 }
 
@@ -144,7 +163,7 @@ fn build_stack(c: &ClusterConfig) -> Result<InterceptorStack> {
     Ok(stack)
 }
 
-async fn wait_for_signal() -> Result<()> {
+pub async fn wait_for_signal() -> Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         r = tokio::signal::ctrl_c() => r?,

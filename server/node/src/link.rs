@@ -18,6 +18,12 @@ pub const SYNC_OPTIONS: u32 = SendOptions::USE_ACK | SendOptions::SYNCHRONIZED_A
 /// session versions, not by the transport.
 pub const ASYNC_OPTIONS: u32 = SendOptions::ASYNCHRONOUS;
 
+/// False for members with meta `role = "balancer"` (`shoal balancer --join`): they are in the
+/// channel to learn the nodes, never hold sessions, never are backups or state-transfer peers.
+pub fn serves_sessions(m: &Member) -> bool {
+    m.meta.get("role").map(String::as_str) != Some("balancer")
+}
+
 pub struct ChannelLink {
     channel: Channel,
     /// Filled by `subscribe` (called once by the session registry).
@@ -58,10 +64,15 @@ impl ChannelLink {
         }
     }
 
-    /// Forwards a membership change.
+    /// Forwards a membership change (balancer members are not session peers).
     pub fn membership(&self, ev: &MembershipEvent) {
         let Some(tx) = self.sender() else { return };
         let _ = match ev {
+            MembershipEvent::Added(m) | MembershipEvent::Disappeared { member: m, .. }
+                if !serves_sessions(m) =>
+            {
+                Ok(())
+            }
             MembershipEvent::Added(m) => tx.send(LinkEvent::MemberAdded(m.clone())),
             MembershipEvent::Disappeared { member, .. } => {
                 tx.send(LinkEvent::MemberRemoved(member.clone()))
@@ -77,10 +88,17 @@ impl ClusterLink for ChannelLink {
     }
 
     fn members(&self) -> Vec<Member> {
-        self.channel.members()
+        let mut v = self.channel.members();
+        v.retain(serves_sessions);
+        v
     }
 
-    fn send(&self, to: &[MemberId], payload: Vec<u8>, sync: bool) -> BoxFuture<'static, SendResults> {
+    fn send(
+        &self,
+        to: &[MemberId],
+        payload: Vec<u8>,
+        sync: bool,
+    ) -> BoxFuture<'static, SendResults> {
         let opts = SendOptions(if sync { SYNC_OPTIONS } else { ASYNC_OPTIONS });
         let fut = self.channel.send_now(to, payload, opts);
         Box::pin(async move {
@@ -99,7 +117,7 @@ impl ClusterLink for ChannelLink {
     fn subscribe(&self) -> mpsc::UnboundedReceiver<LinkEvent> {
         let (tx, rx) = mpsc::unbounded_channel();
         // Members that joined before the registry subscribed.
-        for m in self.channel.members() {
+        for m in self.channel.members().into_iter().filter(serves_sessions) {
             let _ = tx.send(LinkEvent::MemberAdded(m));
         }
         *self.events.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
