@@ -9,6 +9,7 @@
 //! The binary is `target/<profile>/shoal`, found next to the test executable; `scripts/test.sh`
 //! builds the workspace before testing (alone: `cargo build -p shoal && cargo test -p shoal-tests`).
 pub mod frames;
+pub mod sessions;
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
@@ -88,6 +89,11 @@ pub struct NodeProc {
 
 impl NodeProc {
     pub fn spawn(spec: NodeSpec) -> NodeProc {
+        Self::spawn_with(spec, &[])
+    }
+
+    /// Like [`NodeProc::spawn`], with extra command-line arguments (e.g. `--http-port 0`).
+    pub fn spawn_with(spec: NodeSpec, extra: &[&str]) -> NodeProc {
         let mut cmd = Command::new(shoal_bin());
         cmd.args([
             "node",
@@ -103,6 +109,7 @@ impl NodeProc {
         if let Some(c) = &spec.config {
             cmd.arg("--config").arg(c);
         }
+        cmd.args(extra);
         cmd.env_remove("SHOAL_CLUSTER_SECRET");
         if let Some(s) = &spec.secret {
             cmd.env("SHOAL_CLUSTER_SECRET", s);
