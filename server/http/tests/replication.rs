@@ -248,6 +248,15 @@ async fn get_never_creates_a_session_and_header_ids_work() {
     )
     .await;
     assert_eq!(r.field("size").as_deref(), Some("3"), "{r:?}");
+    // Title-Case header names, as Tomcat sends them (wrk's Lua looks up "Set-Cookie").
+    let r = get(a, "/app/counter", None).await;
+    assert!(r.head.contains("\r\nSet-Cookie: JSESSIONID="), "{}", r.head);
+    assert!(
+        r.head
+            .contains("\r\nContent-Type: text/plain;charset=UTF-8"),
+        "{}",
+        r.head
+    );
     let r = get(a, "/app/nope", None).await;
     assert_eq!(
         (r.status, r.body.as_str()),

@@ -135,6 +135,8 @@ impl TestCluster {
 
 #[derive(Debug)]
 pub struct Resp {
+    /// Status line and headers as sent.
+    pub head: String,
     pub status: u16,
     pub body: String,
     pub set_cookie: Option<String>,
@@ -193,6 +195,7 @@ pub async fn get_with(
             .then(|| v.trim().to_owned())
     });
     Resp {
+        head: head.to_owned(),
         status,
         body: body.trim_end().to_owned(),
         set_cookie,
