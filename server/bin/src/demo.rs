@@ -1,74 +1,296 @@
-//! `shoal demo`: three `shoal node` child processes on 127.0.0.1 with static membership and a
-//! fresh random cluster secret; Ctrl-C (or SIGTERM) stops them. Later issues add HTTP and the
-//! balancer to it.
+//! `shoal demo`: a local cluster to try in one command. Three `shoal node` child processes
+//! (one OS process per node, so `kill -9` shows a real failover) with HTTP on
+//! 127.0.0.1:18081–18083, the admin API/UI on 19081–19083, the Wasm bench app at `/app`, and
+//! the balancer in this process on 127.0.0.1:18080. Ctrl-C or SIGTERM drains and stops them.
+//!
+//! No orphans: the children run in their own process group (a terminal's Ctrl-C reaches only
+//! the demo, which stops them in order) and with `--control-stdin`: when the demo exits in any
+//! way — even `kill -9` — their stdin closes and they drain and exit. A panic kills them
+//! (`kill_on_drop`).
 use anyhow::{Context, Result};
+use shoal_balancer::{Backend, Balancer, BalancerConfig};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
-    /// Receiver port of node1; node2 and node3 take the next ones (Tomcat's default: 4000).
+    /// Cluster receiver port of node1; the others take the next ones (Tomcat's default: 4000).
     #[arg(long, default_value_t = 4000)]
     pub base_port: u16,
+    /// HTTP port of node1; the others take the next ones.
+    #[arg(long, default_value_t = 18081)]
+    pub http_port: u16,
+    /// Admin API/UI port of node1; the others take the next ones.
+    #[arg(long, default_value_t = 19081)]
+    pub admin_port: u16,
+    /// Port of the balancer (the app's front door).
+    #[arg(long, default_value_t = 18080)]
+    pub balancer_port: u16,
     /// Number of nodes.
     #[arg(long, default_value_t = 3)]
     pub nodes: u16,
+    /// Serve the native bench app instead of the Wasm one.
+    #[arg(long)]
+    pub native: bool,
+    /// Stop by itself after this many seconds (scripts and tests).
+    #[arg(long = "for")]
+    pub run_for: Option<u64>,
+}
+
+struct NodeChild {
+    name: String,
+    child: Child,
+    stdin: Option<tokio::process::ChildStdin>,
 }
 
 pub async fn run(a: DemoArgs) -> Result<()> {
     let exe = std::env::current_exe().context("cannot locate the shoal executable")?;
+    let dir = std::env::temp_dir().join(format!("shoal-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let wasm = !a.native && wasm_app_available();
+    let config = write_config(&dir, wasm)?;
+    let (token, generated) = match std::env::var("SHOAL_ADMIN_TOKEN") {
+        Ok(t) if !t.is_empty() => (t, false),
+        _ => (format!("{:032x}", rand::random::<u128>()), true),
+    };
     let secret = format!("{:032x}", rand::random::<u128>());
+
     let ports: Vec<u16> = (0..a.nodes).map(|i| a.base_port + i).collect();
-    let mut children: Vec<Child> = Vec::new();
-    for (i, port) in ports.iter().enumerate() {
-        let mut cmd = Command::new(&exe);
-        cmd.arg("node").args([
-            "--name",
-            &format!("node{}", i + 1),
-            "--port",
-            &port.to_string(),
-        ]);
-        for p in &ports {
-            cmd.args(["--member", &format!("127.0.0.1:{p}")]);
-        }
-        cmd.env("SHOAL_CLUSTER_SECRET", &secret)
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = cmd
-            .spawn()
+    let mut nodes = Vec::new();
+    for i in 0..a.nodes {
+        let n = spawn_node(&exe, &a, i, &ports, &config, &secret, &token)
             .with_context(|| format!("cannot start node{}", i + 1))?;
-        if let Some(err) = child.stderr.take() {
-            tokio::spawn(prefix_lines(format!("[node{}]", i + 1), err));
+        nodes.push(n);
+    }
+    let result = serve(&a, &mut nodes, &token, generated, wasm).await;
+    stop(&mut nodes).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+/// Waits for the nodes, runs the balancer until Ctrl-C / SIGTERM / `--for`.
+async fn serve(
+    a: &DemoArgs,
+    nodes: &mut [NodeChild],
+    token: &str,
+    generated: bool,
+    wasm: bool,
+) -> Result<()> {
+    let mut backends = Vec::new();
+    for (i, n) in nodes.iter_mut().enumerate() {
+        wait_ready(n).await?;
+        backends.push(Backend::new(
+            n.name.clone(),
+            format!("127.0.0.1:{}", a.http_port + i as u16),
+        ));
+    }
+    let listen = SocketAddr::from(([127, 0, 0, 1], a.balancer_port));
+    let cfg = BalancerConfig {
+        listen,
+        backends,
+        ..BalancerConfig::default()
+    };
+    let balancer = Balancer::new(cfg).context("balancer configuration")?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen} (--balancer-port)"))?;
+    print_banner(a, nodes, token, generated, wasm);
+    let run_for = a.run_for;
+    balancer
+        .serve(listener, async move {
+            match run_for {
+                Some(s) => {
+                    tokio::select! {
+                        _ = crate::node::wait_for_signal() => {}
+                        _ = tokio::time::sleep(Duration::from_secs(s)) => {}
+                    }
+                }
+                None => {
+                    let _ = crate::node::wait_for_signal().await;
+                }
+            }
+        })
+        .await?;
+    Ok(())
+}
+
+/// True if the Wasm bench app was built; otherwise says why and that the native one is used.
+fn wasm_app_available() -> bool {
+    let entry: Result<shoal_node::plugins::PluginEntry, _> =
+        toml::from_str("name = \"bench-app\"\npath = \"example:bench-app\"");
+    let resolved = entry
+        .map_err(|e| e.to_string())
+        .and_then(|e| e.resolve_path(None));
+    match resolved {
+        Ok(_) => true,
+        Err(why) => {
+            eprintln!(
+                "demo: the Wasm bench app is not available ({why}); serving the native bench app at /app instead"
+            );
+            false
         }
-        children.push(child);
     }
-    tracing::info!(
-        "demo: {} nodes on 127.0.0.1 ports {:?}; Ctrl-C stops them",
-        a.nodes,
-        ports
+}
+
+/// The node config shared by every node (ports and names come as flags).
+fn write_config(dir: &Path, wasm: bool) -> Result<PathBuf> {
+    let mut text = String::from(
+        "# written by `shoal demo`\n[http]\nbind = \"127.0.0.1\"\n\n[[http.contexts]]\npath = \"/app\"\napp = \"bench\"\n\n[http.contexts.session]\nmanager = \"delta\"\nreplication = \"sync\"\n",
     );
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r?,
-        _ = term.recv() => {}
+    if wasm {
+        text.push_str(
+            "\n# The Wasm bench app answers /app before the native app behind it.\n[[plugin]]\nname = \"bench-app\"\npath = \"example:bench-app\"\n",
+        );
     }
+    let path = dir.join("node.toml");
+    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
+fn spawn_node(
+    exe: &Path,
+    a: &DemoArgs,
+    i: u16,
+    ports: &[u16],
+    config: &Path,
+    secret: &str,
+    token: &str,
+) -> Result<NodeChild> {
+    let name = format!("node{}", i + 1);
+    let mut cmd = Command::new(exe);
+    cmd.arg("node")
+        .args(["--config", &config.display().to_string()])
+        .args(["--name", &name, "--port", &ports[i as usize].to_string()])
+        .args(["--http-port", &(a.http_port + i).to_string()])
+        .args(["--admin-port", &(a.admin_port + i).to_string()])
+        .args(["--json-events", "--control-stdin"]);
+    for p in ports {
+        cmd.args(["--member", &format!("127.0.0.1:{p}")]);
+    }
+    cmd.env("SHOAL_CLUSTER_SECRET", secret)
+        .env("SHOAL_ADMIN_TOKEN", token)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = cmd.spawn()?;
+    if let Some(err) = child.stderr.take() {
+        tokio::spawn(prefix_lines(format!("[{name}]"), err));
+    }
+    let stdin = child.stdin.take();
+    Ok(NodeChild { name, child, stdin })
+}
+
+/// Reads the node's events until `ready`, then keeps reading them (a full pipe would block it).
+async fn wait_ready(n: &mut NodeChild) -> Result<()> {
+    let out = n
+        .child
+        .stdout
+        .take()
+        .context("node stdout was not captured")?;
+    let mut lines = BufReader::new(out).lines();
+    let ready = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Ok(Some(l)) = lines.next_line().await {
+            if l.contains("\"event\":\"ready\"") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    if !matches!(ready, Ok(true)) {
+        anyhow::bail!(
+            "{} did not start (see its log lines above; a port in use? change --base-port, --http-port or --admin-port)",
+            n.name
+        );
+    }
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok(())
+}
+
+fn print_banner(a: &DemoArgs, nodes: &[NodeChild], token: &str, generated: bool, wasm: bool) {
+    let b = a.balancer_port;
+    let app = if wasm {
+        "the Wasm bench app (plugin bench-app)"
+    } else {
+        "the native bench app"
+    };
+    println!(
+        "\nshoal demo: {} nodes, {app} at /app, DeltaManager, sync replication\n",
+        nodes.len()
+    );
+    for (i, n) in nodes.iter().enumerate() {
+        let pid = n
+            .child
+            .id()
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "?".into());
+        println!(
+            "  {}  pid {pid:<8} http://127.0.0.1:{}/app/   admin http://127.0.0.1:{}/ui/",
+            n.name,
+            a.http_port + i as u16,
+            a.admin_port + i as u16
+        );
+    }
+    println!("\n  app through the balancer   http://127.0.0.1:{b}/app/counter");
+    println!("  balancer status            http://127.0.0.1:{b}/balancer/status");
+    println!(
+        "  admin UI                   http://127.0.0.1:{}/ui/",
+        a.admin_port
+    );
+    println!(
+        "  API docs                   http://127.0.0.1:{}/api/docs",
+        a.admin_port
+    );
+    if generated {
+        println!("  admin token (generated)    {token}");
+        println!("\n  export SHOAL_ADMIN_TOKEN={token}");
+    } else {
+        println!("  admin token                from SHOAL_ADMIN_TOKEN");
+    }
+    let pid1 = nodes
+        .first()
+        .and_then(|n| n.child.id())
+        .map(|p| p.to_string())
+        .unwrap_or_else(|| "<pid of node1>".into());
+    println!("\nTry a failover:");
+    println!("  curl -s -c /tmp/jar -b /tmp/jar -i http://127.0.0.1:{b}/app/counter   # note X-Shoal-Backend");
+    println!("  kill -9 <pid of the node named in X-Shoal-Backend>                   # e.g. kill -9 {pid1}");
+    println!("  curl -s -c /tmp/jar -b /tmp/jar http://127.0.0.1:{b}/app/counter      # counter keeps counting");
+    println!(
+        "  shoal ctl --url http://127.0.0.1:{} members                          # (cargo run --release -p shoal -- ctl members)",
+        a.admin_port + 1
+    );
+    println!("\nCtrl-C stops everything.");
+}
+
+/// Asks every node to drain (`quit` on its stdin), then kills what is still running after 10 s.
+async fn stop(nodes: &mut [NodeChild]) {
     tracing::info!("demo: stopping the nodes");
-    for c in &mut children {
-        // A terminal's Ctrl-C reached the children too; give them a moment to leave cleanly.
-        if tokio::time::timeout(Duration::from_secs(3), c.wait())
+    for n in nodes.iter_mut() {
+        if let Some(mut stdin) = n.stdin.take() {
+            let _ = stdin.write_all(b"quit\n").await;
+        }
+    }
+    for n in nodes.iter_mut() {
+        if tokio::time::timeout(Duration::from_secs(10), n.child.wait())
             .await
             .is_err()
         {
-            let _ = c.kill().await;
+            tracing::warn!("{} did not stop within 10 s; killing it", n.name);
+            let _ = n.child.kill().await;
         }
     }
-    Ok(())
 }
 
 /// Copies a child's log lines to our stderr, prefixed with its name (three nodes, one terminal).
 async fn prefix_lines(prefix: String, err: tokio::process::ChildStderr) {
-    use tokio::io::AsyncBufReadExt;
-    let mut lines = tokio::io::BufReader::new(err).lines();
+    let mut lines = BufReader::new(err).lines();
     while let Ok(Some(l)) = lines.next_line().await {
         eprintln!("{prefix} {l}");
     }
