@@ -278,10 +278,11 @@ impl Core {
     /// interval) never expire a session in use, without a message per read.
     pub fn access_due(e: &Entry, now: Millis) -> bool {
         let quarter = u64::from(e.session.max_inactive_secs) * 250;
-        now.saturating_sub(e.last_replicated) >= quarter
+        // A session that never expires needs no keep-alive.
+        quarter > 0 && now.saturating_sub(e.last_replicated) >= quarter
     }
 
-    /// Validates `end.ops` against the limits and applies them; returns the entry's old stamp.
+    /// Validates `ops` against the limits and applies them to the stored session.
     pub fn apply_request(
         &mut self,
         id: &SessionId,
