@@ -10,7 +10,9 @@ use anyhow::{Context, Result};
 use shoal_cluster::InterceptorStack;
 use shoal_http::{HttpConfig, HttpNode, UrlFilter, Valve};
 use shoal_net::{Channel, ChannelSettings, Incoming, MembershipEvent};
-use shoal_plugin_host::{EngineOptions, MemberFact, PluginRegistry, PluginWorld, SharedFacts};
+use shoal_plugin_host::{
+    ClusterFacts, EngineOptions, MemberFact, PluginRegistry, PluginWorld, SharedFacts,
+};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -52,8 +54,12 @@ pub async fn start(
     admin_listener: Option<TcpListener>,
 ) -> Result<RunningNode> {
     let facts = SharedFacts::new(MemberFact::default());
+    let node_facts = Arc::new(NodeFacts {
+        shared: facts.clone(),
+        http: std::sync::OnceLock::new(),
+    });
     let registry = Arc::new(
-        PluginRegistry::new(EngineOptions::default(), facts.clone())
+        PluginRegistry::new(EngineOptions::default(), node_facts.clone())
             .context("cannot start the Wasm plugin engine")?,
     );
     let plugins = Plugins::new(registry);
@@ -93,6 +99,7 @@ pub async fn start(
     }
     let http = HttpNode::start_with_plugins(parts.http, link.clone(), valves, url_filters)
         .context("invalid [http] configuration")?;
+    let _ = node_facts.http.set(Arc::downgrade(&http));
 
     tokio::spawn(demultiplex(incoming, link.clone(), plugins.clone()));
     tokio::spawn(follow_membership(
@@ -151,6 +158,33 @@ pub async fn start(
         http_task,
         admin_task,
     })
+}
+
+/// What plugins see of the cluster (`host.local-member`, `members`, `active-sessions`):
+/// members as the channel reports them, sessions counted live over every context (the
+/// HTTP node is set once started; plugins loaded before see 0).
+struct NodeFacts {
+    shared: Arc<SharedFacts>,
+    http: std::sync::OnceLock<std::sync::Weak<HttpNode>>,
+}
+
+impl ClusterFacts for NodeFacts {
+    fn local_member(&self) -> MemberFact {
+        self.shared.local_member()
+    }
+    fn members(&self) -> Vec<MemberFact> {
+        self.shared.members()
+    }
+    fn active_sessions(&self) -> u64 {
+        let Some(http) = self.http.get().and_then(|w| w.upgrade()) else {
+            return 0;
+        };
+        let sessions = http
+            .registry()
+            .services()
+            .map(|s| s.stats().active_sessions);
+        sessions.sum()
+    }
 }
 
 /// Channel-interceptor plugins of the config join the bottom of the stack (closest to the

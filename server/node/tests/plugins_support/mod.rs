@@ -1,0 +1,200 @@
+//! Nodes with `[[plugin]]` entries for the plugin tests: in-process, loopback, static
+//! membership, HTTP on port 0, no admin listener; and a tiny cookie-keeping HTTP client.
+#![allow(dead_code)]
+use shoal_cluster::InterceptorStack;
+use shoal_http::{ContextConfig, HttpConfig};
+use shoal_net::config::ClusterConfig;
+use shoal_node::plugins::{PluginEntry, PolicyName};
+use shoal_node::{NodeParts, RunningNode};
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+const SECRET: &str = "plugin-test-cluster-secret";
+
+/// A `[[plugin]]` entry for a built example (`example:NAME`).
+pub fn example(name: &str, example: &str, config: &[(&str, &str)]) -> PluginEntry {
+    PluginEntry {
+        name: name.into(),
+        path: format!("example:{example}"),
+        config: config
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        contexts: Vec::new(),
+        policy: PolicyName::FailClosed,
+        memory_mib: 16,
+        call_timeout_ms: 100,
+        max_instances: 4,
+        enabled: true,
+    }
+}
+
+/// Contexts by path (DeltaManager, synchronous; `max_inactive_secs` for all).
+pub fn contexts(paths: &[&str], max_inactive_secs: u32) -> HttpConfig {
+    let mut http = HttpConfig::default();
+    http.contexts = paths
+        .iter()
+        .map(|p| {
+            let mut c = ContextConfig {
+                path: p.to_string(),
+                ..ContextConfig::default()
+            };
+            c.session.max_inactive_secs = max_inactive_secs;
+            c
+        })
+        .collect();
+    http
+}
+
+fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port"))
+        .collect();
+    held.iter()
+        .map(|l| l.local_addr().expect("local addr").port())
+        .collect()
+}
+
+/// Starts one node per entry of `plugins` (node1, node2, …) with the same contexts, and
+/// waits until each sees the others (`wait_ready`: also until every context is ready).
+pub async fn nodes(
+    http: HttpConfig,
+    plugins: Vec<Vec<PluginEntry>>,
+    wait_ready: bool,
+) -> Vec<RunningNode> {
+    let ports = free_ports(plugins.len());
+    let members: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let mut nodes = Vec::new();
+    for (i, (port, entries)) in ports.iter().zip(plugins).enumerate() {
+        let parts = parts(
+            &format!("node{}", i + 1),
+            *port,
+            &members,
+            http.clone(),
+            entries,
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind http");
+        let node = shoal_node::start(parts, listener, None)
+            .await
+            .unwrap_or_else(|e| panic!("node{} starts: {e:#}", i + 1));
+        nodes.push(node);
+    }
+    let others = nodes.len() - 1;
+    for n in &nodes {
+        super::common::wait_for(Duration::from_secs(10), || {
+            n.channel.members().len() == others
+        })
+        .await
+        .unwrap_or_else(|| panic!("{} sees {:?}", n.channel.local().name, n.channel.members()));
+        if wait_ready {
+            let ready = n.http.registry().wait_ready(Duration::from_secs(10)).await;
+            assert!(ready, "{} not ready in 10 s", n.channel.local().name);
+        }
+    }
+    nodes
+}
+
+pub fn parts(
+    name: &str,
+    port: u16,
+    members: &[String],
+    http: HttpConfig,
+    plugins: Vec<PluginEntry>,
+) -> NodeParts {
+    let mut c = ClusterConfig {
+        name: name.into(),
+        ..ClusterConfig::default()
+    };
+    c.receiver.port = port;
+    c.receiver.auto_bind = 1;
+    c.membership.members = members.to_vec();
+    c.membership.refresh_ms = 200;
+    NodeParts {
+        settings: c
+            .settings(Some(SECRET.into()))
+            .expect("valid cluster settings"),
+        stack: InterceptorStack::default(),
+        http,
+        plugins,
+        config_dir: None,
+        admin: None,
+    }
+}
+
+pub async fn shutdown(nodes: Vec<RunningNode>) {
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
+
+/// One browser: keeps the session cookie the nodes set.
+#[derive(Clone, Default)]
+pub struct Browser {
+    client: reqwest::Client,
+    pub cookie: Option<String>,
+}
+
+impl Browser {
+    pub fn new() -> Browser {
+        Browser::default()
+    }
+
+    /// GET `path` on `node`: (status, body, response headers).
+    pub async fn get_full(
+        &mut self,
+        node: &RunningNode,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, String, reqwest::header::HeaderMap) {
+        let mut req = self.client.get(format!("http://{}{path}", node.http_addr));
+        if let Some(c) = &self.cookie {
+            req = req.header("cookie", c);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        for v in resp.headers().get_all("set-cookie") {
+            if let Some(pair) = v.to_str().ok().and_then(|s| s.split(';').next()) {
+                self.cookie = Some(pair.to_string());
+            }
+        }
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.text().await.unwrap_or_default();
+        (status, body, headers)
+    }
+
+    pub async fn get(&mut self, node: &RunningNode, path: &str) -> (u16, String) {
+        let (s, b, _) = self.get_full(node, path, &[]).await;
+        (s, b)
+    }
+}
+
+/// `plugin.<plugin>.<name>` of a node's registry (0 when not published yet).
+pub fn metric(node: &RunningNode, plugin: &str, name: &str) -> i64 {
+    let key = format!("plugin.{plugin}.{name}");
+    node.plugins
+        .registry
+        .metrics()
+        .into_iter()
+        .find(|m| m.name == key)
+        .map_or(0, |m| m.value)
+}
+
+/// Sent / received count of one session message kind (e.g. `session_accessed`) in `ctx`.
+pub fn messages(node: &RunningNode, ctx: &str, kind: &str, sent: bool) -> u64 {
+    let stats = node
+        .http
+        .registry()
+        .service(ctx)
+        .expect("context exists")
+        .stats();
+    let list = if sent { stats.sent } else { stats.received };
+    list.into_iter()
+        .find(|(k, _)| *k == kind)
+        .map_or(0, |(_, v)| v)
+}
