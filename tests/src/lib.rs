@@ -9,6 +9,8 @@
 //! The binary is `target/<profile>/shoal`, found next to the test executable; `scripts/test.sh`
 //! builds the workspace before testing (alone: `cargo build -p shoal && cargo test -p shoal-tests`).
 pub mod frames;
+pub mod front;
+pub mod front_kill;
 pub mod sessions;
 
 use serde_json::Value;

@@ -1,0 +1,104 @@
+//! Rolling restart of three nodes behind `shoal balancer --join` (backends learned from the
+//! membership): each node drains (`quit` = the SIGTERM path), exits, and comes back on the
+//! same name and channel port with a new HTTP port, one after the other, under load.
+//! Nothing may fail and no counter may skip or repeat.
+use shoal_tests::front::{continuity, failures, get, last_counter, Front, Load};
+use shoal_tests::front_kill::{nodes, NAMES};
+use shoal_tests::sessions::{session_config, HttpNode, SECRET};
+use std::time::{Duration, Instant};
+
+/// Polls the balancer status until `route` is a backend at `addr` (up).
+fn wait_backend(front: &str, route: &str, addr: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = get(front, "/balancer/status", None)
+            .map(|r| r.body)
+            .unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_str(&s).unwrap_or_default();
+        let found = v["backends"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|b| b["route"] == route && b["addr"] == addr && b["status"] != "down");
+        if found {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "balancer never listed {route} at {addr}: {s}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn rolling_restart_with_drain_loses_nothing() {
+    let (nodes, ports) = nodes();
+    let front = Front::balancer(&[], &ports, SECRET);
+    for n in &nodes {
+        wait_backend(&front.addr, n.name(), &n.http);
+    }
+    let cfg = session_config("delta", "sync", 1800);
+    let load = Load::start(&front.addr, 9, Duration::from_millis(10));
+    assert!(load.wait_successes(&[0; 9], 10, Duration::from_secs(15)));
+    let mut nodes: Vec<Option<HttpNode>> = nodes.into_iter().map(Some).collect();
+    for i in 0..3 {
+        let mut old = nodes[i].take().expect("node");
+        let t = Instant::now();
+        old.proc.command("quit"); // the SIGTERM path: drain, then exit
+        let ev = old
+            .proc
+            .wait_event("draining", |_| true, Duration::from_secs(5));
+        assert_eq!(
+            ev.json["balancers"], 1,
+            "the balancer was not told: {}",
+            ev.json
+        );
+        old.proc
+            .wait_event("drained", |_| true, Duration::from_secs(10));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while old.proc.is_running() {
+            assert!(
+                Instant::now() < deadline,
+                "{} did not exit after draining",
+                NAMES[i]
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let drained = t.elapsed();
+        let mut new = HttpNode::spawn(NAMES[i], ports[i], &ports, &cfg);
+        new.proc.wait_event(
+            "sessions_ready",
+            |v| v["ready"] == true,
+            Duration::from_secs(15),
+        );
+        wait_backend(&front.addr, NAMES[i], &new.http);
+        println!("{} drained in {drained:?}, back at {}", NAMES[i], new.http);
+        nodes[i] = Some(new);
+        let base = load.successes();
+        assert!(
+            load.wait_successes(&base, 10, Duration::from_secs(15)),
+            "load stalled after restarting {}",
+            NAMES[i]
+        );
+    }
+    let logs = load.stop();
+    for log in &logs {
+        let f = failures(log);
+        assert!(f.is_empty(), "{:?}: failed requests {f:?}", log.cookie);
+        continuity(log, 0).unwrap_or_else(|e| panic!("{e}"));
+        let cookie = log.cookie.as_deref().expect("cookie");
+        let r = get(&front.addr, "/app/get?key=counter", Some(cookie)).expect("read back");
+        assert_eq!(
+            r.field("value").and_then(|v| v.parse::<i64>().ok()),
+            last_counter(log),
+            "{cookie}: {}",
+            r.body
+        );
+    }
+    let total: usize = logs.iter().map(|l| l.attempts.len()).sum();
+    println!(
+        "rolling restart: {} sessions, {total} requests, 0 failures",
+        logs.len()
+    );
+}
