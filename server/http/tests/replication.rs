@@ -3,7 +3,7 @@
 mod common;
 
 use common::{config, get, get_with, TestCluster};
-use shoal_session::{ManagerConfig, ManagerKind, ReplicationMode};
+use shoal_session::{ClusterLink, ManagerConfig, ManagerKind, ReplicationMode};
 
 fn session(kind: ManagerKind, mode: ReplicationMode) -> ManagerConfig {
     ManagerConfig {
@@ -289,4 +289,43 @@ async fn attribute_limits_answer_4xx_and_change_nothing() {
     assert_eq!(r.status, 404, "rejected write must not replicate: {r:?}");
     let r = get(c.node(2).addr, "/app/get?key=b", Some(&id)).await;
     assert_eq!(r.field("size").as_deref(), Some("10"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unacknowledged_sync_write_answers_503_then_heals() {
+    let c = TestCluster::start(
+        3,
+        config(session(ManagerKind::Delta, ReplicationMode::Sync)),
+    )
+    .await;
+    let _ = c
+        .mem
+        .clone()
+        .with_ack_timeout(std::time::Duration::from_millis(300));
+    let (n1, n2) = (c.node(1).addr, c.node(2).addr);
+    let r = get(n1, "/app/counter", None).await;
+    let id = r.cookie_id().unwrap_or_else(|| panic!("{r:?}"));
+    let (m1, m2) = (c.node(1).link.local().id, c.node(2).link.local().id);
+    c.mem.partition(m1, m2);
+    let r = get(n1, "/app/counter", Some(&id)).await;
+    assert_eq!(r.status, 503, "{r:?}");
+    assert!(r.body.starts_with("error=replication-failed"), "{r:?}");
+    assert!(r.head.contains("Retry-After: 1"), "{}", r.head);
+    c.mem.heal();
+    // The next write goes out whole, so node2 catches up without a gap: acknowledged at once.
+    let r = get(n1, "/app/counter", Some(&id)).await;
+    assert_eq!(
+        (r.status, r.field("counter").as_deref()),
+        (200, Some("3")),
+        "{r:?}"
+    );
+    let r = get(n2, "/app/get?key=counter", Some(&id)).await;
+    assert_eq!(r.field("value").as_deref(), Some("3"), "{r:?}");
+    let failures = c
+        .node(1)
+        .node
+        .registry()
+        .service("/app")
+        .map(|s| s.stats().replication_failures);
+    assert_eq!(failures, Some(1));
 }

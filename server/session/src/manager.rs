@@ -144,6 +144,15 @@ pub trait SessionManager: Send {
     fn session(&self, id: &SessionId) -> Option<&Session>;
     fn session_ids(&self) -> Vec<SessionId>;
     fn stats(&self) -> ManagerStats;
+
+    /// A synchronous replication of `id` was not acknowledged by every replica: its next
+    /// change goes out as the whole session, so replicas that missed a version catch up
+    /// without a gap.
+    fn replication_failed(&mut self, id: &SessionId) {
+        self.core_mut().resync.insert(id.clone());
+    }
+
+    fn core_mut(&mut self) -> &mut Core;
     /// Where a session lives as far as this node knows: `(primary, backups)`. `None` when
     /// unknown or when every member holds it (DeltaManager). For the admin API.
     fn placement(&self, _id: &SessionId) -> Option<(MemberId, Vec<MemberId>)> {
@@ -198,6 +207,8 @@ pub struct Core {
     pub stats: ManagerStats,
     pub counters: MessageCounters,
     pub next_request: u64,
+    /// Sessions whose next change is sent whole (see `SessionManager::replication_failed`).
+    pub resync: std::collections::BTreeSet<SessionId>,
 }
 
 impl Core {
@@ -219,6 +230,7 @@ impl Core {
             stats: ManagerStats::default(),
             counters: MessageCounters::default(),
             next_request: 1,
+            resync: Default::default(),
         }
     }
 

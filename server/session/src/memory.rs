@@ -10,13 +10,23 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
-/// How long a synchronous send waits for the receiver to process (Tomcat: 3000 ms).
+/// Default wait for a synchronous send to be processed (Tomcat's sender timeout: 3000 ms).
 const ACK_TIMEOUT: Duration = Duration::from_secs(3);
 
-#[derive(Default)]
 struct Hub {
     nodes: BTreeMap<MemberId, Slot>,
     cut: HashSet<(MemberId, MemberId)>,
+    ack_timeout: Duration,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Hub {
+            nodes: BTreeMap::new(),
+            cut: HashSet::new(),
+            ack_timeout: ACK_TIMEOUT,
+        }
+    }
 }
 
 struct Slot {
@@ -42,6 +52,12 @@ fn lock(hub: &Mutex<Hub>) -> MutexGuard<'_, Hub> {
 impl MemoryCluster {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// How long a synchronous send waits for processing before failing (default 3 s).
+    pub fn with_ack_timeout(self, timeout: Duration) -> Self {
+        lock(&self.hub).ack_timeout = timeout;
+        self
     }
 
     /// Adds a node named `name` (its route); every present node sees it join.
@@ -158,17 +174,18 @@ impl ClusterLink for MemoryLink {
                 ready.push((*dest, Ok(())));
             }
         }
+        let ack_timeout = hub.ack_timeout;
         drop(hub);
         async move {
             for (dest, rx) in waits {
                 let r = match rx {
-                    Some(rx) => match tokio::time::timeout(ACK_TIMEOUT, rx).await {
+                    Some(rx) => match tokio::time::timeout(ack_timeout, rx).await {
                         Ok(Ok(r)) => r,
                         Ok(Err(_)) => Err("receiver dropped the message".into()),
                         Err(_) => Err("ack timeout".into()),
                     },
                     None => {
-                        tokio::time::sleep(ACK_TIMEOUT).await;
+                        tokio::time::sleep(ack_timeout).await;
                         Err("ack timeout (partitioned)".into())
                     }
                 };

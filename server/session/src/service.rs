@@ -192,6 +192,7 @@ impl SessionService {
             return Ok(());
         }
         let started = Instant::now();
+        let id = end.id.clone();
         let waits = {
             let mut m = self.lock();
             let out = m.end_request(end, now_ms())?;
@@ -220,6 +221,9 @@ impl SessionService {
             return Ok(());
         }
         self.replication_failures.fetch_add(1, Ordering::Relaxed);
+        if let Some(id) = &id {
+            self.lock().replication_failed(id);
+        }
         let names: Vec<String> = failed.iter().map(|(m, _)| format!("{m:?}")).collect();
         Err(SessionError::ReplicationFailed {
             members: names.join(","),

@@ -286,7 +286,11 @@ impl SessionManager for BackupManager {
             out.extend(self.announce(loc.into_iter().collect(), &backups, sync));
             return Ok(out);
         }
-        let (local, whole) = (self.core.local, self.core.cfg.replicate_whole_session);
+        let resync = self.core.resync.remove(&id);
+        let (local, whole) = (
+            self.core.local,
+            self.core.cfg.replicate_whole_session || resync,
+        );
         let Some(e) = self.core.store.entries.get_mut(&id) else {
             return Ok(out);
         };
@@ -406,6 +410,10 @@ impl SessionManager for BackupManager {
         self.locations
             .get(id)
             .map(|l| (l.primary, l.backups.clone()))
+    }
+
+    fn core_mut(&mut self) -> &mut Core {
+        &mut self.core
     }
 
     fn stats(&self) -> ManagerStats {

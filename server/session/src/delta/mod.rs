@@ -177,7 +177,11 @@ impl SessionManager for DeltaManager {
                 .collect());
         }
         self.core.apply_request(&id, &end.ops, now)?;
-        let (local, whole) = (self.core.local, self.core.cfg.replicate_whole_session);
+        let resync = self.core.resync.remove(&id);
+        let (local, whole) = (
+            self.core.local,
+            self.core.cfg.replicate_whole_session || resync,
+        );
         let Some(e) = self.core.store.entries.get_mut(&id) else {
             return Err(SessionError::NotFound(id.to_string()));
         };
@@ -335,6 +339,10 @@ impl SessionManager for DeltaManager {
 
     fn session_ids(&self) -> Vec<SessionId> {
         self.core.store.entries.keys().cloned().collect()
+    }
+
+    fn core_mut(&mut self) -> &mut Core {
+        &mut self.core
     }
 
     fn stats(&self) -> ManagerStats {

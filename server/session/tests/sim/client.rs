@@ -125,17 +125,22 @@ impl Sim {
     }
 
     pub(super) fn maybe_finish(&mut self, c: usize, write: u64) {
-        let Some((value, _, set, ok)) = self.clients[c].inflight.as_ref() else {
+        let Some((value, node, set, ok)) = self.clients[c].inflight.as_ref() else {
             return;
         };
         if !set.is_empty() {
             return;
         }
-        let (value, ok) = (*value, *ok);
+        let (value, node, ok) = (*value, *node, *ok);
         self.writes.remove(&write);
         self.clients[c].inflight = None;
         if ok {
             self.clients[c].acked = self.clients[c].acked.max(value);
+        } else if let Some(id) = self.clients[c].session.clone() {
+            // What SessionService does on a failed sync replication.
+            if self.nodes[node].alive {
+                self.nodes[node].mgr.replication_failed(&id);
+            }
         }
         self.done(c, ok);
     }
