@@ -6,10 +6,12 @@ mod plugins_support;
 
 use common::wait_for;
 use plugins_support::{contexts, example, messages, metric, nodes, shutdown, Browser};
-use shoal_node::plugins::{ControlOp, PolicyName};
+use shoal_node::plugins::{ControlOp, PluginEntry, PolicyName};
+use shoal_node::RunningNode;
+use shoal_plugin_host::PluginWorld;
 use std::time::Duration;
 
-fn app() -> shoal_node::plugins::PluginEntry {
+fn app() -> PluginEntry {
     let mut e = example("app", "bench-app", &[]);
     e.contexts = vec!["/app".into()];
     e
@@ -153,11 +155,18 @@ async fn auth_valve_short_circuits_without_token() {
     shutdown(n).await;
 }
 
+/// The checksum interceptor, with a time limit that a loaded test machine cannot hit
+/// (a timeout would drop the message under fail-closed, which is not what is tested).
+fn crc() -> PluginEntry {
+    let mut e = example("crc", "checksum-interceptor", &[]);
+    e.call_timeout_ms = 2000;
+    e
+}
+
 /// Both nodes run the checksum interceptor: sessions replicate through it (each message
 /// sealed on send, verified and stripped on receipt).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn checksum_interceptor_rewrites_messages_between_nodes() {
-    let crc = || example("crc", "checksum-interceptor", &[]);
     let n = nodes(
         contexts(&["/app"], 1800),
         vec![vec![crc(), app()], vec![crc(), app()]],
@@ -179,27 +188,228 @@ async fn checksum_interceptor_rewrites_messages_between_nodes() {
 }
 
 /// node1 runs the interceptor, node2 does not: what node2 sends has no checksum, so node1
-/// drops it (and counts it); the session created on node2 never reaches node1.
+/// drops it (and counts it) instead of applying it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn checksum_interceptor_drops_messages_from_a_node_without_it() {
-    let crc = example("crc", "checksum-interceptor", &[]);
     let n = nodes(
         contexts(&["/app"], 1800),
-        vec![vec![crc, app()], vec![app()]],
+        vec![vec![crc(), app()], vec![app()]],
         false,
     )
     .await;
-    let mut b = Browser::new();
+    // node2's state transfer request already went the same way.
+    wait_for(Duration::from_secs(10), || {
+        metric(&n[0], "crc", "dropped") >= 1
+    })
+    .await
+    .expect("node1 drops node2's unsealed GET_ALL_SESSIONS");
     let dropped = metric(&n[0], "crc", "dropped");
-    let created = messages(&n[0], "/app", "session_created", false);
-    // Asynchronous for node2's point of view: node1 never acknowledges, so the request
-    // may answer 503 (replication failed) or 200; either way node1 must drop it.
-    let _ = b.get(&n[1], "/app/counter").await;
+    let verified = metric(&n[0], "crc", "verified");
+    // A control message that would disable the app on node1 if it arrived.
+    let op = ControlOp::SetEnabled {
+        name: "app".into(),
+        enabled: false,
+    };
+    let node1 = n[0].channel.local().id;
+    n[1].channel
+        .send(&[node1], op.encode(), shoal_cluster::SendOptions::default())
+        .await;
     wait_for(Duration::from_secs(10), || {
         metric(&n[0], "crc", "dropped") > dropped
     })
     .await
     .expect("node1 counts the unsealed message as dropped");
-    assert_eq!(messages(&n[0], "/app", "session_created", false), created);
+    assert_eq!(metric(&n[0], "crc", "verified"), verified);
+    let info = n[0].plugins.registry.info("app").expect("loaded");
+    assert_eq!(
+        info.state,
+        shoal_plugin_host::PluginState::Enabled,
+        "{info:?}"
+    );
+    shutdown(n).await;
+}
+
+fn misbehave(name: &str, mode: &str, policy: PolicyName, context: &str) -> PluginEntry {
+    let mut e = example(name, "misbehave", &[("mode", mode)]);
+    e.policy = policy;
+    e.call_timeout_ms = 50;
+    e.contexts = vec![context.into()];
+    e
+}
+
+/// `n` sequential GETs of `path` by one browser; the statuses.
+async fn statuses(node: &RunningNode, path: &str, n: usize) -> Vec<u16> {
+    let mut b = Browser::new();
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(b.get(node, path).await.0);
+    }
+    out
+}
+
+/// A looping, a trapping and a memory-hungry valve on their own contexts while the bench
+/// app serves a bounded load: the app's requests all succeed, fail-closed answers 503,
+/// fail-open lets the request through, and every failure is counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn misbehaving_valves_under_load_apply_their_policy() {
+    let plugins = vec![
+        app(),
+        misbehave("loop", "loop", PolicyName::FailClosed, "/loop"),
+        misbehave("trap", "trap", PolicyName::FailClosed, "/trap"),
+        misbehave("bomb", "bomb", PolicyName::FailOpen, "/open"),
+        misbehave("trap-open", "trap", PolicyName::FailOpen, "/open"),
+    ];
+    let http = contexts(&["/app", "/loop", "/trap", "/open"], 1800);
+    let n = nodes(http, vec![plugins], true).await;
+    let node = &n[0];
+    let (apps, bad) = tokio::join!(
+        futures::future::join_all((0..4).map(|_| async {
+            let mut b = Browser::new();
+            let mut bodies = Vec::new();
+            for _ in 0..40 {
+                bodies.push(b.get(node, "/app/counter").await);
+            }
+            bodies
+        })),
+        futures::future::join3(
+            statuses(node, "/loop/counter", 8),
+            statuses(node, "/trap/counter", 8),
+            statuses(node, "/open/counter", 8),
+        ),
+    );
+    for bodies in apps {
+        for (i, (s, body)) in bodies.iter().enumerate() {
+            assert!(
+                *s == 200 && body.starts_with(&format!("counter={} ", i + 1)),
+                "{s} {body}"
+            );
+        }
+    }
+    let (looped, trapped, open) = bad;
+    assert_eq!(looped, vec![503; 8], "fail-closed loop");
+    assert_eq!(trapped, vec![503; 8], "fail-closed trap");
+    assert_eq!(open, vec![200; 8], "fail-open: the native app answers");
+    let info = |name: &str| node.plugins.registry.info(name).expect("loaded");
+    assert!(info("loop").failures.timeouts >= 8, "{:?}", info("loop"));
+    assert!(info("trap").failures.traps >= 8, "{:?}", info("trap"));
+    // On a loaded machine growing memory can take longer than the 50 ms limit.
+    let bomb = info("bomb").failures;
+    assert!(
+        bomb.memory >= 1 && bomb.memory + bomb.timeouts >= 8,
+        "{bomb:?}"
+    );
+    assert!(
+        info("trap-open").failures.traps >= 8,
+        "{:?}",
+        info("trap-open")
+    );
+    assert_eq!(
+        info("app").failures,
+        Default::default(),
+        "the app never failed"
+    );
+    shutdown(n).await;
+}
+
+/// Not-Wasm bytes and a component of the wrong world are refused with errors naming the
+/// plugin, at runtime and in the config; the node keeps its other plugins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_loads_are_refused_with_the_plugin_named() {
+    let n = nodes(contexts(&["/app"], 1800), vec![vec![app()]], true).await;
+    let load = |name: &str, bytes: Vec<u8>, world| ControlOp::Load {
+        name: name.into(),
+        bytes,
+        config: Vec::new(),
+        limits: Default::default(),
+        policy: Default::default(),
+        world,
+        contexts: Vec::new(),
+    };
+    let err = n[0]
+        .plugins
+        .apply_local(&load("junk", b"hello".to_vec(), None));
+    let err = err.expect_err("not wasm").to_string();
+    assert!(
+        err.contains("plugin junk") && err.contains("not WebAssembly"),
+        "{err}"
+    );
+    let bytes = shoal_plugin_host::examples::component("bench-app").expect("built");
+    let err = n[0]
+        .plugins
+        .apply_local(&load("wrong", bytes, Some(PluginWorld::UrlFilter)));
+    let err = err.expect_err("wrong world").to_string();
+    assert!(
+        err.contains("plugin wrong") && err.contains("valve"),
+        "{err}"
+    );
+    let names: Vec<String> = n[0]
+        .plugins
+        .registry
+        .list()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(names, vec!["app".to_string()]);
+    assert_eq!(Browser::new().get(&n[0], "/app/counter").await.0, 200);
+    shutdown(n).await;
+
+    // The same mistake in the config file stops the node from starting, naming the entry.
+    let dir = std::env::temp_dir().join(format!("shoal-plugin-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    std::fs::write(dir.join("junk.wasm"), b"hello").expect("write junk");
+    let mut junk = example("junk", "bench-app", &[]);
+    junk.path = "junk.wasm".into();
+    let mut parts = plugins_support::parts("solo", 0, &[], contexts(&["/app"], 1800), vec![junk]);
+    parts.config_dir = Some(dir.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let err = match shoal_node::start(parts, listener, None).await {
+        Ok(_) => panic!("a node started with a junk plugin"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        err.contains("[[plugin]] junk") && err.contains("not WebAssembly"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Reloading the app while 8 browsers hammer it: every request answers 200 and every
+/// session's counter goes on from where it was (state lives in the session).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hot_reload_under_load_loses_no_request() {
+    let n = nodes(contexts(&["/app"], 1800), vec![vec![app()]], true).await;
+    let node = &n[0];
+    let load = futures::future::join_all((0..8).map(|_| async {
+        let mut b = Browser::new();
+        let mut bodies = Vec::new();
+        for _ in 0..60 {
+            bodies.push(b.get(node, "/app/counter").await);
+        }
+        bodies
+    }));
+    let reloads = async {
+        for _ in 0..5 {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            let op = ControlOp::Reload {
+                name: "app".into(),
+                bytes: None,
+            };
+            node.plugins.apply_local(&op).expect("reload");
+        }
+    };
+    let (all, ()) = tokio::join!(load, reloads);
+    for bodies in all {
+        for (i, (s, body)) in bodies.iter().enumerate() {
+            assert!(
+                *s == 200 && body.starts_with(&format!("counter={} ", i + 1)),
+                "{s} {body}"
+            );
+        }
+    }
+    let info = node.plugins.registry.info("app").expect("loaded");
+    assert_eq!(info.version, 6, "{info:?}");
+    assert_eq!(info.calls, 8 * 60, "{info:?}");
     shutdown(n).await;
 }

@@ -87,8 +87,9 @@ pub async fn nodes(
         .await
         .unwrap_or_else(|| panic!("{} sees {:?}", n.channel.local().name, n.channel.members()));
         if wait_ready {
-            let ready = n.http.registry().wait_ready(Duration::from_secs(10)).await;
-            assert!(ready, "{} not ready in 10 s", n.channel.local().name);
+            // Generous: the test machine is shared with parallel builds.
+            let ready = n.http.registry().wait_ready(Duration::from_secs(30)).await;
+            assert!(ready, "{} not ready in 30 s", n.channel.local().name);
         }
     }
     nodes
