@@ -35,6 +35,14 @@
 //! synchronous ack with an error, so the losing request is not acknowledged (HTTP 503) and
 //! an acknowledged write is on every live replica.
 //!
+//! Repair: in sync mode messages are never reordered, so a gap means a lost message: the
+//! replica fetches the session at once and does not acknowledge; and after a write that was
+//! not acknowledged by every replica, the session's next change is sent whole. A node that
+//! served its state to a joiner forwards the changes it receives to it for a while, since
+//! writers may not have seen the joiner yet. (There is no periodic anti-entropy: a replica
+//! that missed the *last* change of a session that is never written again keeps the older
+//! version until a fetch or a failover brings it the newer one.)
+//!
 //! Removal (expiry, invalidation) at version `v` hides versions `<= v`; a newer write wins
 //! over a concurrent removal. Only the node that served a session last (its primary)
 //! expires it at the max inactive interval and tells the others; replicas drop a session
