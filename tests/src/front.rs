@@ -322,7 +322,13 @@ pub fn failures(log: &ClientLog) -> Vec<String> {
         .iter()
         .filter(|a| a.counter().is_none())
         .map(|a| match &a.reply {
-            Ok(r) => format!("{} {}", r.status, r.body.trim()),
+            Ok(r) => format!(
+                "{} {} (from {:?}, {:?} long)",
+                r.status,
+                r.body.trim(),
+                r.backend,
+                a.done - a.sent
+            ),
             Err(e) => e.clone(),
         })
         .collect()

@@ -3,9 +3,10 @@
 //! Backends come from `--backend route=host:port` flags, from `--config balancer.toml`, or,
 //! with `--join`, from the cluster's membership: the balancer joins the channel as a member
 //! with `role = "balancer"` (session managers ignore it) and follows the nodes' `http` meta.
-//! A member added → `add_backend`; a member gone → `remove_backend`; a node's drain notice →
-//! `mark_draining`.
-use crate::drain::{DRAIN_NOTICE, META_HTTP, META_ROLE, ROLE_BALANCER};
+//! A node's ready notice (sent once its sessions are ready, and to every balancer that joins
+//! later) → `add_backend` at its `http` address; a member gone → `remove_backend`; a node's
+//! drain notice → `mark_draining`.
+use crate::drain::{DRAIN_NOTICE, META_HTTP, META_ROLE, READY_NOTICE, ROLE_BALANCER};
 use anyhow::{anyhow, bail, Context, Result};
 use shoal_balancer::{Backend, Balancer, BalancerConfig};
 use shoal_cluster::{InterceptorStack, Member};
@@ -116,11 +117,8 @@ async fn join(a: &BalancerArgs, balancer: Balancer) -> Result<Channel> {
     let (ch, incoming) = Channel::start(settings, InterceptorStack::default())
         .await
         .context("cannot join the cluster channel")?;
-    // Subscribe before reading the current members so no change falls in between.
+    // Nodes announce themselves (READY_NOTICE) when they see this member join.
     let events = ch.subscribe();
-    for m in ch.members() {
-        added(&balancer, &m);
-    }
     tokio::spawn(follow(events, balancer.clone()));
     tokio::spawn(receive(incoming, ch.clone(), balancer));
     Ok(ch)
@@ -140,7 +138,9 @@ async fn follow(mut rx: tokio::sync::broadcast::Receiver<MembershipEvent>, b: Ba
     use tokio::sync::broadcast::error::RecvError;
     loop {
         match rx.recv().await {
-            Ok(MembershipEvent::Added(m)) => added(&b, &m),
+            Ok(MembershipEvent::Added(m)) => {
+                tracing::debug!(node = %m.name, "member joined; a backend once it says ready");
+            }
             Ok(MembershipEvent::Disappeared { member, reason }) => {
                 if b.remove_backend(&member.name) {
                     tracing::info!(node = %member.name, %reason, "backend removed (member gone)");
@@ -153,15 +153,18 @@ async fn follow(mut rx: tokio::sync::broadcast::Receiver<MembershipEvent>, b: Ba
     }
 }
 
-/// Drain notices mark their sender draining; anything else (session or plugin traffic sent
+/// Ready notices add their sender, drain notices mark it draining; anything else (session or plugin traffic sent
 /// to every member) is acknowledged and ignored: a balancer holds no state.
 async fn receive(mut incoming: Incoming, ch: Channel, b: Balancer) {
     while let Some(msg) = incoming.recv().await {
-        if msg.payload == DRAIN_NOTICE {
-            if let Some(m) = ch.members().into_iter().find(|m| m.id == msg.from) {
+        let from = ch.members().into_iter().find(|m| m.id == msg.from);
+        match (from, msg.payload.as_slice()) {
+            (Some(m), DRAIN_NOTICE) => {
                 b.mark_draining(&m.name);
                 tracing::info!(node = %m.name, "node draining: no new sessions sent to it");
             }
+            (Some(m), READY_NOTICE) => added(&b, &m),
+            _ => {}
         }
         if let Some(c) = msg.completion {
             c.complete();

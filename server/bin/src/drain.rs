@@ -25,6 +25,54 @@ pub const ROLE_NODE: &str = "node";
 pub const ROLE_BALANCER: &str = "balancer";
 /// Payload a draining node sends to balancer members (not a session or control message).
 pub const DRAIN_NOTICE: &[u8] = b"SHOAL-DRAIN\x01";
+/// Payload a node sends to balancer members once its sessions are ready (state transfer
+/// done), and to every balancer that joins later: only then does it become a backend, so no
+/// request waits on (or times out in) a joining node's state transfer.
+pub const READY_NOTICE: &[u8] = b"SHOAL-READY\x01";
+
+fn is_balancer(m: &shoal_cluster::Member) -> bool {
+    m.meta.get(META_ROLE).map(String::as_str) == Some(ROLE_BALANCER)
+}
+
+/// Sends [`READY_NOTICE`] to the balancers once `registry` is ready, then to each balancer
+/// that joins. Runs until the channel stops.
+pub async fn announce_ready(ch: Channel, registry: std::sync::Arc<shoal_session::SessionRegistry>) {
+    let mut events = ch.subscribe();
+    while !registry.wait_ready(Duration::from_secs(60)).await {
+        tracing::warn!("sessions still not ready after 60 s; balancers keep waiting for this node");
+    }
+    let now: Vec<_> = ch
+        .members()
+        .into_iter()
+        .filter(is_balancer)
+        .map(|m| m.id)
+        .collect();
+    if !now.is_empty() {
+        let _ = ch
+            .send(
+                &now,
+                READY_NOTICE.to_vec(),
+                SendOptions(SendOptions::USE_ACK),
+            )
+            .await;
+    }
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match events.recv().await {
+            Ok(shoal_net::MembershipEvent::Added(m)) if is_balancer(&m) => {
+                let _ = ch
+                    .send(
+                        &[m.id],
+                        READY_NOTICE.to_vec(),
+                        SendOptions(SendOptions::USE_ACK),
+                    )
+                    .await;
+            }
+            Ok(_) | Err(RecvError::Lagged(_)) => {}
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
 
 /// Longest wait for in-flight requests and the channel flush before exiting anyway.
 const SHUTDOWN_LIMIT: Duration = Duration::from_secs(15);
@@ -56,7 +104,7 @@ async fn notify_balancers(ch: &Channel) -> usize {
     let ids: Vec<_> = ch
         .members()
         .into_iter()
-        .filter(|m| m.meta.get(META_ROLE).map(String::as_str) == Some(ROLE_BALANCER))
+        .filter(is_balancer)
         .map(|m| m.id)
         .collect();
     if ids.is_empty() {

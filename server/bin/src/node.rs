@@ -130,6 +130,10 @@ async fn run_full(
             "admin": admin_addr.map(|a| a.to_string())})
         );
     }
+    tokio::spawn(drain::announce_ready(
+        ch.clone(),
+        node.http.registry().clone(),
+    ));
     if json {
         let registry = node.http.registry().clone();
         tokio::spawn(async move {
