@@ -5,9 +5,10 @@ mod common;
 mod plugins_support;
 
 use common::wait_for;
-use plugins_support::{contexts, example, messages, metric, nodes, shutdown, Browser};
+use plugins_support::{
+    contexts, crc, example, messages, metric, misbehave, nodes, shutdown, statuses, Browser,
+};
 use shoal_node::plugins::{ControlOp, PluginEntry, PolicyName};
-use shoal_node::RunningNode;
 use shoal_plugin_host::PluginWorld;
 use std::time::Duration;
 
@@ -155,14 +156,6 @@ async fn auth_valve_short_circuits_without_token() {
     shutdown(n).await;
 }
 
-/// The checksum interceptor, with a time limit that a loaded test machine cannot hit
-/// (a timeout would drop the message under fail-closed, which is not what is tested).
-fn crc() -> PluginEntry {
-    let mut e = example("crc", "checksum-interceptor", &[]);
-    e.call_timeout_ms = 2000;
-    e
-}
-
 /// Both nodes run the checksum interceptor: sessions replicate through it (each message
 /// sealed on send, verified and stripped on receipt).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -227,24 +220,6 @@ async fn checksum_interceptor_drops_messages_from_a_node_without_it() {
         "{info:?}"
     );
     shutdown(n).await;
-}
-
-fn misbehave(name: &str, mode: &str, policy: PolicyName, context: &str) -> PluginEntry {
-    let mut e = example(name, "misbehave", &[("mode", mode)]);
-    e.policy = policy;
-    e.call_timeout_ms = 50;
-    e.contexts = vec![context.into()];
-    e
-}
-
-/// `n` sequential GETs of `path` by one browser; the statuses.
-async fn statuses(node: &RunningNode, path: &str, n: usize) -> Vec<u16> {
-    let mut b = Browser::new();
-    let mut out = Vec::new();
-    for _ in 0..n {
-        out.push(b.get(node, path).await.0);
-    }
-    out
 }
 
 /// A looping, a trapping and a memory-hungry valve on their own contexts while the bench

@@ -29,6 +29,32 @@ pub fn example(name: &str, example: &str, config: &[(&str, &str)]) -> PluginEntr
     }
 }
 
+/// The checksum interceptor, with a time limit that a loaded test machine cannot hit
+/// (a timeout would drop the message under fail-closed, which is not what is tested).
+pub fn crc() -> PluginEntry {
+    let mut e = example("crc", "checksum-interceptor", &[]);
+    e.call_timeout_ms = 2000;
+    e
+}
+
+pub fn misbehave(name: &str, mode: &str, policy: PolicyName, context: &str) -> PluginEntry {
+    let mut e = example(name, "misbehave", &[("mode", mode)]);
+    e.policy = policy;
+    e.call_timeout_ms = 50;
+    e.contexts = vec![context.into()];
+    e
+}
+
+/// `n` sequential GETs of `path` by one browser; the statuses.
+pub async fn statuses(node: &RunningNode, path: &str, n: usize) -> Vec<u16> {
+    let mut b = Browser::new();
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(b.get(node, path).await.0);
+    }
+    out
+}
+
 /// Contexts by path (DeltaManager, synchronous; `max_inactive_secs` for all).
 pub fn contexts(paths: &[&str], max_inactive_secs: u32) -> HttpConfig {
     let mut http = HttpConfig::default();
@@ -46,13 +72,26 @@ pub fn contexts(paths: &[&str], max_inactive_secs: u32) -> HttpConfig {
     http
 }
 
+/// Receiver ports below the ephemeral range (32768+), so that no client connection of a
+/// test running in parallel takes one between this check and the receiver's bind.
 fn free_ports(n: usize) -> Vec<u16> {
-    let held: Vec<std::net::TcpListener> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port"))
-        .collect();
-    held.iter()
-        .map(|l| l.local_addr().expect("local addr").port())
-        .collect()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let _ = NEXT.compare_exchange(
+        0,
+        21000 + (std::process::id() % 80) as u16 * 100,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    let mut out = Vec::new();
+    while out.len() < n {
+        let port = NEXT.fetch_add(1, Ordering::SeqCst);
+        assert!(port < 32000, "no free receiver port below 32000");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            out.push(port);
+        }
+    }
+    out
 }
 
 /// Starts one node per entry of `plugins` (node1, node2, …) with the same contexts, and
