@@ -77,6 +77,8 @@ pub async fn start(
     facts.set_local(MemberFact::from(channel.local()));
     // Subscribed before the session registry starts, so no membership change is missed.
     let membership = channel.subscribe();
+    // Members seen before the subscription produce no event for `follow_membership`.
+    facts.set_members(channel.members().iter().map(MemberFact::from).collect());
     let link = ChannelLink::new(channel.clone());
 
     let mut valves: BTreeMap<String, Vec<Arc<dyn Valve>>> = BTreeMap::new();
