@@ -144,17 +144,14 @@ async fn traffic(urls: Vec<String>) {
 #[tokio::main]
 async fn main() -> Result<()> {
     let a = args()?;
-    let ports: Vec<u16> = (0..3)
-        .map(|_| {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .map(|x| x.port())
-        })
-        .collect::<std::io::Result<_>>()?;
-    let members: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-    let mut nodes = Vec::new();
-    for (i, p) in ports.iter().enumerate() {
-        nodes.push(node(&format!("node{}", i + 1), *p, &members, &a.admin_token).await?);
+    // Port 0 everywhere; each node lists the receivers of those started before it.
+    let mut nodes: Vec<RunningNode> = Vec::new();
+    for i in 1..=3 {
+        let members: Vec<String> = nodes
+            .iter()
+            .map(|n| n.channel.local().addr.to_string())
+            .collect();
+        nodes.push(node(&format!("node{i}"), 0, &members, &a.admin_token).await?);
     }
     for n in &nodes {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);

@@ -136,7 +136,12 @@ async fn sessions_across_nodes(c: &Client, nodes: &[RunningNode]) {
             .expect("counter");
         let status = r.status();
         let cookie = session_cookie(&r);
-        assert_eq!(status, StatusCode::OK, "{}", r.text().await.unwrap_or_default());
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "{}",
+            r.text().await.unwrap_or_default()
+        );
         cookies.push(cookie);
     }
     let list = admin_url(&nodes[1], "/api/v1/contexts/app/sessions");
