@@ -2,7 +2,7 @@
 // or any node: SHOAL_UI_URL, SHOAL_UI_TOKEN). Each page loads, one action per page is done
 // and checked through the REST API, and a screenshot per page is written to SHOAL_UI_SHOTS.
 import { createRequire } from 'node:module';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 
 const require = createRequire(`${process.env.PW_PREFIX || process.cwd()}/node_modules/`);
 const { chromium } = require('playwright-core');
@@ -94,7 +94,10 @@ await test('plugins', async () => {
   await page.click(`${row} button[data-action=disable]`);
   await page.waitForSelector(`${row} td.state:has-text("disabled")`);
   assert((await api('GET', '/api/v1/plugins/url-filter')).state === 'disabled', 'API shows url-filter disabled');
-  const component = Buffer.concat([Buffer.from([0, 0x61, 0x73, 0x6d, 0x0d, 0, 1, 0]), Buffer.alloc(4096)]);
+  // A real node compiles what it loads: SHOAL_UI_COMPONENT names a real component then.
+  const component = process.env.SHOAL_UI_COMPONENT
+    ? readFileSync(process.env.SHOAL_UI_COMPONENT)
+    : Buffer.concat([Buffer.from([0, 0x61, 0x73, 0x6d, 0x0d, 0, 1, 0]), Buffer.alloc(4096)]);
   await page.setInputFiles('#plugin-file', { name: 'audit.wasm', mimeType: 'application/wasm', buffer: component });
   await page.fill('#plugin-name', 'audit');
   await page.selectOption('#plugin-world', 'channel-interceptor');
@@ -108,14 +111,17 @@ await test('plugins', async () => {
 await test('deployments', async () => {
   await page.goto(`${base}/ui/#/deployments`);
   await page.waitForSelector('#deploy-form');
-  const artifact = Buffer.alloc(3 * 1024 * 1024, 7);
-  await page.setInputFiles('#deploy-file', { name: 'shop.war', mimeType: 'application/octet-stream', buffer: artifact });
+  // A real node deploys Wasm components only (until the farm deployer): SHOAL_UI_ARTIFACT.
+  const real = process.env.SHOAL_UI_ARTIFACT;
+  const artifact = real ? readFileSync(real) : Buffer.alloc(3 * 1024 * 1024, 7);
+  const name = real ? 'shop.wasm' : 'shop.war';
+  await page.setInputFiles('#deploy-file', { name, mimeType: 'application/octet-stream', buffer: artifact });
   await page.click('#deploy-form button[type=submit]');
-  await page.waitForSelector('tr[data-deployment="shop.war"]');
+  await page.waitForSelector(`tr[data-deployment="${name}"]`);
   await page.waitForFunction(() => document.getElementById('deploy-pct').textContent === 'done');
   const p = await page.$eval('#deploy-progress', (el) => [el.value, el.max]);
-  assert(p[0] === p[1] && p[1] === 3 * 1024 * 1024, `progress ended at ${p}`);
-  assert((await api('GET', '/api/v1/deployments/shop.war')).nodes.every((n) => n.state === 'deployed'), 'deployed on every node');
+  assert(p[0] === p[1] && p[1] === artifact.length, `progress ended at ${p}`);
+  assert((await api('GET', `/api/v1/deployments/${name}`)).nodes.every((n) => n.state === 'deployed'), 'deployed on every node');
   await page.screenshot({ path: `${shots}/deployments.png`, fullPage: true });
 });
 
