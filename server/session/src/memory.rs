@@ -17,6 +17,9 @@ struct Hub {
     nodes: BTreeMap<MemberId, Slot>,
     cut: HashSet<(MemberId, MemberId)>,
     ack_timeout: Duration,
+    /// Asynchronous sends are handed over when their future is first polled (like a
+    /// channel's MessageDispatch queue admission), not at the call.
+    lazy_async: bool,
 }
 
 impl Default for Hub {
@@ -25,6 +28,7 @@ impl Default for Hub {
             nodes: BTreeMap::new(),
             cut: HashSet::new(),
             ack_timeout: ACK_TIMEOUT,
+            lazy_async: false,
         }
     }
 }
@@ -52,6 +56,12 @@ fn lock(hub: &Mutex<Hub>) -> MutexGuard<'_, Hub> {
 impl MemoryCluster {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Asynchronous sends enqueue on first poll instead of at the call (see `Hub`).
+    pub fn with_lazy_async_sends(self) -> Self {
+        lock(&self.hub).lazy_async = true;
+        self
     }
 
     /// How long a synchronous send waits for processing before failing (default 3 s).
@@ -137,6 +147,35 @@ impl ClusterLink for MemoryLink {
         payload: Vec<u8>,
         sync: bool,
     ) -> BoxFuture<'static, SendResults> {
+        if !sync && lock(&self.hub).lazy_async {
+            let link = MemoryLink {
+                hub: self.hub.clone(),
+                member: self.member.clone(),
+                rx: Mutex::new(None),
+            };
+            let to = to.to_vec();
+            return Box::pin(async move {
+                tokio::task::yield_now().await;
+                link.enqueue(&to, payload, false).await
+            });
+        }
+        self.enqueue(to, payload, sync)
+    }
+
+    fn subscribe(&self) -> mpsc::UnboundedReceiver<LinkEvent> {
+        let mut rx = self.rx.lock().unwrap_or_else(|p| p.into_inner());
+        rx.take().unwrap_or_else(|| mpsc::unbounded_channel().1)
+    }
+}
+
+impl MemoryLink {
+    /// Hands the message to each destination now; the future waits for sync acks.
+    fn enqueue(
+        &self,
+        to: &[MemberId],
+        payload: Vec<u8>,
+        sync: bool,
+    ) -> BoxFuture<'static, SendResults> {
         let hub = lock(&self.hub);
         let me = self.member.id;
         let mut ready = Vec::new();
@@ -194,10 +233,5 @@ impl ClusterLink for MemoryLink {
             ready
         }
         .boxed()
-    }
-
-    fn subscribe(&self) -> mpsc::UnboundedReceiver<LinkEvent> {
-        let mut rx = self.rx.lock().unwrap_or_else(|p| p.into_inner());
-        rx.take().unwrap_or_else(|| mpsc::unbounded_channel().1)
     }
 }
