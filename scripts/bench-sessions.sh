@@ -20,7 +20,7 @@ LUA="$TOMCAT/lua/session.lua"
 LOADER="$TOMCAT/tools/sessclient.py"
 DURATION="${DURATION:-10}" WARMUP="${WARMUP:-5}" REPEAT="${REPEAT:-3}"
 THREADS="${THREADS:-2}" CONNS="${CONNS:-32}"
-MODES="${MODES:-delta-sync delta-async backup}"
+MODES="${MODES-delta-sync delta-async backup}"   # MODES= : join + RSS only
 LOAD_SESSIONS="${LOAD_SESSIONS:-10000}" LOAD_SIZE="${LOAD_SIZE:-1024}" JOIN_REPEAT="${JOIN_REPEAT:-3}"
 CH_BASE="${CH_BASE:-23100}" HTTP_BASE="${HTTP_BASE:-23180}"   # node i: channel CH_BASE+i, HTTP HTTP_BASE+i
 OUT="${OUT:-$HERE/target/bench-sessions}"
@@ -141,7 +141,7 @@ throughput() { # mode
 }
 
 join_and_rss() { # mode (delta-sync): 10,000 x 1 KiB sessions, RSS, node4 joins JOIN_REPEAT times
-  local mode=$1 cfg k launch ready full r
+  local mode=$1 cfg k launch ready full r first
   cfg="$(write_config "$mode")"
   log "$mode: cluster of 3, $LOAD_SESSIONS x $LOAD_SIZE B sessions, RSS, node4 joins x$JOIN_REPEAT"
   cluster_up "$cfg"
@@ -156,15 +156,21 @@ join_and_rss() { # mode (delta-sync): 10,000 x 1 KiB sessions, RSS, node4 joins 
   for ((k = 1; k <= JOIN_REPEAT; k++)); do
     launch=$(now_ms)
     start_node 4 "$cfg"
-    wait_http 4 30
+    first=""
+    until first="$(curl -sf --max-time 1 "http://127.0.0.1:$(http_port 4)/app/stats")"; do
+      (( $(now_ms) < launch + 30000 )) || { echo "node4 not serving after 30 s" >&2; return 1; }
+      sleep 0.01
+    done
     ready=$(now_ms)
+    # What the first answer said: a node serving before its state transfer shows fewer sessions.
+    metric "$mode" "join$k.sessions_at_first_200" "$(tr ' ' '\n' <<< "$first" | sed -n 's/^activeSessions=//p')"
     wait_stat 4 activeSessions "$LOAD_SESSIONS" 30
     full=$(now_ms)
     metric "$mode" "join$k.http_ready_ms" $((ready - launch))
     metric "$mode" "join$k.all_sessions_ms" $((full - launch))
     metric "$mode" "join$k.node4_active_sessions" "$(stat_field 4 activeSessions)"
     metric "$mode" "join$k.node4_rss_kib" "$(rss_kib "${PID[4]}")"
-    log "$mode join$k: first 200 after $((ready - launch)) ms, all $LOAD_SESSIONS sessions after $((full - launch)) ms"
+    log "$mode join$k: first 200 after $((ready - launch)) ms ($(get "$mode" "join$k.sessions_at_first_200") sessions), all $LOAD_SESSIONS sessions after $((full - launch)) ms"
     stop_node 4
     for r in 1 2 3; do wait_members_back "$r" 20; done
   done
