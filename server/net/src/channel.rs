@@ -307,6 +307,16 @@ impl Channel {
         rx.await.unwrap_or_default()
     }
 
+    /// The interceptor stack, top first, with each layer's configuration and live counters
+    /// (empty once the channel has stopped).
+    pub async fn interceptors(&self) -> Vec<shoal_cluster::interceptor::LayerInfo> {
+        let (tx, rx) = oneshot::channel();
+        if self.cmd.send(Command::Interceptors(tx)).is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+
     /// Tells every member this node is leaving (they drop it at once, reason `Left`).
     pub async fn leave(&self) {
         let (tx, rx) = oneshot::channel();

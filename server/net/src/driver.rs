@@ -36,6 +36,8 @@ pub(crate) enum Command {
         result: Result<(), String>,
     },
     Stats(oneshot::Sender<ChannelStats>),
+    /// The interceptor stack's layers with their configuration and live counters.
+    Interceptors(oneshot::Sender<Vec<shoal_cluster::interceptor::LayerInfo>>),
     Leave(oneshot::Sender<()>),
     Shutdown(oneshot::Sender<()>),
 }
@@ -170,6 +172,9 @@ impl Driver {
                 self.permit = None;
             }
             Command::Complete { from, id, result } => self.node.complete(now, from, id, result),
+            Command::Interceptors(tx) => {
+                let _ = tx.send(self.node.stack().describe());
+            }
             Command::Stats(tx) => {
                 let _ = tx.send(self.stats());
             }

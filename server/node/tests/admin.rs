@@ -80,6 +80,23 @@ async fn three_nodes_over_the_admin_api() {
     }
 
     sessions_across_nodes(&c, &nodes).await;
+    // The interceptor stack with live counters (sessions were replicated through it).
+    let (_, ch) = get(&c, &admin_url(&nodes[0], "/api/v1/channel"), READ).await;
+    let layer = &ch["interceptors"][0];
+    assert_eq!(layer["name"], "Throughput", "{ch}");
+    assert!(
+        layer["counters"]["tx_messages"]
+            .as_u64()
+            .is_some_and(|n| n > 0),
+        "{ch}"
+    );
+    let (_, peers) = get(&c, &admin_url(&nodes[0], "/api/v1/channel/peers"), READ).await;
+    assert_eq!(peers.as_array().map(Vec::len), Some(2), "{peers}");
+    assert!(
+        peers[0]["bytes_sent"].as_u64().is_some_and(|n| n > 0),
+        "{peers}"
+    );
+
     plugins_across_nodes(&c, &nodes).await;
     auth_matrix(&c, &nodes[0]).await;
     metrics_parse(&c, &nodes[1]).await;

@@ -15,25 +15,27 @@ const FLAGS: [(&str, u32); 7] = [
 ];
 
 impl NodeBackend {
-    /// The stack as configured at start, top first. Counters are those of the start-up
-    /// snapshot plus the channel-wide ones, because the live stack belongs to the channel's
-    /// driver task.
-    fn interceptors(&self) -> Vec<Interceptor> {
-        self.node
-            .layers
-            .iter()
+    /// The stack, top first, with live counters from the channel's driver (the start-up
+    /// description if the channel has stopped). Plugin layers are named `wasm:<plugin>`.
+    async fn interceptors(&self) -> Vec<Interceptor> {
+        let mut layers = self.node.channel.interceptors().await;
+        if layers.is_empty() {
+            layers = self.node.layers.clone();
+        }
+        layers
+            .into_iter()
             .map(|l| Interceptor {
-                name: l.name.clone(),
                 plugin: l.name.strip_prefix("wasm:").map(str::to_owned),
+                name: l.name,
                 option_flag: l.option_flag,
                 enabled: true,
                 config: serde_json::Value::Object(
                     l.config
-                        .iter()
-                        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                        .into_iter()
+                        .map(|(k, v)| (k, serde_json::Value::String(v)))
                         .collect(),
                 ),
-                counters: l.counters.iter().cloned().collect(),
+                counters: l.counters.into_iter().collect(),
             })
             .collect()
     }
@@ -43,7 +45,7 @@ impl NodeBackend {
         // Sessions of a sync context go with these options; async contexts with ASYNCHRONOUS.
         let default_flags = crate::link::SYNC_OPTIONS;
         ChannelInfo {
-            interceptors: self.interceptors(),
+            interceptors: self.interceptors().await,
             send_options: SendOptions {
                 default_flags,
                 flags: FLAGS

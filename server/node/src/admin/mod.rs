@@ -42,8 +42,8 @@ pub struct NodeView {
     pub channel: Channel,
     pub http: Arc<HttpNode>,
     pub plugins: Arc<Plugins>,
-    /// The interceptor stack as configured at start (the stack itself lives in the
-    /// channel's driver task; its live counters are not reachable from here yet).
+    /// The interceptor stack as configured at start: shown if the channel has stopped
+    /// (live counters come from `Channel::interceptors`).
     pub layers: Vec<LayerInfo>,
     pub ack_timeout_ms: u64,
     pub http_addr: std::net::SocketAddr,

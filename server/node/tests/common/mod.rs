@@ -33,6 +33,13 @@ fn http_config() -> HttpConfig {
     http
 }
 
+/// One counting layer, so the admin API has live interceptor counters to show.
+fn throughput_stack() -> InterceptorStack {
+    let layer = shoal_cluster::interceptors::build("Throughput", &Default::default())
+        .expect("Throughput builds with defaults");
+    InterceptorStack::default().with(layer).expect("one layer")
+}
+
 pub async fn start_node(name: &str, port: u16, members: &[String]) -> RunningNode {
     let mut c = ClusterConfig {
         name: name.into(),
@@ -47,7 +54,7 @@ pub async fn start_node(name: &str, port: u16, members: &[String]) -> RunningNod
         .expect("valid cluster settings");
     let parts = NodeParts {
         settings,
-        stack: InterceptorStack::default(),
+        stack: throughput_stack(),
         http: http_config(),
         plugins: Vec::new(),
         config_dir: None,
