@@ -269,23 +269,28 @@ impl Load {
     }
 }
 
-/// Counter continuity of one client: every successful answer must be the previous one + 1,
-/// or + 2 at most `slack` times (a request applied on a killed node whose answer was lost,
-/// then sent again). Returns what broke the rule.
-pub fn continuity(log: &ClientLog, slack: usize) -> Result<(), String> {
+/// Counter continuity of one client: every successful answer is the previous one + 1, plus at
+/// most one per failed attempt in between (an unacknowledged request may have been applied),
+/// plus `slack` once (a request applied on a killed node whose answer was lost, resent by the
+/// front). An acknowledged update is never lost: the counter never goes back or stays.
+pub fn continuity(log: &ClientLog, slack: i64) -> Result<(), String> {
     let mut last: Option<i64> = None;
-    let mut jumps = 0;
+    let (mut unacked, mut slack) = (0i64, slack);
     for a in &log.attempts {
-        let Some(c) = a.counter() else { continue };
-        if let Some(p) = last {
-            if c == p + 2 && jumps < slack {
-                jumps += 1;
-            } else if c != p + 1 {
-                return Err(format!("counter went from {p} to {c} ({:?})", log.cookie));
-            }
-        } else if c != 1 {
-            return Err(format!("first counter is {c}, not 1"));
+        let Some(c) = a.counter() else {
+            unacked += 1;
+            continue;
+        };
+        let p = last.unwrap_or(0);
+        let extra = c - p - 1 - unacked;
+        if c <= p || extra > slack {
+            return Err(format!(
+                "counter went from {p} to {c} with {unacked} failed attempts between; failures {:?}",
+                failures(log)
+            ));
         }
+        slack -= extra.max(0);
+        unacked = 0;
         last = Some(c);
     }
     if last.is_none() {
