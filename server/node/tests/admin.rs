@@ -204,6 +204,20 @@ async fn sessions_across_nodes(c: &Client, nodes: &[RunningNode]) {
     let (_, page) = get(c, &list, READ).await;
     assert_eq!(page["total"], 2, "{page}");
 
+    // Statistics count from the last reset.
+    let stats = admin_url(&nodes[0], "/api/v1/contexts/app/stats");
+    let (_, st) = get(c, &stats, READ).await;
+    assert_eq!(st["sessions_created"], 3, "{st}");
+    let (s, _) = call(c, reqwest::Method::POST, &format!("{stats}/reset"), ADMIN).await;
+    assert!(s.is_success());
+    let (_, after) = get(c, &stats, READ).await;
+    assert_eq!(after["sessions_created"], 0, "{after}");
+    assert_eq!(after["sessions_active"], 2, "{after}");
+    assert!(
+        after["since_ms"].as_u64() > st["since_ms"].as_u64(),
+        "{after}"
+    );
+
     let (s, counts) = get(c, &admin_url(&nodes[2], "/api/v1/sessions/counts"), READ).await;
     assert_eq!(s, StatusCode::OK);
     let node1 = counts

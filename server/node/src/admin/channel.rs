@@ -22,13 +22,22 @@ impl NodeBackend {
         if layers.is_empty() {
             layers = self.node.layers.clone();
         }
+        let registry = &self.node.plugins.registry;
+        // A plugin layer passes messages through while its plugin is disabled.
+        let enabled = |plugin: Option<&str>| {
+            plugin.is_none_or(|p| {
+                registry
+                    .info(p)
+                    .is_ok_and(|i| i.state == shoal_plugin_host::PluginState::Enabled)
+            })
+        };
         layers
             .into_iter()
             .map(|l| Interceptor {
                 plugin: l.name.strip_prefix("wasm:").map(str::to_owned),
+                enabled: enabled(l.name.strip_prefix("wasm:")),
                 name: l.name,
                 option_flag: l.option_flag,
-                enabled: true,
                 config: serde_json::Value::Object(
                     l.config
                         .into_iter()
