@@ -7,7 +7,9 @@
 use serde::{Deserialize, Serialize};
 use shoal_cluster::SendOptions;
 use shoal_net::Channel;
-use shoal_plugin_host::{FailurePolicy, Limits, PluginError, PluginInfo, PluginRegistry, PluginSpec, PluginWorld};
+use shoal_plugin_host::{
+    FailurePolicy, Limits, PluginError, PluginInfo, PluginRegistry, PluginSpec, PluginWorld,
+};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -63,8 +65,11 @@ pub enum PolicyName {
 
 impl PluginEntry {
     pub fn spec(&self) -> PluginSpec {
-        let mut config: Vec<(String, String)> =
-            self.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut config: Vec<(String, String)> = self
+            .config
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         config.sort();
         PluginSpec {
             config,
@@ -136,12 +141,25 @@ pub enum ControlOp {
         world: Option<PluginWorld>,
         contexts: Vec<String>,
     },
-    Configure { name: String, config: Vec<(String, String)> },
-    SetEnabled { name: String, enabled: bool },
+    Configure {
+        name: String,
+        config: Vec<(String, String)>,
+    },
+    SetEnabled {
+        name: String,
+        enabled: bool,
+    },
     /// New bytes, or `None` to restart the current version with fresh instances.
-    Reload { name: String, bytes: Option<Vec<u8>> },
-    Unload { name: String },
-    Reorder { order: Vec<String> },
+    Reload {
+        name: String,
+        bytes: Option<Vec<u8>>,
+    },
+    Unload {
+        name: String,
+    },
+    Reorder {
+        order: Vec<String>,
+    },
 }
 
 const MAGIC: &[u8; 4] = b"SHC\x01";
@@ -164,7 +182,9 @@ impl ControlOp {
         }
         bincode::serde::decode_from_slice(&payload[4..], bincode::config::standard())
             .map(|(op, _)| op)
-            .map_err(|e| format!("malformed control message (run the same shoal version on all nodes): {e}"))
+            .map_err(|e| {
+                format!("malformed control message (run the same shoal version on all nodes): {e}")
+            })
     }
 
     pub fn plugin_name(&self) -> Option<&str> {
@@ -200,7 +220,15 @@ impl Plugins {
     pub fn apply_local(&self, op: &ControlOp) -> Result<Option<PluginInfo>, PluginError> {
         let r = &self.registry;
         match op {
-            ControlOp::Load { name, bytes, config, limits, policy, world, contexts } => {
+            ControlOp::Load {
+                name,
+                bytes,
+                config,
+                limits,
+                policy,
+                world,
+                contexts,
+            } => {
                 let spec = PluginSpec {
                     config: config.clone(),
                     limits: limits.clone(),
@@ -215,8 +243,14 @@ impl Plugins {
                 Ok(Some(info))
             }
             ControlOp::Configure { name, config } => r.configure(name, config.clone()).map(Some),
-            ControlOp::SetEnabled { name, enabled: true } => r.enable(name).map(Some),
-            ControlOp::SetEnabled { name, enabled: false } => r.disable(name).map(Some),
+            ControlOp::SetEnabled {
+                name,
+                enabled: true,
+            } => r.enable(name).map(Some),
+            ControlOp::SetEnabled {
+                name,
+                enabled: false,
+            } => r.disable(name).map(Some),
             ControlOp::Reload { name, bytes } => {
                 let bytes = match bytes {
                     Some(b) => Arc::new(b.clone()),

@@ -425,7 +425,7 @@ async fn backup_sessions_show_primary_and_backup() {
     assert_eq!(backups.len(), 1, "{page}");
     let holder = nodes
         .iter()
-        .find(|n| Value::from(n.channel.local().name.clone()) == backups[0])
+        .find(|n| backups[0] == n.channel.local().name.as_str())
         .expect("backup node");
     let (_, page) = get(
         &c,

@@ -75,11 +75,7 @@ impl NodeBackend {
             messages_received: per_kind(&now.received, &b.received),
             state_transfers: d(now.state_transfers, b.state_transfers),
             conflicts: d(now.conflicts, b.conflicts),
-            replication_time_avg_us: if replicated == 0 {
-                0
-            } else {
-                total_us / replicated
-            },
+            replication_time_avg_us: total_us.checked_div(replicated).unwrap_or(0),
             replication_time_max_us: 0,
             since_ms: base.since_ms,
             valves,
