@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Balancer overhead with real shoal nodes: wrk req/s on /app/counter straight to node1 vs
+# through `shoal balancer` in front of the 3 nodes (DeltaManager, sync, native bench app),
+# one session per connection (the Tomcat harness' lua/session.lua), median of REPEAT
+# interleaved rounds. Then the failover gap: tests/tests/balancer_failover.rs run GAP_RUNS
+# times against this release binary (kill -9 node1 under 12 clients; prints the worst gap).
+#
+#   cargo build --release -p shoal && scripts/bench-balancer.sh
+#
+# Writes $OUT/summary.md and raw wrk output.
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")/.." && pwd)"
+TOMCAT="${TOMCAT:-/work/shared/peers/tomcat}"
+LUA="$TOMCAT/lua/session.lua"
+DURATION="${DURATION:-10}" WARMUP="${WARMUP:-3}" REPEAT="${REPEAT:-3}"
+THREADS="${THREADS:-2}" CONNS="${CONNS:-32}" GAP_RUNS="${GAP_RUNS:-3}"
+CH_BASE="${CH_BASE:-23300}" HTTP_BASE="${HTTP_BASE:-23380}" FRONT="${FRONT:-23390}"
+OUT="${OUT:-$HERE/target/bench-balancer}"
+export SHOAL_CLUSTER_SECRET="bench-balancer-secret-0123456789"
+command -v wrk > /dev/null || { echo "wrk not found: apt-get install wrk" >&2; exit 1; }
+[ -x "$HERE/target/release/shoal" ] || { echo "build first: cargo build --release -p shoal" >&2; exit 1; }
+mkdir -p "$OUT"
+BIN="$OUT/shoal"
+cp "$HERE/target/release/shoal" "$BIN"
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2> /dev/null || true; done; wait 2> /dev/null || true; }
+trap cleanup EXIT
+
+printf '[http]\nbind = "127.0.0.1"\n\n[[http.contexts]]\npath = "/app"\n\n[http.contexts.session]\nmanager = "delta"\nreplication = "sync"\n' > "$OUT/node.toml"
+members=(); for j in 1 2 3; do members+=(--member "127.0.0.1:$((CH_BASE + j))"); done
+backends=()
+for i in 1 2 3; do
+  "$BIN" node --name "node$i" --port $((CH_BASE + i)) "${members[@]}" --http-port $((HTTP_BASE + i)) \
+    --config "$OUT/node.toml" > "$OUT/node$i.out" 2> "$OUT/node$i.log" &
+  PIDS+=($!)
+  backends+=(--backend "node$i=127.0.0.1:$((HTTP_BASE + i))")
+done
+RUST_LOG=warn "$BIN" balancer --listen "127.0.0.1:$FRONT" "${backends[@]}" > "$OUT/balancer.out" 2>&1 &
+PIDS+=($!)
+for url in "127.0.0.1:$((HTTP_BASE + 1))" "127.0.0.1:$((HTTP_BASE + 2))" "127.0.0.1:$((HTTP_BASE + 3))" "127.0.0.1:$FRONT"; do
+  for _ in $(seq 200); do curl -sf -o /dev/null --max-time 1 "http://$url/app/stats" && break; sleep 0.05; done
+done
+sleep 1 # membership settles (sync replication waits for every member)
+
+run_wrk() { # label url round
+  wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" -s "$LUA" "http://$2/app/counter" -- $((CONNS / THREADS)) \
+    > "$OUT/$1.$3.txt" 2>&1
+  awk '/Requests\/sec/{print $2}' "$OUT/$1.$3.txt"
+}
+median() { sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
+
+wrk -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" -s "$LUA" "http://127.0.0.1:$FRONT/app/counter" -- $((CONNS / THREADS)) > /dev/null 2>&1
+direct=(); front=()
+for r in $(seq "$REPEAT"); do
+  direct+=("$(run_wrk direct "127.0.0.1:$((HTTP_BASE + 1))" "$r")")
+  front+=("$(run_wrk balancer "127.0.0.1:$FRONT" "$r")")
+  echo "round $r: direct ${direct[-1]} req/s, through the balancer ${front[-1]} req/s" >&2
+done
+D=$(printf '%s\n' "${direct[@]}" | median); B=$(printf '%s\n' "${front[@]}" | median)
+RATIO=$(awk -v b="$B" -v d="$D" 'BEGIN{printf "%.0f", 100 * b / d}')
+cleanup; PIDS=()
+
+gaps=()
+TEST_BIN=$(ls -t "$HERE"/target/debug/deps/balancer_failover-* 2> /dev/null | grep -v '\.d$' | head -1)
+if [ -n "$TEST_BIN" ]; then
+  for r in $(seq "$GAP_RUNS"); do
+    g=$(SHOAL_BIN="$BIN" "$TEST_BIN" --nocapture 2>&1 | sed -n 's/.*worst failover gap \([^,]*\),.*/\1/p')
+    gaps+=("${g:-failed}")
+    echo "failover run $r: worst gap ${g:-failed}" >&2
+  done
+fi
+{
+  echo "| | req/s (median of $REPEAT) |"
+  echo "|---|---|"
+  echo "| direct to node1 | $D |"
+  echo "| through shoal balancer (3 nodes) | $B ($RATIO %) |"
+  echo
+  echo "rounds: direct ${direct[*]}; balancer ${front[*]}"
+  echo "failover gap (worst per run, kill -9 node1, 12 clients): ${gaps[*]:-not measured (cargo test -p shoal-tests --test balancer_failover --no-run first)}"
+} | tee "$OUT/summary.md"
