@@ -77,6 +77,7 @@ pub async fn start(
     facts.set_local(MemberFact::from(channel.local()));
     // Subscribed before the session registry starts, so no membership change is missed.
     let membership = channel.subscribe();
+    wait_for_first_member(&channel, JOIN_WAIT).await;
     // Members seen before the subscription produce no event for `follow_membership`.
     facts.set_members(channel.members().iter().map(MemberFact::from).collect());
     let link = ChannelLink::new(channel.clone());
@@ -103,19 +104,8 @@ pub async fn start(
         .context("invalid [http] configuration")?;
     let _ = node_facts.http.set(Arc::downgrade(&http));
 
-    tokio::spawn(demultiplex(incoming, link.clone(), plugins.clone()));
-    tokio::spawn(follow_membership(
-        membership,
-        link.clone(),
-        channel.clone(),
-        facts.clone(),
-    ));
-
     let http_addr = http_listener.local_addr()?;
-    let (stop_http, mut stopped) = tokio::sync::watch::channel(false);
-    let http_task = tokio::spawn(shoal_http::serve(http_listener, http.clone(), async move {
-        let _ = stopped.wait_for(|s| *s).await;
-    }));
+    // Before the demultiplexer: plugin operations from other members become admin events.
     let admin = NodeBackend::start(NodeView {
         channel: channel.clone(),
         http: http.clone(),
@@ -124,6 +114,23 @@ pub async fn start(
         ack_timeout_ms,
         http_addr,
     });
+    tokio::spawn(demultiplex(
+        incoming,
+        link.clone(),
+        plugins.clone(),
+        admin.clone(),
+    ));
+    tokio::spawn(follow_membership(
+        membership,
+        link.clone(),
+        channel.clone(),
+        facts.clone(),
+    ));
+
+    let (stop_http, mut stopped) = tokio::sync::watch::channel(false);
+    let http_task = tokio::spawn(shoal_http::serve(http_listener, http.clone(), async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    }));
     let (admin_addr, admin_task) = match admin_listener {
         Some(listener) => {
             let addr = listener.local_addr()?;
@@ -215,6 +222,40 @@ fn attach_interceptors(
     Ok(stack)
 }
 
+/// How long a starting node waits for the cluster to answer before it decides it is alone
+/// (Tomcat's McastService waits similarly). Without it, a node whose HTTP port answers before
+/// its channel has found the others starts its session managers "alone" and answers
+/// `no-session` for sessions the cluster holds: users would be logged out by a join.
+pub const JOIN_WAIT: std::time::Duration = std::time::Duration::from_millis(1500);
+
+/// Returns once a member is known or `wait` has passed. Members found later still bring
+/// their state (DeltaManager asks the first member that appears), but requests served in
+/// the meantime would not see it.
+async fn wait_for_first_member(channel: &Channel, wait: std::time::Duration) {
+    let has_peer = || channel.members().iter().any(crate::link::serves_sessions);
+    if has_peer() {
+        return;
+    }
+    let mut rx = channel.subscribe();
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        if has_peer() {
+            return;
+        }
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Err(_) => {
+                tracing::info!(
+                    "no member answered within {} ms: starting as the first node of the cluster",
+                    wait.as_millis()
+                );
+                return;
+            }
+            Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => return,
+            Ok(_) => {}
+        }
+    }
+}
+
 fn load_entry(plugins: &Plugins, entry: &PluginEntry, dir: Option<&std::path::Path>) -> Result<()> {
     let path = entry
         .resolve_path(dir)
@@ -244,16 +285,23 @@ fn load_entry(plugins: &Plugins, entry: &PluginEntry, dir: Option<&std::path::Pa
 }
 
 /// Hands each received message to its consumer by its magic prefix.
-async fn demultiplex(mut incoming: Incoming, link: Arc<ChannelLink>, plugins: Arc<Plugins>) {
+async fn demultiplex(
+    mut incoming: Incoming,
+    link: Arc<ChannelLink>,
+    plugins: Arc<Plugins>,
+    admin: Arc<NodeBackend>,
+) {
     while let Some(msg) = incoming.recv().await {
         if shoal_session::message::is_session_payload(&msg.payload) {
             link.deliver(msg);
         } else if ControlOp::is_control(&msg.payload) {
             let result = ControlOp::decode(&msg.payload).and_then(|op| {
-                plugins
+                let r = plugins
                     .apply_local(&op)
                     .map(|_| ())
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| e.to_string());
+                admin.remote_operation(&op, msg.from, &r);
+                r
             });
             if let Err(e) = &result {
                 tracing::warn!("control operation from a member failed here: {e}");
