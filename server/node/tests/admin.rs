@@ -269,6 +269,14 @@ async fn plugins_across_nodes(c: &Client, nodes: &[RunningNode]) {
         .cloned();
     assert_eq!(p.expect("listed on node3")["state"], "enabled", "{list}");
 
+    // node1's event stream (SSE) reports the change made through node2.
+    let mut events = c
+        .get(admin_url(&nodes[0], "/api/v1/events"))
+        .bearer_auth(READ)
+        .send()
+        .await
+        .expect("SSE stream");
+    assert_eq!(events.status(), StatusCode::OK);
     let (s, body) = call(
         c,
         reqwest::Method::POST,
@@ -277,6 +285,16 @@ async fn plugins_across_nodes(c: &Client, nodes: &[RunningNode]) {
     )
     .await;
     assert!(s.is_success(), "{s} {body}");
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !seen.contains("static-filter disabled") {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(left, events.chunk()).await {
+            Ok(Ok(Some(chunk))) => seen.push_str(&String::from_utf8_lossy(&chunk)),
+            other => panic!("no plugin event on node1's stream ({other:?}); got: {seen}"),
+        }
+    }
+    assert!(seen.contains("event: plugin"), "{seen}");
     let (_, p) = get(
         c,
         &admin_url(&nodes[0], "/api/v1/plugins/static-filter"),

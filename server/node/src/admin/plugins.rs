@@ -236,6 +236,53 @@ impl NodeBackend {
         Ok(results)
     }
 
+    /// A plugin operation another member applied here (see `runtime::demultiplex`): the
+    /// event tells this node's watchers too.
+    pub fn remote_operation(
+        &self,
+        op: &ControlOp,
+        from: shoal_cluster::MemberId,
+        result: &Result<(), String>,
+    ) {
+        let (name, verb) = match op {
+            ControlOp::Load { name, .. } => (name.as_str(), "loaded"),
+            ControlOp::Configure { name, .. } => (name.as_str(), "reconfigured"),
+            ControlOp::SetEnabled {
+                name,
+                enabled: true,
+            } => (name.as_str(), "enabled"),
+            ControlOp::SetEnabled {
+                name,
+                enabled: false,
+            } => (name.as_str(), "disabled"),
+            ControlOp::Reload { name, .. } => (name.as_str(), "reloaded"),
+            ControlOp::Unload { name } => (name.as_str(), "unloaded"),
+            ControlOp::Reorder { .. } => ("pipeline", "reordered"),
+        };
+        let by = self.member_name(&from);
+        let message = match result {
+            Ok(()) => format!("plugin {name} {verb} here at {by}'s request"),
+            Err(e) => format!("plugin {name} could not be {verb} here at {by}'s request: {e}"),
+        };
+        if let (
+            ControlOp::Load { bytes, .. }
+            | ControlOp::Reload {
+                bytes: Some(bytes), ..
+            },
+            Ok(()),
+        ) = (op, result)
+        {
+            let mut s = self.lock();
+            let meta = s.plugin_meta.entry(name.to_owned()).or_default();
+            meta.size_bytes = bytes.len() as u64;
+            meta.loaded_ms = now_ms();
+        }
+        if matches!((op, result), (ControlOp::Unload { .. }, Ok(()))) {
+            self.lock().plugin_meta.remove(name);
+        }
+        self.emit(EventKind::Plugin, name, message);
+    }
+
     pub(super) async fn load(&self, r: LoadPlugin) -> Result<Plugin, BackendError> {
         let config = config_pairs(&r.config)?;
         let contexts = match (r.world, r.attach.as_deref()) {
