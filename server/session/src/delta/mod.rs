@@ -321,6 +321,7 @@ impl SessionManager for DeltaManager {
             tracing::warn!(context = %self.core.ctx, "state transfer timed out; asking another member");
             out.extend(self.ask_next(now));
         }
+        out.extend(self.reask_if_silent(now));
         out.extend(self.sweep(now));
         for (id, from) in self
             .core

@@ -12,6 +12,13 @@ use std::collections::BTreeSet;
 /// How long changes are forwarded to a member after sending it the state (see `joiners`):
 /// longer than any member takes to learn of the join.
 const JOIN_FORWARD_MS: Millis = 10_000;
+/// A member that has not answered a GET_ALL_SESSIONS at all within this time is asked again
+/// (at most [`MAX_REASKS`] times): the request, or its answer, can cross the membership
+/// event on the other side (the answer to a member not yet in the sender's view is refused
+/// by the channel), and waiting the whole `state_transfer_timeout_secs` for it would leave
+/// the node unready for a minute.
+const FIRST_ANSWER_MS: Millis = 2_000;
+const MAX_REASKS: u32 = 3;
 
 /// A state transfer in progress (this node is joining).
 pub(super) struct Transfer {
@@ -22,6 +29,10 @@ pub(super) struct Transfer {
     queued: Vec<(MemberId, SessionMessage)>,
     started: Millis,
     sessions: u64,
+    /// When the current member was asked, and whether it answered anything yet.
+    asked_at: Millis,
+    answered: bool,
+    reasks: u32,
 }
 
 impl DeltaManager {
@@ -34,6 +45,9 @@ impl DeltaManager {
             queued: Vec::new(),
             started: now,
             sessions: 0,
+            asked_at: now,
+            answered: false,
+            reasks: 0,
         });
         self.ask_next(now)
     }
@@ -55,11 +69,28 @@ impl DeltaManager {
         };
         t.asked.insert(m);
         t.from = m;
+        t.asked_at = now;
+        t.answered = false;
         t.request = self.core.next_request;
         t.deadline = now + self.core.cfg.state_transfer_timeout_secs * 1000;
         self.core.next_request += 1;
         let msg = SessionMessage::GetAllSessions { request: t.request };
         self.core.msg(vec![m], &msg, false).into_iter().collect()
+    }
+
+    /// Re-asks a member that has not answered at all within [`FIRST_ANSWER_MS`].
+    pub(super) fn reask_if_silent(&mut self, now: Millis) -> Vec<Outgoing> {
+        let Some(t) = self.transfer.as_mut() else {
+            return vec![];
+        };
+        if t.answered || now < t.asked_at + FIRST_ANSWER_MS || t.reasks >= MAX_REASKS {
+            return vec![];
+        }
+        t.reasks += 1;
+        let silent = t.from;
+        t.asked.remove(&silent);
+        tracing::info!(context = %self.core.ctx, "state transfer: no answer yet from the member asked; asking again");
+        self.ask_next(now)
     }
 
     pub(super) fn finish_transfer(&mut self, now: Millis) -> Vec<Outgoing> {
@@ -184,6 +215,9 @@ impl DeltaManager {
                     .as_ref()
                     .is_some_and(|t| t.request == request && t.from == from)
                 {
+                    if let Some(t) = self.transfer.as_mut() {
+                        t.answered = true;
+                    }
                     let n = sessions.len() as u64;
                     for s in sessions {
                         self.core.store.apply_full(s, now, &mut self.core.stats);
