@@ -1,6 +1,8 @@
 //! Three real nodes in one process on loopback: channel receivers on free ports with static
 //! membership and a cluster secret, HTTP and admin listeners on port 0.
 #![allow(dead_code)]
+use reqwest::{Client, StatusCode};
+use serde_json::Value;
 use shoal_admin::AdminConfig;
 use shoal_cluster::InterceptorStack;
 use shoal_http::{ContextConfig, HttpConfig};
@@ -145,4 +147,85 @@ pub fn admin_url(n: &RunningNode, path: &str) -> String {
 
 pub fn http_url(n: &RunningNode, path: &str) -> String {
     format!("http://{}{path}", n.http_addr)
+}
+
+// --- HTTP helpers shared by the admin tests ---
+
+pub async fn get(c: &Client, url: &str, token: &str) -> (StatusCode, Value) {
+    let r = c
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("GET answered");
+    let status = r.status();
+    let body = r.text().await.expect("body");
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(Value::String(body)),
+    )
+}
+
+pub async fn call(
+    c: &Client,
+    method: reqwest::Method,
+    url: &str,
+    token: &str,
+) -> (StatusCode, Value) {
+    let r = c
+        .request(method, url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("answered");
+    let status = r.status();
+    let body = r.text().await.expect("body");
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(Value::String(body)),
+    )
+}
+
+pub fn states(members: &Value) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = members
+        .as_array()
+        .expect("members array")
+        .iter()
+        .map(|m| {
+            (
+                m["name"].as_str().unwrap_or("").to_owned(),
+                m["state"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// `JSESSIONID=<id>.<route>` from a response.
+pub fn session_cookie(r: &reqwest::Response) -> String {
+    let set = r
+        .headers()
+        .get("set-cookie")
+        .expect("a session cookie")
+        .to_str()
+        .expect("ascii");
+    set.split(';').next().expect("name=value").to_owned()
+}
+
+pub async fn put(c: &Client, url: &str, body: Vec<u8>) -> (StatusCode, Value) {
+    let r = c
+        .put(url)
+        .bearer_auth(ADMIN)
+        .header("content-type", "application/octet-stream")
+        .body(body)
+        .send()
+        .await
+        .expect("PUT answered");
+    let status = r.status();
+    let text = r.text().await.expect("body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }

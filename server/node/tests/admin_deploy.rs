@@ -1,0 +1,185 @@
+//! The admin API of real nodes, continued: BackupManager placement and deployments.
+mod common;
+
+use common::{admin_url, call, cluster, get, http_url, put, ADMIN, READ};
+use reqwest::{Client, StatusCode};
+use serde_json::Value;
+
+/// BackupManager placement: a /shop session made on node1 has node1 as primary and one
+/// backup, and the node holding the backup says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_sessions_show_primary_and_backup() {
+    let nodes = cluster().await;
+    let c = Client::new();
+    let r = c
+        .get(http_url(&nodes[0], "/shop/counter"))
+        .send()
+        .await
+        .expect("counter");
+    assert_eq!(r.status(), StatusCode::OK);
+    let (_, page) = get(
+        &c,
+        &admin_url(&nodes[0], "/api/v1/contexts/shop/sessions"),
+        READ,
+    )
+    .await;
+    assert_eq!(page["total"], 1, "{page}");
+    let s = &page["items"][0];
+    assert_eq!(s["primary"], "node1", "{page}");
+    let backups = s["backups"].as_array().expect("backups").clone();
+    assert_eq!(backups.len(), 1, "{page}");
+    let holder = nodes
+        .iter()
+        .find(|n| backups[0] == n.channel.local().name.as_str())
+        .expect("backup node");
+    let (_, page) = get(
+        &c,
+        &admin_url(holder, "/api/v1/contexts/shop/sessions"),
+        READ,
+    )
+    .await;
+    assert_eq!(page["items"][0]["primary"], "node1", "{page}");
+    let (_, counts) = get(&c, &admin_url(&nodes[2], "/api/v1/sessions/counts"), READ).await;
+    let row = |node: &Value| {
+        counts
+            .as_array()
+            .expect("array")
+            .iter()
+            .find(|x| x["context"] == "shop" && x["node"] == *node)
+            .cloned()
+            .expect("row")
+    };
+    // node3 reports from its own copies; it holds one only if it is the backup.
+    if backups[0] == "node3" {
+        assert_eq!(row(&Value::from("node1"))["primary"], 1, "{counts}");
+        assert_eq!(row(&Value::from("node3"))["backup"], 1, "{counts}");
+    }
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
+
+/// Deploy hooks veto; non-components are refused; a component deploys as a plugin on every
+/// node and undeploys from every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deployments_run_hooks_and_apply_everywhere() {
+    let (guard, filter) = match (
+        shoal_plugin_host::examples::component("deploy-guard"),
+        shoal_plugin_host::examples::component("url-filter"),
+    ) {
+        (Ok(g), Ok(f)) => (g, f),
+        (Err(why), _) | (_, Err(why)) => {
+            eprintln!("SKIPPED deployment test: {why}");
+            return;
+        }
+    };
+    let nodes = cluster().await;
+    let c = Client::new();
+    let limit = filter.len() - 1;
+    let r = c
+        .post(admin_url(&nodes[0], "/api/v1/plugins"))
+        .query(&[
+            ("name", "guard"),
+            ("world", "deploy-hook"),
+            ("config", &format!("{{\"max-size\":\"{limit}\"}}")),
+        ])
+        .bearer_auth(ADMIN)
+        .header("content-type", "application/wasm")
+        .body(guard)
+        .send()
+        .await
+        .expect("load guard");
+    assert!(
+        r.status().is_success(),
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
+
+    // Over the guard's limit: vetoed with its reason, nothing loaded.
+    let (s, p) = put(
+        &c,
+        &admin_url(&nodes[1], "/api/v1/deployments/filter2"),
+        filter.clone(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{p}");
+    assert!(
+        p["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("over the limit")),
+        "{p}"
+    );
+    // Not a component: refused with the reason.
+    let (s, p) = put(
+        &c,
+        &admin_url(&nodes[1], "/api/v1/deployments/notes.txt"),
+        b"hello".to_vec(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
+    assert!(
+        p["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("farm deployer")),
+        "{p}"
+    );
+
+    // Raise the limit everywhere, deploy, see it on node3.
+    let r = c
+        .put(admin_url(&nodes[2], "/api/v1/plugins/guard/config"))
+        .bearer_auth(ADMIN)
+        .json(&serde_json::json!({"max-size": "10000000"}))
+        .send()
+        .await
+        .expect("configure");
+    assert!(
+        r.status().is_success(),
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
+    let (s, d) = put(
+        &c,
+        &admin_url(&nodes[1], "/api/v1/deployments/filter2"),
+        filter,
+    )
+    .await;
+    assert!(s.is_success(), "{s} {d}");
+    let nodes_state = d["nodes"].as_array().expect("nodes");
+    assert_eq!(nodes_state.len(), 3, "{d}");
+    assert!(nodes_state.iter().all(|n| n["state"] == "deployed"), "{d}");
+    let (s, p) = get(&c, &admin_url(&nodes[2], "/api/v1/plugins/filter2"), READ).await;
+    assert_eq!(s, StatusCode::OK, "{p}");
+    assert_eq!(p["world"], "url-filter", "{p}");
+    let (_, m) = get(&c, &admin_url(&nodes[1], "/metrics"), READ).await;
+    let m = m.as_str().expect("text").to_owned();
+    assert!(
+        m.contains("shoal_plugin_counter_total{plugin=\"guard\",name=\"deployed\"} 1"),
+        "{m}"
+    );
+
+    let (s, _) = call(
+        &c,
+        reqwest::Method::DELETE,
+        &admin_url(&nodes[0], "/api/v1/deployments/filter2"),
+        ADMIN,
+    )
+    .await;
+    assert_eq!(
+        s,
+        StatusCode::NOT_FOUND,
+        "deployments are listed on the node that deployed them"
+    );
+    let (s, b) = call(
+        &c,
+        reqwest::Method::DELETE,
+        &admin_url(&nodes[1], "/api/v1/deployments/filter2"),
+        ADMIN,
+    )
+    .await;
+    assert!(s.is_success(), "{s} {b}");
+    let (s, _) = get(&c, &admin_url(&nodes[2], "/api/v1/plugins/filter2"), READ).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
