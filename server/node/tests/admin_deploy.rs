@@ -183,3 +183,80 @@ async fn deployments_run_hooks_and_apply_everywhere() {
         n.shutdown().await;
     }
 }
+
+fn stage_names(ctx: &Value) -> Vec<String> {
+    ctx["pipeline"]
+        .as_array()
+        .expect("pipeline")
+        .iter()
+        .filter_map(|s| s["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Two URL-filter plugins reordered through node1 are in the new order on node3; native
+/// stages cannot move.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipeline_reorder_applies_everywhere() {
+    let filter = match shoal_plugin_host::examples::component("url-filter") {
+        Ok(f) => f,
+        Err(why) => {
+            eprintln!("SKIPPED pipeline reorder test: {why}");
+            return;
+        }
+    };
+    let nodes = cluster().await;
+    let c = Client::new();
+    for name in ["first", "second"] {
+        let r = c
+            .post(admin_url(&nodes[0], "/api/v1/plugins"))
+            .query(&[("name", name), ("world", "url-filter"), ("attach", "app")])
+            .bearer_auth(ADMIN)
+            .header("content-type", "application/wasm")
+            .body(filter.clone())
+            .send()
+            .await
+            .expect("load");
+        assert!(
+            r.status().is_success(),
+            "{}",
+            r.text().await.unwrap_or_default()
+        );
+    }
+    let (_, ctx) = get(&c, &admin_url(&nodes[2], "/api/v1/contexts/app"), READ).await;
+    let mut order = stage_names(&ctx);
+    let (i, j) = (
+        order.iter().position(|n| n == "first").expect("first"),
+        order.iter().position(|n| n == "second").expect("second"),
+    );
+    assert!(i < j, "{order:?}");
+    order.swap(i, j);
+    let url = admin_url(&nodes[0], "/api/v1/contexts/app/pipeline");
+    let r = c
+        .put(&url)
+        .bearer_auth(ADMIN)
+        .json(&serde_json::json!({ "order": order }))
+        .send()
+        .await
+        .expect("reorder");
+    assert!(
+        r.status().is_success(),
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
+    let (_, ctx) = get(&c, &admin_url(&nodes[2], "/api/v1/contexts/app"), READ).await;
+    assert_eq!(stage_names(&ctx), order, "{ctx}");
+
+    let mut bad = order.clone();
+    bad.swap(0, 1);
+    let r = c
+        .put(&url)
+        .bearer_auth(ADMIN)
+        .json(&serde_json::json!({ "order": bad }))
+        .send()
+        .await
+        .expect("reorder");
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
