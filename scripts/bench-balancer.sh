@@ -20,6 +20,7 @@ export SHOAL_CLUSTER_SECRET="bench-balancer-secret-0123456789"
 command -v wrk > /dev/null || { echo "wrk not found: apt-get install wrk" >&2; exit 1; }
 [ -x "$HERE/target/release/shoal" ] || { echo "build first: cargo build --release -p shoal" >&2; exit 1; }
 mkdir -p "$OUT"
+LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
 BIN="$OUT/shoal"
 cp "$HERE/target/release/shoal" "$BIN"
 PIDS=()
@@ -37,6 +38,15 @@ for i in 1 2 3; do
 done
 RUST_LOG=warn "$BIN" balancer --listen "127.0.0.1:$FRONT" "${backends[@]}" > "$OUT/balancer.out" 2>&1 &
 PIDS+=($!)
+HAPROXY=""
+if command -v haproxy > /dev/null; then   # reference: the same measurement through HAProxy
+  HAPROXY=$((FRONT + 1))
+  sed -e "s/127.0.0.1:18080/127.0.0.1:$HAPROXY/" -e "s/127.0.0.1:18081/127.0.0.1:$((HTTP_BASE + 1))/" \
+    -e "s/127.0.0.1:18082/127.0.0.1:$((HTTP_BASE + 2))/" -e "s/127.0.0.1:18083/127.0.0.1:$((HTTP_BASE + 3))/" \
+    "$HERE/deploy/haproxy/haproxy.cfg" | grep -v "log stderr" > "$OUT/haproxy.cfg"
+  haproxy -db -f "$OUT/haproxy.cfg" > "$OUT/haproxy.out" 2>&1 &
+  PIDS+=($!)
+fi
 for url in "127.0.0.1:$((HTTP_BASE + 1))" "127.0.0.1:$((HTTP_BASE + 2))" "127.0.0.1:$((HTTP_BASE + 3))" "127.0.0.1:$FRONT"; do
   for _ in $(seq 200); do curl -sf -o /dev/null --max-time 1 "http://$url/app/stats" && break; sleep 0.05; done
 done
@@ -50,14 +60,17 @@ run_wrk() { # label url round
 median() { sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
 
 wrk -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" -s "$LUA" "http://127.0.0.1:$FRONT/app/counter" -- $((CONNS / THREADS)) > /dev/null 2>&1
-direct=(); front=()
+direct=(); front=(); hap=()
 for r in $(seq "$REPEAT"); do
   direct+=("$(run_wrk direct "127.0.0.1:$((HTTP_BASE + 1))" "$r")")
   front+=("$(run_wrk balancer "127.0.0.1:$FRONT" "$r")")
-  echo "round $r: direct ${direct[-1]} req/s, through the balancer ${front[-1]} req/s" >&2
+  [ -n "$HAPROXY" ] && hap+=("$(run_wrk haproxy "127.0.0.1:$HAPROXY" "$r")")
+  echo "round $r: direct ${direct[-1]} req/s, balancer ${front[-1]} req/s, haproxy ${hap[-1]:-} req/s" >&2
 done
 D=$(printf '%s\n' "${direct[@]}" | median); B=$(printf '%s\n' "${front[@]}" | median)
 RATIO=$(awk -v b="$B" -v d="$D" 'BEGIN{printf "%.0f", 100 * b / d}')
+H=$(printf '%s\n' "${hap[@]:-0}" | median)
+HRATIO=$(awk -v b="$H" -v d="$D" 'BEGIN{printf "%.0f", 100 * b / d}')
 cleanup; PIDS=()
 
 gaps=()
@@ -74,7 +87,9 @@ fi
   echo "|---|---|"
   echo "| direct to node1 | $D |"
   echo "| through shoal balancer (3 nodes) | $B ($RATIO %) |"
+  [ -n "$HAPROXY" ] && echo "| through HAProxy (deploy/haproxy, 3 nodes) | $H ($HRATIO %) |"
   echo
-  echo "rounds: direct ${direct[*]}; balancer ${front[*]}"
+  echo "rounds: direct ${direct[*]}; balancer ${front[*]}; haproxy ${hap[*]:-}"
+  echo "load average before: $LOADAVG (nproc $(nproc))"
   echo "failover gap (worst per run, kill -9 node1, 12 clients): ${gaps[*]:-not measured (cargo test -p shoal-tests --test balancer_failover --no-run first)}"
 } | tee "$OUT/summary.md"
