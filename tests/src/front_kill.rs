@@ -11,7 +11,12 @@ pub const NAMES: [&str; 3] = ["node1", "node2", "node3"];
 
 /// Starts the three nodes (sync DeltaManager); returns them with their channel ports.
 pub fn nodes() -> (Vec<HttpNode>, Vec<u16>) {
-    let cfg = session_config("delta", "sync", 1800);
+    nodes_with("delta")
+}
+
+/// Starts the three nodes with `manager` (delta|backup), sync replication.
+pub fn nodes_with(manager: &str) -> (Vec<HttpNode>, Vec<u16>) {
+    let cfg = session_config(manager, "sync", 1800);
     let ports: Vec<u16> = NAMES.iter().map(|_| free_port()).collect();
     (http_cluster(&NAMES, &ports, &cfg), ports)
 }
