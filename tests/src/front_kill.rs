@@ -28,7 +28,7 @@ pub fn nodes_with(manager: &str) -> (Vec<HttpNode>, Vec<u16>) {
 pub fn kill_node1_under_load(front: &Front, nodes: &mut [HttpNode]) -> Duration {
     let load = Load::start(&front.addr, 12, Duration::from_millis(10));
     assert!(
-        load.wait_successes(&vec![0; 12], 10, Duration::from_secs(15)),
+        load.wait_successes(&[0; 12], 10, Duration::from_secs(15)),
         "the load did not get going through {}",
         front.addr
     );

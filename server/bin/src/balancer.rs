@@ -107,8 +107,10 @@ async fn join(a: &BalancerArgs, balancer: Balancer) -> Result<Channel> {
     if a.members.is_empty() {
         bail!("--join needs at least one --member host:port of the cluster");
     }
-    let mut cc = shoal_net::config::ClusterConfig::default();
-    cc.name = a.name.clone();
+    let mut cc = shoal_net::config::ClusterConfig {
+        name: a.name.clone(),
+        ..Default::default()
+    };
     cc.receiver.port = a.port;
     cc.membership.members = a.members.clone();
     cc.meta.insert(META_ROLE.into(), ROLE_BALANCER.into());

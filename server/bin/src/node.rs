@@ -2,7 +2,8 @@
 //!
 //! For tests and scripts, `--json-events` prints one JSON object per line on stdout:
 //! `ready`, `member_added`, `member_suspected`, `member_disappeared`, `received`,
-//! `send_report`, `stats`. `--control-stdin` reads commands, one per line:
+//! `send_report`, `stats`; a full node adds `sessions_ready` (state transfer done), `draining`
+//! and `drained`. `--control-stdin` reads commands, one per line:
 //! `send async|ack|sync|plain TEXT` (to every member), `stats`, `leave`, `quit`.
 //! A full node (`[http]`) drains on SIGTERM, Ctrl-C or `quit` (see `drain.rs`).
 use crate::config::{Config, Overrides};
