@@ -173,3 +173,21 @@ async fn receive(mut incoming: Incoming, ch: Channel, b: Balancer) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_backend;
+
+    #[test]
+    fn backend_flag() {
+        let b = parse_backend("node1=127.0.0.1:18081").expect("valid flag");
+        assert_eq!(
+            (b.route.as_str(), b.addr.as_str()),
+            ("node1", "127.0.0.1:18081")
+        );
+        for bad in ["node1", "=127.0.0.1:1", "node1=", ""] {
+            let e = parse_backend(bad).expect_err(bad).to_string();
+            assert!(e.contains("route=host:port"), "{bad}: {e}");
+        }
+    }
+}
