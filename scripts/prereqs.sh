@@ -12,6 +12,10 @@ fi
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   command -v haproxy >/dev/null || { echo "prereqs: installing haproxy"; apt-get update -qq && apt-get install -y -qq haproxy >/dev/null; }
   command -v wrk >/dev/null || { echo "prereqs: installing wrk"; apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+  # Debian's Chromium for the admin UI test (scripts/ui-test.sh drives it with playwright-core).
+  [ -x /usr/bin/chromium ] || { echo "prereqs: installing chromium"; apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+  # python3-venv for schemathesis (scripts/schemathesis.sh).
+  python3 -c 'import ensurepip' 2>/dev/null || { apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null; }
 fi
 # componentize-py: verifies the Python route of plugins (server/plugin-host/tests/python.rs).
 # Optional: without it that test prints a skip.

@@ -6,4 +6,13 @@ cd "$(dirname "$0")/.."
 source scripts/prereqs.sh
 export CARGO_TERM_COLOR=never
 cargo build --workspace --all-targets
-cargo test --workspace --no-fail-fast
+status=0
+mkdir -p target
+cargo test --workspace --no-fail-fast 2>&1 | tee target/cargo-test.log || status=1
+# The admin API fuzzed against its own OpenAPI document (schemathesis, PyPI), and the admin
+# UI driven in headless Chromium against three real nodes (screenshots: target/ui-screenshots).
+scripts/schemathesis.sh || status=1
+SHOAL_UI_CLUSTER=1 scripts/ui-test.sh || status=1
+# One closing line over every cargo test binary (each prints its own `test result:` line).
+awk '/^test result:/ {p += $4; f += $6} END {printf "cargo test total: %d passed, %d failed\n", p, f}' target/cargo-test.log
+exit $status
