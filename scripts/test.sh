@@ -14,5 +14,5 @@ cargo test --workspace --no-fail-fast 2>&1 | tee target/cargo-test.log || status
 scripts/schemathesis.sh || status=1
 SHOAL_UI_CLUSTER=1 scripts/ui-test.sh || status=1
 # One closing line over every cargo test binary (each prints its own `test result:` line).
-awk '/^test result:/ {p += $4; f += $6} END {printf "cargo test total: %d passed, %d failed\n", p, f}' target/cargo-test.log
+awk '/^test result:/ {p += $4; f += $6} END {printf "total: %d passed, %d failed\n", p, f}' target/cargo-test.log
 exit $status
