@@ -238,6 +238,33 @@ impl Core {
         self.cfg.replication == ReplicationMode::Sync
     }
 
+    /// Expiry, the same for both managers: a primary expires a session idle past its max
+    /// inactive interval and tells everyone; a replica drops one idle past twice that
+    /// (Tomcat's rule), silently, so a session in use elsewhere never expires here.
+    pub fn sweep(&mut self, now: Millis) -> Vec<Outgoing> {
+        let mut expired = Vec::new();
+        let mut dropped = Vec::new();
+        for (id, e) in &self.store.entries {
+            if e.primary && e.session.idle_beyond(now, 1) {
+                expired.push((id.clone(), e.session.version));
+            } else if !e.primary && e.session.idle_beyond(now, 2) {
+                dropped.push((id.clone(), e.session.version));
+            }
+        }
+        let mut out = Vec::new();
+        for (id, version) in expired {
+            self.store.remove(&id, version, now);
+            self.stats.sessions_expired += 1;
+            let (to, sync) = (self.all_members(), self.sync());
+            out.extend(self.msg(to, &SessionMessage::Expired { id, version }, sync));
+        }
+        for (id, version) in dropped {
+            self.store.remove(&id, version, now);
+            self.stats.sessions_expired += 1;
+        }
+        out
+    }
+
     /// Encodes `msg` for `to` and counts it; `None` when there is nobody to send to.
     pub fn msg(&mut self, to: Vec<MemberId>, msg: &SessionMessage, sync: bool) -> Option<Outgoing> {
         if to.is_empty() {

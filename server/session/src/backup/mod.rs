@@ -152,33 +152,6 @@ impl BackupManager {
             .collect();
         self.core.msg(to, &SessionMessage::Locations(locs), sync)
     }
-
-    fn sweep(&mut self, now: Millis) -> Vec<Outgoing> {
-        let mut out = Vec::new();
-        let mut expired = Vec::new();
-        let mut dropped = Vec::new();
-        for (id, e) in &self.core.store.entries {
-            if e.primary && e.session.idle_beyond(now, 1) {
-                expired.push((id.clone(), e.session.version));
-            } else if !e.primary && e.session.idle_beyond(now, 2) {
-                dropped.push((id.clone(), e.session.version));
-            }
-        }
-        for (id, version) in expired {
-            self.core.store.remove(&id, version, now);
-            self.core.stats.sessions_expired += 1;
-            let (to, sync) = (self.core.all_members(), self.core.sync());
-            out.extend(
-                self.core
-                    .msg(to, &SessionMessage::Expired { id, version }, sync),
-            );
-        }
-        for (id, version) in dropped {
-            self.core.store.remove(&id, version, now);
-            self.core.stats.sessions_expired += 1;
-        }
-        out
-    }
 }
 
 impl SessionManager for BackupManager {
@@ -365,7 +338,7 @@ impl SessionManager for BackupManager {
             tracing::warn!(context = %self.core.ctx, "no session locations from {:?}; serving without them", self.awaiting);
             self.awaiting.clear();
         }
-        let mut out = self.sweep(now);
+        let mut out = self.core.sweep(now);
         let due: Vec<SessionId> = self
             .fetching
             .iter()

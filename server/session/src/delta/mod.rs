@@ -84,34 +84,6 @@ impl DeltaManager {
             }
         }
     }
-
-    fn sweep(&mut self, now: Millis) -> Vec<Outgoing> {
-        let mut expired = Vec::new();
-        let mut dropped = Vec::new();
-        for (id, e) in &self.core.store.entries {
-            if e.primary && e.session.idle_beyond(now, 1) {
-                expired.push((id.clone(), e.session.version));
-            } else if !e.primary && e.session.idle_beyond(now, 2) {
-                dropped.push((id.clone(), e.session.version));
-            }
-        }
-        let mut out = Vec::new();
-        for (id, version) in expired {
-            self.core.store.remove(&id, version, now);
-            self.core.stats.sessions_expired += 1;
-            let to = self.core.all_members();
-            let sync = self.core.sync();
-            out.extend(
-                self.core
-                    .msg(to, &SessionMessage::Expired { id, version }, sync),
-            );
-        }
-        for (id, version) in dropped {
-            self.core.store.remove(&id, version, now);
-            self.core.stats.sessions_expired += 1;
-        }
-        out
-    }
 }
 
 impl SessionManager for DeltaManager {
@@ -322,7 +294,7 @@ impl SessionManager for DeltaManager {
             out.extend(self.ask_next(now));
         }
         out.extend(self.reask_if_silent(now));
-        out.extend(self.sweep(now));
+        out.extend(self.core.sweep(now));
         for (id, from) in self
             .core
             .store
