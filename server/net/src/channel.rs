@@ -255,39 +255,31 @@ impl Channel {
     ) -> impl std::future::Future<Output = SendReport> + Send + 'static {
         let this = self.clone();
         let dests_v = dests.to_vec();
-        let enqueued = if opts.has(SendOptions::ASYNCHRONOUS) {
-            None
+        // Ok(reply receiver, if the driver took the command) for a send enqueued now;
+        // Err(payload) for an asynchronous send, which must first wait for queue room.
+        let pending = if opts.has(SendOptions::ASYNCHRONOUS) {
+            Err(payload)
         } else {
             let (tx, rx) = oneshot::channel();
             let cmd = Command::Send {
                 dests: dests_v.clone(),
-                payload: Vec::new(),
+                payload,
                 opts,
                 permit: None,
                 reply: Some(tx),
             };
-            Some((cmd, rx))
-        };
-        let (payload, pending) = match enqueued {
-            Some((mut cmd, rx)) => {
-                if let Command::Send { payload: p, .. } = &mut cmd {
-                    *p = payload;
-                }
-                let ok = self.cmd.send(cmd).is_ok();
-                (None, Some((ok, rx)))
-            }
-            None => (Some(payload), None),
+            Ok(self.cmd.send(cmd).is_ok().then_some(rx))
         };
         async move {
-            match (payload, pending) {
-                (Some(p), _) => this.send(&dests_v, p, opts).await,
-                (None, Some((true, rx))) => match rx.await {
+            match pending {
+                Err(payload) => this.send(&dests_v, payload, opts).await,
+                Ok(Some(rx)) => match rx.await {
                     Ok(r) => r,
                     Err(_) => {
                         this.failed(&dests_v, "the channel shut down before the send completed")
                     }
                 },
-                _ => this.failed(&dests_v, "the channel has shut down"),
+                Ok(None) => this.failed(&dests_v, "the channel has shut down"),
             }
         }
     }
