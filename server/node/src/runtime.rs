@@ -351,6 +351,9 @@ impl RunningNode {
         if let Some(t) = self.admin_task {
             let _ = t.await;
         }
+        // Leave before the session managers stop: members drop this node first, so none
+        // sends it a replication it would no longer process (their writes would 503).
+        self.channel.leave().await;
         self.http.stop();
         self.channel.shutdown().await;
     }
