@@ -1,10 +1,11 @@
 //! The public handle of a running channel: send, receive, membership, counters, shutdown.
-use crate::driver::Command;
+use crate::driver::{Command, StackChange};
 use crate::error::NetError;
 use crate::runtime::{self as driver, Shared};
 use crate::settings::ChannelSettings;
 use crate::stats::ChannelStats;
 use shoal_cluster::frame::MsgId;
+use shoal_cluster::interceptor::{Interceptor, StackError};
 use shoal_cluster::{DisappearReason, InterceptorStack, Member, MemberId, SendOptions};
 use std::fmt;
 use std::sync::Arc;
@@ -69,6 +70,15 @@ impl fmt::Display for SendReport {
         }
         Ok(())
     }
+}
+
+/// Why a change of the live interceptor stack was refused.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum StackChangeError {
+    #[error(transparent)]
+    Stack(#[from] StackError),
+    #[error("the channel has shut down")]
+    Closed,
 }
 
 /// Membership changes, as broadcast to [`Channel::subscribe`]rs.
@@ -307,6 +317,54 @@ impl Channel {
             return Vec::new();
         }
         rx.await.unwrap_or_default()
+    }
+
+    /// Inserts `layer` into the live stack at `position` (0 = top), or at the bottom
+    /// (closest to the network) when `None`. Like the other stack changes it is enqueued
+    /// before this returns, so changes made one after the other apply in that order even if
+    /// the futures are awaited later (or dropped). The change lands between two messages:
+    /// see `driver_stack.rs` for what that means for messages in flight. The layer is told
+    /// about the current members (`member_added`) before it joins.
+    pub fn insert_interceptor(
+        &self,
+        position: Option<usize>,
+        layer: Box<dyn Interceptor>,
+    ) -> impl std::future::Future<Output = Result<(), StackChangeError>> + Send + 'static {
+        self.change_stack(StackChange::Insert { position, layer })
+    }
+
+    /// Removes the layer `name` from the live stack (messages it holds are dropped with it).
+    pub fn remove_interceptor(
+        &self,
+        name: &str,
+    ) -> impl std::future::Future<Output = Result<(), StackChangeError>> + Send + 'static {
+        self.change_stack(StackChange::Remove(name.to_string()))
+    }
+
+    /// Puts the named layers, in this order, into the positions they occupy together; the
+    /// other layers keep their place (e.g. reorders the `wasm:` layers among themselves).
+    pub fn reorder_interceptors(
+        &self,
+        names: &[&str],
+    ) -> impl std::future::Future<Output = Result<(), StackChangeError>> + Send + 'static {
+        let names = names.iter().map(|n| n.to_string()).collect();
+        self.change_stack(StackChange::Reorder(names))
+    }
+
+    fn change_stack(
+        &self,
+        change: StackChange,
+    ) -> impl std::future::Future<Output = Result<(), StackChangeError>> + Send + 'static {
+        let (reply, rx) = oneshot::channel();
+        let sent = self.cmd.send(Command::Stack { change, reply }).is_ok();
+        async move {
+            if !sent {
+                return Err(StackChangeError::Closed);
+            }
+            rx.await
+                .map_err(|_| StackChangeError::Closed)?
+                .map_err(Into::into)
+        }
     }
 
     /// Tells every member this node is leaving (they drop it at once, reason `Left`).

@@ -10,6 +10,7 @@ use crate::conn::{self, ConnHandle, IoEvent, WriteItem};
 use crate::runtime::Shared;
 use crate::stats::ChannelStats;
 use shoal_cluster::frame::{Body, FrameCodec, MsgId};
+use shoal_cluster::interceptor::{Interceptor, StackError};
 use shoal_cluster::node::Direction;
 use shoal_cluster::{Action, ConnId, MemberId, Node, SendOptions};
 use std::collections::{HashMap, HashSet};
@@ -18,6 +19,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 use tokio::task::JoinHandle;
+
+/// A change of the live interceptor stack.
+pub(crate) enum StackChange {
+    /// At `position` (0 = top), or at the bottom (closest to the network) when `None`.
+    Insert {
+        position: Option<usize>,
+        layer: Box<dyn Interceptor>,
+    },
+    Remove(String),
+    /// Moves the named layers, in this order, into the positions they occupy together.
+    Reorder(Vec<String>),
+}
 
 /// Inputs drained per wake-up before the node's output is processed (amortises the flush).
 const BATCH: usize = 256;
@@ -38,6 +51,11 @@ pub(crate) enum Command {
     Stats(oneshot::Sender<ChannelStats>),
     /// The interceptor stack's layers with their configuration and live counters.
     Interceptors(oneshot::Sender<Vec<shoal_cluster::interceptor::LayerInfo>>),
+    /// Changes the live stack between two messages (see `Channel::insert_interceptor`).
+    Stack {
+        change: StackChange,
+        reply: oneshot::Sender<Result<(), StackError>>,
+    },
     Leave(oneshot::Sender<()>),
     Shutdown(oneshot::Sender<()>),
 }
@@ -174,6 +192,9 @@ impl Driver {
             Command::Complete { from, id, result } => self.node.complete(now, from, id, result),
             Command::Interceptors(tx) => {
                 let _ = tx.send(self.node.stack().describe());
+            }
+            Command::Stack { change, reply } => {
+                let _ = reply.send(self.change_stack(now, change));
             }
             Command::Stats(tx) => {
                 let _ = tx.send(self.stats());

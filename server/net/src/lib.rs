@@ -37,6 +37,7 @@ mod conn;
 pub mod discovery;
 mod driver;
 mod driver_events;
+mod driver_stack;
 mod driver_stats;
 pub mod error;
 pub mod listener;
@@ -46,6 +47,7 @@ pub mod stats;
 
 pub use channel::{
     Channel, Completion, Incoming, IncomingMessage, MembershipEvent, Outcome, SendReport,
+    StackChangeError,
 };
 pub use config::ClusterConfig;
 pub use error::NetError;
