@@ -4,6 +4,15 @@
 //! An operation asked of one node is applied there first (so a mistake is reported before
 //! anything else changes), then sent to every other member as a [`ControlOp`] with
 //! SYNCHRONIZED_ACK: the answer lists, per node, whether it applied it.
+//!
+//! Channel-interceptor plugins also change the live interceptor stack once the channel runs
+//! ([`Plugins::attach_channel`]): load inserts `wasm:<name>` at the bottom (closest to the
+//! network), unload removes it, and reorder moves the `wasm:` layers among the positions
+//! they hold. The channel's driver applies each change between two messages (no message is
+//! lost or run twice through a layer; see shoal-net's `driver_stack.rs`). Each node changes
+//! its own stack when it applies the operation, so for a short while nodes differ: an
+//! interceptor that rewrites payloads for its peer must tolerate that (see the
+//! checksum-interceptor's `accept-unsealed` and plugins/README.md).
 use serde::{Deserialize, Serialize};
 use shoal_cluster::SendOptions;
 use shoal_net::Channel;
@@ -12,7 +21,7 @@ use shoal_plugin_host::{
 };
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 /// `[[plugin]]` in the node's config file.
@@ -205,6 +214,9 @@ pub struct Plugins {
     pub placement: Arc<Placement>,
     /// The bytes of each loaded plugin (reload without new bytes, and for new members).
     bytes: RwLock<HashMap<String, Arc<Vec<u8>>>>,
+    /// The running channel, whose stack interceptor plugins join and leave; unset while the
+    /// node starts (interceptors of the config are then put in the stack it is built with).
+    channel: OnceLock<Channel>,
 }
 
 impl Plugins {
@@ -213,7 +225,44 @@ impl Plugins {
             registry,
             placement: Arc::new(Placement::default()),
             bytes: RwLock::default(),
+            channel: OnceLock::new(),
         })
+    }
+
+    /// From now on, loading, unloading and reordering interceptor plugins changes the live
+    /// stack of `channel`. Called once the channel runs (a second call is ignored).
+    pub fn attach_channel(&self, channel: Channel) {
+        let _ = self.channel.set(channel);
+    }
+
+    /// The stack's name of an interceptor plugin's layer.
+    pub fn layer_name(plugin: &str) -> String {
+        format!("wasm:{plugin}")
+    }
+
+    fn is_interceptor(&self, name: &str) -> bool {
+        self.registry
+            .info(name)
+            .is_ok_and(|i| i.world == PluginWorld::ChannelInterceptor)
+    }
+
+    /// Enqueues a stack change now (changes keep the order of the operations) and logs it
+    /// if the driver refuses it.
+    fn change_stack<F>(&self, what: String, change: impl FnOnce(&Channel) -> F)
+    where
+        F: std::future::Future<Output = Result<(), shoal_net::StackChangeError>> + Send + 'static,
+    {
+        let Some(channel) = self.channel.get() else {
+            return;
+        };
+        let done = change(channel);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Err(e) = done.await {
+                    tracing::warn!("interceptor stack: cannot {what}: {e}");
+                }
+            });
+        }
     }
 
     /// Applies `op` to this node only.
@@ -240,6 +289,12 @@ impl Plugins {
                 if let Ok(mut b) = self.bytes.write() {
                     b.insert(name.clone(), Arc::new(bytes.clone()));
                 }
+                if info.world == PluginWorld::ChannelInterceptor && self.channel.get().is_some() {
+                    let layer = r.interceptor(name)?;
+                    self.change_stack(format!("insert wasm:{name}"), |c| {
+                        c.insert_interceptor(None, Box::new(layer))
+                    });
+                }
                 Ok(Some(info))
             }
             ControlOp::Configure { name, config } => r.configure(name, config.clone()).map(Some),
@@ -263,6 +318,12 @@ impl Plugins {
                 Ok(Some(info))
             }
             ControlOp::Unload { name } => {
+                if self.is_interceptor(name) {
+                    // Enqueued first: the layer leaves at the driver's next step; a message
+                    // reaching it in between passes untouched, as for a disabled plugin.
+                    let layer = Self::layer_name(name);
+                    self.change_stack(format!("remove {layer}"), |c| c.remove_interceptor(&layer));
+                }
                 r.unload(name)?;
                 self.placement.remove(name);
                 if let Ok(mut b) = self.bytes.write() {
@@ -273,6 +334,17 @@ impl Plugins {
             ControlOp::Reorder { order } => {
                 let names: Vec<&str> = order.iter().map(String::as_str).collect();
                 r.reorder(&names)?;
+                let layers: Vec<String> = order
+                    .iter()
+                    .filter(|n| self.is_interceptor(n))
+                    .map(|n| Self::layer_name(n))
+                    .collect();
+                if layers.len() > 1 {
+                    self.change_stack(format!("reorder {layers:?}"), |c| {
+                        let refs: Vec<&str> = layers.iter().map(String::as_str).collect();
+                        c.reorder_interceptors(&refs)
+                    });
+                }
                 Ok(None)
             }
         }

@@ -41,6 +41,10 @@ pub struct RunningNode {
     /// The admin backend (also when no admin listener was given: embedders may mount it).
     pub admin: Arc<NodeBackend>,
     pub admin_addr: Option<std::net::SocketAddr>,
+    /// The drain trigger the admin API pulls (`POST /api/v1/cluster/drain`); whoever runs
+    /// the node waits on [`crate::admin::drain::Drain::requested`] and then drains it (the
+    /// binary: `server/bin/src/drain.rs`, the same path as SIGTERM).
+    pub drain: crate::admin::drain::Drain,
     stop_http: tokio::sync::watch::Sender<bool>,
     http_task: tokio::task::JoinHandle<std::io::Result<()>>,
     admin_task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -74,6 +78,8 @@ pub async fn start(
     let (channel, incoming) = Channel::start(parts.settings, stack)
         .await
         .context("cannot start the cluster channel")?;
+    // From here on, interceptor plugins loaded / unloaded / reordered change the live stack.
+    plugins.attach_channel(channel.clone());
     facts.set_local(MemberFact::from(channel.local()));
     // Subscribed before the session registry starts, so no membership change is missed.
     let membership = channel.subscribe();
@@ -82,6 +88,7 @@ pub async fn start(
     facts.set_members(channel.members().iter().map(MemberFact::from).collect());
     let link = ChannelLink::new(channel.clone());
 
+    let drain = crate::admin::drain::Drain::new();
     let mut valves: BTreeMap<String, Vec<Arc<dyn Valve>>> = BTreeMap::new();
     for ctx in &parts.http.contexts {
         let v: Arc<dyn Valve> = Arc::new(WasmValves {
@@ -89,7 +96,8 @@ pub async fn start(
             context: ctx.path.clone(),
             placement: plugins.placement.clone(),
         });
-        valves.insert(ctx.path.clone(), vec![v]);
+        // The drain mark goes on every response (static balancers read it in their probes).
+        valves.insert(ctx.path.clone(), vec![drain.valve(), v]);
     }
     let mut url_filters: BTreeMap<String, Arc<dyn UrlFilter>> = BTreeMap::new();
     for ctx in &parts.http.contexts {
@@ -113,6 +121,7 @@ pub async fn start(
         layers,
         ack_timeout_ms,
         http_addr,
+        drain: drain.clone(),
     });
     tokio::spawn(demultiplex(
         incoming,
@@ -163,6 +172,7 @@ pub async fn start(
         http_addr,
         admin,
         admin_addr,
+        drain,
         stop_http,
         http_task,
         admin_task,
@@ -197,10 +207,10 @@ impl ClusterFacts for NodeFacts {
 }
 
 /// Channel-interceptor plugins of the config join the bottom of the stack (closest to the
-/// network), in config order. The driver owns the stack once the channel runs, so
-/// interceptor plugins are attached at start only; at runtime they can be reloaded,
-/// reconfigured, disabled (messages then pass untouched) or unloaded (same), but a plugin
-/// loaded later through the admin API does not join the stack until the node restarts.
+/// network), in config order, before the channel starts. Once it runs, the driver owns the
+/// stack and `Plugins` changes it through the channel (`Plugins::attach_channel`): a plugin
+/// loaded later joins at the bottom, an unloaded one leaves, a reorder moves the `wasm:`
+/// layers among themselves.
 fn attach_interceptors(
     mut stack: InterceptorStack,
     plugins: &Plugins,
