@@ -68,6 +68,12 @@ pub trait AdminBackend: Send + Sync + 'static {
     fn members(&self) -> BackendResult<'_, Vec<Member>>;
     fn health(&self) -> BackendResult<'_, Health>;
     fn readiness(&self) -> BackendResult<'_, Readiness>;
+    /// This node's drain (phase `serving` until something asks it to drain).
+    fn drain_status(&self) -> BackendResult<'_, DrainStatus>;
+    /// Starts draining this node exactly as SIGTERM does, and returns at once with the
+    /// status (`draining: true`); the drain runs on and the process exits when it is done.
+    /// [`BackendError::Conflict`] if the node already drains.
+    fn start_drain(&self) -> BackendResult<'_, DrainStatus>;
 
     // --- contexts and sessions ---
     fn contexts(&self) -> BackendResult<'_, Vec<Context>>;

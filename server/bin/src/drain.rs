@@ -1,18 +1,26 @@
-//! Graceful drain of a full node (SIGTERM, Ctrl-C, or `quit` on the control stdin).
+//! Graceful drain of a full node: SIGTERM, Ctrl-C, `quit` on the control stdin, or
+//! `POST /api/v1/cluster/drain` on the admin API (`shoal ctl drain`). All of them pull the
+//! node's one drain trigger ([`shoal_node::admin::drain::Drain`]) and run this sequence; the
+//! admin API reports its phase (`GET /api/v1/cluster/drain`) until it closes in step 3.
 //!
 //! Order, chosen so that nothing acknowledged is lost:
-//! 1. Tell the balancers that joined the cluster (members with `role = "balancer"`): they
-//!    stop sending new sessions here (`mark_draining`); sticky requests still come.
-//! 2. Stop the HTTP listener; requests in flight finish. In sync mode a response is only
+//! 1. From the trigger on, readiness answers 503 `draining` and every HTTP response carries
+//!    `x-shoal-draining: 1`. Tell the balancers that joined the cluster (members with
+//!    `role = "balancer"`): they stop sending new sessions here (`mark_draining`); sticky
+//!    requests still come.
+//! 2. Grace (`--drain-grace-ms`, 1 s): keep serving, so balancers with a static backend
+//!    list see the mark in a health probe and stop sending new sessions too.
+//! 3. Stop the HTTP listener; requests in flight finish. In sync mode a response is only
 //!    written once every member applied the change, so what a client saw acknowledged is
 //!    already on the others. New connections are refused: a balancer resends them elsewhere
 //!    (nothing was sent, so any method may be resent).
-//! 3. Stop replicating, leave the cluster and flush the connections (`Channel::shutdown`):
+//! 4. Stop replicating, leave the cluster and flush the connections (`Channel::shutdown`):
 //!    queued asynchronous replication goes out first, then peers drop this node with reason
 //!    `Left` — DeltaManager peers already hold every session; BackupManager peers promote the
 //!    backups of the sessions this node was primary for, as after a crash, but without
 //!    waiting for failure detection.
 use serde_json::json;
+use shoal_admin::dto::DrainPhase;
 use shoal_cluster::SendOptions;
 use shoal_net::Channel;
 use std::time::Duration;
@@ -77,17 +85,45 @@ pub async fn announce_ready(ch: Channel, registry: std::sync::Arc<shoal_session:
 /// Longest wait for in-flight requests and the channel flush before exiting anyway.
 const SHUTDOWN_LIMIT: Duration = Duration::from_secs(15);
 
-/// Drains and stops `node`. Prints `draining` and `drained` events with `json`.
-pub async fn drain(node: shoal_node::RunningNode, json: bool) {
+/// Drains and stops `node` (its drain trigger already pulled). Prints `draining` and
+/// `drained` events with `json`.
+pub async fn drain(node: shoal_node::RunningNode, json: bool, grace: Duration) {
     let ch = node.channel.clone();
+    let trigger = node.drain.clone();
+    let by = trigger
+        .state()
+        .map(|s| s.trigger.as_str())
+        .unwrap_or("signal");
+    trigger.set_phase(
+        DrainPhase::Notifying,
+        "no new sessions; telling the balancers",
+    );
     let told = notify_balancers(&ch).await;
     tracing::info!(
         balancers = told,
+        trigger = by,
         "draining: no new sessions; finishing requests in flight"
     );
     if json {
-        println!("{}", json!({"event": "draining", "balancers": told}));
+        println!(
+            "{}",
+            json!({"event": "draining", "balancers": told, "trigger": by})
+        );
     }
+    if !grace.is_zero() {
+        trigger.set_phase(
+            DrainPhase::Grace,
+            format!(
+                "told {told} joined balancer(s); serving sticky requests for {} ms so static balancers see the drain",
+                grace.as_millis()
+            ),
+        );
+        tokio::time::sleep(grace).await;
+    }
+    trigger.set_phase(
+        DrainPhase::Closing,
+        "closing the HTTP listener; requests in flight finish, then the node leaves the cluster",
+    );
     if tokio::time::timeout(SHUTDOWN_LIMIT, node.shutdown())
         .await
         .is_err()

@@ -5,7 +5,8 @@
 //! `send_report`, `stats`; a full node adds `sessions_ready` (state transfer done), `draining`
 //! and `drained`. `--control-stdin` reads commands, one per line:
 //! `send async|ack|sync|plain TEXT` (to every member), `stats`, `leave`, `quit`.
-//! A full node (`[http]`) drains on SIGTERM, Ctrl-C or `quit` (see `drain.rs`).
+//! A full node (`[http]`) drains on SIGTERM, Ctrl-C, `quit` or `POST /api/v1/cluster/drain`
+//! on its admin API (`shoal ctl drain`): one trigger, one sequence (see `drain.rs`).
 use crate::config::{Config, Overrides};
 use crate::drain;
 use anyhow::{anyhow, Context, Result};
@@ -13,6 +14,7 @@ use serde_json::json;
 use shoal_cluster::{InterceptorStack, Member, SendOptions};
 use shoal_net::config::ClusterConfig;
 use shoal_net::{Channel, Incoming, MembershipEvent, Outcome, SendReport};
+use shoal_node::admin::drain::DrainTrigger;
 use std::path::PathBuf;
 use tokio::io::AsyncBufReadExt;
 
@@ -29,6 +31,11 @@ pub struct NodeArgs {
     /// Read commands from stdin (`send MODE TEXT`, `stats`, `leave`, `quit`).
     #[arg(long)]
     pub control_stdin: bool,
+    /// While draining, keep serving this long after telling the balancers, so balancers
+    /// with a static backend list see the drain in a health probe before the HTTP listener
+    /// closes (`shoal balancer` probes every 500 ms by default).
+    #[arg(long, default_value_t = 1000, value_name = "MS")]
+    pub drain_grace_ms: u64,
 }
 
 pub async fn run(args: NodeArgs) -> Result<()> {
@@ -145,13 +152,24 @@ async fn run_full(
         });
     }
     tokio::spawn(membership_events(ch.clone(), json));
-    let quit = if args.control_stdin {
-        tokio::spawn(control(ch.clone())).await.unwrap_or(Ok(()))
-    } else {
-        wait_for_signal().await
+    let trigger = node.drain.clone();
+    let (quit, source) = tokio::select! {
+        quit = async {
+            if args.control_stdin {
+                let q = tokio::spawn(control(ch.clone())).await.unwrap_or(Ok(()));
+                (q, DrainTrigger::Control)
+            } else {
+                (wait_for_signal().await, DrainTrigger::Signal)
+            }
+        } => quit,
+        // The admin API pulled the same trigger (`POST /api/v1/cluster/drain`).
+        _ = trigger.requested() => (Ok(()), DrainTrigger::Api),
     };
-    // SIGTERM, Ctrl-C and `quit` all drain: nothing acknowledged is lost on the way out.
-    drain::drain(node, json).await;
+    // A no-op if the API asked first: the first request wins.
+    let _ = trigger.request(source);
+    // SIGTERM, Ctrl-C, `quit` and the API all drain: nothing acknowledged is lost on the way out.
+    let grace = std::time::Duration::from_millis(args.drain_grace_ms);
+    drain::drain(node, json, grace).await;
     quit
 }
 

@@ -56,7 +56,8 @@ pub struct LocalNode {
 /// Liveness: the process answers and its main loops tick.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Health {
-    /// `ok` when every check passed, `degraded` otherwise (still live: no restart needed).
+    /// `ok` when every check passed, `degraded` otherwise (still live: no restart needed),
+    /// `draining` while the node drains before it exits (see `/api/v1/cluster/drain`).
     #[schema(example = "ok")]
     pub status: String,
     pub checks: Vec<Check>,
@@ -76,7 +77,68 @@ pub struct Check {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Readiness {
     pub ready: bool,
+    /// `ready`, `not-ready` (a check fails: see `checks`) or `draining` (the node takes no
+    /// new sessions and exits once its sessions are safe elsewhere).
+    #[schema(example = "ready")]
+    pub status: String,
     pub checks: Vec<Check>,
+}
+
+/// Where a node's drain is. Only `serving`, `notifying` and `grace` can be seen through the
+/// admin API: it closes with the HTTP listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DrainPhase {
+    /// Not draining.
+    Serving,
+    /// New sessions refused; telling the balancers that joined the cluster.
+    Notifying,
+    /// Still serving sticky requests while balancers with a static backend list see the
+    /// drain in their health probes.
+    Grace,
+    /// HTTP listener closed; requests in flight finish.
+    Closing,
+    /// Leaving the cluster: peers take over (BackupManager promotes the backups).
+    Leaving,
+}
+
+/// A node's drain for rolling deploys: `POST /api/v1/cluster/drain` starts it (like SIGTERM),
+/// `GET` follows it. The process exits (status 0) once nothing would be lost.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DrainStatus {
+    /// The node that answers (its route).
+    #[schema(example = "node1")]
+    pub node: String,
+    /// True from the drain request until the process exits.
+    pub draining: bool,
+    pub phase: DrainPhase,
+    /// What started the drain: `api`, `signal` (SIGTERM, Ctrl-C) or `control` (`quit` on
+    /// the control stdin); null while serving.
+    #[schema(example = "api")]
+    pub trigger: Option<String>,
+    /// When the drain started, unix milliseconds; null while serving.
+    pub since_ms: Option<u64>,
+    /// `since_ms` as RFC 3339 UTC.
+    pub since: Option<String>,
+    /// What the drain does, in order.
+    pub steps: Vec<String>,
+    /// What is happening now, for people.
+    pub detail: String,
+}
+
+/// The steps of a drain, as shown in [`DrainStatus::steps`] (the node and the in-memory
+/// backend describe the same sequence).
+pub fn drain_steps() -> Vec<String> {
+    [
+        "stop taking new sessions (readiness answers 503 `draining`)",
+        "tell the balancers: members with role `balancer` at once, static balancers through their health probes",
+        "keep serving sticky requests for a short grace, then close the HTTP listener and let requests in flight finish",
+        "hand the sessions over: leave the cluster after flushing replication (DeltaManager peers hold every session; BackupManager peers promote their backups)",
+        "exit with status 0",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect()
 }
 
 /// What an [`Event`] is about.
@@ -90,6 +152,8 @@ pub enum EventKind {
     Undeploy,
     Plugin,
     Session,
+    /// The node started draining (API, CLI, SIGTERM).
+    Drain,
 }
 
 /// A cluster event, as sent on `/api/v1/events` (SSE, `event:` = kind, `id:` = seq).

@@ -50,7 +50,9 @@ impl AdminBackend for MemoryBackend {
                 detail: "receiver listening on 127.0.0.1:4000".into(),
             },
         ];
-        let status = if checks.iter().all(|c| c.ok) {
+        let status = if s.drain.is_some() {
+            "draining"
+        } else if checks.iter().all(|c| c.ok) {
             "ok"
         } else {
             "degraded"
@@ -62,18 +64,46 @@ impl AdminBackend for MemoryBackend {
     }
 
     fn readiness(&self) -> BackendResult<'_, Readiness> {
-        let ready = self.lock().ready;
-        let detail = if ready {
+        let (transferred, draining) = {
+            let s = self.lock();
+            (s.ready, s.drain.is_some())
+        };
+        let detail = if transferred {
             "state transfer complete"
         } else {
             "waiting for state transfer from node2"
         };
-        let checks = vec![Check {
+        let mut checks = vec![Check {
             name: "state-transfer".into(),
-            ok: ready,
+            ok: transferred,
             detail: detail.into(),
         }];
-        done(Ok(Readiness { ready, checks }))
+        if draining {
+            checks.push(Check {
+                name: "drain".into(),
+                ok: false,
+                detail: "draining: no new sessions here".into(),
+            });
+        }
+        let ready = checks.iter().all(|c| c.ok);
+        let status = match (draining, ready) {
+            (true, _) => "draining",
+            (false, true) => "ready",
+            (false, false) => "not-ready",
+        };
+        done(Ok(Readiness {
+            ready,
+            status: status.into(),
+            checks,
+        }))
+    }
+
+    fn drain_status(&self) -> BackendResult<'_, DrainStatus> {
+        done(Ok(self.drain_view()))
+    }
+
+    fn start_drain(&self) -> BackendResult<'_, DrainStatus> {
+        self.start_drain_fake()
     }
 
     fn contexts(&self) -> BackendResult<'_, Vec<Context>> {

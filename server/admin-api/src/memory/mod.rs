@@ -4,6 +4,7 @@
 
 mod backend;
 mod data;
+mod drain;
 mod ops;
 
 use std::{
@@ -35,6 +36,7 @@ struct State {
     started_ms: u64,
     members: Vec<Member>,
     ready: bool,
+    drain: Option<drain::FakeDrain>,
     contexts: Vec<FakeContext>,
     interceptors: Vec<Interceptor>,
     send_options: SendOptions,
@@ -64,6 +66,7 @@ impl MemoryBackend {
             started_ms: now - 600_000,
             members: data::members(now),
             ready: true,
+            drain: None,
             contexts: data::contexts(now),
             interceptors,
             send_options,

@@ -41,6 +41,14 @@ impl AdminBackend for NodeBackend {
         ready(Ok(self.readiness_report()))
     }
 
+    fn drain_status(&self) -> BackendResult<'_, DrainStatus> {
+        ready(Ok(self.drain_status_view()))
+    }
+
+    fn start_drain(&self) -> BackendResult<'_, DrainStatus> {
+        ready(self.start_drain_now())
+    }
+
     fn contexts(&self) -> BackendResult<'_, Vec<Context>> {
         ready(Ok(self.all_contexts()))
     }

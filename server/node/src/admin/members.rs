@@ -256,7 +256,9 @@ impl NodeBackend {
                 },
             },
         ];
-        let status = if checks.iter().all(|c| c.ok) {
+        let status = if self.node.drain.is_draining() {
+            "draining"
+        } else if checks.iter().all(|c| c.ok) {
             "ok"
         } else {
             "degraded"
@@ -285,8 +287,22 @@ impl NodeBackend {
                 },
             });
         }
+        if let Some(d) = self.node.drain.state() {
+            checks.push(Check {
+                name: "drain".into(),
+                ok: false,
+                detail: format!("draining ({}): no new sessions here", d.detail),
+            });
+        }
+        let ready = checks.iter().all(|c| c.ok);
+        let status = match (self.node.drain.is_draining(), ready) {
+            (true, _) => "draining",
+            (false, true) => "ready",
+            (false, false) => "not-ready",
+        };
         Readiness {
-            ready: checks.iter().all(|c| c.ok),
+            ready,
+            status: status.into(),
             checks,
         }
     }

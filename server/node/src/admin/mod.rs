@@ -6,6 +6,7 @@
 //! - `stats.rs`: manager and valve statistics, reset (a baseline kept here).
 //! - `channel.rs`: interceptor stack, send options, per-peer traffic.
 //! - `plugins.rs`: plugin operations, always applied on every node.
+//! - `drain.rs`: the drain trigger shared with the binary's signal handler, [`drain::DrainValve`].
 //! - `deploy.rs`: deployments (Wasm components only, until the farm deployer lands).
 //! - `metrics.rs`: Prometheus text.
 //! - `backend.rs`: the trait implementation, delegating to the above.
@@ -15,6 +16,7 @@
 mod backend;
 mod channel;
 mod deploy;
+pub mod drain;
 mod members;
 mod metrics;
 mod plugins;
@@ -47,6 +49,8 @@ pub struct NodeView {
     pub layers: Vec<LayerInfo>,
     pub ack_timeout_ms: u64,
     pub http_addr: std::net::SocketAddr,
+    /// The drain trigger, shared with whoever runs the drain (the binary).
+    pub drain: drain::Drain,
 }
 
 /// The admin backend of one node.
