@@ -24,6 +24,10 @@ pub(crate) struct BackendState {
     up: AtomicBool,
     /// Set by `mark_draining`: keeps serving its sticky sessions, gets no new ones.
     draining: AtomicBool,
+    /// Set while health probes see the node's drain mark (`x-shoal-draining`): the same
+    /// effect as `draining`, for balancers with a static backend list. Kept apart so a
+    /// probe of a node that came back clears only what probes set.
+    probe_draining: AtomicBool,
     /// Requests sent and not yet answered (response head), for least-outstanding picking.
     pub outstanding: AtomicUsize,
     pub requests: AtomicU64,
@@ -43,6 +47,7 @@ impl BackendState {
             // connection attempt or probe, and a live one serves at once.
             up: AtomicBool::new(true),
             draining: AtomicBool::new(false),
+            probe_draining: AtomicBool::new(false),
             outstanding: AtomicUsize::new(0),
             requests: AtomicU64::new(0),
             failures: AtomicU64::new(0),
@@ -56,7 +61,12 @@ impl BackendState {
     }
 
     pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::Acquire)
+        self.draining.load(Ordering::Acquire) || self.probe_draining.load(Ordering::Acquire)
+    }
+
+    /// Records what the last successful probe said; returns true if that changed.
+    pub fn set_probe_draining(&self, draining: bool) -> bool {
+        self.probe_draining.swap(draining, Ordering::AcqRel) != draining
     }
 
     pub fn set_draining(&self, draining: bool) {

@@ -3,6 +3,11 @@
 //! A probe answering 2xx/3xx within `health_timeout` marks the backend up at once; after
 //! `fail_threshold` consecutive failures it is marked down. Probes run concurrently so one
 //! hung node does not delay the verdict on the others.
+//!
+//! A shoal node that drains marks every response with [`DRAINING_HEADER`] until it closes;
+//! a probe that sees it marks the backend draining (no new sessions, sticky requests still
+//! go there), so a drain is seen without joining the cluster. A later unmarked answer (the
+//! node restarted at the same address) clears it.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -15,6 +20,9 @@ use tokio::task::JoinSet;
 use crate::backend::BackendState;
 use crate::proxy::full;
 use crate::Inner;
+
+/// Response header of a draining shoal node (`shoal_node::admin::drain::DRAINING_HEADER`).
+pub(crate) const DRAINING_HEADER: &str = "x-shoal-draining";
 
 pub(crate) async fn run(inner: Arc<Inner>) {
     let mut tick = tokio::time::interval(inner.config.health_interval);
@@ -37,13 +45,16 @@ async fn probe(inner: Arc<Inner>, backend: Arc<BackendState>) {
     let exchange = async move {
         let response = client.request(request).await?;
         let status = response.status();
+        let draining = response.headers().contains_key(DRAINING_HEADER);
         // Reading the body lets the connection go back to the pool.
         let _ = response.into_body().collect().await;
-        Ok::<_, hyper_util::client::legacy::Error>(status)
+        Ok::<_, hyper_util::client::legacy::Error>((status, draining))
     };
     let verdict = match tokio::time::timeout(inner.config.health_timeout, exchange).await {
-        Ok(Ok(status)) if status.is_success() || status.is_redirection() => Ok(()),
-        Ok(Ok(status)) => Err(format!(
+        Ok(Ok((status, draining))) if status.is_success() || status.is_redirection() => {
+            Ok(draining)
+        }
+        Ok(Ok((status, _))) => Err(format!(
             "health probe {} answered {status}",
             backend.health_uri
         )),
@@ -55,9 +66,13 @@ async fn probe(inner: Arc<Inner>, backend: Arc<BackendState>) {
         )),
     };
     match verdict {
-        Ok(()) => {
+        Ok(draining) => {
             if backend.mark_up() {
                 tracing::info!(route = %backend.route, addr = %backend.authority, "backend is up again");
+            }
+            if backend.set_probe_draining(draining) {
+                tracing::info!(route = %backend.route, addr = %backend.authority, draining,
+                    "backend drain mark changed: new sessions go elsewhere while it drains");
             }
         }
         Err(why) => {
