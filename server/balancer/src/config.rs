@@ -53,6 +53,8 @@ pub struct BalancerConfig {
     pub session_header: String,
     /// Path of the JSON status endpoint on the balancer's own listener; "" disables it.
     pub status_path: String,
+    /// Threads proxying connections, each with its own event loop; 0 = one per CPU core.
+    pub threads: usize,
 }
 
 /// One node behind the balancer.
@@ -96,6 +98,7 @@ impl Default for BalancerConfig {
             cookie_name: "JSESSIONID".into(),
             session_header: "X-Shoal-Session".into(),
             status_path: "/balancer/status".into(),
+            threads: 0,
         }
     }
 }

@@ -18,9 +18,14 @@ mod error;
 pub mod stats;
 
 mod backend;
+mod chunked;
+mod head;
 mod health;
+mod lean;
 mod pick;
 mod proxy;
+mod rewind;
+mod worker;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -28,12 +33,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, Response, StatusCode};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::net::TcpListener;
 
 pub use config::{Backend, BalancerConfig};
@@ -105,47 +108,20 @@ impl Balancer {
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), BalancerError> {
+        let listener = listener
+            .into_std()
+            .map_err(|e| BalancerError::InvalidSetting {
+                key: "listen",
+                reason: format!("listener cannot be handed to the accept threads: {e}"),
+            })?;
+        let threads = match self.inner.config.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let workers = worker::Workers::start(&self.inner, listener, threads, SHUTDOWN_GRACE)?;
         let health = tokio::spawn(health::run(self.inner.clone()));
-        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-        let mut builder = http1::Builder::new();
-        builder
-            .keep_alive(true)
-            .timer(TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(30));
-        tokio::pin!(shutdown);
-        loop {
-            let (stream, peer) = tokio::select! {
-                () = &mut shutdown => break,
-                accepted = listener.accept() => match accepted {
-                    Ok(conn) => conn,
-                    Err(e) => {
-                        // Usually out of file descriptors: back off instead of spinning.
-                        tracing::warn!("balancer accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-            };
-            let _ = stream.set_nodelay(true);
-            let inner = self.inner.clone();
-            let service = service_fn(move |req| proxy::handle(inner.clone(), req, peer));
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
-            let conn = graceful.watch(conn);
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(%peer, "client connection ended: {e}");
-                }
-            });
-        }
-        drop(listener);
-        if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                "balancer shutdown: connections still open after {SHUTDOWN_GRACE:?}, closing them"
-            );
-        }
+        shutdown.await;
+        workers.stop().await;
         health.abort();
         Ok(())
     }
@@ -213,7 +189,7 @@ pub async fn serve(
     Balancer::new(config)?.serve(listener, shutdown).await
 }
 
-fn stats_of(inner: &Inner) -> BalancerStats {
+pub(crate) fn stats_of(inner: &Inner) -> BalancerStats {
     BalancerStats {
         requests: inner.requests.load(Ordering::Relaxed),
         retries: inner.retries.load(Ordering::Relaxed),

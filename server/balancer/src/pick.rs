@@ -21,10 +21,7 @@ pub(crate) fn session_route<'a>(
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .filter(|(name, _)| *name == cookie_name)
-        .find_map(|(_, value)| route_of(value.trim_matches('"')));
+        .find_map(|v| cookie_route(v, cookie_name));
     from_cookie
         .or_else(|| {
             headers
@@ -35,14 +32,23 @@ pub(crate) fn session_route<'a>(
         .or_else(|| path_param_route(path, cookie_name))
 }
 
-fn route_of(session_id: &str) -> Option<&str> {
+/// The route of the first `cookie_name` cookie with one in a `Cookie` header value.
+pub(crate) fn cookie_route<'a>(value: &'a str, cookie_name: &str) -> Option<&'a str> {
+    value
+        .split(';')
+        .filter_map(|pair| pair.trim().split_once('='))
+        .filter(|(name, _)| *name == cookie_name)
+        .find_map(|(_, value)| route_of(value.trim_matches('"')))
+}
+
+pub(crate) fn route_of(session_id: &str) -> Option<&str> {
     session_id
         .split_once('.')
         .map(|(_, route)| route)
         .filter(|r| !r.is_empty())
 }
 
-fn path_param_route<'a>(path: &'a str, cookie_name: &str) -> Option<&'a str> {
+pub(crate) fn path_param_route<'a>(path: &'a str, cookie_name: &str) -> Option<&'a str> {
     let start = path.find(';')?;
     path[start..]
         .split(';')

@@ -48,7 +48,7 @@ enum ReqBody {
 }
 
 /// Why an attempt produced no response.
-enum Failure {
+pub(crate) enum Failure {
     /// Nothing reached the backend: safe to send anywhere else.
     NotSent(String),
     /// The request may have reached the backend; only idempotent ones may be resent.
@@ -113,12 +113,10 @@ async fn forward(inner: &Inner, req: Request<Incoming>, peer: SocketAddr) -> Res
         match attempt(inner, &backend, &parts, attempt_body).await {
             Ok(response) => return response,
             Err(failure) => {
-                let resend = match &failure {
-                    Failure::NotSent(_) => inner.config.redispatch,
-                    Failure::Lost(_) => idempotent && inner.config.retry_idempotent,
-                    Failure::Client(e) => return plain(StatusCode::BAD_REQUEST, e),
-                    Failure::Timeout => false,
-                };
+                if let Failure::Client(e) = &failure {
+                    return plain(StatusCode::BAD_REQUEST, e);
+                }
+                let resend = may_resend(&inner.config, &failure, idempotent);
                 tried.push(backend.route.clone());
                 last = Some((backend.route.clone(), failure));
                 if !resend {
@@ -162,21 +160,7 @@ async fn attempt(
         Ok(Err(e)) => classify(&e),
         Err(_) => Failure::Timeout,
     };
-    backend.failures.fetch_add(1, Ordering::Relaxed);
-    match &failure {
-        // A node that refuses connections is gone: stop sending it anything until a probe
-        // succeeds. A connection closed mid-request is not proof (a pooled connection can
-        // race the node's keep-alive timeout); if the node is really gone, the next request
-        // to it gets a refused connection and marks it down then.
-        Failure::NotSent(why) => {
-            if backend.mark_down(why.clone()) {
-                tracing::warn!(route = %backend.route, addr = %backend.authority, "backend marked down: {why}");
-            }
-        }
-        Failure::Lost(why) => backend.set_last_error(why.clone()),
-        Failure::Timeout => backend.set_last_error("response timeout".into()),
-        Failure::Client(_) => {}
-    }
+    note_failure(backend, &failure);
     Err(failure)
 }
 
@@ -278,34 +262,80 @@ fn next_body(body: &mut ReqBody) -> Option<Body> {
 }
 
 fn is_idempotent(method: &Method) -> bool {
+    is_idempotent_name(method.as_str())
+}
+
+pub(crate) fn is_idempotent_name(method: &str) -> bool {
     matches!(
-        *method,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+        method,
+        "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE" | "TRACE"
     )
+}
+
+/// Records a failed attempt on `backend`: a refused connection marks it down at once.
+pub(crate) fn note_failure(backend: &BackendState, failure: &Failure) {
+    backend.failures.fetch_add(1, Ordering::Relaxed);
+    match failure {
+        // A node that refuses connections is gone: stop sending it anything until a probe
+        // succeeds. A connection closed mid-request is not proof (a kept-alive connection
+        // can race the node's keep-alive timeout); if the node is really gone, the next
+        // request to it gets a refused connection and marks it down then.
+        Failure::NotSent(why) => {
+            if backend.mark_down(why.clone()) {
+                tracing::warn!(route = %backend.route, addr = %backend.authority, "backend marked down: {why}");
+            }
+        }
+        Failure::Lost(why) => backend.set_last_error(why.clone()),
+        Failure::Timeout => backend.set_last_error("response timeout".into()),
+        Failure::Client(_) => {}
+    }
+}
+
+/// Whether a failed attempt may be sent to another backend (see the module comment).
+pub(crate) fn may_resend(
+    config: &crate::BalancerConfig,
+    failure: &Failure,
+    idempotent: bool,
+) -> bool {
+    match failure {
+        Failure::NotSent(_) => config.redispatch,
+        Failure::Lost(_) => idempotent && config.retry_idempotent,
+        Failure::Client(_) | Failure::Timeout => false,
+    }
 }
 
 /// The balancer's own answer when no backend produced a response.
 fn give_up(method: &Method, last: Option<(String, Failure)>) -> Response<Body> {
+    let (status, message) = give_up_text(method.as_str(), last);
+    plain(status, &message)
+}
+
+/// Status and message of [`give_up`], shared with the lean path.
+pub(crate) fn give_up_text(method: &str, last: Option<(String, Failure)>) -> (StatusCode, String) {
     match last {
-        None => plain(
+        None => (
             StatusCode::SERVICE_UNAVAILABLE,
-            "no backend is available; check the balancer status endpoint and the nodes' health",
+            "no backend is available; check the balancer status endpoint and the nodes' health".into(),
         ),
-        Some((route, Failure::Timeout)) => plain(
+        Some((route, Failure::Timeout)) => (
             StatusCode::GATEWAY_TIMEOUT,
-            &format!("backend {route} did not answer within response_timeout_ms; the request may have been applied"),
+            format!("backend {route} did not answer within response_timeout_ms; the request may have been applied"),
         ),
-        Some((route, Failure::Lost(why))) if !is_idempotent(method) => plain(
+        Some((route, Failure::Lost(why))) if !is_idempotent_name(method) => (
             StatusCode::BAD_GATEWAY,
-            &format!(
+            format!(
                 "backend {route} failed before answering this {method} ({why}); it was not resent \
                  because {method} is not idempotent and may already have been applied: check \
                  before repeating it"
             ),
         ),
-        Some((route, Failure::Lost(why) | Failure::NotSent(why) | Failure::Client(why))) => plain(
+        Some((route, Failure::Client(why))) => (
+            StatusCode::BAD_REQUEST,
+            format!("request to backend {route} failed on the client side: {why}"),
+        ),
+        Some((route, Failure::Lost(why) | Failure::NotSent(why))) => (
             StatusCode::BAD_GATEWAY,
-            &format!("no backend answered; last tried {route}: {why}"),
+            format!("no backend answered; last tried {route}: {why}"),
         ),
     }
 }
