@@ -11,6 +11,13 @@ use serde::de::DeserializeOwned;
 
 use crate::{dto::Event, error::ApiError};
 
+/// What one poll of a node that may be going away got.
+pub enum Polled<T> {
+    Answer(T),
+    /// No HTTP answer (refused, reset, timed out): why.
+    Unreachable(String),
+}
+
 pub struct Client {
     http: reqwest::Client,
     base: String,
@@ -100,6 +107,25 @@ impl Client {
         res.json()
             .await
             .with_context(|| format!("GET {path}: unexpected answer"))
+    }
+
+    /// GET that tells "no answer at all" (the node is gone) apart from an HTTP error.
+    pub async fn poll<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<Polled<T>> {
+        let req = self
+            .request(Method::GET, path)
+            .timeout(Duration::from_secs(2));
+        let res = match req.send().await {
+            Ok(res) => res,
+            Err(e) => return Ok(Polled::Unreachable(e.to_string())),
+        };
+        if !res.status().is_success() {
+            return Err(self.problem(res).await);
+        }
+        match res.json().await {
+            Ok(v) => Ok(Polled::Answer(v)),
+            // The body broke off: the node closed the connection as it went away.
+            Err(e) => Ok(Polled::Unreachable(e.to_string())),
+        }
     }
 
     /// A call without body whose answer is JSON.

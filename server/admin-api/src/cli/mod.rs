@@ -4,6 +4,7 @@
 //! The `shoal` binary mounts [`Ctl`] as its `ctl` subcommand and calls [`run`].
 
 mod client;
+mod drain;
 mod print;
 
 use std::path::PathBuf;
@@ -60,6 +61,16 @@ pub enum CtlCommand {
     Deployments,
     /// Contexts with manager, replication mode and pipeline.
     Contexts,
+    /// Drain a node for a rolling deploy, as SIGTERM does (no new sessions, balancers told,
+    /// sessions handed over, process exits), and follow it until the node is gone.
+    Drain {
+        /// Admin API of the node to drain (default: --url).
+        #[arg(long, value_name = "URL")]
+        node: Option<String>,
+        /// Stop following after this many seconds (the drain itself goes on).
+        #[arg(long, default_value_t = 60)]
+        timeout_secs: u64,
+    },
     /// Follow cluster events (membership, deploy, plugins) until interrupted.
     Events {
         /// Stop after this many events (default: follow forever).
@@ -176,6 +187,13 @@ pub async fn run(ctl: Ctl) -> anyhow::Result<()> {
                 .await?;
             println!("{name} undeployed from every node");
             Ok(())
+        }
+        CtlCommand::Drain { node, timeout_secs } => {
+            let target = match node {
+                Some(url) => Client::new(&url, ctl.token.clone())?,
+                None => client,
+            };
+            drain::run(&target, json, std::time::Duration::from_secs(timeout_secs)).await
         }
         CtlCommand::Contexts => {
             let list: Vec<Context> = client.get("/api/v1/contexts", &[]).await?;
