@@ -82,15 +82,31 @@ async fn drain_needs_the_admin_token_and_gives_up_at_its_deadline() {
     assert!(!backend.is_draining());
 
     // The in-memory node never goes away: the CLI stops following with a clear message.
-    let e = ctl(&["--url", &url, "--token", ADMIN, "drain", "--timeout-secs", "1"])
-        .await
-        .expect_err("deadline");
+    let e = ctl(&[
+        "--url",
+        &url,
+        "--token",
+        ADMIN,
+        "drain",
+        "--timeout-secs",
+        "1",
+    ])
+    .await
+    .expect_err("deadline");
     let msg = e.to_string();
     assert!(msg.contains("still draining after 1 s"), "{msg}");
     assert!(backend.is_draining());
     // A second drain follows the one under way instead of failing on 409.
-    let e = ctl(&["--url", &url, "--token", ADMIN, "drain", "--timeout-secs", "1"])
-        .await
-        .expect_err("deadline again");
+    let e = ctl(&[
+        "--url",
+        &url,
+        "--token",
+        ADMIN,
+        "drain",
+        "--timeout-secs",
+        "1",
+    ])
+    .await
+    .expect_err("deadline again");
     assert!(e.to_string().contains("still draining"), "{e}");
 }
