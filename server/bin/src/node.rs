@@ -16,7 +16,6 @@ use shoal_net::config::ClusterConfig;
 use shoal_net::{Channel, Incoming, MembershipEvent, Outcome, SendReport};
 use shoal_node::admin::drain::DrainTrigger;
 use std::path::PathBuf;
-use tokio::io::AsyncBufReadExt;
 
 #[derive(Debug, clap::Args)]
 pub struct NodeArgs {
@@ -285,9 +284,25 @@ fn report_json(r: &SendReport, ch: &Channel) -> serde_json::Value {
     json!({"event": "send_report", "ok": r.ok(), "results": results})
 }
 
+/// Lines of stdin, read on a plain thread: a read blocked in tokio's blocking pool would keep
+/// the runtime (and so the process) from exiting after a drain the admin API started.
+fn stdin_lines() -> tokio::sync::mpsc::Receiver<std::io::Result<String>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::stdin().lock().lines() {
+            if tx.blocking_send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
 async fn control(ch: Channel) -> Result<()> {
-    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-    while let Some(line) = lines.next_line().await? {
+    let mut lines = stdin_lines();
+    while let Some(line) = lines.recv().await {
+        let line = line?;
         let mut parts = line.trim().splitn(3, ' ');
         match (parts.next(), parts.next(), parts.next()) {
             (Some("send"), Some(mode), text) => {

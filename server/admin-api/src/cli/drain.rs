@@ -79,7 +79,7 @@ async fn follow(
                 failures = 0;
                 last = s;
             }
-            Polled::Unreachable(why) => {
+            Polled::Unreachable(_) => {
                 failures += 1;
                 if failures >= GONE_AFTER {
                     if json {
@@ -90,7 +90,7 @@ async fn follow(
                         );
                     } else {
                         println!(
-                            "{} drained: its admin API stopped answering after {:.1} s ({why}); it has closed its HTTP listener and leaves the cluster, its sessions continue on the other nodes",
+                            "{} drained: its admin API stopped answering after {:.1} s; it has closed its HTTP listener and leaves the cluster, its sessions continue on the other nodes",
                             last.node,
                             t0.elapsed().as_secs_f64()
                         );

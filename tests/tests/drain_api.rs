@@ -1,0 +1,311 @@
+//! Drain through the admin API and `shoal ctl drain`, with real `shoal` processes.
+//!
+//! - Rolling restart of three nodes behind `shoal balancer` with a *static* backend list
+//!   (no `--join`), each node drained by `POST /api/v1/cluster/drain`: the balancer sees the
+//!   drain in its health probes (no new sessions there, sticky requests still served), and no
+//!   session and no acknowledged update is lost.
+//! - `shoal ctl drain --node URL` drains a node: the command and the node exit 0, and the
+//!   peers see it leave (`left`, not a failure).
+use shoal_tests::front::{continuity, failures, get, last_counter, Front, Load};
+use shoal_tests::sessions::{HttpNode, SECRET};
+use shoal_tests::{free_port, shoal_bin, temp_file, NodeProc, NodeSpec};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const NAMES: [&str; 3] = ["node1", "node2", "node3"];
+const TOKEN: &str = "drain-test-admin-token-0123456789";
+
+/// Fixed ports of one node, so it comes back where the static balancer expects it.
+#[derive(Clone, Copy)]
+struct Ports {
+    channel: u16,
+    http: u16,
+    admin: u16,
+}
+
+fn ports() -> Vec<Ports> {
+    NAMES
+        .iter()
+        .map(|_| Ports {
+            channel: free_port(),
+            http: free_port(),
+            admin: free_port(),
+        })
+        .collect()
+}
+
+/// Sync DeltaManager `/app` on fixed HTTP and admin ports.
+fn node_config(p: Ports) -> std::path::PathBuf {
+    let toml = format!(
+        "[http]\nbind = \"127.0.0.1\"\nport = {}\n\n[[http.contexts]]\npath = \"/app\"\n\n\
+         [http.contexts.session]\nmanager = \"delta\"\nreplication = \"sync\"\n\
+         max_inactive_secs = 1800\n\n[admin]\nbind = \"127.0.0.1:{}\"\nadmin_token = \"{TOKEN}\"\n",
+        p.http, p.admin
+    );
+    temp_file("shoal.toml", &toml)
+}
+
+fn spawn_node(i: usize, all: &[Ports]) -> HttpNode {
+    let members: Vec<u16> = all.iter().map(|p| p.channel).collect();
+    let mut spec = NodeSpec::new(NAMES[i], all[i].channel, &members, SECRET);
+    spec.config = Some(node_config(all[i]));
+    let mut proc = NodeProc::spawn_with(spec, &["--drain-grace-ms", "1500"]);
+    let ready = proc.wait_event("ready", |_| true, Duration::from_secs(10));
+    let http = ready.json["http"].as_str().unwrap_or_default().to_string();
+    assert_eq!(http, format!("127.0.0.1:{}", all[i].http), "{}", ready.json);
+    HttpNode { proc, http }
+}
+
+/// One admin API call on a fresh connection: (status, body).
+fn admin(port: u16, method: &str, path: &str) -> Result<(u16, String), String> {
+    let addr = format!("127.0.0.1:{port}");
+    let mut s = TcpStream::connect(&addr).map_err(|e| format!("connect {addr}: {e}"))?;
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Content-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| format!("write: {e}"))?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).map_err(|e| format!("read: {e}"))?;
+    let text = String::from_utf8_lossy(&buf);
+    let (head, body) = text.split_once("\r\n\r\n").ok_or("no header end")?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or("no status")?;
+    // Small JSON answers; a chunked body would only add framing around it.
+    let body = body
+        .find('{')
+        .and_then(|a| body.rfind('}').map(|b| body[a..=b].to_string()))
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+/// The balancer's view of `route`: (status, addr).
+fn backend_status(front: &str, route: &str) -> Option<(String, String)> {
+    let s = get(front, "/balancer/status", None).ok()?.body;
+    let v: serde_json::Value = serde_json::from_str(&s).ok()?;
+    v["backends"].as_array()?.iter().find_map(|b| {
+        (b["route"] == route).then(|| {
+            (
+                b["status"].as_str().unwrap_or_default().to_string(),
+                b["addr"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+    })
+}
+
+fn wait_until(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !cond() {
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn wait_exit(node: &mut HttpNode, within: Duration) {
+    let name = node.name().to_string();
+    wait_until(&format!("{name} exits after its drain"), within, || {
+        !node.proc.is_running()
+    });
+}
+
+#[test]
+fn rolling_restart_drained_through_the_api_behind_a_static_balancer_loses_nothing() {
+    let all = ports();
+    let mut nodes: Vec<Option<HttpNode>> = (0..3).map(|i| Some(spawn_node(i, &all))).collect();
+    for n in nodes.iter_mut().flatten() {
+        n.wait_members(&NAMES);
+    }
+    let backends: Vec<(String, String)> = nodes
+        .iter()
+        .flatten()
+        .map(|n| (n.name().to_string(), n.http.clone()))
+        .collect();
+    let front = Front::balancer(&backends, &[], SECRET);
+    let load = Load::start(&front.addr, 9, Duration::from_millis(10));
+    assert!(load.wait_successes(&[0; 9], 10, Duration::from_secs(15)));
+
+    for i in 0..3 {
+        let route = NAMES[i];
+        let mut old = nodes[i].take().expect("node");
+        let t = Instant::now();
+        let (status, body) = admin(all[i].admin, "POST", "/api/v1/cluster/drain").expect("drain");
+        assert_eq!(status, 202, "{body}");
+        let started = json(&body);
+        assert_eq!(started["draining"], true, "{started}");
+        assert_eq!(started["trigger"], "api", "{started}");
+        let (again, body) = admin(all[i].admin, "POST", "/api/v1/cluster/drain").expect("again");
+        assert_eq!(again, 409, "a second drain request: {body}");
+        let (ready, body) = admin(all[i].admin, "GET", "/api/v1/ready").expect("ready");
+        assert_eq!(ready, 503, "{body}");
+        assert_eq!(json(&body)["status"], "draining");
+
+        // The static balancer sees the drain in a probe while the node still serves.
+        wait_until(
+            &format!("balancer marks {route} draining"),
+            Duration::from_millis(1400),
+            || backend_status(&front.addr, route).map(|s| s.0) == Some("draining".into()),
+        );
+        for _ in 0..5 {
+            let r = get(&front.addr, "/app/counter", None).expect("new session");
+            assert_eq!(r.status, 200, "{}", r.body);
+            assert_ne!(
+                r.backend.as_deref(),
+                Some(route),
+                "draining node got a new session"
+            );
+        }
+
+        let ev = old
+            .proc
+            .wait_event("draining", |_| true, Duration::from_secs(5));
+        assert_eq!(ev.json["trigger"], "api", "{}", ev.json);
+        old.proc
+            .wait_event("drained", |_| true, Duration::from_secs(20));
+        wait_exit(&mut old, Duration::from_secs(5));
+        let drained = t.elapsed();
+        assert!(
+            admin(all[i].admin, "GET", "/api/v1/health").is_err(),
+            "the admin API of an exited node still answers"
+        );
+
+        let mut new = spawn_node(i, &all);
+        new.proc.wait_event(
+            "sessions_ready",
+            |v| v["ready"] == true,
+            Duration::from_secs(15),
+        );
+        wait_until(
+            &format!("balancer serves {route} again"),
+            Duration::from_secs(10),
+            || backend_status(&front.addr, route).map(|s| s.0) == Some("up".into()),
+        );
+        println!(
+            "{route} drained through the API in {drained:?}, back at {}",
+            new.http
+        );
+        nodes[i] = Some(new);
+        let base = load.successes();
+        assert!(
+            load.wait_successes(&base, 10, Duration::from_secs(15)),
+            "load stalled after restarting {route}"
+        );
+    }
+    let logs = load.stop();
+    let mut unacked = 0;
+    for log in &logs {
+        // As in balancer_rolling.rs: only shoal-session's explicit "not acknowledged, retry".
+        let f = failures(log);
+        assert!(
+            f.iter().all(|e| e.contains("not acknowledged")
+                && (e.contains("missing earlier versions") || e.contains("disappeared: left"))),
+            "{:?}: failed requests {f:?}",
+            log.cookie
+        );
+        unacked += f.len();
+        continuity(log, 0).unwrap_or_else(|e| panic!("{e}"));
+        let cookie = log.cookie.as_deref().expect("cookie");
+        let r = get(&front.addr, "/app/get?key=counter", Some(cookie)).expect("read back");
+        assert_eq!(
+            r.field("value").and_then(|v| v.parse::<i64>().ok()),
+            last_counter(log),
+            "{cookie}: {}",
+            r.body
+        );
+    }
+    let total: usize = logs.iter().map(|l| l.attempts.len()).sum();
+    println!(
+        "rolling restart through POST /api/v1/cluster/drain (static balancer): {} sessions, \
+         {total} requests, no acknowledged update lost, {unacked} answered 503 'not acknowledged, retry'",
+        logs.len()
+    );
+}
+
+#[test]
+fn ctl_drain_drains_a_node_that_exits_0_and_peers_see_it_leave() {
+    let all = ports();
+    let mut peers: Vec<HttpNode> = (0..2).map(|i| spawn_node(i, &all)).collect();
+    // node3 without --control-stdin: a node as an operator runs it; its exit status is ours.
+    let members: Vec<String> = all
+        .iter()
+        .flat_map(|p| ["--member".to_string(), format!("127.0.0.1:{}", p.channel)])
+        .collect();
+    let log = temp_file("node3.log", "");
+    let mut node3 = Command::new(shoal_bin())
+        .args(["node", "--name", "node3", "--bind", "127.0.0.1"])
+        .args(["--port", &all[2].channel.to_string()])
+        .args(&members)
+        .arg("--config")
+        .arg(node_config(all[2]))
+        .env("SHOAL_CLUSTER_SECRET", SECRET)
+        .env_remove("SHOAL_ADMIN_TOKEN")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("spawn node3");
+    for p in peers.iter_mut() {
+        p.proc.wait_event(
+            "member_added",
+            |v| v["name"] == "node3",
+            Duration::from_secs(10),
+        );
+    }
+    wait_until(
+        "node3's admin API answers ready",
+        Duration::from_secs(15),
+        || admin(all[2].admin, "GET", "/api/v1/ready").map(|r| r.0) == Ok(200),
+    );
+
+    let t = Instant::now();
+    let out = Command::new(shoal_bin())
+        .args(["ctl", "--token", TOKEN, "drain", "--timeout-secs", "30"])
+        .args(["--node", &format!("http://127.0.0.1:{}", all[2].admin)])
+        .env_remove("SHOAL_ADMIN_URL")
+        .output()
+        .expect("run shoal ctl drain");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "ctl drain failed: {stdout}\n{stderr}");
+    assert!(stdout.contains("node3 is draining"), "{stdout}");
+    assert!(stdout.contains("node3 drained"), "{stdout}");
+    println!("shoal ctl drain ({:?}):\n{stdout}", t.elapsed());
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = node3.try_wait().expect("node3 status") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = node3.kill();
+            panic!(
+                "node3 did not exit after its drain:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(
+        status.success(),
+        "node3 exited with {status}:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    for p in peers.iter_mut() {
+        let ev = p.proc.wait_event(
+            "member_disappeared",
+            |v| v["name"] == "node3",
+            Duration::from_secs(10),
+        );
+        assert_eq!(ev.json["reason"], "left", "{}", ev.json);
+    }
+}
