@@ -36,6 +36,11 @@ pub fn random_bytes(len: u32) -> Vec<u8> {
 pub fn counter_add(name: &str, delta: u64) {
     raw::counter_add(name, delta)
 }
+/// The total of counter `name` over every instance of this plugin (0 if never added to).
+/// New in `shoal:plugin@0.2.0`.
+pub fn counter_get(name: &str) -> u64 {
+    raw::counter_get(name)
+}
 /// Sets the gauge `plugin.<name>.<gauge>` of the node's metrics.
 pub fn gauge_set(name: &str, value: i64) {
     raw::gauge_set(name, value)

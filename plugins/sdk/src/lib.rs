@@ -1,4 +1,6 @@
-//! Write shoal plugins in Rust.
+//! Write shoal plugins in Rust, against the current WIT package `shoal:plugin@0.2.0`
+//! (`wit/`). Plugins built with an older SDK (0.1.0) keep loading: the host links every
+//! supported version side by side (plugins/README.md, "Versions").
 //!
 //! A plugin is a type implementing one world's trait, exported with that world's macro:
 //!

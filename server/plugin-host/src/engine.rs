@@ -180,6 +180,12 @@ fn build_linker(engine: &Engine) -> Result<Linker<HostState>, PluginError> {
     bindings::valve::Valve::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(err)?;
     bindings::channel::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(err)?;
     bindings::deploy_types::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(err)?;
+    // The frozen 0.1.0 imports, beside the current ones (distinct names: `...@0.1.0`).
+    bindings::v0_1::valve::Valve::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+        .map_err(err)?;
+    bindings::v0_1::channel::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(err)?;
+    bindings::v0_1::deploy_types::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+        .map_err(err)?;
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(err)?;
     Ok(linker)
 }

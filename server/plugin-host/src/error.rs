@@ -5,7 +5,7 @@ use crate::types::PluginWorld;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
-    #[error("plugin {name}: not WebAssembly (the file does not start with \\0asm); give a component built for shoal:plugin@0.1.0")]
+    #[error("plugin {name}: not WebAssembly (the file does not start with \\0asm); give a component built for the shoal:plugin WIT (plugins/README.md)")]
     NotWasm { name: String },
     #[error("plugin {name}: a core wasm module, not a component; turn it into one with `wasm-tools component new` (see plugins/README.md)")]
     CoreModule { name: String },
@@ -13,6 +13,14 @@ pub enum PluginError {
     Compile { name: String, reason: String },
     #[error("plugin {name}: exports none of the shoal worlds (channel-interceptor, valve, url-filter, deploy-hook); its exports are [{exports}]")]
     UnknownWorld { name: String, exports: String },
+    #[error("plugin {name}: built against shoal:plugin@{found}, which this node does not link; supported versions: {supported} (rebuild it against one of them, see plugins/README.md)")]
+    UnsupportedVersion {
+        name: String,
+        found: String,
+        supported: String,
+    },
+    #[error("plugin {name}: imports several versions of shoal:plugin ({found}); build it against one version")]
+    MixedVersions { name: String, found: String },
     #[error("plugin {name}: implements the {found} world, but {expected} was asked for")]
     WrongWorld {
         name: String,

@@ -1,5 +1,6 @@
 //! wasmtime host for shoal's WebAssembly component plugins (WIT package
-//! `shoal:plugin@0.1.0` in `wit/`).
+//! `shoal:plugin@0.2.0` in `wit/`; components built against the frozen `0.1.0` in
+//! `wit/v0.1.0/` are linked beside it, see [`SUPPORTED_WIT_VERSIONS`]).
 //!
 //! - [`PluginRegistry`] (`registry.rs`): load / reload / configure / enable / disable /
 //!   reorder / unload / list, and the typed calls (`calls.rs`): [`PluginRegistry::valve_call`],
@@ -46,6 +47,7 @@ mod plugin;
 mod registry;
 mod session;
 mod state;
+mod state_v0_1;
 mod types;
 mod version;
 
@@ -60,6 +62,7 @@ pub use types::{
     Artifact, DeployDecision, FailureCounts, FailurePolicy, HttpRequest, HttpResponse, Limits,
     PluginInfo, PluginState, PluginWorld, ValveOutcome,
 };
+pub use version::{CURRENT_WIT_VERSION, SUPPORTED_WIT_VERSIONS};
 
 // The registry is shared between request handlers and the channel's stack.
 const _: fn() = || {

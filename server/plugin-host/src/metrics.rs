@@ -64,6 +64,17 @@ impl PluginMetrics {
         map.insert(name.to_string(), (kind, f(0)));
     }
 
+    /// The value of counter `name` (0 when never added to, or when `name` is a gauge).
+    pub(crate) fn counter(&self, name: &str) -> u64 {
+        let Ok(guard) = self.values.lock() else {
+            return 0;
+        };
+        match guard.0.get(name) {
+            Some((MetricKind::Counter, v)) => (*v).max(0) as u64,
+            _ => 0,
+        }
+    }
+
     pub(crate) fn samples(&self, plugin: &str) -> Vec<MetricSample> {
         let Ok(guard) = self.values.lock() else {
             return Vec::new();

@@ -7,7 +7,7 @@ use crate::metrics::{MetricKind, MetricSample, PluginMetrics};
 use crate::plugin::Plugin;
 use crate::state::PluginContext;
 use crate::types::{FailurePolicy, Limits, PluginInfo, PluginWorld};
-use crate::version::{detect_world, Version};
+use crate::version::{detect_version, detect_world, Version};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -269,6 +269,7 @@ impl PluginRegistry {
         self.check_limits(name, &limits)?;
         let digest = hex::encode(Sha256::digest(bytes));
         let component = self.engine.compile(name, &digest, bytes)?;
+        let wit = detect_version(name, &self.engine.engine, &component)?;
         let world = detect_world(name, &self.engine.engine, &component)?;
         if let Some(expected) = expected.filter(|e| *e != world) {
             return Err(PluginError::WrongWorld {
@@ -288,7 +289,7 @@ impl PluginRegistry {
             &self.engine,
             number,
             digest,
-            world,
+            (world, wit),
             component,
             context,
             limits,
@@ -315,7 +316,7 @@ impl PluginRegistry {
             &self.engine,
             old.number + 1,
             old.digest.clone(),
-            old.world,
+            (old.world, old.wit),
             old.component.clone(),
             context,
             limits,
@@ -368,6 +369,7 @@ impl PluginRegistry {
                 .map(|v| v.digest.clone())
                 .unwrap_or_default(),
             world: version.as_ref().map_or(PluginWorld::Valve, |v| v.world),
+            wit_version: version.as_ref().map_or("", |v| v.wit.as_str()).to_string(),
             state,
             limits: version
                 .as_ref()

@@ -200,6 +200,10 @@ impl host::Host for HostState {
             .counter_add(&self.plugin.name, &name, delta);
     }
 
+    fn counter_get(&mut self, name: String) -> u64 {
+        self.plugin.metrics.counter(&name)
+    }
+
     fn gauge_set(&mut self, name: String, value: i64) {
         self.plugin
             .metrics

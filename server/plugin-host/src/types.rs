@@ -127,6 +127,8 @@ pub struct PluginInfo {
     /// Lowercase hex SHA-256 of the component bytes.
     pub digest: String,
     pub world: PluginWorld,
+    /// The `shoal:plugin` package version the component was built against, e.g. `0.2.0`.
+    pub wit_version: String,
     pub state: PluginState,
     pub limits: Limits,
     pub policy: FailurePolicy,

@@ -11,11 +11,42 @@ use std::time::{Duration, Instant};
 use wasmtime::component::Component;
 use wasmtime::{Engine, Store};
 
-/// The typed template of each world.
+/// The `shoal:plugin` package versions this host links, oldest first. A version stays
+/// linked at least as long as plugins/README.md ("Versions") promises.
+pub const SUPPORTED_WIT_VERSIONS: [&str; 2] = ["0.1.0", "0.2.0"];
+/// The version of `wit/`, which the SDK targets.
+pub const CURRENT_WIT_VERSION: &str = "0.2.0";
+
+/// The package version a component was built against (from its imports).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WitVersion {
+    V0_1,
+    V0_2,
+}
+
+impl WitVersion {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            WitVersion::V0_1 => "0.1.0",
+            WitVersion::V0_2 => "0.2.0",
+        }
+    }
+
+    fn parse(v: &str) -> Option<WitVersion> {
+        match v {
+            "0.1.0" => Some(WitVersion::V0_1),
+            "0.2.0" => Some(WitVersion::V0_2),
+            _ => None,
+        }
+    }
+}
+
+/// The typed template of each world (and version, where the world's exports changed).
 enum Pre {
     Valve(bindings::valve::ValvePre<HostState>),
     UrlFilter(bindings::url_filter::UrlFilterPre<HostState>),
     Interceptor(bindings::interceptor::ChannelInterceptorPre<HostState>),
+    InterceptorV0_1(bindings::v0_1::interceptor::ChannelInterceptorPre<HostState>),
     Deploy(bindings::deploy::DeployHookPre<HostState>),
 }
 
@@ -24,6 +55,8 @@ pub(crate) enum Exports {
     Valve(bindings::valve::Valve),
     UrlFilter(bindings::url_filter::UrlFilter),
     Interceptor(bindings::interceptor::ChannelInterceptor),
+    /// A channel interceptor built against 0.1.0 (its `send-verdict` lacks `narrow`).
+    InterceptorV0_1(bindings::v0_1::interceptor::ChannelInterceptor),
     Deploy(bindings::deploy::DeployHook),
 }
 
@@ -52,6 +85,7 @@ pub(crate) struct Version {
     pub number: u64,
     pub digest: String,
     pub world: PluginWorld,
+    pub wit: WitVersion,
     pub component: Component,
     pub context: Arc<PluginContext>,
     pub limits: Limits,
@@ -64,6 +98,45 @@ pub(crate) struct Version {
     pre: Pre,
     pool: Mutex<Pool>,
     freed: Condvar,
+}
+
+/// The `shoal:plugin` version a component was built against: the version of the
+/// `shoal:plugin/<interface>@<version>` names it imports (every world imports `host`). A
+/// component importing none of them (e.g. a hand-written WAT fixture defining its own
+/// types) is taken as current; one mixing versions, or naming a version this host does not
+/// link, is refused with the versions it supports.
+pub(crate) fn detect_version(
+    name: &str,
+    engine: &Engine,
+    component: &Component,
+) -> Result<WitVersion, PluginError> {
+    let ty = component.component_type();
+    let mut found: Vec<String> = Vec::new();
+    let names = ty
+        .imports(engine)
+        .map(|(n, _)| n.to_string())
+        .chain(ty.exports(engine).map(|(n, _)| n.to_string()));
+    for n in names {
+        let Some(rest) = n.strip_prefix("shoal:plugin/") else {
+            continue;
+        };
+        let v = rest.split_once('@').map_or("(no version)", |(_, v)| v);
+        if !found.iter().any(|f| f == v) {
+            found.push(v.to_string());
+        }
+    }
+    match found.as_slice() {
+        [] => Ok(WitVersion::V0_2),
+        [one] => WitVersion::parse(one).ok_or_else(|| PluginError::UnsupportedVersion {
+            name: name.to_string(),
+            found: one.clone(),
+            supported: SUPPORTED_WIT_VERSIONS.join(", "),
+        }),
+        _ => Err(PluginError::MixedVersions {
+            name: name.to_string(),
+            found: found.join(", "),
+        }),
+    }
 }
 
 /// The world a component implements, from its exports.
@@ -84,13 +157,13 @@ pub(crate) fn detect_world(
 }
 
 impl Version {
-    /// Links, type-checks against `world`, and creates the first instance (which also
+    /// Links, type-checks against `world` as of WIT version `wit`, and creates the first instance (which also
     /// answers `wants-body` / `option-flag`).
     pub(crate) fn new(
         engine: &PluginEngine,
         number: u64,
         digest: String,
-        world: PluginWorld,
+        (world, wit): (PluginWorld, WitVersion),
         component: Component,
         context: Arc<PluginContext>,
         limits: Limits,
@@ -107,6 +180,9 @@ impl Version {
             PluginWorld::UrlFilter => {
                 Pre::UrlFilter(bindings::url_filter::UrlFilterPre::new(pre).map_err(link)?)
             }
+            PluginWorld::ChannelInterceptor if wit == WitVersion::V0_1 => Pre::InterceptorV0_1(
+                bindings::v0_1::interceptor::ChannelInterceptorPre::new(pre).map_err(link)?,
+            ),
             PluginWorld::ChannelInterceptor => Pre::Interceptor(
                 bindings::interceptor::ChannelInterceptorPre::new(pre).map_err(link)?,
             ),
@@ -118,6 +194,7 @@ impl Version {
             number,
             digest,
             world,
+            wit,
             component,
             context,
             ticks: engine.ticks(limits.call_timeout),
@@ -142,6 +219,9 @@ impl Version {
             Exports::Interceptor(i) => {
                 version.option_flag = i.call_option_flag(&mut live.store).map_err(first)?
             }
+            Exports::InterceptorV0_1(i) => {
+                version.option_flag = i.call_option_flag(&mut live.store).map_err(first)?
+            }
             Exports::UrlFilter(_) | Exports::Deploy(_) => {}
         }
         if let Ok(mut pool) = version.pool.lock() {
@@ -161,6 +241,7 @@ impl Version {
             Pre::Valve(p) => Exports::Valve(p.instantiate(&mut store)?),
             Pre::UrlFilter(p) => Exports::UrlFilter(p.instantiate(&mut store)?),
             Pre::Interceptor(p) => Exports::Interceptor(p.instantiate(&mut store)?),
+            Pre::InterceptorV0_1(p) => Exports::InterceptorV0_1(p.instantiate(&mut store)?),
             Pre::Deploy(p) => Exports::Deploy(p.instantiate(&mut store)?),
         };
         Ok(Live { store, exports })

@@ -3,6 +3,13 @@
 //!
 //! Config: `option-flag` (decimal; default 0 = every message). Every node of the cluster
 //! must run it on the same messages, or receivers see trailing bytes / drop everything.
+//! To add or remove it on a running cluster (nodes change one after the other), roll it in
+//! two steps: load with `seal = "false"` and `accept-unsealed = "true"` everywhere, then
+//! configure `seal = "true"`; to remove, configure `seal = "false"`, then unload.
+//! - `seal` (default `true`): append the checksum on send; `false` passes sends untouched.
+//! - `accept-unsealed` (default `false`): deliver a message without a checksum trailer
+//!   unchanged (counted `unsealed`) instead of dropping it. A trailer that is present but
+//!   does not match is always dropped.
 use shoal_plugin_sdk::host;
 use shoal_plugin_sdk::interceptor::{
     Interceptor, MemberInfo, Message, ReceiveVerdict, SendVerdict,
@@ -22,11 +29,19 @@ impl Interceptor for Checksum {
     }
 
     fn on_send(msg: Message) -> SendVerdict {
+        if !settings().seal {
+            host::counter_add("passed", 1);
+            return SendVerdict::Pass;
+        }
         host::counter_add("sent", 1);
         SendVerdict::Rewrite(seal(msg.payload))
     }
 
     fn on_receive(msg: Message) -> ReceiveVerdict {
+        if settings().accept_unsealed && !has_trailer(&msg.payload) {
+            host::counter_add("unsealed", 1);
+            return ReceiveVerdict::Pass;
+        }
         match open(msg.payload) {
             Ok(payload) => {
                 host::counter_add("verified", 1);
@@ -52,6 +67,30 @@ impl Interceptor for Checksum {
     }
 
     fn heartbeat() {}
+}
+
+/// The configuration, read once per instance (it is fixed for a plugin version).
+struct Settings {
+    seal: bool,
+    accept_unsealed: bool,
+}
+
+fn settings() -> &'static Settings {
+    static SETTINGS: std::sync::OnceLock<Settings> = std::sync::OnceLock::new();
+    SETTINGS.get_or_init(|| {
+        let flag = |key: &str, default: bool| {
+            host::config_get(key).map_or(default, |v| v.trim().eq_ignore_ascii_case("true"))
+        };
+        Settings {
+            seal: flag("seal", true),
+            accept_unsealed: flag("accept-unsealed", false),
+        }
+    })
+}
+
+/// Whether `payload` ends like a sealed one (the checksum itself is checked by `open`).
+fn has_trailer(payload: &[u8]) -> bool {
+    payload.len() >= 5 && payload[payload.len() - 1] == MAGIC
 }
 
 fn seal(mut payload: Vec<u8>) -> Vec<u8> {
