@@ -79,7 +79,8 @@ async fn follow(
                 failures = 0;
                 last = s;
             }
-            Polled::Unreachable(_) => {
+            Polled::Unreachable(why) => {
+                tracing::debug!("drain poll got no answer: {why}");
                 failures += 1;
                 if failures >= GONE_AFTER {
                     if json {
