@@ -193,6 +193,34 @@ fn interceptors_of_both_versions_share_one_stack() {
     }
 }
 
+/// `host.counter-get` (new in 0.2.0) reads the total every instance and version added.
+#[test]
+fn counter_get_sees_what_every_instance_added() {
+    let reg = registry();
+    let fp = FailurePolicy::FailClosed;
+    reg.load(
+        "m",
+        &component("misbehave"),
+        spec(&[("mode", "shared")], fp),
+    )
+    .expect("load");
+    let call = || {
+        answered(
+            reg.valve_call("m", &get("/x", ""), &mut MemorySession::none())
+                .expect("call"),
+        )
+        .1
+    };
+    for n in 1..=3 {
+        assert_eq!(call(), format!("instance={n} shared={n}"));
+    }
+    // A new version starts with fresh instances; the counter is the plugin's.
+    reg.configure("m", config(&[("mode", "shared"), ("v", "2")]))
+        .expect("configure");
+    assert_eq!(call(), "instance=1 shared=4");
+    assert_eq!(metric(&reg, "plugin.m.shared"), Some(4));
+}
+
 #[test]
 fn hot_reload_moves_a_plugin_to_the_current_version() {
     let reg = registry();

@@ -8,6 +8,8 @@
 //! - `huge`: answers with a body of `huge-bytes` bytes (default 64 MiB)
 //! - `garbage`: answers status 0, which no HTTP response can have
 //! - `fail-first`: traps on the first `fail-calls` calls (a static count) then behaves as `ok`
+//! - `shared`: answers `instance=<calls served by this instance> shared=<calls of every
+//!   instance and version>`, the latter through `host.counter-get` (new in 0.2.0)
 use shoal_plugin_sdk::host;
 use shoal_plugin_sdk::valve::{Outcome, Request, Response, Session, Valve};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -56,6 +58,11 @@ impl Valve for Misbehave {
                     panic!("misbehave: failing call {calls} of {fail}");
                 }
                 ok(calls, &req)
+            }
+            "shared" => {
+                host::counter_add("shared", 1);
+                let shared = host::counter_get("shared");
+                Outcome::text(200, format!("instance={calls} shared={shared}"))
             }
             _ => ok(calls, &req),
         }
