@@ -7,9 +7,10 @@
 //! two steps: load with `seal = "false"` and `accept-unsealed = "true"` everywhere, then
 //! configure `seal = "true"`; to remove, configure `seal = "false"`, then unload.
 //! - `seal` (default `true`): append the checksum on send; `false` passes sends untouched.
-//! - `accept-unsealed` (default `false`): deliver a message without a checksum trailer
-//!   unchanged (counted `unsealed`) instead of dropping it. A trailer that is present but
-//!   does not match is always dropped.
+//! - `accept-unsealed` (default `false`): deliver a message without a valid checksum
+//!   unchanged (counted `unsealed`) instead of dropping it. A payload may end in bytes that
+//!   look like a trailer, so in this mode a corrupted sealed message cannot be told from an
+//!   unsealed one and is delivered as is: use it only while rolling the interceptor in or out.
 use shoal_plugin_sdk::host;
 use shoal_plugin_sdk::interceptor::{
     Interceptor, MemberInfo, Message, ReceiveVerdict, SendVerdict,
@@ -38,14 +39,18 @@ impl Interceptor for Checksum {
     }
 
     fn on_receive(msg: Message) -> ReceiveVerdict {
-        if settings().accept_unsealed && !has_trailer(&msg.payload) {
-            host::counter_add("unsealed", 1);
-            return ReceiveVerdict::Pass;
-        }
-        match open(msg.payload) {
-            Ok(payload) => {
+        match body_len(&msg.payload) {
+            Ok(len) => {
                 host::counter_add("verified", 1);
+                let mut payload = msg.payload;
+                payload.truncate(len);
                 ReceiveVerdict::Rewrite(payload)
+            }
+            // Any payload may end in a byte that looks like the marker: during a rollout
+            // only a valid checksum counts as sealed, everything else is delivered as is.
+            Err(_) if settings().accept_unsealed => {
+                host::counter_add("unsealed", 1);
+                ReceiveVerdict::Pass
             }
             Err(why) => {
                 host::counter_add("dropped", 1);
@@ -88,11 +93,6 @@ fn settings() -> &'static Settings {
     })
 }
 
-/// Whether `payload` ends like a sealed one (the checksum itself is checked by `open`).
-fn has_trailer(payload: &[u8]) -> bool {
-    payload.len() >= 5 && payload[payload.len() - 1] == MAGIC
-}
-
 fn seal(mut payload: Vec<u8>) -> Vec<u8> {
     let crc = crc32(&payload);
     payload.reserve_exact(5);
@@ -101,18 +101,18 @@ fn seal(mut payload: Vec<u8>) -> Vec<u8> {
     payload
 }
 
-fn open(mut sealed: Vec<u8>) -> Result<Vec<u8>, &'static str> {
+/// The length of the payload inside a sealed message whose checksum matches.
+fn body_len(sealed: &[u8]) -> Result<usize, &'static str> {
     if sealed.len() < 5 || sealed[sealed.len() - 1] != MAGIC {
         return Err("no checksum trailer (is the sender running the interceptor?)");
     }
     let body_len = sealed.len() - 5;
     let mut crc = [0u8; 4];
     crc.copy_from_slice(&sealed[body_len..body_len + 4]);
-    sealed.truncate(body_len);
-    if crc32(&sealed) != u32::from_le_bytes(crc) {
+    if crc32(&sealed[..body_len]) != u32::from_le_bytes(crc) {
         return Err("checksum mismatch");
     }
-    Ok(sealed)
+    Ok(body_len)
 }
 
 /// Slicing-by-8 tables, built at compile time: eight bytes per step keeps a 1 KiB payload
@@ -177,11 +177,13 @@ mod tests {
     #[test]
     fn seal_then_open_round_trips_and_detects_corruption() {
         let sealed = seal(b"hello".to_vec());
-        assert_eq!(open(sealed.clone()), Ok(b"hello".to_vec()));
+        assert_eq!(body_len(&sealed), Ok(5));
         let mut bad = sealed;
         bad[0] ^= 1;
-        assert_eq!(open(bad), Err("checksum mismatch"));
-        assert!(open(b"hi".to_vec()).is_err());
+        assert_eq!(body_len(&bad), Err("checksum mismatch"));
+        assert!(body_len(b"hi").is_err());
+        // An unsealed payload that happens to end with the marker is not taken as sealed.
+        assert!(body_len(&[1, 2, 3, 4, 5, 6, MAGIC]).is_err());
         assert_eq!(crc32(b"abc"), 891_568_578);
         // Long enough for the 8-byte path: "123456789" is the standard check value.
         assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
