@@ -32,10 +32,13 @@ impl WitVersion {
         }
     }
 
+    /// By compatibility line, as wasmtime's semver-aware linker matches names (`0.2.*`):
+    /// a later patch of a line only adds items, which link or fail to link by name.
     fn parse(v: &str) -> Option<WitVersion> {
-        match v {
-            "0.1.0" => Some(WitVersion::V0_1),
-            "0.2.0" => Some(WitVersion::V0_2),
+        let line = v.rsplit_once('.').map_or(v, |(line, _)| line);
+        match line {
+            "0.1" => Some(WitVersion::V0_1),
+            "0.2" => Some(WitVersion::V0_2),
             _ => None,
         }
     }
