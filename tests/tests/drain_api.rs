@@ -7,7 +7,7 @@
 //! - `shoal ctl drain --node URL` drains a node: the command and the node exit 0, and the
 //!   peers see it leave (`left`, not a failure).
 use shoal_tests::front::{continuity, failures, get, last_counter, Front, Load};
-use shoal_tests::sessions::{HttpNode, SECRET};
+use shoal_tests::sessions::HttpNode;
 use shoal_tests::{free_port, shoal_bin, temp_file, NodeProc, NodeSpec};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -16,6 +16,15 @@ use std::time::{Duration, Instant};
 
 const NAMES: [&str; 3] = ["node1", "node2", "node3"];
 const TOKEN: &str = "drain-test-admin-token-0123456789";
+
+/// The tests of this file run one at a time: a node that restarts on its fixed ports leaves
+/// them free for a moment, and a parallel test's `free_port()` could take them. Each test's
+/// cluster also has its own secret, so nodes of two tests can never join each other.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// Fixed ports of one node, so it comes back where the static balancer expects it.
 #[derive(Clone, Copy)]
@@ -36,21 +45,21 @@ fn ports() -> Vec<Ports> {
         .collect()
 }
 
-/// Sync DeltaManager `/app` on fixed HTTP and admin ports.
-fn node_config(p: Ports) -> std::path::PathBuf {
+/// Sync `/app` with `manager` (delta|backup) on fixed HTTP and admin ports.
+fn node_config(p: Ports, manager: &str) -> std::path::PathBuf {
     let toml = format!(
         "[http]\nbind = \"127.0.0.1\"\nport = {}\n\n[[http.contexts]]\npath = \"/app\"\n\n\
-         [http.contexts.session]\nmanager = \"delta\"\nreplication = \"sync\"\n\
+         [http.contexts.session]\nmanager = \"{manager}\"\nreplication = \"sync\"\n\
          max_inactive_secs = 1800\n\n[admin]\nbind = \"127.0.0.1:{}\"\nadmin_token = \"{TOKEN}\"\n",
         p.http, p.admin
     );
     temp_file("shoal.toml", &toml)
 }
 
-fn spawn_node(i: usize, all: &[Ports]) -> HttpNode {
+fn spawn_node(i: usize, all: &[Ports], manager: &str, secret: &str) -> HttpNode {
     let members: Vec<u16> = all.iter().map(|p| p.channel).collect();
-    let mut spec = NodeSpec::new(NAMES[i], all[i].channel, &members, SECRET);
-    spec.config = Some(node_config(all[i]));
+    let mut spec = NodeSpec::new(NAMES[i], all[i].channel, &members, secret);
+    spec.config = Some(node_config(all[i], manager));
     let mut proc = NodeProc::spawn_with(spec, &["--drain-grace-ms", "1500"]);
     let ready = proc.wait_event("ready", |_| true, Duration::from_secs(10));
     let http = ready.json["http"].as_str().unwrap_or_default().to_string();
@@ -121,8 +130,22 @@ fn wait_exit(node: &mut HttpNode, within: Duration) {
 
 #[test]
 fn rolling_restart_drained_through_the_api_behind_a_static_balancer_loses_nothing() {
+    rolling_restart("delta");
+}
+
+/// BackupManager: the drained node's primary sessions are promoted on their backups.
+#[test]
+fn rolling_restart_drained_through_the_api_backup_manager_loses_nothing() {
+    rolling_restart("backup");
+}
+
+fn rolling_restart(manager: &str) {
+    let _serial = serial();
+    let secret = format!("drain-api-{manager}-secret-0123456789");
     let all = ports();
-    let mut nodes: Vec<Option<HttpNode>> = (0..3).map(|i| Some(spawn_node(i, &all))).collect();
+    let mut nodes: Vec<Option<HttpNode>> = (0..3)
+        .map(|i| Some(spawn_node(i, &all, manager, &secret)))
+        .collect();
     for n in nodes.iter_mut().flatten() {
         n.wait_members(&NAMES);
     }
@@ -131,7 +154,7 @@ fn rolling_restart_drained_through_the_api_behind_a_static_balancer_loses_nothin
         .flatten()
         .map(|n| (n.name().to_string(), n.http.clone()))
         .collect();
-    let front = Front::balancer(&backends, &[], SECRET);
+    let front = Front::balancer(&backends, &[], &secret);
     let load = Load::start(&front.addr, 9, Duration::from_millis(10));
     assert!(load.wait_successes(&[0; 9], 10, Duration::from_secs(15)));
 
@@ -179,7 +202,7 @@ fn rolling_restart_drained_through_the_api_behind_a_static_balancer_loses_nothin
             "the admin API of an exited node still answers"
         );
 
-        let mut new = spawn_node(i, &all);
+        let mut new = spawn_node(i, &all, manager, &secret);
         new.proc.wait_event(
             "sessions_ready",
             |v| v["ready"] == true,
@@ -225,7 +248,7 @@ fn rolling_restart_drained_through_the_api_behind_a_static_balancer_loses_nothin
     }
     let total: usize = logs.iter().map(|l| l.attempts.len()).sum();
     println!(
-        "rolling restart through POST /api/v1/cluster/drain (static balancer): {} sessions, \
+        "rolling restart ({manager}) through POST /api/v1/cluster/drain (static balancer): {} sessions, \
          {total} requests, no acknowledged update lost, {unacked} answered 503 'not acknowledged, retry'",
         logs.len()
     );
@@ -233,8 +256,12 @@ fn rolling_restart_drained_through_the_api_behind_a_static_balancer_loses_nothin
 
 #[test]
 fn ctl_drain_drains_a_node_that_exits_0_and_peers_see_it_leave() {
+    let _serial = serial();
+    let secret = "drain-api-ctl-secret-0123456789";
     let all = ports();
-    let mut peers: Vec<HttpNode> = (0..2).map(|i| spawn_node(i, &all)).collect();
+    let mut peers: Vec<HttpNode> = (0..2)
+        .map(|i| spawn_node(i, &all, "delta", secret))
+        .collect();
     // node3 without --control-stdin: a node as an operator runs it; its exit status is ours.
     let members: Vec<String> = all
         .iter()
@@ -246,8 +273,8 @@ fn ctl_drain_drains_a_node_that_exits_0_and_peers_see_it_leave() {
         .args(["--port", &all[2].channel.to_string()])
         .args(&members)
         .arg("--config")
-        .arg(node_config(all[2]))
-        .env("SHOAL_CLUSTER_SECRET", SECRET)
+        .arg(node_config(all[2], "delta"))
+        .env("SHOAL_CLUSTER_SECRET", secret)
         .env_remove("SHOAL_ADMIN_TOKEN")
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
