@@ -11,7 +11,7 @@ pub enum PluginError {
     CoreModule { name: String },
     #[error("plugin {name}: invalid component: {reason}")]
     Compile { name: String, reason: String },
-    #[error("plugin {name}: exports none of the shoal worlds (channel-interceptor, valve, url-filter, deploy-hook); its exports are [{exports}]")]
+    #[error("plugin {name}: exports none of the shoal worlds (channel-interceptor, valve, url-filter, deploy-hook of shoal:plugin {supported}); its exports are [{exports}]", supported = crate::version::SUPPORTED_WIT_VERSIONS.join(", "))]
     UnknownWorld { name: String, exports: String },
     #[error("plugin {name}: built against shoal:plugin@{found}, which this node does not link; supported versions: {supported} (rebuild it against one of them, see plugins/README.md)")]
     UnsupportedVersion {
