@@ -60,7 +60,7 @@ fn spawn_node(i: usize, all: &[Ports], manager: &str, secret: &str) -> HttpNode 
     let members: Vec<u16> = all.iter().map(|p| p.channel).collect();
     let mut spec = NodeSpec::new(NAMES[i], all[i].channel, &members, secret);
     spec.config = Some(node_config(all[i], manager));
-    let mut proc = NodeProc::spawn_with(spec, &["--drain-grace-ms", "1500"]);
+    let mut proc = NodeProc::spawn_with(spec, &["--drain-grace-ms", "2500"]);
     let ready = proc.wait_event("ready", |_| true, Duration::from_secs(10));
     let http = ready.json["http"].as_str().unwrap_or_default().to_string();
     assert_eq!(http, format!("127.0.0.1:{}", all[i].http), "{}", ready.json);
@@ -173,10 +173,20 @@ fn rolling_restart(manager: &str) {
         assert_eq!(ready, 503, "{body}");
         assert_eq!(json(&body)["status"], "draining");
 
-        // The static balancer sees the drain in a probe while the node still serves.
+        wait_until(
+            &format!("{route} reports a drain event"),
+            Duration::from_secs(1),
+            || {
+                admin(all[i].admin, "GET", "/api/v1/events/recent")
+                    .is_ok_and(|(_, b)| b.contains("\"kind\":\"drain\""))
+            },
+        );
+
+        // The static balancer sees the drain in a probe (every 500 ms) while the node still
+        // serves (grace: 2.5 s).
         wait_until(
             &format!("balancer marks {route} draining"),
-            Duration::from_millis(1400),
+            Duration::from_millis(2300),
             || backend_status(&front.addr, route).map(|s| s.0) == Some("draining".into()),
         );
         for _ in 0..5 {

@@ -233,15 +233,7 @@ impl super::NodeBackend {
         &self,
     ) -> Result<shoal_admin::dto::DrainStatus, shoal_admin::BackendError> {
         match self.node.drain.request(DrainTrigger::Api) {
-            Ok(_) => {
-                let name = self.local_name();
-                self.emit(
-                    shoal_admin::EventKind::Drain,
-                    &name,
-                    format!("{name} is draining (asked through the admin API): no new sessions, then it hands its sessions over and exits"),
-                );
-                Ok(self.drain_status_view())
-            }
+            Ok(_) => Ok(self.drain_status_view()),
             Err(s) => Err(shoal_admin::BackendError::Conflict(format!(
                 "{} has been draining since {} (trigger: {}, now: {}); follow it with GET /api/v1/cluster/drain",
                 self.local_name(),
@@ -251,4 +243,24 @@ impl super::NodeBackend {
             ))),
         }
     }
+}
+
+/// Emits the `drain` event once a drain starts, whatever asked for it (API, signal, stdin),
+/// so the event stream and the UI show it until the admin API closes.
+pub(super) async fn announce(backend: std::sync::Weak<super::NodeBackend>, drain: Drain) {
+    let state = drain.requested().await;
+    let Some(backend) = backend.upgrade() else {
+        return;
+    };
+    let name = backend.local_name();
+    let how = match state.trigger {
+        DrainTrigger::Api => "asked through the admin API",
+        DrainTrigger::Signal => "SIGTERM or Ctrl-C",
+        DrainTrigger::Control => "`quit` on its control stdin",
+    };
+    backend.emit(
+        shoal_admin::EventKind::Drain,
+        &name,
+        format!("{name} is draining ({how}): no new sessions, then it hands its sessions over and exits"),
+    );
 }

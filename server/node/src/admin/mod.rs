@@ -95,6 +95,10 @@ impl NodeBackend {
             }
         }
         tokio::spawn(members::follow(Arc::downgrade(&backend), rx));
+        tokio::spawn(drain::announce(
+            Arc::downgrade(&backend),
+            backend.node.drain.clone(),
+        ));
         backend
     }
 
