@@ -167,38 +167,6 @@ impl Valve for DrainValve {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn first_request_wins_and_waiters_wake() {
-        let drain = Drain::new();
-        assert!(!drain.is_draining());
-        let waiter = tokio::spawn({
-            let d = drain.clone();
-            async move { d.requested().await }
-        });
-        let started = drain.request(DrainTrigger::Api).expect("first request");
-        assert_eq!(started.trigger, DrainTrigger::Api);
-        let again = drain
-            .request(DrainTrigger::Signal)
-            .expect_err("second request");
-        assert_eq!(
-            again.trigger,
-            DrainTrigger::Api,
-            "the first trigger is kept"
-        );
-        assert!(drain.is_draining());
-        let seen = waiter.await.expect("waiter");
-        assert_eq!(seen.since_ms, started.since_ms);
-        drain.set_phase(DrainPhase::Grace, "grace");
-        assert_eq!(drain.state().map(|s| s.phase), Some(DrainPhase::Grace));
-        // A waiter arriving late returns at once.
-        assert_eq!(drain.requested().await.trigger, DrainTrigger::Api);
-    }
-}
-
 impl super::NodeBackend {
     /// `GET /api/v1/cluster/drain`.
     pub(super) fn drain_status_view(&self) -> shoal_admin::dto::DrainStatus {
@@ -263,4 +231,36 @@ pub(super) async fn announce(backend: std::sync::Weak<super::NodeBackend>, drain
         &name,
         format!("{name} is draining ({how}): no new sessions, then it hands its sessions over and exits"),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn first_request_wins_and_waiters_wake() {
+        let drain = Drain::new();
+        assert!(!drain.is_draining());
+        let waiter = tokio::spawn({
+            let d = drain.clone();
+            async move { d.requested().await }
+        });
+        let started = drain.request(DrainTrigger::Api).expect("first request");
+        assert_eq!(started.trigger, DrainTrigger::Api);
+        let again = drain
+            .request(DrainTrigger::Signal)
+            .expect_err("second request");
+        assert_eq!(
+            again.trigger,
+            DrainTrigger::Api,
+            "the first trigger is kept"
+        );
+        assert!(drain.is_draining());
+        let seen = waiter.await.expect("waiter");
+        assert_eq!(seen.since_ms, started.since_ms);
+        drain.set_phase(DrainPhase::Grace, "grace");
+        assert_eq!(drain.state().map(|s| s.phase), Some(DrainPhase::Grace));
+        // A waiter arriving late returns at once.
+        assert_eq!(drain.requested().await.trigger, DrainTrigger::Api);
+    }
 }
