@@ -6,7 +6,7 @@
 //!
 //! Module map:
 //! - [`id`]: 128-bit CSPRNG session ids and the `<id>.<route>` cookie value.
-//! - [`session`]: the session model, delta operations, limits.
+//! - [`session`]: the session model, delta operations, limits; [`attrs`]: its attribute map.
 //! - [`message`]: replication messages and their versioned wire form.
 //! - [`store`]: versioned store shared by both managers (ordering, gaps, tombstones).
 //! - [`manager`]: the [`SessionManager`] trait and [`ManagerConfig`].
@@ -48,6 +48,7 @@
 //! expires it at the max inactive interval and tells the others; replicas drop a session
 //! silently at twice the interval (Tomcat's rule), so they never expire one in use elsewhere.
 
+pub mod attrs;
 pub mod backup;
 pub mod delta;
 pub mod error;
@@ -63,6 +64,7 @@ pub mod session;
 pub mod stats;
 pub mod store;
 
+pub use attrs::AttrMap;
 pub use error::SessionError;
 pub use id::{parse_full_id, SessionId};
 pub use link::{ClusterLink, Completion, Incoming, LinkEvent, SendResults};

@@ -307,7 +307,7 @@ impl Core {
         );
         let mut e = Entry::replica(s.clone());
         e.primary = true;
-        self.store.entries.insert(id, e);
+        self.store.entries.insert(id, Box::new(e));
         self.stats.sessions_created += 1;
         s
     }

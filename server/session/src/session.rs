@@ -1,10 +1,10 @@
 //! The session model: attributes, times, principal, and the version/stamp pair that orders
 //! every change cluster-wide.
+use crate::attrs::AttrMap;
 use crate::error::SessionError;
 use crate::id::SessionId;
 use serde::{Deserialize, Serialize};
 use shoal_cluster::MemberId;
-use std::collections::BTreeMap;
 
 /// Milliseconds since the Unix epoch (virtual in simulations). Every sans-io method takes it.
 pub type Millis = u64;
@@ -135,7 +135,7 @@ pub struct Session {
     pub id: SessionId,
     /// Route (node name) clients currently stick to.
     pub route: String,
-    pub attributes: BTreeMap<String, AttrValue>,
+    pub attributes: AttrMap,
     pub created: Millis,
     pub last_access: Millis,
     /// Seconds of inactivity after which the session expires; 0 = never.
@@ -160,7 +160,7 @@ impl Session {
         Session {
             id,
             route,
-            attributes: BTreeMap::new(),
+            attributes: AttrMap::new(),
             created: now,
             last_access: now,
             max_inactive_secs,

@@ -59,14 +59,16 @@ struct Pending {
 
 #[derive(Default)]
 pub struct Store {
-    pub entries: BTreeMap<SessionId, Entry>,
+    /// Boxed: a B-tree node reserves 11 slots, so an inline `Entry` (216 B) would cost
+    /// ~1/3 more memory per session in unfilled slots than the 8-byte box.
+    pub entries: BTreeMap<SessionId, Box<Entry>>,
     tombstones: BTreeMap<SessionId, (u64, Millis)>,
     pending: BTreeMap<SessionId, BTreeMap<u64, Pending>>,
 }
 
 impl Store {
     pub fn get(&self, id: &SessionId) -> Option<&Entry> {
-        self.entries.get(id)
+        self.entries.get(id).map(|e| &**e)
     }
 
     pub fn len(&self) -> usize {
@@ -106,7 +108,7 @@ impl Store {
                 e.session = s;
             }
             None => {
-                self.entries.insert(id.clone(), Entry::replica(s));
+                self.entries.insert(id.clone(), Box::new(Entry::replica(s)));
             }
         }
         self.drain_pending(&id, now, stats);
@@ -225,7 +227,7 @@ impl Store {
         let t = self.tombstones.entry(id.clone()).or_insert((version, now));
         t.0 = t.0.max(version);
         t.1 = now;
-        self.entries.remove(id)
+        self.entries.remove(id).map(|e| *e)
     }
 
     /// Forgets tombstones older than `ttl`.
