@@ -48,6 +48,7 @@
 //! expires it at the max inactive interval and tells the others; replicas drop a session
 //! silently at twice the interval (Tomcat's rule), so they never expire one in use elsewhere.
 
+mod async_queue;
 pub mod attrs;
 pub mod backup;
 pub mod delta;

@@ -101,6 +101,11 @@ pub struct ManagerConfig {
     pub fetch_timeout_ms: u64,
     /// How often the expiry sweeper runs.
     pub sweep_interval_ms: u64,
+    /// Asynchronous replication: bytes of messages made but not yet taken by the channel.
+    /// A request that finds more queued waits until the queue drains below this
+    /// (backpressure; counted in `ManagerStats::async_queue_full`), so a node producing
+    /// faster than its replicas take does not grow without bound. Nothing is dropped.
+    pub async_queue_bytes: usize,
     pub limits: SessionLimits,
 }
 
@@ -117,6 +122,7 @@ impl Default for ManagerConfig {
             gap_timeout_ms: 2000,
             fetch_timeout_ms: 2000,
             sweep_interval_ms: 1000,
+            async_queue_bytes: 4 << 20,
             limits: SessionLimits::default(),
         }
     }

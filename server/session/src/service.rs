@@ -2,6 +2,7 @@
 //! `find`/`create` and, at the end, `end_request`, which sends the replication messages and
 //! in sync mode waits for the replicas' acknowledgements. The [`crate::registry`] pump feeds
 //! it incoming messages, membership events and sweeper ticks.
+use crate::async_queue::AsyncQueue;
 use crate::error::SessionError;
 use crate::id::SessionId;
 use crate::link::{ClusterLink, Completion, SendResults};
@@ -14,7 +15,7 @@ use shoal_cluster::MemberId;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{watch, Notify};
 
 /// Wall-clock milliseconds: session times are compared across nodes.
 pub fn now_ms() -> Millis {
@@ -24,6 +25,14 @@ pub fn now_ms() -> Millis {
         .unwrap_or(0)
 }
 
+/// What `dispatch` did: synchronous sends to await, and whether the asynchronous queue is
+/// over its bound.
+#[derive(Default)]
+struct Dispatched {
+    sync: Vec<BoxFuture<'static, SendResults>>,
+    full: bool,
+}
+
 pub struct SessionService {
     context: String,
     /// This node's name, cached: every response names it.
@@ -31,8 +40,8 @@ pub struct SessionService {
     config: ManagerConfig,
     manager: Mutex<Box<dyn SessionManager>>,
     link: Arc<dyn ClusterLink>,
-    /// Feeds the ordered sender task (see `dispatch`).
-    ordered: mpsc::UnboundedSender<BoxFuture<'static, SendResults>>,
+    /// Asynchronous sends, in order, bounded in bytes (see `dispatch`).
+    ordered: AsyncQueue,
     /// Woken after every incoming message, for requests waiting on a fetched value.
     changed: Notify,
     ready: watch::Sender<bool>,
@@ -46,18 +55,8 @@ impl SessionService {
     /// Must run inside a tokio runtime (spawns the ordered sender task).
     pub fn new(manager: Box<dyn SessionManager>, link: Arc<dyn ClusterLink>) -> Self {
         let ready = watch::Sender::new(manager.is_ready());
-        let (ordered, mut rx) = mpsc::unbounded_channel::<BoxFuture<'static, SendResults>>();
-        tokio::spawn(async move {
-            while let Some(fut) = rx.recv().await {
-                for (to, r) in fut.await {
-                    if let Err(e) = r {
-                        tracing::debug!(member = %to, "async session message failed: {e}");
-                    }
-                }
-            }
-        });
         SessionService {
-            ordered,
+            ordered: AsyncQueue::new(manager.config().async_queue_bytes),
             context: manager.context().to_owned(),
             route: link.local().name,
             config: manager.config().clone(),
@@ -113,19 +112,20 @@ impl SessionService {
     /// Sends while the manager lock is held, so messages leave in the order they were made.
     /// Asynchronous sends go to the ordered sender task (their futures are polled one after
     /// the other, in call order, whether the link enqueues at call time or at first poll);
-    /// the futures of synchronous sends are returned to be awaited.
-    fn dispatch(&self, out: Vec<Outgoing>) -> Vec<BoxFuture<'static, SendResults>> {
-        let mut sync = Vec::new();
+    /// the futures of synchronous sends are returned to be awaited. `Dispatched::full`: the
+    /// asynchronous queue is over its bound, a request should wait for room.
+    fn dispatch(&self, out: Vec<Outgoing>) -> Dispatched {
+        let mut d = Dispatched::default();
         for o in out {
+            let bytes = o.payload.len();
             let fut = self.link.send(&o.to, o.payload, o.sync);
             if o.sync {
-                sync.push(fut);
-            } else if let Err(e) = self.ordered.send(fut) {
-                // The sender task is gone (runtime shutting down): nothing left to order.
-                drop(e);
+                d.sync.push(fut);
+            } else {
+                d.full |= self.ordered.push(bytes, fut);
             }
         }
-        sync
+        d
     }
 
     /// Synchronous sends nobody waits for (transfer, repair, re-replication).
@@ -144,7 +144,7 @@ impl SessionService {
     fn run(&self, f: impl FnOnce(&mut dyn SessionManager) -> Vec<Outgoing>) {
         let mut m = self.lock();
         let out = f(m.as_mut());
-        Self::background(self.dispatch(out));
+        Self::background(self.dispatch(out).sync);
         let ready = m.is_ready();
         drop(m);
         self.ready
@@ -164,7 +164,7 @@ impl SessionService {
                 let mut m = self.lock();
                 match m.find(id, now_ms()) {
                     Lookup::Pending(out) => {
-                        Self::background(self.dispatch(out));
+                        Self::background(self.dispatch(out).sync);
                         None
                     }
                     other => Some(other),
@@ -193,11 +193,14 @@ impl SessionService {
         }
         let started = Instant::now();
         let id = end.id.clone();
-        let waits = {
+        let Dispatched { sync: waits, full } = {
             let mut m = self.lock();
             let out = m.end_request(end, now_ms())?;
             self.dispatch(out)
         };
+        if full {
+            self.ordered.wait_for_room().await;
+        }
         if waits.is_empty() {
             return Ok(());
         }
@@ -242,6 +245,8 @@ impl SessionService {
         s.replication_time_ms_total = self.replication_us.load(Ordering::Relaxed) / 1000;
         s.replication_failures = self.replication_failures.load(Ordering::Relaxed);
         s.filtered_requests = self.filtered_requests.load(Ordering::Relaxed);
+        s.async_queue_bytes = self.ordered.bytes() as u64;
+        s.async_queue_full = self.ordered.full();
         s
     }
 
@@ -252,7 +257,7 @@ impl SessionService {
     pub(crate) fn on_message(&self, from: MemberId, msg: SessionMessage, done: Option<Completion>) {
         let mut m = self.lock();
         let r = m.handle_message(from, msg, now_ms());
-        Self::background(self.dispatch(r.out));
+        Self::background(self.dispatch(r.out).sync);
         let ready = m.is_ready();
         drop(m);
         self.ready

@@ -41,6 +41,10 @@ pub struct ManagerStats {
     pub replication_failures: u64,
     /// ReplicationValve: requests matched by the URL filter (Tomcat: nrOfFilterRequests).
     pub filtered_requests: u64,
+    /// Asynchronous replication: bytes queued now, and requests that had to wait because
+    /// more than `async_queue_bytes` were queued (backpressure).
+    pub async_queue_bytes: u64,
+    pub async_queue_full: u64,
 }
 
 /// Per-type message counters kept by a manager.
