@@ -7,8 +7,10 @@
 //! connection, which keeps HTTP/1.0, upgrades, `Expect` and streamed bodies working as before.
 //! Routing, retries and failure accounting are shared with the hyper path.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,8 +21,10 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::backend::BackendState;
+use crate::deadline::Deadline;
 use crate::head::{self, ReqHead, Request, Rules};
 use crate::pick::choose;
 use crate::proxy::{self, Failure};
@@ -53,6 +57,13 @@ pub(crate) struct Conn {
     upstreams: Vec<Upstream>,
     route: String,
     method: String,
+    /// The head and response timeouts, see [`Deadline`].
+    deadline: Deadline,
+    /// The balancer is stopping: finish the request in progress, then close.
+    stop: watch::Receiver<bool>,
+    /// Completes when `stop` is set; one future for the connection's life, so waiting for
+    /// the next request does not register and unregister a waiter every time.
+    stopped: Pin<Box<dyn Future<Output = ()> + Send>>,
 }
 
 /// What happens to the client connection after a request.
@@ -67,7 +78,7 @@ pub(crate) async fn run(
     inner: Arc<Inner>,
     client: TcpStream,
     peer: SocketAddr,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
     let _ = client.set_nodelay(true);
     let mut conn = Conn {
@@ -82,12 +93,15 @@ pub(crate) async fn run(
         upstreams: Vec::new(),
         route: String::new(),
         method: String::new(),
+        deadline: Deadline::new(Instant::now() + HEAD_TIMEOUT),
+        stopped: Box::pin(stopped(stop.clone())),
+        stop,
     };
     loop {
-        match conn.serve_one(&mut stop).await {
+        match conn.serve_one().await {
             Ok(Next::KeepAlive) => continue,
             Ok(Next::Close) => break,
-            Ok(Next::Fallback) => return conn.fallback(stop).await,
+            Ok(Next::Fallback) => return conn.fallback().await,
             Err(e) => {
                 tracing::debug!(peer = %conn.peer, "client connection ended: {e}");
                 break;
@@ -99,7 +113,8 @@ pub(crate) async fn run(
 
 impl Conn {
     /// Reads one request and answers it.
-    async fn serve_one(&mut self, stop: &mut watch::Receiver<bool>) -> io::Result<Next> {
+    async fn serve_one(&mut self) -> io::Result<Next> {
+        let deadline = Instant::now() + HEAD_TIMEOUT;
         let r = loop {
             let config = &self.inner.config;
             let rules = Rules {
@@ -120,7 +135,7 @@ impl Conn {
             match parsed {
                 ReqHead::Ready(r) => break r,
                 ReqHead::Partial => {
-                    if self.read_client(stop).await? == 0 {
+                    if self.read_client(deadline).await? == 0 {
                         return Ok(Next::Close);
                     }
                 }
@@ -147,7 +162,7 @@ impl Conn {
         };
         let total = r.head_len + r.body_len;
         while self.buf.len() - self.start < total {
-            if self.read_client(stop).await? == 0 {
+            if self.read_client(deadline).await? == 0 {
                 return Ok(Next::Close); // the client gave up in the middle of its body
             }
         }
@@ -164,14 +179,14 @@ impl Conn {
             self.buf.clear();
             self.start = 0;
         }
-        if *stop.borrow() && self.start == self.buf.len() {
+        if *self.stop.borrow() && self.start == self.buf.len() {
             return Ok(Next::Close);
         }
         Ok(next)
     }
 
     /// Reads more client bytes; 0 means closed (or, while idle, that the balancer stops).
-    async fn read_client(&mut self, stop: &mut watch::Receiver<bool>) -> io::Result<usize> {
+    async fn read_client(&mut self, deadline: Instant) -> io::Result<usize> {
         if self.buf.capacity() - self.buf.len() < READ_CHUNK / 4 {
             if self.start > 0 {
                 self.buf.drain(..self.start);
@@ -180,21 +195,28 @@ impl Conn {
             self.buf.reserve(READ_CHUNK);
         }
         let idle = self.start == self.buf.len();
-        if idle && *stop.borrow() {
+        if idle && *self.stop.borrow() {
             return Ok(0);
         }
-        let read = tokio::time::timeout(HEAD_TIMEOUT, self.client.read_buf(&mut self.buf));
-        let result = if idle {
-            tokio::select! {
-                biased;
-                r = read => r,
-                _ = stop.changed() => return Ok(0),
+        let read = self.client.read_buf(&mut self.buf);
+        let work = async {
+            match idle {
+                true => tokio::select! {
+                    biased;
+                    r = read => Some(r),
+                    () = &mut self.stopped => None,
+                },
+                false => Some(read.await),
             }
-        } else {
-            read.await
         };
-        result
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no request head within 30 s"))?
+        match self.deadline.run(deadline, work).await {
+            Some(Some(read)) => read,
+            Some(None) => Ok(0),
+            None => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no complete request head within 30 s",
+            )),
+        }
     }
 
     /// The balancer's JSON status, like [`crate::status_response`].
@@ -280,7 +302,7 @@ impl Conn {
     }
 
     /// The rest of the connection on the hyper path, from the current request on.
-    async fn fallback(mut self, mut stop: watch::Receiver<bool>) {
+    async fn fallback(mut self) {
         self.upstreams.clear();
         let prefix = self.buf.split_off(self.start);
         let io = crate::rewind::Rewind::new(prefix, self.client);
@@ -293,13 +315,7 @@ impl Conn {
             .header_read_timeout(HEAD_TIMEOUT);
         let conn = builder.serve_connection(TokioIo::new(io), service);
         tokio::pin!(conn);
-        let stopped = async {
-            while !*stop.borrow_and_update() {
-                if stop.changed().await.is_err() {
-                    break;
-                }
-            }
-        };
+        let stopped = self.stopped;
         let result = tokio::select! {
             r = conn.as_mut() => r,
             () = stopped => {
@@ -314,6 +330,14 @@ impl Conn {
 
     fn drop_upstream(&mut self, backend: &Arc<BackendState>) {
         self.upstreams.retain(|u| !Arc::ptr_eq(&u.backend, backend));
+    }
+}
+
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    while !*stop.borrow_and_update() {
+        if stop.changed().await.is_err() {
+            break; // the balancer's serve future is gone: stop too
+        }
     }
 }
 

@@ -130,9 +130,9 @@ impl Conn {
                     let read = up.stream.read_buf(&mut up.buf);
                     let n = match deadline {
                         None => read.await,
-                        Some(d) => match tokio::time::timeout_at(d, read).await {
-                            Ok(n) => n,
-                            Err(_) => return Ok(Err(Failure::Timeout)),
+                        Some(d) => match self.deadline.run(d, read).await {
+                            Some(n) => n,
+                            None => return Ok(Err(Failure::Timeout)),
                         },
                     };
                     match n {

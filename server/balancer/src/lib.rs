@@ -19,6 +19,7 @@ pub mod stats;
 
 mod backend;
 mod chunked;
+mod deadline;
 mod head;
 mod health;
 mod lean;
