@@ -37,8 +37,8 @@ fn main() -> Result<(), String> {
     if Command::new("wrk").arg("--version").output().is_err() {
         return Err("wrk not found on PATH; install it with `apt-get install -y wrk`".into());
     }
-    // Node and balancer get runtimes of their own, as if they were separate processes, so
-    // neither steals the other's worker threads. SHOAL_BENCH_LB_THREADS sets the balancer's.
+    // The node gets a runtime of its own, and the balancer runs its proxy threads (config
+    // `threads`, set by SHOAL_BENCH_LB_THREADS) as in the `shoal balancer` process.
     let lb_threads: usize = match std::env::var("SHOAL_BENCH_LB_THREADS") {
         Ok(v) => v
             .parse()
@@ -46,9 +46,9 @@ fn main() -> Result<(), String> {
         Err(_) => 1,
     };
     let node_rt = runtime(1)?;
-    let lb_rt = runtime(lb_threads)?;
+    let lb_rt = runtime(1)?;
     let direct = node_rt.block_on(start_node(work_us))?;
-    let via = lb_rt.block_on(start_balancer(direct))?;
+    let via = lb_rt.block_on(start_balancer(direct, lb_threads))?;
     let cookie = "Cookie: JSESSIONID=0123456789ABCDEF.node1";
     let haproxy = Haproxy::start(direct);
     let (mut direct_rps, mut via_rps, mut hap_rps) = (Vec::new(), Vec::new(), Vec::new());
@@ -158,9 +158,10 @@ async fn start_node(work_us: u64) -> Result<SocketAddr, String> {
 }
 
 /// Starts the balancer in front of `node_addr`; returns its address.
-async fn start_balancer(node_addr: SocketAddr) -> Result<SocketAddr, String> {
+async fn start_balancer(node_addr: SocketAddr, threads: usize) -> Result<SocketAddr, String> {
     let config = BalancerConfig {
         backends: vec![Backend::new("node1", node_addr.to_string())],
+        threads,
         ..BalancerConfig::default()
     };
     let balancer = Balancer::new(config).map_err(|e| e.to_string())?;
