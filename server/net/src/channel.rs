@@ -195,6 +195,14 @@ impl Channel {
         }
     }
 
+    /// Bytes in the asynchronous (MessageDispatch) send queue now: admitted, not yet
+    /// written. Lets a producer hold back before the queue's own bound makes it wait.
+    pub fn queue_bytes_in_use(&self) -> usize {
+        self.shared
+            .queue_capacity()
+            .saturating_sub(self.shared.queue_available())
+    }
+
     pub fn member_by_name(&self, name: &str) -> Option<Member> {
         self.members().into_iter().find(|m| m.name == name)
     }

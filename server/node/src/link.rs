@@ -120,6 +120,10 @@ impl ClusterLink for ChannelLink {
         })
     }
 
+    fn queued_bytes(&self) -> usize {
+        self.channel.queue_bytes_in_use()
+    }
+
     fn subscribe(&self) -> mpsc::UnboundedReceiver<LinkEvent> {
         let (tx, rx) = mpsc::unbounded_channel();
         // Members that joined before the registry subscribed.

@@ -7,10 +7,16 @@
 //! the link has taken it; a request whose send finds more than the bound queued waits until
 //! the queue falls back under it. Sends are never dropped or reordered: only the request
 //! that produced them is held back, which slows the producer to the replicas' pace.
-use crate::link::SendResults;
+//!
+//! The link's own queue counts too ([`ClusterLink::queued_bytes`]): the channel takes an
+//! asynchronous send at once while its MessageDispatch queue (64 MiB) has room, so without
+//! it the backlog would simply move there. The link does not say when its queue drains, so
+//! a waiting request re-checks every millisecond as well as on each of our own sends.
+use crate::link::{ClusterLink, SendResults};
 use futures::future::BoxFuture;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
 
 struct Shared {
@@ -24,11 +30,12 @@ struct Shared {
 pub(crate) struct AsyncQueue {
     tx: mpsc::UnboundedSender<(usize, BoxFuture<'static, SendResults>)>,
     shared: Arc<Shared>,
+    link: Arc<dyn ClusterLink>,
 }
 
 impl AsyncQueue {
     /// Spawns the sender task (must run inside a tokio runtime).
-    pub fn new(limit: usize) -> Self {
+    pub fn new(limit: usize, link: Arc<dyn ClusterLink>) -> Self {
         let shared = Arc::new(Shared {
             bytes: AtomicUsize::new(0),
             limit: limit.max(1),
@@ -48,7 +55,7 @@ impl AsyncQueue {
                 s.drained.notify_waiters();
             }
         });
-        AsyncQueue { tx, shared }
+        AsyncQueue { tx, shared, link }
     }
 
     /// Queues a send of `bytes` payload bytes (the caller holds the order: manager lock).
@@ -61,7 +68,11 @@ impl AsyncQueue {
             drop(e);
             return false;
         }
-        now > self.shared.limit
+        now + self.link.queued_bytes() > self.shared.limit
+    }
+
+    fn has_room(&self) -> bool {
+        self.shared.bytes.load(Relaxed) + self.link.queued_bytes() <= self.shared.limit
     }
 
     /// Waits until at most the bound is queued; counts the wait.
@@ -72,10 +83,10 @@ impl AsyncQueue {
             tokio::pin!(drained);
             // Registered before the check, so a drain between check and await wakes us.
             drained.as_mut().enable();
-            if self.shared.bytes.load(Relaxed) <= self.shared.limit || self.tx.is_closed() {
+            if self.has_room() || self.tx.is_closed() {
                 return;
             }
-            drained.await;
+            let _ = tokio::time::timeout(Duration::from_millis(1), drained).await;
         }
     }
 

@@ -81,4 +81,11 @@ pub trait ClusterLink: Send + Sync + 'static {
     /// The event stream. Called once, by the session registry; later calls may return a
     /// closed receiver.
     fn subscribe(&self) -> mpsc::UnboundedReceiver<LinkEvent>;
+    /// Bytes of asynchronous sends the transport has taken but not written yet. The
+    /// asynchronous replication bound (`async_queue_bytes`) counts them too, since the
+    /// transport's own queue (MessageDispatch, 64 MiB by default) would otherwise take
+    /// the whole backlog. 0 when the transport does not know.
+    fn queued_bytes(&self) -> usize {
+        0
+    }
 }

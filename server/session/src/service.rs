@@ -56,7 +56,7 @@ impl SessionService {
     pub fn new(manager: Box<dyn SessionManager>, link: Arc<dyn ClusterLink>) -> Self {
         let ready = watch::Sender::new(manager.is_ready());
         SessionService {
-            ordered: AsyncQueue::new(manager.config().async_queue_bytes),
+            ordered: AsyncQueue::new(manager.config().async_queue_bytes, link.clone()),
             context: manager.context().to_owned(),
             route: link.local().name,
             config: manager.config().clone(),

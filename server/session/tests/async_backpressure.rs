@@ -10,7 +10,7 @@ use shoal_session::{
     build_manager, message, AttrValue, ClusterLink, DeltaOp, ManagerConfig, ReplicationMode,
     RequestEnd, SessionId, SessionRegistry, SessionService,
 };
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,8 +28,12 @@ fn member(id: u8, name: &str) -> Member {
 }
 
 /// Delivers one message per permit of `gate` (the test drains it slowly), and measures the
-/// payload bytes handed to `send` but not yet delivered.
+/// payload bytes handed to `send` but not yet delivered. `taking`: like the real channel,
+/// `send` takes the payload into the link's own queue at once (reported by `queued_bytes`)
+/// and its future is ready; otherwise the future holds the payload until delivered.
 struct SlowLink {
+    taking: bool,
+    backlog: Arc<Mutex<VecDeque<Vec<u8>>>>,
     gate: Arc<Semaphore>,
     in_flight: Arc<AtomicUsize>,
     sends: AtomicUsize,
@@ -61,17 +65,27 @@ impl ClusterLink for SlowLink {
             self.delivered.clone(),
         );
         let to = to.to_vec();
+        if self.taking {
+            lock(&self.backlog).push_back(payload);
+            return Box::pin(std::future::ready(
+                to.into_iter().map(|m| (m, Ok(()))).collect(),
+            ));
+        }
         Box::pin(async move {
             if let Ok(p) = gate.acquire().await {
                 p.forget();
             }
             in_flight.fetch_sub(payload.len(), SeqCst);
-            delivered
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(payload);
+            lock(&delivered).push(payload);
             to.into_iter().map(|m| (m, Ok(()))).collect()
         })
+    }
+    fn queued_bytes(&self) -> usize {
+        if self.taking {
+            self.in_flight.load(SeqCst)
+        } else {
+            0
+        }
     }
     fn subscribe(&self) -> mpsc::UnboundedReceiver<LinkEvent> {
         let (tx, rx) = mpsc::unbounded_channel();
@@ -103,8 +117,23 @@ async fn writer(svc: Arc<SessionService>, task: usize, writes: usize, size: usiz
     id
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_queue_stays_bounded_and_loses_nothing() {
+    bounded_and_complete(false).await;
+}
+
+/// The link takes every send at once into its own queue (the channel's MessageDispatch):
+/// its backlog counts against the bound too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn link_queue_counts_against_the_bound() {
+    bounded_and_complete(true).await;
+}
+
+async fn bounded_and_complete(taking: bool) {
     const LIMIT: usize = 64 << 10;
     const TASKS: usize = 8;
     const WRITES: usize = 60;
@@ -115,6 +144,8 @@ async fn async_queue_stays_bounded_and_loses_nothing() {
         ..ManagerConfig::default()
     };
     let link = Arc::new(SlowLink {
+        taking,
+        backlog: Arc::new(Mutex::new(VecDeque::new())),
         gate: Arc::new(Semaphore::new(0)),
         in_flight: Arc::new(AtomicUsize::new(0)),
         sends: AtomicUsize::new(0),
@@ -136,10 +167,15 @@ async fn async_queue_stays_bounded_and_loses_nothing() {
     }
     link.gate.add_permits(1);
     // The link delivers ~one message per 100 µs, slower than the writers produce.
-    let gate = link.gate.clone();
+    let l = link.clone();
     let drain = tokio::spawn(async move {
         loop {
-            gate.add_permits(1);
+            l.gate.add_permits(1);
+            let next = lock(&l.backlog).pop_front();
+            if let Some(payload) = next {
+                l.in_flight.fetch_sub(payload.len(), SeqCst);
+                lock(&l.delivered).push(payload);
+            }
             tokio::time::sleep(Duration::from_micros(100)).await;
         }
     });
