@@ -12,12 +12,15 @@ use std::collections::BTreeSet;
 /// How long changes are forwarded to a member after sending it the state (see `joiners`):
 /// longer than any member takes to learn of the join.
 const JOIN_FORWARD_MS: Millis = 10_000;
-/// A member that has not answered a GET_ALL_SESSIONS at all within this time is asked again
-/// (at most [`MAX_REASKS`] times): the request, or its answer, can cross the membership
-/// event on the other side (the answer to a member not yet in the sender's view is refused
-/// by the channel), and waiting the whole `state_transfer_timeout_secs` for it would leave
-/// the node unready for a minute.
-const FIRST_ANSWER_MS: Millis = 2_000;
+/// A member from which nothing of the transfer has arrived for this long (since it was asked,
+/// or since its last batch) is asked again (at most [`MAX_REASKS`] times): the request, or
+/// part of its answer, can cross the membership event on the other side (a message to a
+/// member not yet in the sender's view is refused by the channel: the batches may arrive
+/// but not TRANSFER_COMPLETE), and waiting the whole `state_transfer_timeout_secs` for it
+/// would leave the node unready for a minute. Batches follow each other within
+/// milliseconds, so this silence means a loss; a re-ask starts over with a new request
+/// (sessions already applied stay: a full session replaces one only if it ranks higher).
+const QUIET_MS: Millis = 2_000;
 const MAX_REASKS: u32 = 3;
 
 /// A state transfer in progress (this node is joining).
@@ -29,10 +32,11 @@ pub(super) struct Transfer {
     queued: Vec<(MemberId, SessionMessage)>,
     started: Millis,
     sessions: u64,
-    /// When the current member was asked, and whether it answered anything yet.
-    asked_at: Millis,
-    answered: bool,
+    /// When the current member was asked or last sent a batch of this transfer.
+    heard_at: Millis,
     reasks: u32,
+    /// Batches of the current request received (checked against TRANSFER_COMPLETE's count).
+    batches: u32,
 }
 
 impl DeltaManager {
@@ -45,9 +49,9 @@ impl DeltaManager {
             queued: Vec::new(),
             started: now,
             sessions: 0,
-            asked_at: now,
-            answered: false,
+            heard_at: now,
             reasks: 0,
+            batches: 0,
         });
         self.ask_next(now)
     }
@@ -69,8 +73,8 @@ impl DeltaManager {
         };
         t.asked.insert(m);
         t.from = m;
-        t.asked_at = now;
-        t.answered = false;
+        t.heard_at = now;
+        t.batches = 0;
         t.request = self.core.next_request;
         t.deadline = now + self.core.cfg.state_transfer_timeout_secs * 1000;
         self.core.next_request += 1;
@@ -78,18 +82,19 @@ impl DeltaManager {
         self.core.msg(vec![m], &msg, false).into_iter().collect()
     }
 
-    /// Re-asks a member that has not answered at all within [`FIRST_ANSWER_MS`].
+    /// Re-asks a member that has sent nothing of the transfer for [`QUIET_MS`].
     pub(super) fn reask_if_silent(&mut self, now: Millis) -> Vec<Outgoing> {
         let Some(t) = self.transfer.as_mut() else {
             return vec![];
         };
-        if t.answered || now < t.asked_at + FIRST_ANSWER_MS || t.reasks >= MAX_REASKS {
+        if now < t.heard_at + QUIET_MS || t.reasks >= MAX_REASKS {
             return vec![];
         }
+        tracing::info!(context = %self.core.ctx, "state transfer: nothing more from the member asked for {QUIET_MS} ms; asking again");
         t.reasks += 1;
-        let silent = t.from;
-        t.asked.remove(&silent);
-        tracing::info!(context = %self.core.ctx, "state transfer: no answer yet from the member asked; asking again");
+        // The same member first: it is the first not-asked one once removed.
+        let from = t.from;
+        t.asked.remove(&from);
         self.ask_next(now)
     }
 
@@ -216,7 +221,8 @@ impl DeltaManager {
                     .is_some_and(|t| t.request == request && t.from == from)
                 {
                     if let Some(t) = self.transfer.as_mut() {
-                        t.answered = true;
+                        t.heard_at = now;
+                        t.batches += 1;
                     }
                     let n = sessions.len() as u64;
                     for s in sessions {
@@ -228,16 +234,22 @@ impl DeltaManager {
                 }
                 vec![]
             }
-            SessionMessage::TransferComplete { request, .. } => {
-                if self
-                    .transfer
-                    .as_ref()
-                    .is_some_and(|t| t.request == request && t.from == from)
-                {
-                    self.finish_transfer(now)
-                } else {
-                    vec![]
+            SessionMessage::TransferComplete {
+                request, batches, ..
+            } => {
+                let Some(t) = self.transfer.as_ref() else {
+                    return vec![];
+                };
+                if t.request != request || t.from != from {
+                    return vec![];
                 }
+                if t.batches < batches && t.reasks < MAX_REASKS {
+                    // A batch was lost (refused while the sender did not know us yet). Not
+                    // at once, still inside that window: the quiet timer re-asks.
+                    tracing::info!(context = %self.core.ctx, "state transfer: {} of {batches} batches arrived; asking again in {QUIET_MS} ms", t.batches);
+                    return vec![];
+                }
+                self.finish_transfer(now)
             }
             SessionMessage::NoContextManager { request } => {
                 if self.transfer.as_ref().is_some_and(|t| t.request == request) {
