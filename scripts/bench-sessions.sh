@@ -10,6 +10,8 @@
 #
 #   cargo build --release -p shoal && scripts/bench-sessions.sh
 #   quick: DURATION=2 WARMUP=1 REPEAT=1 LOAD_SESSIONS=1000 JOIN_REPEAT=1 scripts/bench-sessions.sh
+#   another binary (A/B): SHOAL_BIN=/path/to/shoal scripts/bench-sessions.sh
+#   async memory only: MODES=delta-async VARIANTS=set10k REPEAT=1 JOIN=0 scripts/bench-sessions.sh
 #
 # Writes $OUT/metrics.tsv (mode, key, value), $OUT/summary.md, raw wrk output and node logs.
 set -euo pipefail
@@ -21,6 +23,7 @@ LOADER="$TOMCAT/tools/sessclient.py"
 DURATION="${DURATION:-10}" WARMUP="${WARMUP:-5}" REPEAT="${REPEAT:-3}"
 THREADS="${THREADS:-2}" CONNS="${CONNS:-32}"
 MODES="${MODES-delta-sync delta-async backup}"   # MODES= : join + RSS only
+VARIANTS="${VARIANTS:-counter set1k set10k}" JOIN="${JOIN:-1}"   # JOIN=0: no join/RSS part
 LOAD_SESSIONS="${LOAD_SESSIONS:-10000}" LOAD_SIZE="${LOAD_SIZE:-1024}" JOIN_REPEAT="${JOIN_REPEAT:-3}"
 CH_BASE="${CH_BASE:-23100}" HTTP_BASE="${HTTP_BASE:-23180}"   # node i: channel CH_BASE+i, HTTP HTTP_BASE+i
 OUT="${OUT:-$HERE/target/bench-sessions}"
@@ -30,12 +33,13 @@ export SHOAL_CLUSTER_SECRET="${SHOAL_CLUSTER_SECRET:-bench-sessions-secret-01234
 
 command -v wrk > /dev/null || { echo "wrk not found: apt-get install wrk" >&2; exit 1; }
 [ -f "$LUA" ] || { echo "$LUA not found (set TOMCAT=<path to peers/tomcat>)" >&2; exit 1; }
-[ -x "$HERE/target/release/shoal" ] || { echo "build first: cargo build --release -p shoal" >&2; exit 1; }
+SRC_BIN="${SHOAL_BIN:-$HERE/target/release/shoal}"
+[ -x "$SRC_BIN" ] || { echo "build first: cargo build --release -p shoal" >&2; exit 1; }
 mkdir -p "$RUN"
 : > "$METRICS"
 # A private copy: other builds of target/release/shoal during the run do not change what is measured.
 BIN="$OUT/shoal"
-cp "$HERE/target/release/shoal" "$BIN"
+cp "$SRC_BIN" "$BIN"
 
 declare -A PID
 now_ms() { date +%s%3N; }
@@ -115,7 +119,8 @@ wrk_run() { # mode variant path round
   for k in rps p50_ms p99_ms err_status err_timeout err_connect err_read; do
     metric "$mode" "$variant.r$r.$k" "$(tr ' ' '\n' <<< "$line" | sed -n "s/^$k=//p")"
   done
-  log "$mode $variant r$r: $(tr ' ' '\n' <<< "$line" | grep -E '^(rps|p50_ms|p99_ms|err_status)=' | tr '\n' ' ')"
+  metric "$mode" "$variant.r$r.node1_rss_kib" "$(rss_kib "${PID[1]}")"
+  log "$mode $variant r$r: $(tr ' ' '\n' <<< "$line" | grep -E '^(rps|p50_ms|p99_ms|err_status)=' | tr '\n' ' ')node1 RSS $(( $(rss_kib "${PID[1]}") / 1024 )) MiB"
 }
 
 median() { # mode variant key -> "median min max"
@@ -131,11 +136,18 @@ throughput() { # mode
   wrk -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" -s "$LUA" "http://127.0.0.1:$(http_port 1)/app/counter" -- $((CONNS / THREADS)) > /dev/null 2>&1 || true
   wrk -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" -s "$LUA" "http://127.0.0.1:$(http_port 1)/app/set?key=data&size=1024" -- $((CONNS / THREADS)) > /dev/null 2>&1 || true
   for ((r = 1; r <= REPEAT; r++)); do
-    wrk_run "$mode" counter "/app/counter" "$r"
-    wrk_run "$mode" set1k "/app/set?key=data&size=1024" "$r"
-    wrk_run "$mode" set10k "/app/set?key=data&size=10240" "$r"
+    for v in $VARIANTS; do
+      case $v in
+        counter) wrk_run "$mode" counter "/app/counter" "$r" ;;
+        set1k) wrk_run "$mode" set1k "/app/set?key=data&size=1024" "$r" ;;
+        set10k) wrk_run "$mode" set10k "/app/set?key=data&size=10240" "$r" ;;
+      esac
+    done
   done
   for r in 1 2 3; do metric "$mode" "node${r}_rss_kib_after_wrk" "$(rss_kib "${PID[$r]}")"; done
+  sleep 3 # what stays resident once queued replication has drained
+  for r in 1 2 3; do metric "$mode" "node${r}_rss_kib_after_wrk_3s" "$(rss_kib "${PID[$r]}")"; done
+  log "$mode: node1 RSS after the runs $(( $(get "$mode" node1_rss_kib_after_wrk) / 1024 )) MiB, 3 s later $(( $(get "$mode" node1_rss_kib_after_wrk_3s) / 1024 )) MiB"
   for r in 1 2 3; do cp "$RUN/node$r.log" "$OUT/$mode-node$r.log"; done
   stop_all
 }
@@ -185,7 +197,7 @@ summary() {
   echo "| mode | endpoint | req/s median [min–max] | p50 ms | p99 ms median [min–max] | non-2xx |"
   echo "|---|---|---:|---:|---:|---:|"
   for mode in $MODES; do
-    for v in counter set1k set10k; do
+    for v in $VARIANTS; do
       read -r rm rmin rmax <<< "$(median "$mode" "$v" rps)"
       read -r p50 _ _ <<< "$(median "$mode" "$v" p50_ms)"
       read -r p99 pmin pmax <<< "$(median "$mode" "$v" p99_ms)"
@@ -193,6 +205,12 @@ summary() {
       printf '| %s | %s | %.0f [%.0f–%.0f] | %s | %s [%s–%s] | %s |\n' "$mode" "$v" "$rm" "$rmin" "$rmax" "$p50" "$p99" "$pmin" "$pmax" "$s"
     done
   done
+  echo
+  for mode in $MODES; do
+    printf 'node1 RSS after the %s runs: %.1f MiB, 3 s later %.1f MiB\n' "$mode" \
+      "$(awk '{print $1 / 1024}' <<< "$(get "$mode" node1_rss_kib_after_wrk)")" "$(awk '{print $1 / 1024}' <<< "$(get "$mode" node1_rss_kib_after_wrk_3s)")"
+  done
+  [ "$JOIN" != 0 ] || return 0
   echo
   echo "| join run | first 200 on /app/stats (ms) | all sessions on node4 (ms) | node4 sessions | node4 RSS MiB |"
   echo "|---:|---:|---:|---:|---:|"
@@ -218,7 +236,7 @@ T0=$(now_ms)
   echo "wrk=$(wrk -v 2>&1 | head -1 | awk '{print $2}') cmd: wrk -t$THREADS -c$CONNS -d${DURATION}s --timeout 5s --latency -s lua/session.lua http://127.0.0.1:$(http_port 1)<path> -- $((CONNS / THREADS))"
 } > "$OUT/env.txt"
 for mode in $MODES; do throughput "$mode"; done
-join_and_rss delta-sync
+[ "$JOIN" = 0 ] || join_and_rss delta-sync
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg); total $(( ($(now_ms) - T0) / 1000 )) s" >> "$OUT/env.txt"
 { cat "$OUT/env.txt"; echo; summary; } > "$OUT/summary.md"
 cat "$OUT/summary.md"
