@@ -134,7 +134,7 @@ impl NodeBackend {
     fn session_metrics(&self, out: &mut String) {
         let all = self.raw_stats();
         type Get = fn(&shoal_session::ManagerStats) -> u64;
-        let families: [(&str, &str, &str, Get); 5] = [
+        let families: [(&str, &str, &str, Get); 7] = [
             (
                 "shoal_sessions_active",
                 "gauge",
@@ -164,6 +164,18 @@ impl NodeBackend {
                 "counter",
                 "Requests whose session changes were replicated.",
                 |s| s.replicated_requests,
+            ),
+            (
+                "shoal_replication_async_queue_bytes",
+                "gauge",
+                "Bytes of asynchronous replication messages queued, not yet taken by the channel.",
+                |s| s.async_queue_bytes,
+            ),
+            (
+                "shoal_replication_async_queue_full_total",
+                "counter",
+                "Requests that waited because the asynchronous replication queue was full.",
+                |s| s.async_queue_full,
             ),
         ];
         for (name, kind, help, get) in families {
