@@ -3,11 +3,13 @@
 //! replayed in session-version order; the answering member forwards later changes to the
 //! joiner for a while (see `DeltaManager::joiners`).
 use super::DeltaManager;
+use crate::id::SessionId;
 use crate::manager::{Outgoing, SessionManager};
 use crate::message::SessionMessage;
 use crate::session::{Millis, Session};
 use shoal_cluster::MemberId;
 use std::collections::BTreeSet;
+use std::ops::Bound::{Excluded, Unbounded};
 
 /// How long changes are forwarded to a member after sending it the state (see `joiners`):
 /// longer than any member takes to learn of the join.
@@ -129,21 +131,24 @@ impl DeltaManager {
         self.joiners.retain(|(m, _)| *m != to);
         self.joiners.push((to, now + JOIN_FORWARD_MS));
         let size = self.core.cfg.send_all_sessions_size.max(1);
-        let all: Vec<Session> = self
-            .core
-            .store
-            .entries
-            .values()
-            .map(|e| e.session.clone())
-            .collect();
-        let total = all.len() as u64;
+        let total = self.core.store.len() as u64;
         let mut out = Vec::new();
         let mut batch = 0u32;
-        for chunk in all.chunks(size) {
+        // One batch of copies at a time (not a copy of every session first): serving a
+        // joiner should not double this node's memory for a moment.
+        let mut after: Option<SessionId> = None;
+        loop {
+            let range = match &after {
+                Some(id) => self.core.store.entries.range((Excluded(id), Unbounded)),
+                None => self.core.store.entries.range::<SessionId, _>(..),
+            };
+            let sessions: Vec<Session> = range.take(size).map(|(_, e)| e.session.clone()).collect();
+            let Some(last) = sessions.last() else { break };
+            after = Some(last.id.clone());
             let msg = SessionMessage::AllSessionData {
                 request,
                 batch,
-                sessions: chunk.to_vec(),
+                sessions,
             };
             out.extend(self.core.msg(vec![to], &msg, false));
             batch += 1;
