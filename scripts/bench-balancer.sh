@@ -7,6 +7,13 @@
 #
 #   cargo build --release -p shoal && scripts/bench-balancer.sh
 #
+# CPU per request: while wrk runs against a front, `perf stat -e task-clock -p PID` counts
+# that front's CPU time (and node1's in the direct rounds); divided by the requests wrk
+# completed, it gives µs of CPU per proxied request, the figure that decides the ratio on a
+# machine where proxy, nodes and wrk share the cores. Set BALANCER_B=/path/to/other/shoal
+# to measure a second balancer binary in the same interleaved rounds (A/B), GAP_RUNS=0 to
+# skip the failover part.
+#
 # Writes $OUT/summary.md and raw wrk output.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")/.." && pwd)"
@@ -37,7 +44,13 @@ for i in 1 2 3; do
   backends+=(--backend "node$i=127.0.0.1:$((HTTP_BASE + i))")
 done
 RUST_LOG=warn "$BIN" balancer --listen "127.0.0.1:$FRONT" "${backends[@]}" > "$OUT/balancer.out" 2>&1 &
-PIDS+=($!)
+PIDS+=($!); BAL_PID=$!; NODE1_PID=${PIDS[0]}
+FRONT_B=""
+if [ -n "${BALANCER_B:-}" ]; then   # a second balancer binary, for A/B rounds
+  FRONT_B=$((FRONT + 2))
+  RUST_LOG=warn "$BALANCER_B" balancer --listen "127.0.0.1:$FRONT_B" "${backends[@]}" > "$OUT/balancer_b.out" 2>&1 &
+  PIDS+=($!); BAL_B_PID=$!
+fi
 HAPROXY=""
 if command -v haproxy > /dev/null; then   # reference: the same measurement through HAProxy
   HAPROXY=$((FRONT + 1))
@@ -45,32 +58,51 @@ if command -v haproxy > /dev/null; then   # reference: the same measurement thro
     -e "s/127.0.0.1:18082/127.0.0.1:$((HTTP_BASE + 2))/" -e "s/127.0.0.1:18083/127.0.0.1:$((HTTP_BASE + 3))/" \
     "$HERE/deploy/haproxy/haproxy.cfg" | grep -v "log stderr" > "$OUT/haproxy.cfg"
   haproxy -db -f "$OUT/haproxy.cfg" > "$OUT/haproxy.out" 2>&1 &
-  PIDS+=($!)
+  PIDS+=($!); HAP_PID=$!
 fi
-for url in "127.0.0.1:$((HTTP_BASE + 1))" "127.0.0.1:$((HTTP_BASE + 2))" "127.0.0.1:$((HTTP_BASE + 3))" "127.0.0.1:$FRONT"; do
+for url in "127.0.0.1:$((HTTP_BASE + 1))" "127.0.0.1:$((HTTP_BASE + 2))" "127.0.0.1:$((HTTP_BASE + 3))" "127.0.0.1:$FRONT" ${FRONT_B:+"127.0.0.1:$FRONT_B"}; do
   for _ in $(seq 200); do curl -sf -o /dev/null --max-time 1 "http://$url/app/stats" && break; sleep 0.05; done
 done
 sleep 1 # membership settles (sync replication waits for every member)
 
-run_wrk() { # label url round
+PERF=""; command -v perf > /dev/null && PERF=1
+run_wrk() { # label url round pid-to-measure
+  [ -n "$PERF" ] && perf stat -x, -e task-clock -p "$4" -o "$OUT/$1.$3.perf" -- sleep "$DURATION" 2> /dev/null &
   wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" -s "$LUA" "http://$2/app/counter" -- $((CONNS / THREADS)) \
     > "$OUT/$1.$3.txt" 2>&1
+  wait $! 2> /dev/null || true
   awk '/Requests\/sec/{print $2}' "$OUT/$1.$3.txt"
+}
+cpu_per_req() { # label round -> µs of the measured process' CPU per completed request
+  [ -f "$OUT/$1.$2.perf" ] || { echo "-"; return; }
+  local ms req
+  ms=$(awk -F, '/task-clock/{print $1}' "$OUT/$1.$2.perf")
+  req=$(awk '/requests in/{print $1}' "$OUT/$1.$2.txt")
+  awk -v ms="$ms" -v r="$req" 'BEGIN{ if (r > 0 && ms > 0) printf "%.1f", ms * 1000 / r; else print "-" }'
 }
 median() { sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
 
 wrk -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" -s "$LUA" "http://127.0.0.1:$FRONT/app/counter" -- $((CONNS / THREADS)) > /dev/null 2>&1
-direct=(); front=(); hap=()
+direct=(); front=(); hap=(); frontb=(); cpu_node=(); cpu_bal=(); cpu_hap=(); cpu_b=()
 for r in $(seq "$REPEAT"); do
-  direct+=("$(run_wrk direct "127.0.0.1:$((HTTP_BASE + 1))" "$r")")
-  front+=("$(run_wrk balancer "127.0.0.1:$FRONT" "$r")")
-  [ -n "$HAPROXY" ] && hap+=("$(run_wrk haproxy "127.0.0.1:$HAPROXY" "$r")")
-  echo "round $r: direct ${direct[-1]} req/s, balancer ${front[-1]} req/s, haproxy ${hap[-1]:-} req/s" >&2
+  direct+=("$(run_wrk direct "127.0.0.1:$((HTTP_BASE + 1))" "$r" "$NODE1_PID")"); cpu_node+=("$(cpu_per_req direct "$r")")
+  front+=("$(run_wrk balancer "127.0.0.1:$FRONT" "$r" "$BAL_PID")"); cpu_bal+=("$(cpu_per_req balancer "$r")")
+  if [ -n "$FRONT_B" ]; then
+    frontb+=("$(run_wrk balancer_b "127.0.0.1:$FRONT_B" "$r" "$BAL_B_PID")"); cpu_b+=("$(cpu_per_req balancer_b "$r")")
+  fi
+  if [ -n "$HAPROXY" ]; then
+    hap+=("$(run_wrk haproxy "127.0.0.1:$HAPROXY" "$r" "$HAP_PID")"); cpu_hap+=("$(cpu_per_req haproxy "$r")")
+  fi
+  echo "round $r: direct ${direct[-1]} req/s (node1 ${cpu_node[-1]} µs/req), balancer ${front[-1]} req/s (${cpu_bal[-1]} µs/req)${FRONT_B:+, balancer B ${frontb[-1]:-} req/s (${cpu_b[-1]:-} µs/req)}, haproxy ${hap[-1]:-} req/s (${cpu_hap[-1]:-} µs/req)" >&2
 done
 D=$(printf '%s\n' "${direct[@]}" | median); B=$(printf '%s\n' "${front[@]}" | median)
 RATIO=$(awk -v b="$B" -v d="$D" 'BEGIN{printf "%.0f", 100 * b / d}')
 H=$(printf '%s\n' "${hap[@]:-0}" | median)
 HRATIO=$(awk -v b="$H" -v d="$D" 'BEGIN{printf "%.0f", 100 * b / d}')
+BB=$(printf '%s\n' "${frontb[@]:-0}" | median)
+BBRATIO=$(awk -v b="$BB" -v d="$D" 'BEGIN{printf "%.0f", 100 * b / d}')
+CN=$(printf '%s\n' "${cpu_node[@]}" | median); CB=$(printf '%s\n' "${cpu_bal[@]}" | median)
+CH=$(printf '%s\n' "${cpu_hap[@]:--}" | median); CBB=$(printf '%s\n' "${cpu_b[@]:--}" | median)
 cleanup; PIDS=()
 
 gaps=()
@@ -83,13 +115,15 @@ if [ -n "$TEST_BIN" ]; then
   done
 fi
 {
-  echo "| | req/s (median of $REPEAT) |"
-  echo "|---|---|"
-  echo "| direct to node1 | $D |"
-  echo "| through shoal balancer (3 nodes) | $B ($RATIO %) |"
-  [ -n "$HAPROXY" ] && echo "| through HAProxy (deploy/haproxy, 3 nodes) | $H ($HRATIO %) |"
+  echo "| | req/s (median of $REPEAT) | share of direct | CPU µs/request of the measured process (median) |"
+  echo "|---|---|---|---|"
+  echo "| direct to node1 | $D | 100 % | node1: $CN |"
+  echo "| through shoal balancer (3 nodes) | $B | $RATIO % | balancer: $CB |"
+  [ -n "$FRONT_B" ] && echo "| through balancer B ($BALANCER_B) | $BB | $BBRATIO % | balancer B: $CBB |"
+  [ -n "$HAPROXY" ] && echo "| through HAProxy (deploy/haproxy, 3 nodes) | $H | $HRATIO % | haproxy: $CH |"
   echo
-  echo "rounds: direct ${direct[*]}; balancer ${front[*]}; haproxy ${hap[*]:-}"
+  echo "rounds: direct ${direct[*]}; balancer ${front[*]}; ${FRONT_B:+balancer B ${frontb[*]}; }haproxy ${hap[*]:-}"
+  echo "CPU µs/request per round: node1 ${cpu_node[*]}; balancer ${cpu_bal[*]}; ${FRONT_B:+balancer B ${cpu_b[*]}; }haproxy ${cpu_hap[*]:-}"
   echo "load average before: $LOADAVG (nproc $(nproc))"
   echo "failover gap (worst per run, kill -9 node1, 12 clients): ${gaps[*]:-not measured (cargo test -p shoal-tests --test balancer_failover --no-run first)}"
 } | tee "$OUT/summary.md"
