@@ -239,3 +239,29 @@ async fn http10_and_chunked_request_bodies_take_the_hyper_path() {
         "{got}"
     );
 }
+
+#[tokio::test]
+async fn several_accept_threads_share_the_listener() {
+    let (node, hits) = scripted(ok_with).await;
+    let lb = start_balancer(BalancerConfig {
+        backends: vec![Backend::new("node1", node.to_string())],
+        threads: 3,
+        ..BalancerConfig::default()
+    })
+    .await;
+    let addr = lb.addr;
+    let mut clients = Vec::new();
+    for i in 0..12 {
+        clients.push(tokio::spawn(async move {
+            let mut c = TcpStream::connect(addr).await.expect("connect");
+            let req = format!("GET /c{i} HTTP/1.1\r\nHost: x\r\n\r\n");
+            c.write_all(req.as_bytes()).await.expect("send");
+            read_until(&mut c, move |t| t.contains(&format!("path=/c{i}"))).await
+        }));
+    }
+    for (i, c) in clients.into_iter().enumerate() {
+        let got = c.await.expect("client task");
+        assert!(got.contains(&format!("path=/c{i}")), "{got}");
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 12);
+}
