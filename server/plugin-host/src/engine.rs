@@ -163,9 +163,14 @@ fn build_engine(options: &EngineOptions, pooling: bool) -> Result<Engine, Plugin
     Ok(engine)
 }
 
+/// `(component)` in binary form (magic, component-model version 0x0d, layer 1). Binary
+/// rather than text so a node without plugins never runs the WAT parser (its code pages
+/// would count in every node's resident memory).
+const EMPTY_COMPONENT: &[u8] = b"\0asm\x0d\x00\x01\x00";
+
 fn probe(engine: &Engine) -> Result<(), PluginError> {
-    let component =
-        Component::new(engine, "(component)").map_err(|e| PluginError::Engine(format!("{e:#}")))?;
+    let component = Component::new(engine, EMPTY_COMPONENT)
+        .map_err(|e| PluginError::Engine(format!("{e:#}")))?;
     let linker: Linker<()> = Linker::new(engine);
     let mut store = wasmtime::Store::new(engine, ());
     linker
@@ -227,5 +232,21 @@ impl Ticker {
 impl Drop for Ticker {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_probe_component_is_valid() {
+        let config = {
+            let mut c = wasmtime::Config::new();
+            c.wasm_component_model(true);
+            c
+        };
+        let engine = wasmtime::Engine::new(&config).unwrap_or_else(|e| panic!("{e:#}"));
+        // An invalid probe would not fail PluginEngine::new: it would silently fall back
+        // to on-demand allocation. So check the bytes themselves.
+        super::probe(&engine).unwrap_or_else(|e| panic!("{e}"));
     }
 }
