@@ -130,7 +130,8 @@ impl ChunkedEnd {
             State::SizeLf | State::DataCr | State::DataLf | State::TrailerLf | State::EndLf => {
                 return Err("chunked framing broken (expected CRLF)")
             }
-            State::Data(_) => unreachable!("data bytes are consumed in bulk by feed"),
+            // `feed` consumes data bytes in bulk and never steps through them.
+            State::Data(_) => return Err("chunked scanner out of step"),
         };
         Ok(())
     }
