@@ -13,7 +13,7 @@
 #
 # Env: SHOAL (binary, default target/release/shoal), RUNS (3), DURATION (s, 10),
 # THREADS (2), CONNECTIONS (32), BASE_PORT (19100: receivers BASE..+2, HTTP BASE+10..+12),
-# LUA (session script).
+# LUA (session script), HOLD (keep the cluster up at the end until enter is pressed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -97,9 +97,23 @@ echo "wasm:   $wasm_line"
 echo "native: $native_line"
 case "$wasm_line" in counter=1\ *) ;; *) echo "unexpected /wasm answer" >&2; exit 1 ;; esac
 
-run() { # path seconds -> req/s
-    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$2s" -s "$LUA" "$(url 0 "$1")" -- $((CONNECTIONS / THREADS)) \
-        | awk '/^Requests\/sec:/ {print $2}'
+# CPU time (µs) a process has used so far: utime + stime from /proc/PID/stat.
+cpu_us() {
+    awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) * 1e6 / hz}' "/proc/$1/stat"
+}
+# run path seconds -> "req/s cpu1 cpu2 cpu3" (CPU µs per request of each node process).
+run() {
+    local before=() after=() out reqs rps
+    for p in "${pids[@]}"; do before+=("$(cpu_us "$p")"); done
+    out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$2s" -s "$LUA" "$(url 0 "$1")" -- $((CONNECTIONS / THREADS)))
+    for p in "${pids[@]}"; do after+=("$(cpu_us "$p")"); done
+    reqs=$(echo "$out" | sed -n 's/^RESULT requests=\([0-9]*\).*/\1/p')
+    rps=$(echo "$out" | awk '/^Requests\/sec:/ {print $2}')
+    printf '%s' "$rps"
+    for i in 0 1 2; do
+        awk -v a="${after[$i]}" -v b="${before[$i]}" -v n="$reqs" 'BEGIN {printf " %.1f", (a - b) / n}'
+    done
+    echo
 }
 echo "warm-up..."
 run /native/counter 3 >/dev/null
@@ -107,14 +121,25 @@ run /wasm/counter 3 >/dev/null
 
 native=()
 wasm=()
+ncpu=()
+wcpu=()
 for r in $(seq 1 "$RUNS"); do
     n=$(run /native/counter "$DURATION")
     w=$(run /wasm/counter "$DURATION")
-    native+=("$n")
-    wasm+=("$w")
-    echo "run $r: native $n req/s, wasm $w req/s"
+    native+=("${n%% *}")
+    wasm+=("${w%% *}")
+    ncpu+=("$(echo "$n" | awk '{print $2 + $3 + $4}')")
+    wcpu+=("$(echo "$w" | awk '{print $2 + $3 + $4}')")
+    echo "run $r: native $n | wasm $w   (req/s, then CPU µs/request on node1 node2 node3)"
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 mn=$(median "${native[@]}")
 mw=$(median "${wasm[@]}")
 echo "median: native $mn req/s, wasm $mw req/s, wasm/native $(awk -v w="$mw" -v n="$mn" 'BEGIN {printf "%.1f%%", 100 * w / n}')"
+cn=$(median "${ncpu[@]}")
+cw=$(median "${wcpu[@]}")
+echo "median CPU µs/request, 3 nodes: native $cn, wasm $cw, native/wasm $(awk -v w="$cw" -v n="$cn" 'BEGIN {printf "%.1f%%", 100 * n / w}')"
+if [ -n "${HOLD:-}" ]; then
+    echo "HOLD: cluster kept running (pids ${pids[*]}); press enter to stop"
+    read -r _
+fi

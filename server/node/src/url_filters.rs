@@ -29,14 +29,10 @@ impl UrlFilter for WasmUrlFilters {
             return true;
         }
         let request = HttpRequest {
-            method: req.method().to_string(),
-            path: path.to_string(),
-            query: req.uri().query().unwrap_or("").to_string(),
-            headers: req
-                .headers()
-                .iter()
-                .filter_map(|(k, v)| Some((k.to_string(), v.to_str().ok()?.to_string())))
-                .collect(),
+            method: req.method().as_str().to_owned(),
+            path: path.to_owned(),
+            query: req.uri().query().unwrap_or("").to_owned(),
+            headers: crate::wasm_valves::plugin_headers(req.headers()),
             body: None,
         };
         // A filter unloaded between listing and calling answers Err: replicate (safe).

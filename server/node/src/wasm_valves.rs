@@ -79,19 +79,17 @@ async fn run_valves(
     }
     let mut access = HandleAccess { handle };
     let mut hreq = HttpRequest {
-        method: parts.method.to_string(),
+        // `as_str().to_owned()` rather than `to_string()`: no formatting machinery on the
+        // per-request path.
+        method: parts.method.as_str().to_owned(),
         // The full path (context included): the router strips the context prefix, and
         // plugins (e.g. the bench app's `context` config) match on what the client sent.
         path: match parts.extensions.get::<axum::extract::OriginalUri>() {
-            Some(axum::extract::OriginalUri(uri)) => uri.path().to_string(),
-            None => parts.uri.path().to_string(),
+            Some(axum::extract::OriginalUri(uri)) => uri.path().to_owned(),
+            None => parts.uri.path().to_owned(),
         },
-        query: parts.uri.query().unwrap_or("").to_string(),
-        headers: parts
-            .headers
-            .iter()
-            .filter_map(|(k, v)| Some((k.to_string(), v.to_str().ok()?.to_string())))
-            .collect(),
+        query: parts.uri.query().unwrap_or("").to_owned(),
+        headers: plugin_headers(&parts.headers),
         body: body_bytes,
     };
     let mut response_headers: Vec<(String, String)> = Vec::new();
@@ -128,6 +126,17 @@ async fn run_valves(
         append_header(resp.headers_mut(), k, v);
     }
     resp
+}
+
+/// The request headers as plugins see them (values that are not visible ASCII are left out).
+pub(crate) fn plugin_headers(h: &http::HeaderMap) -> Vec<(String, String)> {
+    let mut out = Vec::with_capacity(h.len());
+    for (k, v) in h {
+        if let Ok(v) = v.to_str() {
+            out.push((k.as_str().to_owned(), v.to_owned()));
+        }
+    }
+    out
 }
 
 fn plain(status: StatusCode, text: String) -> Response {

@@ -40,14 +40,15 @@ fn request() -> HttpRequest {
 }
 
 fn calls(c: &mut Criterion) {
-    let (bench_noop, filter, checksum) = match (
+    let (bench_noop, filter, checksum, bench_app) = match (
         examples::component("misbehave"),
         examples::component("url-filter"),
         examples::component("checksum-interceptor"),
+        examples::component("bench-app"),
     ) {
-        (Ok(a), Ok(b), Ok(c)) => (a, b, c),
-        (a, b, c) => {
-            let why = [a.err(), b.err(), c.err()]
+        (Ok(a), Ok(b), Ok(c), Ok(d)) => (a, b, c, d),
+        (a, b, c, d) => {
+            let why = [a.err(), b.err(), c.err(), d.err()]
                 .into_iter()
                 .flatten()
                 .next()
@@ -73,6 +74,8 @@ fn calls(c: &mut Criterion) {
     .expect("load url filter");
     reg.load("crc", &checksum, spec(&[]))
         .expect("load checksum interceptor");
+    reg.load("app", &bench_app, spec(&[("context", "/app")]))
+        .expect("load bench app");
 
     let req = request();
     let mut session = MemorySession::existing("abc");
@@ -80,11 +83,19 @@ fn calls(c: &mut Criterion) {
         drop(reg.valve_call("noop", &req, &mut session))
     });
     best_of("url_filter", || drop(reg.url_filter("filter", &req)));
+    // The Wasm bench app's /app/counter: the whole valve as the cluster bench runs it
+    // (session create/get/set, local-member, config-get, counter-add, a 2-header answer).
+    best_of("bench_app_counter", || {
+        drop(reg.valve_call("app", &req, &mut session))
+    });
     c.bench_function("valve_noop", |b| {
         b.iter(|| reg.valve_call("noop", &req, &mut session).expect("call"))
     });
     c.bench_function("url_filter", |b| {
         b.iter(|| reg.url_filter("filter", &req).expect("call"))
+    });
+    c.bench_function("bench_app_counter", |b| {
+        b.iter(|| reg.valve_call("app", &req, &mut session).expect("call"))
     });
 
     let mut layer = reg.interceptor("crc").expect("interceptor");

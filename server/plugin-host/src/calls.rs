@@ -100,20 +100,21 @@ impl PluginRegistry {
             name,
             PluginWorld::Valve,
             |live, version| {
-                let headers = borrowed_headers(request);
-                let req = wit_request(request, &headers, version.wants_body);
                 let Live { store, exports } = live;
                 let Exports::Valve(valve) = exports else {
                     return Err(world_mismatch());
                 };
-                lend(
-                    store,
-                    |s| &mut s.data_mut().session,
-                    session,
-                    |store| {
-                        valve.call_handle(store, req, Resource::<SessionResource>::new_borrow(0))
-                    },
-                )
+                with_wit_request(request, version.wants_body, |req| {
+                    lend(
+                        store,
+                        |s| &mut s.data_mut().session,
+                        session,
+                        |store| {
+                            let borrow = Resource::<SessionResource>::new_borrow(0);
+                            valve.call_handle(store, req, borrow)
+                        },
+                    )
+                })
             },
             |outcome, version| check_outcome(outcome, version.limits.max_output_bytes),
         )?;
@@ -139,12 +140,12 @@ impl PluginRegistry {
             name,
             PluginWorld::UrlFilter,
             |live, _| {
-                let headers = borrowed_headers(request);
-                let req = wit_request(request, &headers, false);
                 let Exports::UrlFilter(filter) = &live.exports else {
                     return Err(world_mismatch());
                 };
-                filter.call_may_touch_session(&mut live.store, req)
+                with_wit_request(request, false, |req| {
+                    filter.call_may_touch_session(&mut live.store, req)
+                })
             },
             |_, _| Ok(()),
         )?;
@@ -251,27 +252,38 @@ pub(crate) fn world_mismatch() -> wasmtime::Error {
     wasmtime::Error::msg("internal: instance of another world")
 }
 
-/// The request as the bindings lower it: borrowed, so nothing is copied on the host side
-/// (only the header list is rebuilt as pairs of `&str`).
-fn wit_request<'a>(
-    r: &'a HttpRequest,
-    headers: &'a [(&'a str, &'a str)],
+/// Requests with at most this many headers are lowered without a heap allocation.
+const STACK_HEADERS: usize = 24;
+
+/// Runs `f` on the request as the bindings lower it: borrowed, so nothing is copied on the
+/// host side; the header list is rebuilt as pairs of `&str`, on the stack for the usual
+/// handful of headers (this runs on every request of every Wasm valve and URL filter).
+fn with_wit_request<R>(
+    r: &HttpRequest,
     with_body: bool,
-) -> http::Request<'a> {
-    http::Request {
+    f: impl FnOnce(http::Request<'_>) -> R,
+) -> R {
+    let lowered = |headers| http::Request {
         method: &r.method,
         path: &r.path,
         query: &r.query,
         headers,
         body: if with_body { r.body.as_deref() } else { None },
+    };
+    if r.headers.len() <= STACK_HEADERS {
+        let mut buf = [("", ""); STACK_HEADERS];
+        for (slot, (k, v)) in buf.iter_mut().zip(&r.headers) {
+            *slot = (k.as_str(), v.as_str());
+        }
+        f(lowered(&buf[..r.headers.len()]))
+    } else {
+        let headers: Vec<(&str, &str)> = r
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        f(lowered(&headers))
     }
-}
-
-fn borrowed_headers(r: &HttpRequest) -> Vec<(&str, &str)> {
-    r.headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect()
 }
 
 fn wit_artifact(a: &Artifact) -> deploy_types::Artifact {

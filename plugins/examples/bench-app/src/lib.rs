@@ -11,8 +11,27 @@
 //! Config: `context` (default `/app`). Paths outside the context pass to the next valve.
 use shoal_plugin_sdk::host;
 use shoal_plugin_sdk::valve::{Outcome, Request, Response, Session, Valve};
+use std::sync::OnceLock;
 
 mod contract;
+
+/// The configured context: configuration is fixed for an instance's whole life (a new
+/// configuration is a new version with fresh instances), so it is read once.
+static CONTEXT: OnceLock<String> = OnceLock::new();
+/// The node's name (its route): fixed for the node's life, but empty while a plugin loaded
+/// at startup runs before the channel has started, so it is only kept once known.
+static NODE: OnceLock<String> = OnceLock::new();
+
+fn node() -> String {
+    if let Some(n) = NODE.get() {
+        return n.clone();
+    }
+    let name = host::local_member().name;
+    if !name.is_empty() {
+        let _ = NODE.set(name.clone());
+    }
+    name
+}
 
 struct BenchApp;
 
@@ -22,23 +41,24 @@ impl Valve for BenchApp {
     }
 
     fn handle(req: Request, session: &Session) -> Outcome {
-        let context = host::config_get("context").unwrap_or_else(|| "/app".to_string());
+        let context =
+            CONTEXT.get_or_init(|| host::config_get("context").unwrap_or_else(|| "/app".into()));
         let Some(servlet_path) = req.path.strip_prefix(context.as_str()) else {
             return Outcome::pass();
         };
         if !(servlet_path.is_empty() || servlet_path.starts_with('/')) {
             return Outcome::pass();
         }
-        let node = host::local_member().name;
-        let (status, line) = contract::serve(servlet_path, &req, session, &node);
+        let (status, mut line) = contract::serve(servlet_path, &req, session, &node());
         host::counter_add("requests", 1);
+        line.push('\n');
         Outcome::Respond(Response {
             status,
             headers: vec![
                 ("content-type".into(), "text/plain;charset=UTF-8".into()),
                 ("cache-control".into(), "no-store".into()),
             ],
-            body: format!("{line}\n").into_bytes(),
+            body: line.into_bytes(),
         })
     }
 }

@@ -12,7 +12,42 @@ use std::sync::OnceLock;
 
 struct Filter {
     regex: Option<Regex>,
-    globs: Vec<String>,
+    globs: Vec<Glob>,
+}
+
+/// A glob, sorted at load time into the shapes filters use most (`*.css`, `/static/*`,
+/// an exact path) so that each request costs one `ends_with` / `starts_with` per glob;
+/// anything else goes through the general matcher.
+#[derive(Debug, PartialEq)]
+enum Glob {
+    Exact(String),
+    Prefix(String),
+    Suffix(String),
+    General(String),
+}
+
+impl Glob {
+    fn new(g: &str) -> Glob {
+        let special = |s: &str| s.contains(['*', '?']);
+        if !special(g) {
+            Glob::Exact(g.to_string())
+        } else if let Some(rest) = g.strip_prefix('*').filter(|r| !special(r)) {
+            Glob::Suffix(rest.to_string())
+        } else if let Some(rest) = g.strip_suffix('*').filter(|r| !special(r)) {
+            Glob::Prefix(rest.to_string())
+        } else {
+            Glob::General(g.to_string())
+        }
+    }
+
+    fn matches(&self, path: &str) -> bool {
+        match self {
+            Glob::Exact(g) => path == g,
+            Glob::Prefix(p) => path.starts_with(p.as_str()),
+            Glob::Suffix(s) => path.ends_with(s.as_str()),
+            Glob::General(g) => glob_match(g, path),
+        }
+    }
 }
 
 impl Filter {
@@ -32,7 +67,7 @@ impl Filter {
                 s.split(',')
                     .map(str::trim)
                     .filter(|g| !g.is_empty())
-                    .map(String::from)
+                    .map(Glob::new)
                     .collect()
             })
             .unwrap_or_default();
@@ -41,7 +76,7 @@ impl Filter {
 
     fn matches(&self, path: &str) -> bool {
         self.regex.as_ref().is_some_and(|re| re.is_match(path))
-            || self.globs.iter().any(|g| glob_match(g, path))
+            || self.globs.iter().any(|g| g.matches(path))
     }
 }
 
@@ -66,10 +101,47 @@ mod tests {
     fn regex_or_globs() {
         let f = Filter {
             regex: Regex::new(r"\.(png|ico)$").ok(),
-            globs: vec!["/static/*".into()],
+            globs: vec![Glob::new("/static/*")],
         };
         assert!(f.matches("/app/logo.png"));
         assert!(f.matches("/static/app.js"));
         assert!(!f.matches("/app/counter"));
+    }
+
+    #[test]
+    fn glob_shapes_match_like_the_general_matcher() {
+        let globs = [
+            "*.css",
+            "/static/*",
+            "/health",
+            "/a*b",
+            "*",
+            "/x?",
+            "**.js",
+            "",
+        ];
+        let paths = [
+            "/app/site.css",
+            "/static/a/b",
+            "/health",
+            "/a/b",
+            "/ab",
+            "/xy",
+            "",
+            "/x.js",
+        ];
+        for g in globs {
+            let glob = Glob::new(g);
+            for p in paths {
+                assert_eq!(
+                    glob.matches(p),
+                    glob_match(g, p),
+                    "{g:?} on {p:?} ({glob:?})"
+                );
+            }
+        }
+        assert_eq!(Glob::new("*.css"), Glob::Suffix(".css".into()));
+        assert_eq!(Glob::new("/static/*"), Glob::Prefix("/static/".into()));
+        assert_eq!(Glob::new("/health"), Glob::Exact("/health".into()));
     }
 }
