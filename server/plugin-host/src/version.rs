@@ -253,7 +253,8 @@ impl Version {
     /// An idle instance, a new one while fewer than `max_instances` exist, or else waits
     /// up to the call timeout for one to be released.
     pub(crate) fn acquire(&self) -> Result<Live, AcquireError> {
-        let deadline = Instant::now() + self.limits.call_timeout;
+        // Read the clock only when the call has to wait: most calls find an idle instance.
+        let mut deadline = None;
         let mut pool = self.pool.lock().map_err(|_| AcquireError::Busy)?;
         loop {
             if let Some(live) = pool.idle.pop() {
@@ -267,15 +268,20 @@ impl Version {
                     AcquireError::Instantiate(format!("{e:#}"))
                 });
             }
+            let deadline =
+                *deadline.get_or_insert_with(|| Instant::now() + self.limits.call_timeout);
             let left = deadline.saturating_duration_since(Instant::now());
             if left == Duration::ZERO {
                 return Err(AcquireError::Busy);
             }
+            // Counted so that `release` / `forget_one` notify (they skip it with no waiter).
+            pool.waiting += 1;
             pool = self
                 .freed
                 .wait_timeout(pool, left)
                 .map_err(|_| AcquireError::Busy)?
                 .0;
+            pool.waiting = pool.waiting.saturating_sub(1);
         }
     }
 
