@@ -219,8 +219,12 @@ impl Plugin {
         (state, c.policy.clone(), c.last_error.clone())
     }
 
+    /// Asked on every request (`PluginRegistry::enabled`): reads the two flags without
+    /// cloning the status (policy, last error) that `status` returns.
     pub(crate) fn is_enabled(&self) -> bool {
-        matches!(self.status().0, PluginState::Enabled)
+        self.control
+            .lock()
+            .is_ok_and(|c| c.enabled && c.crash_loop.is_none())
     }
 
     pub(crate) fn counts(&self) -> (u64, FailureCounts) {
