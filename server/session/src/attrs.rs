@@ -179,16 +179,20 @@ mod tests {
         let old: std::collections::BTreeMap<String, AttrValue> =
             m.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         let cfg = bincode::config::standard();
-        let ours = bincode::serde::encode_to_vec(&m, cfg).unwrap();
-        assert_eq!(ours, bincode::serde::encode_to_vec(&old, cfg).unwrap());
-        let (back, _): (AttrMap, usize) = bincode::serde::decode_from_slice(&ours, cfg).unwrap();
+        let ours = bincode::serde::encode_to_vec(&m, cfg).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            ours,
+            bincode::serde::encode_to_vec(&old, cfg).unwrap_or_else(|e| panic!("{e}"))
+        );
+        let (back, _): (AttrMap, usize) =
+            bincode::serde::decode_from_slice(&ours, cfg).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(back, m);
     }
 
     #[test]
     fn unsorted_or_duplicate_names_from_the_wire_are_repaired() {
         let json = r#"{"b":{"Json":"1"},"a":{"Json":"2"},"b":{"Json":"3"}}"#;
-        let m: AttrMap = serde_json::from_str(json).unwrap();
+        let m: AttrMap = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}"));
         let keys: Vec<&String> = m.keys().collect();
         assert_eq!(keys, ["a", "b"]);
         assert_eq!(m.get("b"), Some(&AttrValue::Json("3".into())));

@@ -128,14 +128,24 @@ mod tests {
         let mut rng = rand::rngs::StdRng::seed_from_u64(2);
         let id = SessionId::generate(&mut rng);
         let cfg = bincode::config::standard();
-        let bytes = bincode::serde::encode_to_vec(&id, cfg).unwrap();
+        let bytes = bincode::serde::encode_to_vec(&id, cfg).unwrap_or_else(|e| panic!("{e}"));
         let old = Old(id.as_str().to_owned());
-        assert_eq!(bytes, bincode::serde::encode_to_vec(&old, cfg).unwrap());
-        let (back, _): (SessionId, usize) = bincode::serde::decode_from_slice(&bytes, cfg).unwrap();
+        assert_eq!(
+            bytes,
+            bincode::serde::encode_to_vec(&old, cfg).unwrap_or_else(|e| panic!("{e}"))
+        );
+        let (back, _): (SessionId, usize) =
+            bincode::serde::decode_from_slice(&bytes, cfg).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(back, id);
-        let bad = bincode::serde::encode_to_vec(Old("not-an-id".into()), cfg).unwrap();
-        let err = bincode::serde::decode_from_slice::<SessionId, _>(&bad, cfg).unwrap_err();
+        let bad = bincode::serde::encode_to_vec(Old("not-an-id".into()), cfg)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let err = bincode::serde::decode_from_slice::<SessionId, _>(&bad, cfg)
+            .err()
+            .unwrap_or_else(|| panic!("decoded garbage"));
         assert!(err.to_string().contains("malformed session id"), "{err}");
-        assert_eq!(serde_json::to_string(&id).unwrap(), format!("\"{id}\""));
+        assert_eq!(
+            serde_json::to_string(&id).unwrap_or_else(|e| panic!("{e}")),
+            format!("\"{id}\"")
+        );
     }
 }
