@@ -14,6 +14,13 @@ use shoal_plugin_sdk::valve::{Outcome, Request, Response, Session, Valve};
 use std::sync::OnceLock;
 
 mod contract;
+/// The URL filter example's allocator (see there): each call allocates and frees the
+/// request's strings, the session values and the answer.
+#[path = "../../url-filter/src/pool_alloc.rs"]
+mod pool_alloc;
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOC: pool_alloc::PoolAlloc = pool_alloc::PoolAlloc::new();
 
 /// The configured context: configuration is fixed for an instance's whole life (a new
 /// configuration is a new version with fresh instances), so it is read once.

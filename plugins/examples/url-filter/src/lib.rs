@@ -10,6 +10,13 @@ use shoal_plugin_sdk::url_filter::{Request, UrlFilter};
 use shoal_plugin_sdk::util::glob_match;
 use std::sync::OnceLock;
 
+mod pool_alloc;
+
+/// Small blocks from free lists: each call allocates and frees the request's strings.
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOC: pool_alloc::PoolAlloc = pool_alloc::PoolAlloc::new();
+
 struct Filter {
     regex: Option<Regex>,
     globs: Vec<Glob>,
