@@ -244,6 +244,36 @@ fn checksum_interceptor_rolls_in_and_out_of_running_nodes() {
         assert_eq!(a.counter("crc", "dropped"), 0);
     }
 
+    // Swap the two plugin layers through the admin API: every node's live stack follows;
+    // a native layer cannot move (409 naming it).
+    let mut order = admins[0].layers();
+    let n = order.len();
+    order.swap(n - 2, n - 1);
+    let body = serde_json::json!({ "order": order })
+        .to_string()
+        .into_bytes();
+    admins[0].ok(put.clone(), "/api/v1/channel/interceptors", Some(body));
+    for a in &admins {
+        wait(
+            "wasm:legacy above wasm:crc",
+            Duration::from_secs(10),
+            || {
+                a.layers()
+                    .ends_with(&["wasm:legacy".to_string(), "wasm:crc".to_string()])
+            },
+        );
+    }
+    let mut bad = admins[0].layers();
+    assert!(bad.len() > 2, "native layers below the plugins: {bad:?}");
+    {
+        bad.swap(0, n - 1);
+        let body = serde_json::json!({ "order": bad }).to_string().into_bytes();
+        let (status, text) =
+            admins[0].call(put.clone(), "/api/v1/channel/interceptors", Some(body));
+        assert_eq!(status, 409, "moving a native layer is refused: {text}");
+        assert!(text.contains("cannot take the place of"), "{text}");
+    }
+
     // Roll out: lenient again, then unload both.
     admins[0].ok(
         put,

@@ -146,10 +146,31 @@ impl AdminBackend for NodeBackend {
         Box::pin(async move { Ok(self.channel_info().await) })
     }
 
-    fn reorder_interceptors(&self, _order: Vec<String>) -> BackendResult<'_, ChannelInfo> {
-        ready(Err(BackendError::Invalid(
-            "the interceptor stack cannot be reordered at run time yet: change the order of [[cluster.interceptor]] in each node's config and restart the nodes one at a time".into(),
-        )))
+    fn reorder_interceptors(&self, order: Vec<String>) -> BackendResult<'_, ChannelInfo> {
+        Box::pin(async move {
+            let current: Vec<String> = self
+                .node
+                .channel
+                .interceptors()
+                .await
+                .into_iter()
+                .map(|l| l.name)
+                .collect();
+            let plugins = plugin_layer_order(&current, &order).map_err(BackendError::Conflict)?;
+            if plugins.len() > 1 {
+                let op = ControlOp::Reorder { order: plugins };
+                let (_, results) = self
+                    .node
+                    .plugins
+                    .apply_everywhere(&self.node.channel, op)
+                    .await
+                    .map_err(super::plugins::map_error)?;
+                if let Some((n, Err(e))) = results.iter().find(|(_, r)| r.is_err()) {
+                    tracing::warn!(node = %n, error = %e, "interceptor reorder not confirmed");
+                }
+            }
+            Ok(self.channel_info().await)
+        })
     }
 
     fn peer_traffic(&self) -> BackendResult<'_, Vec<PeerTraffic>> {
@@ -257,5 +278,59 @@ impl AdminBackend for NodeBackend {
 
     fn metrics_text(&self) -> BackendResult<'_, String> {
         Box::pin(async move { Ok(self.metrics().await) })
+    }
+}
+
+/// Checks a requested stack order against the current one and returns the plugin names of
+/// the `wasm:` layers in their new order. Native layers come from every node's config and
+/// must stay where they are (all nodes need the same stack, and a restart is how their
+/// order changes); plugin layers may swap among the positions plugin layers hold.
+fn plugin_layer_order(current: &[String], order: &[String]) -> Result<Vec<String>, String> {
+    let mut sorted_cur: Vec<&String> = current.iter().collect();
+    let mut sorted_req: Vec<&String> = order.iter().collect();
+    sorted_cur.sort();
+    sorted_req.sort();
+    if sorted_cur != sorted_req {
+        return Err(format!(
+            "`order` must name every current interceptor exactly once; the stack is {current:?}"
+        ));
+    }
+    for (pos, (cur, req)) in current.iter().zip(order).enumerate() {
+        let plugin_slot = cur.starts_with("wasm:") && req.starts_with("wasm:");
+        if cur != req && !plugin_slot {
+            return Err(format!(
+                "position {pos}: {req} cannot take the place of {cur}. Only plugin layers (wasm:*) move at run time, among the positions plugin layers hold; native layers follow [[cluster.interceptor]] in each node's config (change it and restart the nodes one at a time)"
+            ));
+        }
+    }
+    Ok(order
+        .iter()
+        .filter_map(|n| n.strip_prefix("wasm:"))
+        .map(str::to_string)
+        .collect())
+}
+
+#[cfg(test)]
+mod reorder_tests {
+    use super::plugin_layer_order;
+
+    fn v(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
+    #[test]
+    fn plugin_layers_swap_native_layers_stay() {
+        let cur = v(&["Order", "wasm:a", "wasm:b", "TcpFailureDetector"]);
+        let req = v(&["Order", "wasm:b", "wasm:a", "TcpFailureDetector"]);
+        assert_eq!(plugin_layer_order(&cur, &req), Ok(v(&["b", "a"])));
+        let moved_native = v(&["wasm:a", "Order", "wasm:b", "TcpFailureDetector"]);
+        let e = plugin_layer_order(&cur, &moved_native).unwrap_err();
+        assert!(e.contains("cannot take the place of Order"), "{e}");
+        let missing = v(&["Order", "wasm:b", "TcpFailureDetector"]);
+        assert!(plugin_layer_order(&cur, &missing)
+            .unwrap_err()
+            .contains("exactly once"));
+        let dup = v(&["Order", "wasm:b", "wasm:b", "TcpFailureDetector"]);
+        assert!(plugin_layer_order(&cur, &dup).is_err());
     }
 }
