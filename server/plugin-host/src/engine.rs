@@ -116,6 +116,11 @@ impl PluginEngine {
     pub(crate) fn shutdown(&mut self) {
         self.ticker.stop();
     }
+
+    /// Keeps epoch time running while the returned guard (held by a plugin version) lives.
+    pub(crate) fn tick_guard(&self) -> TickGuard {
+        self.ticker.guard()
+    }
 }
 
 /// Tells "not wasm" and "core module" apart from a broken component, for clearer errors.
@@ -196,19 +201,37 @@ fn build_linker(engine: &Engine) -> Result<Linker<HostState>, PluginError> {
 }
 
 /// Advances the engine's epoch every tick; stops when told or when the engine is gone.
+/// Epoch time only matters while plugin code can run, i.e. while a plugin version exists
+/// (loaded, or finishing calls after an unload): without one the thread parks instead of
+/// waking every millisecond (~1.5% of a core per node with no plugin at all).
 struct Ticker {
     stop: Arc<AtomicBool>,
+    /// One strong count per live plugin version ([`TickGuard`]), plus the ticker's own.
+    versions: Arc<()>,
     thread: Option<JoinHandle<()>>,
 }
+
+/// Held by every plugin version: the ticker runs while any exists.
+pub(crate) struct TickGuard {
+    _live: Arc<()>,
+}
+
+/// How long a parked ticker sleeps before it looks again (a new version also wakes it).
+const PARKED_RECHECK: Duration = Duration::from_millis(100);
 
 impl Ticker {
     fn start(engine: &Engine, tick: Duration) -> Ticker {
         let stop = Arc::new(AtomicBool::new(false));
-        let (weak, flag) = (engine.weak(), stop.clone());
+        let versions = Arc::new(());
+        let (weak, flag, live) = (engine.weak(), stop.clone(), Arc::downgrade(&versions));
         let thread = std::thread::Builder::new()
             .name("shoal-plugin-epoch".into())
             .spawn(move || {
                 while !flag.load(Ordering::Relaxed) {
+                    if live.strong_count() <= 1 {
+                        std::thread::park_timeout(PARKED_RECHECK);
+                        continue;
+                    }
                     std::thread::sleep(tick);
                     match weak.upgrade() {
                         Some(engine) => engine.increment_epoch(),
@@ -218,12 +241,28 @@ impl Ticker {
             })
             .map_err(|e| tracing::error!(error = %e, "plugin engine: cannot start the epoch ticker; time limits will not fire"))
             .ok();
-        Ticker { stop, thread }
+        Ticker {
+            stop,
+            versions,
+            thread,
+        }
+    }
+
+    /// A guard for a new plugin version; wakes a parked ticker.
+    fn guard(&self) -> TickGuard {
+        let guard = TickGuard {
+            _live: self.versions.clone(),
+        };
+        if let Some(t) = &self.thread {
+            t.thread().unpark();
+        }
+        guard
     }
 
     fn stop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
+            t.thread().unpark();
             let _ = t.join();
         }
     }

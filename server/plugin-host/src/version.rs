@@ -98,6 +98,8 @@ pub(crate) struct Version {
     pub option_flag: u32,
     pub ticks: u64,
     engine: Engine,
+    /// Epoch time runs while this version exists (see `engine::Ticker`).
+    _ticking: crate::engine::TickGuard,
     pre: Pre,
     pool: Mutex<Pool>,
     freed: Condvar,
@@ -205,6 +207,7 @@ impl Version {
             wants_body: false,
             option_flag: 0,
             engine: engine.engine.clone(),
+            _ticking: engine.tick_guard(),
             pre,
             pool: Mutex::default(),
             freed: Condvar::new(),
