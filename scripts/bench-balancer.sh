@@ -16,6 +16,8 @@
 #
 # Writes $OUT/summary.md and raw wrk output.
 set -euo pipefail
+# Worker threads per node: the 3 nodes share this machine's cores (as `shoal demo` does).
+WORKERS="${WORKERS:-$(( $(nproc) / 3 > 0 ? $(nproc) / 3 : 1 ))}"
 HERE="$(cd "$(dirname "$0")/.." && pwd)"
 TOMCAT="${TOMCAT:-/work/shared/peers/tomcat}"
 LUA="$TOMCAT/lua/session.lua"
@@ -38,7 +40,7 @@ printf '[http]\nbind = "127.0.0.1"\n\n[[http.contexts]]\npath = "/app"\n\n[http.
 members=(); for j in 1 2 3; do members+=(--member "127.0.0.1:$((CH_BASE + j))"); done
 backends=()
 for i in 1 2 3; do
-  "$BIN" node --name "node$i" --port $((CH_BASE + i)) "${members[@]}" --http-port $((HTTP_BASE + i)) \
+  "$BIN" node --worker-threads "$WORKERS" --name "node$i" --port $((CH_BASE + i)) "${members[@]}" --http-port $((HTTP_BASE + i)) \
     --config "$OUT/node.toml" > "$OUT/node$i.out" 2> "$OUT/node$i.log" &
   PIDS+=($!)
   backends+=(--backend "node$i=127.0.0.1:$((HTTP_BASE + i))")
@@ -124,6 +126,6 @@ fi
   echo
   echo "rounds: direct ${direct[*]}; balancer ${front[*]}; ${FRONT_B:+balancer B ${frontb[*]}; }haproxy ${hap[*]:-}"
   echo "CPU µs/request per round: node1 ${cpu_node[*]}; balancer ${cpu_bal[*]}; ${FRONT_B:+balancer B ${cpu_b[*]}; }haproxy ${cpu_hap[*]:-}"
-  echo "load average before: $LOADAVG (nproc $(nproc))"
+  echo "load average before: $LOADAVG (nproc $(nproc)); worker threads per node: $WORKERS"
   echo "failover gap (worst per run, kill -9 node1, 12 clients): ${gaps[*]:-not measured (cargo test -p shoal-tests --test balancer_failover --no-run first)}"
 } | tee "$OUT/summary.md"

@@ -15,6 +15,8 @@
 #
 # Writes $OUT/metrics.tsv (mode, key, value), $OUT/summary.md, raw wrk output and node logs.
 set -euo pipefail
+# Worker threads per node: the 3 nodes share this machine's cores (as `shoal demo` does).
+WORKERS="${WORKERS:-$(( $(nproc) / 3 > 0 ? $(nproc) / 3 : 1 ))}"
 HERE="$(cd "$(dirname "$0")/.." && pwd)"
 TOMCAT="${TOMCAT:-$HERE/../shared/peers/tomcat}"
 [ -d "$TOMCAT" ] || TOMCAT=/work/shared/peers/tomcat
@@ -62,7 +64,7 @@ write_config() { # mode -> path
 start_node() { # i config
   local i=$1 cfg=$2 members=() j
   for j in 1 2 3 4; do members+=(--member "127.0.0.1:$((CH_BASE + j))"); done
-  "$BIN" node --name "node$i" --port $((CH_BASE + i)) "${members[@]}" --http-port "$(http_port "$i")" \
+  "$BIN" node --worker-threads "$WORKERS" --name "node$i" --port $((CH_BASE + i)) "${members[@]}" --http-port "$(http_port "$i")" \
     --config "$cfg" > "$RUN/node$i.out" 2> "$RUN/node$i.log" &
   PID[$i]=$!
 }
@@ -232,7 +234,7 @@ summary() {
 T0=$(now_ms)
 {
   echo "date_utc=$(date -u +%Y-%m-%dT%H:%M:%SZ) git=$(git -C "$HERE" rev-parse --short HEAD 2> /dev/null || echo ?)"
-  echo "cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//') x $(nproc); load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//') x $(nproc); load average before: $(cut -d' ' -f1-3 /proc/loadavg); worker threads per node: $WORKERS"
   echo "wrk=$(wrk -v 2>&1 | head -1 | awk '{print $2}') cmd: wrk -t$THREADS -c$CONNS -d${DURATION}s --timeout 5s --latency -s lua/session.lua http://127.0.0.1:$(http_port 1)<path> -- $((CONNS / THREADS))"
 } > "$OUT/env.txt"
 for mode in $MODES; do throughput "$mode"; done

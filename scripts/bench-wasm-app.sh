@@ -15,6 +15,8 @@
 # THREADS (2), CONNECTIONS (32), BASE_PORT (19100: receivers BASE..+2, HTTP BASE+10..+12),
 # LUA (session script), HOLD (keep the cluster up at the end until enter is pressed).
 set -euo pipefail
+# Worker threads per node: the 3 nodes share this machine's cores (as `shoal demo` does).
+WORKERS="${WORKERS:-$(( $(nproc) / 3 > 0 ? $(nproc) / 3 : 1 ))}"
 cd "$(dirname "$0")/.."
 
 SHOAL=${SHOAL:-target/release/shoal}
@@ -71,7 +73,7 @@ members=()
 for i in 0 1 2; do members+=(--member "127.0.0.1:$((BASE_PORT + i))"); done
 export SHOAL_CLUSTER_SECRET="bench-wasm-app-secret-$$"
 for i in 0 1 2; do
-    "$SHOAL" node --config "$dir/node.toml" --name "node$((i + 1))" \
+    "$SHOAL" node --worker-threads "$WORKERS" --config "$dir/node.toml" --name "node$((i + 1))" \
         --port $((BASE_PORT + i)) --http-port $((BASE_PORT + 10 + i)) "${members[@]}" \
         >"$dir/node$((i + 1)).log" 2>&1 &
     pids+=($!)

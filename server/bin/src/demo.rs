@@ -167,7 +167,8 @@ fn spawn_node(
         .args(["--name", &name, "--port", &ports[i as usize].to_string()])
         .args(["--http-port", &(a.http_port + i).to_string()])
         .args(["--admin-port", &(a.admin_port + i).to_string()])
-        .args(["--json-events", "--control-stdin"]);
+        .args(["--json-events", "--control-stdin"])
+        .args(["--worker-threads", &share_of_cores().to_string()]);
     for p in ports {
         cmd.args(["--member", &format!("127.0.0.1:{p}")]);
     }
@@ -294,4 +295,9 @@ async fn prefix_lines(prefix: String, err: tokio::process::ChildStderr) {
     while let Ok(Some(l)) = lines.next_line().await {
         eprintln!("{prefix} {l}");
     }
+}
+
+/// Worker threads per node: the demo's 3 nodes share this machine's cores.
+fn share_of_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 3).max(1))
 }

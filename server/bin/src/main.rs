@@ -53,9 +53,16 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     logfmt::init();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Cmd::Node(node::NodeArgs {
+        worker_threads: Some(n),
+        ..
+    }) = &cli.cmd
+    {
+        anyhow::ensure!(*n > 0, "--worker-threads must be at least 1");
+        builder.worker_threads(*n);
+    }
+    let rt = builder.enable_all().build()?;
     let r = rt.block_on(async {
         match cli.cmd {
             Cmd::Node(a) => node::run(a).await,

@@ -35,6 +35,13 @@ pub struct NodeArgs {
     /// closes (`shoal balancer` probes every 500 ms by default).
     #[arg(long, default_value_t = 1000, value_name = "MS")]
     pub drain_grace_ms: u64,
+    /// Threads that run the node's tasks (default: one per core, or $TOKIO_WORKER_THREADS).
+    /// Give each node its share when several share a machine: `shoal demo` and the
+    /// benchmark scripts use cores / 3 (at least 1). On 2 cores shared by 3 nodes, 1 worker
+    /// each served 40% more replicated requests than 2 (idle workers of one node search
+    /// for work on the cores the others need); see docs/bench-sessions.md.
+    #[arg(long, value_name = "N")]
+    pub worker_threads: Option<usize>,
 }
 
 pub async fn run(args: NodeArgs) -> Result<()> {
