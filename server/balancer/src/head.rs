@@ -19,17 +19,6 @@ const MAX_HEADERS: usize = 100;
 /// Distinct header names listed in one `Connection` header that the lean path handles.
 const MAX_CONNECTION_TOKENS: usize = 8;
 
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
-
 /// The per-request settings the head code needs from the config.
 pub(crate) struct Rules<'a> {
     pub cookie_name: &'a str,
@@ -221,7 +210,9 @@ fn request_route<'b>(
 }
 
 fn is_hop_by_hop(name: &str, tokens: &[&[u8]]) -> bool {
-    HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
+    crate::proxy::HOP_BY_HOP
+        .iter()
+        .any(|h| name.eq_ignore_ascii_case(h))
         || tokens
             .iter()
             .any(|t| t.eq_ignore_ascii_case(name.as_bytes()))

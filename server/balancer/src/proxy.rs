@@ -30,7 +30,7 @@ pub(crate) type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, hyper::
 pub const BACKEND_HEADER: &str = "x-shoal-backend";
 
 /// Headers that describe one hop and must not be forwarded (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [&str; 8] = [
+pub(crate) const HOP_BY_HOP: [&str; 8] = [
     "connection",
     "keep-alive",
     "proxy-connection",
