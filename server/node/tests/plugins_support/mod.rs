@@ -57,8 +57,7 @@ pub async fn statuses(node: &RunningNode, path: &str, n: usize) -> Vec<u16> {
 
 /// Contexts by path (DeltaManager, synchronous; `max_inactive_secs` for all).
 pub fn contexts(paths: &[&str], max_inactive_secs: u32) -> HttpConfig {
-    let mut http = HttpConfig::default();
-    http.contexts = paths
+    let contexts = paths
         .iter()
         .map(|p| {
             let mut c = ContextConfig {
@@ -69,7 +68,10 @@ pub fn contexts(paths: &[&str], max_inactive_secs: u32) -> HttpConfig {
             c
         })
         .collect();
-    http
+    HttpConfig {
+        contexts,
+        ..HttpConfig::default()
+    }
 }
 
 /// Receiver ports below the ephemeral range (32768+), so that no client connection of a
