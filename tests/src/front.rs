@@ -338,3 +338,36 @@ pub fn failures(log: &ClientLog) -> Vec<String> {
         })
         .collect()
 }
+
+/// Checks the clients of a rolling restart behind `front`: every failed request is one of
+/// shoal-session's explicit "not acknowledged, retry" 503s (a delta reaching a just-restarted
+/// node before that session came in its state transfer, a sync replication in flight to
+/// the draining node as it leaves, or — BackupManager, while primaries move — a copy that
+/// was behind meeting a newer version on its backup: a detected conflict), no acknowledged
+/// update is lost, and each session reads back its last acknowledged counter. Returns
+/// (those 503s, all requests).
+pub fn check_rolling_restart(front: &str, logs: &[ClientLog]) -> (usize, usize) {
+    let mut unacked = 0;
+    for log in logs {
+        let f = failures(log);
+        assert!(
+            f.iter().all(|e| e.contains("not acknowledged")
+                && (e.contains("missing earlier versions")
+                    || e.contains("disappeared: left")
+                    || e.contains("a newer version of this session exists"))),
+            "{:?}: failed requests {f:?}",
+            log.cookie
+        );
+        unacked += f.len();
+        continuity(log, 0).unwrap_or_else(|e| panic!("{e}"));
+        let cookie = log.cookie.as_deref().expect("cookie");
+        let r = get(front, "/app/get?key=counter", Some(cookie)).expect("read back");
+        assert_eq!(
+            r.field("value").and_then(|v| v.parse::<i64>().ok()),
+            last_counter(log),
+            "{cookie}: {}",
+            r.body
+        );
+    }
+    (unacked, logs.iter().map(|l| l.attempts.len()).sum())
+}

@@ -3,7 +3,7 @@
 //! same name and channel port with a new HTTP port, one after the other, under load.
 //! No session and no acknowledged update may be lost; the only failed requests allowed are
 //! the session layer's explicit 503 'not acknowledged, retry' of its state-transfer race.
-use shoal_tests::front::{continuity, failures, get, last_counter, Front, Load};
+use shoal_tests::front::{check_rolling_restart, get, Front, Load};
 use shoal_tests::front_kill::{nodes_with, NAMES};
 use shoal_tests::sessions::{session_config, HttpNode, SECRET};
 use std::time::{Duration, Instant};
@@ -94,31 +94,7 @@ fn rolling_restart(manager: &str) {
         );
     }
     let logs = load.stop();
-    let mut join_race = 0;
-    for log in &logs {
-        // Failures tolerated, all explicit "not acknowledged, retry" 503s of shoal-session:
-        // a delta reaching a just-restarted node before that session came in its state
-        // transfer, and a sync replication in flight to the draining node as it leaves.
-        // Neither loses an acknowledged update (continuity below checks it).
-        let f = failures(log);
-        assert!(
-            f.iter().all(|e| e.contains("not acknowledged")
-                && (e.contains("missing earlier versions") || e.contains("disappeared: left"))),
-            "{:?}: failed requests {f:?}",
-            log.cookie
-        );
-        join_race += f.len();
-        continuity(log, 0).unwrap_or_else(|e| panic!("{e}"));
-        let cookie = log.cookie.as_deref().expect("cookie");
-        let r = get(&front.addr, "/app/get?key=counter", Some(cookie)).expect("read back");
-        assert_eq!(
-            r.field("value").and_then(|v| v.parse::<i64>().ok()),
-            last_counter(log),
-            "{cookie}: {}",
-            r.body
-        );
-    }
-    let total: usize = logs.iter().map(|l| l.attempts.len()).sum();
+    let (join_race, total) = check_rolling_restart(&front.addr, &logs);
     println!(
         "rolling restart ({manager}): {} sessions, {total} requests, no acknowledged update lost, \
          {join_race} answered 503 'not acknowledged, retry'",

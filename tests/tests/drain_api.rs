@@ -6,7 +6,7 @@
 //!   session and no acknowledged update is lost.
 //! - `shoal ctl drain --node URL` drains a node: the command and the node exit 0, and the
 //!   peers see it leave (`left`, not a failure).
-use shoal_tests::front::{continuity, failures, get, last_counter, Front, Load};
+use shoal_tests::front::{check_rolling_restart, get, Front, Load};
 use shoal_tests::sessions::HttpNode;
 use shoal_tests::{free_port, shoal_bin, temp_file, NodeProc, NodeSpec};
 use std::io::{Read, Write};
@@ -235,28 +235,7 @@ fn rolling_restart(manager: &str) {
         );
     }
     let logs = load.stop();
-    let mut unacked = 0;
-    for log in &logs {
-        // As in balancer_rolling.rs: only shoal-session's explicit "not acknowledged, retry".
-        let f = failures(log);
-        assert!(
-            f.iter().all(|e| e.contains("not acknowledged")
-                && (e.contains("missing earlier versions") || e.contains("disappeared: left"))),
-            "{:?}: failed requests {f:?}",
-            log.cookie
-        );
-        unacked += f.len();
-        continuity(log, 0).unwrap_or_else(|e| panic!("{e}"));
-        let cookie = log.cookie.as_deref().expect("cookie");
-        let r = get(&front.addr, "/app/get?key=counter", Some(cookie)).expect("read back");
-        assert_eq!(
-            r.field("value").and_then(|v| v.parse::<i64>().ok()),
-            last_counter(log),
-            "{cookie}: {}",
-            r.body
-        );
-    }
-    let total: usize = logs.iter().map(|l| l.attempts.len()).sum();
+    let (unacked, total) = check_rolling_restart(&front.addr, &logs);
     println!(
         "rolling restart ({manager}) through POST /api/v1/cluster/drain (static balancer): {} sessions, \
          {total} requests, no acknowledged update lost, {unacked} answered 503 'not acknowledged, retry'",
