@@ -2,34 +2,14 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use clap::Parser;
 use common::*;
-use shoal_admin::{cli, AdminBackend, MemoryBackend};
+use shoal_admin::{cli, AdminBackend};
 
 #[derive(Parser)]
 struct Top {
     #[command(flatten)]
     ctl: cli::Ctl,
-}
-
-async fn served() -> (String, Arc<MemoryBackend>, tokio::sync::oneshot::Sender<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let backend = Arc::new(MemoryBackend::new());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(shoal_admin::serve(
-        listener,
-        backend.clone(),
-        config(),
-        async move {
-            let _ = rx.await;
-        },
-    ));
-    (url, backend, tx)
 }
 
 async fn ctl(url: &str, token: &str, args: &[&str]) -> anyhow::Result<()> {
