@@ -126,6 +126,22 @@ pub struct DrainStatus {
     pub detail: String,
 }
 
+impl DrainStatus {
+    /// A node that is not draining; `detail` says how to start a drain on it.
+    pub fn serving(node: String, detail: &str) -> DrainStatus {
+        DrainStatus {
+            node,
+            draining: false,
+            phase: DrainPhase::Serving,
+            trigger: None,
+            since_ms: None,
+            since: None,
+            steps: drain_steps(),
+            detail: detail.to_owned(),
+        }
+    }
+}
+
 /// The steps of a drain, as shown in [`DrainStatus::steps`] (the node and the in-memory
 /// backend describe the same sequence).
 pub fn drain_steps() -> Vec<String> {

@@ -29,16 +29,10 @@ impl MemoryBackend {
         let node = self.local_name();
         let drain = self.lock().drain;
         match drain {
-            None => DrainStatus {
+            None => DrainStatus::serving(
                 node,
-                draining: false,
-                phase: DrainPhase::Serving,
-                trigger: None,
-                since_ms: None,
-                since: None,
-                steps: drain_steps(),
-                detail: "serving; POST /api/v1/cluster/drain to drain this node".into(),
-            },
+                "serving; POST /api/v1/cluster/drain to drain this node",
+            ),
             Some(d) => DrainStatus {
                 node,
                 draining: true,

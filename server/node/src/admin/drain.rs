@@ -173,16 +173,10 @@ impl super::NodeBackend {
         use shoal_admin::dto::{drain_steps, rfc3339, DrainStatus};
         let node = self.local_name();
         match self.node.drain.state() {
-            None => DrainStatus {
+            None => DrainStatus::serving(
                 node,
-                draining: false,
-                phase: DrainPhase::Serving,
-                trigger: None,
-                since_ms: None,
-                since: None,
-                steps: drain_steps(),
-                detail: "serving; POST /api/v1/cluster/drain (or SIGTERM) drains this node".into(),
-            },
+                "serving; POST /api/v1/cluster/drain (or SIGTERM) drains this node",
+            ),
             Some(s) => DrainStatus {
                 node,
                 draining: true,
