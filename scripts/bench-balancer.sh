@@ -47,6 +47,13 @@ for i in 1 2 3; do
 done
 RUST_LOG=warn "$BIN" balancer --listen "127.0.0.1:$FRONT" "${backends[@]}" > "$OUT/balancer.out" 2>&1 &
 PIDS+=($!); BAL_PID=$!; NODE1_PID=${PIDS[0]}
+# The hop alone: a second balancer in front of node1 only, so the nodes do exactly the work
+# of the direct rounds (every session on node1, replicated to node2/node3) and the
+# difference is the proxy. The 3-node rounds also move work between nodes (new sessions
+# spread, each node replicating its third with less batching).
+FRONT_1=$((FRONT + 3))
+RUST_LOG=warn "$BIN" balancer --listen "127.0.0.1:$FRONT_1" --backend "node1=127.0.0.1:$((HTTP_BASE + 1))" > "$OUT/balancer1.out" 2>&1 &
+PIDS+=($!); BAL1_PID=$!
 FRONT_B=""
 if [ -n "${BALANCER_B:-}" ]; then   # a second balancer binary, for A/B rounds
   FRONT_B=$((FRONT + 2))
@@ -62,7 +69,7 @@ if command -v haproxy > /dev/null; then   # reference: the same measurement thro
   haproxy -db -f "$OUT/haproxy.cfg" > "$OUT/haproxy.out" 2>&1 &
   PIDS+=($!); HAP_PID=$!
 fi
-for url in "127.0.0.1:$((HTTP_BASE + 1))" "127.0.0.1:$((HTTP_BASE + 2))" "127.0.0.1:$((HTTP_BASE + 3))" "127.0.0.1:$FRONT" ${FRONT_B:+"127.0.0.1:$FRONT_B"}; do
+for url in "127.0.0.1:$((HTTP_BASE + 1))" "127.0.0.1:$((HTTP_BASE + 2))" "127.0.0.1:$((HTTP_BASE + 3))" "127.0.0.1:$FRONT" "127.0.0.1:$FRONT_1" ${FRONT_B:+"127.0.0.1:$FRONT_B"}; do
   for _ in $(seq 200); do curl -sf -o /dev/null --max-time 1 "http://$url/app/stats" && break; sleep 0.05; done
 done
 sleep 1 # membership settles (sync replication waits for every member)
@@ -85,9 +92,10 @@ cpu_per_req() { # label round -> µs of the measured process' CPU per completed 
 median() { sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
 
 wrk -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" -s "$LUA" "http://127.0.0.1:$FRONT/app/counter" -- $((CONNS / THREADS)) > /dev/null 2>&1
-direct=(); front=(); hap=(); frontb=(); cpu_node=(); cpu_bal=(); cpu_hap=(); cpu_b=()
+direct=(); one=(); cpu_one=(); front=(); hap=(); frontb=(); cpu_node=(); cpu_bal=(); cpu_hap=(); cpu_b=()
 for r in $(seq "$REPEAT"); do
   direct+=("$(run_wrk direct "127.0.0.1:$((HTTP_BASE + 1))" "$r" "$NODE1_PID")"); cpu_node+=("$(cpu_per_req direct "$r")")
+  one+=("$(run_wrk balancer1 "127.0.0.1:$FRONT_1" "$r" "$BAL1_PID")"); cpu_one+=("$(cpu_per_req balancer1 "$r")")
   front+=("$(run_wrk balancer "127.0.0.1:$FRONT" "$r" "$BAL_PID")"); cpu_bal+=("$(cpu_per_req balancer "$r")")
   if [ -n "$FRONT_B" ]; then
     frontb+=("$(run_wrk balancer_b "127.0.0.1:$FRONT_B" "$r" "$BAL_B_PID")"); cpu_b+=("$(cpu_per_req balancer_b "$r")")
@@ -95,10 +103,12 @@ for r in $(seq "$REPEAT"); do
   if [ -n "$HAPROXY" ]; then
     hap+=("$(run_wrk haproxy "127.0.0.1:$HAPROXY" "$r" "$HAP_PID")"); cpu_hap+=("$(cpu_per_req haproxy "$r")")
   fi
-  echo "round $r: direct ${direct[-1]} req/s (node1 ${cpu_node[-1]} µs/req), balancer ${front[-1]} req/s (${cpu_bal[-1]} µs/req)${FRONT_B:+, balancer B ${frontb[-1]:-} req/s (${cpu_b[-1]:-} µs/req)}, haproxy ${hap[-1]:-} req/s (${cpu_hap[-1]:-} µs/req)" >&2
+  echo "round $r: direct ${direct[-1]} req/s (node1 ${cpu_node[-1]} µs/req), balancer -> node1 ${one[-1]} req/s (${cpu_one[-1]} µs/req), balancer ${front[-1]} req/s (${cpu_bal[-1]} µs/req)${FRONT_B:+, balancer B ${frontb[-1]:-} req/s (${cpu_b[-1]:-} µs/req)}, haproxy ${hap[-1]:-} req/s (${cpu_hap[-1]:-} µs/req)" >&2
 done
 D=$(printf '%s\n' "${direct[@]}" | median); B=$(printf '%s\n' "${front[@]}" | median)
 RATIO=$(awk -v b="$B" -v d="$D" 'BEGIN{printf "%.0f", 100 * b / d}')
+O=$(printf '%s\n' "${one[@]}" | median); CO=$(printf '%s\n' "${cpu_one[@]}" | median)
+ORATIO=$(awk -v b="$O" -v d="$D" 'BEGIN{printf "%.0f", 100 * b / d}')
 H=$(printf '%s\n' "${hap[@]:-0}" | median)
 HRATIO=$(awk -v b="$H" -v d="$D" 'BEGIN{printf "%.0f", 100 * b / d}')
 BB=$(printf '%s\n' "${frontb[@]:-0}" | median)
@@ -120,12 +130,13 @@ fi
   echo "| | req/s (median of $REPEAT) | share of direct | CPU µs/request of the measured process (median) |"
   echo "|---|---|---|---|"
   echo "| direct to node1 | $D | 100 % | node1: $CN |"
+  echo "| through shoal balancer in front of node1 only (the hop alone) | $O | $ORATIO % | balancer: $CO |"
   echo "| through shoal balancer (3 nodes) | $B | $RATIO % | balancer: $CB |"
   [ -n "$FRONT_B" ] && echo "| through balancer B ($BALANCER_B) | $BB | $BBRATIO % | balancer B: $CBB |"
   [ -n "$HAPROXY" ] && echo "| through HAProxy (deploy/haproxy, 3 nodes) | $H | $HRATIO % | haproxy: $CH |"
   echo
-  echo "rounds: direct ${direct[*]}; balancer ${front[*]}; ${FRONT_B:+balancer B ${frontb[*]}; }haproxy ${hap[*]:-}"
-  echo "CPU µs/request per round: node1 ${cpu_node[*]}; balancer ${cpu_bal[*]}; ${FRONT_B:+balancer B ${cpu_b[*]}; }haproxy ${cpu_hap[*]:-}"
+  echo "rounds: direct ${direct[*]}; balancer -> node1 ${one[*]}; balancer ${front[*]}; ${FRONT_B:+balancer B ${frontb[*]}; }haproxy ${hap[*]:-}"
+  echo "CPU µs/request per round: node1 ${cpu_node[*]}; balancer -> node1 ${cpu_one[*]}; balancer ${cpu_bal[*]}; ${FRONT_B:+balancer B ${cpu_b[*]}; }haproxy ${cpu_hap[*]:-}"
   echo "load average before: $LOADAVG (nproc $(nproc)); worker threads per node: $WORKERS"
   echo "failover gap (worst per run, kill -9 node1, 12 clients): ${gaps[*]:-not measured (cargo test -p shoal-tests --test balancer_failover --no-run first)}"
 } | tee "$OUT/summary.md"

@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/prereqs.sh
 export CARGO_TERM_COLOR=never
+# A one-shot build gains nothing from incremental state (GBs on disk).
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 cargo build --workspace --all-targets
 status=0
 mkdir -p target

@@ -2,10 +2,11 @@
 //! behind a front, a bounded load of clients (one session each), node1 killed mid-load.
 use crate::free_port;
 use crate::front::{
-    backend_before, continuity, failures, first_success_after, get, last_counter, Front, Load,
+    backend_before, check_rolling_restart, continuity, failures, first_success_after, get,
+    last_counter, Front, Load,
 };
 use crate::sessions::{http_cluster, session_config, HttpNode};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub const NAMES: [&str; 3] = ["node1", "node2", "node3"];
 
@@ -90,4 +91,67 @@ pub fn kill_node1_under_load(front: &Front, nodes: &mut [HttpNode]) -> Duration 
         logs.len()
     );
     worst
+}
+
+/// A rolling restart under load through `front`: each node in turn drains (`quit`, the
+/// SIGTERM path), exits, and `respawn(i)` starts it again; `wait_front` returns once the
+/// front routes to the new process. `balancers` is how many balancers the drain event must
+/// say it told (0 for a front that only probes, like HAProxy). Then every client is checked
+/// by [`check_rolling_restart`]. Returns (explicit 503 retries, requests, sessions).
+pub fn roll_under_load(
+    front: &str,
+    nodes: Vec<HttpNode>,
+    balancers: u64,
+    respawn: impl Fn(usize) -> HttpNode,
+    wait_front: impl Fn(&HttpNode),
+) -> (usize, usize, usize) {
+    let load = Load::start(front, 9, Duration::from_millis(10));
+    assert!(
+        load.wait_successes(&[0; 9], 10, Duration::from_secs(15)),
+        "the load did not get going through {front}"
+    );
+    let mut nodes: Vec<Option<HttpNode>> = nodes.into_iter().map(Some).collect();
+    for i in 0..nodes.len() {
+        let mut old = nodes[i].take().expect("node");
+        let t = Instant::now();
+        old.proc.command("quit"); // the SIGTERM path: drain, then exit
+        let ev = old
+            .proc
+            .wait_event("draining", |_| true, Duration::from_secs(5));
+        assert_eq!(
+            ev.json["balancers"], balancers,
+            "{}: wrong number of balancers told: {}",
+            NAMES[i], ev.json
+        );
+        old.proc
+            .wait_event("drained", |_| true, Duration::from_secs(10));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while old.proc.is_running() {
+            assert!(
+                Instant::now() < deadline,
+                "{} did not exit after draining",
+                NAMES[i]
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let drained = t.elapsed();
+        let mut new = respawn(i);
+        new.proc.wait_event(
+            "sessions_ready",
+            |v| v["ready"] == true,
+            Duration::from_secs(15),
+        );
+        wait_front(&new);
+        println!("{} drained in {drained:?}, back at {}", NAMES[i], new.http);
+        nodes[i] = Some(new);
+        let base = load.successes();
+        assert!(
+            load.wait_successes(&base, 10, Duration::from_secs(15)),
+            "load stalled after restarting {}",
+            NAMES[i]
+        );
+    }
+    let logs = load.stop();
+    let (join_race, total) = check_rolling_restart(front, &logs);
+    (join_race, total, logs.len())
 }

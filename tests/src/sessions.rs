@@ -35,9 +35,21 @@ pub struct HttpNode {
 impl HttpNode {
     /// Starts `name` on channel `port` with static `members` (ports); waits for `ready`.
     pub fn spawn(name: &str, port: u16, members: &[u16], config: &Path) -> HttpNode {
+        Self::spawn_with(name, port, members, config, &[])
+    }
+
+    /// Like [`HttpNode::spawn`], with extra command-line arguments (`--http-port P` for a
+    /// node coming back where a front with a static address list expects it).
+    pub fn spawn_with(
+        name: &str,
+        port: u16,
+        members: &[u16],
+        config: &Path,
+        extra: &[&str],
+    ) -> HttpNode {
         let mut spec = NodeSpec::new(name, port, members, SECRET);
         spec.config = Some(config.to_path_buf());
-        let mut proc = NodeProc::spawn(spec);
+        let mut proc = NodeProc::spawn_with(spec, extra);
         let ready = proc.wait_event("ready", |_| true, Duration::from_secs(10));
         let http = ready.json["http"]
             .as_str()
