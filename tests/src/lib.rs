@@ -301,6 +301,36 @@ impl NodeProc {
         panic!("{} did not exit within 5 s of quit", self.spec.name);
     }
 
+    /// Sends `signal` (`TERM`, `INT`, …) with kill(1); returns the instant it was sent.
+    pub fn signal(&mut self, signal: &str) -> Instant {
+        let t = Instant::now();
+        let ok = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "kill -{signal} {} failed", self.spec.name);
+        t
+    }
+
+    /// Waits for the process to exit; its status.
+    pub fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not exit within {within:?}: {:?}",
+                self.spec.name,
+                self.stderr_text()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }

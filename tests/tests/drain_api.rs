@@ -325,3 +325,33 @@ fn ctl_drain_drains_a_node_that_exits_0_and_peers_see_it_leave() {
         assert_eq!(ev.json["reason"], "left", "{}", ev.json);
     }
 }
+
+/// SIGTERM drains a node started with `--control-stdin` too (before, only `quit` did and a
+/// SIGTERM killed it on the spot), and a second SIGTERM while it drains does not cut the
+/// drain short: the node still reports `drained`, exits 0, and its peer sees it leave.
+#[test]
+fn sigterm_drains_a_control_stdin_node_and_a_second_one_does_not_cut_it_short() {
+    let _serial = serial();
+    let secret = "drain-api-sigterm-secret-0123456789";
+    let all = ports();
+    let mut nodes: Vec<HttpNode> = (0..2)
+        .map(|i| spawn_node(i, &all[..2], "delta", secret))
+        .collect();
+    nodes[0]
+        .proc
+        .wait_members(&["node2"], Duration::from_secs(10));
+    let node2 = &mut nodes[1].proc;
+    node2.signal("TERM");
+    let ev = node2.wait_event("draining", |_| true, Duration::from_secs(5));
+    assert_eq!(ev.json["trigger"], "signal", "{}", ev.json);
+    node2.signal("TERM"); // during the 2.5 s grace: ignored, the drain goes on
+    node2.wait_event("drained", |_| true, Duration::from_secs(20));
+    let status = node2.wait_exit(Duration::from_secs(10));
+    assert!(status.success(), "node2 exited with {status}");
+    let ev = nodes[0].proc.wait_event(
+        "member_disappeared",
+        |v| v["name"] == "node2",
+        Duration::from_secs(10),
+    );
+    assert_eq!(ev.json["reason"], "left", "{}", ev.json);
+}

@@ -78,7 +78,11 @@ pub async fn run(args: NodeArgs) -> Result<()> {
     tokio::spawn(membership_events(ch.clone(), json));
     tokio::spawn(receive(incoming, ch.clone(), json));
     let quit = if args.control_stdin {
-        tokio::spawn(control(ch.clone())).await.unwrap_or(Ok(()))
+        // `quit` on stdin, or a signal: a test harness may use either.
+        tokio::select! {
+            q = tokio::spawn(control(ch.clone())) => q.unwrap_or(Ok(())),
+            s = wait_for_signal() => s,
+        }
     } else {
         wait_for_signal().await
     };
@@ -162,8 +166,12 @@ async fn run_full(
     let (quit, source) = tokio::select! {
         quit = async {
             if args.control_stdin {
-                let q = tokio::spawn(control(ch.clone())).await.unwrap_or(Ok(()));
-                (q, DrainTrigger::Control)
+                // SIGTERM drains here too (and, its handler installed, cannot cut short a
+                // drain that `quit` or the API started).
+                tokio::select! {
+                    q = tokio::spawn(control(ch.clone())) => (q.unwrap_or(Ok(())), DrainTrigger::Control),
+                    s = wait_for_signal() => (s, DrainTrigger::Signal),
+                }
             } else {
                 (wait_for_signal().await, DrainTrigger::Signal)
             }
