@@ -44,6 +44,8 @@ pub struct BalancerArgs {
 }
 
 pub async fn run(a: BalancerArgs) -> Result<()> {
+    // Installed before "ready": a SIGTERM from then on stops the balancer gracefully.
+    let mut signals = crate::node::Signals::install()?;
     let mut cfg = match &a.config {
         Some(p) => {
             BalancerConfig::load(p).with_context(|| format!("balancer config {}", p.display()))?
@@ -80,11 +82,7 @@ pub async fn run(a: BalancerArgs) -> Result<()> {
         "{}",
         serde_json::json!({"event": "ready", "listen": listener.local_addr()?.to_string()})
     );
-    balancer
-        .serve(listener, async {
-            let _ = crate::node::wait_for_signal().await;
-        })
-        .await?;
+    balancer.serve(listener, signals.wait()).await?;
     if let Some(ch) = channel {
         ch.shutdown().await;
     }

@@ -48,6 +48,8 @@ struct NodeChild {
 }
 
 pub async fn run(a: DemoArgs) -> Result<()> {
+    // Installed before any node starts: Ctrl-C or SIGTERM at any point stops everything.
+    let signals = crate::node::Signals::install()?;
     let exe = std::env::current_exe().context("cannot locate the shoal executable")?;
     let dir = std::env::temp_dir().join(format!("shoal-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -66,7 +68,7 @@ pub async fn run(a: DemoArgs) -> Result<()> {
             .with_context(|| format!("cannot start node{}", i + 1))?;
         nodes.push(n);
     }
-    let result = serve(&a, &mut nodes, &token, generated, wasm).await;
+    let result = serve(&a, &mut nodes, &token, generated, wasm, signals).await;
     stop(&mut nodes).await;
     let _ = std::fs::remove_dir_all(&dir);
     result
@@ -79,6 +81,7 @@ async fn serve(
     token: &str,
     generated: bool,
     wasm: bool,
+    mut signals: crate::node::Signals,
 ) -> Result<()> {
     let mut backends = Vec::new();
     for (i, n) in nodes.iter_mut().enumerate() {
@@ -105,13 +108,11 @@ async fn serve(
             match run_for {
                 Some(s) => {
                     tokio::select! {
-                        _ = crate::node::wait_for_signal() => {}
+                        () = signals.wait() => {}
                         _ = tokio::time::sleep(Duration::from_secs(s)) => {}
                     }
                 }
-                None => {
-                    let _ = crate::node::wait_for_signal().await;
-                }
+                None => signals.wait().await,
             }
         })
         .await?;

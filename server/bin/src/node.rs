@@ -45,6 +45,9 @@ pub struct NodeArgs {
 }
 
 pub async fn run(args: NodeArgs) -> Result<()> {
+    // Before anything can announce readiness: a SIGTERM during start-up stops the node the
+    // normal way instead of killing it (the default action while no handler is installed).
+    let signals = Signals::install()?;
     let mut cfg = match &args.config {
         Some(p) => Config::load(p)?,
         None => Config::default(),
@@ -62,7 +65,7 @@ pub async fn run(args: NodeArgs) -> Result<()> {
         )
     })?;
     if let Some(http) = cfg.http.take() {
-        return run_full(args, cfg, http, settings, stack).await;
+        return run_full(args, cfg, http, settings, stack, signals).await;
     }
     let (ch, incoming) = Channel::start(settings, stack)
         .await
@@ -77,14 +80,16 @@ pub async fn run(args: NodeArgs) -> Result<()> {
     }
     tokio::spawn(membership_events(ch.clone(), json));
     tokio::spawn(receive(incoming, ch.clone(), json));
+    let mut signals = signals;
     let quit = if args.control_stdin {
         // `quit` on stdin, or a signal: a test harness may use either.
         tokio::select! {
             q = tokio::spawn(control(ch.clone())) => q.unwrap_or(Ok(())),
-            s = wait_for_signal() => s,
+            () = signals.wait() => Ok(()),
         }
     } else {
-        wait_for_signal().await
+        signals.wait().await;
+        Ok(())
     };
     ch.shutdown().await;
     quit
@@ -97,6 +102,7 @@ async fn run_full(
     http: shoal_http::HttpConfig,
     mut settings: shoal_net::ChannelSettings,
     stack: InterceptorStack,
+    mut signals: Signals,
 ) -> Result<()> {
     let http_addr = format!("{}:{}", http.bind, http.port);
     let http_listener = tokio::net::TcpListener::bind(&http_addr)
@@ -170,10 +176,11 @@ async fn run_full(
                 // drain that `quit` or the API started).
                 tokio::select! {
                     q = tokio::spawn(control(ch.clone())) => (q.unwrap_or(Ok(())), DrainTrigger::Control),
-                    s = wait_for_signal() => (s, DrainTrigger::Signal),
+                    () = signals.wait() => (Ok(()), DrainTrigger::Signal),
                 }
             } else {
-                (wait_for_signal().await, DrainTrigger::Signal)
+                signals.wait().await;
+                (Ok(()), DrainTrigger::Signal)
             }
         } => quit,
         // The admin API pulled the same trigger (`POST /api/v1/cluster/drain`).
@@ -200,14 +207,31 @@ fn build_stack(c: &ClusterConfig) -> Result<InterceptorStack> {
     Ok(stack)
 }
 
-pub async fn wait_for_signal() -> Result<()> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r?,
-        _ = term.recv() => {}
+/// SIGTERM and SIGINT (Ctrl-C) handlers, installed when created. Once installed they stay
+/// for the life of the process, so a later signal (a second SIGTERM during a drain) is
+/// taken by them instead of killing the process.
+pub struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    pub fn install() -> Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?,
+        })
     }
-    tracing::info!("signal received, leaving the cluster");
-    Ok(())
+
+    /// Waits for the next SIGTERM or SIGINT.
+    pub async fn wait(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+        tracing::info!("signal received, leaving the cluster");
+    }
 }
 
 fn member_json(event: &str, m: &Member) -> serde_json::Value {
