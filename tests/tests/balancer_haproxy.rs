@@ -6,8 +6,17 @@ use shoal_tests::front_kill::{kill_node1_under_load, nodes, nodes_with, roll_und
 use shoal_tests::sessions::{session_config, HttpNode};
 use std::time::{Duration, Instant};
 
+/// One test at a time: the rolling restart brings nodes back on their fixed HTTP ports, and
+/// a parallel test's `free_port()` could take one while it is free.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn kill9_behind_haproxy_loses_no_session() {
+    let _serial = serial();
     let (mut nodes, _) = nodes();
     let addrs: Vec<String> = nodes.iter().map(|n| n.http.clone()).collect();
     let Some(front) = Front::haproxy(&addrs) else {
@@ -21,6 +30,7 @@ fn kill9_behind_haproxy_loses_no_session() {
 /// by a closed listener to a live node. Nothing acknowledged may be lost.
 #[test]
 fn rolling_restart_behind_haproxy_loses_nothing() {
+    let _serial = serial();
     for manager in ["delta", "backup"] {
         let (nodes, ports) = nodes_with(manager);
         let addrs: Vec<String> = nodes.iter().map(|n| n.http.clone()).collect();
@@ -51,6 +61,7 @@ fn rolling_restart_behind_haproxy_loses_nothing() {
 /// about one check interval, because the check fails on `X-Shoal-Draining`.
 #[test]
 fn haproxy_check_sees_the_drain_mark() {
+    let _serial = serial();
     let cfg = session_config("delta", "sync", 1800);
     let ports: Vec<u16> = NAMES.iter().map(|_| free_port()).collect();
     let mut nodes: Vec<HttpNode> = NAMES
