@@ -135,6 +135,19 @@ pub fn roll_under_load(
             std::thread::sleep(Duration::from_millis(10));
         }
         let drained = t.elapsed();
+        // A drained node leaves; its peers must not take it for a crash.
+        for peer in nodes.iter_mut().flatten() {
+            let ev = peer.proc.wait_event(
+                "member_disappeared",
+                |v| v["name"] == NAMES[i],
+                Duration::from_secs(5),
+            );
+            assert_eq!(
+                ev.json["reason"], "left",
+                "{} saw drained {} disappear: {}",
+                peer.proc.spec.name, NAMES[i], ev.json
+            );
+        }
         let mut new = respawn(i);
         new.proc.wait_event(
             "sessions_ready",

@@ -347,17 +347,17 @@ impl Driver {
         self.node.leave(Instant::now());
         self.pump();
         self.flush_writes();
-        for t in &self.tasks {
-            t.abort();
-        }
-        let writers: Vec<JoinHandle<()>> = self
+        // Dropping each write queue lets its writer send what is queued (the Leave frames),
+        // then half-close. The readers keep reading, and the listener keeps accepting, until
+        // the peers, having applied the Leave, close their side: closing first would answer
+        // their in-flight frames with a reset (which can discard the Leave before they read
+        // it) and refuse their failure probes, and they would drop this node as crashed
+        // instead of left.
+        let (writers, readers): (Vec<JoinHandle<()>>, Vec<JoinHandle<()>>) = self
             .conns
             .drain()
-            .map(|(_, h)| {
-                h.reader.abort();
-                h.writer
-            })
-            .collect();
+            .map(|(_, h)| (h.writer, h.reader))
+            .unzip();
         for (id, (dests, tx)) in self.pending.drain() {
             let why = "the channel shut down before the send completed";
             let results = dests
@@ -369,13 +369,27 @@ impl Driver {
                 results,
             });
         }
-        // Give the Leave frames a moment to reach the wire; a stuck peer cannot hold us.
+        // Give the Leave frames a moment to reach the wire, and the peers a moment to close
+        // their side; a stuck peer cannot hold us.
         let _ = tokio::time::timeout(Duration::from_millis(500), async {
             for w in writers {
                 let _ = w.await;
             }
         })
         .await;
+        let aborts: Vec<_> = readers.iter().map(|r| r.abort_handle()).collect();
+        let _ = tokio::time::timeout(Duration::from_millis(300), async {
+            for r in readers {
+                let _ = r.await;
+            }
+        })
+        .await;
+        for a in aborts {
+            a.abort();
+        }
+        for t in &self.tasks {
+            t.abort();
+        }
         self.shared.close_queue();
         tracing::info!("cluster channel stopped");
     }

@@ -103,3 +103,50 @@ fn backup_joining_node_learns_every_location_before_it_is_ready() {
         Some(AttrValue::Json("w".into()))
     );
 }
+
+/// A joiner whose first GET_ALL_SESSIONS (or its answer) is lost asks again after 2 s, and is
+/// ready then, not at the 60 s state-transfer timeout.
+#[test]
+fn backup_joiner_asks_again_when_an_answer_is_lost() {
+    let mut bus = Bus::new(ManagerKind::Backup, 2, ManagerConfig::default());
+    for i in 0..10u8 {
+        bus.request(1 + (i % 2), None, set("k", "v"));
+    }
+    let cfg = ManagerConfig {
+        manager: ManagerKind::Backup,
+        ..ManagerConfig::default()
+    };
+    let mut joiner = shoal_session::build_manager(
+        "/app",
+        bus::id(3),
+        "node3",
+        cfg,
+        rand::SeedableRng::seed_from_u64(3),
+    );
+    let start = bus.now;
+    let out = joiner.start(&[bus::id(1), bus::id(2)], start);
+    assert_eq!(out.len(), 2, "asks both members");
+    bus.nodes.insert(bus::id(3), joiner);
+    // Only node1's ask goes out; node2's is lost on the way.
+    let mut out = out;
+    out.retain(|o| o.to == vec![bus::id(1)]);
+    assert_eq!(out.len(), 1);
+    bus.send(bus::id(3), out);
+    bus.pump();
+    assert!(!bus.m(3).is_ready(), "node2 has not answered");
+    let mut ready_at = None;
+    for step in 1..=50u64 {
+        bus.now = start + step * 100;
+        let now = bus.now;
+        let out = bus.m(3).handle_timeout(now);
+        bus.send(bus::id(3), out);
+        bus.pump();
+        if bus.m(3).is_ready() {
+            ready_at = Some(bus.now - start);
+            break;
+        }
+    }
+    let at = ready_at.expect("the joiner asked node2 again and became ready within 5 s");
+    assert!((2_000..=2_100).contains(&at), "ready after {at} ms");
+    assert_eq!(bus.m(3).stats().proxy_sessions, 10);
+}

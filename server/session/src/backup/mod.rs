@@ -33,7 +33,13 @@ pub struct BackupManager {
     /// Members whose session locations have not arrived yet (not ready until empty).
     awaiting: BTreeSet<MemberId>,
     awaiting_deadline: Millis,
+    /// When the members in `awaiting` are asked again: a GET_ALL_SESSIONS or its answer can
+    /// be lost while members are still connecting (as in the DeltaManager's transfer).
+    awaiting_reask: Millis,
 }
+
+/// Members that have not answered GET_ALL_SESSIONS within this long are asked again.
+const REASK_MS: Millis = 2_000;
 
 struct Fetching {
     asked: MemberId,
@@ -49,6 +55,7 @@ impl BackupManager {
             fetching: BTreeMap::new(),
             awaiting: BTreeSet::new(),
             awaiting_deadline: 0,
+            awaiting_reask: 0,
         }
     }
 
@@ -174,6 +181,7 @@ impl SessionManager for BackupManager {
             .extend(members.iter().filter(|m| **m != local));
         self.awaiting = self.core.members.clone();
         self.awaiting_deadline = now + self.core.cfg.state_transfer_timeout_secs * 1000;
+        self.awaiting_reask = now + REASK_MS;
         let all: Vec<MemberId> = self.core.all_members();
         all.into_iter()
             .flat_map(|m| self.ask_locations(m))
@@ -334,11 +342,19 @@ impl SessionManager for BackupManager {
     }
 
     fn handle_timeout(&mut self, now: Millis) -> Vec<Outgoing> {
+        let mut out = Vec::new();
         if !self.awaiting.is_empty() && now >= self.awaiting_deadline {
             tracing::warn!(context = %self.core.ctx, "no session locations from {:?}; serving without them", self.awaiting);
             self.awaiting.clear();
+        } else if !self.awaiting.is_empty() && now >= self.awaiting_reask {
+            self.awaiting_reask = now + REASK_MS;
+            let silent: Vec<MemberId> = self.awaiting.iter().copied().collect();
+            tracing::debug!(context = %self.core.ctx, "asking {silent:?} again for session locations");
+            for m in silent {
+                out.extend(self.ask_locations(m));
+            }
         }
-        let mut out = self.core.sweep(now);
+        out.extend(self.core.sweep(now));
         let due: Vec<SessionId> = self
             .fetching
             .iter()
