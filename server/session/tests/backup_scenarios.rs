@@ -71,22 +71,8 @@ fn backup_joining_node_learns_every_location_before_it_is_ready() {
     let sessions: Vec<SessionId> = (0..30)
         .map(|i| bus.request(1 + (i % 2) as u8, None, set("k", "v")))
         .collect();
-    let cfg = ManagerConfig {
-        manager: ManagerKind::Backup,
-        ..ManagerConfig::default()
-    };
-    let mut joiner = shoal_session::build_manager(
-        "/app",
-        bus::id(3),
-        "node3",
-        cfg,
-        rand::SeedableRng::seed_from_u64(3),
-    );
     let now = bus.now;
-    let out = joiner.start(&[bus::id(1), bus::id(2)], now);
-    assert_eq!(out.len(), 2, "asks both members");
-    assert!(!joiner.is_ready());
-    bus.nodes.insert(bus::id(3), joiner);
+    let out = start_node3(&mut bus);
     bus.send(bus::id(3), out);
     for m in [1u8, 2] {
         let out = bus.m(m).member_added(bus::id(3), now);
@@ -112,23 +98,9 @@ fn backup_joiner_asks_again_when_an_answer_is_lost() {
     for i in 0..10u8 {
         bus.request(1 + (i % 2), None, set("k", "v"));
     }
-    let cfg = ManagerConfig {
-        manager: ManagerKind::Backup,
-        ..ManagerConfig::default()
-    };
-    let mut joiner = shoal_session::build_manager(
-        "/app",
-        bus::id(3),
-        "node3",
-        cfg,
-        rand::SeedableRng::seed_from_u64(3),
-    );
     let start = bus.now;
-    let out = joiner.start(&[bus::id(1), bus::id(2)], start);
-    assert_eq!(out.len(), 2, "asks both members");
-    bus.nodes.insert(bus::id(3), joiner);
+    let mut out = start_node3(&mut bus);
     // Only node1's ask goes out; node2's is lost on the way.
-    let mut out = out;
     out.retain(|o| o.to == vec![bus::id(1)]);
     assert_eq!(out.len(), 1);
     bus.send(bus::id(3), out);
@@ -149,4 +121,25 @@ fn backup_joiner_asks_again_when_an_answer_is_lost() {
     let at = ready_at.expect("the joiner asked node2 again and became ready within 5 s");
     assert!((2_000..=2_100).contains(&at), "ready after {at} ms");
     assert_eq!(bus.m(3).stats().proxy_sessions, 10);
+}
+
+/// Starts a BackupManager node3 beside nodes 1 and 2 of `bus`; returns its first messages
+/// (one GET_ALL_SESSIONS per member), not yet sent.
+fn start_node3(bus: &mut Bus) -> Vec<shoal_session::Outgoing> {
+    let cfg = ManagerConfig {
+        manager: ManagerKind::Backup,
+        ..ManagerConfig::default()
+    };
+    let mut joiner = shoal_session::build_manager(
+        "/app",
+        bus::id(3),
+        "node3",
+        cfg,
+        rand::SeedableRng::seed_from_u64(3),
+    );
+    let out = joiner.start(&[bus::id(1), bus::id(2)], bus.now);
+    assert_eq!(out.len(), 2, "asks both members");
+    assert!(!joiner.is_ready());
+    bus.nodes.insert(bus::id(3), joiner);
+    out
 }
