@@ -125,15 +125,7 @@ pub fn roll_under_load(
         );
         old.proc
             .wait_event("drained", |_| true, Duration::from_secs(10));
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while old.proc.is_running() {
-            assert!(
-                Instant::now() < deadline,
-                "{} did not exit after draining",
-                NAMES[i]
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        old.proc.wait_exit(Duration::from_secs(5));
         let drained = t.elapsed();
         // A drained node leaves; its peers must not take it for a crash.
         for peer in nodes.iter_mut().flatten() {

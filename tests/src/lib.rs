@@ -291,14 +291,7 @@ impl NodeProc {
     /// Asks the node to quit and waits for it to exit.
     pub fn quit(mut self) {
         self.command("quit");
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        panic!("{} did not exit within 5 s of quit", self.spec.name);
+        self.wait_exit(Duration::from_secs(5));
     }
 
     /// Sends `signal` (`TERM`, `INT`, …) with kill(1); returns the instant it was sent.

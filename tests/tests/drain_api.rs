@@ -121,13 +121,6 @@ fn wait_until(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
     }
 }
 
-fn wait_exit(node: &mut HttpNode, within: Duration) {
-    let name = node.name().to_string();
-    wait_until(&format!("{name} exits after its drain"), within, || {
-        !node.proc.is_running()
-    });
-}
-
 #[test]
 fn rolling_restart_drained_through_the_api_behind_a_static_balancer_loses_nothing() {
     rolling_restart("delta");
@@ -205,7 +198,7 @@ fn rolling_restart(manager: &str) {
         assert_eq!(ev.json["trigger"], "api", "{}", ev.json);
         old.proc
             .wait_event("drained", |_| true, Duration::from_secs(20));
-        wait_exit(&mut old, Duration::from_secs(5));
+        old.proc.wait_exit(Duration::from_secs(5));
         let drained = t.elapsed();
         assert!(
             admin(all[i].admin, "GET", "/api/v1/health").is_err(),

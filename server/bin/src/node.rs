@@ -47,7 +47,7 @@ pub struct NodeArgs {
 pub async fn run(args: NodeArgs) -> Result<()> {
     // Before anything can announce readiness: a SIGTERM during start-up stops the node the
     // normal way instead of killing it (the default action while no handler is installed).
-    let signals = Signals::install()?;
+    let mut signals = Signals::install()?;
     let mut cfg = match &args.config {
         Some(p) => Config::load(p)?,
         None => Config::default(),
@@ -80,7 +80,6 @@ pub async fn run(args: NodeArgs) -> Result<()> {
     }
     tokio::spawn(membership_events(ch.clone(), json));
     tokio::spawn(receive(incoming, ch.clone(), json));
-    let mut signals = signals;
     let quit = if args.control_stdin {
         // `quit` on stdin, or a signal: a test harness may use either.
         tokio::select! {
