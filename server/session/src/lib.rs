@@ -39,9 +39,13 @@
 //! replica fetches the session at once and does not acknowledge; and after a write that was
 //! not acknowledged by every replica, the session's next change is sent whole. A node that
 //! served its state to a joiner forwards the changes it receives to it for a while, since
-//! writers may not have seen the joiner yet. (There is no periodic anti-entropy: a replica
-//! that missed the *last* change of a session that is never written again keeps the older
-//! version until a fetch or a failover brings it the newer one.)
+//! writers may not have seen the joiner yet. DeltaManager members that meet while both are
+//! already serving (a partial mesh at start-up, a healed partition) exchange a DIGEST of
+//! what they hold and removed: each fetches what it lacks and drops what the other logged
+//! out, and sends its own sessions' next change whole (see `delta::digest`). (There is no
+//! periodic anti-entropy: between two members that stay connected, a replica that missed
+//! the *last* change of a session that is never written again keeps the older version
+//! until a fetch or a failover brings it the newer one.)
 //!
 //! Removal (expiry, invalidation) at version `v` hides versions `<= v`; a newer write wins
 //! over a concurrent removal. Only the node that served a session last (its primary)

@@ -155,7 +155,9 @@ pub trait SessionManager: Send {
     /// change goes out as the whole session, so replicas that missed a version catch up
     /// without a gap.
     fn replication_failed(&mut self, id: &SessionId) {
-        self.core_mut().resync.insert(id.clone());
+        if let Some(e) = self.core_mut().store.entries.get_mut(id) {
+            e.resync = true;
+        }
     }
 
     fn core_mut(&mut self) -> &mut Core;
@@ -213,8 +215,6 @@ pub struct Core {
     pub stats: ManagerStats,
     pub counters: MessageCounters,
     pub next_request: u64,
-    /// Sessions whose next change is sent whole (see `SessionManager::replication_failed`).
-    pub resync: std::collections::BTreeSet<SessionId>,
 }
 
 impl Core {
@@ -236,7 +236,6 @@ impl Core {
             stats: ManagerStats::default(),
             counters: MessageCounters::default(),
             next_request: 1,
-            resync: Default::default(),
         }
     }
 

@@ -94,6 +94,15 @@ pub enum SessionMessage {
     },
     /// BackupManager: where sessions live now (to proxies).
     Locations(Vec<Location>),
+    /// DeltaManager anti-entropy: what the sender holds (id, version, stamp of each live
+    /// session) and what it removed (id, version), sent to a member that appears while the
+    /// sender is ready. The receiver fetches what it lacks or holds older, and drops what
+    /// the sender removed. Closes the gaps a partial mesh at start-up or a healed partition
+    /// leaves: writes made while the two could not reach each other.
+    Digest {
+        sessions: Vec<(SessionId, u64, Stamp)>,
+        removed: Vec<(SessionId, u64)>,
+    },
 }
 
 /// Message types, for per-type counters.
@@ -112,10 +121,11 @@ pub enum MessageKind {
     Fetch,
     Fetched,
     Locations,
+    Digest,
 }
 
 impl MessageKind {
-    pub const ALL: [MessageKind; 13] = [
+    pub const ALL: [MessageKind; 14] = [
         MessageKind::Created,
         MessageKind::Expired,
         MessageKind::Accessed,
@@ -129,6 +139,7 @@ impl MessageKind {
         MessageKind::Fetch,
         MessageKind::Fetched,
         MessageKind::Locations,
+        MessageKind::Digest,
     ];
     /// Tomcat's names (SessionMessage.EVT_*), lower-cased without the prefix.
     pub fn name(self) -> &'static str {
@@ -146,6 +157,7 @@ impl MessageKind {
             MessageKind::Fetch => "fetch",
             MessageKind::Fetched => "fetched",
             MessageKind::Locations => "locations",
+            MessageKind::Digest => "digest",
         }
     }
     pub fn index(self) -> usize {
@@ -169,6 +181,7 @@ impl SessionMessage {
             SessionMessage::Fetch { .. } => MessageKind::Fetch,
             SessionMessage::Fetched { .. } => MessageKind::Fetched,
             SessionMessage::Locations(_) => MessageKind::Locations,
+            SessionMessage::Digest { .. } => MessageKind::Digest,
         }
     }
 }

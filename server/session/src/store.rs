@@ -16,6 +16,10 @@ pub struct Entry {
     /// primary expires a session at max-inactive and tells the others; replicas drop it
     /// silently at twice that (Tomcat's DeltaSession rule), in case the primary died.
     pub primary: bool,
+    /// Its next change goes out as the whole session, not a delta: a synchronous
+    /// replication of it was not acknowledged by every replica, or (DeltaManager) a member
+    /// appeared that may not hold it. Cleared when the whole session is sent.
+    pub resync: bool,
     /// When this node last sent anything about it (drives ACCESSED messages).
     pub last_replicated: Millis,
     /// BackupManager: the primary (when this node is a backup) and the backups.
@@ -28,6 +32,7 @@ impl Entry {
         Entry {
             session,
             primary: false,
+            resync: false,
             last_replicated: 0,
             owner: None,
             backups: Vec::new(),
@@ -228,6 +233,11 @@ impl Store {
         t.0 = t.0.max(version);
         t.1 = now;
         self.entries.remove(id).map(|e| *e)
+    }
+
+    /// Removed sessions still remembered: (id, version removed at).
+    pub fn tombstones(&self) -> impl Iterator<Item = (&SessionId, u64)> {
+        self.tombstones.iter().map(|(id, (v, _))| (id, *v))
     }
 
     /// Forgets tombstones older than `ttl`.

@@ -237,6 +237,68 @@ fn a_node_that_started_before_seeing_anyone_still_gets_the_state() {
     bus.pump();
     assert!(bus.m(3).is_ready());
     assert_eq!(bus.value(3, &s, "a"), Some(AttrValue::Json("1".into())));
-    // A second member appearing later does not restart the transfer.
-    assert!(bus.m(3).member_added(id(4), now).is_empty());
+    // A second member appearing later does not restart the transfer (it gets a digest).
+    let out = bus.m(3).member_added(id(4), now);
+    assert!(bus.m(3).is_ready());
+    let kinds: Vec<&str> = out
+        .iter()
+        .filter_map(|o| shoal_session::message::decode(&o.payload).ok())
+        .map(|e| e.msg.kind().name())
+        .collect();
+    assert_eq!(kinds, ["digest"]);
+}
+
+/// Node 1 and node 2 both start seeing only node 3 (a partial mesh: their links come up
+/// later), each serves sessions, then they find each other. Neither asks the other for the
+/// state (both are ready), yet each must end with the other's sessions — also those only
+/// read since — and sync writes to the late member must not fail for want of a base.
+#[test]
+fn members_that_meet_late_exchange_what_the_other_missed() {
+    let mut bus = Bus::empty();
+    bus.add(3, &[1, 2, 3], ManagerConfig::default());
+    bus.add(1, &[1, 3], ManagerConfig::default());
+    bus.add(2, &[2, 3], ManagerConfig::default());
+    bus.pump();
+    assert!(bus.nodes.values().all(|m| m.is_ready()));
+    let written = bus.request(2, None, set("a", "1"));
+    let read_only = bus.request(2, None, set("r", "1"));
+    let on_node1 = bus.request(1, None, set("b", "1"));
+    // A session everyone holds, logged out on node 1: node 2 does not hear of it.
+    let gone = bus.request(3, None, set("c", "1"));
+    assert_eq!(bus.holders(&gone), vec![1, 2, 3]);
+    let end = RequestEnd {
+        id: Some(gone.clone()),
+        invalidate: true,
+        ..RequestEnd::default()
+    };
+    let now = bus.now;
+    let out = bus.m(1).end_request(end, now).expect("invalidate");
+    bus.send(id(1), out);
+    bus.pump();
+    assert_eq!(bus.holders(&gone), vec![2]);
+    assert_eq!(bus.holders(&written), vec![2, 3]);
+    assert_eq!(bus.holders(&on_node1), vec![1, 3]);
+
+    bus.connect(1, 2);
+    // Written before the digests were answered: the change goes whole, behind the digest
+    // on the same ordered link, so node 1 does not refuse a delta it has no base for.
+    bus.request(2, Some(&written), set("a", "2"));
+    bus.request(1, Some(&on_node1), set("b", "2"));
+    assert!(bus.nacks.is_empty(), "refused: {:?}", bus.nacks);
+    for s in [&written, &read_only, &on_node1] {
+        assert_eq!(bus.holders(s), vec![1, 2, 3], "{s:?} not everywhere");
+    }
+    assert!(bus.holders(&gone).is_empty());
+    assert_eq!(
+        bus.value(1, &written, "a"),
+        Some(AttrValue::Json("2".into()))
+    );
+    assert_eq!(
+        bus.value(2, &on_node1, "b"),
+        Some(AttrValue::Json("2".into()))
+    );
+    assert_eq!(
+        bus.value(1, &read_only, "r"),
+        Some(AttrValue::Json("1".into()))
+    );
 }

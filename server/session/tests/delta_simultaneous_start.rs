@@ -57,11 +57,7 @@ fn three_nodes_started_together_all_become_ready() {
     let mut worst = 0;
     for seed in 0..200u64 {
         let mut rng = StdRng::seed_from_u64(seed);
-        let mut bus = Bus {
-            nodes: Default::default(),
-            queue: Default::default(),
-            now: 1_000_000,
-        };
+        let mut bus = Bus::empty();
         let ids = [id(1), id(2), id(3)];
         for (i, m) in ids.iter().enumerate() {
             let mut mgr = build_manager(

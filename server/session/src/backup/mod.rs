@@ -267,18 +267,15 @@ impl SessionManager for BackupManager {
             out.extend(self.announce(loc.into_iter().collect(), &backups, sync));
             return Ok(out);
         }
-        let resync = self.core.resync.remove(&id);
-        let (local, whole) = (
-            self.core.local,
-            self.core.cfg.replicate_whole_session || resync,
-        );
+        let (local, whole) = (self.core.local, self.core.cfg.replicate_whole_session);
         let Some(e) = self.core.store.entries.get_mut(&id) else {
             return Ok(out);
         };
         let to = e.backups.clone();
         let msg = if !end.ops.is_empty() {
             e.session.bump(now, local);
-            if whole {
+            let resync = std::mem::take(&mut e.resync);
+            if whole || resync {
                 SessionMessage::BackupPut {
                     session: e.session.clone(),
                     primary: local,

@@ -278,7 +278,9 @@ impl BackupManager {
                 self.awaiting.remove(&from);
                 vec![]
             }
-            SessionMessage::Created(_) | SessionMessage::AllSessionData { .. } => {
+            SessionMessage::Created(_)
+            | SessionMessage::AllSessionData { .. }
+            | SessionMessage::Digest { .. } => {
                 return Received { out: vec![], ack: Err("DeltaManager message sent to a BackupManager context (configure the same manager on every node)".into()) };
             }
         };

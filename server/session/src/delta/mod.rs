@@ -17,6 +17,7 @@ use crate::stats::ManagerStats;
 use crate::store::DeltaOutcome;
 use shoal_cluster::MemberId;
 
+mod digest;
 mod transfer;
 
 use transfer::Transfer;
@@ -149,11 +150,7 @@ impl SessionManager for DeltaManager {
                 .collect());
         }
         self.core.apply_request(&id, &end.ops, now)?;
-        let resync = self.core.resync.remove(&id);
-        let (local, whole) = (
-            self.core.local,
-            self.core.cfg.replicate_whole_session || resync,
-        );
+        let (local, whole) = (self.core.local, self.core.cfg.replicate_whole_session);
         let Some(e) = self.core.store.entries.get_mut(&id) else {
             return Err(SessionError::NotFound(id.to_string()));
         };
@@ -162,7 +159,8 @@ impl SessionManager for DeltaManager {
         let msg = if was_new || changed {
             e.session.bump(now, local);
             e.session.is_new = false;
-            if was_new || whole {
+            let resync = std::mem::take(&mut e.resync);
+            if was_new || whole || resync {
                 SessionMessage::Created(e.session.clone())
             } else {
                 let route_only = end.ops.iter().all(|op| matches!(op, DeltaOp::Route(_)));
@@ -257,6 +255,9 @@ impl SessionManager for DeltaManager {
             | SessionMessage::AllSessionData { .. }
             | SessionMessage::TransferComplete { .. }
             | SessionMessage::NoContextManager { .. } => vec![], // handled by transfer.rs
+            SessionMessage::Digest { sessions, removed } => {
+                self.on_digest(from, sessions, removed, now)
+            }
             SessionMessage::BackupPut { .. } | SessionMessage::Locations(_) => {
                 return Received { out: vec![], ack: Err("BackupManager message sent to a DeltaManager context (configure the same manager on every node)".into()) };
             }
@@ -275,7 +276,11 @@ impl SessionManager for DeltaManager {
         if std::mem::take(&mut self.started_alone) && untouched {
             return self.begin_transfer(now);
         }
-        vec![]
+        if self.transfer.is_some() {
+            // What we hold is incomplete; the new member gets the state elsewhere.
+            return vec![];
+        }
+        self.greet(member)
     }
 
     fn member_removed(&mut self, member: MemberId, now: Millis) -> Vec<Outgoing> {

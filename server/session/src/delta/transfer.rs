@@ -286,6 +286,8 @@ fn message_version(m: &SessionMessage) -> u64 {
         SessionMessage::Expired { version, .. } | SessionMessage::Accessed { version, .. } => {
             *version
         }
+        // Compared with what the transfer and the queued changes brought: last.
+        SessionMessage::Digest { .. } => u64::MAX,
         _ => 0,
     }
 }

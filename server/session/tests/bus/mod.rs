@@ -14,6 +14,8 @@ pub struct Bus {
     pub nodes: BTreeMap<MemberId, Box<dyn SessionManager>>,
     pub queue: VecDeque<(MemberId, MemberId, Vec<u8>)>,
     pub now: u64,
+    /// Negative acknowledgements seen by `pump`: (receiver, message kind, error).
+    pub nacks: Vec<(MemberId, String, String)>,
 }
 
 pub fn id(n: u8) -> MemberId {
@@ -21,12 +23,42 @@ pub fn id(n: u8) -> MemberId {
 }
 
 impl Bus {
-    pub fn new(kind: ManagerKind, n: u8, cfg: ManagerConfig) -> Self {
-        let mut bus = Bus {
+    /// No node yet (see `add`).
+    pub fn empty() -> Self {
+        Bus {
             nodes: BTreeMap::new(),
             queue: VecDeque::new(),
             now: 1_000_000,
-        };
+            nacks: Vec::new(),
+        }
+    }
+
+    /// Starts node `n` (route `node<n>`) seeing `members` (itself included or not).
+    pub fn add(&mut self, n: u8, members: &[u8], cfg: ManagerConfig) {
+        let mut mgr = build_manager(
+            "/app",
+            id(n),
+            &format!("node{n}"),
+            cfg,
+            StdRng::seed_from_u64(u64::from(n)),
+        );
+        let view: Vec<MemberId> = members.iter().map(|m| id(*m)).collect();
+        let out = mgr.start(&view, self.now);
+        self.nodes.insert(id(n), mgr);
+        self.send(id(n), out);
+    }
+
+    /// Nodes `a` and `b` learn of each other.
+    pub fn connect(&mut self, a: u8, b: u8) {
+        let now = self.now;
+        for (x, y) in [(a, b), (b, a)] {
+            let out = self.m(x).member_added(id(y), now);
+            self.send(id(x), out);
+        }
+    }
+
+    pub fn new(kind: ManagerKind, n: u8, cfg: ManagerConfig) -> Self {
+        let mut bus = Bus::empty();
         let ids: Vec<MemberId> = (1..=n).map(id).collect();
         for (i, m) in ids.iter().enumerate() {
             let cfg = ManagerConfig {
@@ -69,10 +101,14 @@ impl Bus {
             let Some(mgr) = self.nodes.get_mut(&to) else {
                 continue;
             };
-            if let Ok(env) = decode(&payload) {
-                kinds.push(env.msg.kind().name().to_owned());
-            }
+            let kind = decode(&payload)
+                .map(|env| env.msg.kind().name().to_owned())
+                .unwrap_or_default();
             let r = mgr.handle_payload(from, &payload, self.now);
+            if let Err(e) = r.ack {
+                self.nacks.push((to, kind.clone(), e));
+            }
+            kinds.push(kind);
             self.send(to, r.out);
         }
         kinds

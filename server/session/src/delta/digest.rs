@@ -1,0 +1,94 @@
+//! DeltaManager anti-entropy. A joining node gets every session by state transfer, but two
+//! members that were both running before they could reach each other — a partial mesh at
+//! start-up, a healed partition — each miss the other's writes of that time, and no state
+//! transfer happens between them. So a ready node that sees a member appear:
+//! - sends it a DIGEST of what it holds (id, version, stamp) and what it removed; the member
+//!   fetches what it lacks or holds older and drops what was removed here (a logout made on
+//!   one side of a partition is not undone by the heal);
+//! - sends the next change of each session it is primary of whole, so the member never
+//!   gets a delta for a session it does not hold yet (a synchronous write would then fail
+//!   with "missing earlier versions" until the fetch completes).
+//!
+//! For a plain joiner the digest is redundant and cheap: about 40 bytes per session, queued
+//! during its transfer and compared after it, fetching nothing.
+use super::DeltaManager;
+use crate::id::SessionId;
+use crate::manager::Outgoing;
+use crate::message::SessionMessage;
+use crate::session::{Millis, Stamp};
+use shoal_cluster::MemberId;
+
+/// Entries per DIGEST message (~40 bytes each).
+const DIGEST_BATCH: usize = 4096;
+
+impl DeltaManager {
+    /// A member appeared while this node is ready: digest to it, next changes whole.
+    pub(super) fn greet(&mut self, member: MemberId) -> Vec<Outgoing> {
+        let store = &mut self.core.store;
+        let mut sessions = Vec::with_capacity(store.len().min(DIGEST_BATCH));
+        let mut batches = Vec::new();
+        for (id, e) in store.entries.iter_mut() {
+            if e.primary {
+                e.resync = true;
+            }
+            sessions.push((id.clone(), e.session.version, e.session.stamp));
+            if sessions.len() == DIGEST_BATCH {
+                batches.push(std::mem::take(&mut sessions));
+            }
+        }
+        let removed: Vec<(SessionId, u64)> =
+            store.tombstones().map(|(id, v)| (id.clone(), v)).collect();
+        if sessions.is_empty() && removed.is_empty() && batches.is_empty() {
+            return vec![];
+        }
+        batches.push(sessions);
+        // The removals ride with the last batch.
+        let mut removed = Some(removed);
+        let n = batches.len();
+        let mut out = Vec::new();
+        for (i, sessions) in batches.into_iter().enumerate() {
+            let removed = if i + 1 == n {
+                removed.take().unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            let msg = SessionMessage::Digest { sessions, removed };
+            out.extend(self.core.msg(vec![member], &msg, false));
+        }
+        out
+    }
+
+    /// Fetches from `from` what it holds newer than here; drops what it removed.
+    pub(super) fn on_digest(
+        &mut self,
+        from: MemberId,
+        sessions: Vec<(SessionId, u64, Stamp)>,
+        removed: Vec<(SessionId, u64)>,
+        now: Millis,
+    ) -> Vec<Outgoing> {
+        for (id, version) in removed {
+            // Only what is held: re-recording every tombstone of every digest would keep
+            // them alive forever under membership churn.
+            let held = self.core.store.get(&id).map(|e| e.session.version);
+            if held.is_some_and(|v| v <= version) {
+                self.core.store.remove(&id, version, now);
+                self.core.stats.sessions_expired += 1;
+            }
+        }
+        let mut out = Vec::new();
+        for (id, version, stamp) in sessions {
+            let store = &self.core.store;
+            if store.removed_at_or_after(&id, version) {
+                continue;
+            }
+            let behind = match store.get(&id) {
+                Some(e) => e.session.rank() < (version, stamp),
+                None => true,
+            };
+            if behind {
+                out.extend(self.fetch(id, from));
+            }
+        }
+        out
+    }
+}
