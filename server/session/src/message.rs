@@ -94,10 +94,13 @@ pub enum SessionMessage {
     },
     /// BackupManager: where sessions live now (to proxies).
     Locations(Vec<Location>),
-    /// DeltaManager anti-entropy: what the sender holds (id, version, stamp of each live
-    /// session) and what it removed (id, version), sent to a member that appears while the
-    /// sender is ready. The receiver fetches what it lacks or holds older, and drops what
-    /// the sender removed. Closes the gaps a partial mesh at start-up or a healed partition
+    /// DeltaManager anti-entropy: a node that sees a member appear while it is ready asks
+    /// it for a DIGEST (a member still in its state transfer does not answer: what it holds
+    /// is a copy of the cluster's).
+    DigestRequest,
+    /// What the sender holds (id, version, stamp of each live session) and what it removed
+    /// (id, version). The receiver fetches what it lacks or holds older, and drops what the
+    /// sender removed. Closes the gaps a partial mesh at start-up or a healed partition
     /// leaves: writes made while the two could not reach each other.
     Digest {
         sessions: Vec<(SessionId, u64, Stamp)>,
@@ -121,11 +124,12 @@ pub enum MessageKind {
     Fetch,
     Fetched,
     Locations,
+    DigestRequest,
     Digest,
 }
 
 impl MessageKind {
-    pub const ALL: [MessageKind; 14] = [
+    pub const ALL: [MessageKind; 15] = [
         MessageKind::Created,
         MessageKind::Expired,
         MessageKind::Accessed,
@@ -139,6 +143,7 @@ impl MessageKind {
         MessageKind::Fetch,
         MessageKind::Fetched,
         MessageKind::Locations,
+        MessageKind::DigestRequest,
         MessageKind::Digest,
     ];
     /// Tomcat's names (SessionMessage.EVT_*), lower-cased without the prefix.
@@ -157,6 +162,7 @@ impl MessageKind {
             MessageKind::Fetch => "fetch",
             MessageKind::Fetched => "fetched",
             MessageKind::Locations => "locations",
+            MessageKind::DigestRequest => "digest_request",
             MessageKind::Digest => "digest",
         }
     }
@@ -181,6 +187,7 @@ impl SessionMessage {
             SessionMessage::Fetch { .. } => MessageKind::Fetch,
             SessionMessage::Fetched { .. } => MessageKind::Fetched,
             SessionMessage::Locations(_) => MessageKind::Locations,
+            SessionMessage::DigestRequest => MessageKind::DigestRequest,
             SessionMessage::Digest { .. } => MessageKind::Digest,
         }
     }

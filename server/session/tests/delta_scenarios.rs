@@ -237,7 +237,8 @@ fn a_node_that_started_before_seeing_anyone_still_gets_the_state() {
     bus.pump();
     assert!(bus.m(3).is_ready());
     assert_eq!(bus.value(3, &s, "a"), Some(AttrValue::Json("1".into())));
-    // A second member appearing later does not restart the transfer (it gets a digest).
+    // A second member appearing later does not restart the transfer (it is asked for a
+    // digest).
     let out = bus.m(3).member_added(id(4), now);
     assert!(bus.m(3).is_ready());
     let kinds: Vec<&str> = out
@@ -245,7 +246,23 @@ fn a_node_that_started_before_seeing_anyone_still_gets_the_state() {
         .filter_map(|o| shoal_session::message::decode(&o.payload).ok())
         .map(|e| e.msg.kind().name())
         .collect();
-    assert_eq!(kinds, ["digest"]);
+    assert_eq!(kinds, ["digest_request"]);
+}
+
+/// A plain join: the members ask the joiner for a digest, which it does not answer while
+/// it transfers, so no digest travels (the joiner's memory holds just its sessions).
+#[test]
+fn a_plain_join_sends_no_digest() {
+    let mut bus = Bus::new(ManagerKind::Delta, 2, ManagerConfig::default());
+    let s = bus.request(1, None, set("a", "1"));
+    bus.add(3, &[1, 2, 3], ManagerConfig::default());
+    bus.connect(1, 3);
+    bus.connect(2, 3);
+    let kinds = bus.pump();
+    assert!(bus.m(3).is_ready());
+    assert_eq!(bus.value(3, &s, "a"), Some(AttrValue::Json("1".into())));
+    assert_eq!(kinds.iter().filter(|k| *k == "digest_request").count(), 2);
+    assert!(!kinds.iter().any(|k| k == "digest"), "{kinds:?}");
 }
 
 /// Node 1 and node 2 both start seeing only node 3 (a partial mesh: their links come up

@@ -280,6 +280,7 @@ impl BackupManager {
             }
             SessionMessage::Created(_)
             | SessionMessage::AllSessionData { .. }
+            | SessionMessage::DigestRequest
             | SessionMessage::Digest { .. } => {
                 return Received { out: vec![], ack: Err("DeltaManager message sent to a BackupManager context (configure the same manager on every node)".into()) };
             }

@@ -2,15 +2,16 @@
 //! members that were both running before they could reach each other — a partial mesh at
 //! start-up, a healed partition — each miss the other's writes of that time, and no state
 //! transfer happens between them. So a ready node that sees a member appear:
-//! - sends it a DIGEST of what it holds (id, version, stamp) and what it removed; the member
-//!   fetches what it lacks or holds older and drops what was removed here (a logout made on
-//!   one side of a partition is not undone by the heal);
+//! - asks it for a DIGEST of what it holds (id, version, stamp) and what it removed, then
+//!   fetches what it lacks or holds older and drops what was removed there (a logout made
+//!   on one side of a partition is not undone by the heal);
 //! - sends the next change of each session it is primary of whole, so the member never
 //!   gets a delta for a session it does not hold yet (a synchronous write would then fail
 //!   with "missing earlier versions" until the fetch completes).
 //!
-//! For a plain joiner the digest is redundant and cheap: about 40 bytes per session, queued
-//! during its transfer and compared after it, fetching nothing.
+//! A member still in its state transfer does not answer the request (all it holds is a
+//! copy of the cluster's), so a plain join costs one small request per member and no
+//! digest: the joiner's memory stays that of its sessions.
 use super::DeltaManager;
 use crate::id::SessionId;
 use crate::manager::Outgoing;
@@ -18,19 +19,34 @@ use crate::message::SessionMessage;
 use crate::session::{Millis, Stamp};
 use shoal_cluster::MemberId;
 
-/// Entries per DIGEST message (~40 bytes each).
+/// Entries per DIGEST message (~40 bytes each on the wire).
 const DIGEST_BATCH: usize = 4096;
 
 impl DeltaManager {
-    /// A member appeared while this node is ready: digest to it, next changes whole.
+    /// A member appeared while this node is ready: ask it for its digest, send the next
+    /// change of the sessions served here whole.
     pub(super) fn greet(&mut self, member: MemberId) -> Vec<Outgoing> {
-        let store = &mut self.core.store;
-        let mut sessions = Vec::with_capacity(store.len().min(DIGEST_BATCH));
-        let mut batches = Vec::new();
-        for (id, e) in store.entries.iter_mut() {
+        for e in self.core.store.entries.values_mut() {
             if e.primary {
                 e.resync = true;
             }
+        }
+        let msg = SessionMessage::DigestRequest;
+        self.core
+            .msg(vec![member], &msg, false)
+            .into_iter()
+            .collect()
+    }
+
+    /// Answers a DIGEST_REQUEST (only when ready: see the module docs).
+    pub(super) fn digest(&mut self, to: MemberId) -> Vec<Outgoing> {
+        if self.transfer.is_some() {
+            return vec![];
+        }
+        let store = &self.core.store;
+        let mut sessions = Vec::with_capacity(store.len().min(DIGEST_BATCH));
+        let mut batches = Vec::new();
+        for (id, e) in store.entries.iter() {
             sessions.push((id.clone(), e.session.version, e.session.stamp));
             if sessions.len() == DIGEST_BATCH {
                 batches.push(std::mem::take(&mut sessions));
@@ -38,9 +54,6 @@ impl DeltaManager {
         }
         let removed: Vec<(SessionId, u64)> =
             store.tombstones().map(|(id, v)| (id.clone(), v)).collect();
-        if sessions.is_empty() && removed.is_empty() && batches.is_empty() {
-            return vec![];
-        }
         batches.push(sessions);
         // The removals ride with the last batch.
         let mut removed = Some(removed);
@@ -53,7 +66,7 @@ impl DeltaManager {
                 Vec::new()
             };
             let msg = SessionMessage::Digest { sessions, removed };
-            out.extend(self.core.msg(vec![member], &msg, false));
+            out.extend(self.core.msg(vec![to], &msg, false));
         }
         out
     }

@@ -255,6 +255,7 @@ impl SessionManager for DeltaManager {
             | SessionMessage::AllSessionData { .. }
             | SessionMessage::TransferComplete { .. }
             | SessionMessage::NoContextManager { .. } => vec![], // handled by transfer.rs
+            SessionMessage::DigestRequest => self.digest(from),
             SessionMessage::Digest { sessions, removed } => {
                 self.on_digest(from, sessions, removed, now)
             }

@@ -192,7 +192,7 @@ impl DeltaManager {
     }
 
     /// During a transfer, everything but transfer messages (and FETCH, answered from what
-    /// we have) is queued: returns the message back when it must be handled now.
+    /// we have, and DIGEST_REQUEST, not answered) is queued: returns the message back when it must be handled now.
     pub(super) fn queue_during_transfer(
         &mut self,
         from: MemberId,
@@ -201,7 +201,12 @@ impl DeltaManager {
         let Some(t) = self.transfer.as_mut() else {
             return Some(msg);
         };
-        if is_transfer_message(&msg) || matches!(msg, SessionMessage::Fetch { .. }) {
+        if is_transfer_message(&msg)
+            || matches!(
+                msg,
+                SessionMessage::Fetch { .. } | SessionMessage::DigestRequest
+            )
+        {
             return Some(msg);
         }
         t.queued.push((from, msg));
