@@ -52,19 +52,13 @@ impl DeltaManager {
                 batches.push(std::mem::take(&mut sessions));
             }
         }
-        let removed: Vec<(SessionId, u64)> =
-            store.tombstones().map(|(id, v)| (id.clone(), v)).collect();
         batches.push(sessions);
-        // The removals ride with the last batch.
-        let mut removed = Some(removed);
-        let n = batches.len();
+        // The removals ride with the first batch.
+        let mut removed: Vec<(SessionId, u64)> =
+            store.tombstones().map(|(id, v)| (id.clone(), v)).collect();
         let mut out = Vec::new();
-        for (i, sessions) in batches.into_iter().enumerate() {
-            let removed = if i + 1 == n {
-                removed.take().unwrap_or_default()
-            } else {
-                Vec::new()
-            };
+        for sessions in batches {
+            let removed = std::mem::take(&mut removed);
             let msg = SessionMessage::Digest { sessions, removed };
             out.extend(self.core.msg(vec![to], &msg, false));
         }
