@@ -206,3 +206,44 @@ fn node_config_defaults_validate_and_bad_timings_are_named() {
     };
     assert!(bad.validate().expect_err("zero").contains("heartbeat"));
 }
+
+/// A send still waiting on a member that crashes fails with "member ... disappeared", and
+/// the MemberDisappeared event comes first: a caller that checks the view when told of the
+/// failure must not find the member still there (the session layer counts a failure to a
+/// member still in the view as a replication failure: HTTP 503 on a request whose other
+/// replicas acknowledged it).
+#[test]
+fn a_crashed_member_leaves_the_view_before_its_sends_fail() {
+    let mut sim = Sim::cluster(4, 3);
+    sim.auto_complete = false;
+    joined(&mut sim);
+    let opts = SendOptions(SendOptions::SYNCHRONIZED_ACK);
+    let id = sim.send(0, &[2], b"x".to_vec(), opts).expect("up");
+    sim.run_for(Duration::from_millis(100));
+    assert!(
+        sim.nodes[0].outcomes.is_empty(),
+        "completed before the crash"
+    );
+    sim.kill(2);
+    assert!(
+        sim.run_until(Duration::from_secs(2), |s| s.nodes[0]
+            .outcomes
+            .contains_key(&id)),
+        "the send to the crashed member never failed"
+    );
+    let r = outcome(&sim, 0, id);
+    assert!(
+        matches!(&r[0].1, DeliveryStatus::Failed(s) if s.contains("node3 disappeared")),
+        "{r:?}"
+    );
+    let order: Vec<&str> = sim.nodes[0]
+        .log
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::MemberDisappeared { member, .. } if member.name == "node3" => Some("gone"),
+            Event::SendComplete { id: i, .. } if *i == id => Some("failed"),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(order, ["gone", "failed"]);
+}

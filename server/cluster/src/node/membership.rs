@@ -272,7 +272,7 @@ impl Node {
             self.conns.remove(&conn);
         }
         let why = format!("member {} disappeared: {reason}", p.member.name);
-        self.fail_peer_frames(now, id, p.unacked, &why);
+        let unacked = p.unacked;
         // A member dropped by a partition may come back with the same id and retransmit what
         // we already delivered: keep its window. Restarts (new id) and leaves never return.
         if matches!(reason, DisappearReason::Left | DisappearReason::Restarted) {
@@ -301,6 +301,9 @@ impl Node {
             member: p.member,
             reason,
         });
+        // After the event: a sender told "failed: member gone" must find the member already
+        // out of the view, or it counts a replica that no longer exists as a failure.
+        self.fail_peer_frames(now, id, unacked, &why);
     }
 
     pub(super) fn do_leave(&mut self, now: Instant) {
