@@ -53,28 +53,26 @@ pub fn free_port() -> u16 {
 /// turn from a per-process random start, so concurrent tests do not race for the same one.
 pub fn free_run(n: u16) -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::OnceLock;
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    // Linux's default ephemeral range starts at 32768; read the real one when possible.
-    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
-        .unwrap_or(32768);
-    let (low, high) = (10_000u32, ephemeral_low.clamp(12_000, 65_535));
-    let span = high - low - u32::from(n);
-    let _ = NEXT.compare_exchange(
-        0,
-        1 + (std::process::id().wrapping_mul(7919)
+    static RANGE: OnceLock<(u32, u32)> = OnceLock::new();
+    let (low, high) = *RANGE.get_or_init(|| {
+        // Linux's default ephemeral range starts at 32768; read the real one when possible.
+        let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
+            .unwrap_or(32768);
+        let seed = std::process::id().wrapping_mul(7919)
             ^ std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.subsec_nanos())
-                .unwrap_or(0))
-            % span,
-        Ordering::SeqCst,
-        Ordering::SeqCst,
-    );
+                .unwrap_or(0);
+        NEXT.store(seed, Ordering::SeqCst);
+        (10_000, ephemeral_low.clamp(12_000, 65_535))
+    });
+    let span = high - low - u32::from(n);
     for _ in 0..span {
-        let base = low + NEXT.fetch_add(u32::from(n), Ordering::SeqCst) % span;
-        let base = base as u16;
+        let base = (low + NEXT.fetch_add(u32::from(n), Ordering::SeqCst) % span) as u16;
         if (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
             return base;
         }

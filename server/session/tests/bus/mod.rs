@@ -59,22 +59,13 @@ impl Bus {
 
     pub fn new(kind: ManagerKind, n: u8, cfg: ManagerConfig) -> Self {
         let mut bus = Bus::empty();
-        let ids: Vec<MemberId> = (1..=n).map(id).collect();
-        for (i, m) in ids.iter().enumerate() {
+        let all: Vec<u8> = (1..=n).collect();
+        for i in 1..=n {
             let cfg = ManagerConfig {
                 manager: kind,
                 ..cfg.clone()
             };
-            let mut mgr = build_manager(
-                "/app",
-                *m,
-                &format!("node{}", i + 1),
-                cfg,
-                StdRng::seed_from_u64(i as u64),
-            );
-            let out = mgr.start(&ids, bus.now);
-            bus.nodes.insert(*m, mgr);
-            bus.send(*m, out);
+            bus.add(i, &all, cfg);
         }
         bus.pump();
         bus
