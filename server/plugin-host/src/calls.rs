@@ -1,15 +1,16 @@
 //! Typed calls into plugins. A call that fails (trap, limit, bad output) is answered by
 //! the plugin's failure policy; `Err` is only for caller mistakes (unknown plugin, wrong
 //! world).
-use crate::bindings::{deploy_types, http};
 use crate::error::PluginError;
+use crate::generation::{AcquireError, Generation, Live};
 use crate::plugin::{Answer, FailureKind};
 use crate::registry::PluginRegistry;
 use crate::session::{lend, SessionAccess, SessionResource};
 use crate::types::{
     Artifact, DeployDecision, HttpRequest, HttpResponse, PluginWorld, ValveOutcome,
 };
-use crate::version::{AcquireError, Exports, Live, Version};
+use crate::wit::bindings::{deploy_types, http};
+use crate::wit::Exports;
 use wasmtime::component::Resource;
 
 impl PluginRegistry {
@@ -19,12 +20,12 @@ impl PluginRegistry {
         &self,
         name: &str,
         world: PluginWorld,
-        call: impl FnOnce(&mut Live, &Version) -> wasmtime::Result<R>,
-        check: impl FnOnce(&R, &Version) -> Result<(), String>,
+        call: impl FnOnce(&mut Live, &Generation) -> wasmtime::Result<R>,
+        check: impl FnOnce(&R, &Generation) -> Result<(), String>,
     ) -> Result<Result<R, Answer>, PluginError> {
         let plugin = self.lookup(name)?;
         let version = plugin
-            .version()
+            .generation()
             .ok_or_else(|| PluginError::Engine("poisoned plugin lock".into()))?;
         if version.world != world {
             return Err(PluginError::WrongWorld {
@@ -83,7 +84,7 @@ impl PluginRegistry {
     pub fn valve_wants_body(&self, name: &str) -> Result<bool, PluginError> {
         let version = self
             .lookup(name)?
-            .version()
+            .generation()
             .ok_or_else(|| PluginError::Engine("poisoned plugin lock".into()))?;
         Ok(version.world == PluginWorld::Valve && version.wants_body)
     }

@@ -1,15 +1,15 @@
 //! The wasmtime engine shared by every plugin: pooling allocator, epoch interruption driven
 //! by a ticker thread, one linker with the host imports, and the compiled-component cache.
-use crate::bindings;
 use crate::error::PluginError;
 use crate::state::HostState;
+use crate::wit;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// How the engine is built.
@@ -63,7 +63,8 @@ impl PluginEngine {
             }
             Err(e) => return Err(e),
         };
-        let linker = build_linker(&engine)?;
+        let linker = wit::linker(&engine)
+            .map_err(|e| PluginError::Engine(format!("linking host imports: {e:#}")))?;
         let ticker = Ticker::start(&engine, options.tick);
         Ok(PluginEngine {
             engine,
@@ -117,7 +118,7 @@ impl PluginEngine {
         self.ticker.stop();
     }
 
-    /// Keeps epoch time running while the returned guard (held by a plugin version) lives.
+    /// Keeps epoch time running while the returned guard (held by a plugin generation) lives.
     pub(crate) fn tick_guard(&self) -> TickGuard {
         self.ticker.guard()
     }
@@ -182,22 +183,6 @@ fn probe(engine: &Engine) -> Result<(), PluginError> {
         .instantiate(&mut store, &component)
         .map(|_| ())
         .map_err(|e| PluginError::Engine(format!("{e:#}")))
-}
-
-fn build_linker(engine: &Engine) -> Result<Linker<HostState>, PluginError> {
-    let mut linker = Linker::new(engine);
-    let err = |e: wasmtime::Error| PluginError::Engine(format!("linking host imports: {e:#}"));
-    bindings::valve::Valve::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(err)?;
-    bindings::channel::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(err)?;
-    bindings::deploy_types::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(err)?;
-    // The frozen 0.1.0 imports, beside the current ones (distinct names: `...@0.1.0`).
-    bindings::v0_1::valve::Valve::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
-        .map_err(err)?;
-    bindings::v0_1::channel::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(err)?;
-    bindings::v0_1::deploy_types::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
-        .map_err(err)?;
-    wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(err)?;
-    Ok(linker)
 }
 
 /// Advances the engine's epoch every tick; stops when told or when the engine is gone.

@@ -11,8 +11,12 @@ pub enum PluginError {
     CoreModule { name: String },
     #[error("plugin {name}: invalid component: {reason}")]
     Compile { name: String, reason: String },
-    #[error("plugin {name}: exports none of the shoal worlds (channel-interceptor, valve, url-filter, deploy-hook of shoal:plugin {supported}); its exports are [{exports}]", supported = crate::version::SUPPORTED_WIT_VERSIONS.join(", "))]
-    UnknownWorld { name: String, exports: String },
+    #[error("plugin {name}: exports none of the shoal worlds (channel-interceptor, valve, url-filter, deploy-hook of shoal:plugin {supported}); its exports are [{exports}]")]
+    UnknownWorld {
+        name: String,
+        exports: String,
+        supported: String,
+    },
     #[error("plugin {name}: built against shoal:plugin@{found}, which this node does not link; supported versions: {supported} (rebuild it against one of them, see plugins/README.md)")]
     UnsupportedVersion {
         name: String,

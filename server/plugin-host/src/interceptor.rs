@@ -1,11 +1,13 @@
 //! A Wasm channel interceptor as one more layer of the cluster's interceptor stack.
-use crate::bindings::{channel, types, v0_1};
-use crate::calls::world_mismatch;
+use crate::calls::{truncate, world_mismatch};
 use crate::error::PluginError;
+use crate::generation::Live;
 use crate::plugin::Answer;
 use crate::registry::PluginRegistry;
 use crate::types::PluginWorld;
-use crate::version::{Exports, Live};
+use crate::wit::bindings::channel::{self, ReceiveVerdict, SendVerdict};
+use crate::wit::bindings::types;
+use crate::wit::Exports;
 use shoal_cluster::interceptor::{ChannelMessage, Interceptor, InterceptorError};
 use shoal_cluster::member::Member;
 use std::sync::Arc;
@@ -39,67 +41,7 @@ impl PluginRegistry {
     }
 }
 
-/// What an interceptor answered on send, whichever WIT version it was built against
-/// (0.1.0 has no `narrow`).
-enum SendVerdict {
-    Pass,
-    Rewrite(Vec<u8>),
-    Drop,
-    Error(String),
-    Narrow(Vec<String>),
-}
-
-impl From<channel::SendVerdict> for SendVerdict {
-    fn from(v: channel::SendVerdict) -> Self {
-        match v {
-            channel::SendVerdict::Pass => SendVerdict::Pass,
-            channel::SendVerdict::Rewrite(p) => SendVerdict::Rewrite(p),
-            channel::SendVerdict::Drop => SendVerdict::Drop,
-            channel::SendVerdict::Error(e) => SendVerdict::Error(e),
-            channel::SendVerdict::Narrow(ids) => SendVerdict::Narrow(ids),
-        }
-    }
-}
-
-impl From<v0_1::channel::SendVerdict> for SendVerdict {
-    fn from(v: v0_1::channel::SendVerdict) -> Self {
-        match v {
-            v0_1::channel::SendVerdict::Pass => SendVerdict::Pass,
-            v0_1::channel::SendVerdict::Rewrite(p) => SendVerdict::Rewrite(p),
-            v0_1::channel::SendVerdict::Drop => SendVerdict::Drop,
-            v0_1::channel::SendVerdict::Error(e) => SendVerdict::Error(e),
-        }
-    }
-}
-
-/// What an interceptor answered on receive (the same in every version).
-enum ReceiveVerdict {
-    Pass,
-    Rewrite(Vec<u8>),
-    Drop,
-}
-
-impl From<channel::ReceiveVerdict> for ReceiveVerdict {
-    fn from(v: channel::ReceiveVerdict) -> Self {
-        match v {
-            channel::ReceiveVerdict::Pass => ReceiveVerdict::Pass,
-            channel::ReceiveVerdict::Rewrite(p) => ReceiveVerdict::Rewrite(p),
-            channel::ReceiveVerdict::Drop => ReceiveVerdict::Drop,
-        }
-    }
-}
-
-impl From<v0_1::channel::ReceiveVerdict> for ReceiveVerdict {
-    fn from(v: v0_1::channel::ReceiveVerdict) -> Self {
-        match v {
-            v0_1::channel::ReceiveVerdict::Pass => ReceiveVerdict::Pass,
-            v0_1::channel::ReceiveVerdict::Rewrite(p) => ReceiveVerdict::Rewrite(p),
-            v0_1::channel::ReceiveVerdict::Drop => ReceiveVerdict::Drop,
-        }
-    }
-}
-
-/// The message's fields as both versions' records take them; the payload is moved in and
+/// The message's fields as the interceptor's record takes them; the payload is moved in and
 /// back out (not copied) unless the plugin rewrites it.
 struct Fields {
     id: u64,
@@ -124,54 +66,32 @@ enum Verdict {
     Receive(ReceiveVerdict),
 }
 
-/// Calls `on-send` (`send` true) or `on-receive` on whichever version `live` is, lending
-/// it `payload` for the call.
+/// Calls `on-send` (`send` true) or `on-receive`, whichever WIT version `live` is (see
+/// [`crate::wit::ChannelInterceptor`]), lending it `payload` for the call.
 fn call_message(
     live: &mut Live,
     f: Fields,
     payload: &mut Vec<u8>,
     send: bool,
 ) -> wasmtime::Result<Verdict> {
-    let store = &mut live.store;
-    match &live.exports {
-        Exports::Interceptor(i) => {
-            let m = channel::Message {
-                id: f.id,
-                from: f.from,
-                destinations: f.destinations,
-                options: f.options,
-                payload: std::mem::take(payload),
-            };
-            let r = if send {
-                i.call_on_send(&mut *store, &m)
-                    .map(|v| Verdict::Send(v.into()))
-            } else {
-                i.call_on_receive(&mut *store, &m)
-                    .map(|v| Verdict::Receive(v.into()))
-            };
-            *payload = m.payload;
-            r
-        }
-        Exports::InterceptorV0_1(i) => {
-            let m = v0_1::channel::Message {
-                id: f.id,
-                from: f.from,
-                destinations: f.destinations,
-                options: f.options,
-                payload: std::mem::take(payload),
-            };
-            let r = if send {
-                i.call_on_send(&mut *store, &m)
-                    .map(|v| Verdict::Send(v.into()))
-            } else {
-                i.call_on_receive(&mut *store, &m)
-                    .map(|v| Verdict::Receive(v.into()))
-            };
-            *payload = m.payload;
-            r
-        }
-        _ => Err(world_mismatch()),
-    }
+    let Exports::Interceptor(i) = &live.exports else {
+        return Err(world_mismatch());
+    };
+    let mut m = channel::Message {
+        id: f.id,
+        from: f.from,
+        destinations: f.destinations,
+        options: f.options,
+        payload: std::mem::take(payload),
+    };
+    let r = if send {
+        i.call_on_send(&mut live.store, &mut m).map(Verdict::Send)
+    } else {
+        i.call_on_receive(&mut live.store, &mut m)
+            .map(Verdict::Receive)
+    };
+    *payload = m.payload;
+    r
 }
 
 impl WasmInterceptor {
@@ -190,19 +110,6 @@ impl WasmInterceptor {
         self.notify(|live| match &live.exports {
             Exports::Interceptor(i) if added => i.call_member_added(&mut live.store, &info),
             Exports::Interceptor(i) => i.call_member_disappeared(&mut live.store, &info),
-            Exports::InterceptorV0_1(i) => {
-                let info = v0_1::types::MemberInfo {
-                    id: info.id.clone(),
-                    name: info.name.clone(),
-                    address: info.address.clone(),
-                    domain: info.domain.clone(),
-                };
-                if added {
-                    i.call_member_added(&mut live.store, &info)
-                } else {
-                    i.call_member_disappeared(&mut live.store, &info)
-                }
-            }
             _ => Err(world_mismatch()),
         });
     }
@@ -236,7 +143,7 @@ impl Interceptor for WasmInterceptor {
         self.registry
             .lookup(&self.plugin)
             .ok()
-            .and_then(|p| p.version())
+            .and_then(|p| p.generation())
             .map_or(0, |v| v.option_flag)
     }
 
@@ -275,7 +182,7 @@ impl Interceptor for WasmInterceptor {
             }
             Ok(Ok(SendVerdict::Drop)) => {}
             Ok(Ok(SendVerdict::Error(mut reason))) => {
-                crate::calls::truncate(&mut reason, 1024);
+                truncate(&mut reason, 1024);
                 return Err(InterceptorError::new(&self.label, reason));
             }
             Ok(Err(Answer::Closed)) => {
@@ -333,7 +240,6 @@ impl Interceptor for WasmInterceptor {
     fn heartbeat(&mut self, _now: Instant) -> Vec<ChannelMessage> {
         self.notify(|live| match &live.exports {
             Exports::Interceptor(i) => i.call_heartbeat(&mut live.store),
-            Exports::InterceptorV0_1(i) => i.call_heartbeat(&mut live.store),
             _ => Err(world_mismatch()),
         });
         Vec::new()

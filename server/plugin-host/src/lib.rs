@@ -2,15 +2,35 @@
 //! `shoal:plugin@0.2.0` in `wit/`; components built against the frozen `0.1.0` in
 //! `wit/v0.1.0/` are linked beside it, see [`SUPPORTED_WIT_VERSIONS`]).
 //!
-//! - [`PluginRegistry`] (`registry.rs`): load / reload / configure / enable / disable /
-//!   reorder / unload / list, and the typed calls (`calls.rs`): [`PluginRegistry::valve_call`],
-//!   [`PluginRegistry::url_filter`], [`PluginRegistry::deploy_hook_before`] and friends.
-//! - [`WasmInterceptor`] (`interceptor.rs`): an interceptor plugin as a layer of
-//!   `shoal_cluster`'s stack.
-//! - `engine.rs`: one wasmtime engine (pooling allocator, epoch interruption driven by a
-//!   ticker thread, compiled-component cache); `version.rs`: a plugin version, its
-//!   pre-instantiated template and instance pool; `plugin.rs`: health and failure policy;
-//!   `state.rs`: store data and the host imports; `bindings.rs`: the only `bindgen!`.
+//! # Module map
+//!
+//! A call flows down this list and its answer back up; no module imports one above it
+//! that imports it back.
+//!
+//! - `registry.rs`: [`PluginRegistry`]: load / reload / configure / enable / disable /
+//!   reorder / unload / list. Compiles through `engine`, detects the world and WIT version
+//!   through `wit`, and builds a new `generation` for every change.
+//! - `calls.rs`: the typed calls on the registry ([`PluginRegistry::valve_call`],
+//!   [`PluginRegistry::url_filter`], [`PluginRegistry::deploy_hook_before`] and friends) and
+//!   `run`, which takes an instance from the current generation, calls it under its limits
+//!   and hands a failure to the plugin's policy.
+//! - `interceptor.rs`: [`WasmInterceptor`], an interceptor plugin as a layer of
+//!   `shoal_cluster`'s stack, calling through `calls`.
+//! - `plugin.rs`: a loaded plugin: its current generation, health and failure policy.
+//! - `generation.rs`: one generation of a plugin (what a load or reload makes, numbered in
+//!   [`PluginInfo::version`]): the compiled component, its template and instance pool.
+//! - `engine.rs`: [`EngineOptions`] and the one wasmtime engine (pooling allocator, epoch
+//!   interruption driven by a ticker thread, compiled-component cache, the linker from `wit`).
+//! - `wit/`: WIT compatibility, everything that depends on which `shoal:plugin` versions
+//!   exist: [`SUPPORTED_WIT_VERSIONS`], detection, the linker, typed templates and exports
+//!   (`mod.rs`), the only `bindgen!`s (`bindings.rs`), and every 0.1.0 conversion
+//!   (`v0_1.rs`).
+//! - `imports.rs`: the host functions plugins import (current version), acting on `state`.
+//! - `state.rs`: the data of every store: the plugin's shared context, memory limiter,
+//!   session slot, empty WASI context.
+//! - `session.rs`: [`SessionAccess`], lent to a valve for one call; [`MemorySession`].
+//! - `facts.rs` ([`ClusterFacts`]), `metrics.rs` ([`MetricSample`]), `types.rs` (the public
+//!   host-side types), `error.rs` ([`PluginError`]): leaves, importing nothing above.
 //!
 //! # What a plugin author can rely on
 //!
@@ -36,20 +56,20 @@
 //! misbehaving plugin holds the thread up to its `call_timeout` (and a call waiting for a
 //! free instance up to the same). With the default 100 ms that is tolerable on a tokio
 //! worker; with longer limits call through `tokio::task::spawn_blocking`.
-mod bindings;
 mod calls;
 mod engine;
 mod error;
 mod facts;
+mod generation;
+mod imports;
 mod interceptor;
 mod metrics;
 mod plugin;
 mod registry;
 mod session;
 mod state;
-mod state_v0_1;
 mod types;
-mod version;
+mod wit;
 
 pub use engine::EngineOptions;
 pub use error::PluginError;
@@ -62,7 +82,7 @@ pub use types::{
     Artifact, DeployDecision, FailureCounts, FailurePolicy, HttpRequest, HttpResponse, Limits,
     PluginInfo, PluginState, PluginWorld, ValveOutcome,
 };
-pub use version::{CURRENT_WIT_VERSION, SUPPORTED_WIT_VERSIONS};
+pub use wit::{CURRENT_WIT_VERSION, SUPPORTED_WIT_VERSIONS};
 
 // The registry is shared between request handlers and the channel's stack.
 const _: fn() = || {

@@ -1,8 +1,8 @@
 //! A loaded plugin: its current version, operator state, health and failure counts, and
 //! how its failure policy turns a failed call into an answer.
+use crate::generation::Generation;
 use crate::metrics::PluginMetrics;
 use crate::types::{FailureCounts, FailurePolicy, PluginState};
-use crate::version::Version;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -66,7 +66,7 @@ struct Control {
 pub(crate) struct Plugin {
     pub name: String,
     pub metrics: Arc<PluginMetrics>,
-    pub current: RwLock<Arc<Version>>,
+    pub current: RwLock<Arc<Generation>>,
     control: Mutex<Control>,
     /// Fast path: false while enabled and not backing off, so a call checks one atomic.
     gated: AtomicBool,
@@ -79,7 +79,7 @@ impl Plugin {
     pub(crate) fn new(
         name: &str,
         metrics: Arc<PluginMetrics>,
-        version: Version,
+        version: Generation,
         policy: FailurePolicy,
     ) -> Plugin {
         Plugin {
@@ -100,7 +100,7 @@ impl Plugin {
         }
     }
 
-    pub(crate) fn version(&self) -> Option<Arc<Version>> {
+    pub(crate) fn generation(&self) -> Option<Arc<Generation>> {
         self.current.read().ok().map(|v| v.clone())
     }
 

@@ -3,11 +3,12 @@
 use crate::engine::{EngineOptions, PluginEngine};
 use crate::error::PluginError;
 use crate::facts::ClusterFacts;
+use crate::generation::Generation;
 use crate::metrics::{MetricKind, MetricSample, PluginMetrics};
 use crate::plugin::Plugin;
 use crate::state::PluginContext;
 use crate::types::{FailurePolicy, Limits, PluginInfo, PluginWorld};
-use crate::version::{detect_version, detect_world, Version};
+use crate::wit::{detect_version, detect_world};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -96,7 +97,7 @@ impl PluginRegistry {
     /// version as soon as it is ready; calls in flight finish on the old one.
     pub fn reload(&self, name: &str, bytes: &[u8]) -> Result<PluginInfo, PluginError> {
         let plugin = self.lookup(name)?;
-        let old = plugin.version().ok_or_else(poisoned)?;
+        let old = plugin.generation().ok_or_else(poisoned)?;
         let version = self.build(
             name,
             bytes,
@@ -153,7 +154,7 @@ impl PluginRegistry {
         let digests: Vec<String> = plugins
             .by_name
             .values()
-            .filter_map(|p| p.version())
+            .filter_map(|p| p.generation())
             .map(|v| v.digest.clone())
             .collect();
         drop(plugins);
@@ -206,7 +207,7 @@ impl PluginRegistry {
             .order
             .iter()
             .filter_map(|n| plugins.by_name.get(n))
-            .filter(|p| p.is_enabled() && p.version().is_some_and(|v| v.world == world))
+            .filter(|p| p.is_enabled() && p.generation().is_some_and(|v| v.world == world))
             .map(|p| p.name.clone())
             .collect()
     }
@@ -265,7 +266,7 @@ impl PluginRegistry {
         config: Vec<(String, String)>,
         limits: Limits,
         metrics: Arc<PluginMetrics>,
-    ) -> Result<Version, PluginError> {
+    ) -> Result<Generation, PluginError> {
         self.check_limits(name, &limits)?;
         let digest = hex::encode(Sha256::digest(bytes));
         let component = self.engine.compile(name, &digest, bytes)?;
@@ -285,7 +286,7 @@ impl PluginRegistry {
             self.facts.clone(),
             Instant::now(),
         ));
-        Version::new(
+        Generation::new(
             &self.engine,
             number,
             digest,
@@ -302,7 +303,7 @@ impl PluginRegistry {
         change: impl FnOnce(Vec<(String, String)>, Limits) -> (Vec<(String, String)>, Limits),
     ) -> Result<PluginInfo, PluginError> {
         let plugin = self.lookup(name)?;
-        let old = plugin.version().ok_or_else(poisoned)?;
+        let old = plugin.generation().ok_or_else(poisoned)?;
         let (config, limits) = change(old.context.config.clone(), old.limits.clone());
         self.check_limits(name, &limits)?;
         let context = Arc::new(PluginContext::new(
@@ -312,7 +313,7 @@ impl PluginRegistry {
             self.facts.clone(),
             old.context.epoch,
         ));
-        let version = Version::new(
+        let version = Generation::new(
             &self.engine,
             old.number + 1,
             old.digest.clone(),
@@ -324,7 +325,7 @@ impl PluginRegistry {
         self.swap(&plugin, version)
     }
 
-    fn swap(&self, plugin: &Plugin, version: Version) -> Result<PluginInfo, PluginError> {
+    fn swap(&self, plugin: &Plugin, version: Generation) -> Result<PluginInfo, PluginError> {
         let number = version.number;
         *plugin.current.write().map_err(|_| poisoned())? = Arc::new(version);
         tracing::info!(plugin = %plugin.name, version = number, "plugin version activated");
@@ -358,7 +359,7 @@ impl PluginRegistry {
     }
 
     fn info_of(&self, plugin: &Plugin) -> PluginInfo {
-        let version = plugin.version();
+        let version = plugin.generation();
         let (state, policy, last_error) = plugin.status();
         let (calls, failures) = plugin.counts();
         PluginInfo {

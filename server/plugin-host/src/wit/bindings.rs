@@ -6,7 +6,7 @@
 //! the current `shoal:plugin@0.2.0` (`wit/`) at the top of this module, and the frozen
 //! `shoal:plugin@0.1.0` (`wit/v0.1.0/`) in [`v0_1`]. Every version's host imports are in
 //! the linker; a component is instantiated with the typed template of the version it
-//! imports (`version.rs`).
+//! imports (`super::Pre`).
 #![allow(missing_docs, clippy::all)]
 
 pub(crate) mod valve {
@@ -58,8 +58,8 @@ pub(crate) use interceptor::shoal::plugin::channel;
 pub(crate) use valve::shoal::plugin::{host, http, types};
 
 /// `shoal:plugin@0.1.0`, frozen. Its host imports (`host`, `types`, `http`, `channel`,
-/// `deploy`) are implemented in `state_v0_1.rs` by converting to and from the current ones.
-/// Of its worlds only `channel-interceptor` differs from 0.2.0 (`send-verdict` gained
+/// `deploy`) are implemented in `v0_1.rs` by converting to and from the current ones. Of
+/// its worlds only `channel-interceptor` differs from 0.2.0 (`send-verdict` gained
 /// `narrow`) and needs its own typed template; valve, url-filter and deploy-hook export
 /// the same functions with the same shapes, so the current templates serve them (component
 /// types are structural, and the `session` resource is the same host type in both).
