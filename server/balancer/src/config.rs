@@ -9,7 +9,7 @@ use std::time::Duration;
 use hyper::http::uri::{Authority, PathAndQuery, Uri};
 use serde::{Deserialize, Serialize};
 
-use crate::BalancerError;
+use crate::error::BalancerError;
 
 /// Everything `shoal balancer` needs. `Default` gives a balancer on 127.0.0.1:18080 with no
 /// backends (add them with [`crate::Balancer::set_backends`] or in the config file).

@@ -18,8 +18,8 @@ use hyper::{Method, Request};
 use tokio::task::JoinSet;
 
 use crate::backend::BackendState;
-use crate::proxy::full;
-use crate::Inner;
+use crate::body::full;
+use crate::state::Inner;
 
 /// Response header of a draining shoal node (`shoal_node::admin::drain::DRAINING_HEADER`).
 pub(crate) const DRAINING_HEADER: &str = "x-shoal-draining";

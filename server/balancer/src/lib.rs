@@ -1,13 +1,34 @@
 //! shoal-balancer: a sticky-by-route HTTP/1.1 reverse proxy in front of shoal nodes.
 //!
-//! - [`config`]: [`BalancerConfig`] and [`Backend`], serde structs validated in one place.
+//! # Module map
+//!
+//! A client connection is accepted by `worker`, served by `lean` (or, for what the lean
+//! path does not carry, by `fallback`), and both paths send each request through `retry`,
+//! which picks backends with `pick` from `backend` and applies the never-send-twice rule.
+//! Data flows down this list; no module imports one that imports it back.
+//!
+//! - `lib.rs` (this file): [`Balancer`], the handle, and [`serve`].
+//! - `worker`: accept loops on dedicated threads, one single-threaded runtime each; every
+//!   connection starts on the lean path.
+//! - `lean/`: the lean HTTP/1.1 path: `mod.rs` (a client connection, client and backend
+//!   side), `upstream.rs` (a kept-alive backend connection), `head/` (request and response
+//!   heads without header maps), `chunked.rs`, `deadline.rs`.
+//! - `fallback/`: the hyper path, for the rest of a connection the lean path hands over
+//!   (`mod.rs`), with the bytes already read replayed first (`rewind.rs`); also the status
+//!   endpoint's hyper answer.
+//! - `retry`: the one loop both paths run to try backends, and the rule that keeps a
+//!   request from being applied twice.
 //! - `pick`: reads the route from `JSESSIONID=<id>.<route>` (cookie, `X-Shoal-Session`
 //!   header or `;jsessionid=` path parameter) and chooses a backend: the sticky one while it
 //!   is up, else the least-outstanding live, non-draining one.
-//! - `proxy`: forwards a request and decides whether a failed one may be resent elsewhere.
-//! - `health`: active probes; passive detection (connection errors) lives in `proxy`.
+//! - `health`: active probes; passive detection (connection errors) is in `retry`.
+//! - `state`: what connections, probes and handles share (config, backends, hyper client,
+//!   counters).
 //! - `backend`: per-backend atomics and the swappable list behind [`Balancer::set_backends`].
-//! - [`stats`]: what [`Balancer::stats`] and the status endpoint report.
+//! - `body` (hyper bodies and plain answers), `headers` ([`BACKEND_HEADER`], hop-by-hop
+//!   names), [`config`] ([`BalancerConfig`], [`Backend`], validated in one place),
+//!   [`stats`] (what [`Balancer::stats`] and the status endpoint report), `error`
+//!   ([`BalancerError`]): leaves.
 //!
 //! Draining: a backend marked draining keeps serving the requests of its own sessions (so a
 //! node can hand them over at its own pace) but gets no new sessions; when it goes away its
@@ -18,35 +39,28 @@ mod error;
 pub mod stats;
 
 mod backend;
-mod chunked;
-mod deadline;
-mod head;
+mod body;
+mod fallback;
+mod headers;
 mod health;
 mod lean;
 mod pick;
-mod proxy;
-mod rewind;
+mod retry;
+mod state;
 mod worker;
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
-use hyper::{Method, Response, StatusCode};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::net::TcpListener;
 
 pub use config::{Backend, BalancerConfig};
 pub use error::BalancerError;
-pub use proxy::BACKEND_HEADER;
+pub use headers::BACKEND_HEADER;
 pub use stats::{BackendStats, BackendStatus, BalancerStats};
 
-use backend::Registry;
-use proxy::Body;
+use state::Inner;
 
 /// How long open client connections may take to finish their requests after shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -58,46 +72,12 @@ pub struct Balancer {
     inner: Arc<Inner>,
 }
 
-/// State shared by every connection, the health checker and the handles.
-pub(crate) struct Inner {
-    config: BalancerConfig,
-    registry: Registry,
-    /// Pooled keep-alive connections to the backends, used by traffic and probes.
-    client: Client<HttpConnector, Body>,
-    /// Rotates the starting point of new-session picks.
-    rr: AtomicUsize,
-    requests: AtomicU64,
-    retries: AtomicU64,
-    errors: AtomicU64,
-}
-
 impl Balancer {
     /// Validates `config` and builds the balancer; nothing listens until [`Balancer::serve`].
     pub fn new(config: BalancerConfig) -> Result<Self, BalancerError> {
         config.validate()?;
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(config.connect_timeout));
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            // Below the usual node keep-alive timeouts (Tomcat: 20 s), so the balancer, not
-            // the node, closes idle connections and requests rarely race a closing one.
-            .pool_idle_timeout(Duration::from_secs(10))
-            .pool_timer(TokioTimer::new())
-            .pool_max_idle_per_host(256)
-            .build(connector);
-        let registry = Registry::default();
-        registry.replace(config.targets(&config.backends)?);
-        let inner = Inner {
-            config,
-            registry,
-            client,
-            rr: AtomicUsize::new(0),
-            requests: AtomicU64::new(0),
-            retries: AtomicU64::new(0),
-            errors: AtomicU64::new(0),
-        };
         Ok(Balancer {
-            inner: Arc::new(inner),
+            inner: Arc::new(Inner::new(config)?),
         })
     }
 
@@ -172,7 +152,7 @@ impl Balancer {
 
     /// Counters and per-backend state right now.
     pub fn stats(&self) -> BalancerStats {
-        stats_of(&self.inner)
+        self.inner.stats()
     }
 
     /// The validated configuration this balancer runs with (backends as first configured).
@@ -188,43 +168,4 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), BalancerError> {
     Balancer::new(config)?.serve(listener, shutdown).await
-}
-
-pub(crate) fn stats_of(inner: &Inner) -> BalancerStats {
-    BalancerStats {
-        requests: inner.requests.load(Ordering::Relaxed),
-        retries: inner.retries.load(Ordering::Relaxed),
-        errors: inner.errors.load(Ordering::Relaxed),
-        backends: inner
-            .registry
-            .snapshot()
-            .iter()
-            .map(|b| b.stats())
-            .collect(),
-    }
-}
-
-/// The status endpoint: GET/HEAD only, JSON of [`BalancerStats`].
-pub(crate) fn status_response(inner: &Inner, method: &Method) -> Response<Body> {
-    if method != Method::GET && method != Method::HEAD {
-        let mut r = proxy::plain(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "the status endpoint answers GET only",
-        );
-        r.headers_mut()
-            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return r;
-    }
-    match serde_json::to_vec_pretty(&stats_of(inner)) {
-        Ok(json) => {
-            let mut r = Response::new(proxy::full(json.into()));
-            r.headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            r
-        }
-        Err(e) => proxy::plain(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &format!("status not serializable: {e}"),
-        ),
-    }
 }

@@ -13,7 +13,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinSet;
 
-use crate::{BalancerError, Inner};
+use crate::error::BalancerError;
+use crate::state::Inner;
 
 /// A running set of accept threads; `stop` ends them (see [`Workers::stop`]).
 pub(crate) struct Workers {

@@ -1,62 +1,39 @@
-//! Forwarding one client request: pick a backend, send, and on failure decide whether the
-//! request may go to another backend.
+//! The hyper path: requests the lean path does not carry (HTTP/1.0, upgrades, `Expect`,
+//! streamed bodies, ...) are served by hyper for the rest of their connection, which the
+//! lean path hands over with the bytes it already read ([`Rewind`]).
 //!
-//! The rule that keeps requests from being applied twice: a request is resent only if it
-//! provably never reached a backend (connect failure, with `redispatch`), or if it is
-//! idempotent and the backend closed the connection before any response byte (with
-//! `retry_idempotent`). Everything else that loses its backend gets a 502 saying so.
+//! Forwarding one request: read the route, fix the headers, and try backends through
+//! [`retry::forward`], which decides whether a failed attempt may be sent elsewhere.
+
+mod rewind;
+
+pub(crate) use rewind::Rewind;
 
 use std::convert::Infallible;
 use std::error::Error as StdError;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::{Body as _, Incoming};
-use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_TYPE};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, ALLOW, CONNECTION, CONTENT_TYPE};
 use hyper::http::request::Parts;
 use hyper::{Method, Request, Response, StatusCode, Uri, Version};
 
 use crate::backend::BackendState;
-use crate::pick::{choose, session_route};
-use crate::Inner;
-
-/// Body type on both sides of the proxy.
-pub(crate) type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, hyper::Error>;
-
-/// Response header naming the backend that answered (tests and operators read it).
-pub const BACKEND_HEADER: &str = "x-shoal-backend";
-
-/// Headers that describe one hop and must not be forwarded (RFC 9110 §7.6.1).
-pub(crate) const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
+use crate::body::{full, plain, Body};
+use crate::headers::{BACKEND_HEADER, HOP_BY_HOP};
+use crate::pick::session_route;
+use crate::retry::{self, Attempt, Failure, Forwarded};
+use crate::state::Inner;
 
 /// The request body, kept when small enough to be sent again.
 enum ReqBody {
     Replayable(Bytes),
     Streaming(Option<Incoming>),
-}
-
-/// Why an attempt produced no response.
-pub(crate) enum Failure {
-    /// Nothing reached the backend: safe to send anywhere else.
-    NotSent(String),
-    /// The request may have reached the backend; only idempotent ones may be resent.
-    Lost(String),
-    /// The client's own request body failed; the backend is not to blame.
-    Client(String),
-    /// No response head within `response_timeout`.
-    Timeout,
 }
 
 pub(crate) async fn handle(
@@ -65,7 +42,7 @@ pub(crate) async fn handle(
     peer: SocketAddr,
 ) -> Result<Response<Body>, Infallible> {
     if !inner.config.status_path.is_empty() && req.uri().path() == inner.config.status_path {
-        return Ok(crate::status_response(&inner, req.method()));
+        return Ok(status_response(&inner, req.method()));
     }
     inner.requests.fetch_add(1, Ordering::Relaxed);
     let response = forward(&inner, req, peer).await;
@@ -94,40 +71,59 @@ async fn forward(inner: &Inner, req: Request<Incoming>, peer: SocketAddr) -> Res
             )
         }
     };
-    let idempotent = is_idempotent(&parts.method);
-    let backends = inner.registry.snapshot();
-    let mut tried: Vec<String> = Vec::new();
-    let mut last: Option<(String, Failure)> = None;
-    loop {
-        let tried_refs: Vec<&str> = tried.iter().map(String::as_str).collect();
-        let rr = inner.rr.fetch_add(1, Ordering::Relaxed);
-        let Some(backend) = choose(&backends, sticky.as_deref(), &tried_refs, rr) else {
-            return give_up(&parts.method, last);
-        };
-        let Some(attempt_body) = next_body(&mut body) else {
-            return give_up(&parts.method, last);
-        };
-        if !tried.is_empty() {
-            inner.retries.fetch_add(1, Ordering::Relaxed);
-        }
-        match attempt(inner, &backend, &parts, attempt_body).await {
-            Ok(response) => return response,
-            Err(failure) => {
-                if let Failure::Client(e) = &failure {
-                    return plain(StatusCode::BAD_REQUEST, e);
-                }
-                let resend = may_resend(&inner.config, &failure, idempotent);
-                tried.push(backend.route.clone());
-                last = Some((backend.route.clone(), failure));
-                if !resend {
-                    return give_up(&parts.method, last);
-                }
-            }
+    let idempotent = retry::is_idempotent(parts.method.as_str());
+    let replayable = matches!(body, ReqBody::Replayable(_));
+    let mut request = Forwarding {
+        inner,
+        parts: &parts,
+        body: &mut body,
+    };
+    let forwarded = retry::forward(
+        inner,
+        sticky.as_deref(),
+        idempotent,
+        replayable,
+        &mut request,
+    )
+    .await;
+    match forwarded {
+        Ok(Forwarded::Answered(response)) => response,
+        Ok(Forwarded::GaveUp(Some((_, Failure::Client(e))))) => plain(StatusCode::BAD_REQUEST, &e),
+        Ok(Forwarded::GaveUp(last)) => give_up(&parts.method, last),
+        Err(never) => match never {},
+    }
+}
+
+/// The request being forwarded, as [`retry::forward`] tries it on backends.
+struct Forwarding<'a> {
+    inner: &'a Inner,
+    parts: &'a Parts,
+    body: &'a mut ReqBody,
+}
+
+impl Attempt for Forwarding<'_> {
+    type Answer = Response<Body>;
+    type Error = Infallible;
+
+    fn attempt(
+        &mut self,
+        backend: &Arc<BackendState>,
+    ) -> impl Future<Output = Result<Result<Response<Body>, Failure>, Infallible>> + Send {
+        let body = next_body(self.body);
+        let (inner, parts) = (self.inner, self.parts);
+        async move {
+            // `None` is not reached: a streamed body is not replayable, so it is tried once.
+            let Some(body) = body else {
+                return Ok(Err(Failure::Client(
+                    "the request body was already sent".into(),
+                )));
+            };
+            Ok(attempt(inner, backend, parts, body).await)
         }
     }
 }
 
-/// One try on one backend. Marks the backend down when the failure says it is gone.
+/// One try on one backend ([`retry::forward`] records a failure on the backend).
 async fn attempt(
     inner: &Inner,
     backend: &BackendState,
@@ -155,13 +151,11 @@ async fn attempt(
     };
     backend.outstanding.fetch_sub(1, Ordering::Relaxed);
 
-    let failure = match result {
-        Ok(Ok(response)) => return Ok(relay(response, &backend.route)),
-        Ok(Err(e)) => classify(&e),
-        Err(_) => Failure::Timeout,
-    };
-    note_failure(backend, &failure);
-    Err(failure)
+    match result {
+        Ok(Ok(response)) => Ok(relay(response, &backend.route)),
+        Ok(Err(e)) => Err(classify(&e)),
+        Err(_) => Err(Failure::Timeout),
+    }
 }
 
 fn classify(e: &hyper_util::client::legacy::Error) -> Failure {
@@ -261,97 +255,33 @@ fn next_body(body: &mut ReqBody) -> Option<Body> {
     }
 }
 
-fn is_idempotent(method: &Method) -> bool {
-    is_idempotent_name(method.as_str())
-}
-
-pub(crate) fn is_idempotent_name(method: &str) -> bool {
-    matches!(
-        method,
-        "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE" | "TRACE"
-    )
-}
-
-/// Records a failed attempt on `backend`: a refused connection marks it down at once.
-pub(crate) fn note_failure(backend: &BackendState, failure: &Failure) {
-    backend.failures.fetch_add(1, Ordering::Relaxed);
-    match failure {
-        // A node that refuses connections is gone: stop sending it anything until a probe
-        // succeeds. A connection closed mid-request is not proof (a kept-alive connection
-        // can race the node's keep-alive timeout); if the node is really gone, the next
-        // request to it gets a refused connection and marks it down then.
-        Failure::NotSent(why) => {
-            if backend.mark_down(why.clone()) {
-                tracing::warn!(route = %backend.route, addr = %backend.authority, "backend marked down: {why}");
-            }
-        }
-        Failure::Lost(why) => backend.set_last_error(why.clone()),
-        Failure::Timeout => backend.set_last_error("response timeout".into()),
-        Failure::Client(_) => {}
-    }
-}
-
-/// Whether a failed attempt may be sent to another backend (see the module comment).
-pub(crate) fn may_resend(
-    config: &crate::BalancerConfig,
-    failure: &Failure,
-    idempotent: bool,
-) -> bool {
-    match failure {
-        Failure::NotSent(_) => config.redispatch,
-        Failure::Lost(_) => idempotent && config.retry_idempotent,
-        Failure::Client(_) | Failure::Timeout => false,
-    }
-}
-
 /// The balancer's own answer when no backend produced a response.
 fn give_up(method: &Method, last: Option<(String, Failure)>) -> Response<Body> {
-    let (status, message) = give_up_text(method.as_str(), last);
+    let (status, message) = retry::give_up_text(method.as_str(), last);
     plain(status, &message)
 }
 
-/// Status and message of [`give_up`], shared with the lean path.
-pub(crate) fn give_up_text(method: &str, last: Option<(String, Failure)>) -> (StatusCode, String) {
-    match last {
-        None => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no backend is available; check the balancer status endpoint and the nodes' health".into(),
-        ),
-        Some((route, Failure::Timeout)) => (
-            StatusCode::GATEWAY_TIMEOUT,
-            format!("backend {route} did not answer within response_timeout_ms; the request may have been applied"),
-        ),
-        Some((route, Failure::Lost(why))) if !is_idempotent_name(method) => (
-            StatusCode::BAD_GATEWAY,
-            format!(
-                "backend {route} failed before answering this {method} ({why}); it was not resent \
-                 because {method} is not idempotent and may already have been applied: check \
-                 before repeating it"
-            ),
-        ),
-        Some((route, Failure::Client(why))) => (
-            StatusCode::BAD_REQUEST,
-            format!("request to backend {route} failed on the client side: {why}"),
-        ),
-        Some((route, Failure::Lost(why) | Failure::NotSent(why))) => (
-            StatusCode::BAD_GATEWAY,
-            format!("no backend answered; last tried {route}: {why}"),
+/// The status endpoint: GET/HEAD only, JSON of [`crate::BalancerStats`].
+fn status_response(inner: &Inner, method: &Method) -> Response<Body> {
+    if method != Method::GET && method != Method::HEAD {
+        let mut r = plain(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "the status endpoint answers GET only",
+        );
+        r.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return r;
+    }
+    match serde_json::to_vec_pretty(&inner.stats()) {
+        Ok(json) => {
+            let mut r = Response::new(full(json.into()));
+            r.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            r
+        }
+        Err(e) => plain(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("status not serializable: {e}"),
         ),
     }
-}
-
-pub(crate) fn full(bytes: Bytes) -> Body {
-    Full::new(bytes)
-        .map_err(|never| match never {})
-        .boxed_unsync()
-}
-
-pub(crate) fn plain(status: StatusCode, message: &str) -> Response<Body> {
-    let mut response = Response::new(full(Bytes::from(format!("shoal-balancer: {message}\n"))));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
 }

@@ -1,23 +1,12 @@
-//! Request and response heads on the lean path: parsed with httparse straight from the
-//! connection buffers, and written out again for the next hop without any header map.
-//!
-//! The rewrite does what the hyper path does: hop-by-hop headers (RFC 9110 §7.6.1, plus
-//! those named in `Connection`) are dropped, `X-Forwarded-For` gets the client's address,
-//! `X-Forwarded-Proto: http` is added when absent, and responses name their backend in
-//! [`crate::BACKEND_HEADER`]. Requests the lean path does not carry (HTTP/1.0, upgrades,
-//! `Expect`, chunked or large bodies, absolute-form targets, no `Host`) are handed to the
-//! hyper path whole, as [`ReqHead::Fallback`].
+//! Request heads on the lean path: parsed with httparse straight from the client's buffer,
+//! checked for what the lean path carries, and written out again for the backend.
 
 use std::mem::MaybeUninit;
 
+use super::syntax::{header, is_hop_by_hop, parse_length, MAX_CONNECTION_TOKENS, MAX_HEAD};
 use crate::pick;
 
-/// Largest request or response head accepted (hyper's default buffer limit is larger, but
-/// no shoal client sends heads anywhere near this).
-pub(crate) const MAX_HEAD: usize = 64 * 1024;
-const MAX_HEADERS: usize = 100;
-/// Distinct header names listed in one `Connection` header that the lean path handles.
-const MAX_CONNECTION_TOKENS: usize = 8;
+pub(super) const MAX_HEADERS: usize = 100;
 
 /// The per-request settings the head code needs from the config.
 pub(crate) struct Rules<'a> {
@@ -177,14 +166,6 @@ fn scan_request<'b>(
     Ok(s)
 }
 
-fn parse_length(value: &[u8]) -> Option<usize> {
-    let v = value.trim_ascii();
-    if v.is_empty() || v.len() > 15 || !v.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(v).ok()?.parse().ok()
-}
-
 /// The sticky route, in the order of [`pick::session_route`]: cookie, header, path.
 fn request_route<'b>(
     headers: &[httparse::Header<'b>],
@@ -207,15 +188,6 @@ fn request_route<'b>(
     from_header
         .and_then(|v| pick::route_of(v.trim()))
         .or_else(|| pick::path_param_route(path, rules.cookie_name))
-}
-
-fn is_hop_by_hop(name: &str, tokens: &[&[u8]]) -> bool {
-    crate::proxy::HOP_BY_HOP
-        .iter()
-        .any(|h| name.eq_ignore_ascii_case(h))
-        || tokens
-            .iter()
-            .any(|t| t.eq_ignore_ascii_case(name.as_bytes()))
 }
 
 fn write_request(
@@ -252,18 +224,3 @@ fn write_request(
     }
     out.extend_from_slice(b"\r\n");
 }
-
-fn header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    out.extend_from_slice(name);
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
-}
-
-#[path = "head_response.rs"]
-mod response;
-pub(crate) use response::{parse_response, write_plain, RespBody, RespHead, Response};
-
-#[cfg(test)]
-#[path = "head_tests.rs"]
-mod tests;

@@ -1,8 +1,8 @@
 //! Response heads on the lean path: how the body is framed (RFC 9112 §6.3), whether the
 //! backend connection can be reused, and the head the client gets.
 
-use super::{header, is_hop_by_hop, parse_length, MAX_CONNECTION_TOKENS, MAX_HEAD};
-use crate::BACKEND_HEADER;
+use super::syntax::{header, is_hop_by_hop, parse_length, MAX_CONNECTION_TOKENS, MAX_HEAD};
+use crate::headers::BACKEND_HEADER;
 
 const MAX_RESPONSE_HEADERS: usize = 64;
 

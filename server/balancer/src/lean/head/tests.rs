@@ -1,4 +1,6 @@
-use super::*;
+use super::request::*;
+use super::response::*;
+use super::syntax::*;
 
 const RULES: Rules<'static> = Rules {
     cookie_name: "JSESSIONID",
