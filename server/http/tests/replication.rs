@@ -4,6 +4,8 @@ mod common;
 
 use common::{config, get, get_with, TestCluster};
 use shoal_session::{ClusterLink, ManagerConfig, ManagerKind, ReplicationMode};
+use shoal_testkit::eventually;
+use std::time::Duration;
 
 fn session(kind: ManagerKind, mode: ReplicationMode) -> ManagerConfig {
     ManagerConfig {
@@ -21,7 +23,7 @@ async fn created_on_node1_read_on_others(kind: ManagerKind, mode: ReplicationMod
         let r = get(n1, "/app/counter", None).await;
         assert_eq!(r.status, 200, "{r:?}");
         let id = r
-            .cookie_id()
+            .session_id()
             .unwrap_or_else(|| panic!("no cookie in {r:?}"));
         assert!(id.ends_with(".node1"), "{id}");
         assert_eq!(r.field("session").as_deref(), Some(id.as_str()));
@@ -38,7 +40,7 @@ async fn created_on_node1_read_on_others(kind: ManagerKind, mode: ReplicationMod
     if mode == ReplicationMode::Async {
         // Async: replicas converge shortly after; poll instead of assuming.
         for id in &ids {
-            common::eventually(5, "async replicas", || match kind {
+            eventually("async replicas", Duration::from_secs(5), || match kind {
                 ManagerKind::Delta => c.holds(2, id) && c.holds(3, id),
                 ManagerKind::Backup => c.holds(2, id) || c.holds(3, id),
             })
@@ -96,7 +98,7 @@ async fn delta_sync_failover_keeps_every_session() {
     let mut ids = Vec::new();
     for _ in 0..300 {
         let r = get(n1, "/app/counter", None).await;
-        let id = r.cookie_id().unwrap_or_else(|| panic!("{r:?}"));
+        let id = r.session_id().unwrap_or_else(|| panic!("{r:?}"));
         get(n1, "/app/counter", Some(&id)).await;
         get(n1, "/app/counter", Some(&id)).await;
         ids.push(id);
@@ -128,7 +130,7 @@ async fn backup_failover_after_primary_crash() {
     let mut ids = Vec::new();
     for _ in 0..30 {
         let r = get(n1, "/app/counter", None).await;
-        let id = r.cookie_id().unwrap_or_else(|| panic!("{r:?}"));
+        let id = r.session_id().unwrap_or_else(|| panic!("{r:?}"));
         get(n1, "/app/counter", Some(&id)).await;
         ids.push(id);
     }
@@ -144,13 +146,16 @@ async fn backup_failover_after_primary_crash() {
         let r = get(addr, "/app/counter", Some(id)).await;
         assert_eq!(r.field("counter").as_deref(), Some("3"), "{r:?}");
         let new_id = r
-            .cookie_id()
+            .session_id()
             .unwrap_or_else(|| panic!("route not rewritten: {r:?}"));
         assert!(!new_id.ends_with(".node1"), "{new_id}");
     }
     // After failover every session is held by both survivors (primary + its new backup).
     for id in &ids {
-        common::eventually(5, "backup re-created", || c.holds(2, id) && c.holds(3, id)).await;
+        eventually("backup re-created", Duration::from_secs(5), || {
+            c.holds(2, id) && c.holds(3, id)
+        })
+        .await;
     }
 }
 
@@ -158,16 +163,16 @@ async fn backup_failover_after_primary_crash() {
 async fn jvm_route_rewrite_moves_the_session_and_reissues_the_cookie() {
     let c = TestCluster::start(3, config(ManagerConfig::default())).await;
     let r = get(c.node(1).addr, "/app/counter", None).await;
-    let id = r.cookie_id().unwrap_or_else(|| panic!("{r:?}"));
+    let id = r.session_id().unwrap_or_else(|| panic!("{r:?}"));
     let base = id.trim_end_matches(".node1").to_owned();
     let r = get(c.node(2).addr, "/app/counter", Some(&id)).await;
     assert_eq!(r.field("counter").as_deref(), Some("2"));
-    assert_eq!(r.cookie_id(), Some(format!("{base}.node2")), "{r:?}");
-    assert_eq!(r.field("session"), Some(format!("{base}.node2")));
+    assert_eq!(r.session_id(), Some(format!("{base}.node2")), "{r:?}");
+    assert_eq!(r.field("session"), Some(format!("{base}.node2").as_str()));
     // The new route was replicated (CHANGE_SESSION_ID or with the delta) to node3 and node1.
     let (sid, _) = shoal_session::parse_full_id(&id).unwrap_or_else(|| panic!());
     for i in [1, 3] {
-        common::eventually(5, "route replicated", || {
+        eventually("route replicated", Duration::from_secs(5), || {
             c.with_session(i, &sid, |s| s.is_some_and(|s| s.route == "node2"))
         })
         .await;
@@ -180,14 +185,14 @@ async fn jvm_route_rewrite_moves_the_session_and_reissues_the_cookie() {
     )
     .await;
     assert_eq!(r.field("value").as_deref(), Some("2"));
-    assert!(r.cookie_id().is_none(), "same route: no new cookie");
+    assert!(r.session_id().is_none(), "same route: no new cookie");
     let r = get(
         c.node(3).addr,
         "/app/get?key=counter",
         Some(&format!("{base}.node1")),
     )
     .await;
-    assert_eq!(r.cookie_id(), Some(format!("{base}.node3")));
+    assert_eq!(r.session_id(), Some(format!("{base}.node3")));
     let sent = c
         .node(3)
         .node
@@ -233,7 +238,7 @@ async fn get_never_creates_a_session_and_header_ids_work() {
         .is_some_and(|v| v > 0));
     // A session with no counter: no-attribute.
     let r = get(a, "/app/set?key=x&size=3", None).await;
-    let id = r.cookie_id().unwrap_or_else(|| panic!("{r:?}"));
+    let id = r.session_id().unwrap_or_else(|| panic!("{r:?}"));
     let r = get(a, "/app/get?key=counter", Some(&id)).await;
     assert_eq!(
         r.body,
@@ -274,7 +279,7 @@ async fn attribute_limits_answer_4xx_and_change_nothing() {
     let c = TestCluster::start(2, config(s)).await;
     let a = c.node(1).addr;
     let r = get(a, "/app/set?key=a&size=100", None).await;
-    let id = r.cookie_id().unwrap_or_else(|| panic!("{r:?}"));
+    let id = r.session_id().unwrap_or_else(|| panic!("{r:?}"));
     let r = get(a, "/app/set?key=b&size=5000", Some(&id)).await;
     assert_eq!(r.status, 413, "{r:?}");
     assert!(r.body.starts_with("error=attribute-too-large"), "{r:?}");
@@ -298,13 +303,10 @@ async fn unacknowledged_sync_write_answers_503_then_heals() {
         config(session(ManagerKind::Delta, ReplicationMode::Sync)),
     )
     .await;
-    let _ = c
-        .mem
-        .clone()
-        .with_ack_timeout(std::time::Duration::from_millis(300));
+    let _ = c.mem.clone().with_ack_timeout(Duration::from_millis(300));
     let (n1, n2) = (c.node(1).addr, c.node(2).addr);
     let r = get(n1, "/app/counter", None).await;
-    let id = r.cookie_id().unwrap_or_else(|| panic!("{r:?}"));
+    let id = r.session_id().unwrap_or_else(|| panic!("{r:?}"));
     let (m1, m2) = (c.node(1).link.local().id, c.node(2).link.local().id);
     c.mem.partition(m1, m2);
     let r = get(n1, "/app/counter", Some(&id)).await;
