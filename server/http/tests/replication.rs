@@ -26,10 +26,10 @@ async fn created_on_node1_read_on_others(kind: ManagerKind, mode: ReplicationMod
             .session_id()
             .unwrap_or_else(|| panic!("no cookie in {r:?}"));
         assert!(id.ends_with(".node1"), "{id}");
-        assert_eq!(r.field("session").as_deref(), Some(id.as_str()));
+        assert_eq!(r.field("session"), Some(id.as_str()));
         get(n1, "/app/counter", Some(&id)).await;
         let r = get(n1, "/app/counter", Some(&id)).await;
-        assert_eq!(r.field("counter").as_deref(), Some("3"), "{r:?}");
+        assert_eq!(r.field("counter"), Some("3"), "{r:?}");
         let r = get(n1, "/app/set?key=blob&size=1024", Some(&id)).await;
         assert_eq!(
             r.body,
@@ -51,18 +51,11 @@ async fn created_on_node1_read_on_others(kind: ManagerKind, mode: ReplicationMod
         for id in &ids {
             let r = get(addr, "/app/get?key=counter", Some(id)).await;
             assert_eq!(r.status, 200, "node{i} {kind:?}: {r:?}");
-            assert_eq!(
-                r.field("value").as_deref(),
-                Some("3"),
-                "node{i} {kind:?}: {r:?}"
-            );
-            assert_eq!(
-                r.field("node").as_deref(),
-                Some(format!("node{i}").as_str())
-            );
+            assert_eq!(r.field("value"), Some("3"), "node{i} {kind:?}: {r:?}");
+            assert_eq!(r.field("node"), Some(format!("node{i}").as_str()));
             let r = get(addr, "/app/get?key=blob", Some(id)).await;
-            assert_eq!(r.field("size").as_deref(), Some("1024"), "{r:?}");
-            assert_eq!(r.field("intact").as_deref(), Some("true"), "{r:?}");
+            assert_eq!(r.field("size"), Some("1024"), "{r:?}");
+            assert_eq!(r.field("intact"), Some("true"), "{r:?}");
         }
     }
 }
@@ -108,7 +101,7 @@ async fn delta_sync_failover_keeps_every_session() {
     let mut ok = 0;
     for id in &ids {
         let r = get(n2, "/app/get?key=counter", Some(id)).await;
-        if r.field("value").as_deref() == Some("3") {
+        if r.field("value") == Some("3") {
             ok += 1;
         }
     }
@@ -144,7 +137,7 @@ async fn backup_failover_after_primary_crash() {
     for (k, id) in ids.iter().enumerate() {
         let addr = if k % 2 == 0 { n2 } else { n3 };
         let r = get(addr, "/app/counter", Some(id)).await;
-        assert_eq!(r.field("counter").as_deref(), Some("3"), "{r:?}");
+        assert_eq!(r.field("counter"), Some("3"), "{r:?}");
         let new_id = r
             .session_id()
             .unwrap_or_else(|| panic!("route not rewritten: {r:?}"));
@@ -166,7 +159,7 @@ async fn jvm_route_rewrite_moves_the_session_and_reissues_the_cookie() {
     let id = r.session_id().unwrap_or_else(|| panic!("{r:?}"));
     let base = id.trim_end_matches(".node1").to_owned();
     let r = get(c.node(2).addr, "/app/counter", Some(&id)).await;
-    assert_eq!(r.field("counter").as_deref(), Some("2"));
+    assert_eq!(r.field("counter"), Some("2"));
     assert_eq!(r.session_id(), Some(format!("{base}.node2")), "{r:?}");
     assert_eq!(r.field("session"), Some(format!("{base}.node2").as_str()));
     // The new route was replicated (CHANGE_SESSION_ID or with the delta) to node3 and node1.
@@ -184,7 +177,7 @@ async fn jvm_route_rewrite_moves_the_session_and_reissues_the_cookie() {
         Some(&format!("{base}.node2")),
     )
     .await;
-    assert_eq!(r.field("value").as_deref(), Some("2"));
+    assert_eq!(r.field("value"), Some("2"));
     assert!(r.session_id().is_none(), "same route: no new cookie");
     let r = get(
         c.node(3).addr,
@@ -226,12 +219,8 @@ async fn get_never_creates_a_session_and_header_ids_work() {
     let r = get(a, "/app/get", Some("garbage")).await;
     assert_eq!(r.status, 404);
     let stats = get(a, "/app/stats", None).await;
-    assert_eq!(
-        stats.field("activeSessions").as_deref(),
-        Some("0"),
-        "{stats:?}"
-    );
-    assert_eq!(stats.field("members").as_deref(), Some("1"));
+    assert_eq!(stats.field("activeSessions"), Some("0"), "{stats:?}");
+    assert_eq!(stats.field("members"), Some("1"));
     assert!(stats
         .field("heapUsedKiB")
         .and_then(|v| v.parse::<u64>().ok())
@@ -252,7 +241,7 @@ async fn get_never_creates_a_session_and_header_ids_work() {
         &[("X-Shoal-Session", &id)],
     )
     .await;
-    assert_eq!(r.field("size").as_deref(), Some("3"), "{r:?}");
+    assert_eq!(r.field("size"), Some("3"), "{r:?}");
     // Title-Case header names, as Tomcat sends them (wrk's Lua looks up "Set-Cookie").
     let r = get(a, "/app/counter", None).await;
     assert!(r.head.contains("\r\nSet-Cookie: JSESSIONID="), "{}", r.head);
@@ -293,7 +282,7 @@ async fn attribute_limits_answer_4xx_and_change_nothing() {
     let r = get(c.node(2).addr, "/app/get?key=c", Some(&id)).await;
     assert_eq!(r.status, 404, "rejected write must not replicate: {r:?}");
     let r = get(c.node(2).addr, "/app/get?key=b", Some(&id)).await;
-    assert_eq!(r.field("size").as_deref(), Some("10"));
+    assert_eq!(r.field("size"), Some("10"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -316,13 +305,9 @@ async fn unacknowledged_sync_write_answers_503_then_heals() {
     c.mem.heal();
     // The next write goes out whole, so node2 catches up without a gap: acknowledged at once.
     let r = get(n1, "/app/counter", Some(&id)).await;
-    assert_eq!(
-        (r.status, r.field("counter").as_deref()),
-        (200, Some("3")),
-        "{r:?}"
-    );
+    assert_eq!((r.status, r.field("counter")), (200, Some("3")), "{r:?}");
     let r = get(n2, "/app/get?key=counter", Some(&id)).await;
-    assert_eq!(r.field("value").as_deref(), Some("3"), "{r:?}");
+    assert_eq!(r.field("value"), Some("3"), "{r:?}");
     let failures = c
         .node(1)
         .node

@@ -104,7 +104,7 @@ async fn extra_valves_run_inside_the_pipeline() {
     assert_eq!(r.status, 200);
     let id = r.session_id().unwrap_or_else(|| panic!("{r:?}"));
     let r = get(c.node(1).addr, "/app/counter", Some(&id)).await;
-    assert_eq!(r.field("counter").as_deref(), Some("2"));
+    assert_eq!(r.field("counter"), Some("2"));
     assert_eq!(
         seen.load(Ordering::Relaxed),
         1,

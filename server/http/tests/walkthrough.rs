@@ -51,7 +51,7 @@ async fn tomcat_how_it_works_walkthrough() {
 
     // TomcatB receives a request for session S1: served, id rewritten to B's route.
     let r = get(c.node(2).addr, "/app/counter", Some(&s1)).await;
-    assert_eq!(r.field("counter").as_deref(), Some("2"), "{r:?}");
+    assert_eq!(r.field("counter"), Some("2"), "{r:?}");
     let s1b = r
         .session_id()
         .unwrap_or_else(|| panic!("no rewritten cookie: {r:?}"));
@@ -61,7 +61,7 @@ async fn tomcat_how_it_works_walkthrough() {
     c.start_node(1).await;
     assert!(c.holds(1, &s1b), "A received S1 from B");
     let r = get(c.node(1).addr, "/app/get?key=counter", Some(&s1b)).await;
-    assert_eq!(r.field("value").as_deref(), Some("2"), "{r:?}");
+    assert_eq!(r.field("value"), Some("2"), "{r:?}");
 
     // TomcatA receives a request, invalidate is called on S1; B drops it.
     let r = get(c.node(1).addr, "/app/invalidate", Some(&s1b)).await;
