@@ -2,8 +2,7 @@
 //! processes, and a bounded load of clients that each follow one session through the front
 //! and log every attempt (for counter continuity and the failover gap).
 use crate::{free_port, shoal_bin, temp_file};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -118,47 +117,12 @@ impl Raw {
 
 /// `GET path` on a fresh connection (`Connection: close`), 5 s timeout.
 pub fn get(addr: &str, path: &str, cookie: Option<&str>) -> Result<Raw, String> {
-    let mut s = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
-    let t = Some(Duration::from_secs(5));
-    let _ = s.set_read_timeout(t);
-    let _ = s.set_write_timeout(t);
-    let ck = cookie
-        .map(|c| format!("Cookie: {c}\r\n"))
-        .unwrap_or_default();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{ck}Connection: close\r\n\r\n"
-    )
-    .map_err(|e| format!("write: {e}"))?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).map_err(|e| format!("read: {e}"))?;
-    let text = String::from_utf8_lossy(&buf);
-    let (head, body) = text.split_once("\r\n\r\n").ok_or("no header end")?;
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("bad status line in {head:?}"))?;
-    let (mut cookie, mut backend) = (None, None);
-    for l in lines {
-        let Some((k, v)) = l.split_once(':') else {
-            continue;
-        };
-        let v = v.trim();
-        match k.to_ascii_lowercase().as_str() {
-            "set-cookie" if v.starts_with("JSESSIONID=") => {
-                cookie = v.split(';').next().map(str::to_string)
-            }
-            "x-shoal-backend" => backend = Some(v.to_string()),
-            _ => {}
-        }
-    }
+    let r = shoal_testkit::get_blocking(addr, path, cookie, &[])?;
     Ok(Raw {
-        status,
-        body: body.to_string(),
-        cookie,
-        backend,
+        backend: r.header("x-shoal-backend").map(str::to_string),
+        status: r.status,
+        body: r.body,
+        cookie: r.cookie,
     })
 }
 

@@ -2,7 +2,7 @@
 //! HTTP contract of the Tomcat harness, `shared/peers/tomcat/README.md`), a config file that
 //! chooses the session manager, and a keep-alive HTTP client with bounded concurrency that
 //! creates and checks sessions the way the harness' `tools/sessclient.py` does.
-use crate::{free_port, temp_file, NodeProc, NodeSpec};
+use crate::{temp_file, NodeProc, NodeSpec};
 use futures::stream::{self, StreamExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -19,11 +19,6 @@ pub fn session_config(manager: &str, replication: &str, max_inactive_secs: u32) 
          max_inactive_secs = {max_inactive_secs}\n"
     );
     temp_file("shoal.toml", &toml)
-}
-
-/// `n` ports that were free a moment ago (channel ports of a static cluster).
-pub fn free_ports(n: usize) -> Vec<u16> {
-    (0..n).map(|_| free_port()).collect()
 }
 
 /// A node process with its HTTP address (`127.0.0.1:PORT`).
@@ -282,9 +277,7 @@ async fn get(
         .headers()
         .get_all(reqwest::header::SET_COOKIE)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| v.split(';').next().filter(|c| c.starts_with("JSESSIONID=")))
-        .map(str::to_string);
+        .find_map(|v| shoal_testkit::session_cookie(v.to_str().ok()?));
     let body = resp.text().await.map_err(|e| e.to_string())?;
     Ok(Reply {
         status,

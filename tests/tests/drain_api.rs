@@ -6,6 +6,7 @@
 //!   session and no acknowledged update is lost.
 //! - `shoal ctl drain --node URL` drains a node: the command and the node exit 0, and the
 //!   peers see it leave (`left`, not a failure).
+use shoal_testkit::eventually_blocking;
 use shoal_tests::front::{check_rolling_restart, get, Front, Load};
 use shoal_tests::sessions::HttpNode;
 use shoal_tests::{free_port, shoal_bin, temp_file, NodeProc, NodeSpec};
@@ -113,14 +114,6 @@ fn backend_status(front: &str, route: &str) -> Option<(String, String)> {
     })
 }
 
-fn wait_until(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !cond() {
-        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn rolling_restart_drained_through_the_api_behind_a_static_balancer_loses_nothing() {
     rolling_restart("delta");
@@ -166,7 +159,7 @@ fn rolling_restart(manager: &str) {
         assert_eq!(ready, 503, "{body}");
         assert_eq!(json(&body)["status"], "draining");
 
-        wait_until(
+        eventually_blocking(
             &format!("{route} reports a drain event"),
             Duration::from_secs(1),
             || {
@@ -177,7 +170,7 @@ fn rolling_restart(manager: &str) {
 
         // The static balancer sees the drain in a probe (every 500 ms) while the node still
         // serves (grace: 2.5 s).
-        wait_until(
+        eventually_blocking(
             &format!("balancer marks {route} draining"),
             Duration::from_millis(2300),
             || backend_status(&front.addr, route).map(|s| s.0) == Some("draining".into()),
@@ -211,7 +204,7 @@ fn rolling_restart(manager: &str) {
             |v| v["ready"] == true,
             Duration::from_secs(15),
         );
-        wait_until(
+        eventually_blocking(
             &format!("balancer serves {route} again"),
             Duration::from_secs(10),
             || backend_status(&front.addr, route).map(|s| s.0) == Some("up".into()),
@@ -270,7 +263,7 @@ fn ctl_drain_drains_a_node_that_exits_0_and_peers_see_it_leave() {
             Duration::from_secs(10),
         );
     }
-    wait_until(
+    eventually_blocking(
         "node3's admin API answers ready",
         Duration::from_secs(15),
         || admin(all[2].admin, "GET", "/api/v1/ready").map(|r| r.0) == Ok(200),

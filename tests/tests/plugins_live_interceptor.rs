@@ -6,12 +6,14 @@
 //! legacy-interceptor rides beside it, and the test checks that both act on the messages
 //! between the nodes (their counters), that the stacks list and then drop them, and that no
 //! request of the client ever saw a lost or repeated replication (strict counter sequence).
-use shoal_tests::sessions::{free_ports, http_cluster, Http, HttpNode};
+use shoal_testkit::eventually_blocking;
+use shoal_tests::free_ports;
+use shoal_tests::sessions::{http_cluster, Http, HttpNode};
 use shoal_tests::temp_file;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const TOKEN: &str = "live-interceptor-admin-token-0123456789";
 
@@ -130,14 +132,6 @@ impl Admin {
     }
 }
 
-fn wait(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn query_config(json: &str) -> String {
     json.bytes()
         .map(|b| match b {
@@ -196,7 +190,7 @@ fn checksum_interceptor_rolls_in_and_out_of_running_nodes() {
     let addrs = [nodes[0].http.clone(), nodes[1].http.clone()];
     let load = client(addrs, stop.clone(), done.clone());
     let answered = || done.load(Ordering::Relaxed);
-    wait("the client to start", Duration::from_secs(10), || {
+    eventually_blocking("the client to start", Duration::from_secs(10), || {
         answered() >= 5
     });
     let (post, put, delete) = (
@@ -213,7 +207,7 @@ fn checksum_interceptor_rolls_in_and_out_of_running_nodes() {
     );
     admins[0].ok(post.clone(), &path, Some(component("checksum-interceptor")));
     for a in &admins {
-        wait("wasm:crc in the stack", Duration::from_secs(10), || {
+        eventually_blocking("wasm:crc in the stack", Duration::from_secs(10), || {
             a.layers().contains(&"wasm:crc".to_string())
         });
     }
@@ -221,7 +215,7 @@ fn checksum_interceptor_rolls_in_and_out_of_running_nodes() {
     let path = "/api/v1/plugins?name=legacy&world=channel-interceptor&attach=channel";
     admins[1].ok(post, path, Some(component("legacy-interceptor")));
     for a in &admins {
-        wait("wasm:legacy in the stack", Duration::from_secs(10), || {
+        eventually_blocking("wasm:legacy in the stack", Duration::from_secs(10), || {
             a.layers()
                 .ends_with(&["wasm:crc".to_string(), "wasm:legacy".to_string()])
         });
@@ -233,12 +227,12 @@ fn checksum_interceptor_rolls_in_and_out_of_running_nodes() {
     );
     // Both nodes seal what they send and verify what they receive.
     for a in &admins {
-        wait(
+        eventually_blocking(
             "sealed and verified replication",
             Duration::from_secs(20),
             || a.counter("crc", "sent") >= 5 && a.counter("crc", "verified") >= 5,
         );
-        wait("the 0.1.0 layer counting", Duration::from_secs(10), || {
+        eventually_blocking("the 0.1.0 layer counting", Duration::from_secs(10), || {
             a.counter("legacy", "sent") >= 5 && a.counter("legacy", "received") >= 5
         });
         assert_eq!(a.counter("crc", "dropped"), 0);
@@ -254,7 +248,7 @@ fn checksum_interceptor_rolls_in_and_out_of_running_nodes() {
         .into_bytes();
     admins[0].ok(put.clone(), "/api/v1/channel/interceptors", Some(body));
     for a in &admins {
-        wait(
+        eventually_blocking(
             "wasm:legacy above wasm:crc",
             Duration::from_secs(10),
             || {
@@ -281,14 +275,14 @@ fn checksum_interceptor_rolls_in_and_out_of_running_nodes() {
     );
     let passed: Vec<i64> = admins.iter().map(|a| a.counter("crc", "passed")).collect();
     for (a, before) in admins.iter().zip(passed) {
-        wait("unsealed sends", Duration::from_secs(20), || {
+        eventually_blocking("unsealed sends", Duration::from_secs(20), || {
             a.counter("crc", "passed") > before + 3
         });
     }
     admins[1].ok(delete.clone(), "/api/v1/plugins/crc", None);
     admins[0].ok(delete, "/api/v1/plugins/legacy", None);
     for a in &admins {
-        wait(
+        eventually_blocking(
             "the stack without plugin layers",
             Duration::from_secs(10),
             || !a.layers().iter().any(|l| l.starts_with("wasm:")),
@@ -296,7 +290,7 @@ fn checksum_interceptor_rolls_in_and_out_of_running_nodes() {
     }
     // The session keeps replicating with the plain stack.
     let after = answered();
-    wait("requests after the unload", Duration::from_secs(10), || {
+    eventually_blocking("requests after the unload", Duration::from_secs(10), || {
         answered() >= after + 10
     });
     stop.store(true, Ordering::Relaxed);

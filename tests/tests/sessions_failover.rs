@@ -2,7 +2,8 @@
 //! assertions: sessions created on node1 read correctly on node2 and node3; after SIGKILL of
 //! node1, 1000 of 1000 sessions are correct on node2 in sync mode (delta and backup); in async
 //! mode every session is correct on node3 while all nodes are up (Tomcat: 8% wrong).
-use shoal_tests::sessions::{free_ports, http_cluster, session_config, with_route, Check, Http};
+use shoal_tests::free_ports;
+use shoal_tests::sessions::{http_cluster, session_config, with_route, Check, Http};
 use std::time::{Duration, Instant};
 
 const NAMES: [&str; 3] = ["node1", "node2", "node3"];

@@ -2,7 +2,8 @@
 //! of them (DeltaManager state transfer) and serves them; a node joining while a bounded load
 //! loop writes to the cluster loses nothing (every write answered 200 is readable afterwards on
 //! every node, the joiner included).
-use shoal_tests::sessions::{free_ports, http_cluster, session_config, with_route, Http, HttpNode};
+use shoal_tests::free_ports;
+use shoal_tests::sessions::{http_cluster, session_config, with_route, Http, HttpNode};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,7 +1,8 @@
 //! A joining node must not answer for sessions it has not received yet: its first requests,
 //! sent the moment the process reports `ready`, find the cluster's existing sessions (the
 //! DeltaManager's promise: a joining node gets all sessions before it serves).
-use shoal_tests::sessions::{free_ports, http_cluster, session_config, with_route, Http, HttpNode};
+use shoal_tests::free_ports;
+use shoal_tests::sessions::{http_cluster, session_config, with_route, Http, HttpNode};
 
 #[test]
 fn joining_node_does_not_serve_before_it_has_the_state() {

@@ -2,7 +2,8 @@
 //! SIGKILL: A starts; B starts and receives state; A creates S1; A crashes; B serves S1 (the
 //! route is rewritten to B); A restarts and receives state from B; A invalidates S1 and B drops
 //! it; B creates S2; S2 expires on A by inactivity.
-use shoal_tests::sessions::{free_ports, session_config, with_route, Http, HttpNode};
+use shoal_tests::free_ports;
+use shoal_tests::sessions::{session_config, with_route, Http, HttpNode};
 use std::time::{Duration, Instant};
 
 const NAMES: [&str; 2] = ["nodeA", "nodeB"];

@@ -4,6 +4,7 @@ mod common;
 
 use common::*;
 use shoal_balancer::BackendStatus;
+use shoal_testkit::poll;
 
 #[tokio::test]
 async fn draining_node_keeps_its_sessions_but_gets_no_new_ones() {
@@ -17,7 +18,7 @@ async fn draining_node_keeps_its_sessions_but_gets_no_new_ones() {
             .await
             .expect("new session");
         if a.backend.as_deref() == Some("node2") {
-            node2_cookie = a.set_cookie.as_deref().map(cookie_pair);
+            node2_cookie = a.cookie.clone();
         }
     }
     let cookie = node2_cookie.expect("node2 session");
@@ -69,11 +70,10 @@ async fn draining_node_keeps_its_sessions_but_gets_no_new_ones() {
         .expect("after drain");
     assert_ne!(a.backend.as_deref(), Some("node2"));
     assert_eq!(a.field("counter"), Some((n + 1).to_string().as_str()));
-    let moved = cookie_pair(
-        a.set_cookie
-            .as_deref()
-            .expect("JvmRouteBinderValve rewrote the cookie"),
-    );
+    let moved = a
+        .cookie
+        .clone()
+        .expect("JvmRouteBinderValve rewrote the cookie");
     assert!(moved.ends_with(
         a.backend
             .as_deref()
@@ -224,7 +224,7 @@ async fn rolling_restart_under_load_fails_no_request() {
         let addr = nodes.remove(i).kill_and_wait().await;
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         nodes.insert(i, FakeNode::restart(addr, &route, &store).await);
-        let back = wait_for(std::time::Duration::from_secs(3), || {
+        let back = poll(std::time::Duration::from_secs(3), || {
             status(&route) == Some(BackendStatus::Draining)
         })
         .await;

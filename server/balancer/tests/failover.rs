@@ -8,6 +8,7 @@ use std::time::Duration;
 use common::*;
 use hyper::{Method, StatusCode};
 use shoal_balancer::{BackendStatus, BalancerConfig};
+use shoal_testkit::poll;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_node_sessions_continue_elsewhere_within_one_second() {
@@ -37,7 +38,7 @@ async fn post_in_flight_on_a_dying_node_gets_502_and_is_not_resent() {
             .await
     });
     assert!(
-        wait_for(Duration::from_secs(5), || nodes[0]
+        poll(Duration::from_secs(5), || nodes[0]
             .state
             .posts
             .load(Ordering::SeqCst)
@@ -68,11 +69,11 @@ async fn get_in_flight_on_a_dying_node_is_resent() {
         http.get(addr, "/app/hang", Some("JSESSIONID=ABC.node1"))
             .await
     });
-    assert!(wait_for(Duration::from_secs(5), || nodes[0].hits() == 1).await);
+    assert!(poll(Duration::from_secs(5), || nodes[0].hits() == 1).await);
     nodes[0].kill();
     // The resent GET hangs on the next node too; what matters is that it was resent.
     assert!(
-        wait_for(Duration::from_secs(5), || nodes[1].hits() + nodes[2].hits()
+        poll(Duration::from_secs(5), || nodes[1].hits() + nodes[2].hits()
             == 1)
         .await
     );
@@ -138,7 +139,7 @@ async fn health_checks_take_a_sick_node_out_and_bring_a_recovered_one_back() {
     // Failing probes alone (no traffic) take node3 out after fail_threshold rounds...
     nodes[2].state.healthy.store(false, Ordering::SeqCst);
     assert!(
-        wait_for(Duration::from_secs(3), || status("node3")
+        poll(Duration::from_secs(3), || status("node3")
             == Some(BackendStatus::Down))
         .await
     );
@@ -152,7 +153,7 @@ async fn health_checks_take_a_sick_node_out_and_bring_a_recovered_one_back() {
     }
     nodes[2].state.healthy.store(true, Ordering::SeqCst);
     assert!(
-        wait_for(Duration::from_secs(3), || status("node3")
+        poll(Duration::from_secs(3), || status("node3")
             == Some(BackendStatus::Up))
         .await
     );
@@ -167,7 +168,7 @@ async fn health_checks_take_a_sick_node_out_and_bring_a_recovered_one_back() {
     assert_eq!(status("node1"), Some(BackendStatus::Down));
     let _node1 = FakeNode::restart(addr, "node1", &store).await;
     assert!(
-        wait_for(Duration::from_secs(3), || status("node1")
+        poll(Duration::from_secs(3), || status("node1")
             == Some(BackendStatus::Up))
         .await
     );

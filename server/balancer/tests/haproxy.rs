@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use common::*;
 use hyper::{Method, StatusCode};
+use shoal_testkit::poll;
 
 /// A haproxy child process, killed (by its own pid) when dropped.
 struct Haproxy {
@@ -136,7 +137,7 @@ async fn haproxy_is_sticky_by_route_and_spreads_new_sessions() {
         let route = a.backend.clone().expect("X-Shoal-Backend from haproxy");
         cookies
             .entry(route)
-            .or_insert_with(|| cookie_pair(a.set_cookie.as_deref().expect("cookie")));
+            .or_insert_with(|| a.cookie.clone().expect("cookie"));
     }
     assert_eq!(
         cookies.len(),
@@ -192,7 +193,7 @@ async fn haproxy_does_not_resend_a_post_lost_with_its_node() {
             .await
     });
     assert!(
-        wait_for(Duration::from_secs(5), || nodes[0]
+        poll(Duration::from_secs(5), || nodes[0]
             .state
             .posts
             .load(Ordering::SeqCst)

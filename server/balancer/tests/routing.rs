@@ -9,6 +9,7 @@ use hyper::{Method, StatusCode};
 use shoal_balancer::{
     Backend, BackendStatus, Balancer, BalancerConfig, BalancerError, BalancerStats,
 };
+use shoal_testkit::poll;
 
 #[tokio::test]
 async fn sticky_cookie_keeps_every_request_on_its_node() {
@@ -24,7 +25,7 @@ async fn sticky_cookie_keeps_every_request_on_its_node() {
             .await
             .expect("new session");
         if a.backend.as_deref() == Some("node2") {
-            cookie = a.set_cookie.as_deref().map(cookie_pair);
+            cookie = a.cookie.clone();
             break;
         }
     }
@@ -82,11 +83,7 @@ async fn new_sessions_spread_over_all_nodes() {
             .await
             .expect("new session");
         let route = a.backend.clone().expect("backend header");
-        let cookie = a
-            .set_cookie
-            .as_deref()
-            .map(cookie_pair)
-            .expect("a new session sets a cookie");
+        let cookie = a.cookie.clone().expect("a new session sets a cookie");
         assert!(
             cookie.ends_with(&format!(".{route}")),
             "{cookie} issued by {route}"
@@ -260,7 +257,7 @@ async fn new_sessions_avoid_the_node_with_requests_outstanding() {
                 .await
         }));
     }
-    assert!(wait_for(std::time::Duration::from_secs(5), || nodes[0].hits() == 3).await);
+    assert!(poll(std::time::Duration::from_secs(5), || nodes[0].hits() == 3).await);
     for _ in 0..10 {
         let a = http
             .get(lb.addr, "/app/counter", None)
@@ -326,7 +323,7 @@ async fn shutdown_finishes_requests_in_flight_then_stops_listening() {
         tokio::spawn(async move { http.get(addr, "/app/slow", None).await })
     };
     assert!(
-        wait_for(std::time::Duration::from_secs(5), || nodes
+        poll(std::time::Duration::from_secs(5), || nodes
             .iter()
             .map(|n| n.hits())
             .sum::<u64>()

@@ -31,7 +31,8 @@ async fn main() -> std::io::Result<()> {
     let mem = MemoryCluster::new();
     let mut tasks = Vec::new();
     for i in 1..=n {
-        let node = HttpNode::start(config.clone(), mem.join(&format!("node{i}")))
+        let node = HttpNode::builder(config.clone(), mem.join(&format!("node{i}")))
+            .start()
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", base + i as u16)).await?;
         println!("node{i} on http://{}", listener.local_addr()?);

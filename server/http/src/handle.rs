@@ -28,7 +28,7 @@ struct State {
 }
 
 impl SessionHandle {
-    pub fn new(
+    pub(crate) fn new(
         service: Arc<SessionService>,
         requested: Option<(SessionId, Option<String>)>,
     ) -> Self {

@@ -1,6 +1,6 @@
 //! Each context's pipeline, built in this one place. Outermost valve first: a request
 //! goes down the list to the application and the response comes back up.
-use crate::app;
+use crate::app::App;
 use crate::config::{ConfigError, ContextConfig, HttpConfig};
 use crate::valve::{
     JvmRouteBinderValve, ReplicationValve, SessionValve, UrlFilter, Valve, ValveLayer,
@@ -13,20 +13,21 @@ use std::time::Duration;
 use tower::ServiceBuilder;
 
 /// The pipeline of one context: built-in valves, then `extra` valves (plugins) in order,
-/// then the application; `url_filter` is asked by the ReplicationValve after the
-/// context's regex. Returns a router serving paths under `ctx.path`.
-pub fn build(
+/// then `app`; `url_filter` is asked by the ReplicationValve after the context's regex.
+/// Returns a router serving paths under `ctx.path`.
+pub(crate) fn build(
     http: &HttpConfig,
     ctx: &ContextConfig,
     service: Arc<SessionService>,
     extra: Vec<Arc<dyn Valve>>,
     url_filter: Option<Arc<dyn UrlFilter>>,
+    app: &dyn App,
 ) -> Result<Router, ConfigError> {
     let header = HeaderName::from_bytes(http.session_header.as_bytes()).map_err(|e| {
         ConfigError::Invalid(format!("session_header `{}`: {e}", http.session_header))
     })?;
     let route = service.route();
-    let app = app::router(service.clone());
+    let app = app.router(service.clone());
     let mut builtin: Vec<Arc<dyn Valve>> = Vec::new();
     if ctx.jvm_route_binder {
         builtin.push(Arc::new(JvmRouteBinderValve { route }));

@@ -4,6 +4,8 @@ mod common;
 
 use common::{config, get, get_with, TestCluster};
 use shoal_session::{ClusterLink, ManagerConfig, ManagerKind, ReplicationMode};
+use shoal_testkit::eventually;
+use std::time::Duration;
 
 fn session(kind: ManagerKind, mode: ReplicationMode) -> ManagerConfig {
     ManagerConfig {
@@ -21,13 +23,13 @@ async fn created_on_node1_read_on_others(kind: ManagerKind, mode: ReplicationMod
         let r = get(n1, "/app/counter", None).await;
         assert_eq!(r.status, 200, "{r:?}");
         let id = r
-            .cookie_id()
+            .session_id()
             .unwrap_or_else(|| panic!("no cookie in {r:?}"));
         assert!(id.ends_with(".node1"), "{id}");
-        assert_eq!(r.field("session").as_deref(), Some(id.as_str()));
+        assert_eq!(r.field("session"), Some(id.as_str()));
         get(n1, "/app/counter", Some(&id)).await;
         let r = get(n1, "/app/counter", Some(&id)).await;
-        assert_eq!(r.field("counter").as_deref(), Some("3"), "{r:?}");
+        assert_eq!(r.field("counter"), Some("3"), "{r:?}");
         let r = get(n1, "/app/set?key=blob&size=1024", Some(&id)).await;
         assert_eq!(
             r.body,
@@ -38,7 +40,7 @@ async fn created_on_node1_read_on_others(kind: ManagerKind, mode: ReplicationMod
     if mode == ReplicationMode::Async {
         // Async: replicas converge shortly after; poll instead of assuming.
         for id in &ids {
-            common::eventually(5, "async replicas", || match kind {
+            eventually("async replicas", Duration::from_secs(5), || match kind {
                 ManagerKind::Delta => c.holds(2, id) && c.holds(3, id),
                 ManagerKind::Backup => c.holds(2, id) || c.holds(3, id),
             })
@@ -49,18 +51,11 @@ async fn created_on_node1_read_on_others(kind: ManagerKind, mode: ReplicationMod
         for id in &ids {
             let r = get(addr, "/app/get?key=counter", Some(id)).await;
             assert_eq!(r.status, 200, "node{i} {kind:?}: {r:?}");
-            assert_eq!(
-                r.field("value").as_deref(),
-                Some("3"),
-                "node{i} {kind:?}: {r:?}"
-            );
-            assert_eq!(
-                r.field("node").as_deref(),
-                Some(format!("node{i}").as_str())
-            );
+            assert_eq!(r.field("value"), Some("3"), "node{i} {kind:?}: {r:?}");
+            assert_eq!(r.field("node"), Some(format!("node{i}").as_str()));
             let r = get(addr, "/app/get?key=blob", Some(id)).await;
-            assert_eq!(r.field("size").as_deref(), Some("1024"), "{r:?}");
-            assert_eq!(r.field("intact").as_deref(), Some("true"), "{r:?}");
+            assert_eq!(r.field("size"), Some("1024"), "{r:?}");
+            assert_eq!(r.field("intact"), Some("true"), "{r:?}");
         }
     }
 }
@@ -96,7 +91,7 @@ async fn delta_sync_failover_keeps_every_session() {
     let mut ids = Vec::new();
     for _ in 0..300 {
         let r = get(n1, "/app/counter", None).await;
-        let id = r.cookie_id().unwrap_or_else(|| panic!("{r:?}"));
+        let id = r.session_id().unwrap_or_else(|| panic!("{r:?}"));
         get(n1, "/app/counter", Some(&id)).await;
         get(n1, "/app/counter", Some(&id)).await;
         ids.push(id);
@@ -106,7 +101,7 @@ async fn delta_sync_failover_keeps_every_session() {
     let mut ok = 0;
     for id in &ids {
         let r = get(n2, "/app/get?key=counter", Some(id)).await;
-        if r.field("value").as_deref() == Some("3") {
+        if r.field("value") == Some("3") {
             ok += 1;
         }
     }
@@ -128,7 +123,7 @@ async fn backup_failover_after_primary_crash() {
     let mut ids = Vec::new();
     for _ in 0..30 {
         let r = get(n1, "/app/counter", None).await;
-        let id = r.cookie_id().unwrap_or_else(|| panic!("{r:?}"));
+        let id = r.session_id().unwrap_or_else(|| panic!("{r:?}"));
         get(n1, "/app/counter", Some(&id)).await;
         ids.push(id);
     }
@@ -142,15 +137,18 @@ async fn backup_failover_after_primary_crash() {
     for (k, id) in ids.iter().enumerate() {
         let addr = if k % 2 == 0 { n2 } else { n3 };
         let r = get(addr, "/app/counter", Some(id)).await;
-        assert_eq!(r.field("counter").as_deref(), Some("3"), "{r:?}");
+        assert_eq!(r.field("counter"), Some("3"), "{r:?}");
         let new_id = r
-            .cookie_id()
+            .session_id()
             .unwrap_or_else(|| panic!("route not rewritten: {r:?}"));
         assert!(!new_id.ends_with(".node1"), "{new_id}");
     }
     // After failover every session is held by both survivors (primary + its new backup).
     for id in &ids {
-        common::eventually(5, "backup re-created", || c.holds(2, id) && c.holds(3, id)).await;
+        eventually("backup re-created", Duration::from_secs(5), || {
+            c.holds(2, id) && c.holds(3, id)
+        })
+        .await;
     }
 }
 
@@ -158,16 +156,16 @@ async fn backup_failover_after_primary_crash() {
 async fn jvm_route_rewrite_moves_the_session_and_reissues_the_cookie() {
     let c = TestCluster::start(3, config(ManagerConfig::default())).await;
     let r = get(c.node(1).addr, "/app/counter", None).await;
-    let id = r.cookie_id().unwrap_or_else(|| panic!("{r:?}"));
+    let id = r.session_id().unwrap_or_else(|| panic!("{r:?}"));
     let base = id.trim_end_matches(".node1").to_owned();
     let r = get(c.node(2).addr, "/app/counter", Some(&id)).await;
-    assert_eq!(r.field("counter").as_deref(), Some("2"));
-    assert_eq!(r.cookie_id(), Some(format!("{base}.node2")), "{r:?}");
-    assert_eq!(r.field("session"), Some(format!("{base}.node2")));
+    assert_eq!(r.field("counter"), Some("2"));
+    assert_eq!(r.session_id(), Some(format!("{base}.node2")), "{r:?}");
+    assert_eq!(r.field("session"), Some(format!("{base}.node2").as_str()));
     // The new route was replicated (CHANGE_SESSION_ID or with the delta) to node3 and node1.
     let (sid, _) = shoal_session::parse_full_id(&id).unwrap_or_else(|| panic!());
     for i in [1, 3] {
-        common::eventually(5, "route replicated", || {
+        eventually("route replicated", Duration::from_secs(5), || {
             c.with_session(i, &sid, |s| s.is_some_and(|s| s.route == "node2"))
         })
         .await;
@@ -179,15 +177,15 @@ async fn jvm_route_rewrite_moves_the_session_and_reissues_the_cookie() {
         Some(&format!("{base}.node2")),
     )
     .await;
-    assert_eq!(r.field("value").as_deref(), Some("2"));
-    assert!(r.cookie_id().is_none(), "same route: no new cookie");
+    assert_eq!(r.field("value"), Some("2"));
+    assert!(r.session_id().is_none(), "same route: no new cookie");
     let r = get(
         c.node(3).addr,
         "/app/get?key=counter",
         Some(&format!("{base}.node1")),
     )
     .await;
-    assert_eq!(r.cookie_id(), Some(format!("{base}.node3")));
+    assert_eq!(r.session_id(), Some(format!("{base}.node3")));
     let sent = c
         .node(3)
         .node
@@ -221,19 +219,15 @@ async fn get_never_creates_a_session_and_header_ids_work() {
     let r = get(a, "/app/get", Some("garbage")).await;
     assert_eq!(r.status, 404);
     let stats = get(a, "/app/stats", None).await;
-    assert_eq!(
-        stats.field("activeSessions").as_deref(),
-        Some("0"),
-        "{stats:?}"
-    );
-    assert_eq!(stats.field("members").as_deref(), Some("1"));
+    assert_eq!(stats.field("activeSessions"), Some("0"), "{stats:?}");
+    assert_eq!(stats.field("members"), Some("1"));
     assert!(stats
         .field("heapUsedKiB")
         .and_then(|v| v.parse::<u64>().ok())
         .is_some_and(|v| v > 0));
     // A session with no counter: no-attribute.
     let r = get(a, "/app/set?key=x&size=3", None).await;
-    let id = r.cookie_id().unwrap_or_else(|| panic!("{r:?}"));
+    let id = r.session_id().unwrap_or_else(|| panic!("{r:?}"));
     let r = get(a, "/app/get?key=counter", Some(&id)).await;
     assert_eq!(
         r.body,
@@ -247,7 +241,7 @@ async fn get_never_creates_a_session_and_header_ids_work() {
         &[("X-Shoal-Session", &id)],
     )
     .await;
-    assert_eq!(r.field("size").as_deref(), Some("3"), "{r:?}");
+    assert_eq!(r.field("size"), Some("3"), "{r:?}");
     // Title-Case header names, as Tomcat sends them (wrk's Lua looks up "Set-Cookie").
     let r = get(a, "/app/counter", None).await;
     assert!(r.head.contains("\r\nSet-Cookie: JSESSIONID="), "{}", r.head);
@@ -274,7 +268,7 @@ async fn attribute_limits_answer_4xx_and_change_nothing() {
     let c = TestCluster::start(2, config(s)).await;
     let a = c.node(1).addr;
     let r = get(a, "/app/set?key=a&size=100", None).await;
-    let id = r.cookie_id().unwrap_or_else(|| panic!("{r:?}"));
+    let id = r.session_id().unwrap_or_else(|| panic!("{r:?}"));
     let r = get(a, "/app/set?key=b&size=5000", Some(&id)).await;
     assert_eq!(r.status, 413, "{r:?}");
     assert!(r.body.starts_with("error=attribute-too-large"), "{r:?}");
@@ -288,7 +282,7 @@ async fn attribute_limits_answer_4xx_and_change_nothing() {
     let r = get(c.node(2).addr, "/app/get?key=c", Some(&id)).await;
     assert_eq!(r.status, 404, "rejected write must not replicate: {r:?}");
     let r = get(c.node(2).addr, "/app/get?key=b", Some(&id)).await;
-    assert_eq!(r.field("size").as_deref(), Some("10"));
+    assert_eq!(r.field("size"), Some("10"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -298,13 +292,10 @@ async fn unacknowledged_sync_write_answers_503_then_heals() {
         config(session(ManagerKind::Delta, ReplicationMode::Sync)),
     )
     .await;
-    let _ = c
-        .mem
-        .clone()
-        .with_ack_timeout(std::time::Duration::from_millis(300));
+    let _ = c.mem.clone().with_ack_timeout(Duration::from_millis(300));
     let (n1, n2) = (c.node(1).addr, c.node(2).addr);
     let r = get(n1, "/app/counter", None).await;
-    let id = r.cookie_id().unwrap_or_else(|| panic!("{r:?}"));
+    let id = r.session_id().unwrap_or_else(|| panic!("{r:?}"));
     let (m1, m2) = (c.node(1).link.local().id, c.node(2).link.local().id);
     c.mem.partition(m1, m2);
     let r = get(n1, "/app/counter", Some(&id)).await;
@@ -314,13 +305,9 @@ async fn unacknowledged_sync_write_answers_503_then_heals() {
     c.mem.heal();
     // The next write goes out whole, so node2 catches up without a gap: acknowledged at once.
     let r = get(n1, "/app/counter", Some(&id)).await;
-    assert_eq!(
-        (r.status, r.field("counter").as_deref()),
-        (200, Some("3")),
-        "{r:?}"
-    );
+    assert_eq!((r.status, r.field("counter")), (200, Some("3")), "{r:?}");
     let r = get(n2, "/app/get?key=counter", Some(&id)).await;
-    assert_eq!(r.field("value").as_deref(), Some("3"), "{r:?}");
+    assert_eq!(r.field("value"), Some("3"), "{r:?}");
     let failures = c
         .node(1)
         .node

@@ -3,8 +3,8 @@ mod common;
 
 use common::{config, get, TestCluster};
 use futures::future::BoxFuture;
-use shoal_http::valve::{Next, Request, Response, Valve};
 use shoal_http::SessionHandle;
+use shoal_http::{Next, Request, Response, Valve};
 use shoal_session::ManagerConfig;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -63,7 +63,7 @@ async fn url_filter_prevents_replication_of_static_requests() {
     let c = TestCluster::start_with_valves(2, config(session), valves).await;
     let a = c.node(1).addr;
     let r = get(a, "/app/counter", None).await;
-    let id = r.cookie_id().unwrap_or_else(|| panic!("{r:?}"));
+    let id = r.session_id().unwrap_or_else(|| panic!("{r:?}"));
     assert_eq!(accessed_sent(&c), 0);
 
     // Let the ACCESSED interval pass (time must pass; nothing to poll for).
@@ -102,9 +102,9 @@ async fn extra_valves_run_inside_the_pipeline() {
     let c = TestCluster::start_with_valves(1, config(ManagerConfig::default()), valves).await;
     let r = get(c.node(1).addr, "/app/counter", None).await;
     assert_eq!(r.status, 200);
-    let id = r.cookie_id().unwrap_or_else(|| panic!("{r:?}"));
+    let id = r.session_id().unwrap_or_else(|| panic!("{r:?}"));
     let r = get(c.node(1).addr, "/app/counter", Some(&id)).await;
-    assert_eq!(r.field("counter").as_deref(), Some("2"));
+    assert_eq!(r.field("counter"), Some("2"));
     assert_eq!(
         seen.load(Ordering::Relaxed),
         1,

@@ -4,8 +4,10 @@
 //! B creates S2; S2 expires on A by inactivity.
 mod common;
 
-use common::{config, eventually, get, TestCluster};
+use common::{config, get, TestCluster};
 use shoal_session::ManagerConfig;
+use shoal_testkit::eventually;
+use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tomcat_how_it_works_walkthrough() {
@@ -17,7 +19,9 @@ async fn tomcat_how_it_works_walkthrough() {
     // TomcatA starts up.
     let mut c = TestCluster::start(1, config(session)).await;
     let a_first = get(c.node(1).addr, "/app/counter", None).await;
-    let s0 = a_first.cookie_id().unwrap_or_else(|| panic!("{a_first:?}"));
+    let s0 = a_first
+        .session_id()
+        .unwrap_or_else(|| panic!("{a_first:?}"));
 
     // TomcatB starts up and receives the state before serving (start_node waits for ready).
     c.start_node(2).await;
@@ -35,7 +39,7 @@ async fn tomcat_how_it_works_walkthrough() {
 
     // TomcatA receives a request, a session S1 is created.
     let r = get(c.node(1).addr, "/app/counter", None).await;
-    let s1 = r.cookie_id().unwrap_or_else(|| panic!("{r:?}"));
+    let s1 = r.session_id().unwrap_or_else(|| panic!("{r:?}"));
     assert!(s1.ends_with(".node1"));
     assert!(
         c.holds(2, &s1),
@@ -47,9 +51,9 @@ async fn tomcat_how_it_works_walkthrough() {
 
     // TomcatB receives a request for session S1: served, id rewritten to B's route.
     let r = get(c.node(2).addr, "/app/counter", Some(&s1)).await;
-    assert_eq!(r.field("counter").as_deref(), Some("2"), "{r:?}");
+    assert_eq!(r.field("counter"), Some("2"), "{r:?}");
     let s1b = r
-        .cookie_id()
+        .session_id()
         .unwrap_or_else(|| panic!("no rewritten cookie: {r:?}"));
     assert!(s1b.ends_with(".node2"), "{s1b}");
 
@@ -57,7 +61,7 @@ async fn tomcat_how_it_works_walkthrough() {
     c.start_node(1).await;
     assert!(c.holds(1, &s1b), "A received S1 from B");
     let r = get(c.node(1).addr, "/app/get?key=counter", Some(&s1b)).await;
-    assert_eq!(r.field("value").as_deref(), Some("2"), "{r:?}");
+    assert_eq!(r.field("value"), Some("2"), "{r:?}");
 
     // TomcatA receives a request, invalidate is called on S1; B drops it.
     let r = get(c.node(1).addr, "/app/invalidate", Some(&s1b)).await;
@@ -68,12 +72,18 @@ async fn tomcat_how_it_works_walkthrough() {
 
     // TomcatB receives a request for a new session S2.
     let r = get(c.node(2).addr, "/app/counter", None).await;
-    let s2 = r.cookie_id().unwrap_or_else(|| panic!("{r:?}"));
+    let s2 = r.session_id().unwrap_or_else(|| panic!("{r:?}"));
     assert!(c.holds(1, &s2));
 
     // On TomcatA, S2 expires due to inactivity (max inactive 2 s; nobody touches it).
-    eventually(8, "S2 expired on A", || !c.holds(1, &s2)).await;
-    eventually(8, "S2 expired on B", || !c.holds(2, &s2)).await;
+    eventually("S2 expired on A", Duration::from_secs(8), || {
+        !c.holds(1, &s2)
+    })
+    .await;
+    eventually("S2 expired on B", Duration::from_secs(8), || {
+        !c.holds(2, &s2)
+    })
+    .await;
     let expired = c
         .node(2)
         .node

@@ -4,6 +4,7 @@ use shoal_cluster::{DisappearReason, InterceptorStack, MemberId, SendOptions};
 use shoal_net::discovery::{Discovery, MemoryDiscovery, MemoryNet};
 use shoal_net::settings::loopback_settings;
 use shoal_net::{Channel, Incoming, MembershipEvent, Outcome};
+use shoal_testkit::poll;
 use std::time::Duration;
 
 const SECRET: &str = "in-process-test-secret";
@@ -22,16 +23,13 @@ async fn start(name: &str, net: &MemoryNet) -> (Channel, Incoming) {
 }
 
 async fn wait_members(ch: &Channel, n: usize) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while ch.members().len() != n {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{} has {:?}, wanted {n} members",
-            ch.local().name,
-            ch.members()
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let found = poll(Duration::from_secs(5), || ch.members().len() == n).await;
+    assert!(
+        found,
+        "{} has {:?}, wanted {n} members",
+        ch.local().name,
+        ch.members()
+    );
 }
 
 async fn recv(inc: &mut Incoming) -> shoal_net::IncomingMessage {

@@ -6,6 +6,7 @@ use shoal_cluster::{InterceptorStack, Member, SendOptions};
 use shoal_net::discovery::{Discovery, MemoryDiscovery, MemoryNet};
 use shoal_net::settings::loopback_settings;
 use shoal_net::{Channel, Incoming, StackChangeError};
+use shoal_testkit::eventually;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -84,11 +85,10 @@ async fn start(name: &str, net: &MemoryNet) -> (Channel, Incoming) {
 }
 
 async fn wait_members(ch: &Channel, n: usize) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while ch.members().len() != n {
-        assert!(tokio::time::Instant::now() < deadline, "members not found");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually("the members", Duration::from_secs(5), || {
+        ch.members().len() == n
+    })
+    .await;
 }
 
 async fn names(ch: &Channel) -> Vec<String> {
@@ -139,7 +139,10 @@ async fn layers_join_and_leave_live_stacks_between_messages() {
         }
     });
     let received = || got.lock().expect("lock").len();
-    wait_for(|| received() >= 20, "the stream to start").await;
+    eventually("the stream to start", Duration::from_secs(10), || {
+        received() >= 20
+    })
+    .await;
 
     // Join both stacks while the stream runs: a's at the bottom, b's at the top.
     let (layer_a, seen_a) = Recorder::boxed("rec");
@@ -174,9 +177,10 @@ async fn layers_join_and_leave_live_stacks_between_messages() {
     assert!(a.reorder_interceptors(&["nope"]).await.is_err());
 
     // Let some messages cross the new layers, then take them out while the stream runs.
-    wait_for(
-        || seen_b.lock().expect("lock").received.len() >= 50,
+    eventually(
         "messages to cross the layer",
+        Duration::from_secs(10),
+        || seen_b.lock().expect("lock").received.len() >= 50,
     )
     .await;
     a.remove_interceptor("rec").await.expect("remove on a");
@@ -190,16 +194,20 @@ async fn layers_join_and_leave_live_stacks_between_messages() {
     );
     assert!(names(&a).await.is_empty() && names(&b).await.is_empty());
     let after = received();
-    wait_for(
-        || received() >= after + 20,
+    eventually(
         "the stream to go on without the layers",
+        Duration::from_secs(10),
+        || received() >= after + 20,
     )
     .await;
     stop.store(true, Ordering::Relaxed);
     let total = sender.await.expect("sender") as usize;
 
     // Every message reached b's application exactly once, in order.
-    wait_for(|| received() >= total, "every message to arrive").await;
+    eventually("every message to arrive", Duration::from_secs(10), || {
+        received() >= total
+    })
+    .await;
     let got = got.lock().expect("lock");
     assert_eq!(got.len(), total, "no message delivered twice");
     for (i, payload) in got.iter().enumerate() {
@@ -222,14 +230,6 @@ async fn layers_join_and_leave_live_stacks_between_messages() {
         sa.sent.len(),
         sb.received.len()
     );
-}
-
-async fn wait_for(cond: impl Fn() -> bool, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

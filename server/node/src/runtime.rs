@@ -108,7 +108,10 @@ pub async fn start(
         });
         url_filters.insert(ctx.path.clone(), f);
     }
-    let http = HttpNode::start_with_plugins(parts.http, link.clone(), valves, url_filters)
+    let http = HttpNode::builder(parts.http, link.clone())
+        .valves(valves)
+        .url_filters(url_filters)
+        .start()
         .context("invalid [http] configuration")?;
     let _ = node_facts.http.set(Arc::downgrade(&http));
 

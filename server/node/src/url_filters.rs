@@ -5,8 +5,7 @@
 //! The registry is consulted on every request, so loading, enabling, disabling or
 //! unloading a filter through the admin API takes effect on the next request.
 use crate::plugins::Placement;
-use shoal_http::valve::Request;
-use shoal_http::UrlFilter;
+use shoal_http::{Request, UrlFilter};
 use shoal_plugin_host::{HttpRequest, PluginRegistry, PluginWorld};
 use std::sync::Arc;
 

@@ -4,12 +4,12 @@
 mod common;
 mod plugins_support;
 
-use common::wait_for;
 use plugins_support::{
     contexts, crc, example, messages, metric, misbehave, nodes, shutdown, statuses, Browser,
 };
 use shoal_node::plugins::{ControlOp, PluginEntry, PolicyName};
 use shoal_plugin_host::PluginWorld;
+use shoal_testkit::eventually;
 use std::time::Duration;
 
 fn app() -> PluginEntry {
@@ -107,9 +107,10 @@ async fn url_filter_plugin_prevents_replication() {
     let (s, body) = b.get(&n[0], "/app/get?key=none").await;
     assert_eq!(s, 404, "{body}");
     assert!(accessed(0) >= 1, "an unfiltered request sent no ACCESSED");
-    wait_for(Duration::from_secs(5), || accessed(1) >= 1)
-        .await
-        .expect("node2 receives ACCESSED");
+    eventually("node2 receives ACCESSED", Duration::from_secs(5), || {
+        accessed(1) >= 1
+    })
+    .await;
     // Disabled at runtime: static URLs replicate again (the registry is asked per request).
     for node in &n {
         let op = ControlOp::SetEnabled {
@@ -191,11 +192,12 @@ async fn checksum_interceptor_drops_messages_from_a_node_without_it() {
     )
     .await;
     // node2's state transfer request already went the same way.
-    wait_for(Duration::from_secs(10), || {
-        metric(&n[0], "crc", "dropped") >= 1
-    })
-    .await
-    .expect("node1 drops node2's unsealed GET_ALL_SESSIONS");
+    eventually(
+        "node1 drops node2's unsealed GET_ALL_SESSIONS",
+        Duration::from_secs(10),
+        || metric(&n[0], "crc", "dropped") >= 1,
+    )
+    .await;
     let dropped = metric(&n[0], "crc", "dropped");
     let verified = metric(&n[0], "crc", "verified");
     // A control message that would disable the app on node1 if it arrived.
@@ -207,11 +209,12 @@ async fn checksum_interceptor_drops_messages_from_a_node_without_it() {
     n[1].channel
         .send(&[node1], op.encode(), shoal_cluster::SendOptions::default())
         .await;
-    wait_for(Duration::from_secs(10), || {
-        metric(&n[0], "crc", "dropped") > dropped
-    })
-    .await
-    .expect("node1 counts the unsealed message as dropped");
+    eventually(
+        "node1 counts the unsealed message as dropped",
+        Duration::from_secs(10),
+        || metric(&n[0], "crc", "dropped") > dropped,
+    )
+    .await;
     assert_eq!(metric(&n[0], "crc", "verified"), verified);
     let info = n[0].plugins.registry.info("app").expect("loaded");
     assert_eq!(

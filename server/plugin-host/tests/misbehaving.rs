@@ -5,6 +5,7 @@ use common::*;
 use shoal_plugin_host::{
     FailurePolicy, Limits, MemorySession, PluginSpec, PluginState, ValveOutcome,
 };
+use shoal_testkit::poll_blocking;
 use std::time::{Duration, Instant};
 
 fn limits(timeout_ms: u64, memory: usize) -> Limits {
@@ -133,7 +134,7 @@ fn crash_loop_under_reload_policy_disables_the_plugin() {
         spec(&[("mode", "trap")], policy),
     )
     .expect("load");
-    let looped = eventually(Duration::from_secs(5), || {
+    let looped = poll_blocking(Duration::from_secs(5), || {
         let _ = call(&reg, "crashy");
         matches!(
             reg.info("crashy").expect("info").state,
@@ -185,7 +186,7 @@ fn reload_policy_recovers_after_backoff() {
         ]),
     )
     .expect("configure");
-    let ok = eventually(
+    let ok = poll_blocking(
         Duration::from_secs(5),
         || matches!(call(&reg, "flaky"), ValveOutcome::Respond(r) if r.status == 200),
     );

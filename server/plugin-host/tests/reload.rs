@@ -4,6 +4,7 @@ use common::*;
 use shoal_plugin_host::{
     EngineOptions, FailurePolicy, Limits, MemorySession, PluginRegistry, PluginSpec, ValveOutcome,
 };
+use shoal_testkit::poll_blocking;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -209,7 +210,7 @@ fn compiled_code_is_cached_on_disk() {
         .expect("load");
     let files = || walk(dir.path());
     assert!(
-        eventually(Duration::from_secs(5), || files() > 0),
+        poll_blocking(Duration::from_secs(5), || files() > 0),
         "nothing written to the cache dir"
     );
     println!("pooling allocator in use: {}", reg.pooling());

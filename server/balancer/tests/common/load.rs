@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use hyper::StatusCode;
 
-use super::{cookie_pair, FakeNode, HttpClient};
+use super::{FakeNode, HttpClient};
 
 const WORKERS: usize = 6;
 const SESSIONS: usize = 30;
@@ -94,7 +94,7 @@ pub async fn start_load(addr: SocketAddr, run_for: Duration) -> Load {
             .get(addr, "/app/counter", None)
             .await
             .expect("new session");
-        let cookie = cookie_pair(a.set_cookie.as_deref().expect("new session cookie"));
+        let cookie = a.cookie.clone().expect("new session cookie");
         let route = cookie.rsplit('.').next().unwrap_or_default().to_string();
         let session = Session {
             route,
@@ -190,8 +190,8 @@ async fn worker(
                     s.counter = n;
                     s.uncertain = false;
                     s.last_ok = true;
-                    if let Some(c) = &a.set_cookie {
-                        s.cookie = cookie_pair(c);
+                    if let Some(c) = &a.cookie {
+                        s.cookie = c.clone();
                     }
                     s.last_backend = a.backend;
                 }

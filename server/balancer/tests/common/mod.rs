@@ -12,7 +12,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -280,6 +280,8 @@ pub struct Answer {
     pub status: StatusCode,
     pub backend: Option<String>,
     pub set_cookie: Option<String>,
+    /// `JSESSIONID=<id>.<route>` of `set_cookie`, ready to send back.
+    pub cookie: Option<String>,
     pub body: String,
 }
 
@@ -334,6 +336,9 @@ impl HttpClient {
         };
         let backend = text("x-shoal-backend");
         let set_cookie = text("set-cookie");
+        let cookie = set_cookie
+            .as_deref()
+            .and_then(shoal_testkit::session_cookie);
         let body = resp
             .into_body()
             .collect()
@@ -344,6 +349,7 @@ impl HttpClient {
             status,
             backend,
             set_cookie,
+            cookie,
             body: String::from_utf8_lossy(&body).into_owned(),
         })
     }
@@ -358,26 +364,4 @@ impl HttpClient {
         let headers: Vec<(&str, &str)> = cookie.map(|c| ("cookie", c)).into_iter().collect();
         self.send(Method::GET, addr, path, &headers, "").await
     }
-}
-
-/// `JSESSIONID=<id>.<route>` from a Set-Cookie value.
-pub fn cookie_pair(set_cookie: &str) -> String {
-    set_cookie
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_string()
-}
-
-/// Polls `cond` every 20 ms until it holds or `deadline` passes; returns whether it held.
-pub async fn wait_for(deadline: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + deadline;
-    while Instant::now() < end {
-        if cond() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    cond()
 }

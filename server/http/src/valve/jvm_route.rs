@@ -6,9 +6,9 @@ use super::{Next, Request, Response, Valve};
 use crate::handle::SessionHandle;
 use futures::future::BoxFuture;
 
-pub struct JvmRouteBinderValve {
+pub(crate) struct JvmRouteBinderValve {
     /// This node's route (its member name).
-    pub route: String,
+    pub(crate) route: String,
 }
 
 impl Valve for JvmRouteBinderValve {

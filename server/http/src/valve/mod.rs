@@ -4,8 +4,8 @@
 //! the pipeline through [`Next`]; the request's session is in its extensions as a
 //! [`crate::SessionHandle`] (put there by the [`SessionValve`]). This is the extension
 //! point for plugins: a Wasm valve is one more `impl Valve` given to
-//! [`crate::pipeline::build`] in `extra` and runs inside the built-in valves, just before
-//! the application.
+//! the pipeline (`crate::pipeline::build`) in `extra` and runs inside the built-in valves,
+//! just before the application.
 //!
 //! [`ValveLayer`] turns one valve, or a list run in order, into a tower `Layer`.
 use axum::body::Body;
@@ -16,13 +16,14 @@ use std::task::{Context, Poll};
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, Service, ServiceExt};
 
-pub mod jvm_route;
-pub mod replication;
-pub mod session;
+mod jvm_route;
+mod replication;
+mod session;
 
-pub use jvm_route::JvmRouteBinderValve;
-pub use replication::{ReplicationValve, UrlFilter};
-pub use session::SessionValve;
+pub(crate) use jvm_route::JvmRouteBinderValve;
+pub(crate) use replication::ReplicationValve;
+pub use replication::UrlFilter;
+pub(crate) use session::SessionValve;
 
 pub type Request = http::Request<Body>;
 pub type Response = axum::response::Response;
@@ -64,18 +65,18 @@ impl Next {
 }
 
 #[derive(Clone)]
-pub struct ValveLayer {
+pub(crate) struct ValveLayer {
     valves: Arc<[Arc<dyn Valve>]>,
 }
 
 impl ValveLayer {
-    pub fn new(valve: impl Valve) -> Self {
+    pub(crate) fn new(valve: impl Valve) -> Self {
         ValveLayer {
             valves: Arc::from(vec![Arc::new(valve) as Arc<dyn Valve>]),
         }
     }
     /// Several valves, run in the given order (first = outermost).
-    pub fn chain(valves: Vec<Arc<dyn Valve>>) -> Self {
+    pub(crate) fn chain(valves: Vec<Arc<dyn Valve>>) -> Self {
         ValveLayer {
             valves: Arc::from(valves),
         }
@@ -97,7 +98,7 @@ where
 }
 
 #[derive(Clone)]
-pub struct ValveService {
+pub(crate) struct ValveService {
     valves: Arc<[Arc<dyn Valve>]>,
     inner: Inner,
 }

@@ -22,10 +22,10 @@ pub trait UrlFilter: Send + Sync + 'static {
     fn may_touch_session(&self, path: &str, req: &Request) -> bool;
 }
 
-pub struct ReplicationValve {
-    pub filter: Option<Regex>,
+pub(crate) struct ReplicationValve {
+    pub(crate) filter: Option<Regex>,
     /// Asked when `filter` does not match.
-    pub extra: Option<Arc<dyn UrlFilter>>,
+    pub(crate) extra: Option<Arc<dyn UrlFilter>>,
 }
 
 impl Valve for ReplicationValve {

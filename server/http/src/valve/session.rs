@@ -12,13 +12,13 @@ use shoal_session::{parse_full_id, SessionService};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub struct SessionValve {
-    pub service: Arc<SessionService>,
-    pub cookie_name: String,
-    pub header: HeaderName,
+pub(crate) struct SessionValve {
+    pub(crate) service: Arc<SessionService>,
+    pub(crate) cookie_name: String,
+    pub(crate) header: HeaderName,
     /// Cookie `Path`: the context path.
-    pub path: String,
-    pub ready_wait: Duration,
+    pub(crate) path: String,
+    pub(crate) ready_wait: Duration,
 }
 
 impl SessionValve {

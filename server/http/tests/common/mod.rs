@@ -1,13 +1,13 @@
 //! In-process test cluster: N shoal-http nodes on 127.0.0.1:0 joined by a MemoryCluster,
-//! and a minimal HTTP/1.1 client (one connection per request).
+//! and GETs through the testkit's HTTP/1.1 client (one connection per request).
 #![allow(dead_code)]
 use shoal_http::{HttpConfig, HttpNode};
 use shoal_session::{ClusterLink, ManagerConfig, MemoryCluster, MemoryLink, SessionId};
+use shoal_testkit::Reply;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use std::time::Duration;
+use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 pub struct TestNode {
@@ -61,7 +61,9 @@ impl TestCluster {
         let extra = [("/app".to_string(), self.valves.clone())]
             .into_iter()
             .collect();
-        let node = HttpNode::start_with_valves(self.config.clone(), link.clone(), extra)
+        let node = HttpNode::builder(self.config.clone(), link.clone())
+            .valves(extra)
+            .start()
             .unwrap_or_else(|e| panic!("start {name}: {e}"));
         assert!(
             node.registry().wait_ready(Duration::from_secs(10)).await,
@@ -133,87 +135,22 @@ impl TestCluster {
     }
 }
 
-#[derive(Debug)]
-pub struct Resp {
-    /// Status line and headers as sent.
-    pub head: String,
-    pub status: u16,
-    pub body: String,
-    pub set_cookie: Option<String>,
-}
-
-impl Resp {
-    /// Value of token `key=` in the one-line body.
-    pub fn field(&self, key: &str) -> Option<String> {
-        self.body
-            .split_whitespace()
-            .find_map(|t| t.strip_prefix(&format!("{key}=")).map(str::to_owned))
-    }
-    /// The `<id>.<route>` a Set-Cookie carried.
-    pub fn cookie_id(&self) -> Option<String> {
-        let c = self.set_cookie.as_ref()?;
-        let v = c.strip_prefix("JSESSIONID=")?;
-        Some(v.split(';').next()?.to_owned())
-    }
-}
-
-/// GET `path` with an optional `JSESSIONID` cookie value and extra headers.
+/// GET `path` with an optional `JSESSIONID` cookie value and extra headers; the body
+/// without its trailing newline.
 pub async fn get_with(
     addr: SocketAddr,
     path: &str,
     cookie: Option<&str>,
     headers: &[(&str, &str)],
-) -> Resp {
-    let mut s = TcpStream::connect(addr)
+) -> Reply {
+    let cookie = cookie.map(|c| format!("JSESSIONID={c}"));
+    let mut r = shoal_testkit::get(&addr.to_string(), path, cookie.as_deref(), headers)
         .await
-        .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
-    if let Some(c) = cookie {
-        req.push_str(&format!("Cookie: JSESSIONID={c}\r\n"));
-    }
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes())
-        .await
-        .unwrap_or_else(|e| panic!("write: {e}"));
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)
-        .await
-        .unwrap_or_else(|e| panic!("read: {e}"));
-    let text = String::from_utf8_lossy(&raw).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let set_cookie = head.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.eq_ignore_ascii_case("set-cookie")
-            .then(|| v.trim().to_owned())
-    });
-    Resp {
-        head: head.to_owned(),
-        status,
-        body: body.trim_end().to_owned(),
-        set_cookie,
-    }
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    r.body.truncate(r.body.trim_end().len());
+    r
 }
 
-pub async fn get(addr: SocketAddr, path: &str, cookie: Option<&str>) -> Resp {
+pub async fn get(addr: SocketAddr, path: &str, cookie: Option<&str>) -> Reply {
     get_with(addr, path, cookie, &[]).await
-}
-
-/// Polls `cond` every 20 ms until it holds or `secs` pass.
-pub async fn eventually(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {secs} s waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }

@@ -8,8 +8,7 @@
 //! balancer with a static backend list sees it in its health probes and stops sending new
 //! sessions here, while the requests of this node's sessions still come.
 use shoal_admin::dto::{now_ms, DrainPhase};
-use shoal_http::valve::{Next, Request, Response};
-use shoal_http::Valve;
+use shoal_http::{Next, Request, Response, Valve};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::sync::watch;

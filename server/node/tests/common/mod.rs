@@ -7,8 +7,10 @@ use shoal_admin::AdminConfig;
 use shoal_cluster::InterceptorStack;
 use shoal_http::{ContextConfig, HttpConfig};
 use shoal_net::config::ClusterConfig;
+use shoal_net::ChannelSettings;
 use shoal_node::{NodeParts, RunningNode};
 use shoal_session::ManagerKind;
+use shoal_testkit::poll;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
@@ -42,7 +44,14 @@ fn throughput_stack() -> InterceptorStack {
     InterceptorStack::default().with(layer).expect("one layer")
 }
 
-pub async fn start_node(name: &str, port: u16, members: &[String]) -> RunningNode {
+/// A loopback node's channel: receiver on `port` (0: the OS picks), static `members`,
+/// membership refreshed every 200 ms, sealed with `secret`.
+pub fn loopback_settings(
+    name: &str,
+    port: u16,
+    members: &[String],
+    secret: &str,
+) -> ChannelSettings {
     let mut c = ClusterConfig {
         name: name.into(),
         ..ClusterConfig::default()
@@ -51,11 +60,13 @@ pub async fn start_node(name: &str, port: u16, members: &[String]) -> RunningNod
     c.receiver.auto_bind = 1;
     c.membership.members = members.to_vec();
     c.membership.refresh_ms = 200;
-    let settings = c
-        .settings(Some(SECRET.into()))
-        .expect("valid cluster settings");
+    c.settings(Some(secret.into()))
+        .expect("valid cluster settings")
+}
+
+pub async fn start_node(name: &str, port: u16, members: &[String]) -> RunningNode {
     let parts = NodeParts {
-        settings,
+        settings: loopback_settings(name, port, members, SECRET),
         stack: throughput_stack(),
         http: http_config(),
         plugins: Vec::new(),
@@ -85,9 +96,13 @@ pub async fn cluster() -> Vec<RunningNode> {
         nodes.push(start_node(&format!("node{i}"), 0, &members).await);
     }
     for n in &nodes {
-        wait_for(Duration::from_secs(10), || n.channel.members().len() == 2)
-            .await
-            .unwrap_or_else(|| panic!("{} sees {:?}", n.channel.local().name, n.channel.members()));
+        let all = poll(Duration::from_secs(10), || n.channel.members().len() == 2).await;
+        assert!(
+            all,
+            "{} sees {:?}",
+            n.channel.local().name,
+            n.channel.members()
+        );
     }
     // Ready as a balancer would see it: every context's state transfer done.
     for n in &nodes {
@@ -125,20 +140,6 @@ fn transfer_report(nodes: &[RunningNode]) -> String {
         }
     }
     out
-}
-
-/// Polls `f` every 20 ms until it holds; `None` at the deadline.
-pub async fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> Option<()> {
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if f() {
-            return Some(());
-        }
-        if tokio::time::Instant::now() > deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 pub fn admin_url(n: &RunningNode, path: &str) -> String {
@@ -204,13 +205,11 @@ pub fn states(members: &Value) -> Vec<(String, String)> {
 
 /// `JSESSIONID=<id>.<route>` from a response.
 pub fn session_cookie(r: &reqwest::Response) -> String {
-    let set = r
-        .headers()
-        .get("set-cookie")
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .find_map(|v| shoal_testkit::session_cookie(v.to_str().ok()?))
         .expect("a session cookie")
-        .to_str()
-        .expect("ascii");
-    set.split(';').next().expect("name=value").to_owned()
 }
 
 pub async fn put(c: &Client, url: &str, body: Vec<u8>) -> (StatusCode, Value) {

@@ -1,11 +1,12 @@
 //! Nodes with `[[plugin]]` entries for the plugin tests: in-process, loopback, static
 //! membership, HTTP on port 0, no admin listener; and a tiny cookie-keeping HTTP client.
 #![allow(dead_code)]
+use super::common::loopback_settings;
 use shoal_cluster::InterceptorStack;
 use shoal_http::{ContextConfig, HttpConfig};
-use shoal_net::config::ClusterConfig;
 use shoal_node::plugins::{PluginEntry, PolicyName};
 use shoal_node::{NodeParts, RunningNode};
+use shoal_testkit::{free_ports, poll};
 use std::time::Duration;
 use tokio::net::TcpListener;
 
@@ -74,28 +75,6 @@ pub fn contexts(paths: &[&str], max_inactive_secs: u32) -> HttpConfig {
     }
 }
 
-/// Receiver ports below the ephemeral range (32768+), so that no client connection of a
-/// test running in parallel takes one between this check and the receiver's bind.
-fn free_ports(n: usize) -> Vec<u16> {
-    use std::sync::atomic::{AtomicU16, Ordering};
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let _ = NEXT.compare_exchange(
-        0,
-        21000 + (std::process::id() % 80) as u16 * 100,
-        Ordering::SeqCst,
-        Ordering::SeqCst,
-    );
-    let mut out = Vec::new();
-    while out.len() < n {
-        let port = NEXT.fetch_add(1, Ordering::SeqCst);
-        assert!(port < 32000, "no free receiver port below 32000");
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            out.push(port);
-        }
-    }
-    out
-}
-
 /// Starts one node per entry of `plugins` (node1, node2, …) with the same contexts, and
 /// waits until each sees the others (`wait_ready`: also until every context is ready).
 pub async fn nodes(
@@ -122,11 +101,16 @@ pub async fn nodes(
     }
     let others = nodes.len() - 1;
     for n in &nodes {
-        super::common::wait_for(Duration::from_secs(10), || {
+        let all = poll(Duration::from_secs(10), || {
             n.channel.members().len() == others
         })
-        .await
-        .unwrap_or_else(|| panic!("{} sees {:?}", n.channel.local().name, n.channel.members()));
+        .await;
+        assert!(
+            all,
+            "{} sees {:?}",
+            n.channel.local().name,
+            n.channel.members()
+        );
         if wait_ready {
             // Generous: the test machine is shared with parallel builds.
             let ready = n.http.registry().wait_ready(Duration::from_secs(30)).await;
@@ -143,18 +127,8 @@ pub fn parts(
     http: HttpConfig,
     plugins: Vec<PluginEntry>,
 ) -> NodeParts {
-    let mut c = ClusterConfig {
-        name: name.into(),
-        ..ClusterConfig::default()
-    };
-    c.receiver.port = port;
-    c.receiver.auto_bind = 1;
-    c.membership.members = members.to_vec();
-    c.membership.refresh_ms = 200;
     NodeParts {
-        settings: c
-            .settings(Some(SECRET.into()))
-            .expect("valid cluster settings"),
+        settings: loopback_settings(name, port, members, SECRET),
         stack: InterceptorStack::default(),
         http,
         plugins,
@@ -200,8 +174,8 @@ impl Browser {
             .await
             .unwrap_or_else(|e| panic!("GET {path}: {e}"));
         for v in resp.headers().get_all("set-cookie") {
-            if let Some(pair) = v.to_str().ok().and_then(|s| s.split(';').next()) {
-                self.cookie = Some(pair.to_string());
+            if let Some(pair) = v.to_str().ok().and_then(shoal_testkit::session_cookie) {
+                self.cookie = Some(pair);
             }
         }
         let status = resp.status().as_u16();

@@ -6,7 +6,6 @@ use shoal_plugin_host::{
     SharedFacts, ValveOutcome,
 };
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 pub fn facts() -> Arc<SharedFacts> {
     let facts = SharedFacts::new(MemberFact {
@@ -71,16 +70,4 @@ pub fn answered(outcome: ValveOutcome) -> (u16, String) {
         ValveOutcome::Respond(r) => (r.status, String::from_utf8_lossy(&r.body).into_owned()),
         ValveOutcome::Next { .. } => panic!("expected a response, the valve passed"),
     }
-}
-
-/// Polls `cond` until it holds or `limit` passes.
-pub fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    cond()
 }
