@@ -6,8 +6,8 @@
 use crate::error::SessionError;
 use crate::id::SessionId;
 use crate::manager::{ManagerConfig, Outgoing, ReplicationMode};
-use crate::message::{self, SessionMessage};
-use crate::session::{DeltaOp, Millis, Session};
+use crate::message::{self, Delta, SessionMessage};
+use crate::session::{DeltaOp, Millis, Session, Stamp};
 use crate::stats::{ManagerStats, MessageCounters};
 use crate::versioned::{Entry, VersionedSessions};
 use rand::rngs::StdRng;
@@ -141,6 +141,40 @@ impl Core {
         let quarter = u64::from(e.session.max_inactive_secs) * 250;
         // A session that never expires needs no keep-alive.
         quarter > 0 && now.saturating_sub(e.last_replicated) >= quarter
+    }
+
+    /// The ACCESSED keep-alive for a request that used `e` without changing it (`used`: it
+    /// accessed the session and replicates), when one is due (see [`Core::access_due`]).
+    pub(crate) fn keep_alive(e: &Entry, used: bool, now: Millis) -> Option<SessionMessage> {
+        (used && Core::access_due(e, now)).then(|| SessionMessage::Accessed {
+            id: e.session.id.clone(),
+            version: e.session.version,
+            last_access: now,
+        })
+    }
+
+    /// The delta a request's `ops` made of `session` (already bumped from `prev`).
+    pub(crate) fn delta(session: &Session, prev: Stamp, ops: Vec<DeltaOp>, now: Millis) -> Delta {
+        Delta {
+            id: session.id.clone(),
+            version: session.version,
+            prev,
+            stamp: session.stamp,
+            last_access: now,
+            ops,
+        }
+    }
+
+    /// Sends what a request's end made: synchronously in sync mode, except the ACCESSED
+    /// keep-alive, which nobody waits for.
+    pub(crate) fn send_end(
+        &mut self,
+        to: Vec<MemberId>,
+        msg: &SessionMessage,
+        sync: bool,
+    ) -> Option<Outgoing> {
+        let sync = sync && !matches!(msg, SessionMessage::Accessed { .. });
+        self.msg(to, msg, sync)
     }
 
     /// Validates `ops` against the limits and applies them to the stored session.

@@ -40,12 +40,21 @@
 //! - `memory.rs` (feature `testing` only): `MemoryCluster`, the in-process [`ClusterLink`]
 //!   twin for tests.
 //!
-//! Imports run one way (no module imports one that imports it back):
-//! `runtime::registry` → `factory` → `delta`, `backup` → `core` → `manager` → `message` →
-//! `session` → `attrs`; also `core` → `versioned` → `message`, `stats` → `message`,
-//! `backup` → `placement`, `runtime::registry` → `runtime::service` →
-//! `runtime::async_queue` → `runtime::link`, `memory` → `runtime::link`; `id` and `error`
-//! are leaves everyone may use.
+//! Imports run one way: a module imports only from the layers below its own, so none
+//! imports one that imports it back (checked with `grep -rn "use crate::\|super::" src`).
+//! Within `delta/` and `backup/`, `mod.rs` and its files are one manager split by topic.
+//!
+//! ```text
+//! 1  runtime::registry
+//! 2  runtime::service       factory
+//! 3  runtime::async_queue   delta/  backup/  memory
+//! 4  runtime::link          core    placement
+//! 5                         manager versioned
+//! 6                         stats
+//! 7                         message
+//! 8                         session
+//! 9                         attrs   id  error
+//! ```
 //!
 //! # Two managers, one write
 //!

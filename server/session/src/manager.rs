@@ -1,7 +1,7 @@
 //! The `SessionManager` trait every manager implements, what goes in and out of it
 //! ([`Outgoing`], [`Received`], [`Lookup`], [`RequestEnd`]) and its configuration
-//! ([`ManagerConfig`]). It knows no manager: the factory (`crate::factory`) picks one, and
-//! the state they share is `crate::core::Core`.
+//! ([`ManagerConfig`]). It knows no manager: the factory (`factory.rs`) picks one, and the
+//! state they share is `Core` (`core.rs`).
 use crate::error::SessionError;
 use crate::id::SessionId;
 use crate::message::{self, SessionMessage};

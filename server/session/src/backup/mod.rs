@@ -262,27 +262,15 @@ impl SessionManager for BackupManager {
                     backups: to.clone(),
                 }
             } else {
-                SessionMessage::SessionDelta(crate::message::Delta {
-                    id: id.clone(),
-                    version: e.session.version,
-                    prev,
-                    stamp: e.session.stamp,
-                    last_access: now,
-                    ops: end.ops,
-                })
+                SessionMessage::SessionDelta(Core::delta(&e.session, prev, end.ops, now))
             }
-        } else if end.accessed && end.replicate && Core::access_due(e, now) {
-            SessionMessage::Accessed {
-                id: id.clone(),
-                version: e.session.version,
-                last_access: now,
-            }
+        } else if let Some(accessed) = Core::keep_alive(e, end.accessed && end.replicate, now) {
+            accessed
         } else {
             return Ok(out);
         };
         e.last_replicated = now;
-        let sync = sync && !matches!(msg, SessionMessage::Accessed { .. });
-        out.extend(self.core.msg(to, &msg, sync));
+        out.extend(self.core.send_end(to, &msg, sync));
         Ok(out)
     }
 

@@ -136,32 +136,20 @@ impl SessionManager for DeltaManager {
                 SessionMessage::Created(e.session.clone())
             } else {
                 let route_only = end.ops.iter().all(|op| matches!(op, DeltaOp::Route(_)));
-                let d = Delta {
-                    id: id.clone(),
-                    version: e.session.version,
-                    prev,
-                    stamp: e.session.stamp,
-                    last_access: now,
-                    ops: end.ops,
-                };
+                let d = Core::delta(&e.session, prev, end.ops, now);
                 if route_only {
                     SessionMessage::ChangeSessionId(d)
                 } else {
                     SessionMessage::SessionDelta(d)
                 }
             }
-        } else if end.accessed && end.replicate && Core::access_due(e, now) {
-            SessionMessage::Accessed {
-                id: id.clone(),
-                version: e.session.version,
-                last_access: now,
-            }
+        } else if let Some(accessed) = Core::keep_alive(e, end.accessed && end.replicate, now) {
+            accessed
         } else {
             return Ok(vec![]);
         };
         e.last_replicated = now;
-        let sync = sync && !matches!(msg, SessionMessage::Accessed { .. });
-        Ok(self.core.msg(to, &msg, sync).into_iter().collect())
+        Ok(self.core.send_end(to, &msg, sync).into_iter().collect())
     }
 
     fn handle_message(&mut self, from: MemberId, msg: SessionMessage, now: Millis) -> Received {
