@@ -6,8 +6,7 @@
 use futures::future::BoxFuture;
 use shoal_cluster::{Member, MemberId, SendOptions};
 use shoal_net::{Channel, IncomingMessage, MembershipEvent, Outcome};
-use shoal_session::link::{Completion, Incoming, LinkEvent, SendResults};
-use shoal_session::ClusterLink;
+use shoal_session::{ClusterLink, Completion, Incoming, LinkEvent, SendResults};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 

@@ -305,7 +305,7 @@ async fn demultiplex(
     admin: Arc<NodeBackend>,
 ) {
     while let Some(msg) = incoming.recv().await {
-        if shoal_session::message::is_session_payload(&msg.payload) {
+        if shoal_session::is_session_payload(&msg.payload) {
             link.deliver(msg);
         } else if ControlOp::is_control(&msg.payload) {
             let result = ControlOp::decode(&msg.payload).and_then(|op| {

@@ -1,15 +1,81 @@
-//! `AttrMap`: a session's attributes as a vector sorted by name.
+//! A session's attributes: [`AttrValue`], one value, and [`AttrMap`], the attributes as a
+//! vector sorted by name.
 //!
-//! Sessions hold few attributes (the bench app: one), and a node holds every session of a
-//! DeltaManager context, so the per-session overhead matters: a `BTreeMap` leaf reserves 11
-//! key/value slots (~640 B for one attribute), this holds exactly `len` (56 B each). Lookups
-//! are binary searches; inserts and removals shift a short vector. It serializes as a map,
-//! like the `BTreeMap` it replaced, so the wire form is unchanged.
-use crate::session::AttrValue;
+//! Why a vector: sessions hold few attributes (the bench app: one), and a node holds every
+//! session of a DeltaManager context, so the per-session overhead matters: a `BTreeMap` leaf
+//! reserves 11 key/value slots (~640 B for one attribute), this holds exactly `len` (56 B
+//! each). Lookups are binary searches; inserts and removals shift a short vector. It
+//! serializes as a map, like the `BTreeMap` it replaced, so the wire form is unchanged.
 use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
+
+/// An attribute value. JSON travels as text because the wire codec (bincode) is not
+/// self-describing.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum AttrValue {
+    Bytes(#[serde(with = "raw_bytes")] Vec<u8>),
+    Json(String),
+}
+
+/// Serializes a byte vector as one byte string instead of a sequence of u8 (bincode then
+/// copies it in one go rather than element by element).
+mod raw_bytes {
+    use serde::de::{Error, SeqAccess, Visitor};
+    use serde::{Deserializer, Serializer};
+    use std::fmt;
+
+    pub(super) fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+
+    struct BytesVisitor;
+
+    impl<'de> Visitor<'de> for BytesVisitor {
+        type Value = Vec<u8>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a byte string")
+        }
+        fn visit_bytes<E: Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+            Ok(v.to_vec())
+        }
+        fn visit_byte_buf<E: Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+            Ok(v)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
+            while let Some(b) = seq.next_element()? {
+                out.push(b);
+            }
+            Ok(out)
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        d.deserialize_byte_buf(BytesVisitor)
+    }
+}
+
+impl AttrValue {
+    pub fn json(v: &serde_json::Value) -> Self {
+        AttrValue::Json(v.to_string())
+    }
+    /// The JSON value, if this is a JSON attribute holding valid JSON.
+    pub fn as_json(&self) -> Option<serde_json::Value> {
+        match self {
+            AttrValue::Json(s) => serde_json::from_str(s).ok(),
+            AttrValue::Bytes(_) => None,
+        }
+    }
+    /// Bytes counted against the limits.
+    pub fn size(&self) -> usize {
+        match self {
+            AttrValue::Bytes(b) => b.len(),
+            AttrValue::Json(s) => s.len(),
+        }
+    }
+}
 
 #[derive(Clone, Default, PartialEq)]
 pub struct AttrMap {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
 /// Length of an id in hex characters (16 random bytes).
-pub const ID_HEX_LEN: usize = 32;
+pub(crate) const ID_HEX_LEN: usize = 32;
 
 /// The route-free session id. It never changes for the life of a session: a route change
 /// (JvmRouteBinderValve) only changes the suffix, so a stale cookie still finds the session.

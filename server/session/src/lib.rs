@@ -4,16 +4,123 @@
 //! [`Outgoing`] messages; the runtime ([`SessionService`], [`SessionRegistry`]) carries them
 //! over a [`ClusterLink`].
 //!
-//! Module map:
-//! - [`id`]: 128-bit CSPRNG session ids and the `<id>.<route>` cookie value.
-//! - [`session`]: the session model, delta operations, limits; [`attrs`]: its attribute map.
-//! - [`message`]: replication messages and their versioned wire form.
-//! - [`store`]: versioned store shared by both managers (ordering, gaps, tombstones).
-//! - [`manager`]: the [`SessionManager`] trait and [`ManagerConfig`].
-//! - [`delta`]: DeltaManager (all-to-all, state transfer). [`backup`]: BackupManager
-//!   (primary + N backups, proxies). [`placement`]: rendezvous choice of backups.
-//! - [`link`]: the [`ClusterLink`] trait; [`memory`]: the in-process `MemoryCluster` twin.
-//! - [`service`], [`registry`]: the tokio runtime around the managers.
+//! # Module map
+//!
+//! Data flows in at the runtime and down to the sessions, and back out as messages:
+//!
+//! ```text
+//! channel ──▶ runtime::link ──▶ runtime::registry ──▶ runtime::service ──▶ SessionManager
+//!             (ClusterLink)     decode, route by      lock the manager,     delta/ or backup/
+//!                               context, tick         feed it               (both on core.rs)
+//!                                                                                  │ Outgoing
+//! channel ◀── runtime::link ◀── sync: awaited by the request ◀─────────────────────┤
+//!                           ◀── async: runtime::async_queue (ordered, bounded) ◀───┘
+//! ```
+//!
+//! - `id.rs`: [`SessionId`], 128-bit CSPRNG ids, and the `<id>.<route>` cookie value.
+//! - `attrs.rs`: [`AttrValue`] and [`AttrMap`], a session's attributes.
+//! - `session.rs`: the [`Session`] model, [`DeltaOp`]s, [`SessionLimits`], [`Stamp`].
+//! - `message.rs`: replication messages ([`SessionMessage`]) and their versioned wire form.
+//! - `stats.rs`: [`ManagerStats`] and the per-message counters.
+//! - `error.rs`: [`SessionError`], the crate's one error enum.
+//! - `versioned.rs`: the in-memory versioned session map both managers hold (ordering,
+//!   gaps, tombstones, conflicts). Not a persistent store.
+//! - `placement.rs`: rendezvous choice of a session's backups (BackupManager).
+//! - `manager.rs`: the [`SessionManager`] trait, what goes in and out of it, and
+//!   [`ManagerConfig`]. It knows no manager.
+//! - `core.rs` (crate-private): `Core`, the state and handlers every manager shares (expiry,
+//!   FETCH, invalidation) and the trait methods that only forward to it.
+//! - `delta/`: DeltaManager (all-to-all, state transfer in `transfer.rs`, `digest.rs` when
+//!   two serving members meet). `backup/`: BackupManager (primary + N backups, proxies;
+//!   incoming messages in `receive.rs`).
+//! - `factory.rs`: [`build_manager`], the one place that knows every manager.
+//! - `runtime/`: the tokio side: `link.rs` ([`ClusterLink`], what the runtime needs from the
+//!   channel), `registry.rs` ([`SessionRegistry`], one per node), `service.rs`
+//!   ([`SessionService`], one per context), `async_queue.rs` (bounded ordered async sends).
+//! - `memory.rs` (feature `testing` only): `MemoryCluster`, the in-process [`ClusterLink`]
+//!   twin for tests.
+//!
+//! Imports run one way: a module imports only from the layers below its own, so none
+//! imports one that imports it back (checked with `grep -rn "use crate::\|super::" src`).
+//! Within `delta/` and `backup/`, `mod.rs` and its files are one manager split by topic.
+//!
+//! ```text
+//! 1  runtime::registry
+//! 2  runtime::service       factory
+//! 3  runtime::async_queue   delta/  backup/  memory
+//! 4  runtime::link          core    placement
+//! 5                         manager versioned
+//! 6                         stats
+//! 7                         message
+//! 8                         session
+//! 9                         attrs   id  error
+//! ```
+//!
+//! # Two managers, one write
+//!
+//! The managers are plain state machines: whoever holds them carries their messages (the
+//! runtime over the cluster, a test or this example by hand).
+//!
+//! ```
+//! use rand::SeedableRng;
+//! use shoal_cluster::MemberId;
+//! use shoal_session::{
+//!     build_manager, AttrValue, DeltaOp, Lookup, ManagerConfig, Outgoing, RequestEnd,
+//!     SessionManager,
+//! };
+//! use std::collections::VecDeque;
+//!
+//! type Node = (MemberId, Box<dyn SessionManager>);
+//!
+//! /// Delivers `out` (sent by `from`) and every message it causes, until none is left.
+//! fn carry(nodes: &mut [Node], from: MemberId, out: Vec<Outgoing>) {
+//!     let mut queue: VecDeque<_> = out.into_iter().map(|o| (from, o)).collect();
+//!     while let Some((from, o)) = queue.pop_front() {
+//!         for to in &o.to {
+//!             let (_, node) = nodes.iter_mut().find(|(id, _)| id == to).expect("a member");
+//!             let received = node.handle_payload(from, &o.payload, 1);
+//!             assert!(received.ack.is_ok(), "{:?}", received.ack);
+//!             queue.extend(received.out.into_iter().map(|o| (*to, o)));
+//!         }
+//!     }
+//! }
+//!
+//! let (a, b) = (MemberId([1; 16]), MemberId([2; 16]));
+//! let config = ManagerConfig::default(); // DeltaManager, synchronous replication
+//! let mut nodes: Vec<Node> = [(a, "a"), (b, "b")]
+//!     .into_iter()
+//!     .map(|(id, route)| {
+//!         let rng = rand::rngs::StdRng::seed_from_u64(u64::from(id.0[0]));
+//!         (id, build_manager("app", id, route, config.clone(), rng))
+//!     })
+//!     .collect();
+//!
+//! // Both start seeing each other: each asks the other for its sessions (state transfer).
+//! let started: Vec<_> = nodes.iter_mut().map(|(id, m)| (*id, m.start(&[a, b], 0))).collect();
+//! for (from, out) in started {
+//!     carry(&mut nodes, from, out);
+//! }
+//! assert!(nodes.iter().all(|(_, m)| m.is_ready()));
+//!
+//! // One request on A creates a session and writes an attribute...
+//! let session = nodes[0].1.create(2);
+//! let user = AttrValue::Json("\"ann\"".into());
+//! let end = RequestEnd {
+//!     id: Some(session.id.clone()),
+//!     ops: vec![DeltaOp::Set("user".into(), user.clone())],
+//!     accessed: true,
+//!     replicate: true,
+//!     ..RequestEnd::default()
+//! };
+//! let out = nodes[0].1.end_request(end, 3).expect("within the limits");
+//! // ...whose replication, once carried, leaves the same session on B.
+//! carry(&mut nodes, a, out);
+//! let Lookup::Found(copy) = nodes[1].1.find(&session.id, 4) else {
+//!     panic!("B holds the session");
+//! };
+//! assert_eq!(copy.attributes.get("user"), Some(&user));
+//! assert_eq!(copy.version, 1);
+//! ```
 //!
 //! # Ordering and conflicts
 //!
@@ -52,34 +159,41 @@
 //! expires it at the max inactive interval and tells the others; replicas drop a session
 //! silently at twice the interval (Tomcat's rule), so they never expire one in use elsewhere.
 
-mod async_queue;
-pub mod attrs;
-pub mod backup;
-pub mod delta;
-pub mod error;
-pub mod id;
-pub mod link;
-pub mod manager;
-pub mod memory;
-pub mod message;
-pub mod placement;
-pub mod registry;
-pub mod service;
-pub mod session;
-pub mod stats;
-pub mod store;
+#![warn(unreachable_pub)]
 
-pub use attrs::AttrMap;
+mod attrs;
+mod backup;
+mod core;
+mod delta;
+mod error;
+mod factory;
+mod id;
+mod manager;
+#[cfg(feature = "testing")]
+mod memory;
+mod message;
+mod placement;
+mod runtime;
+mod session;
+mod stats;
+mod versioned;
+
+pub use attrs::{AttrMap, AttrValue};
 pub use error::SessionError;
+pub use factory::build_manager;
 pub use id::{parse_full_id, SessionId};
-pub use link::{ClusterLink, Completion, Incoming, LinkEvent, SendResults};
 pub use manager::{
-    build_manager, Lookup, ManagerConfig, ManagerKind, Outgoing, Received, ReplicationMode,
-    RequestEnd, SessionManager,
+    Lookup, ManagerConfig, ManagerKind, Outgoing, Received, ReplicationMode, RequestEnd,
+    SessionManager,
 };
+#[cfg(feature = "testing")]
 pub use memory::{MemoryCluster, MemoryLink};
-pub use message::{SessionEnvelope, SessionMessage};
-pub use registry::SessionRegistry;
-pub use service::{now_ms, SessionService};
-pub use session::{AttrValue, DeltaOp, Millis, Session, SessionLimits, Stamp};
+pub use message::{
+    decode, encode, is_session_payload, Delta, Location, MessageKind, SessionEnvelope,
+    SessionMessage,
+};
+pub use runtime::link::{ClusterLink, Completion, Incoming, LinkEvent, SendResults};
+pub use runtime::registry::SessionRegistry;
+pub use runtime::service::{now_ms, SessionService};
+pub use session::{DeltaOp, Millis, Session, SessionLimits, Stamp};
 pub use stats::ManagerStats;

@@ -1,15 +1,14 @@
-//! The `SessionManager` trait both managers implement, their configuration, and `Core`, the
-//! state and helpers they share (store, members, id generation, counters, message encoding).
+//! The `SessionManager` trait every manager implements, what goes in and out of it
+//! ([`Outgoing`], [`Received`], [`Lookup`], [`RequestEnd`]) and its configuration
+//! ([`ManagerConfig`]). It knows no manager: the factory (`factory.rs`) picks one, and the
+//! state they share is `Core` (`core.rs`).
 use crate::error::SessionError;
 use crate::id::SessionId;
 use crate::message::{self, SessionMessage};
 use crate::session::{DeltaOp, Millis, Session, SessionLimits};
-use crate::stats::{ManagerStats, MessageCounters};
-use crate::store::{Entry, Store};
-use rand::rngs::StdRng;
+use crate::stats::ManagerStats;
 use serde::{Deserialize, Serialize};
 use shoal_cluster::MemberId;
-use std::collections::BTreeSet;
 
 /// A message to send. `sync`: the caller must wait until every destination has *processed*
 /// it (the runtime sends it with SYNCHRONIZED_ACK) before answering the request.
@@ -154,13 +153,8 @@ pub trait SessionManager: Send {
     /// A synchronous replication of `id` was not acknowledged by every replica: its next
     /// change goes out as the whole session, so replicas that missed a version catch up
     /// without a gap.
-    fn replication_failed(&mut self, id: &SessionId) {
-        if let Some(e) = self.core_mut().store.entries.get_mut(id) {
-            e.resync = true;
-        }
-    }
+    fn replication_failed(&mut self, id: &SessionId);
 
-    fn core_mut(&mut self) -> &mut Core;
     /// Where a session lives as far as this node knows: `(primary, backups)`. `None` when
     /// unknown or when every member holds it (DeltaManager). For the admin API.
     fn placement(&self, _id: &SessionId) -> Option<(MemberId, Vec<MemberId>)> {
@@ -184,176 +178,5 @@ pub trait SessionManager: Send {
                 ack: Err(e.to_string()),
             },
         }
-    }
-}
-
-/// Builds the manager `config.manager` names.
-pub fn build_manager(
-    context: &str,
-    local: MemberId,
-    route: &str,
-    config: ManagerConfig,
-    rng: StdRng,
-) -> Box<dyn SessionManager> {
-    let core = Core::new(context, local, route, config, rng);
-    match core.cfg.manager {
-        ManagerKind::Delta => Box::new(crate::delta::DeltaManager::new(core)),
-        ManagerKind::Backup => Box::new(crate::backup::BackupManager::new(core)),
-    }
-}
-
-/// State and helpers common to both managers.
-pub struct Core {
-    pub ctx: String,
-    pub local: MemberId,
-    pub route: String,
-    pub cfg: ManagerConfig,
-    pub rng: StdRng,
-    pub store: Store,
-    /// Other members (never contains `local`).
-    pub members: BTreeSet<MemberId>,
-    pub stats: ManagerStats,
-    pub counters: MessageCounters,
-    pub next_request: u64,
-}
-
-impl Core {
-    pub fn new(
-        context: &str,
-        local: MemberId,
-        route: &str,
-        cfg: ManagerConfig,
-        rng: StdRng,
-    ) -> Self {
-        Core {
-            ctx: context.to_owned(),
-            local,
-            route: route.to_owned(),
-            cfg,
-            rng,
-            store: Store::default(),
-            members: BTreeSet::new(),
-            stats: ManagerStats::default(),
-            counters: MessageCounters::default(),
-            next_request: 1,
-        }
-    }
-
-    pub fn sync(&self) -> bool {
-        self.cfg.replication == ReplicationMode::Sync
-    }
-
-    /// Expiry, the same for both managers: a primary expires a session idle past its max
-    /// inactive interval and tells everyone; a replica drops one idle past twice that
-    /// (Tomcat's rule), silently, so a session in use elsewhere never expires here.
-    pub fn sweep(&mut self, now: Millis) -> Vec<Outgoing> {
-        let mut expired = Vec::new();
-        let mut dropped = Vec::new();
-        for (id, e) in &self.store.entries {
-            if e.primary && e.session.idle_beyond(now, 1) {
-                expired.push((id.clone(), e.session.version));
-            } else if !e.primary && e.session.idle_beyond(now, 2) {
-                dropped.push((id.clone(), e.session.version));
-            }
-        }
-        let mut out = Vec::new();
-        for (id, version) in expired {
-            self.store.remove(&id, version, now);
-            self.stats.sessions_expired += 1;
-            let (to, sync) = (self.all_members(), self.sync());
-            out.extend(self.msg(to, &SessionMessage::Expired { id, version }, sync));
-        }
-        for (id, version) in dropped {
-            self.store.remove(&id, version, now);
-            self.stats.sessions_expired += 1;
-        }
-        out
-    }
-
-    /// Encodes `msg` for `to` and counts it; `None` when there is nobody to send to.
-    pub fn msg(&mut self, to: Vec<MemberId>, msg: &SessionMessage, sync: bool) -> Option<Outgoing> {
-        if to.is_empty() {
-            return None;
-        }
-        self.counters.sent[msg.kind().index()] += 1;
-        Some(Outgoing {
-            to,
-            payload: message::encode(&self.ctx, msg),
-            sync,
-        })
-    }
-
-    /// Ack for a write this replica could not apply yet (it is fetching the session): an
-    /// error in sync mode, so the write is not acknowledged to the client.
-    pub fn unapplied_ack(&self) -> Result<(), String> {
-        if self.sync() {
-            Err("missing earlier versions of this session; fetching it".into())
-        } else {
-            Ok(())
-        }
-    }
-
-    pub fn all_members(&self) -> Vec<MemberId> {
-        self.members.iter().copied().collect()
-    }
-
-    pub fn count_received(&mut self, msg: &SessionMessage) {
-        self.counters.received[msg.kind().index()] += 1;
-    }
-
-    pub fn create(&mut self, now: Millis) -> Session {
-        let id = SessionId::generate(&mut self.rng);
-        let s = Session::new(
-            id.clone(),
-            self.route.clone(),
-            now,
-            self.cfg.max_inactive_secs,
-            self.local,
-        );
-        let mut e = Entry::replica(s.clone());
-        e.primary = true;
-        self.store.entries.insert(id, Box::new(e));
-        self.stats.sessions_created += 1;
-        s
-    }
-
-    /// ACCESSED is sent for an unchanged session once a quarter of its max inactive interval
-    /// has passed since this node last replicated it, so replicas (which expire at 2x the
-    /// interval) never expire a session in use, without a message per read.
-    pub fn access_due(e: &Entry, now: Millis) -> bool {
-        let quarter = u64::from(e.session.max_inactive_secs) * 250;
-        // A session that never expires needs no keep-alive.
-        quarter > 0 && now.saturating_sub(e.last_replicated) >= quarter
-    }
-
-    /// Validates `ops` against the limits and applies them to the stored session.
-    pub fn apply_request(
-        &mut self,
-        id: &SessionId,
-        ops: &[crate::session::DeltaOp],
-        now: Millis,
-    ) -> Result<(), SessionError> {
-        let limits = self.cfg.limits.clone();
-        let Some(e) = self.store.entries.get_mut(id) else {
-            return Err(SessionError::NotFound(id.to_string()));
-        };
-        if let Err(err) = e.session.check_ops(ops, &limits) {
-            self.stats.rejected_by_limits += 1;
-            return Err(err);
-        }
-        e.session.apply_ops(ops);
-        e.session.last_access = now;
-        Ok(())
-    }
-
-    pub fn fill_stats(&self, mut s: ManagerStats) -> ManagerStats {
-        self.counters.fill(&mut s);
-        s.active_sessions = self.store.len() as u64;
-        s
-    }
-
-    pub fn purge(&mut self, now: Millis) {
-        let ttl = (u64::from(self.cfg.max_inactive_secs) * 2000).max(300_000);
-        self.store.purge_tombstones(now, ttl);
     }
 }

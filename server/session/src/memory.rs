@@ -1,7 +1,7 @@
 //! `MemoryCluster`: N [`ClusterLink`]s in one process, for tests. Delivery is FIFO per
 //! receiver; `kill` makes a node vanish (its peers see `MemberRemoved`, sends to it fail),
 //! `partition` silently drops traffic between two nodes until `heal`.
-use crate::link::{ClusterLink, Completion, Incoming, LinkEvent, SendResults};
+use crate::runtime::link::{ClusterLink, Completion, Incoming, LinkEvent, SendResults};
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use shoal_cluster::{Member, MemberId};

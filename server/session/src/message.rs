@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use shoal_cluster::MemberId;
 
 /// `b"SHS"` + wire version 1.
-pub const MAGIC: [u8; 4] = *b"SHS\x01";
+pub(crate) const MAGIC: [u8; 4] = *b"SHS\x01";
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SessionEnvelope {
@@ -209,10 +209,6 @@ pub fn encode(context: &str, msg: &SessionMessage) -> Vec<u8> {
     out
 }
 
-pub fn encode_envelope(env: &SessionEnvelope) -> Vec<u8> {
-    encode(&env.context, &env.msg)
-}
-
 /// True when `payload` is a session message of any wire version (for channel demux).
 pub fn is_session_payload(payload: &[u8]) -> bool {
     payload.len() >= 4 && payload[..3] == MAGIC[..3]
@@ -238,7 +234,7 @@ pub fn decode(payload: &[u8]) -> Result<SessionEnvelope, SessionError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::AttrValue;
+    use crate::attrs::AttrValue;
 
     #[test]
     fn round_trip_and_reject_other_versions() {

@@ -19,7 +19,7 @@ fn score(member: &MemberId, id: &SessionId) -> u64 {
 }
 
 /// The `n` best-ranked members for `id` among `candidates`, skipping `exclude`.
-pub fn choose(
+pub(crate) fn choose(
     id: &SessionId,
     candidates: impl Iterator<Item = MemberId>,
     exclude: &[MemberId],

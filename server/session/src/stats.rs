@@ -49,13 +49,13 @@ pub struct ManagerStats {
 
 /// Per-type message counters kept by a manager.
 #[derive(Clone, Debug, Default)]
-pub struct MessageCounters {
+pub(crate) struct MessageCounters {
     pub sent: [u64; MessageKind::ALL.len()],
     pub received: [u64; MessageKind::ALL.len()],
 }
 
 impl MessageCounters {
-    pub fn fill(&self, stats: &mut ManagerStats) {
+    pub(crate) fn fill(&self, stats: &mut ManagerStats) {
         stats.sent = MessageKind::ALL
             .iter()
             .map(|k| (k.name(), self.sent[k.index()]))

@@ -5,11 +5,11 @@
 use futures::future::BoxFuture;
 use rand::SeedableRng;
 use shoal_cluster::{Member, MemberId};
-use shoal_session::link::{LinkEvent, SendResults};
 use shoal_session::{
-    build_manager, message, AttrValue, ClusterLink, DeltaOp, ManagerConfig, ReplicationMode,
+    build_manager, decode, AttrValue, ClusterLink, DeltaOp, ManagerConfig, ReplicationMode,
     RequestEnd, SessionId, SessionRegistry, SessionService,
 };
+use shoal_session::{LinkEvent, SendResults};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
@@ -225,7 +225,7 @@ async fn bounded_and_complete(taking: bool) {
     assert!(replica.is_ready());
     let delivered = std::mem::take(&mut *link.delivered.lock().unwrap_or_else(|p| p.into_inner()));
     for payload in delivered {
-        let env = message::decode(&payload).unwrap_or_else(|e| panic!("{e}"));
+        let env = decode(&payload).unwrap_or_else(|e| panic!("{e}"));
         let r = replica.handle_message(MemberId([1; 16]), env.msg, shoal_session::now_ms());
         assert_eq!(r.ack, Ok(()));
     }

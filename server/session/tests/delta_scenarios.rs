@@ -5,7 +5,7 @@ mod bus;
 use bus::{id, set, Bus};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use shoal_session::message::SessionMessage;
+use shoal_session::SessionMessage;
 use shoal_session::{build_manager, AttrValue, ManagerConfig, ManagerKind, RequestEnd, SessionId};
 
 #[test]
@@ -243,7 +243,7 @@ fn a_node_that_started_before_seeing_anyone_still_gets_the_state() {
     assert!(bus.m(3).is_ready());
     let kinds: Vec<&str> = out
         .iter()
-        .filter_map(|o| shoal_session::message::decode(&o.payload).ok())
+        .filter_map(|o| shoal_session::decode(&o.payload).ok())
         .map(|e| e.msg.kind().name())
         .collect();
     assert_eq!(kinds, ["digest_request"]);

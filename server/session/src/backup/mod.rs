@@ -10,21 +10,20 @@
 //!   primary died the first surviving backup (in placement order) promotes itself.
 //! - A starting node asks every member where its sessions live (GET_ALL_SESSIONS answered
 //!   with LOCATIONS batches and TRANSFER_COMPLETE) and is ready once all have answered.
+use crate::core::{forward_to_core, Core};
 use crate::error::SessionError;
 use crate::id::SessionId;
-use crate::manager::{
-    Core, Lookup, ManagerConfig, ManagerKind, Outgoing, Received, RequestEnd, SessionManager,
-};
+use crate::manager::{Lookup, ManagerKind, Outgoing, Received, RequestEnd, SessionManager};
 use crate::message::{Location, SessionMessage};
 use crate::placement;
-use crate::session::{Millis, Session};
+use crate::session::Millis;
 use crate::stats::ManagerStats;
 use shoal_cluster::MemberId;
 use std::collections::{BTreeMap, BTreeSet};
 
 mod receive;
 
-pub struct BackupManager {
+pub(crate) struct BackupManager {
     core: Core,
     /// Sessions held elsewhere: where they live.
     locations: BTreeMap<SessionId, Location>,
@@ -48,7 +47,7 @@ struct Fetching {
 }
 
 impl BackupManager {
-    pub fn new(core: Core) -> Self {
+    pub(crate) fn new(core: Core) -> Self {
         BackupManager {
             core,
             locations: BTreeMap::new(),
@@ -60,7 +59,7 @@ impl BackupManager {
     }
 
     fn location_of(&self, id: &SessionId) -> Option<Location> {
-        let e = self.core.store.get(id)?;
+        let e = self.core.sessions.get(id)?;
         Some(Location {
             id: id.clone(),
             version: e.session.version,
@@ -82,7 +81,7 @@ impl BackupManager {
         let backups =
             placement::choose(id, self.core.members.iter().copied(), &[self.core.local], n);
         let local = self.core.local;
-        let e = self.core.store.entries.get_mut(id)?;
+        let e = self.core.sessions.entries.get_mut(id)?;
         e.session.bump(now, local);
         e.session.is_new = false;
         e.primary = true;
@@ -102,8 +101,7 @@ impl BackupManager {
     }
 
     fn ask_locations(&mut self, member: MemberId) -> Vec<Outgoing> {
-        let request = self.core.next_request;
-        self.core.next_request += 1;
+        let request = self.core.next_request();
         let msg = SessionMessage::GetAllSessions { request };
         self.core
             .msg(vec![member], &msg, false)
@@ -116,7 +114,7 @@ impl BackupManager {
     fn send_locations(&mut self, to: MemberId, request: u64) -> Vec<Outgoing> {
         let ids: Vec<SessionId> = self
             .core
-            .store
+            .sessions
             .entries
             .iter()
             .filter(|(_, e)| e.primary)
@@ -162,14 +160,10 @@ impl BackupManager {
 }
 
 impl SessionManager for BackupManager {
+    forward_to_core!();
+
     fn kind(&self) -> ManagerKind {
         ManagerKind::Backup
-    }
-    fn context(&self) -> &str {
-        &self.core.ctx
-    }
-    fn config(&self) -> &ManagerConfig {
-        &self.core.cfg
     }
 
     /// Asks every member where its sessions live; ready once all answered (members
@@ -192,12 +186,8 @@ impl SessionManager for BackupManager {
         self.awaiting.is_empty()
     }
 
-    fn create(&mut self, now: Millis) -> Session {
-        self.core.create(now)
-    }
-
     fn find(&mut self, id: &SessionId, now: Millis) -> Lookup {
-        if let Some(e) = self.core.store.get(id) {
+        if let Some(e) = self.core.sessions.get(id) {
             // A copy fetched for an earlier request that never took it over receives no
             // deltas: trust it only briefly, then fetch again.
             // If its holders are gone, the copy is the best there is: keep it.
@@ -211,7 +201,7 @@ impl SessionManager for BackupManager {
             if !fetched_copy || fresh || !holders_alive {
                 return Lookup::Found(e.session.clone());
             }
-            self.core.store.entries.remove(id);
+            self.core.sessions.entries.remove(id);
         }
         let Some(loc) = self.locations.get(id) else {
             return Lookup::Missing;
@@ -231,7 +221,7 @@ impl SessionManager for BackupManager {
 
     fn end_request(&mut self, end: RequestEnd, now: Millis) -> Result<Vec<Outgoing>, SessionError> {
         let Some(id) = end.id else { return Ok(vec![]) };
-        let Some(e) = self.core.store.get(&id) else {
+        let Some(e) = self.core.sessions.get(&id) else {
             return Err(SessionError::NotFound(id.to_string()));
         };
         let (was_new, primary, prev, version) = (
@@ -243,18 +233,8 @@ impl SessionManager for BackupManager {
         let sync = self.core.sync();
         let mut out = Vec::new();
         if end.invalidate {
-            self.core.store.remove(&id, version + 1, now);
             self.locations.remove(&id);
-            self.core.stats.sessions_invalidated += 1;
-            let to = self.core.all_members();
-            out.extend(self.core.msg(
-                to,
-                &SessionMessage::Expired {
-                    id,
-                    version: version + 1,
-                },
-                sync,
-            ));
+            out.extend(self.core.invalidate(id, version, now));
             return Ok(out);
         }
         self.core.apply_request(&id, &end.ops, now)?;
@@ -268,7 +248,7 @@ impl SessionManager for BackupManager {
             return Ok(out);
         }
         let (local, whole) = (self.core.local, self.core.cfg.replicate_whole_session);
-        let Some(e) = self.core.store.entries.get_mut(&id) else {
+        let Some(e) = self.core.sessions.entries.get_mut(&id) else {
             return Ok(out);
         };
         let to = e.backups.clone();
@@ -282,27 +262,15 @@ impl SessionManager for BackupManager {
                     backups: to.clone(),
                 }
             } else {
-                SessionMessage::SessionDelta(crate::message::Delta {
-                    id: id.clone(),
-                    version: e.session.version,
-                    prev,
-                    stamp: e.session.stamp,
-                    last_access: now,
-                    ops: end.ops,
-                })
+                SessionMessage::SessionDelta(Core::delta(&e.session, prev, end.ops, now))
             }
-        } else if end.accessed && end.replicate && Core::access_due(e, now) {
-            SessionMessage::Accessed {
-                id: id.clone(),
-                version: e.session.version,
-                last_access: now,
-            }
+        } else if let Some(accessed) = Core::keep_alive(e, end.accessed && end.replicate, now) {
+            accessed
         } else {
             return Ok(out);
         };
         e.last_replicated = now;
-        let sync = sync && !matches!(msg, SessionMessage::Accessed { .. });
-        out.extend(self.core.msg(to, &msg, sync));
+        out.extend(self.core.send_end(to, &msg, sync));
         Ok(out)
     }
 
@@ -365,7 +333,7 @@ impl SessionManager for BackupManager {
         }
         for (id, from) in self
             .core
-            .store
+            .sessions
             .overdue_gaps(now, self.core.cfg.gap_timeout_ms)
         {
             out.extend(self.start_fetch(&id, vec![from], now));
@@ -374,16 +342,8 @@ impl SessionManager for BackupManager {
         out
     }
 
-    fn session(&self, id: &SessionId) -> Option<&Session> {
-        self.core.store.get(id).map(|e| &e.session)
-    }
-
-    fn session_ids(&self) -> Vec<SessionId> {
-        self.core.store.entries.keys().cloned().collect()
-    }
-
     fn placement(&self, id: &SessionId) -> Option<(MemberId, Vec<MemberId>)> {
-        if let Some(e) = self.core.store.get(id) {
+        if let Some(e) = self.core.sessions.get(id) {
             let primary = if e.primary {
                 Some(self.core.local)
             } else {
@@ -396,10 +356,6 @@ impl SessionManager for BackupManager {
         self.locations
             .get(id)
             .map(|l| (l.primary, l.backups.clone()))
-    }
-
-    fn core_mut(&mut self) -> &mut Core {
-        &mut self.core
     }
 
     fn stats(&self) -> ManagerStats {

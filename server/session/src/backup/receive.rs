@@ -5,7 +5,7 @@ use crate::manager::{Outgoing, Received};
 use crate::message::{Location, SessionMessage};
 use crate::placement;
 use crate::session::{Millis, Session};
-use crate::store::DeltaOutcome;
+use crate::versioned::DeltaOutcome;
 use shoal_cluster::MemberId;
 
 impl BackupManager {
@@ -25,7 +25,6 @@ impl BackupManager {
             return vec![];
         }
         let asked = holders.remove(0);
-        self.core.stats.fetches += 1;
         let deadline = now + self.core.cfg.fetch_timeout_ms / 2;
         self.fetching.insert(
             id.clone(),
@@ -35,27 +34,18 @@ impl BackupManager {
                 deadline,
             },
         );
-        let request = self.core.next_request;
-        self.core.next_request += 1;
         self.core
-            .msg(
-                vec![asked],
-                &SessionMessage::Fetch {
-                    id: id.clone(),
-                    request,
-                },
-                false,
-            )
+            .request_fetch(id.clone(), asked)
             .into_iter()
             .collect()
     }
 
     fn on_location(&mut self, loc: Location, now: Millis) {
         let local = self.core.local;
-        if loc.primary == local || self.core.store.removed_at_or_after(&loc.id, loc.version) {
+        if loc.primary == local || self.core.sessions.removed_at_or_after(&loc.id, loc.version) {
             return;
         }
-        if let Some(e) = self.core.store.entries.get_mut(&loc.id) {
+        if let Some(e) = self.core.sessions.entries.get_mut(&loc.id) {
             if (loc.version, loc.stamp) < e.session.rank() {
                 return;
             }
@@ -65,7 +55,7 @@ impl BackupManager {
                 e.backups = loc.backups;
                 return;
             }
-            self.core.store.entries.remove(&loc.id);
+            self.core.sessions.entries.remove(&loc.id);
         }
         let newer = self
             .locations
@@ -87,9 +77,9 @@ impl BackupManager {
         let id = session.id.clone();
         let rank = session.rank();
         self.core
-            .store
+            .sessions
             .apply_full(session, now, &mut self.core.stats);
-        let Some(e) = self.core.store.entries.get_mut(&id) else {
+        let Some(e) = self.core.sessions.entries.get_mut(&id) else {
             return Received::default();
         };
         if e.session.rank() != rank {
@@ -110,9 +100,9 @@ impl BackupManager {
         let mut out = Vec::new();
         let mut moved = Vec::new();
         let local = self.core.local;
-        let ids: Vec<SessionId> = self.core.store.entries.keys().cloned().collect();
+        let ids: Vec<SessionId> = self.core.sessions.entries.keys().cloned().collect();
         for id in ids {
-            let Some(e) = self.core.store.entries.get_mut(&id) else {
+            let Some(e) = self.core.sessions.entries.get_mut(&id) else {
                 continue;
             };
             e.backups.retain(|m| *m != dead);
@@ -183,7 +173,7 @@ impl BackupManager {
                 let id = d.id.clone();
                 match self
                     .core
-                    .store
+                    .sessions
                     .apply_delta(from, d, now, &mut self.core.stats)
                 {
                     DeltaOutcome::Applied | DeltaOutcome::Stale => vec![],
@@ -209,15 +199,13 @@ impl BackupManager {
             SessionMessage::Accessed {
                 id, last_access, ..
             } => {
-                if let Some(e) = self.core.store.entries.get_mut(&id) {
+                if let Some(e) = self.core.sessions.entries.get_mut(&id) {
                     e.session.last_access = e.session.last_access.max(last_access);
                 }
                 vec![]
             }
             SessionMessage::Expired { id, version } => {
-                if self.core.store.remove(&id, version, now).is_some() {
-                    self.core.stats.sessions_expired += 1;
-                }
+                self.core.on_expired(&id, version, now);
                 if self
                     .locations
                     .get(&id)
@@ -234,28 +222,14 @@ impl BackupManager {
                 }
                 vec![]
             }
-            SessionMessage::Fetch { id, request } => {
-                let session = self.core.store.get(&id).map(|e| e.session.clone());
-                self.core
-                    .msg(
-                        vec![from],
-                        &SessionMessage::Fetched {
-                            id,
-                            request,
-                            session,
-                        },
-                        false,
-                    )
-                    .into_iter()
-                    .collect()
-            }
+            SessionMessage::Fetch { id, request } => self.core.answer_fetch(from, id, request),
             SessionMessage::Fetched { id, session, .. } => match session {
                 Some(s) => {
                     self.fetching.remove(&id);
                     let loc = self.locations.get(&id).cloned();
                     let local = self.core.local;
-                    self.core.store.apply_full(s, now, &mut self.core.stats);
-                    if let Some(e) = self.core.store.entries.get_mut(&id) {
+                    self.core.sessions.apply_full(s, now, &mut self.core.stats);
+                    if let Some(e) = self.core.sessions.entries.get_mut(&id) {
                         if !e.primary && !e.backups.contains(&local) {
                             e.owner = e.owner.or(loc.as_ref().map(|l| l.primary));
                             e.last_replicated = now;

@@ -26,7 +26,7 @@ impl DeltaManager {
     /// A member appeared while this node is ready: ask it for its digest, send the next
     /// change of the sessions served here whole.
     pub(super) fn greet(&mut self, member: MemberId) -> Vec<Outgoing> {
-        for e in self.core.store.entries.values_mut() {
+        for e in self.core.sessions.entries.values_mut() {
             if e.primary {
                 e.resync = true;
             }
@@ -43,7 +43,7 @@ impl DeltaManager {
         if self.transfer.is_some() {
             return vec![];
         }
-        let store = &self.core.store;
+        let store = &self.core.sessions;
         let mut sessions = Vec::with_capacity(store.len().min(DIGEST_BATCH));
         let mut batches = Vec::new();
         for (id, e) in store.entries.iter() {
@@ -76,15 +76,15 @@ impl DeltaManager {
         for (id, version) in removed {
             // Only what is held: re-recording every tombstone of every digest would keep
             // them alive forever under membership churn.
-            let held = self.core.store.get(&id).map(|e| e.session.version);
+            let held = self.core.sessions.get(&id).map(|e| e.session.version);
             if held.is_some_and(|v| v <= version) {
-                self.core.store.remove(&id, version, now);
+                self.core.sessions.remove(&id, version, now);
                 self.core.stats.sessions_expired += 1;
             }
         }
         let mut out = Vec::new();
         for (id, version, stamp) in sessions {
-            let store = &self.core.store;
+            let store = &self.core.sessions;
             if store.removed_at_or_after(&id, version) {
                 continue;
             }

@@ -6,15 +6,14 @@
 //! sessions (GET_ALL_SESSIONS → ALL_SESSION_DATA batches → TRANSFER_COMPLETE); if that member
 //! fails, times out or lacks the context (NO_CONTEXT_MANAGER) it asks the next one. Messages
 //! arriving meanwhile are queued and replayed in session-version order.
+use crate::core::{forward_to_core, Core};
 use crate::error::SessionError;
 use crate::id::SessionId;
-use crate::manager::{
-    Core, Lookup, ManagerConfig, ManagerKind, Outgoing, Received, RequestEnd, SessionManager,
-};
+use crate::manager::{Lookup, ManagerKind, Outgoing, Received, RequestEnd, SessionManager};
 use crate::message::{Delta, SessionMessage};
-use crate::session::{DeltaOp, Millis, Session};
+use crate::session::{DeltaOp, Millis};
 use crate::stats::ManagerStats;
-use crate::store::DeltaOutcome;
+use crate::versioned::DeltaOutcome;
 use shoal_cluster::MemberId;
 
 mod digest;
@@ -22,7 +21,7 @@ mod transfer;
 
 use transfer::Transfer;
 
-pub struct DeltaManager {
+pub(crate) struct DeltaManager {
     core: Core,
     transfer: Option<Transfer>,
     /// Members this node recently sent its state to, and until when. A writer that had not
@@ -35,7 +34,7 @@ pub struct DeltaManager {
 }
 
 impl DeltaManager {
-    pub fn new(core: Core) -> Self {
+    pub(crate) fn new(core: Core) -> Self {
         DeltaManager {
             core,
             transfer: None,
@@ -45,20 +44,14 @@ impl DeltaManager {
     }
 
     fn fetch(&mut self, id: SessionId, from: MemberId) -> Vec<Outgoing> {
-        self.core.stats.fetches += 1;
-        let request = self.core.next_request;
-        self.core.next_request += 1;
-        self.core
-            .msg(vec![from], &SessionMessage::Fetch { id, request }, false)
-            .into_iter()
-            .collect()
+        self.core.request_fetch(id, from).into_iter().collect()
     }
 
     fn on_delta(&mut self, from: MemberId, d: Delta, now: Millis) -> Received {
         let id = d.id.clone();
         match self
             .core
-            .store
+            .sessions
             .apply_delta(from, d, now, &mut self.core.stats)
         {
             DeltaOutcome::Applied | DeltaOutcome::Stale => Received::default(),
@@ -88,14 +81,10 @@ impl DeltaManager {
 }
 
 impl SessionManager for DeltaManager {
+    forward_to_core!();
+
     fn kind(&self) -> ManagerKind {
         ManagerKind::Delta
-    }
-    fn context(&self) -> &str {
-        &self.core.ctx
-    }
-    fn config(&self) -> &ManagerConfig {
-        &self.core.cfg
     }
 
     fn start(&mut self, members: &[MemberId], now: Millis) -> Vec<Outgoing> {
@@ -114,12 +103,8 @@ impl SessionManager for DeltaManager {
         self.transfer.is_none()
     }
 
-    fn create(&mut self, now: Millis) -> Session {
-        self.core.create(now)
-    }
-
     fn find(&mut self, id: &SessionId, _now: Millis) -> Lookup {
-        match self.core.store.get(id) {
+        match self.core.sessions.get(id) {
             Some(e) => Lookup::Found(e.session.clone()),
             None => Lookup::Missing,
         }
@@ -127,31 +112,18 @@ impl SessionManager for DeltaManager {
 
     fn end_request(&mut self, end: RequestEnd, now: Millis) -> Result<Vec<Outgoing>, SessionError> {
         let Some(id) = end.id else { return Ok(vec![]) };
-        let Some(e) = self.core.store.get(&id) else {
+        let Some(e) = self.core.sessions.get(&id) else {
             return Err(SessionError::NotFound(id.to_string()));
         };
         let (was_new, prev, version) = (e.session.is_new, e.session.stamp, e.session.version);
         let sync = self.core.sync();
         let to = self.core.all_members();
         if end.invalidate {
-            self.core.store.remove(&id, version + 1, now);
-            self.core.stats.sessions_invalidated += 1;
-            return Ok(self
-                .core
-                .msg(
-                    to,
-                    &SessionMessage::Expired {
-                        id,
-                        version: version + 1,
-                    },
-                    sync,
-                )
-                .into_iter()
-                .collect());
+            return Ok(self.core.invalidate(id, version, now).into_iter().collect());
         }
         self.core.apply_request(&id, &end.ops, now)?;
         let (local, whole) = (self.core.local, self.core.cfg.replicate_whole_session);
-        let Some(e) = self.core.store.entries.get_mut(&id) else {
+        let Some(e) = self.core.sessions.entries.get_mut(&id) else {
             return Err(SessionError::NotFound(id.to_string()));
         };
         e.primary = true;
@@ -164,32 +136,20 @@ impl SessionManager for DeltaManager {
                 SessionMessage::Created(e.session.clone())
             } else {
                 let route_only = end.ops.iter().all(|op| matches!(op, DeltaOp::Route(_)));
-                let d = Delta {
-                    id: id.clone(),
-                    version: e.session.version,
-                    prev,
-                    stamp: e.session.stamp,
-                    last_access: now,
-                    ops: end.ops,
-                };
+                let d = Core::delta(&e.session, prev, end.ops, now);
                 if route_only {
                     SessionMessage::ChangeSessionId(d)
                 } else {
                     SessionMessage::SessionDelta(d)
                 }
             }
-        } else if end.accessed && end.replicate && Core::access_due(e, now) {
-            SessionMessage::Accessed {
-                id: id.clone(),
-                version: e.session.version,
-                last_access: now,
-            }
+        } else if let Some(accessed) = Core::keep_alive(e, end.accessed && end.replicate, now) {
+            accessed
         } else {
             return Ok(vec![]);
         };
         e.last_replicated = now;
-        let sync = sync && !matches!(msg, SessionMessage::Accessed { .. });
-        Ok(self.core.msg(to, &msg, sync).into_iter().collect())
+        Ok(self.core.send_end(to, &msg, sync).into_iter().collect())
     }
 
     fn handle_message(&mut self, from: MemberId, msg: SessionMessage, now: Millis) -> Received {
@@ -206,7 +166,7 @@ impl SessionManager for DeltaManager {
         let mut out = self.forward_to_joiners(from, &msg, now);
         out.extend(match msg {
             SessionMessage::Created(s) => {
-                self.core.store.apply_full(s, now, &mut self.core.stats);
+                self.core.sessions.apply_full(s, now, &mut self.core.stats);
                 vec![]
             }
             SessionMessage::SessionDelta(d) | SessionMessage::ChangeSessionId(d) => {
@@ -215,39 +175,23 @@ impl SessionManager for DeltaManager {
                 return Received { out, ack: r.ack };
             }
             SessionMessage::Expired { id, version } => {
-                if self.core.store.remove(&id, version, now).is_some() {
-                    self.core.stats.sessions_expired += 1;
-                }
+                self.core.on_expired(&id, version, now);
                 vec![]
             }
             SessionMessage::Accessed {
                 id, last_access, ..
             } => {
-                if let Some(e) = self.core.store.entries.get_mut(&id) {
+                if let Some(e) = self.core.sessions.entries.get_mut(&id) {
                     e.session.last_access = e.session.last_access.max(last_access);
                     e.primary = false;
                 }
                 vec![]
             }
-            SessionMessage::Fetch { id, request } => {
-                let session = self.core.store.get(&id).map(|e| e.session.clone());
-                self.core
-                    .msg(
-                        vec![from],
-                        &SessionMessage::Fetched {
-                            id,
-                            request,
-                            session,
-                        },
-                        false,
-                    )
-                    .into_iter()
-                    .collect()
-            }
+            SessionMessage::Fetch { id, request } => self.core.answer_fetch(from, id, request),
             SessionMessage::Fetched {
                 session: Some(s), ..
             } => {
-                self.core.store.apply_full(s, now, &mut self.core.stats);
+                self.core.sessions.apply_full(s, now, &mut self.core.stats);
                 vec![]
             }
             SessionMessage::Fetched { session: None, .. } => vec![],
@@ -273,7 +217,7 @@ impl SessionManager for DeltaManager {
         self.core.members.insert(member);
         // Started before the channel saw anyone and nothing happened here since: this node
         // is joining late, not founding the cluster, so it still needs the state.
-        let untouched = self.core.stats.sessions_created == 0 && self.core.store.is_empty();
+        let untouched = self.core.stats.sessions_created == 0 && self.core.sessions.is_empty();
         if std::mem::take(&mut self.started_alone) && untouched {
             return self.begin_transfer(now);
         }
@@ -303,25 +247,13 @@ impl SessionManager for DeltaManager {
         out.extend(self.core.sweep(now));
         for (id, from) in self
             .core
-            .store
+            .sessions
             .overdue_gaps(now, self.core.cfg.gap_timeout_ms)
         {
             out.extend(self.fetch(id, from));
         }
         self.core.purge(now);
         out
-    }
-
-    fn session(&self, id: &SessionId) -> Option<&Session> {
-        self.core.store.get(id).map(|e| &e.session)
-    }
-
-    fn session_ids(&self) -> Vec<SessionId> {
-        self.core.store.entries.keys().cloned().collect()
-    }
-
-    fn core_mut(&mut self) -> &mut Core {
-        &mut self.core
     }
 
     fn stats(&self) -> ManagerStats {

@@ -77,9 +77,8 @@ impl DeltaManager {
         t.from = m;
         t.heard_at = now;
         t.batches = 0;
-        t.request = self.core.next_request;
+        t.request = self.core.next_request();
         t.deadline = now + self.core.cfg.state_transfer_timeout_secs * 1000;
-        self.core.next_request += 1;
         let msg = SessionMessage::GetAllSessions { request: t.request };
         self.core.msg(vec![m], &msg, false).into_iter().collect()
     }
@@ -131,7 +130,7 @@ impl DeltaManager {
         self.joiners.retain(|(m, _)| *m != to);
         self.joiners.push((to, now + JOIN_FORWARD_MS));
         let size = self.core.cfg.send_all_sessions_size.max(1);
-        let total = self.core.store.len() as u64;
+        let total = self.core.sessions.len() as u64;
         let mut out = Vec::new();
         let mut batch = 0u32;
         // One batch of copies at a time (not a copy of every session first): serving a
@@ -139,8 +138,8 @@ impl DeltaManager {
         let mut after: Option<SessionId> = None;
         loop {
             let range = match &after {
-                Some(id) => self.core.store.entries.range((Excluded(id), Unbounded)),
-                None => self.core.store.entries.range::<SessionId, _>(..),
+                Some(id) => self.core.sessions.entries.range((Excluded(id), Unbounded)),
+                None => self.core.sessions.entries.range::<SessionId, _>(..),
             };
             let sessions: Vec<Session> = range.take(size).map(|(_, e)| e.session.clone()).collect();
             let Some(last) = sessions.last() else { break };
@@ -236,7 +235,7 @@ impl DeltaManager {
                     }
                     let n = sessions.len() as u64;
                     for s in sessions {
-                        self.core.store.apply_full(s, now, &mut self.core.stats);
+                        self.core.sessions.apply_full(s, now, &mut self.core.stats);
                     }
                     if let Some(t) = self.transfer.as_mut() {
                         t.sessions += n;

@@ -3,7 +3,7 @@
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use shoal_cluster::MemberId;
-use shoal_session::message::decode;
+use shoal_session::decode;
 use shoal_session::{
     build_manager, AttrValue, DeltaOp, Lookup, ManagerConfig, ManagerKind, Outgoing, RequestEnd,
     SessionId, SessionManager,

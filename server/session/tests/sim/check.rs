@@ -8,7 +8,7 @@ impl Sim {
         let Ok(prefix) = std::env::var("SHOAL_SIM_TRACE") else {
             return;
         };
-        let Ok(env) = shoal_session::message::decode(payload) else {
+        let Ok(env) = shoal_session::decode(payload) else {
             return;
         };
         let text = format!("{:?}", env.msg);

@@ -1,6 +1,7 @@
-//! The versioned session store shared by both managers: applies full sessions and deltas in
-//! version order, buffers deltas that arrive ahead of a gap, remembers removed sessions
-//! (tombstones) so a late message cannot resurrect them, and detects conflicts.
+//! `VersionedSessions`: the sessions a node holds in memory, shared by both managers (not
+//! a persistent manager's session store, which saves them elsewhere). Applies full sessions
+//! and deltas in version order, buffers deltas that arrive ahead of a gap, remembers removed
+//! sessions (tombstones) so a late message cannot resurrect them, and detects conflicts.
 use crate::id::SessionId;
 use crate::message::Delta;
 use crate::session::{Millis, Session};
@@ -10,7 +11,7 @@ use std::collections::BTreeMap;
 
 /// A session held with its value on this node.
 #[derive(Clone, Debug)]
-pub struct Entry {
+pub(crate) struct Entry {
     pub session: Session,
     /// This node served it last (DeltaManager) / is its primary (BackupManager). Only the
     /// primary expires a session at max-inactive and tells the others; replicas drop it
@@ -28,7 +29,7 @@ pub struct Entry {
 }
 
 impl Entry {
-    pub fn replica(session: Session) -> Self {
+    pub(crate) fn replica(session: Session) -> Self {
         Entry {
             session,
             primary: false,
@@ -41,7 +42,7 @@ impl Entry {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DeltaOutcome {
+pub(crate) enum DeltaOutcome {
     Applied,
     /// Already had this version (duplicate) or a newer one.
     Stale,
@@ -63,7 +64,7 @@ struct Pending {
 }
 
 #[derive(Default)]
-pub struct Store {
+pub(crate) struct VersionedSessions {
     /// Boxed: a B-tree node reserves 11 slots, so an inline `Entry` (216 B) would cost
     /// ~1/3 more memory per session in unfilled slots than the 8-byte box.
     pub entries: BTreeMap<SessionId, Box<Entry>>,
@@ -71,26 +72,31 @@ pub struct Store {
     pending: BTreeMap<SessionId, BTreeMap<u64, Pending>>,
 }
 
-impl Store {
-    pub fn get(&self, id: &SessionId) -> Option<&Entry> {
+impl VersionedSessions {
+    pub(crate) fn get(&self, id: &SessionId) -> Option<&Entry> {
         self.entries.get(id).map(|e| &**e)
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
     /// A removal at `version` hides every version <= it.
-    pub fn removed_at_or_after(&self, id: &SessionId, version: u64) -> bool {
+    pub(crate) fn removed_at_or_after(&self, id: &SessionId, version: u64) -> bool {
         self.tombstones.get(id).is_some_and(|(v, _)| *v >= version)
     }
 
     /// Applies a whole session if it outranks what we hold. Returns true if stored.
-    pub fn apply_full(&mut self, mut s: Session, now: Millis, stats: &mut ManagerStats) -> bool {
+    pub(crate) fn apply_full(
+        &mut self,
+        mut s: Session,
+        now: Millis,
+        stats: &mut ManagerStats,
+    ) -> bool {
         if self.removed_at_or_after(&s.id, s.version) {
             stats.stale_messages += 1;
             return false;
@@ -120,7 +126,7 @@ impl Store {
         true
     }
 
-    pub fn apply_delta(
+    pub(crate) fn apply_delta(
         &mut self,
         from: MemberId,
         d: Delta,
@@ -207,7 +213,11 @@ impl Store {
 
     /// Sessions whose gap has not filled within `timeout`: the buffer is dropped and the
     /// caller fetches the whole session from the member that sent the buffered delta.
-    pub fn overdue_gaps(&mut self, now: Millis, timeout: Millis) -> Vec<(SessionId, MemberId)> {
+    pub(crate) fn overdue_gaps(
+        &mut self,
+        now: Millis,
+        timeout: Millis,
+    ) -> Vec<(SessionId, MemberId)> {
         let mut due = Vec::new();
         self.pending.retain(|id, buf| {
             let oldest = buf.values().map(|p| p.since).min().unwrap_or(now);
@@ -223,7 +233,7 @@ impl Store {
     }
 
     /// Removes a session (expired/invalidated at `version`) and remembers the removal.
-    pub fn remove(&mut self, id: &SessionId, version: u64, now: Millis) -> Option<Entry> {
+    pub(crate) fn remove(&mut self, id: &SessionId, version: u64, now: Millis) -> Option<Entry> {
         let held = self.entries.get(id).map(|e| e.session.version);
         if held.is_some_and(|v| v > version) {
             return None; // a newer write exists: that one wins over the removal
@@ -236,17 +246,13 @@ impl Store {
     }
 
     /// Removed sessions still remembered: (id, version removed at).
-    pub fn tombstones(&self) -> impl Iterator<Item = (&SessionId, u64)> {
+    pub(crate) fn tombstones(&self) -> impl Iterator<Item = (&SessionId, u64)> {
         self.tombstones.iter().map(|(id, (v, _))| (id, *v))
     }
 
     /// Forgets tombstones older than `ttl`.
-    pub fn purge_tombstones(&mut self, now: Millis, ttl: Millis) {
+    pub(crate) fn purge_tombstones(&mut self, now: Millis, ttl: Millis) {
         self.tombstones
             .retain(|_, (_, at)| now.saturating_sub(*at) < ttl);
-    }
-
-    pub fn has_pending(&self) -> bool {
-        !self.pending.is_empty()
     }
 }

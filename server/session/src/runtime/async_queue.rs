@@ -12,7 +12,7 @@
 //! asynchronous send at once while its MessageDispatch queue (64 MiB) has room, so without
 //! it the backlog would simply move there. The link does not say when its queue drains, so
 //! a waiting request re-checks every millisecond as well as on each of our own sends.
-use crate::link::{ClusterLink, SendResults};
+use super::link::{ClusterLink, SendResults};
 use futures::future::BoxFuture;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
@@ -35,7 +35,7 @@ pub(crate) struct AsyncQueue {
 
 impl AsyncQueue {
     /// Spawns the sender task (must run inside a tokio runtime).
-    pub fn new(limit: usize, link: Arc<dyn ClusterLink>) -> Self {
+    pub(crate) fn new(limit: usize, link: Arc<dyn ClusterLink>) -> Self {
         let shared = Arc::new(Shared {
             bytes: AtomicUsize::new(0),
             limit: limit.max(1),
@@ -60,7 +60,7 @@ impl AsyncQueue {
 
     /// Queues a send of `bytes` payload bytes (the caller holds the order: manager lock).
     /// Returns true when the queue is now over its bound: the caller should `wait_for_room`.
-    pub fn push(&self, bytes: usize, fut: BoxFuture<'static, SendResults>) -> bool {
+    pub(crate) fn push(&self, bytes: usize, fut: BoxFuture<'static, SendResults>) -> bool {
         let now = self.shared.bytes.fetch_add(bytes, Relaxed) + bytes;
         if let Err(e) = self.tx.send((bytes, fut)) {
             // The sender task is gone (runtime shutting down): nothing left to send or wait for.
@@ -76,7 +76,7 @@ impl AsyncQueue {
     }
 
     /// Waits until at most the bound is queued; counts the wait.
-    pub async fn wait_for_room(&self) {
+    pub(crate) async fn wait_for_room(&self) {
         self.shared.full.fetch_add(1, Relaxed);
         loop {
             let drained = self.shared.drained.notified();
@@ -90,11 +90,11 @@ impl AsyncQueue {
         }
     }
 
-    pub fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         self.shared.bytes.load(Relaxed)
     }
 
-    pub fn full(&self) -> u64 {
+    pub(crate) fn full(&self) -> u64 {
         self.shared.full.load(Relaxed)
     }
 }

@@ -1,11 +1,11 @@
 //! `SessionService`: the runtime around one context's sans-io manager. Requests call
 //! `find`/`create` and, at the end, `end_request`, which sends the replication messages and
-//! in sync mode waits for the replicas' acknowledgements. The [`crate::registry`] pump feeds
-//! it incoming messages, membership events and sweeper ticks.
-use crate::async_queue::AsyncQueue;
+//! in sync mode waits for the replicas' acknowledgements. The registry's pump
+//! (`registry.rs`) feeds it incoming messages, membership events and sweeper ticks.
+use super::async_queue::AsyncQueue;
+use super::link::{ClusterLink, Completion, SendResults};
 use crate::error::SessionError;
 use crate::id::SessionId;
-use crate::link::{ClusterLink, Completion, SendResults};
 use crate::manager::{Lookup, ManagerConfig, Outgoing, RequestEnd, SessionManager};
 use crate::message::SessionMessage;
 use crate::session::{Millis, Session};

@@ -1,6 +1,6 @@
 //! `ClusterLink`: what the session runtime needs from the group channel, as an object-safe
-//! trait. Two implementations: [`crate::memory::MemoryCluster`] (N nodes in one process,
-//! for tests) and the adapter over shoal-net's `Channel` (in the binary).
+//! trait. Two implementations: `MemoryCluster` (N nodes in one process, for tests, behind
+//! the `testing` feature) and the adapter over shoal-net's `Channel` (in the node).
 //!
 //! Writing an adapter over a channel (e.g. shoal-net's `Channel`):
 //! - `send`: return a future that sends `payload` to `to` — with SYNCHRONIZED_ACK | USE_ACK

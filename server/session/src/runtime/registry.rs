@@ -2,10 +2,11 @@
 //! cluster link and runs the pump task: incoming messages are decoded once and routed by
 //! context (a context this node lacks answers GET_ALL_SESSIONS with NO_CONTEXT_MANAGER),
 //! membership events go to every context, and a ticker drives sweepers and timeouts.
-use crate::link::{ClusterLink, LinkEvent};
-use crate::manager::{build_manager, ManagerConfig};
+use super::link::{ClusterLink, LinkEvent};
+use super::service::SessionService;
+use crate::factory::build_manager;
+use crate::manager::ManagerConfig;
 use crate::message::{self, SessionMessage};
-use crate::service::SessionService;
 use rand::SeedableRng;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

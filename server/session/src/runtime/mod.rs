@@ -1,0 +1,13 @@
+//! The tokio runtime around the sans-io managers.
+//!
+//! Data flows: the cluster ([`link::ClusterLink`]) → [`registry::SessionRegistry`] (one pump
+//! per node: decodes, routes by context, ticks the sweepers) → [`service::SessionService`]
+//! (one per context: locks the manager, feeds it, sends what it returns) → back out through
+//! the link, synchronous sends awaited by the request, asynchronous ones through the ordered,
+//! bounded [`async_queue`].
+//!
+//! Imports, one way only: `registry` → `service` → `async_queue` → `link`.
+pub(crate) mod async_queue;
+pub(crate) mod link;
+pub(crate) mod registry;
+pub(crate) mod service;
