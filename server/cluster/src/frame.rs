@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 pub const PROTOCOL_VERSION: u16 = 1;
 /// Bytes before the bincode body: length prefix and version.
-pub const HEADER_LEN: usize = 6;
+const HEADER_LEN: usize = 6;
 /// Default largest frame accepted or sent (Fragmentation splits larger messages).
 pub const DEFAULT_MAX_FRAME: usize = 4 * 1024 * 1024;
 

@@ -1,7 +1,7 @@
 //! Authenticated handshake: join with the secret, refusal without it, no traffic before it.
-use shoal_cluster::auth::ClusterSecret;
-use shoal_cluster::frame::{Body, Envelope};
-use shoal_cluster::node::{Action, ConnId, Direction, Event, Node, NodeConfig};
+use shoal_cluster::ClusterSecret;
+use shoal_cluster::{Body, Envelope};
+use shoal_cluster::{Action, ConnId, Direction, Event, Node, NodeConfig};
 use shoal_cluster::sim::Sim;
 use shoal_cluster::{InterceptorStack, Member, MemberId, SendOptions};
 use std::collections::BTreeMap;

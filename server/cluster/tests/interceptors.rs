@@ -1,5 +1,5 @@
 //! The interceptor stack and the native interceptors, driven directly.
-use shoal_cluster::interceptor::StackError;
+use shoal_cluster::StackError;
 use shoal_cluster::interceptors::{
     build, Compression, CompressionConfig, Coordinator, CoordinatorConfig, Encrypt, EncryptConfig,
     Fragmentation, FragmentationConfig, Order, OrderConfig, Throughput,

@@ -1,5 +1,5 @@
 //! Failure detection, restarts, leave, partitions, on virtual time.
-use shoal_cluster::node::{DisappearReason, Event};
+use shoal_cluster::{DisappearReason, Event};
 use shoal_cluster::sim::Sim;
 use shoal_cluster::SendOptions;
 use std::time::Duration;

@@ -5,9 +5,7 @@
 //! and writes it with one syscall (frames are coalesced), which is what makes small
 //! asynchronous messages cheap. The driver never awaits either task: no cycle can deadlock.
 use crate::stats::ConnCounters;
-use shoal_cluster::frame::{Body, Envelope, FrameCodec};
-use shoal_cluster::node::Direction;
-use shoal_cluster::ConnId;
+use shoal_cluster::{Body, ConnId, Direction, Envelope, FrameCodec};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,8 +2,7 @@
 //! and accepts member connections for the driver.
 use crate::conn::IoEvent;
 use crate::error::NetError;
-use shoal_cluster::node::Direction;
-use shoal_cluster::ConnId;
+use shoal_cluster::{ConnId, Direction};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -6,8 +6,8 @@ use crate::plugin::Answer;
 use crate::registry::PluginRegistry;
 use crate::types::PluginWorld;
 use crate::version::{Exports, Live};
-use shoal_cluster::interceptor::{ChannelMessage, Interceptor, InterceptorError};
-use shoal_cluster::member::Member;
+use shoal_cluster::{ChannelMessage, Interceptor, InterceptorError};
+use shoal_cluster::Member;
 use std::sync::Arc;
 use std::time::Instant;
 

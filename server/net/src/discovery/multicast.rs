@@ -8,8 +8,7 @@ use super::{BoxFuture, Discovery};
 use crate::config::MulticastConfig;
 use crate::error::NetError;
 use serde::{Deserialize, Serialize};
-use shoal_cluster::auth::ClusterSecret;
-use shoal_cluster::Member;
+use shoal_cluster::{ClusterSecret, Member};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -236,7 +235,9 @@ impl Discovery for MulticastDiscovery {
 
 /// Whether multicast works on loopback here: joins `group:port` on 127.0.0.1 and sends itself
 /// one datagram. `Err` says why not (e.g. `lo` lacks the MULTICAST flag or a 224.0.0.0/4 route).
-pub async fn multicast_loopback_check(group: Ipv4Addr, port: u16) -> Result<(), String> {
+/// The discovery suite asks it before testing multicast.
+#[cfg(test)]
+pub(crate) async fn multicast_loopback_check(group: Ipv4Addr, port: u16) -> Result<(), String> {
     let cfg = MulticastConfig {
         address: group.to_string(),
         port,

@@ -6,7 +6,7 @@ use serde_json::Value;
 use shoal_admin::AdminConfig;
 use shoal_cluster::InterceptorStack;
 use shoal_http::{ContextConfig, HttpConfig};
-use shoal_net::config::ClusterConfig;
+use shoal_net::ClusterConfig;
 use shoal_node::{NodeParts, RunningNode};
 use shoal_session::ManagerKind;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 use shoal_cluster::InterceptorStack;
 use shoal_http::{ContextConfig, HttpConfig};
-use shoal_net::config::ClusterConfig;
+use shoal_net::ClusterConfig;
 use shoal_node::plugins::{PluginEntry, PolicyName};
 use shoal_node::{NodeParts, RunningNode};
 use std::time::Duration;
