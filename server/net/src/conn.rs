@@ -77,14 +77,14 @@ pub(crate) struct ConnHandle {
 
 impl ConnHandle {
     /// Queues bytes until the next `flush`. Returns true when this made the handle dirty.
-    pub fn write(&mut self, item: WriteItem) -> bool {
+    pub(crate) fn write(&mut self, item: WriteItem) -> bool {
         ConnCounters::add(&self.counters.queued_bytes, item.bytes.len() as u64);
         self.pending.push(item);
         self.pending.len() == 1
     }
 
     /// Hands the pending frames to the writer; false when the writer has gone.
-    pub fn flush(&mut self) -> bool {
+    pub(crate) fn flush(&mut self) -> bool {
         if self.pending.is_empty() {
             return true;
         }

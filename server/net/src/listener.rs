@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 /// Binds `addr:port`, else the next ports, `tries` ports in all. Port 0 = any free port.
-pub async fn bind(addr: IpAddr, port: u16, tries: u16) -> Result<TcpListener, NetError> {
+pub(crate) async fn bind(addr: IpAddr, port: u16, tries: u16) -> Result<TcpListener, NetError> {
     let last = if port == 0 {
         0
     } else {

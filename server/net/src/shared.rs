@@ -22,7 +22,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub fn new(
+    pub(crate) fn new(
         local: Member,
         queue_bytes: usize,
         multicast: Option<Arc<MulticastStats>>,
@@ -41,20 +41,20 @@ impl Shared {
         }
     }
     /// Wakes senders waiting for queue room: the channel is gone.
-    pub fn close_queue(&self) {
+    pub(crate) fn close_queue(&self) {
         self.queue.close();
     }
-    pub fn queue_capacity(&self) -> usize {
+    pub(crate) fn queue_capacity(&self) -> usize {
         self.queue_capacity
     }
-    pub fn queue_available(&self) -> usize {
+    pub(crate) fn queue_available(&self) -> usize {
         self.queue.available_permits()
     }
-    pub fn queue_full(&self) -> u64 {
+    pub(crate) fn queue_full(&self) -> u64 {
         self.queue_full.load(Relaxed)
     }
     /// Waits for `bytes` of room in the MessageDispatch queue; counts when it had to wait.
-    pub async fn admit(&self, bytes: usize) -> Option<OwnedSemaphorePermit> {
+    pub(crate) async fn admit(&self, bytes: usize) -> Option<OwnedSemaphorePermit> {
         let n = bytes.clamp(1, self.queue_capacity).min(u32::MAX as usize) as u32;
         match self.queue.clone().try_acquire_many_owned(n) {
             Ok(p) => Some(p),

@@ -45,12 +45,12 @@ pub trait Discovery: Send + 'static {
 /// Builds the configured provider; a non-empty static list is always used in addition
 /// (seed members next to multicast or DNS).
 /// Providers built from the config, plus the multicast counters when multicast is on.
-pub struct Configured {
+pub(crate) struct Configured {
     pub providers: Vec<Box<dyn Discovery>>,
     pub multicast: Option<std::sync::Arc<MulticastStats>>,
 }
 
-pub fn from_config(
+pub(crate) fn from_config(
     cfg: &MembershipConfig,
     local: &Member,
     secret: &ClusterSecret,
@@ -111,10 +111,10 @@ pub(crate) struct Pace {
 }
 
 impl Pace {
-    pub fn new(every: Duration) -> Self {
+    pub(crate) fn new(every: Duration) -> Self {
         Pace { every, first: true }
     }
-    pub async fn wait(&mut self) {
+    pub(crate) async fn wait(&mut self) {
         if self.first {
             self.first = false;
         } else {

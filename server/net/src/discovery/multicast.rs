@@ -20,14 +20,14 @@ use tokio::task::JoinHandle;
 const MAGIC: &[u8; 4] = b"SHB1";
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Beacon {
+pub(super) struct Beacon {
     pub member: Member,
     /// Sender's clock, ms since the epoch (diagnostics; handshakes carry the real freshness).
     pub sent_ms: u64,
 }
 
 impl Beacon {
-    pub fn encode(&self, secret: &ClusterSecret) -> Vec<u8> {
+    pub(super) fn encode(&self, secret: &ClusterSecret) -> Vec<u8> {
         let body =
             bincode::serde::encode_to_vec(self, bincode::config::standard()).unwrap_or_default();
         let mut out = Vec::with_capacity(body.len() + 38);
@@ -39,7 +39,7 @@ impl Beacon {
     }
 
     /// `Err` names why a datagram is not a valid beacon of this cluster.
-    pub fn decode(buf: &[u8], secret: &ClusterSecret) -> Result<Beacon, &'static str> {
+    pub(super) fn decode(buf: &[u8], secret: &ClusterSecret) -> Result<Beacon, &'static str> {
         if buf.len() < 6 + 32 || &buf[..4] != MAGIC {
             return Err("not a shoal beacon");
         }
