@@ -1,9 +1,10 @@
 //! Three channels in one process on loopback, found through the in-memory discovery twin:
 //! membership, every send mode, completion handles, graceful leave, counters.
 use shoal_cluster::{DisappearReason, InterceptorStack, MemberId, SendOptions};
-use shoal_net::{Discovery, MemoryDiscovery, MemoryNet};
-use shoal_net::loopback_settings;
-use shoal_net::{Channel, Incoming, MembershipEvent, Outcome};
+use shoal_net::{
+    loopback_settings, Channel, Discovery, Incoming, MembershipEvent, MemoryDiscovery, MemoryNet,
+    Outcome,
+};
 use std::time::Duration;
 
 const SECRET: &str = "in-process-test-secret";

@@ -6,8 +6,7 @@ use crate::plugin::Answer;
 use crate::registry::PluginRegistry;
 use crate::types::PluginWorld;
 use crate::version::{Exports, Live};
-use shoal_cluster::{ChannelMessage, Interceptor, InterceptorError};
-use shoal_cluster::Member;
+use shoal_cluster::{ChannelMessage, Interceptor, InterceptorError, Member};
 use std::sync::Arc;
 use std::time::Instant;
 

@@ -1,9 +1,7 @@
 //! The checksum interceptor as a layer of the cluster's interceptor stack.
 mod common;
 use common::*;
-use shoal_cluster::{ChannelMessage, Interceptor};
-use shoal_cluster::MemberId;
-use shoal_cluster::SendOptions;
+use shoal_cluster::{ChannelMessage, Interceptor, MemberId, SendOptions};
 use shoal_plugin_host::{FailurePolicy, PluginSpec};
 use std::time::Instant;
 
