@@ -1,8 +1,8 @@
 //! A raw cluster client over `std::net::TcpStream`, speaking (or abusing) the wire protocol:
 //! used to send malformed frames and to attempt handshakes with a wrong secret.
-use shoal_cluster::auth::ClusterSecret;
-use shoal_cluster::frame::{Body, Envelope, FrameCodec, PROTOCOL_VERSION};
-use shoal_cluster::{Member, MemberId, SendOptions};
+use shoal_cluster::{
+    Body, ClusterSecret, Envelope, FrameCodec, Member, MemberId, SendOptions, PROTOCOL_VERSION,
+};
 use std::collections::BTreeMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -1,6 +1,6 @@
 //! Cluster authentication: a node with the wrong secret cannot join, and frames from an
 //! unauthenticated connection are never delivered.
-use shoal_cluster::frame::Body;
+use shoal_cluster::Body;
 use shoal_tests::frames::{data_frame, fake_member, RawClient};
 use shoal_tests::{cluster, free_port, NodeProc, NodeSpec};
 use std::time::Duration;

@@ -105,7 +105,7 @@ async fn join(a: &BalancerArgs, balancer: Balancer) -> Result<Channel> {
     if a.members.is_empty() {
         bail!("--join needs at least one --member host:port of the cluster");
     }
-    let mut cc = shoal_net::config::ClusterConfig {
+    let mut cc = shoal_net::ClusterConfig {
         name: a.name.clone(),
         ..Default::default()
     };

@@ -5,9 +5,7 @@
 //! this machine). Detection spawns 3 real `shoal node` processes and kill -9s one of them.
 use anyhow::{bail, Context, Result};
 use shoal_cluster::{InterceptorStack, MemberId, SendOptions};
-use shoal_net::discovery::{Discovery, MemoryDiscovery, MemoryNet};
-use shoal_net::settings::loopback_settings;
-use shoal_net::{Channel, Incoming};
+use shoal_net::{loopback_settings, Channel, Discovery, Incoming, MemoryDiscovery, MemoryNet};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, clap::Args)]

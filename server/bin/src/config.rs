@@ -2,7 +2,7 @@
 //! issues (`[http]`, `[admin]`, `[session]`, ...) are added here as fields.
 use anyhow::{anyhow, Context, Result};
 use serde::Deserialize;
-use shoal_net::config::ClusterConfig;
+use shoal_net::ClusterConfig;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Default, Deserialize)]

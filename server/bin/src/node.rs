@@ -12,8 +12,7 @@ use crate::drain;
 use anyhow::{anyhow, Context, Result};
 use serde_json::json;
 use shoal_cluster::{InterceptorStack, Member, SendOptions};
-use shoal_net::config::ClusterConfig;
-use shoal_net::{Channel, Incoming, MembershipEvent, Outcome, SendReport};
+use shoal_net::{Channel, ClusterConfig, Incoming, MembershipEvent, Outcome, SendReport};
 use shoal_node::admin::drain::DrainTrigger;
 use std::path::PathBuf;
 

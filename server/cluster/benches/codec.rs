@@ -1,9 +1,10 @@
 //! Frame encode+decode for 100 B / 1 KiB / 10 KiB Data frames, and the send+receive stack
 //! with Compression and Encrypt. Run: `cargo bench -p shoal-cluster --bench codec`.
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use shoal_cluster::frame::{Body, Envelope};
 use shoal_cluster::interceptors::{Compression, CompressionConfig, Encrypt, EncryptConfig};
-use shoal_cluster::{ChannelMessage, FrameCodec, InterceptorStack, MemberId, SendOptions};
+use shoal_cluster::{
+    Body, ChannelMessage, Envelope, FrameCodec, InterceptorStack, MemberId, SendOptions,
+};
 use std::time::Instant;
 
 const SIZES: [usize; 3] = [100, 1024, 10 * 1024];

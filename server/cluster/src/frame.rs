@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 pub const PROTOCOL_VERSION: u16 = 1;
 /// Bytes before the bincode body: length prefix and version.
-pub const HEADER_LEN: usize = 6;
+const HEADER_LEN: usize = 6;
 /// Default largest frame accepted or sent (Fragmentation splits larger messages).
 pub const DEFAULT_MAX_FRAME: usize = 4 * 1024 * 1024;
 
@@ -99,7 +99,7 @@ mod payload_bytes {
     use serde::de::{Error, SeqAccess, Visitor};
     use serde::{Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
         s.serialize_bytes(v)
     }
 
@@ -125,7 +125,7 @@ mod payload_bytes {
         }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         d.deserialize_byte_buf(BytesVisitor)
     }
 }

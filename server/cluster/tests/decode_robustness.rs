@@ -3,8 +3,7 @@
 //! an error; never panic, never claim more bytes than it was given. (The cargo-fuzz target
 //! `fuzz/fuzz_targets/frame_decode.rs` explores the same contract without bounds.)
 use rand::{Rng, SeedableRng};
-use shoal_cluster::frame::{AckStatus, Body, Envelope};
-use shoal_cluster::{FrameCodec, Member, MemberId, SendOptions};
+use shoal_cluster::{AckStatus, Body, Envelope, FrameCodec, Member, MemberId, SendOptions};
 use std::collections::BTreeMap;
 
 fn samples() -> Vec<Vec<u8>> {

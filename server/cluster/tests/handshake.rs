@@ -1,9 +1,9 @@
 //! Authenticated handshake: join with the secret, refusal without it, no traffic before it.
-use shoal_cluster::auth::ClusterSecret;
-use shoal_cluster::frame::{Body, Envelope};
-use shoal_cluster::node::{Action, ConnId, Direction, Event, Node, NodeConfig};
 use shoal_cluster::sim::Sim;
-use shoal_cluster::{InterceptorStack, Member, MemberId, SendOptions};
+use shoal_cluster::{
+    Action, Body, ClusterSecret, ConnId, Direction, Envelope, Event, InterceptorStack, Member,
+    MemberId, Node, NodeConfig, SendOptions,
+};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 

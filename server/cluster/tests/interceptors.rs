@@ -1,9 +1,9 @@
 //! The interceptor stack and the native interceptors, driven directly.
-use shoal_cluster::interceptor::StackError;
 use shoal_cluster::interceptors::{
     build, Compression, CompressionConfig, Coordinator, CoordinatorConfig, Encrypt, EncryptConfig,
     Fragmentation, FragmentationConfig, Order, OrderConfig, Throughput,
 };
+use shoal_cluster::StackError;
 use shoal_cluster::{
     ChannelMessage, Interceptor, InterceptorError, InterceptorStack, Member, MemberId, SendOptions,
 };

@@ -1,7 +1,6 @@
 //! Failure detection, restarts, leave, partitions, on virtual time.
-use shoal_cluster::node::{DisappearReason, Event};
 use shoal_cluster::sim::Sim;
-use shoal_cluster::SendOptions;
+use shoal_cluster::{DisappearReason, Event, SendOptions};
 use std::time::Duration;
 
 /// (virtual time, reason) of each MemberDisappeared for `name` seen by node `i`.

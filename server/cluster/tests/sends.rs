@@ -1,8 +1,7 @@
 //! Send outcomes: per destination, with reasons that name the member.
 use shoal_cluster::interceptors::Coordinator;
-use shoal_cluster::node::Event;
 use shoal_cluster::sim::Sim;
-use shoal_cluster::{DeliveryStatus, MemberId, SendOptions};
+use shoal_cluster::{DeliveryStatus, Event, MemberId, SendOptions};
 use std::time::Duration;
 
 fn joined(sim: &mut Sim) {

@@ -14,31 +14,31 @@ pub(crate) struct AppBacklog {
 }
 
 impl AppBacklog {
-    pub fn new(limit: usize) -> Self {
+    pub(crate) fn new(limit: usize) -> Self {
         AppBacklog {
             bytes: AtomicUsize::new(0),
             limit: limit.max(1),
             room: Notify::new(),
         }
     }
-    pub fn add(&self, n: usize) {
+    pub(crate) fn add(&self, n: usize) {
         self.bytes.fetch_add(n.max(1), Relaxed);
     }
-    pub fn take(&self, n: usize) {
+    pub(crate) fn take(&self, n: usize) {
         let n = n.max(1);
         let before = self.bytes.fetch_sub(n, Relaxed);
         if before >= self.limit && before - n < self.limit {
             self.room.notify_one();
         }
     }
-    pub fn full(&self) -> bool {
+    pub(crate) fn full(&self) -> bool {
         self.would_fill(0)
     }
     /// Full once `pending` more bytes (read but not yet delivered) are added.
-    pub fn would_fill(&self, pending: usize) -> bool {
+    pub(crate) fn would_fill(&self, pending: usize) -> bool {
         self.bytes.load(Relaxed).saturating_add(pending) >= self.limit
     }
-    pub fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         self.bytes.load(Relaxed)
     }
 }

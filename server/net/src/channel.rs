@@ -1,162 +1,16 @@
 //! The public handle of a running channel: send, receive, membership, counters, shutdown.
-use crate::driver::{Command, StackChange};
-use crate::error::NetError;
-use crate::runtime::{self as driver, Shared};
+use crate::command::{Command, StackChange};
+use crate::discovery::Discovery;
+use crate::error::{NetError, StackChangeError};
+use crate::incoming::Incoming;
 use crate::settings::ChannelSettings;
+use crate::shared::Shared;
+use crate::start::{self, Started};
 use crate::stats::ChannelStats;
-use shoal_cluster::frame::MsgId;
-use shoal_cluster::interceptor::{Interceptor, StackError};
-use shoal_cluster::{DisappearReason, InterceptorStack, Member, MemberId, SendOptions};
-use std::fmt;
+use crate::types::{MembershipEvent, Outcome, SendReport};
+use shoal_cluster::{Interceptor, InterceptorStack, LayerInfo, Member, MemberId, SendOptions};
 use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc, oneshot};
-
-/// Outcome of a send for one destination.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// Asynchronous send admitted to the MessageDispatch queue (no per-message outcome asked).
-    Queued,
-    /// Written to the connection (no ack asked).
-    Delivered,
-    /// The receiver acknowledged receipt (use_ack).
-    Acked,
-    /// The receiver acknowledged after processing (synchronized_ack).
-    Processed,
-    Failed(String),
-}
-
-/// Per-destination outcomes of one send.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SendReport {
-    pub id: Option<MsgId>,
-    /// Per destination, in the order given. A failure's reason names the member and address.
-    pub results: Vec<(MemberId, Outcome)>,
-}
-
-impl SendReport {
-    /// True when no destination failed.
-    pub fn ok(&self) -> bool {
-        !self
-            .results
-            .iter()
-            .any(|(_, o)| matches!(o, Outcome::Failed(_)))
-    }
-    /// The members whose send failed, with the reason.
-    pub fn failures(&self) -> Vec<(MemberId, &str)> {
-        self.results
-            .iter()
-            .filter_map(|(m, o)| match o {
-                Outcome::Failed(r) => Some((*m, r.as_str())),
-                _ => None,
-            })
-            .collect()
-    }
-}
-
-impl fmt::Display for SendReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let failed = self.failures();
-        if failed.is_empty() {
-            return write!(f, "sent to {} member(s)", self.results.len());
-        }
-        write!(
-            f,
-            "{} of {} destination(s) failed:",
-            failed.len(),
-            self.results.len()
-        )?;
-        for (_, r) in failed {
-            write!(f, " {r};")?;
-        }
-        Ok(())
-    }
-}
-
-/// Why a change of the live interceptor stack was refused.
-#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
-pub enum StackChangeError {
-    #[error(transparent)]
-    Stack(#[from] StackError),
-    #[error("the channel has shut down")]
-    Closed,
-}
-
-/// Membership changes, as broadcast to [`Channel::subscribe`]rs.
-#[derive(Clone, Debug)]
-pub enum MembershipEvent {
-    Added(Member),
-    Disappeared {
-        member: Member,
-        reason: DisappearReason,
-    },
-    Suspected {
-        member: Member,
-        reason: String,
-    },
-}
-
-/// A message from a member. With `SYNCHRONIZED_ACK` it carries a [`Completion`]: the sender's
-/// send finishes only when the application calls `complete` (dropping it reports a failure).
-#[derive(Debug)]
-pub struct IncomingMessage {
-    pub from: MemberId,
-    pub id: MsgId,
-    pub options: SendOptions,
-    pub payload: Vec<u8>,
-    pub completion: Option<Completion>,
-}
-
-#[derive(Debug)]
-pub struct Completion {
-    pub(crate) cmd: mpsc::UnboundedSender<Command>,
-    pub(crate) from: MemberId,
-    pub(crate) id: MsgId,
-    pub(crate) done: bool,
-}
-
-impl Completion {
-    /// The message was processed: the sender sees `Processed`.
-    pub fn complete(mut self) {
-        self.finish(Ok(()));
-    }
-    /// Processing failed: the sender sees `Failed(reason)`.
-    pub fn fail(mut self, reason: impl Into<String>) {
-        self.finish(Err(reason.into()));
-    }
-    fn finish(&mut self, result: Result<(), String>) {
-        if !self.done {
-            self.done = true;
-            let _ = self.cmd.send(Command::Complete {
-                from: self.from,
-                id: self.id,
-                result,
-            });
-        }
-    }
-}
-
-impl Drop for Completion {
-    fn drop(&mut self) {
-        self.finish(Err(
-            "the receiving application dropped the message without completing it".into(),
-        ));
-    }
-}
-
-/// Messages received by this node, in arrival order.
-pub struct Incoming {
-    pub(crate) rx: mpsc::UnboundedReceiver<IncomingMessage>,
-    pub(crate) backlog: Arc<crate::backlog::AppBacklog>,
-}
-
-impl Incoming {
-    /// The next message; `None` once the channel has shut down.
-    pub async fn recv(&mut self) -> Option<IncomingMessage> {
-        let m = self.rx.recv().await?;
-        self.backlog.take(m.payload.len());
-        Some(m)
-    }
-}
 
 /// A running channel. Cheap to clone; the node stops on `shutdown` or when every clone is gone.
 #[derive(Clone)]
@@ -171,16 +25,21 @@ impl Channel {
         settings: ChannelSettings,
         stack: InterceptorStack,
     ) -> Result<(Channel, Incoming), NetError> {
-        driver::start(settings, stack, Vec::new()).await
+        Self::start_with(settings, stack, Vec::new()).await
     }
 
     /// Like `start`, with extra discovery providers (e.g. the in-memory twin in tests).
     pub async fn start_with(
         settings: ChannelSettings,
         stack: InterceptorStack,
-        extra: Vec<Box<dyn crate::discovery::Discovery>>,
+        extra: Vec<Box<dyn Discovery>>,
     ) -> Result<(Channel, Incoming), NetError> {
-        driver::start(settings, stack, extra).await
+        let Started {
+            cmd,
+            shared,
+            incoming,
+        } = start::start(settings, stack, extra).await?;
+        Ok((Channel { cmd, shared }, incoming))
     }
 
     pub fn local(&self) -> &Member {
@@ -319,7 +178,7 @@ impl Channel {
 
     /// The interceptor stack, top first, with each layer's configuration and live counters
     /// (empty once the channel has stopped).
-    pub async fn interceptors(&self) -> Vec<shoal_cluster::interceptor::LayerInfo> {
+    pub async fn interceptors(&self) -> Vec<LayerInfo> {
         let (tx, rx) = oneshot::channel();
         if self.cmd.send(Command::Interceptors(tx)).is_err() {
             return Vec::new();
@@ -331,7 +190,7 @@ impl Channel {
     /// (closest to the network) when `None`. Like the other stack changes it is enqueued
     /// before this returns, so changes made one after the other apply in that order even if
     /// the futures are awaited later (or dropped). The change lands between two messages:
-    /// see `driver_stack.rs` for what that means for messages in flight. The layer is told
+    /// see `driver/stack.rs` for what that means for messages in flight. The layer is told
     /// about the current members (`member_added`) before it joins.
     pub fn insert_interceptor(
         &self,

@@ -5,9 +5,7 @@
 //! and writes it with one syscall (frames are coalesced), which is what makes small
 //! asynchronous messages cheap. The driver never awaits either task: no cycle can deadlock.
 use crate::stats::ConnCounters;
-use shoal_cluster::frame::{Body, Envelope, FrameCodec};
-use shoal_cluster::node::Direction;
-use shoal_cluster::ConnId;
+use shoal_cluster::{Body, ConnId, Direction, Envelope, FrameCodec};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,14 +77,14 @@ pub(crate) struct ConnHandle {
 
 impl ConnHandle {
     /// Queues bytes until the next `flush`. Returns true when this made the handle dirty.
-    pub fn write(&mut self, item: WriteItem) -> bool {
+    pub(crate) fn write(&mut self, item: WriteItem) -> bool {
         ConnCounters::add(&self.counters.queued_bytes, item.bytes.len() as u64);
         self.pending.push(item);
         self.pending.len() == 1
     }
 
     /// Hands the pending frames to the writer; false when the writer has gone.
-    pub fn flush(&mut self) -> bool {
+    pub(crate) fn flush(&mut self) -> bool {
         if self.pending.is_empty() {
             return true;
         }

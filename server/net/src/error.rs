@@ -1,4 +1,6 @@
-//! The one error type of shoal-net.
+//! The errors of shoal-net: [`NetError`] (start-up and configuration) and
+//! [`StackChangeError`] (a refused change of the live interceptor stack).
+use shoal_cluster::StackError;
 use std::net::SocketAddr;
 
 #[derive(Debug, thiserror::Error)]
@@ -14,6 +16,15 @@ pub enum NetError {
     Multicast { group: SocketAddr, reason: String },
     #[error("invalid configuration: {0}")]
     Config(#[from] crate::config::ConfigError),
+    #[error("the channel has shut down")]
+    Closed,
+}
+
+/// Why a change of the live interceptor stack was refused.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum StackChangeError {
+    #[error(transparent)]
+    Stack(#[from] StackError),
     #[error("the channel has shut down")]
     Closed,
 }

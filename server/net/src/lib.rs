@@ -1,15 +1,35 @@
 //! shoal-net: the tokio side of shoal's group channel. It owns sockets and the clock and drives
 //! the sans-io core of `shoal-cluster` (`Node`).
 //!
-//! Module map:
-//! - [`channel`]: the public handle [`Channel`] (send / receive / membership / counters).
-//! - `runtime`: start-up and handle-shared state; `driver` (+ `driver_events`): the task that
-//!   owns the `Node`, carries out its actions and dispatches its events.
+//! Module map, in the order data flows. Outbound: the application calls [`Channel`] →
+//! a `command` → the `driver` (which owns the `Node`) → `conn` writers → the socket.
+//! Inbound: socket → `conn` readers (or `listener` for accepted sockets, `discovery` for
+//! candidate addresses) → `driver` → `incoming` queue / `types` events → the application.
+//! - `channel`: the public handle [`Channel`]: send, membership, counters, live stack changes.
+//! - `types`: what the channel hands out ([`Outcome`], [`SendReport`], [`MembershipEvent`]).
+//! - `incoming`: the receive side ([`Incoming`], [`IncomingMessage`], [`Completion`]); a
+//!   completion travels back to the driver as a command.
+//! - `command`: the requests handles send to the driver task (`Command`, `StackChange`).
+//! - `start`: start-up (bind, discovery, spawn the driver); hands the pieces to `channel`.
+//! - `shared`: state handles read without asking the driver (view, events, send queue).
+//! - `driver/`: the task that owns the `Node`, carries out its actions (`mod.rs`), dispatches
+//!   its events (`events`), changes the live stack (`stack`) and snapshots counters (`stats`).
 //! - `conn`: per-connection reader and writer tasks, connect, failure-detector probe.
-//! - [`listener`]: the TCP receiver with Tomcat's auto-bind.
-//! - [`discovery`]: candidate providers (static, multicast, DNS, in-memory twin).
-//! - [`config`]: the `[cluster]` TOML section; [`settings`]: its resolved runtime form.
-//! - [`stats`]: per-peer counters for the admin API.
+//! - `listener`: the TCP receiver with Tomcat's auto-bind; accepted sockets go to the driver.
+//! - `backlog`: the byte bound on messages waiting for the application (pauses reading).
+//! - `discovery/`: candidate providers (static, multicast, DNS; the in-memory twin only with
+//!   the `testing` feature), feeding addresses to the driver.
+//! - `config/`: the `[cluster]` TOML section (`mod.rs`) and its validation (`check`);
+//!   `settings`: its resolved runtime form, read by `start`.
+//! - `stats`: per-peer and channel counters for the admin API; `error`: the crate's errors.
+//!
+//! Imports between modules (A → B: A uses B; no arrow runs back):
+//! channel → start, shared, command, incoming, types, discovery, settings, stats, error;
+//! start → driver, shared, command, incoming, discovery, listener, settings, backlog, error;
+//! driver → shared, command, incoming, types, conn, discovery, stats;
+//! shared → discovery, types, backlog; incoming → command, backlog; command → types, stats;
+//! listener → conn, error; discovery → conn, config, error; conn → stats;
+//! settings → config, error; error → config; types, stats, backlog, config: none.
 //!
 //! Design notes (the choices a reader would ask about):
 //! - **One driver task** owns the `Node`; handles talk to it over an unbounded command
@@ -29,27 +49,36 @@
 //! - **Incoming** messages wait for the application in a queue bounded by bytes
 //!   (`ChannelSettings::incoming_bytes`, 64 MiB); above it the driver stops reading frames
 //!   and TCP pushes back on the senders (see `backlog`).
-mod backlog;
-pub mod channel;
-pub mod config;
-mod config_check;
-mod conn;
-pub mod discovery;
-mod driver;
-mod driver_events;
-mod driver_stack;
-mod driver_stats;
-pub mod error;
-pub mod listener;
-mod runtime;
-pub mod settings;
-pub mod stats;
+#![warn(unreachable_pub)]
 
-pub use channel::{
-    Channel, Completion, Incoming, IncomingMessage, MembershipEvent, Outcome, SendReport,
-    StackChangeError,
+mod backlog;
+mod channel;
+mod command;
+mod config;
+mod conn;
+mod discovery;
+mod driver;
+mod error;
+mod incoming;
+mod listener;
+mod settings;
+mod shared;
+mod start;
+mod stats;
+mod types;
+
+pub use channel::Channel;
+pub use config::{
+    ClusterConfig, ConfigError, DnsConfig, FailureDetectorConfig, InterceptorConfig,
+    MembershipConfig, MulticastConfig, Provider, ReceiverConfig, SenderConfig, SECRET_ENV,
 };
-pub use config::ClusterConfig;
-pub use error::NetError;
-pub use settings::ChannelSettings;
+pub use discovery::{
+    BoxFuture, Discovery, DnsDiscovery, MulticastDiscovery, MulticastStats, StaticDiscovery,
+};
+#[cfg(feature = "testing")]
+pub use discovery::{MemoryDiscovery, MemoryNet};
+pub use error::{NetError, StackChangeError};
+pub use incoming::{Completion, Incoming, IncomingMessage};
+pub use settings::{loopback_settings, ChannelSettings};
 pub use stats::{ChannelStats, PeerStats};
+pub use types::{MembershipEvent, Outcome, SendReport};

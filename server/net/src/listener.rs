@@ -2,8 +2,7 @@
 //! and accepts member connections for the driver.
 use crate::conn::IoEvent;
 use crate::error::NetError;
-use shoal_cluster::node::Direction;
-use shoal_cluster::ConnId;
+use shoal_cluster::{ConnId, Direction};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -11,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 /// Binds `addr:port`, else the next ports, `tries` ports in all. Port 0 = any free port.
-pub async fn bind(addr: IpAddr, port: u16, tries: u16) -> Result<TcpListener, NetError> {
+pub(crate) async fn bind(addr: IpAddr, port: u16, tries: u16) -> Result<TcpListener, NetError> {
     let last = if port == 0 {
         0
     } else {

@@ -2,8 +2,7 @@
 //! validated [`ClusterConfig`] plus the secret. Tests and benches build them directly.
 use crate::config::{ClusterConfig, MembershipConfig};
 use crate::error::NetError;
-use shoal_cluster::auth::ClusterSecret;
-use shoal_cluster::NodeConfig;
+use shoal_cluster::{ClusterSecret, NodeConfig};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;

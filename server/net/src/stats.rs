@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Counters of one TCP connection, shared by its tasks and the driver.
 #[derive(Debug, Default)]
-pub struct ConnCounters {
+pub(crate) struct ConnCounters {
     pub bytes_sent: AtomicU64,
     pub bytes_received: AtomicU64,
     pub frames_sent: AtomicU64,

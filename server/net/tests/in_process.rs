@@ -1,9 +1,10 @@
 //! Three channels in one process on loopback, found through the in-memory discovery twin:
 //! membership, every send mode, completion handles, graceful leave, counters.
 use shoal_cluster::{DisappearReason, InterceptorStack, MemberId, SendOptions};
-use shoal_net::discovery::{Discovery, MemoryDiscovery, MemoryNet};
-use shoal_net::settings::loopback_settings;
-use shoal_net::{Channel, Incoming, MembershipEvent, Outcome};
+use shoal_net::{
+    loopback_settings, Channel, Discovery, Incoming, MembershipEvent, MemoryDiscovery, MemoryNet,
+    Outcome,
+};
 use shoal_testkit::poll;
 use std::time::Duration;
 
@@ -254,7 +255,7 @@ async fn an_oversized_message_fails_with_a_clear_reason() {
     let (a, _ia) = start("big-a", &net).await;
     let (b, _ib) = start("big-b", &net).await;
     wait_members(&a, 1).await;
-    let max = shoal_cluster::frame::DEFAULT_MAX_FRAME;
+    let max = shoal_cluster::DEFAULT_MAX_FRAME;
     let r = a
         .send(
             &[b.local().id],

@@ -1,11 +1,13 @@
 //! Interceptors inserted into, reordered in and removed from the stacks of two running
 //! channels on loopback while messages flow: no message is lost or processed twice, and a
 //! layer sees exactly the messages that went through the stack while it was in it.
-use shoal_cluster::interceptor::{ChannelMessage, Interceptor, InterceptorError, StackError};
-use shoal_cluster::{InterceptorStack, Member, SendOptions};
-use shoal_net::discovery::{Discovery, MemoryDiscovery, MemoryNet};
-use shoal_net::settings::loopback_settings;
-use shoal_net::{Channel, Incoming, StackChangeError};
+use shoal_cluster::{
+    ChannelMessage, Interceptor, InterceptorError, InterceptorStack, Member, SendOptions,
+    StackError,
+};
+use shoal_net::{
+    loopback_settings, Channel, Discovery, Incoming, MemoryDiscovery, MemoryNet, StackChangeError,
+};
 use shoal_testkit::eventually;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

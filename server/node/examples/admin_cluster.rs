@@ -14,7 +14,7 @@ use anyhow::{anyhow, Context, Result};
 use shoal_admin::AdminConfig;
 use shoal_cluster::InterceptorStack;
 use shoal_http::{ContextConfig, HttpConfig};
-use shoal_net::config::ClusterConfig;
+use shoal_net::ClusterConfig;
 use shoal_node::plugins::PluginEntry;
 use shoal_node::{NodeParts, RunningNode};
 use std::collections::BTreeMap;

@@ -2,9 +2,7 @@
 //! Targets (issue 4): no-op valve ≤ 3 µs, URL filter ≤ 1 µs, interceptor on 1 KiB ≤ 2 µs.
 //! Run: `cargo bench -p shoal-plugin-host --bench calls`.
 use criterion::{criterion_group, criterion_main, Criterion};
-use shoal_cluster::interceptor::{ChannelMessage, Interceptor};
-use shoal_cluster::member::MemberId;
-use shoal_cluster::options::SendOptions;
+use shoal_cluster::{ChannelMessage, Interceptor, MemberId, SendOptions};
 use shoal_plugin_host::{
     examples, EngineOptions, HttpRequest, Limits, MemberFact, MemorySession, PluginRegistry,
     PluginSpec, SharedFacts,

@@ -1,6 +1,6 @@
 //! Read-only cluster facts offered to plugins (`host.local-member`, `host.members`,
 //! `host.active-sessions`). The node keeps a [`SharedFacts`] up to date; tests use it too.
-use shoal_cluster::member::Member;
+use shoal_cluster::Member;
 use std::sync::{Arc, RwLock};
 
 /// A member as plugins see it.

@@ -8,8 +8,7 @@ use crate::types::PluginWorld;
 use crate::wit::bindings::channel::{self, ReceiveVerdict, SendVerdict};
 use crate::wit::bindings::types;
 use crate::wit::Exports;
-use shoal_cluster::interceptor::{ChannelMessage, Interceptor, InterceptorError};
-use shoal_cluster::member::Member;
+use shoal_cluster::{ChannelMessage, Interceptor, InterceptorError, Member};
 use std::sync::Arc;
 use std::time::Instant;
 

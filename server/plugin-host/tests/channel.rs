@@ -3,9 +3,8 @@
 //! without a valid checksum.
 mod common;
 use common::*;
-use shoal_cluster::interceptor::InterceptorStack;
-use shoal_cluster::options::SendOptions;
 use shoal_cluster::sim::Sim;
+use shoal_cluster::{InterceptorStack, SendOptions};
 use shoal_plugin_host::PluginSpec;
 use std::time::Duration;
 

@@ -1,9 +1,7 @@
 //! The checksum interceptor as a layer of the cluster's interceptor stack.
 mod common;
 use common::*;
-use shoal_cluster::interceptor::{ChannelMessage, Interceptor};
-use shoal_cluster::member::MemberId;
-use shoal_cluster::options::SendOptions;
+use shoal_cluster::{ChannelMessage, Interceptor, MemberId, SendOptions};
 use shoal_plugin_host::{FailurePolicy, PluginSpec};
 use std::time::Instant;
 
@@ -76,7 +74,7 @@ fn interceptor_notifications_and_unload() {
     .expect("load");
     let mut layer = reg.interceptor("crc").expect("interceptor");
     let now = Instant::now();
-    let member = shoal_cluster::member::Member {
+    let member = shoal_cluster::Member {
         id: MemberId([3; 16]),
         name: "node3".into(),
         addr: "127.0.0.1:4003".parse().expect("addr"),

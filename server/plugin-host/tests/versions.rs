@@ -4,9 +4,7 @@
 //! refused with the versions the host supports.
 mod common;
 use common::*;
-use shoal_cluster::interceptor::{ChannelMessage, InterceptorStack};
-use shoal_cluster::member::MemberId;
-use shoal_cluster::options::SendOptions;
+use shoal_cluster::{ChannelMessage, InterceptorStack, MemberId, SendOptions};
 use shoal_plugin_host::{
     EngineOptions, FailurePolicy, MemberFact, MemorySession, PluginError, PluginRegistry,
     PluginSpec, PluginWorld, SharedFacts, ValveOutcome, SUPPORTED_WIT_VERSIONS,

@@ -20,13 +20,13 @@ fn snake(key: &str) -> String {
     out
 }
 
-pub struct Opts<'a> {
+pub(super) struct Opts<'a> {
     layer: &'a str,
     map: BTreeMap<String, (&'a str, &'a str)>,
 }
 
 impl<'a> Opts<'a> {
-    pub fn new(layer: &'a str, raw: &'a BTreeMap<String, String>) -> Self {
+    pub(super) fn new(layer: &'a str, raw: &'a BTreeMap<String, String>) -> Self {
         let map = raw
             .iter()
             .map(|(k, v)| (snake(k), (k.as_str(), v.as_str())))
@@ -41,11 +41,11 @@ impl<'a> Opts<'a> {
         )
     }
 
-    pub fn str(&mut self, key: &str) -> Option<String> {
+    pub(super) fn str(&mut self, key: &str) -> Option<String> {
         self.map.remove(key).map(|(_, v)| v.to_string())
     }
 
-    pub fn parse<T: std::str::FromStr>(
+    pub(super) fn parse<T: std::str::FromStr>(
         &mut self,
         key: &str,
         want: &str,
@@ -60,26 +60,26 @@ impl<'a> Opts<'a> {
         }
     }
 
-    pub fn usize(&mut self, key: &str, default: usize) -> Result<usize, String> {
+    pub(super) fn usize(&mut self, key: &str, default: usize) -> Result<usize, String> {
         Ok(self
             .parse(key, "a non-negative integer")?
             .unwrap_or(default))
     }
 
-    pub fn u32(&mut self, key: &str, default: u32) -> Result<u32, String> {
+    pub(super) fn u32(&mut self, key: &str, default: u32) -> Result<u32, String> {
         Ok(self
             .parse(key, "a non-negative integer")?
             .unwrap_or(default))
     }
 
     /// A duration in milliseconds (Tomcat's unit for every timeout).
-    pub fn millis(&mut self, key: &str, default: Duration) -> Result<Duration, String> {
+    pub(super) fn millis(&mut self, key: &str, default: Duration) -> Result<Duration, String> {
         let ms: Option<u64> = self.parse(key, "a duration in milliseconds")?;
         Ok(ms.map(Duration::from_millis).unwrap_or(default))
     }
 
     /// `option_flag` (Tomcat: optionFlag): decimal or 0x hex.
-    pub fn option_flag(&mut self, default: u32) -> Result<u32, String> {
+    pub(super) fn option_flag(&mut self, default: u32) -> Result<u32, String> {
         let Some((k, v)) = self.map.remove("option_flag") else {
             return Ok(default);
         };
@@ -92,7 +92,7 @@ impl<'a> Opts<'a> {
     }
 
     /// Fails on any key nobody asked for.
-    pub fn finish(self, known: &[&str]) -> Result<(), String> {
+    pub(super) fn finish(self, known: &[&str]) -> Result<(), String> {
         if self.map.is_empty() {
             return Ok(());
         }

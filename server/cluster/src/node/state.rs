@@ -64,7 +64,7 @@ pub(crate) struct Peer {
 }
 
 impl Peer {
-    pub fn queued(&self) -> usize {
+    pub(super) fn queued(&self) -> usize {
         self.unacked.values().filter(|u| u.conn.is_none()).count()
     }
 }
@@ -100,7 +100,7 @@ pub(crate) struct PendingSend {
 }
 
 impl PendingSend {
-    pub fn dest_mut(&mut self, m: &MemberId) -> Option<&mut DestProgress> {
+    pub(super) fn dest_mut(&mut self, m: &MemberId) -> Option<&mut DestProgress> {
         self.dests.iter_mut().find(|(d, _)| d == m).map(|(_, p)| p)
     }
 }
@@ -123,13 +123,13 @@ pub(crate) struct DedupWindow {
 }
 
 impl DedupWindow {
-    pub fn lookup(&self, id: MsgId) -> Option<Seen> {
+    pub(super) fn lookup(&self, id: MsgId) -> Option<Seen> {
         if id <= self.floor {
             return Some(Seen::Plain);
         }
         self.seen.get(&id).cloned()
     }
-    pub fn insert(&mut self, id: MsgId, s: Seen, cap: usize) {
+    pub(super) fn insert(&mut self, id: MsgId, s: Seen, cap: usize) {
         self.seen.insert(id, s);
         while self.seen.len() > cap.max(1) {
             if let Some((old, _)) = self.seen.pop_first() {

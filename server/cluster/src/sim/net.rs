@@ -88,10 +88,10 @@ pub enum Delivery {
 }
 
 /// One end of a simulated connection.
-pub type End = (usize, ConnId);
+pub(super) type End = (usize, ConnId);
 
 #[derive(Default)]
-pub struct Network {
+pub(super) struct Network {
     /// Pending deliveries by (time, sequence): the sequence keeps the order deterministic.
     pub queue: BTreeMap<(Instant, u64), Delivery>,
     seq: u64,
@@ -113,35 +113,35 @@ pub struct Network {
 }
 
 impl Network {
-    pub fn schedule(&mut self, at: Instant, d: Delivery) {
+    pub(super) fn schedule(&mut self, at: Instant, d: Delivery) {
         self.seq += 1;
         self.queue.insert((at, self.seq), d);
     }
-    pub fn pop_due(&mut self, now: Instant) -> Option<Delivery> {
+    pub(super) fn pop_due(&mut self, now: Instant) -> Option<Delivery> {
         let (&key, _) = self.queue.first_key_value()?;
         if key.0 > now {
             return None;
         }
         self.queue.remove(&key)
     }
-    pub fn next_time(&self) -> Option<Instant> {
+    pub(super) fn next_time(&self) -> Option<Instant> {
         self.queue.first_key_value().map(|(k, _)| k.0)
     }
-    pub fn inbound_id(&mut self) -> ConnId {
+    pub(super) fn inbound_id(&mut self) -> ConnId {
         self.next_inbound += 1;
         ConnId::inbound(self.next_inbound)
     }
-    pub fn is_cut(&self, a: usize, b: usize) -> bool {
+    pub(super) fn is_cut(&self, a: usize, b: usize) -> bool {
         self.cuts.contains(&(a.min(b), a.max(b)))
     }
-    pub fn link(&mut self, a: End, b: End) {
+    pub(super) fn link(&mut self, a: End, b: End) {
         self.links.insert(a, b);
         self.links.insert(b, a);
         self.open.insert(a);
         self.open.insert(b);
     }
     /// Ends the life of one end: frames still scheduled to it are discarded on delivery.
-    pub fn close_end(&mut self, end: End) {
+    pub(super) fn close_end(&mut self, end: End) {
         self.open.remove(&end);
         self.held.remove(&end);
     }

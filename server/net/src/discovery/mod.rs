@@ -5,8 +5,10 @@
 //!
 //! Providers: [`StaticDiscovery`] (configured list), [`MulticastDiscovery`] (HMAC'd UDP beacons,
 //! Tomcat's McastService defaults), [`DnsDiscovery`] (a name resolved periodically), and the
-//! in-memory twin [`MemoryDiscovery`]. One test suite (`suite`) runs against each.
+//! in-memory twin [`MemoryDiscovery`] (only with the `testing` feature: it is for tests and
+//! never ships in the product). One test suite (`suite`) runs against each.
 mod dns;
+#[cfg(feature = "testing")]
 mod memory;
 mod multicast;
 mod static_list;
@@ -14,15 +16,15 @@ mod static_list;
 mod suite;
 
 pub use dns::DnsDiscovery;
+#[cfg(feature = "testing")]
 pub use memory::{MemoryDiscovery, MemoryNet};
-pub use multicast::{multicast_loopback_check, Beacon, MulticastDiscovery, MulticastStats};
+pub use multicast::{MulticastDiscovery, MulticastStats};
 pub use static_list::StaticDiscovery;
 
 use crate::config::{MembershipConfig, Provider};
 use crate::conn::IoEvent;
 use crate::error::NetError;
-use shoal_cluster::auth::ClusterSecret;
-use shoal_cluster::Member;
+use shoal_cluster::{ClusterSecret, Member};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -43,12 +45,12 @@ pub trait Discovery: Send + 'static {
 /// Builds the configured provider; a non-empty static list is always used in addition
 /// (seed members next to multicast or DNS).
 /// Providers built from the config, plus the multicast counters when multicast is on.
-pub struct Configured {
+pub(crate) struct Configured {
     pub providers: Vec<Box<dyn Discovery>>,
     pub multicast: Option<std::sync::Arc<MulticastStats>>,
 }
 
-pub fn from_config(
+pub(crate) fn from_config(
     cfg: &MembershipConfig,
     local: &Member,
     secret: &ClusterSecret,
@@ -109,10 +111,10 @@ pub(crate) struct Pace {
 }
 
 impl Pace {
-    pub fn new(every: Duration) -> Self {
+    pub(crate) fn new(every: Duration) -> Self {
         Pace { every, first: true }
     }
-    pub async fn wait(&mut self) {
+    pub(crate) async fn wait(&mut self) {
         if self.first {
             self.first = false;
         } else {

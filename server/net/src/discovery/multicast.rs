@@ -8,8 +8,7 @@ use super::{BoxFuture, Discovery};
 use crate::config::MulticastConfig;
 use crate::error::NetError;
 use serde::{Deserialize, Serialize};
-use shoal_cluster::auth::ClusterSecret;
-use shoal_cluster::Member;
+use shoal_cluster::{ClusterSecret, Member};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -21,14 +20,14 @@ use tokio::task::JoinHandle;
 const MAGIC: &[u8; 4] = b"SHB1";
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Beacon {
+pub(super) struct Beacon {
     pub member: Member,
     /// Sender's clock, ms since the epoch (diagnostics; handshakes carry the real freshness).
     pub sent_ms: u64,
 }
 
 impl Beacon {
-    pub fn encode(&self, secret: &ClusterSecret) -> Vec<u8> {
+    pub(super) fn encode(&self, secret: &ClusterSecret) -> Vec<u8> {
         let body =
             bincode::serde::encode_to_vec(self, bincode::config::standard()).unwrap_or_default();
         let mut out = Vec::with_capacity(body.len() + 38);
@@ -40,7 +39,7 @@ impl Beacon {
     }
 
     /// `Err` names why a datagram is not a valid beacon of this cluster.
-    pub fn decode(buf: &[u8], secret: &ClusterSecret) -> Result<Beacon, &'static str> {
+    pub(super) fn decode(buf: &[u8], secret: &ClusterSecret) -> Result<Beacon, &'static str> {
         if buf.len() < 6 + 32 || &buf[..4] != MAGIC {
             return Err("not a shoal beacon");
         }
@@ -236,7 +235,9 @@ impl Discovery for MulticastDiscovery {
 
 /// Whether multicast works on loopback here: joins `group:port` on 127.0.0.1 and sends itself
 /// one datagram. `Err` says why not (e.g. `lo` lacks the MULTICAST flag or a 224.0.0.0/4 route).
-pub async fn multicast_loopback_check(group: Ipv4Addr, port: u16) -> Result<(), String> {
+/// The discovery suite asks it before testing multicast.
+#[cfg(test)]
+pub(crate) async fn multicast_loopback_check(group: Ipv4Addr, port: u16) -> Result<(), String> {
     let cfg = MulticastConfig {
         address: group.to_string(),
         port,

@@ -2,6 +2,7 @@
 //! addresses, the provider (1) yields all of them promptly, (2) yields them again later
 //! (periodic re-offering, so restarts and healed partitions are found), and (3) yields no
 //! address outside the advertised ports.
+use super::multicast::multicast_loopback_check;
 use super::*;
 use crate::config::MulticastConfig;
 use shoal_cluster::MemberId;

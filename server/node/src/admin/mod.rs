@@ -26,7 +26,7 @@ mod stats;
 use crate::plugins::Plugins;
 use members::MemberBook;
 use shoal_admin::dto::{now_ms, Deployment, Event, EventKind};
-use shoal_cluster::interceptor::LayerInfo;
+use shoal_cluster::LayerInfo;
 use shoal_http::HttpNode;
 use shoal_net::Channel;
 use std::collections::{HashMap, VecDeque};

@@ -4,7 +4,9 @@
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 
-pub use crate::config_check::ConfigError;
+mod check;
+
+pub use check::ConfigError;
 
 /// Environment variable read for the cluster secret when the file does not hold one.
 pub const SECRET_ENV: &str = "SHOAL_CLUSTER_SECRET";
@@ -39,7 +41,7 @@ impl Default for ClusterConfig {
             domain: "default".into(),
             secret: None,
             secret_env: SECRET_ENV.into(),
-            max_frame: shoal_cluster::frame::DEFAULT_MAX_FRAME,
+            max_frame: shoal_cluster::DEFAULT_MAX_FRAME,
             receiver: ReceiverConfig::default(),
             sender: SenderConfig::default(),
             membership: MembershipConfig::default(),

@@ -5,14 +5,20 @@
 //! It never awaits a connection task (writes go to unbounded per-connection queues whose
 //! asynchronous share is bounded by the MessageDispatch semaphore), so no cycle of full
 //! channels between two nodes can deadlock.
-use crate::channel::{IncomingMessage, Outcome, SendReport};
+//!
+//! Files: this one holds the loop, command and socket-event handling and the node's actions;
+//! `events` the node's events (membership, deliveries, send outcomes), `stack` live stack
+//! changes, `stats` the counter snapshot.
+mod events;
+mod stack;
+mod stats;
+
+use crate::command::Command;
 use crate::conn::{self, ConnHandle, IoEvent, WriteItem};
-use crate::runtime::Shared;
-use crate::stats::ChannelStats;
-use shoal_cluster::frame::{Body, FrameCodec, MsgId};
-use shoal_cluster::interceptor::{Interceptor, StackError};
-use shoal_cluster::node::Direction;
-use shoal_cluster::{Action, ConnId, MemberId, Node, SendOptions};
+use crate::incoming::IncomingMessage;
+use crate::shared::Shared;
+use crate::types::{Outcome, SendReport};
+use shoal_cluster::{Action, Body, ConnId, Direction, FrameCodec, MemberId, MsgId, Node};
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,45 +26,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 use tokio::task::JoinHandle;
 
-/// A change of the live interceptor stack.
-pub(crate) enum StackChange {
-    /// At `position` (0 = top), or at the bottom (closest to the network) when `None`.
-    Insert {
-        position: Option<usize>,
-        layer: Box<dyn Interceptor>,
-    },
-    Remove(String),
-    /// Moves the named layers, in this order, into the positions they occupy together.
-    Reorder(Vec<String>),
-}
-
 /// Inputs drained per wake-up before the node's output is processed (amortises the flush).
 const BATCH: usize = 256;
-
-pub(crate) enum Command {
-    Send {
-        dests: Vec<MemberId>,
-        payload: Vec<u8>,
-        opts: SendOptions,
-        permit: Option<OwnedSemaphorePermit>,
-        reply: Option<oneshot::Sender<SendReport>>,
-    },
-    Complete {
-        from: MemberId,
-        id: MsgId,
-        result: Result<(), String>,
-    },
-    Stats(oneshot::Sender<ChannelStats>),
-    /// The interceptor stack's layers with their configuration and live counters.
-    Interceptors(oneshot::Sender<Vec<shoal_cluster::interceptor::LayerInfo>>),
-    /// Changes the live stack between two messages (see `Channel::insert_interceptor`).
-    Stack {
-        change: StackChange,
-        reply: oneshot::Sender<Result<(), StackError>>,
-    },
-    Leave(oneshot::Sender<()>),
-    Shutdown(oneshot::Sender<()>),
-}
 
 pub(crate) struct Driver {
     pub(crate) node: Node,

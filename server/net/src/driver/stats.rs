@@ -1,9 +1,16 @@
 //! Joins the core's per-peer counters with the connection byte counters and queue depths.
-use crate::driver::Driver;
+use super::Driver;
+use crate::discovery::MulticastStats;
 use crate::stats::{ChannelStats, PeerStats};
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-pub(crate) fn snapshot(d: &Driver) -> ChannelStats {
+impl Driver {
+    pub(super) fn stats(&self) -> ChannelStats {
+        snapshot(self)
+    }
+}
+
+fn snapshot(d: &Driver) -> ChannelStats {
     let peers = d
         .node
         .peer_stats()
@@ -38,7 +45,7 @@ pub(crate) fn snapshot(d: &Driver) -> ChannelStats {
         .collect();
     let n = d.node.node_stats();
     let cap = d.shared.queue_capacity() as u64;
-    let beacon = |f: fn(&crate::discovery::MulticastStats) -> &std::sync::atomic::AtomicU64| {
+    let beacon = |f: fn(&MulticastStats) -> &AtomicU64| {
         d.shared
             .multicast
             .as_ref()

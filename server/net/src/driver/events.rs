@@ -1,10 +1,9 @@
 //! The driver's reactions to the node's events: membership bookkeeping and logs, delivery of
 //! received messages (with completion handles), send outcomes to waiting callers.
-use crate::channel::{Completion, IncomingMessage, MembershipEvent, Outcome, SendReport};
-use crate::driver::Driver;
-use crate::stats::ChannelStats;
-use shoal_cluster::frame::MsgId;
-use shoal_cluster::{DeliveryStatus, Event, Member, MemberId, SendOptions};
+use super::Driver;
+use crate::incoming::{Completion, IncomingMessage};
+use crate::types::{MembershipEvent, Outcome, SendReport};
+use shoal_cluster::{DeliveryStatus, DisappearReason, Event, Member, MemberId, MsgId, SendOptions};
 
 impl Driver {
     pub(crate) fn on_event(&mut self, e: Event) {
@@ -96,7 +95,7 @@ impl Driver {
         let _ = self.shared.events.send(MembershipEvent::Added(m));
     }
 
-    fn member_gone(&mut self, m: Member, reason: shoal_cluster::DisappearReason) {
+    fn member_gone(&mut self, m: Member, reason: DisappearReason) {
         // The line the Tomcat bench harness greps: `SimpleTcpCluster.memberDisappeared` and
         // `}:<port>,` (Tomcat prints members as `tcp://{127, 0, 0, 1}:4000,`).
         tracing::info!(
@@ -114,9 +113,5 @@ impl Driver {
             .shared
             .events
             .send(MembershipEvent::Disappeared { member: m, reason });
-    }
-
-    pub(crate) fn stats(&self) -> ChannelStats {
-        crate::driver_stats::snapshot(self)
     }
 }

@@ -10,8 +10,9 @@
 //! layer inserted below the holder never sees it (it is already past that point) and a
 //! layer inserted above does. A removed layer is dropped with whatever it holds (plugin
 //! layers hold nothing).
-use crate::driver::{Driver, StackChange};
-use shoal_cluster::interceptor::StackError;
+use super::Driver;
+use crate::command::StackChange;
+use shoal_cluster::StackError;
 use std::time::Instant;
 
 impl Driver {
@@ -61,7 +62,7 @@ impl Driver {
 
 /// The whole stack's order after moving `names`, in their given order, into the positions
 /// they occupy together; the other layers keep their place.
-pub(crate) fn reordered(current: &[String], names: &[String]) -> Result<Vec<String>, StackError> {
+fn reordered(current: &[String], names: &[String]) -> Result<Vec<String>, StackError> {
     let mut slots = Vec::with_capacity(names.len());
     for (i, n) in names.iter().enumerate() {
         if names[..i].contains(n) {

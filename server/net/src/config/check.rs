@@ -1,5 +1,5 @@
 //! Validation of the `[cluster]` section: every bad value is reported with its dotted key.
-use crate::config::{ClusterConfig, Provider};
+use super::{ClusterConfig, Provider};
 use std::net::{IpAddr, Ipv4Addr};
 
 /// A bad value: the dotted key and what to do about it.

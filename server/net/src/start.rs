@@ -1,65 +1,36 @@
-//! Channel start-up (bind, discovery, driver task) and the state shared by handles.
+//! Channel start-up: binds the receiver, starts discovery and the driver task, and returns
+//! the pieces [`crate::Channel::start`] assembles into the handles (this file does not know
+//! the handle type).
 use crate::backlog::AppBacklog;
-use crate::channel::{Channel, Incoming, MembershipEvent};
+use crate::command::Command;
 use crate::discovery;
 use crate::driver::Driver;
 use crate::error::NetError;
+use crate::incoming::Incoming;
 use crate::listener;
 use crate::settings::ChannelSettings;
-use shoal_cluster::frame::FrameCodec;
+use crate::shared::Shared;
 use shoal_cluster::interceptors::{configure_node, MessageDispatch, StaticMembership};
-use shoal_cluster::{InterceptorStack, Member, MemberId, Node};
+use shoal_cluster::{FrameCodec, InterceptorStack, Member, MemberId, Node};
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::sync::{broadcast, mpsc, OwnedSemaphorePermit, Semaphore, TryAcquireError};
+use tokio::sync::mpsc;
 
-/// State read by handles without a round trip to the driver.
-pub(crate) struct Shared {
-    pub local: Member,
-    pub members: RwLock<Vec<Member>>,
-    pub events: broadcast::Sender<MembershipEvent>,
-    queue: Arc<Semaphore>,
-    queue_capacity: usize,
-    queue_full: AtomicU64,
-    pub multicast: Option<Arc<discovery::MulticastStats>>,
-    pub backlog: Arc<AppBacklog>,
-}
-
-impl Shared {
-    /// Wakes senders waiting for queue room: the channel is gone.
-    pub fn close_queue(&self) {
-        self.queue.close();
-    }
-    pub fn queue_capacity(&self) -> usize {
-        self.queue_capacity
-    }
-    pub fn queue_available(&self) -> usize {
-        self.queue.available_permits()
-    }
-    pub fn queue_full(&self) -> u64 {
-        self.queue_full.load(Relaxed)
-    }
-    /// Waits for `bytes` of room in the MessageDispatch queue; counts when it had to wait.
-    pub async fn admit(&self, bytes: usize) -> Option<OwnedSemaphorePermit> {
-        let n = bytes.clamp(1, self.queue_capacity).min(u32::MAX as usize) as u32;
-        match self.queue.clone().try_acquire_many_owned(n) {
-            Ok(p) => Some(p),
-            Err(TryAcquireError::Closed) => None,
-            Err(TryAcquireError::NoPermits) => {
-                self.queue_full.fetch_add(1, Relaxed);
-                self.queue.clone().acquire_many_owned(n).await.ok()
-            }
-        }
-    }
+/// What a started channel is made of: the driver's command sender, the state handles read
+/// directly, and the application's receive queue.
+pub(crate) struct Started {
+    pub cmd: mpsc::UnboundedSender<Command>,
+    pub shared: Arc<Shared>,
+    pub incoming: Incoming,
 }
 
 pub(crate) async fn start(
     mut s: ChannelSettings,
     stack: InterceptorStack,
     mut extra: Vec<Box<dyn discovery::Discovery>>,
-) -> Result<(Channel, Incoming), NetError> {
+) -> Result<Started, NetError> {
     // Tomcat-style property layers in the stack override the [cluster] settings.
     configure_node(&stack, &mut s.node);
     if let Some(d) = stack.get::<MessageDispatch>() {
@@ -108,17 +79,12 @@ pub(crate) async fn start(
     for p in providers {
         tasks.push(tokio::spawn(discovery::run(p, io_tx.clone())));
     }
-    let (events, _) = broadcast::channel(256);
-    let shared = Arc::new(Shared {
-        local: local.clone(),
-        members: RwLock::new(Vec::new()),
-        events,
-        queue: Arc::new(Semaphore::new(s.queue_bytes)),
-        queue_capacity: s.queue_bytes,
-        queue_full: AtomicU64::new(0),
-        multicast: configured.multicast,
-        backlog: Arc::new(AppBacklog::new(s.incoming_bytes)),
-    });
+    let shared = Arc::new(Shared::new(
+        local.clone(),
+        s.queue_bytes,
+        configured.multicast,
+        Arc::new(AppBacklog::new(s.incoming_bytes)),
+    ));
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (in_tx, in_rx) = mpsc::unbounded_channel();
     tracing::info!(member = %local, "cluster channel listening on {addr}");
@@ -146,11 +112,9 @@ pub(crate) async fn start(
     };
     tokio::spawn(driver.run(cmd_rx, ctl_rx, io_rx));
     let backlog = shared.backlog.clone();
-    Ok((
-        Channel {
-            cmd: cmd_tx,
-            shared,
-        },
-        Incoming { rx: in_rx, backlog },
-    ))
+    Ok(Started {
+        cmd: cmd_tx,
+        shared,
+        incoming: Incoming { rx: in_rx, backlog },
+    })
 }
