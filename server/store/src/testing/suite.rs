@@ -24,6 +24,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     keys_and_count(s, &format!("/{tag}/keys"), &format!("/{tag}/keys2")).await;
     expired_lists_only_expired_of_app(s, &format!("/{tag}/exp"), &format!("/{tag}/exp2")).await;
     apps_are_isolated(s, &format!("/{tag}/iso"), &format!("/{tag}/iso2")).await;
+    ids_are_case_sensitive(s, &format!("/{tag}/case")).await;
     large_data(s, &format!("/{tag}/large")).await;
     bad_keys_are_refused(s, &format!("/{tag}/bad")).await;
     concurrent_cas_one_winner(store.clone(), &format!("/{tag}/cas")).await;
@@ -238,6 +239,14 @@ pub async fn apps_are_isolated(s: &dyn Store, app: &str, other: &str) {
     assert_eq!(load(s, other, "SAME").await, Some(b.clone()));
     assert_eq!(s.remove(app, "SAME", 1).await.ok(), Some(Cas::Done));
     assert_eq!(load(s, other, "SAME").await, Some(b), "{}", s.describe());
+}
+
+/// `abc` and `ABC` are two sessions (MySQL's default collation would make them one).
+pub async fn ids_are_case_sensitive(s: &dyn Store, app: &str) {
+    assert_eq!(save(s, &session(app, "abc", 1), Expect::Absent).await, Cas::Done);
+    assert_eq!(save(s, &session(app, "ABC", 2), Expect::Absent).await, Cas::Done, "{}", s.describe());
+    assert_eq!(s.version(app, "abc").await.ok().flatten(), Some(1));
+    assert_eq!(s.version(app, "ABC").await.ok().flatten(), Some(2));
 }
 
 /// 1 MiB of data round-trips, and is replaced by a small value.
