@@ -174,7 +174,9 @@ mod tests {
         let e = toml::from_str::<StoreConfig>("kind = \"sqlite\"\nsession_tabel = \"t\"\n")
             .expect_err("typo refused");
         assert!(e.to_string().contains("session_tabel"), "{e}");
-        assert!(toml::from_str::<StoreConfig>("kind = \"file\"\ndirectory = \"d\"\nx = 1\n").is_err());
+        assert!(
+            toml::from_str::<StoreConfig>("kind = \"file\"\ndirectory = \"d\"\nx = 1\n").is_err()
+        );
         assert!(toml::from_str::<StoreConfig>("kind = \"nosql\"\n").is_err());
     }
 }

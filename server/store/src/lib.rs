@@ -53,7 +53,9 @@ pub use error::StoreError;
 pub use file::{FileStore, FILE_FORMAT};
 #[cfg(feature = "testing")]
 pub use memory::MemoryStore;
-pub use record::{check_app, check_id, expires_at_ms, Cas, Expect, StoredSession, MAX_APP_LEN, MAX_ID_LEN};
+pub use record::{
+    check_app, check_id, expires_at_ms, Cas, Expect, StoredSession, MAX_APP_LEN, MAX_ID_LEN,
+};
 pub use redis::RedisStore;
 pub use sql::SqlStore;
 pub use store::Store;

@@ -135,6 +135,10 @@ impl Store for MemoryStore {
             .map(|s| (s.expires_at_ms(), s.id.clone(), s.version))
             .collect();
         out.sort();
-        Ok(out.into_iter().take(limit).map(|(_, id, v)| (id, v)).collect())
+        Ok(out
+            .into_iter()
+            .take(limit)
+            .map(|(_, id, v)| (id, v))
+            .collect())
     }
 }

@@ -85,7 +85,9 @@ pub const MAX_APP_LEN: usize = 255;
 pub fn check_id(store: &str, id: &str) -> Result<(), StoreError> {
     let ok = !id.is_empty()
         && id.len() <= MAX_ID_LEN
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     if ok {
         Ok(())
     } else {
@@ -115,7 +117,11 @@ pub fn check_app(store: &str, app: &str) -> Result<(), StoreError> {
 
 /// The checks every store runs before a write: the keys, and a version that moves forward.
 /// SQL stores keep versions in a signed 64-bit column, so versions stop at `i64::MAX`.
-pub(crate) fn check_write(store: &str, s: &StoredSession, expect: Expect) -> Result<(), StoreError> {
+pub(crate) fn check_write(
+    store: &str,
+    s: &StoredSession,
+    expect: Expect,
+) -> Result<(), StoreError> {
     check_app(store, &s.app)?;
     check_id(store, &s.id)?;
     if s.version <= expect.floor() {
@@ -134,7 +140,11 @@ pub(crate) fn check_write(store: &str, s: &StoredSession, expect: Expect) -> Res
             store: store.to_owned(),
             app: s.app.clone(),
             id: s.id.clone(),
-            detail: format!("version {} is above {} (the stores' limit)", s.version, i64::MAX),
+            detail: format!(
+                "version {} is above {} (the stores' limit)",
+                s.version,
+                i64::MAX
+            ),
         });
     }
     Ok(())
@@ -146,7 +156,16 @@ mod tests {
 
     #[test]
     fn ids_that_could_escape_are_refused() {
-        for bad in ["", "../x", "a/b", "a\0b", "..", "a.b", "a b", &"x".repeat(129)] {
+        for bad in [
+            "",
+            "../x",
+            "a/b",
+            "a\0b",
+            "..",
+            "a.b",
+            "a b",
+            &"x".repeat(129),
+        ] {
             assert!(check_id("t", bad).is_err(), "{bad:?}");
         }
         for good in ["A1B2", "x", "a_b-c", &"x".repeat(128)] {

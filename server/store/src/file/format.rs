@@ -112,7 +112,10 @@ struct Reader<'a>(&'a [u8]);
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
         if self.0.len() < n {
-            return Err(format!("truncated: wanted {n} more bytes, {} left", self.0.len()));
+            return Err(format!(
+                "truncated: wanted {n} more bytes, {} left",
+                self.0.len()
+            ));
         }
         let (head, rest) = self.0.split_at(n);
         self.0 = rest;
@@ -163,10 +166,14 @@ mod tests {
         assert_eq!(decode(&bytes), Ok(s.clone()));
         let none = StoredSession { owner: None, ..s };
         assert_eq!(decode(&encode(&none)), Ok(none));
-        assert!(decode(&bytes[..bytes.len() - 1]).unwrap_err().contains("truncated"));
+        assert!(decode(&bytes[..bytes.len() - 1])
+            .expect_err("damaged")
+            .contains("truncated"));
         let mut future = bytes.clone();
         future[9] = 2;
-        assert!(decode(&future).unwrap_err().contains("format 2"));
-        assert!(decode(b"garbage garbage").unwrap_err().contains("magic"));
+        assert!(decode(&future).expect_err("damaged").contains("format 2"));
+        assert!(decode(b"garbage garbage")
+            .expect_err("damaged")
+            .contains("magic"));
     }
 }

@@ -192,7 +192,8 @@ impl FileStore {
         let dir = &self.inner.dir;
         fs::create_dir_all(dir).map_err(|e| self.io("create directory", dir, e))?;
         let probe = dir.join(format!(".probe{TMP}{:016x}", rand::random::<u64>()));
-        fs::write(&probe, b"probe").map_err(|e| self.io("write (is the directory writable?)", &probe, e))?;
+        fs::write(&probe, b"probe")
+            .map_err(|e| self.io("write (is the directory writable?)", &probe, e))?;
         let _ = fs::remove_file(&probe);
         for app_dir in fs::read_dir(dir).map_err(|e| self.io("list", dir, e))? {
             let app_dir = app_dir.map_err(|e| self.io("list", dir, e))?.path();
@@ -336,7 +337,11 @@ impl Store for FileStore {
                 }
             }
             out.sort();
-            Ok(out.into_iter().take(limit).map(|(_, id, v)| (id, v)).collect())
+            Ok(out
+                .into_iter()
+                .take(limit)
+                .map(|(_, id, v)| (id, v))
+                .collect())
         })
         .await
     }

@@ -81,11 +81,24 @@ impl RedisStore {
         if e.kind() == redis::ErrorKind::AuthenticationFailed
             || matches!(e.code(), Some("NOAUTH" | "WRONGPASS"))
         {
-            StoreError::Auth { store, addr, detail }
+            StoreError::Auth {
+                store,
+                addr,
+                detail,
+            }
         } else if e.is_connection_refusal() || e.is_io_error() || e.is_timeout() {
-            StoreError::Unreachable { store, addr, detail }
+            StoreError::Unreachable {
+                store,
+                addr,
+                detail,
+            }
         } else {
-            StoreError::Backend { store, op, location, detail }
+            StoreError::Backend {
+                store,
+                op,
+                location,
+                detail,
+            }
         }
     }
 
@@ -119,7 +132,10 @@ impl RedisStore {
     fn keys_for(&self, app: &str, id: &str) -> Result<(String, String), StoreError> {
         check_app(&self.label, app)?;
         check_id(&self.label, id)?;
-        Ok((format!("{}{id}", self.session_prefix(app)), self.index_key(app)))
+        Ok((
+            format!("{}{id}", self.session_prefix(app)),
+            self.index_key(app),
+        ))
     }
 
     /// Decode a write script's answer.
@@ -175,16 +191,22 @@ impl Store for RedisStore {
             .query_async(&mut c)
             .await
             .map_err(|e| self.error("load", format!("key {key}"), e))?;
-        let [v, valid, mi, la, owner, data] = <[Option<Vec<u8>>; 6]>::try_from(f)
-            .map_err(|_| self.corrupt(&key, "HMGET answer"))?;
+        let [v, valid, mi, la, owner, data] =
+            <[Option<Vec<u8>>; 6]>::try_from(f).map_err(|_| self.corrupt(&key, "HMGET answer"))?;
         if v.is_none() {
             return Ok(None);
         }
-        let num = |f: &Option<Vec<u8>>, name| text(f).and_then(|s| s.parse().ok()).ok_or_else(|| self.corrupt(&key, name));
+        let num = |f: &Option<Vec<u8>>, name| {
+            text(f)
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| self.corrupt(&key, name))
+        };
         Ok(Some(StoredSession {
             id: id.to_owned(),
             app: app.to_owned(),
-            version: text(&v).and_then(|s| s.parse().ok()).ok_or_else(|| self.corrupt(&key, "v"))?,
+            version: text(&v)
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| self.corrupt(&key, "v"))?,
             valid: text(&valid) == Some("1"),
             max_inactive_s: num(&mi, "mi")?,
             last_access_ms: num(&la, "la")?,
@@ -253,7 +275,13 @@ impl Store for RedisStore {
         self.cas(&key, answer)
     }
 
-    async fn touch(&self, app: &str, id: &str, version: u64, last_access_ms: i64) -> Result<Cas, StoreError> {
+    async fn touch(
+        &self,
+        app: &str,
+        id: &str,
+        version: u64,
+        last_access_ms: i64,
+    ) -> Result<Cas, StoreError> {
         let (key, index) = self.keys_for(app, id)?;
         let mut c = self.conn().await?;
         let answer = self
@@ -295,7 +323,12 @@ impl Store for RedisStore {
             .map_err(|e| self.error("count", format!("key {index}"), e))
     }
 
-    async fn expired(&self, app: &str, now_ms: i64, limit: usize) -> Result<Vec<(String, u64)>, StoreError> {
+    async fn expired(
+        &self,
+        app: &str,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
         check_app(&self.label, app)?;
         let index = self.index_key(app);
         let mut c = self.conn().await?;
@@ -310,7 +343,10 @@ impl Store for RedisStore {
             .map_err(|e| self.error("list expired", format!("key {index}"), e))?;
         flat.chunks(2)
             .map(|pair| match pair {
-                [id, v] => v.parse().map(|v| (id.clone(), v)).map_err(|_| self.corrupt(&index, "v")),
+                [id, v] => v
+                    .parse()
+                    .map(|v| (id.clone(), v))
+                    .map_err(|_| self.corrupt(&index, "v")),
                 _ => Err(self.corrupt(&index, "expired answer")),
             })
             .collect()

@@ -37,10 +37,18 @@ impl SqlStore {
         let label = "sqlite store";
         Names::from_config(label, c)?;
         let Some(path) = &c.path else {
-            return Err(config_error(label, "path", "an sqlite store needs `path`, the database file"));
+            return Err(config_error(
+                label,
+                "path",
+                "an sqlite store needs `path`, the database file",
+            ));
         };
         if c.connection_url.is_some() {
-            return Err(config_error(label, "connection_url", "sqlite takes `path`, not `connection_url`"));
+            return Err(config_error(
+                label,
+                "connection_url",
+                "sqlite takes `path`, not `connection_url`",
+            ));
         }
         let options = SqliteConnectOptions::new()
             .filename(path)
@@ -49,7 +57,13 @@ impl SqlStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_millis(c.connect_timeout_ms.max(1_000)));
         let backend = Backend::Sqlite(pool(c).connect_lazy_with(options.clone()), options);
-        SqlStore::new(Dialect::Sqlite, path.display().to_string(), Some(path.clone()), backend, c)
+        SqlStore::new(
+            Dialect::Sqlite,
+            path.display().to_string(),
+            Some(path.clone()),
+            backend,
+            c,
+        )
     }
 
     /// PostgreSQL at `connection_url`.
@@ -57,8 +71,13 @@ impl SqlStore {
         let label = "postgres store";
         Names::from_config(label, c)?;
         let url = server_url(label, c)?;
-        let mut o = PgConnectOptions::from_str(url)
-            .map_err(|e| config_error(label, "connection_url", format!("not a PostgreSQL URL: {e}")))?;
+        let mut o = PgConnectOptions::from_str(url).map_err(|e| {
+            config_error(
+                label,
+                "connection_url",
+                format!("not a PostgreSQL URL: {e}"),
+            )
+        })?;
         if let Some(user) = &c.connection_name {
             o = o.username(user);
         }
@@ -101,7 +120,11 @@ impl SqlStore {
 
 fn server_url<'c>(label: &str, c: &'c SqlConfig) -> Result<&'c str, StoreError> {
     if c.path.is_some() {
-        return Err(config_error(label, "path", "`path` is for sqlite; give `connection_url`"));
+        return Err(config_error(
+            label,
+            "path",
+            "`path` is for sqlite; give `connection_url`",
+        ));
     }
     c.connection_url
         .as_deref()

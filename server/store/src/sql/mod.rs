@@ -71,15 +71,21 @@ impl SqlStore {
         let store = self.label.clone();
         let addr = self.addr.clone();
         match e {
-            sqlx::Error::Io(io) => StoreError::Unreachable { store, addr, detail: io.to_string() },
+            sqlx::Error::Io(io) => StoreError::Unreachable {
+                store,
+                addr,
+                detail: io.to_string(),
+            },
             sqlx::Error::PoolTimedOut => StoreError::Unreachable {
                 store,
                 addr,
                 detail: format!("no connection within {} ms", self.connect_timeout_ms),
             },
-            sqlx::Error::Database(db) if is_auth_error(db.as_ref()) => {
-                StoreError::Auth { store, addr, detail: db.message().to_owned() }
-            }
+            sqlx::Error::Database(db) if is_auth_error(db.as_ref()) => StoreError::Auth {
+                store,
+                addr,
+                detail: db.message().to_owned(),
+            },
             other => StoreError::Backend {
                 store,
                 op,
@@ -89,8 +95,16 @@ impl SqlStore {
         }
     }
 
-    async fn execute(&self, op: &'static str, sql: &str, args: Vec<Arg>) -> Result<u64, StoreError> {
-        self.backend.execute(sql, args).await.map_err(|e| self.error(op, e))
+    async fn execute(
+        &self,
+        op: &'static str,
+        sql: &str,
+        args: Vec<Arg>,
+    ) -> Result<u64, StoreError> {
+        self.backend
+            .execute(sql, args)
+            .await
+            .map_err(|e| self.error(op, e))
     }
 
     async fn fetch(
@@ -100,7 +114,10 @@ impl SqlStore {
         args: Vec<Arg>,
         kinds: &[Kind],
     ) -> Result<Vec<Vec<Val>>, StoreError> {
-        self.backend.fetch(sql, args, kinds).await.map_err(|e| self.error(op, e))
+        self.backend
+            .fetch(sql, args, kinds)
+            .await
+            .map_err(|e| self.error(op, e))
     }
 
     fn key_args(&self, app: &str, id: &str) -> Result<Vec<Arg>, StoreError> {
@@ -158,31 +175,38 @@ impl Store for SqlStore {
         use Kind::*;
         let args = self.key_args(app, id)?;
         let rows = self
-            .fetch("load", &self.sql.load, args, &[I64, OptText, I64, I64, OptText, OptBytes])
+            .fetch(
+                "load",
+                &self.sql.load,
+                args,
+                &[I64, OptText, I64, I64, OptText, OptBytes],
+            )
             .await?;
         let Some(row) = rows.into_iter().next() else {
             return Ok(None);
         };
         match <[Val; 6]>::try_from(row) {
-            Ok([Val::I64(v), Val::OptText(valid), Val::I64(mi), Val::I64(la), Val::OptText(owner), Val::OptBytes(data)]) => {
-                Ok(Some(StoredSession {
-                    id: id.to_owned(),
-                    app: app.to_owned(),
-                    version: to_version(v),
-                    valid: valid.is_some_and(|s| s.trim() == "1"),
-                    max_inactive_s: mi,
-                    last_access_ms: la,
-                    owner,
-                    data: data.unwrap_or_default(),
-                }))
-            }
+            Ok(
+                [Val::I64(v), Val::OptText(valid), Val::I64(mi), Val::I64(la), Val::OptText(owner), Val::OptBytes(data)],
+            ) => Ok(Some(StoredSession {
+                id: id.to_owned(),
+                app: app.to_owned(),
+                version: to_version(v),
+                valid: valid.is_some_and(|s| s.trim() == "1"),
+                max_inactive_s: mi,
+                last_access_ms: la,
+                owner,
+                data: data.unwrap_or_default(),
+            })),
             _ => Err(self.bad_value("columns")),
         }
     }
 
     async fn version(&self, app: &str, id: &str) -> Result<Option<u64>, StoreError> {
         let args = self.key_args(app, id)?;
-        let rows = self.fetch("read version", &self.sql.version, args, &[Kind::I64]).await?;
+        let rows = self
+            .fetch("read version", &self.sql.version, args, &[Kind::I64])
+            .await?;
         match rows.into_iter().next().and_then(|r| r.into_iter().next()) {
             None => Ok(None),
             Some(Val::I64(v)) => Ok(Some(to_version(v))),
@@ -229,7 +253,13 @@ impl Store for SqlStore {
         }
     }
 
-    async fn touch(&self, app: &str, id: &str, version: u64, last_access_ms: i64) -> Result<Cas, StoreError> {
+    async fn touch(
+        &self,
+        app: &str,
+        id: &str,
+        version: u64,
+        last_access_ms: i64,
+    ) -> Result<Cas, StoreError> {
         let mut args = vec![Arg::I64(last_access_ms), Arg::I64(last_access_ms)];
         args.extend(self.key_args(app, id)?);
         args.push(Arg::I64(to_db_version(version)));
@@ -246,7 +276,12 @@ impl Store for SqlStore {
     async fn keys(&self, app: &str) -> Result<Vec<String>, StoreError> {
         check_app(&self.label, app)?;
         let rows = self
-            .fetch("list keys", &self.sql.keys, vec![Arg::Text(app.into())], &[Kind::Text])
+            .fetch(
+                "list keys",
+                &self.sql.keys,
+                vec![Arg::Text(app.into())],
+                &[Kind::Text],
+            )
             .await?;
         rows.into_iter()
             .map(|r| match r.into_iter().next() {
@@ -259,7 +294,12 @@ impl Store for SqlStore {
     async fn count(&self, app: &str) -> Result<u64, StoreError> {
         check_app(&self.label, app)?;
         let rows = self
-            .fetch("count", &self.sql.count, vec![Arg::Text(app.into())], &[Kind::I64])
+            .fetch(
+                "count",
+                &self.sql.count,
+                vec![Arg::Text(app.into())],
+                &[Kind::I64],
+            )
             .await?;
         match rows.into_iter().next().and_then(|r| r.into_iter().next()) {
             Some(Val::I64(n)) => Ok(to_version(n)),
@@ -267,12 +307,22 @@ impl Store for SqlStore {
         }
     }
 
-    async fn expired(&self, app: &str, now_ms: i64, limit: usize) -> Result<Vec<(String, u64)>, StoreError> {
+    async fn expired(
+        &self,
+        app: &str,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
         check_app(&self.label, app)?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let args = vec![Arg::Text(app.into()), Arg::I64(now_ms), Arg::I64(limit)];
         let rows = self
-            .fetch("list expired", &self.sql.expired, args, &[Kind::Text, Kind::I64])
+            .fetch(
+                "list expired",
+                &self.sql.expired,
+                args,
+                &[Kind::Text, Kind::I64],
+            )
             .await?;
         rows.into_iter()
             .map(|r| match <[Val; 2]>::try_from(r) {

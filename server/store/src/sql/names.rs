@@ -22,7 +22,9 @@ impl Names {
         let check = |key: &str, value: &str| -> Result<String, StoreError> {
             let mut chars = value.chars();
             let ok = value.len() <= 64
-                && chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && chars
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
                 && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$');
             if ok {
                 Ok(value.to_owned())

@@ -38,7 +38,8 @@ pub(super) async fn check(s: &SqlStore) -> Result<(), StoreError> {
                 table: s.names.table.clone(),
             });
         }
-        s.execute("create table", &s.sql.create_table, Vec::new()).await?;
+        s.execute("create table", &s.sql.create_table, Vec::new())
+            .await?;
         columns = columns_or_missing(s).await?;
     }
     let has = |c: &str| columns.iter().any(|have| s.dialect.same_column(have, c));
@@ -59,7 +60,12 @@ pub(super) async fn check(s: &SqlStore) -> Result<(), StoreError> {
                 s.execute("add column", &alter, Vec::new()).await?;
             }
             Some(alter) => {
-                return Err(missing(s, column, setting, format!("run `{alter}` or set create_schema = true")))
+                return Err(missing(
+                    s,
+                    column,
+                    setting,
+                    format!("run `{alter}` or set create_schema = true"),
+                ))
             }
             None => {
                 return Err(missing(

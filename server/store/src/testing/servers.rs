@@ -76,7 +76,10 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args([self.stop_signal, "--", &group]).stderr(Stdio::null()).status();
+        let _ = Command::new("kill")
+            .args([self.stop_signal, "--", &group])
+            .stderr(Stdio::null())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -85,7 +88,10 @@ impl Drop for Server {
             std::thread::sleep(Duration::from_millis(20));
         }
         // Whatever is left of the group (a stuck child, a forked helper).
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).stderr(Stdio::null()).status();
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.child.wait();
     }
 }
@@ -98,19 +104,27 @@ fn free_port() -> u16 {
 }
 
 fn is_root() -> bool {
-    std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
 }
 
 fn tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let start = text.len().saturating_sub(2_000);
-    let start = (start..text.len()).find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+    let start = (start..text.len())
+        .find(|i| text.is_char_boundary(*i))
+        .unwrap_or(0);
     text[start..].to_string()
 }
 
 /// Run a set-up command to completion; its output goes to `log`.
 fn run(what: &str, cmd: &mut Command, log: &Path) -> Result<(), String> {
-    let out = File::options().create(true).append(true).open(log).map_err(|e| format!("{what}: log: {e}"))?;
+    let out = File::options()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| format!("{what}: log: {e}"))?;
     let err = out.try_clone().map_err(|e| format!("{what}: log: {e}"))?;
     let status = cmd
         .stdin(Stdio::null())
@@ -127,7 +141,11 @@ fn run(what: &str, cmd: &mut Command, log: &Path) -> Result<(), String> {
 
 /// Start the server in its own process group, output to `log`.
 fn spawn(what: &str, cmd: &mut Command, log: &Path) -> Result<Child, String> {
-    let out = File::options().create(true).append(true).open(log).map_err(|e| format!("{what}: log: {e}"))?;
+    let out = File::options()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| format!("{what}: log: {e}"))?;
     let err = out.try_clone().map_err(|e| format!("{what}: log: {e}"))?;
     cmd.stdin(Stdio::null())
         .stdout(out)
@@ -138,7 +156,12 @@ fn spawn(what: &str, cmd: &mut Command, log: &Path) -> Result<Child, String> {
 }
 
 /// Poll `ready` until it answers or the deadline passes; fail early if the server exits.
-async fn wait_ready<F, Fut>(server: &mut Server, what: &str, log: &Path, ready: F) -> Result<(), String>
+async fn wait_ready<F, Fut>(
+    server: &mut Server,
+    what: &str,
+    log: &Path,
+    ready: F,
+) -> Result<(), String>
 where
     F: Fn() -> Fut,
     Fut: Future<Output = Result<(), String>>,
@@ -147,7 +170,10 @@ where
     let mut last = String::from("not tried");
     while Instant::now() < deadline {
         if let Ok(Some(status)) = server.child.try_wait() {
-            return Err(format!("{what} exited ({status}) before it was ready: {}", tail(log)));
+            return Err(format!(
+                "{what} exited ({status}) before it was ready: {}",
+                tail(log)
+            ));
         }
         match ready().await {
             Ok(()) => return Ok(()),
@@ -178,14 +204,24 @@ fn postgres_bin() -> Result<PathBuf, String> {
 /// root, both run as the `postgres` user (PostgreSQL refuses root), through `runuser`.
 pub async fn postgres() -> Result<Server, String> {
     let bin = postgres_bin()?;
-    let dir = tempfile::Builder::new().prefix("shoal-pg-").tempdir().map_err(|e| format!("postgres: tempdir: {e}"))?;
+    let dir = tempfile::Builder::new()
+        .prefix("shoal-pg-")
+        .tempdir()
+        .map_err(|e| format!("postgres: tempdir: {e}"))?;
     let log = dir.path().join("server.log");
     let data = dir.path().join("data");
     let pwfile = dir.path().join("pw");
     std::fs::write(&pwfile, PASSWORD).map_err(|e| format!("postgres: {e}"))?;
     let root = is_root();
     if root {
-        run("chown for postgres", Command::new("chown").arg("-R").arg("postgres:").arg(dir.path()), &log)?;
+        run(
+            "chown for postgres",
+            Command::new("chown")
+                .arg("-R")
+                .arg("postgres:")
+                .arg(dir.path()),
+            &log,
+        )?;
     }
     let as_pg = |program: PathBuf| {
         if root {
@@ -201,7 +237,15 @@ pub async fn postgres() -> Result<Server, String> {
         as_pg(bin.join("initdb"))
             .arg("-D")
             .arg(&data)
-            .args(["-U", "shoal", "--auth=scram-sha-256", "-E", "UTF8", "--locale=C", "--no-sync"])
+            .args([
+                "-U",
+                "shoal",
+                "--auth=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ])
             .arg(format!("--pwfile={}", pwfile.display())),
         &log,
     )?;
@@ -217,11 +261,19 @@ pub async fn postgres() -> Result<Server, String> {
             .args(["-c", "shared_buffers=16MB", "-c", "max_connections=50"]),
         &log,
     )?;
-    let mut server = Server { kind: Kind::Postgres, port, child, stop_signal: "-QUIT", dir };
+    let mut server = Server {
+        kind: Kind::Postgres,
+        port,
+        child,
+        stop_signal: "-QUIT",
+        dir,
+    };
     let url = format!("postgres://shoal:{PASSWORD}@127.0.0.1:{port}/postgres");
     wait_ready(&mut server, "postgres", &log, || async {
         use sqlx::Connection;
-        let c = sqlx::PgConnection::connect(&url).await.map_err(|e| e.to_string())?;
+        let c = sqlx::PgConnection::connect(&url)
+            .await
+            .map_err(|e| e.to_string())?;
         c.close().await.map_err(|e| e.to_string())
     })
     .await?;
@@ -231,17 +283,28 @@ pub async fn postgres() -> Result<Server, String> {
 /// MariaDB: `mariadb-install-db` and `mariadbd` on a free port (socket in the temp dir),
 /// then a database `shoal` and a user `shoal` with a password, made over the socket as root.
 pub async fn mariadb() -> Result<Server, String> {
-    let dir = tempfile::Builder::new().prefix("shoal-mariadb-").tempdir().map_err(|e| format!("mariadb: tempdir: {e}"))?;
+    let dir = tempfile::Builder::new()
+        .prefix("shoal-mariadb-")
+        .tempdir()
+        .map_err(|e| format!("mariadb: tempdir: {e}"))?;
     let log = dir.path().join("server.log");
     let data = dir.path().join("data");
     let socket = dir.path().join("mysqld.sock");
-    let user = if is_root() { "--user=root" } else { "--skip-name-resolve" };
+    let user = if is_root() {
+        "--user=root"
+    } else {
+        "--skip-name-resolve"
+    };
     run(
         "mariadb-install-db",
         Command::new("mariadb-install-db")
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
-            .args(["--auth-root-authentication-method=normal", "--skip-test-db", user]),
+            .args([
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+                user,
+            ]),
         &log,
     )?;
     let port = free_port();
@@ -251,7 +314,10 @@ pub async fn mariadb() -> Result<Server, String> {
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
             .arg(format!("--socket={}", socket.display()))
-            .arg(format!("--pid-file={}", dir.path().join("mysqld.pid").display()))
+            .arg(format!(
+                "--pid-file={}",
+                dir.path().join("mysqld.pid").display()
+            ))
             .arg(format!("--port={port}"))
             .args([
                 "--bind-address=127.0.0.1",
@@ -263,11 +329,21 @@ pub async fn mariadb() -> Result<Server, String> {
             ]),
         &log,
     )?;
-    let mut server = Server { kind: Kind::MariaDb, port, child, stop_signal: "-TERM", dir };
-    let root = sqlx::mysql::MySqlConnectOptions::new().socket(&socket).username("root");
+    let mut server = Server {
+        kind: Kind::MariaDb,
+        port,
+        child,
+        stop_signal: "-TERM",
+        dir,
+    };
+    let root = sqlx::mysql::MySqlConnectOptions::new()
+        .socket(&socket)
+        .username("root");
     wait_ready(&mut server, "mariadbd", &log, || async {
         use sqlx::Connection;
-        let mut c = sqlx::MySqlConnection::connect_with(&root).await.map_err(|e| e.to_string())?;
+        let mut c = sqlx::MySqlConnection::connect_with(&root)
+            .await
+            .map_err(|e| e.to_string())?;
         for stmt in [
             "CREATE DATABASE IF NOT EXISTS shoal".to_string(),
             format!("CREATE USER IF NOT EXISTS 'shoal'@'%' IDENTIFIED BY '{PASSWORD}'"),
@@ -275,7 +351,10 @@ pub async fn mariadb() -> Result<Server, String> {
             "GRANT ALL ON shoal.* TO 'shoal'@'%'".to_string(),
             "GRANT ALL ON shoal.* TO 'shoal'@'localhost'".to_string(),
         ] {
-            sqlx::query(sqlx::AssertSqlSafe(stmt)).execute(&mut c).await.map_err(|e| e.to_string())?;
+            sqlx::query(sqlx::AssertSqlSafe(stmt))
+                .execute(&mut c)
+                .await
+                .map_err(|e| e.to_string())?;
         }
         c.close().await.map_err(|e| e.to_string())
     })
@@ -285,24 +364,49 @@ pub async fn mariadb() -> Result<Server, String> {
 
 /// Redis: `redis-server` on a free port with a password, no persistence.
 pub async fn redis() -> Result<Server, String> {
-    let dir = tempfile::Builder::new().prefix("shoal-redis-").tempdir().map_err(|e| format!("redis: tempdir: {e}"))?;
+    let dir = tempfile::Builder::new()
+        .prefix("shoal-redis-")
+        .tempdir()
+        .map_err(|e| format!("redis: tempdir: {e}"))?;
     let log = dir.path().join("server.log");
     let port = free_port();
     let child = spawn(
         "redis-server",
         Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .args(["--requirepass", PASSWORD, "--daemonize", "no"])
             .arg("--dir")
             .arg(dir.path()),
         &log,
     )?;
-    let mut server = Server { kind: Kind::Redis, port, child, stop_signal: "-TERM", dir };
+    let mut server = Server {
+        kind: Kind::Redis,
+        port,
+        child,
+        stop_signal: "-TERM",
+        dir,
+    };
     let url = format!("redis://:{PASSWORD}@127.0.0.1:{port}/0");
     wait_ready(&mut server, "redis-server", &log, || async {
         let client = redis::Client::open(url.as_str()).map_err(|e| e.to_string())?;
-        let mut c = client.get_multiplexed_async_connection().await.map_err(|e| e.to_string())?;
-        redis::cmd("PING").query_async::<String>(&mut c).await.map(drop).map_err(|e| e.to_string())
+        let mut c = client
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(|e| e.to_string())?;
+        redis::cmd("PING")
+            .query_async::<String>(&mut c)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
     })
     .await?;
     Ok(server)

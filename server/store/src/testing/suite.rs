@@ -13,7 +13,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub async fn run_all(store: Arc<dyn Store>) {
     let s = store.as_ref();
     s.check().await.unwrap_or_else(|e| panic!("check: {e}"));
-    s.check().await.unwrap_or_else(|e| panic!("second check: {e}"));
+    s.check()
+        .await
+        .unwrap_or_else(|e| panic!("second check: {e}"));
     let tag = format!("suite{:08x}", rand::random::<u32>());
     round_trip(s, &format!("/{tag}/rt")).await;
     insert_over_existing_conflicts(s, &format!("/{tag}/ins")).await;
@@ -70,8 +72,18 @@ async fn load(s: &dyn Store, app: &str, id: &str) -> Option<StoredSession> {
 pub async fn round_trip(s: &dyn Store, app: &str) {
     let mut rec = session(app, "RT1", 1);
     rec.data = (0..=255u8).chain((0..=255u8).rev()).collect();
-    assert_eq!(save(s, &rec, Expect::Absent).await, Cas::Done, "{}", s.describe());
-    assert_eq!(load(s, app, "RT1").await.as_ref(), Some(&rec), "{}", s.describe());
+    assert_eq!(
+        save(s, &rec, Expect::Absent).await,
+        Cas::Done,
+        "{}",
+        s.describe()
+    );
+    assert_eq!(
+        load(s, app, "RT1").await.as_ref(),
+        Some(&rec),
+        "{}",
+        s.describe()
+    );
     assert_eq!(s.version(app, "RT1").await.ok().flatten(), Some(1));
     assert_eq!(load(s, app, "NONE").await, None);
     assert_eq!(s.version(app, "NONE").await.ok().flatten(), None);
@@ -99,12 +111,20 @@ pub async fn insert_over_existing_conflicts(s: &dyn Store, app: &str) {
         "{}",
         s.describe()
     );
-    assert_eq!(load(s, app, "I1").await, Some(first), "{}: the loser wrote", s.describe());
+    assert_eq!(
+        load(s, app, "I1").await,
+        Some(first),
+        "{}: the loser wrote",
+        s.describe()
+    );
 }
 
 /// An update expecting an old version, or a record that is not there, conflicts.
 pub async fn stale_version_conflicts(s: &dyn Store, app: &str) {
-    assert_eq!(save(s, &session(app, "S1", 1), Expect::Absent).await, Cas::Done);
+    assert_eq!(
+        save(s, &session(app, "S1", 1), Expect::Absent).await,
+        Cas::Done
+    );
     let v2 = session(app, "S1", 2);
     assert_eq!(save(s, &v2, Expect::Version(1)).await, Cas::Done);
     assert_eq!(
@@ -120,29 +140,64 @@ pub async fn stale_version_conflicts(s: &dyn Store, app: &str) {
         "{}",
         s.describe()
     );
-    assert_eq!(load(s, app, "S9").await, None, "{}: an update inserted", s.describe());
+    assert_eq!(
+        load(s, app, "S9").await,
+        None,
+        "{}: an update inserted",
+        s.describe()
+    );
 }
 
 /// A write that does not bump the version is the caller's error, and writes nothing.
 pub async fn version_must_move_forward(s: &dyn Store, app: &str) {
     let r = s.save(&session(app, "F1", 0), Expect::Absent).await;
-    assert!(matches!(r, Err(StoreError::InvalidRecord { .. })), "{}: {r:?}", s.describe());
-    assert_eq!(save(s, &session(app, "F1", 5), Expect::Absent).await, Cas::Done);
+    assert!(
+        matches!(r, Err(StoreError::InvalidRecord { .. })),
+        "{}: {r:?}",
+        s.describe()
+    );
+    assert_eq!(
+        save(s, &session(app, "F1", 5), Expect::Absent).await,
+        Cas::Done
+    );
     let r = s.save(&session(app, "F1", 5), Expect::Version(5)).await;
-    assert!(matches!(r, Err(StoreError::InvalidRecord { .. })), "{}: {r:?}", s.describe());
+    assert!(
+        matches!(r, Err(StoreError::InvalidRecord { .. })),
+        "{}: {r:?}",
+        s.describe()
+    );
     assert_eq!(s.version(app, "F1").await.ok().flatten(), Some(5));
 }
 
 /// A remove names the version it expired; a newer record survives it.
 pub async fn remove_never_deletes_newer(s: &dyn Store, app: &str) {
-    assert_eq!(save(s, &session(app, "R1", 1), Expect::Absent).await, Cas::Done);
-    assert_eq!(save(s, &session(app, "R1", 2), Expect::Version(1)).await, Cas::Done);
+    assert_eq!(
+        save(s, &session(app, "R1", 1), Expect::Absent).await,
+        Cas::Done
+    );
+    assert_eq!(
+        save(s, &session(app, "R1", 2), Expect::Version(1)).await,
+        Cas::Done
+    );
     let r = s.remove(app, "R1", 1).await.ok();
-    assert_eq!(r, Some(Cas::Conflict { current: Some(2) }), "{}", s.describe());
-    assert_eq!(s.version(app, "R1").await.ok().flatten(), Some(2), "{}: newer row deleted", s.describe());
+    assert_eq!(
+        r,
+        Some(Cas::Conflict { current: Some(2) }),
+        "{}",
+        s.describe()
+    );
+    assert_eq!(
+        s.version(app, "R1").await.ok().flatten(),
+        Some(2),
+        "{}: newer row deleted",
+        s.describe()
+    );
     assert_eq!(s.remove(app, "R1", 2).await.ok(), Some(Cas::Done));
     assert_eq!(load(s, app, "R1").await, None);
-    assert_eq!(s.remove(app, "R1", 2).await.ok(), Some(Cas::Conflict { current: None }));
+    assert_eq!(
+        s.remove(app, "R1", 2).await.ok(),
+        Some(Cas::Conflict { current: None })
+    );
 }
 
 /// Touch moves the last access forward at the named version, and nothing else.
@@ -156,13 +211,32 @@ pub async fn touch_moves_last_access_only(s: &dyn Store, app: &str) {
         "{}",
         s.describe()
     );
-    assert_eq!(s.touch(app, "T1", 3, later).await.ok(), Some(Cas::Done), "{}", s.describe());
+    assert_eq!(
+        s.touch(app, "T1", 3, later).await.ok(),
+        Some(Cas::Done),
+        "{}",
+        s.describe()
+    );
     let got = load(s, app, "T1").await;
-    assert_eq!(got, Some(StoredSession { last_access_ms: later, ..rec.clone() }), "{}", s.describe());
+    assert_eq!(
+        got,
+        Some(StoredSession {
+            last_access_ms: later,
+            ..rec.clone()
+        }),
+        "{}",
+        s.describe()
+    );
     // Never backwards; an unchanged value still counts as done.
-    assert_eq!(s.touch(app, "T1", 3, rec.last_access_ms).await.ok(), Some(Cas::Done));
+    assert_eq!(
+        s.touch(app, "T1", 3, rec.last_access_ms).await.ok(),
+        Some(Cas::Done)
+    );
     assert_eq!(s.touch(app, "T1", 3, later).await.ok(), Some(Cas::Done));
-    assert_eq!(load(s, app, "T1").await.map(|r| r.last_access_ms), Some(later));
+    assert_eq!(
+        load(s, app, "T1").await.map(|r| r.last_access_ms),
+        Some(later)
+    );
     assert_eq!(
         s.touch(app, "T9", 1, later).await.ok(),
         Some(Cas::Conflict { current: None })
@@ -172,9 +246,15 @@ pub async fn touch_moves_last_access_only(s: &dyn Store, app: &str) {
 /// `keys` and `count` see exactly the app's records.
 pub async fn keys_and_count(s: &dyn Store, app: &str, other: &str) {
     for id in ["K1", "K2", "K3"] {
-        assert_eq!(save(s, &session(app, id, 1), Expect::Absent).await, Cas::Done);
+        assert_eq!(
+            save(s, &session(app, id, 1), Expect::Absent).await,
+            Cas::Done
+        );
     }
-    assert_eq!(save(s, &session(other, "K4", 1), Expect::Absent).await, Cas::Done);
+    assert_eq!(
+        save(s, &session(other, "K4", 1), Expect::Absent).await,
+        Cas::Done
+    );
     let mut keys = s.keys(app).await.unwrap_or_else(|e| panic!("keys: {e}"));
     keys.sort();
     assert_eq!(keys, ["K1", "K2", "K3"], "{}", s.describe());
@@ -207,14 +287,32 @@ pub async fn expired_lists_only_expired_of_app(s: &dyn Store, app: &str, other: 
     ] {
         assert_eq!(save(s, &rec, Expect::Absent).await, Cas::Done);
     }
-    let got = s.expired(app, now, 100).await.unwrap_or_else(|e| panic!("expired: {e}"));
-    assert_eq!(got, [("OLDER".to_string(), 7), ("OLD".to_string(), 2)], "{}", s.describe());
+    let got = s
+        .expired(app, now, 100)
+        .await
+        .unwrap_or_else(|e| panic!("expired: {e}"));
+    assert_eq!(
+        got,
+        [("OLDER".to_string(), 7), ("OLD".to_string(), 2)],
+        "{}",
+        s.describe()
+    );
     let got = s.expired(app, now, 1).await.ok();
-    assert_eq!(got, Some(vec![("OLDER".to_string(), 7)]), "{}: limit", s.describe());
+    assert_eq!(
+        got,
+        Some(vec![("OLDER".to_string(), 7)]),
+        "{}: limit",
+        s.describe()
+    );
     // A touch (the session is in use elsewhere) takes it off the list.
     assert_eq!(s.touch(app, "OLDER", 7, now).await.ok(), Some(Cas::Done));
     let got = s.expired(app, now, 100).await.ok();
-    assert_eq!(got, Some(vec![("OLD".to_string(), 2)]), "{}: after touch", s.describe());
+    assert_eq!(
+        got,
+        Some(vec![("OLD".to_string(), 2)]),
+        "{}: after touch",
+        s.describe()
+    );
     // Later, FRESH and EDGE have expired too; NEVER and NEG never do.
     let mut later: Vec<String> = s
         .expired(app, now + 60_000, 100)
@@ -234,7 +332,12 @@ pub async fn apps_are_isolated(s: &dyn Store, app: &str, other: &str) {
     let mut b = session(other, "SAME", 5);
     b.data = b"in b".to_vec();
     assert_eq!(save(s, &a, Expect::Absent).await, Cas::Done);
-    assert_eq!(save(s, &b, Expect::Absent).await, Cas::Done, "{}: apps share ids", s.describe());
+    assert_eq!(
+        save(s, &b, Expect::Absent).await,
+        Cas::Done,
+        "{}: apps share ids",
+        s.describe()
+    );
     assert_eq!(load(s, app, "SAME").await, Some(a));
     assert_eq!(load(s, other, "SAME").await, Some(b.clone()));
     assert_eq!(s.remove(app, "SAME", 1).await.ok(), Some(Cas::Done));
@@ -243,8 +346,16 @@ pub async fn apps_are_isolated(s: &dyn Store, app: &str, other: &str) {
 
 /// `abc` and `ABC` are two sessions (MySQL's default collation would make them one).
 pub async fn ids_are_case_sensitive(s: &dyn Store, app: &str) {
-    assert_eq!(save(s, &session(app, "abc", 1), Expect::Absent).await, Cas::Done);
-    assert_eq!(save(s, &session(app, "ABC", 2), Expect::Absent).await, Cas::Done, "{}", s.describe());
+    assert_eq!(
+        save(s, &session(app, "abc", 1), Expect::Absent).await,
+        Cas::Done
+    );
+    assert_eq!(
+        save(s, &session(app, "ABC", 2), Expect::Absent).await,
+        Cas::Done,
+        "{}",
+        s.describe()
+    );
     assert_eq!(s.version(app, "abc").await.ok().flatten(), Some(1));
     assert_eq!(s.version(app, "ABC").await.ok().flatten(), Some(2));
 }
@@ -252,10 +363,16 @@ pub async fn ids_are_case_sensitive(s: &dyn Store, app: &str) {
 /// 1 MiB of data round-trips, and is replaced by a small value.
 pub async fn large_data(s: &dyn Store, app: &str) {
     let mut rec = session(app, "BIG", 1);
-    rec.data = (0..1024 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    rec.data = (0..1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     assert_eq!(save(s, &rec, Expect::Absent).await, Cas::Done);
     let got = load(s, app, "BIG").await;
-    assert!(got.as_ref() == Some(&rec), "{}: 1 MiB did not round-trip", s.describe());
+    assert!(
+        got.as_ref() == Some(&rec),
+        "{}: 1 MiB did not round-trip",
+        s.describe()
+    );
     let small = session(app, "BIG", 2);
     assert_eq!(save(s, &small, Expect::Version(1)).await, Cas::Done);
     assert_eq!(load(s, app, "BIG").await, Some(small));
@@ -265,16 +382,48 @@ pub async fn large_data(s: &dyn Store, app: &str) {
 pub async fn bad_keys_are_refused(s: &dyn Store, app: &str) {
     for bad in ["../x", "a/b", "", "a\0b", "..", "a:b", "x y"] {
         let invalid = |r: Result<(), StoreError>| matches!(r, Err(StoreError::InvalidKey { .. }));
-        assert!(invalid(s.load(app, bad).await.map(drop)), "{}: load {bad:?}", s.describe());
-        assert!(invalid(s.version(app, bad).await.map(drop)), "{}: version {bad:?}", s.describe());
-        let rec = StoredSession { id: bad.into(), ..session(app, "X", 1) };
-        assert!(invalid(s.save(&rec, Expect::Absent).await.map(drop)), "{}: save {bad:?}", s.describe());
-        assert!(invalid(s.remove(app, bad, 1).await.map(drop)), "{}: remove {bad:?}", s.describe());
-        assert!(invalid(s.touch(app, bad, 1, 0).await.map(drop)), "{}: touch {bad:?}", s.describe());
+        assert!(
+            invalid(s.load(app, bad).await.map(drop)),
+            "{}: load {bad:?}",
+            s.describe()
+        );
+        assert!(
+            invalid(s.version(app, bad).await.map(drop)),
+            "{}: version {bad:?}",
+            s.describe()
+        );
+        let rec = StoredSession {
+            id: bad.into(),
+            ..session(app, "X", 1)
+        };
+        assert!(
+            invalid(s.save(&rec, Expect::Absent).await.map(drop)),
+            "{}: save {bad:?}",
+            s.describe()
+        );
+        assert!(
+            invalid(s.remove(app, bad, 1).await.map(drop)),
+            "{}: remove {bad:?}",
+            s.describe()
+        );
+        assert!(
+            invalid(s.touch(app, bad, 1, 0).await.map(drop)),
+            "{}: touch {bad:?}",
+            s.describe()
+        );
     }
     let r = s.keys("bad\napp").await;
-    assert!(matches!(r, Err(StoreError::InvalidKey { .. })), "{}: {r:?}", s.describe());
-    assert_eq!(s.keys(app).await.ok(), Some(Vec::new()), "{}: a bad key was stored", s.describe());
+    assert!(
+        matches!(r, Err(StoreError::InvalidKey { .. })),
+        "{}: {r:?}",
+        s.describe()
+    );
+    assert_eq!(
+        s.keys(app).await.ok(),
+        Some(Vec::new()),
+        "{}: a bad key was stored",
+        s.describe()
+    );
 }
 
 /// 8 tasks race to write each next version of one key: exactly one wins every round, the
@@ -282,7 +431,10 @@ pub async fn bad_keys_are_refused(s: &dyn Store, app: &str) {
 pub async fn concurrent_cas_one_winner(store: Arc<dyn Store>, app: &str) {
     const TASKS: usize = 8;
     let s = store.as_ref();
-    assert_eq!(save(s, &session(app, "C1", 1), Expect::Absent).await, Cas::Done);
+    assert_eq!(
+        save(s, &session(app, "C1", 1), Expect::Absent).await,
+        Cas::Done
+    );
     for v in 2..=6u64 {
         let barrier = Arc::new(tokio::sync::Barrier::new(TASKS));
         let tasks: Vec<_> = (0..TASKS)
@@ -302,12 +454,22 @@ pub async fn concurrent_cas_one_winner(store: Arc<dyn Store>, app: &str) {
             match r {
                 Ok(Cas::Done) => winners.push(t),
                 Ok(Cas::Conflict { current }) => {
-                    assert_eq!(current, Some(v), "{}: loser of v{v} saw {current:?}", s.describe())
+                    assert_eq!(
+                        current,
+                        Some(v),
+                        "{}: loser of v{v} saw {current:?}",
+                        s.describe()
+                    )
                 }
                 Err(e) => panic!("{}: v{v} task {t}: {e}", s.describe()),
             }
         }
-        assert_eq!(winners.len(), 1, "{}: v{v} winners {winners:?}", s.describe());
+        assert_eq!(
+            winners.len(),
+            1,
+            "{}: v{v} winners {winners:?}",
+            s.describe()
+        );
         let data = format!("task {} wrote v{v}", winners[0]).into_bytes();
         let got = load(s, app, "C1").await.map(|r| (r.version, r.data));
         assert_eq!(got, Some((v, data)), "{}", s.describe());
