@@ -31,8 +31,9 @@ pub enum StoreError {
         detail: String,
     },
 
-    /// The server did not answer at `addr` (refused, timed out, name not found).
-    #[error("{store}: cannot reach {addr}: {detail}; check that the server runs and that the store's address is right")]
+    /// The server did not answer at `addr` (refused, timed out, name not found). The
+    /// message names the address through `store` (its `describe` label holds it).
+    #[error("{store}: the server does not answer: {detail}; check that it runs and that the store's address ({addr}) is right")]
     Unreachable {
         store: String,
         addr: String,
@@ -40,7 +41,7 @@ pub enum StoreError {
     },
 
     /// The server refused the credentials.
-    #[error("{store}: {addr} refused the credentials: {detail}; check the user and password in the store settings")]
+    #[error("{store}: the server refused the credentials: {detail}; check the user and password in the store settings")]
     Auth {
         store: String,
         addr: String,

@@ -71,6 +71,13 @@ impl SqlStore {
         let store = self.label.clone();
         let addr = self.addr.clone();
         match e {
+            // SQLite has no server: an I/O error is about its file.
+            sqlx::Error::Io(io) if self.dialect == Dialect::Sqlite => StoreError::Backend {
+                store,
+                op,
+                location: addr,
+                detail: io.to_string(),
+            },
             sqlx::Error::Io(io) => StoreError::Unreachable {
                 store,
                 addr,
