@@ -14,6 +14,11 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   command -v wrk >/dev/null || { echo "prereqs: installing wrk"; apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
   # Debian's Chromium for the admin UI test (scripts/ui-test.sh drives it with playwright-core).
   [ -x /usr/bin/chromium ] || { echo "prereqs: installing chromium"; apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+  # Real database servers for shoal-store's tests (server/store/tests/servers.rs starts
+  # each on loopback in a temp dir; a missing one fails those tests, it is never skipped).
+  ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || { echo "prereqs: installing postgresql"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+  command -v mariadbd >/dev/null || { echo "prereqs: installing mariadb-server"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server >/dev/null; }
+  command -v redis-server >/dev/null || { echo "prereqs: installing redis-server"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
   # python3-venv for schemathesis (scripts/schemathesis.sh).
   python3 -c 'import ensurepip' 2>/dev/null || { apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null; }
 fi

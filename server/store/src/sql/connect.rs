@@ -1,0 +1,132 @@
+//! Making a SQL store from its settings: one function per database, each building sqlx's
+//! options and a lazy pool (nothing connects before `check`).
+use super::backend::Backend;
+use super::dialect::Dialect;
+use super::names::Names;
+use super::SqlStore;
+use crate::config::SqlConfig;
+use crate::error::StoreError;
+use sqlx::mysql::MySqlConnectOptions;
+use sqlx::pool::PoolOptions;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use std::str::FromStr;
+use std::time::Duration;
+
+fn config_error(store: &str, key: &str, detail: impl Into<String>) -> StoreError {
+    StoreError::Config {
+        store: store.to_owned(),
+        key: key.to_owned(),
+        detail: detail.into(),
+    }
+}
+
+/// The pool settings. Making the (lazy) pool needs a Tokio runtime, so settings are checked
+/// before: a bad setting is an error even outside one.
+fn pool<DB: sqlx::Database>(c: &SqlConfig) -> PoolOptions<DB> {
+    PoolOptions::new()
+        .max_connections(c.max_connections.max(1))
+        .acquire_timeout(Duration::from_millis(c.connect_timeout_ms))
+}
+
+impl SqlStore {
+    /// SQLite: the file at `path`, in WAL mode (readers do not block the writer) with
+    /// `synchronous = NORMAL` (a committed write survives a crash of the process; a power
+    /// loss may lose the last commits).
+    pub fn sqlite(c: &SqlConfig) -> Result<Self, StoreError> {
+        let label = "sqlite store";
+        Names::from_config(label, c)?;
+        let Some(path) = &c.path else {
+            return Err(config_error(
+                label,
+                "path",
+                "an sqlite store needs `path`, the database file",
+            ));
+        };
+        if c.connection_url.is_some() {
+            return Err(config_error(
+                label,
+                "connection_url",
+                "sqlite takes `path`, not `connection_url`",
+            ));
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_millis(c.connect_timeout_ms.max(1_000)));
+        let backend = Backend::Sqlite(pool(c).connect_lazy_with(options.clone()), options);
+        SqlStore::new(
+            Dialect::Sqlite,
+            path.display().to_string(),
+            Some(path.clone()),
+            backend,
+            c,
+        )
+    }
+
+    /// PostgreSQL at `connection_url`.
+    pub fn postgres(c: &SqlConfig) -> Result<Self, StoreError> {
+        let label = "postgres store";
+        Names::from_config(label, c)?;
+        let url = server_url(label, c)?;
+        let mut o = PgConnectOptions::from_str(url).map_err(|e| {
+            config_error(
+                label,
+                "connection_url",
+                format!("not a PostgreSQL URL: {e}"),
+            )
+        })?;
+        if let Some(user) = &c.connection_name {
+            o = o.username(user);
+        }
+        if let Some(pw) = &c.connection_password {
+            o = o.password(&pw.0);
+        }
+        let addr = format!(
+            "{}:{}/{}",
+            o.get_host(),
+            o.get_port(),
+            o.get_database().unwrap_or_default()
+        );
+        let backend = Backend::Postgres(pool(c).connect_lazy_with(o.clone()), o);
+        SqlStore::new(Dialect::Postgres, addr, None, backend, c)
+    }
+
+    /// MySQL or MariaDB at `connection_url`.
+    pub fn mysql(c: &SqlConfig) -> Result<Self, StoreError> {
+        let label = "mysql store";
+        Names::from_config(label, c)?;
+        let url = server_url(label, c)?;
+        let mut o = MySqlConnectOptions::from_str(url)
+            .map_err(|e| config_error(label, "connection_url", format!("not a MySQL URL: {e}")))?;
+        if let Some(user) = &c.connection_name {
+            o = o.username(user);
+        }
+        if let Some(pw) = &c.connection_password {
+            o = o.password(&pw.0);
+        }
+        let addr = format!(
+            "{}:{}/{}",
+            o.get_host(),
+            o.get_port(),
+            o.get_database().unwrap_or_default()
+        );
+        let backend = Backend::MySql(pool(c).connect_lazy_with(o.clone()), o);
+        SqlStore::new(Dialect::MySql, addr, None, backend, c)
+    }
+}
+
+fn server_url<'c>(label: &str, c: &'c SqlConfig) -> Result<&'c str, StoreError> {
+    if c.path.is_some() {
+        return Err(config_error(
+            label,
+            "path",
+            "`path` is for sqlite; give `connection_url`",
+        ));
+    }
+    c.connection_url
+        .as_deref()
+        .ok_or_else(|| config_error(label, "connection_url", "the server's URL is required"))
+}
