@@ -5,7 +5,7 @@
 //! this machine). Detection spawns 3 real `shoal node` processes and kill -9s one of them.
 use anyhow::{bail, Context, Result};
 use shoal_cluster::{InterceptorStack, MemberId, SendOptions};
-use shoal_net::{loopback_settings, Channel, Discovery, Incoming, MemoryDiscovery, MemoryNet};
+use shoal_net::{loopback_settings, Channel, Discovery, Incoming, StaticDiscovery};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, clap::Args)]
@@ -32,10 +32,12 @@ pub struct BenchArgs {
 const SECRET: &str = "bench-channel-secret";
 
 pub async fn run(a: BenchArgs) -> Result<()> {
-    let net = MemoryNet::default();
-    let (s, _si) = start("sender", &net, a.queue_bytes).await?;
-    let (b, ib) = start("peer-b", &net, None).await?;
-    let (c, ic) = start("peer-c", &net, None).await?;
+    // The sender listens on any free port; the peers dial it (static membership), which is
+    // all the benchmark needs: it sends from the sender to both peers.
+    let (s, _si) = start("sender", Vec::new(), a.queue_bytes).await?;
+    let sender = vec![s.local().addr.to_string()];
+    let (b, ib) = start("peer-b", sender.clone(), None).await?;
+    let (c, ic) = start("peer-c", sender, None).await?;
     wait_members(&s, 2).await?;
     let dests = vec![b.local().id, c.local().id];
     let counters = [spawn_sink(ib), spawn_sink(ic)];
@@ -108,19 +110,19 @@ fn cores() -> usize {
         .unwrap_or(1)
 }
 
-async fn start(name: &str, net: &MemoryNet, queue: Option<usize>) -> Result<(Channel, Incoming)> {
+async fn start(
+    name: &str,
+    members: Vec<String>,
+    queue: Option<usize>,
+) -> Result<(Channel, Incoming)> {
     let mut settings = loopback_settings(name, SECRET, Vec::new());
     if let Some(q) = queue {
         settings.queue_bytes = q;
     }
-    let d: Box<dyn Discovery> = Box::new(MemoryDiscovery::new(
-        net.clone(),
-        Duration::from_millis(100),
-    ));
+    let d: Box<dyn Discovery> = Box::new(StaticDiscovery::new(members, Duration::from_millis(100)));
     let (ch, inc) = Channel::start_with(settings, InterceptorStack::default(), vec![d])
         .await
         .with_context(|| format!("start {name}"))?;
-    net.announce(ch.local().addr);
     Ok((ch, inc))
 }
 
