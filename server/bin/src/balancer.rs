@@ -6,7 +6,7 @@
 //! A node's ready notice (sent once its sessions are ready, and to every balancer that joins
 //! later) → `add_backend` at its `http` address; a member gone → `remove_backend`; a node's
 //! drain notice → `mark_draining`.
-use crate::drain::{DRAIN_NOTICE, META_HTTP, META_ROLE, READY_NOTICE, ROLE_BALANCER};
+use shoal_node::roles::{DRAIN_NOTICE, META_HTTP, META_ROLE, READY_NOTICE, ROLE_BALANCER};
 use anyhow::{anyhow, bail, Context, Result};
 use shoal_balancer::{Backend, Balancer, BalancerConfig};
 use shoal_cluster::{InterceptorStack, Member};

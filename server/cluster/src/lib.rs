@@ -31,6 +31,7 @@ pub mod interceptors;
 pub mod member;
 pub mod node;
 pub mod options;
+pub mod roles;
 pub mod sim;
 
 pub use frame::{Body, Envelope, FrameCodec, FrameError, MsgId, PROTOCOL_VERSION};

@@ -8,6 +8,7 @@ use shoal_cluster::{Member, MemberId, SendOptions};
 use shoal_net::{Channel, IncomingMessage, MembershipEvent, Outcome};
 use shoal_session::link::{Completion, Incoming, LinkEvent, SendResults};
 use shoal_session::ClusterLink;
+use crate::roles::serves_sessions;
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
@@ -18,11 +19,6 @@ pub const SYNC_OPTIONS: u32 = SendOptions::USE_ACK | SendOptions::SYNCHRONIZED_A
 /// session versions, not by the transport.
 pub const ASYNC_OPTIONS: u32 = SendOptions::ASYNCHRONOUS;
 
-/// False for members with meta `role = "balancer"` (`shoal balancer --join`): they are in the
-/// channel to learn the nodes, never hold sessions, never are backups or state-transfer peers.
-pub fn serves_sessions(m: &Member) -> bool {
-    m.meta.get("role").map(String::as_str) != Some("balancer")
-}
 
 pub struct ChannelLink {
     channel: Channel,

@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::time::rfc3339;
+
 /// What the local failure detector currently believes about a member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -127,6 +129,26 @@ pub struct DrainStatus {
 }
 
 impl DrainStatus {
+    /// A node draining since `since_ms`, started by `trigger`, now in `phase`.
+    pub fn draining(
+        node: String,
+        phase: DrainPhase,
+        trigger: &str,
+        since_ms: u64,
+        detail: String,
+    ) -> DrainStatus {
+        DrainStatus {
+            node,
+            draining: true,
+            phase,
+            trigger: Some(trigger.to_owned()),
+            since_ms: Some(since_ms),
+            since: Some(rfc3339(since_ms)),
+            steps: drain_steps(),
+            detail,
+        }
+    }
+
     /// A node that is not draining; `detail` says how to start a drain on it.
     pub fn serving(node: String, detail: &str) -> DrainStatus {
         DrainStatus {

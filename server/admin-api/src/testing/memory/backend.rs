@@ -7,6 +7,7 @@ use super::{data, done, ops, MemoryBackend};
 use crate::{
     backend::{AdminBackend, BackendError, BackendResult},
     dto::*,
+    rules,
 };
 impl AdminBackend for MemoryBackend {
     fn local_node(&self) -> BackendResult<'_, LocalNode> {
@@ -50,17 +51,7 @@ impl AdminBackend for MemoryBackend {
                 detail: "receiver listening on 127.0.0.1:4000".into(),
             },
         ];
-        let status = if s.drain.is_some() {
-            "draining"
-        } else if checks.iter().all(|c| c.ok) {
-            "ok"
-        } else {
-            "degraded"
-        };
-        done(Ok(Health {
-            status: status.into(),
-            checks,
-        }))
+        done(Ok(rules::health(s.drain.is_some(), checks)))
     }
 
     fn readiness(&self) -> BackendResult<'_, Readiness> {
@@ -73,29 +64,13 @@ impl AdminBackend for MemoryBackend {
         } else {
             "waiting for state transfer from node2"
         };
-        let mut checks = vec![Check {
+        let checks = vec![Check {
             name: "state-transfer".into(),
             ok: transferred,
             detail: detail.into(),
         }];
-        if draining {
-            checks.push(Check {
-                name: "drain".into(),
-                ok: false,
-                detail: "draining: no new sessions here".into(),
-            });
-        }
-        let ready = checks.iter().all(|c| c.ok);
-        let status = match (draining, ready) {
-            (true, _) => "draining",
-            (false, true) => "ready",
-            (false, false) => "not-ready",
-        };
-        done(Ok(Readiness {
-            ready,
-            status: status.into(),
-            checks,
-        }))
+        let drain = draining.then_some("in-memory cluster: recorded only, nothing stops");
+        done(Ok(rules::readiness(drain, checks)))
     }
 
     fn drain_status(&self) -> BackendResult<'_, DrainStatus> {
@@ -123,12 +98,7 @@ impl AdminBackend for MemoryBackend {
     fn reorder_pipeline(&self, context: &str, order: Vec<String>) -> BackendResult<'_, Context> {
         let mut s = self.lock();
         let r = Self::context_mut(&mut s, context).and_then(|c| {
-            ops::reorder(
-                &mut c.context.pipeline,
-                &order,
-                |st| &st.name,
-                "pipeline stage",
-            )?;
+            ops::reorder(&mut c.context.pipeline, &order, |st| &st.name, "pipeline stage")?;
             Ok(Self::context_view(c))
         });
         if r.is_ok() {
@@ -155,7 +125,7 @@ impl AdminBackend for MemoryBackend {
                 .get(id)
                 .ok_or_else(|| BackendError::not_found("session", id))?;
             Ok(SessionDetail {
-                session: ops::with_idle(&fake.summary, now_ms()),
+                session: rules::with_idle(&fake.summary, now_ms()),
                 attributes: fake
                     .attributes
                     .iter()
@@ -405,9 +375,7 @@ impl AdminBackend for MemoryBackend {
     }
 
     fn recent_events(&self, limit: usize) -> BackendResult<'_, Vec<Event>> {
-        let s = self.lock();
-        let skip = s.recent.len().saturating_sub(limit);
-        done(Ok(s.recent.iter().skip(skip).cloned().collect()))
+        done(Ok(self.events.recent(limit)))
     }
 
     fn metrics_text(&self) -> BackendResult<'_, String> {

@@ -1,7 +1,6 @@
-//! Graceful drain of a full node: SIGTERM, Ctrl-C, `quit` on the control stdin, or
-//! `POST /api/v1/cluster/drain` on the admin API (`shoal ctl drain`). All of them pull the
-//! node's one drain trigger ([`shoal_node::admin::drain::Drain`]) and run this sequence; the
-//! admin API reports its phase (`GET /api/v1/cluster/drain`) until it closes in step 3.
+//! The drain sequence of a full node, run once its trigger was pulled (SIGTERM, Ctrl-C,
+//! `quit` on the control stdin, or `POST /api/v1/cluster/drain`, i.e. `shoal ctl drain`).
+//! The admin API reports its phase (`GET /api/v1/cluster/drain`) until it closes in step 3.
 //!
 //! Order, chosen so that nothing acknowledged is lost:
 //! 1. From the trigger on, readiness answers 503 `draining` and every HTTP response carries
@@ -19,100 +18,51 @@
 //!    `Left` — DeltaManager peers already hold every session; BackupManager peers promote the
 //!    backups of the sessions this node was primary for, as after a crash, but without
 //!    waiting for failure detection.
-use serde_json::json;
-use shoal_admin::dto::DrainPhase;
+use super::Phase;
+use crate::roles::{is_balancer, DRAIN_NOTICE};
+use crate::RunningNode;
 use shoal_cluster::SendOptions;
 use shoal_net::Channel;
 use std::time::Duration;
 
-/// Member meta key: the node's HTTP address (`127.0.0.1:18081`), read by `shoal balancer --join`.
-pub const META_HTTP: &str = "http";
-/// Member meta key: `node` (serves sessions) or `balancer` (serves none).
-pub const META_ROLE: &str = "role";
-pub const ROLE_NODE: &str = "node";
-pub const ROLE_BALANCER: &str = "balancer";
-/// Payload a draining node sends to balancer members (not a session or control message).
-pub const DRAIN_NOTICE: &[u8] = b"SHOAL-DRAIN\x01";
-/// Payload a node sends to balancer members once its sessions are ready (state transfer
-/// done), and to every balancer that joins later: only then does it become a backend, so no
-/// request waits on (or times out in) a joining node's state transfer.
-pub const READY_NOTICE: &[u8] = b"SHOAL-READY\x01";
-
-fn is_balancer(m: &shoal_cluster::Member) -> bool {
-    m.meta.get(META_ROLE).map(String::as_str) == Some(ROLE_BALANCER)
-}
-
-/// Sends [`READY_NOTICE`] to the balancers once `registry` is ready, then to each balancer
-/// that joins. Runs until the channel stops.
-pub async fn announce_ready(ch: Channel, registry: std::sync::Arc<shoal_session::SessionRegistry>) {
-    let mut events = ch.subscribe();
-    while !registry.wait_ready(Duration::from_secs(60)).await {
-        tracing::warn!("sessions still not ready after 60 s; balancers keep waiting for this node");
-    }
-    let now: Vec<_> = ch
-        .members()
-        .into_iter()
-        .filter(is_balancer)
-        .map(|m| m.id)
-        .collect();
-    if !now.is_empty() {
-        let _ = ch
-            .send(
-                &now,
-                READY_NOTICE.to_vec(),
-                SendOptions(SendOptions::USE_ACK),
-            )
-            .await;
-    }
-    use tokio::sync::broadcast::error::RecvError;
-    loop {
-        match events.recv().await {
-            Ok(shoal_net::MembershipEvent::Added(m)) if is_balancer(&m) => {
-                let _ = ch
-                    .send(
-                        &[m.id],
-                        READY_NOTICE.to_vec(),
-                        SendOptions(SendOptions::USE_ACK),
-                    )
-                    .await;
-            }
-            Ok(_) | Err(RecvError::Lagged(_)) => {}
-            Err(RecvError::Closed) => return,
-        }
-    }
-}
-
 /// Longest wait for in-flight requests and the channel flush before exiting anyway.
 const SHUTDOWN_LIMIT: Duration = Duration::from_secs(15);
 
-/// Drains and stops `node` (its drain trigger already pulled). Prints `draining` and
-/// `drained` events with `json`.
-pub async fn drain(node: shoal_node::RunningNode, json: bool, grace: Duration) {
+/// Milestones of [`run`], for whoever reports them (the binary prints them as JSON events).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// Balancers told (`balancers` acknowledged); `trigger` says what asked.
+    Draining {
+        balancers: usize,
+        trigger: &'static str,
+    },
+    /// The node has stopped.
+    Drained,
+}
+
+/// Drains and stops `node` (its drain trigger already pulled), telling `report` each
+/// milestone.
+pub async fn run(node: RunningNode, grace: Duration, mut report: impl FnMut(Progress)) {
     let ch = node.channel.clone();
     let trigger = node.drain.clone();
     let by = trigger
         .state()
         .map(|s| s.trigger.as_str())
         .unwrap_or("signal");
-    trigger.set_phase(
-        DrainPhase::Notifying,
-        "no new sessions; telling the balancers",
-    );
+    trigger.set_phase(Phase::Notifying, "no new sessions; telling the balancers");
     let told = notify_balancers(&ch).await;
     tracing::info!(
         balancers = told,
         trigger = by,
         "draining: no new sessions; finishing requests in flight"
     );
-    if json {
-        println!(
-            "{}",
-            json!({"event": "draining", "balancers": told, "trigger": by})
-        );
-    }
+    report(Progress::Draining {
+        balancers: told,
+        trigger: by,
+    });
     if !grace.is_zero() {
         trigger.set_phase(
-            DrainPhase::Grace,
+            Phase::Grace,
             format!(
                 "told {told} joined balancer(s); serving sticky requests for {} ms so static balancers see the drain",
                 grace.as_millis()
@@ -121,7 +71,7 @@ pub async fn drain(node: shoal_node::RunningNode, json: bool, grace: Duration) {
         tokio::time::sleep(grace).await;
     }
     trigger.set_phase(
-        DrainPhase::Closing,
+        Phase::Closing,
         "closing the HTTP listener; requests in flight finish, then the node leaves the cluster",
     );
     if tokio::time::timeout(SHUTDOWN_LIMIT, node.shutdown())
@@ -130,9 +80,7 @@ pub async fn drain(node: shoal_node::RunningNode, json: bool, grace: Duration) {
     {
         tracing::warn!("drain: requests or the channel flush still pending after {SHUTDOWN_LIMIT:?}; exiting anyway");
     }
-    if json {
-        println!("{}", json!({"event": "drained"}));
-    }
+    report(Progress::Drained);
 }
 
 /// Sends the drain notice to every balancer member; returns how many acknowledged it.
