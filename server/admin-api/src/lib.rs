@@ -49,9 +49,9 @@ pub use backend::{AdminBackend, BackendError, BackendResult, BoxFuture};
 pub use config::{AdminConfig, ConfigError, ADMIN_TOKEN_ENV, DEFAULT_BIND, MIN_TOKEN_LEN};
 pub use dto::{Event, EventKind, MemberState};
 pub use error::{ApiError, ApiJson, ApiPath, ApiQuery, PROBLEM_JSON};
+pub use routes::{MAX_PAGE, MAX_UPLOAD_BYTES};
 #[cfg(feature = "testing")]
 pub use testing::MemoryBackend;
-pub use routes::{MAX_PAGE, MAX_UPLOAD_BYTES};
 
 /// The OpenAPI 3.1 document, exactly as served at `/api/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {

@@ -21,8 +21,8 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 
-use shoal_admin::dto::*;
 use client::Client;
+use shoal_admin::dto::*;
 
 /// Options and command of `shoal ctl`.
 #[derive(Debug, Args)]

@@ -9,7 +9,6 @@ use std::time::Duration;
 use clap::Parser;
 use common::*;
 
-
 #[derive(Parser)]
 struct Top {
     #[command(flatten)]

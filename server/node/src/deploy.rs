@@ -68,7 +68,11 @@ pub fn prepare(plugins: &Plugins, name: &str, bytes: Vec<u8>) -> Result<Prepared
 impl Prepared {
     /// Loads the component as plugin `artifact.name` on every node (reloads it if loaded),
     /// then tells the deploy hooks.
-    pub async fn apply(&self, plugins: &Plugins, channel: &Channel) -> Result<NodeResults, PluginError> {
+    pub async fn apply(
+        &self,
+        plugins: &Plugins,
+        channel: &Channel,
+    ) -> Result<NodeResults, PluginError> {
         let name = self.artifact.name.clone();
         let op = if plugins.registry.info(&name).is_ok() {
             ControlOp::Reload {
@@ -95,7 +99,11 @@ impl Prepared {
 }
 
 /// Unloads the plugin of deployment `name` on every node, then tells the deploy hooks.
-pub async fn undeploy(plugins: &Plugins, channel: &Channel, name: &str) -> Result<NodeResults, PluginError> {
+pub async fn undeploy(
+    plugins: &Plugins,
+    channel: &Channel,
+    name: &str,
+) -> Result<NodeResults, PluginError> {
     let op = ControlOp::Unload {
         name: name.to_owned(),
     };

@@ -3,12 +3,12 @@
 //!
 //! Ordering: `send` enqueues on the channel before it returns its future (see the
 //! `ClusterLink` docs), by spawning nothing and awaiting nothing before the enqueue.
+use crate::roles::serves_sessions;
 use futures::future::BoxFuture;
 use shoal_cluster::{Member, MemberId, SendOptions};
 use shoal_net::{Channel, IncomingMessage, MembershipEvent, Outcome};
 use shoal_session::link::{Completion, Incoming, LinkEvent, SendResults};
 use shoal_session::ClusterLink;
-use crate::roles::serves_sessions;
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
@@ -18,7 +18,6 @@ pub const SYNC_OPTIONS: u32 = SendOptions::USE_ACK | SendOptions::SYNCHRONIZED_A
 /// Asynchronous replication: queued by MessageDispatch (Tomcat's 8); order is kept by the
 /// session versions, not by the transport.
 pub const ASYNC_OPTIONS: u32 = SendOptions::ASYNCHRONOUS;
-
 
 pub struct ChannelLink {
     channel: Channel,

@@ -12,8 +12,8 @@ use shoal_net::Channel;
 use std::time::Duration;
 
 pub use shoal_cluster::roles::{
-    is_balancer, DRAINING_HEADER, DRAIN_NOTICE, META_HTTP, META_ROLE, READY_NOTICE,
-    ROLE_BALANCER, ROLE_NODE,
+    is_balancer, DRAINING_HEADER, DRAIN_NOTICE, META_HTTP, META_ROLE, READY_NOTICE, ROLE_BALANCER,
+    ROLE_NODE,
 };
 
 /// False for members with meta `role = "balancer"` (`shoal balancer --join`): they are in the

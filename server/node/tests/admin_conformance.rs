@@ -11,7 +11,10 @@ use std::time::Duration;
 async fn the_node_backend_conforms() {
     let node = start_node("solo", 0, &[]).await;
     assert!(
-        node.http.registry().wait_ready(Duration::from_secs(10)).await,
+        node.http
+            .registry()
+            .wait_ready(Duration::from_secs(10))
+            .await,
         "a lone node is ready"
     );
     // Sessions for the suite: each request without a cookie makes a new one.

@@ -4,7 +4,11 @@ use crate::backend::BackendError;
 
 /// [`BackendError::Conflict`] unless `order` names every one of `current` exactly once;
 /// `what` names an item (`pipeline stage`, `interceptor`) in the message.
-pub fn check_same_names(current: &[&str], order: &[String], what: &str) -> Result<(), BackendError> {
+pub fn check_same_names(
+    current: &[&str],
+    order: &[String],
+    what: &str,
+) -> Result<(), BackendError> {
     let mut have: Vec<&str> = current.to_vec();
     let mut want: Vec<&str> = order.iter().map(String::as_str).collect();
     have.sort_unstable();

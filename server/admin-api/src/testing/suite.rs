@@ -91,7 +91,10 @@ pub async fn sessions_are_filtered_sorted_and_paged(b: &dyn AdminBackend, contex
         .await
         .expect("sessions of the suite's context");
     let n = all.items.len();
-    assert!(n >= 3, "the suite needs 3 or more sessions in {context}, has {n}");
+    assert!(
+        n >= 3,
+        "the suite needs 3 or more sessions in {context}, has {n}"
+    );
     assert_eq!(all.total, n as u64, "total counts every matching session");
     for w in all.items.windows(2) {
         let ordered = w[0].last_access_ms > w[1].last_access_ms
@@ -140,7 +143,11 @@ pub async fn sessions_are_filtered_sorted_and_paged(b: &dyn AdminBackend, contex
         .into_iter()
         .filter(|id| id.starts_with(&prefix))
         .collect();
-    assert_eq!(ids(&by_prefix.items), want, "prefix={prefix} keeps exactly those ids");
+    assert_eq!(
+        ids(&by_prefix.items),
+        want,
+        "prefix={prefix} keeps exactly those ids"
+    );
 
     let node = all.items[0].primary.clone();
     let by_node = b
@@ -160,7 +167,11 @@ pub async fn sessions_are_filtered_sorted_and_paged(b: &dyn AdminBackend, contex
         .filter(|s| s.primary == node || s.backups.contains(&node))
         .map(|s| s.id.as_str())
         .collect();
-    assert_eq!(ids(&by_node.items), want, "node={node} keeps primaries and backups there");
+    assert_eq!(
+        ids(&by_node.items),
+        want,
+        "node={node} keeps primaries and backups there"
+    );
 
     let idle = b
         .sessions(
@@ -196,7 +207,10 @@ pub async fn events_are_numbered_kept_and_broadcast(b: &dyn AdminBackend, contex
     for w in after.windows(2) {
         assert!(w[0].seq < w[1].seq, "recent events oldest first: {w:?}");
     }
-    assert!(after.iter().all(|e| e.seq >= 1), "sequence numbers start at 1");
+    assert!(
+        after.iter().all(|e| e.seq >= 1),
+        "sequence numbers start at 1"
+    );
     let newest = after.last().expect("the expiry was recorded");
     assert!(
         before.last().is_none_or(|e| e.seq < newest.seq),
@@ -219,7 +233,11 @@ pub async fn events_are_numbered_kept_and_broadcast(b: &dyn AdminBackend, contex
     .await
     .ok()
     .flatten();
-    assert_eq!(heard.as_ref(), Some(newest), "subscribers get the same event");
+    assert_eq!(
+        heard.as_ref(),
+        Some(newest),
+        "subscribers get the same event"
+    );
 }
 
 /// The drain: `serving` until asked, then `draining` (readiness and health say so); a second

@@ -98,7 +98,12 @@ impl AdminBackend for MemoryBackend {
     fn reorder_pipeline(&self, context: &str, order: Vec<String>) -> BackendResult<'_, Context> {
         let mut s = self.lock();
         let r = Self::context_mut(&mut s, context).and_then(|c| {
-            ops::reorder(&mut c.context.pipeline, &order, |st| &st.name, "pipeline stage")?;
+            ops::reorder(
+                &mut c.context.pipeline,
+                &order,
+                |st| &st.name,
+                "pipeline stage",
+            )?;
             Ok(Self::context_view(c))
         });
         if r.is_ok() {
