@@ -189,7 +189,7 @@ async fn run_full(
     let _ = trigger.request(source);
     // SIGTERM, Ctrl-C, `quit` and the API all drain: nothing acknowledged is lost on the way out.
     let grace = std::time::Duration::from_millis(args.drain_grace_ms);
-    drain::run(node, grace, |p| {
+    drain::run(&trigger, &ch, grace, node.shutdown(), |p| {
         if !json {
             return;
         }

@@ -128,6 +128,13 @@ pub struct DrainStatus {
     pub detail: String,
 }
 
+impl MemberState {
+    /// How many of `members` are in this state (health checks and metrics count them).
+    pub fn count_in(self, members: &[Member]) -> usize {
+        members.iter().filter(|m| m.state == self).count()
+    }
+}
+
 impl DrainStatus {
     /// A node draining since `since_ms`, started by `trigger`, now in `phase`.
     pub fn draining(

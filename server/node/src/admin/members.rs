@@ -227,10 +227,7 @@ impl NodeBackend {
             .filter(|m| m.state == MemberState::Suspect)
             .map(|m| m.name.as_str())
             .collect();
-        let alive = members
-            .iter()
-            .filter(|m| m.state == MemberState::Alive)
-            .count();
+        let alive = MemberState::Alive.count_in(&members);
         let checks = vec![
             Check {
                 name: "channel".into(),

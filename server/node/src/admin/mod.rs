@@ -42,7 +42,7 @@ use std::time::Duration;
 /// How long a member that left stays listed as `gone`.
 pub const GONE_KEPT: Duration = Duration::from_secs(600);
 
-/// What the backend needs of a node; built by [`crate::runtime::start`].
+/// What the backend needs of a node; built by [`crate::start`].
 pub struct NodeView {
     pub channel: Channel,
     pub http: Arc<HttpNode>,

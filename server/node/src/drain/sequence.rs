@@ -18,11 +18,11 @@
 //!    `Left` — DeltaManager peers already hold every session; BackupManager peers promote the
 //!    backups of the sessions this node was primary for, as after a crash, but without
 //!    waiting for failure detection.
-use super::Phase;
+use super::{Drain, Phase};
 use crate::roles::{is_balancer, DRAIN_NOTICE};
-use crate::RunningNode;
 use shoal_cluster::SendOptions;
 use shoal_net::Channel;
+use std::future::Future;
 use std::time::Duration;
 
 /// Longest wait for in-flight requests and the channel flush before exiting anyway.
@@ -40,17 +40,21 @@ pub enum Progress {
     Drained,
 }
 
-/// Drains and stops `node` (its drain trigger already pulled), telling `report` each
-/// milestone.
-pub async fn run(node: RunningNode, grace: Duration, mut report: impl FnMut(Progress)) {
-    let ch = node.channel.clone();
-    let trigger = node.drain.clone();
+/// Drains the node of `trigger` (already pulled) and `ch`, telling `report` each milestone;
+/// `stop` stops the node (its HTTP listener, then the channel: `RunningNode::shutdown`).
+pub async fn run(
+    trigger: &Drain,
+    ch: &Channel,
+    grace: Duration,
+    stop: impl Future<Output = ()>,
+    mut report: impl FnMut(Progress),
+) {
     let by = trigger
         .state()
         .map(|s| s.trigger.as_str())
         .unwrap_or("signal");
     trigger.set_phase(Phase::Notifying, "no new sessions; telling the balancers");
-    let told = notify_balancers(&ch).await;
+    let told = notify_balancers(ch).await;
     tracing::info!(
         balancers = told,
         trigger = by,
@@ -74,10 +78,7 @@ pub async fn run(node: RunningNode, grace: Duration, mut report: impl FnMut(Prog
         Phase::Closing,
         "closing the HTTP listener; requests in flight finish, then the node leaves the cluster",
     );
-    if tokio::time::timeout(SHUTDOWN_LIMIT, node.shutdown())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(SHUTDOWN_LIMIT, stop).await.is_err() {
         tracing::warn!("drain: requests or the channel flush still pending after {SHUTDOWN_LIMIT:?}; exiting anyway");
     }
     report(Progress::Drained);

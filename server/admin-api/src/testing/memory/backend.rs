@@ -34,11 +34,7 @@ impl AdminBackend for MemoryBackend {
 
     fn health(&self) -> BackendResult<'_, Health> {
         let s = self.lock();
-        let alive = s
-            .members
-            .iter()
-            .filter(|m| m.state == MemberState::Alive)
-            .count();
+        let alive = MemberState::Alive.count_in(&s.members);
         let checks = vec![
             Check {
                 name: "membership".into(),

@@ -279,7 +279,7 @@ pub(super) fn metrics(s: &State, secs: f64) -> String {
         "# HELP shoal_members Members by state.\n# TYPE shoal_members gauge"
     );
     for state in [MemberState::Alive, MemberState::Suspect, MemberState::Gone] {
-        let n = s.members.iter().filter(|m| m.state == state).count();
+        let n = state.count_in(&s.members);
         let _ = writeln!(
             out,
             "shoal_members{{state=\"{}\"}} {n}",
