@@ -7,7 +7,7 @@
 //! balancers are never backups or state-transfer peers) and [`announce_ready`] (sends the
 //! notice out over the channel); the drain sequence (`drain/sequence.rs`) sends
 //! [`DRAIN_NOTICE`] the same way.
-use shoal_cluster::{Member, SendOptions};
+use shoal_cluster::{Member, MemberId, SendOptions};
 use shoal_net::Channel;
 use std::time::Duration;
 
@@ -22,6 +22,15 @@ pub fn serves_sessions(m: &Member) -> bool {
     !is_balancer(m)
 }
 
+/// The ids of the balancer members among `members`.
+pub fn balancers(members: Vec<Member>) -> Vec<MemberId> {
+    members
+        .into_iter()
+        .filter(is_balancer)
+        .map(|m| m.id)
+        .collect()
+}
+
 /// Sends [`READY_NOTICE`] to the balancers once `registry` is ready, then to each balancer
 /// that joins. Runs until the channel stops.
 pub async fn announce_ready(ch: Channel, registry: std::sync::Arc<shoal_session::SessionRegistry>) {
@@ -29,12 +38,7 @@ pub async fn announce_ready(ch: Channel, registry: std::sync::Arc<shoal_session:
     while !registry.wait_ready(Duration::from_secs(60)).await {
         tracing::warn!("sessions still not ready after 60 s; balancers keep waiting for this node");
     }
-    let now: Vec<_> = ch
-        .members()
-        .into_iter()
-        .filter(is_balancer)
-        .map(|m| m.id)
-        .collect();
+    let now = balancers(ch.members());
     if !now.is_empty() {
         let _ = ch
             .send(

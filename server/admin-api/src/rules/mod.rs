@@ -16,7 +16,7 @@ mod order;
 mod probes;
 mod sessions;
 
-pub use artifacts::{check_artifact, MAX_ARTIFACT_NAME};
+pub use artifacts::{check_artifact, check_artifact_name, MAX_ARTIFACT_NAME};
 pub use events::{EventLog, EVENTS_KEPT};
 pub use order::check_same_names;
 pub use probes::{health, readiness};

@@ -19,7 +19,7 @@
 //!    backups of the sessions this node was primary for, as after a crash, but without
 //!    waiting for failure detection.
 use super::{Drain, Phase};
-use crate::roles::{is_balancer, DRAIN_NOTICE};
+use crate::roles::{balancers, DRAIN_NOTICE};
 use shoal_cluster::SendOptions;
 use shoal_net::Channel;
 use std::future::Future;
@@ -86,12 +86,7 @@ pub async fn run(
 
 /// Sends the drain notice to every balancer member; returns how many acknowledged it.
 async fn notify_balancers(ch: &Channel) -> usize {
-    let ids: Vec<_> = ch
-        .members()
-        .into_iter()
-        .filter(is_balancer)
-        .map(|m| m.id)
-        .collect();
+    let ids = balancers(ch.members());
     if ids.is_empty() {
         return 0;
     }
