@@ -1,6 +1,6 @@
 //! [`AdminBackend`]: everything the admin API asks of a node, in one object-safe trait.
 //!
-//! The HTTP layer only translates; the node (or [`crate::MemoryBackend`] in tests and the dev
+//! The HTTP layer only translates; the node (or the in-memory twin, `testing`, in tests and the dev
 //! server) does the work. Futures are boxed so that the trait stays object-safe and the
 //! router can hold an `Arc<dyn AdminBackend>`.
 

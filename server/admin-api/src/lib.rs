@@ -1,26 +1,35 @@
-//! shoal's REST admin API, its web UI and the `shoal ctl` client.
+//! shoal's REST admin API and its web UI. `shoal ctl` (the terminal client) is the
+//! `shoal-ctl` crate, so a node links no HTTP client.
 //!
-//! - [`AdminBackend`] (`backend.rs`): what the API asks of a node, one object-safe trait;
-//!   [`MemoryBackend`] (`memory/`) is its in-memory twin for tests and the dev server.
-//! - [`dto`]: the wire types (serde + utoipa), the boundary to the node's crates.
+//! Module map (data flows from an HTTP request down to the backend and back as DTOs):
+//! - `auth.rs`: bearer tokens, roles read-only and admin (request → allowed or 401/403).
 //! - `routes/`: one `router()` per resource under `/api/v1`, assembled with utoipa-axum so
-//!   the OpenAPI 3.1 document (`/api/openapi.json`) comes from the handlers themselves.
-//! - [`ApiError`] (`error.rs`): every error as `application/problem+json` (RFC 9457).
-//! - `auth.rs`: bearer tokens, roles read-only and admin ([`AdminConfig`]).
+//!   the OpenAPI 3.1 document (`/api/openapi.json`) comes from the handlers themselves;
+//!   handlers parse and validate the request, call the backend, return its DTOs.
+//! - `backend.rs`: [`AdminBackend`], everything the API asks of a node, one object-safe
+//!   trait; the node (shoal-node's `NodeBackend`) implements it.
+//! - [`dto`]: the wire types (serde + utoipa), the boundary to the node's crates.
+//! - [`rules`]: the rules every backend applies the same way (session filter, order and
+//!   paging; the event ring; artifact names; reorder checks), called by backends.
+//! - `error.rs`: [`ApiError`], every error as `application/problem+json` (RFC 9457); the
+//!   backend's [`BackendError`] becomes one.
+//! - `config.rs`: [`AdminConfig`], the `[admin]` section (bind address, tokens).
 //! - `ui.rs`: `admin-ui/` embedded and served at `/ui/`, the API docs page at `/api/docs`.
-//! - [`cli`]: `shoal ctl …` over the same API.
+//! - `testing/` (feature `testing` only): [`MemoryBackend`], the in-memory twin for tests and
+//!   the dev server, and `testing::suite`, the conformance suite every backend passes.
 //!
 //! Mount it in a binary with [`serve`] (an already-bound listener, so tests use port 0) or
 //! take the bare [`router`].
 
 mod auth;
 mod backend;
-pub mod cli;
 mod config;
 pub mod dto;
 mod error;
-mod memory;
 mod routes;
+pub mod rules;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod ui;
 
 use std::{future::Future, sync::Arc};
@@ -40,8 +49,9 @@ pub use backend::{AdminBackend, BackendError, BackendResult, BoxFuture};
 pub use config::{AdminConfig, ConfigError, ADMIN_TOKEN_ENV, DEFAULT_BIND, MIN_TOKEN_LEN};
 pub use dto::{Event, EventKind, MemberState};
 pub use error::{ApiError, ApiJson, ApiPath, ApiQuery, PROBLEM_JSON};
-pub use memory::MemoryBackend;
 pub use routes::{MAX_PAGE, MAX_UPLOAD_BYTES};
+#[cfg(feature = "testing")]
+pub use testing::MemoryBackend;
 
 /// The OpenAPI 3.1 document, exactly as served at `/api/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {

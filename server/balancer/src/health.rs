@@ -21,8 +21,8 @@ use crate::backend::BackendState;
 use crate::body::full;
 use crate::state::Inner;
 
-/// Response header of a draining shoal node (`shoal_node::admin::drain::DRAINING_HEADER`).
-pub(crate) const DRAINING_HEADER: &str = "x-shoal-draining";
+/// Response header of a draining shoal node (the member-role protocol, `shoal_cluster::roles`).
+pub(crate) use shoal_cluster::roles::DRAINING_HEADER;
 
 pub(crate) async fn run(inner: Arc<Inner>) {
     let mut tick = tokio::time::interval(inner.config.health_interval);

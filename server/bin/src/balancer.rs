@@ -6,11 +6,11 @@
 //! A node's ready notice (sent once its sessions are ready, and to every balancer that joins
 //! later) → `add_backend` at its `http` address; a member gone → `remove_backend`; a node's
 //! drain notice → `mark_draining`.
-use crate::drain::{DRAIN_NOTICE, META_HTTP, META_ROLE, READY_NOTICE, ROLE_BALANCER};
 use anyhow::{anyhow, bail, Context, Result};
 use shoal_balancer::{Backend, Balancer, BalancerConfig};
 use shoal_cluster::{InterceptorStack, Member};
 use shoal_net::{Channel, Incoming, MembershipEvent};
+use shoal_node::roles::{DRAIN_NOTICE, META_HTTP, META_ROLE, READY_NOTICE, ROLE_BALANCER};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 

@@ -10,7 +10,6 @@ mod bench;
 mod bench_detect;
 mod config;
 mod demo;
-mod drain;
 mod logfmt;
 mod node;
 
@@ -36,7 +35,7 @@ enum Cmd {
     /// Sticky-by-route HTTP balancer in front of the nodes.
     Balancer(balancer::BalancerArgs),
     /// Administer a running cluster through a node's admin API.
-    Ctl(shoal_admin::cli::Ctl),
+    Ctl(shoal_ctl::Ctl),
     /// Measure the channel: throughput, sync_ack latency, kill -9 detection.
     BenchChannel(bench::BenchArgs),
 }
@@ -69,7 +68,7 @@ fn main() -> anyhow::Result<()> {
             Cmd::Demo(a) => demo::run(a).await,
             Cmd::BenchChannel(a) => bench::run(a).await,
             Cmd::Balancer(a) => balancer::run(a).await,
-            Cmd::Ctl(c) => shoal_admin::cli::run(c).await,
+            Cmd::Ctl(c) => shoal_ctl::run(c).await,
         }
     });
     if let Err(e) = &r {

@@ -6,14 +6,14 @@
 //! and `drained`. `--control-stdin` reads commands, one per line:
 //! `send async|ack|sync|plain TEXT` (to every member), `stats`, `leave`, `quit`.
 //! A full node (`[http]`) drains on SIGTERM, Ctrl-C, `quit` or `POST /api/v1/cluster/drain`
-//! on its admin API (`shoal ctl drain`): one trigger, one sequence (see `drain.rs`).
+//! on its admin API (`shoal ctl drain`): one trigger, one sequence (`shoal_node::drain`).
 use crate::config::{Config, Overrides};
-use crate::drain;
 use anyhow::{anyhow, Context, Result};
 use serde_json::json;
 use shoal_cluster::{InterceptorStack, Member, SendOptions};
 use shoal_net::{Channel, ClusterConfig, Incoming, MembershipEvent, Outcome, SendReport};
-use shoal_node::admin::drain::DrainTrigger;
+use shoal_node::drain::{self, DrainTrigger, Progress};
+use shoal_node::roles;
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
@@ -124,11 +124,11 @@ async fn run_full(
     let admin_addr = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
     // A balancer that joined the cluster learns where to send requests from these.
     if let Ok(a) = http_listener.local_addr() {
-        settings.meta.insert(drain::META_HTTP.into(), a.to_string());
+        settings.meta.insert(roles::META_HTTP.into(), a.to_string());
     }
     settings
         .meta
-        .insert(drain::META_ROLE.into(), drain::ROLE_NODE.into());
+        .insert(roles::META_ROLE.into(), roles::ROLE_NODE.into());
     let parts = shoal_node::NodeParts {
         settings,
         stack,
@@ -152,7 +152,7 @@ async fn run_full(
             "admin": admin_addr.map(|a| a.to_string())})
         );
     }
-    tokio::spawn(drain::announce_ready(
+    tokio::spawn(roles::announce_ready(
         ch.clone(),
         node.http.registry().clone(),
     ));
@@ -188,7 +188,19 @@ async fn run_full(
     let _ = trigger.request(source);
     // SIGTERM, Ctrl-C, `quit` and the API all drain: nothing acknowledged is lost on the way out.
     let grace = std::time::Duration::from_millis(args.drain_grace_ms);
-    drain::drain(node, json, grace).await;
+    drain::run(&trigger, &ch, grace, node.shutdown(), |p| {
+        if !json {
+            return;
+        }
+        match p {
+            Progress::Draining { balancers, trigger } => println!(
+                "{}",
+                json!({"event": "draining", "balancers": balancers, "trigger": trigger})
+            ),
+            Progress::Drained => println!("{}", json!({"event": "drained"})),
+        }
+    })
+    .await;
     quit
 }
 

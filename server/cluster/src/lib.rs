@@ -17,6 +17,9 @@
 //! - `interceptor`: the interceptor trait and the ordered stack.
 //! - [`interceptors`]: the native interceptors (Order, Fragmentation, Encrypt, ...), a public
 //!   namespace: the catalogue with `build` and `NAMES`.
+//! - [`roles`]: the member-role protocol between nodes and balancers (meta keys, the ready
+//!   and drain notices, the draining header), a public namespace of constants read by
+//!   shoal-node, shoal-balancer and the binary. Imports `member`.
 //! - `node/`: the channel state machine: membership, failure detection, acks, dedup.
 //! - `sim/` (only with the `testing` feature): seeded simulated network (delay, reorder,
 //!   duplicate, reset, partition, kill, restart) driving N nodes on virtual time; the
@@ -25,7 +28,7 @@
 //! Imports between modules (A → B: A uses B; no arrow runs back):
 //! sim → node, interceptor, frame, auth, member, options; interceptors → node, interceptor,
 //! frame, member; node → interceptor, frame, auth, member, options; interceptor → frame,
-//! member, options; frame → member, options; auth → member; member, options: none.
+//! member, options; frame → member, options; auth → member; roles → member; member, options: none.
 //!
 //! Where Tomcat's interceptors live: the message-transforming ones are layers of the
 //! [`InterceptorStack`] ([`interceptors`]); TcpFailureDetector and TcpPing are the node's own
@@ -44,6 +47,7 @@ pub mod interceptors;
 mod member;
 mod node;
 mod options;
+pub mod roles;
 #[cfg(feature = "testing")]
 pub mod sim;
 

@@ -3,6 +3,7 @@
 //!
 //! Ordering: `send` enqueues on the channel before it returns its future (see the
 //! `ClusterLink` docs), by spawning nothing and awaiting nothing before the enqueue.
+use crate::roles::serves_sessions;
 use futures::future::BoxFuture;
 use shoal_cluster::{Member, MemberId, SendOptions};
 use shoal_net::{Channel, IncomingMessage, MembershipEvent, Outcome};
@@ -16,12 +17,6 @@ pub const SYNC_OPTIONS: u32 = SendOptions::USE_ACK | SendOptions::SYNCHRONIZED_A
 /// Asynchronous replication: queued by MessageDispatch (Tomcat's 8); order is kept by the
 /// session versions, not by the transport.
 pub const ASYNC_OPTIONS: u32 = SendOptions::ASYNCHRONOUS;
-
-/// False for members with meta `role = "balancer"` (`shoal balancer --join`): they are in the
-/// channel to learn the nodes, never hold sessions, never are backups or state-transfer peers.
-pub fn serves_sessions(m: &Member) -> bool {
-    m.meta.get("role").map(String::as_str) != Some("balancer")
-}
 
 pub struct ChannelLink {
     channel: Channel,

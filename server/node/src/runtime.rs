@@ -42,9 +42,9 @@ pub struct RunningNode {
     pub admin: Arc<NodeBackend>,
     pub admin_addr: Option<std::net::SocketAddr>,
     /// The drain trigger the admin API pulls (`POST /api/v1/cluster/drain`); whoever runs
-    /// the node waits on [`crate::admin::drain::Drain::requested`] and then drains it (the
-    /// binary: `server/bin/src/drain.rs`, the same path as SIGTERM).
-    pub drain: crate::admin::drain::Drain,
+    /// the node waits on [`crate::drain::Drain::requested`] and then drains it with
+    /// [`crate::drain::run`] (the binary does, the same path as SIGTERM).
+    pub drain: crate::drain::Drain,
     stop_http: tokio::sync::watch::Sender<bool>,
     http_task: tokio::task::JoinHandle<std::io::Result<()>>,
     admin_task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -88,7 +88,7 @@ pub async fn start(
     facts.set_members(channel.members().iter().map(MemberFact::from).collect());
     let link = ChannelLink::new(channel.clone());
 
-    let drain = crate::admin::drain::Drain::new();
+    let drain = crate::drain::Drain::new();
     let mut valves: BTreeMap<String, Vec<Arc<dyn Valve>>> = BTreeMap::new();
     for ctx in &parts.http.contexts {
         let v: Arc<dyn Valve> = Arc::new(WasmValves {
@@ -245,7 +245,7 @@ pub const JOIN_WAIT: std::time::Duration = std::time::Duration::from_millis(1500
 /// their state (DeltaManager asks the first member that appears), but requests served in
 /// the meantime would not see it.
 async fn wait_for_first_member(channel: &Channel, wait: std::time::Duration) {
-    let has_peer = || channel.members().iter().any(crate::link::serves_sessions);
+    let has_peer = || channel.members().iter().any(crate::roles::serves_sessions);
     if has_peer() {
         return;
     }

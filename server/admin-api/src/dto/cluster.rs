@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::time::rfc3339;
+
 /// What the local failure detector currently believes about a member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -126,7 +128,34 @@ pub struct DrainStatus {
     pub detail: String,
 }
 
+impl MemberState {
+    /// How many of `members` are in this state (health checks and metrics count them).
+    pub fn count_in(self, members: &[Member]) -> usize {
+        members.iter().filter(|m| m.state == self).count()
+    }
+}
+
 impl DrainStatus {
+    /// A node draining since `since_ms`, started by `trigger`, now in `phase`.
+    pub fn draining(
+        node: String,
+        phase: DrainPhase,
+        trigger: &str,
+        since_ms: u64,
+        detail: String,
+    ) -> DrainStatus {
+        DrainStatus {
+            node,
+            draining: true,
+            phase,
+            trigger: Some(trigger.to_owned()),
+            since_ms: Some(since_ms),
+            since: Some(rfc3339(since_ms)),
+            steps: drain_steps(),
+            detail,
+        }
+    }
+
     /// A node that is not draining; `detail` says how to start a drain on it.
     pub fn serving(node: String, detail: &str) -> DrainStatus {
         DrainStatus {

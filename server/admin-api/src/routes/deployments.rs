@@ -36,7 +36,7 @@ async fn get_deployment(
 
 /// Deploys (or redeploys) an artifact to every node; deploy hooks may veto it.
 #[utoipa::path(put, path = "/api/v1/deployments/{name}", tag = "deployments",
-    params(("name" = String, Path, pattern = "^[A-Za-z0-9._-]{1,128}$", description = "Artifact name, e.g. `shop.wasm`")),
+    params(("name" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", description = "Artifact name, e.g. `shop.wasm`")),
     request_body(content = Upload, content_type = "application/octet-stream", description = "The artifact (not empty)"),
     responses((status = 201, description = "Deployed (per-node state inside)", body = Deployment),
         (status = 413, description = "Artifact larger than the upload limit", body = ApiError, content_type = "application/problem+json"),
@@ -47,16 +47,7 @@ async fn deploy(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, ApiJson<Deployment>), ApiError> {
     let artifact = body_bytes(body)?;
-    let valid = !name.is_empty()
-        && name.len() <= 128
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-    if !valid {
-        return Err(ApiError::bad_request(format!(
-            "artifact name `{name}` is not usable: use 1..=128 letters, digits, `.`, `_` or `-`"
-        )));
-    }
+    crate::rules::check_artifact_name(&name).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let deployment = s.backend.deploy(&name, artifact.to_vec()).await?;
     Ok((StatusCode::CREATED, ApiJson(deployment)))
 }

@@ -20,7 +20,7 @@ use super::AppState;
 use crate::{dto::Event, error::ApiError, ApiJson, ApiQuery};
 
 /// Events kept for `/events/recent` and for `Last-Event-ID` replay.
-pub const RECENT_MAX: usize = 200;
+pub const RECENT_MAX: usize = crate::rules::EVENTS_KEPT;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -140,23 +140,3 @@ pub fn component() -> Vec<u8> {
     c.extend_from_slice(&[0u8; 32]);
     c
 }
-
-/// The admin API over a fresh MemoryBackend on a real loopback port (for the CLI tests):
-/// its base URL, the backend, and the sender that stops it.
-pub async fn served() -> (String, Arc<MemoryBackend>, tokio::sync::oneshot::Sender<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let backend = Arc::new(MemoryBackend::new());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(shoal_admin::serve(
-        listener,
-        backend.clone(),
-        config(),
-        async move {
-            let _ = rx.await;
-        },
-    ));
-    (url, backend, tx)
-}

@@ -4,7 +4,7 @@ use super::plugins::config_pairs;
 use super::NodeBackend;
 use crate::plugins::ControlOp;
 use shoal_admin::dto::*;
-use shoal_admin::{AdminBackend, BackendError, BackendResult};
+use shoal_admin::{rules, AdminBackend, BackendError, BackendResult};
 use tokio::sync::broadcast;
 
 fn ready<T: Send + 'static>(r: Result<T, BackendError>) -> BackendResult<'static, T> {
@@ -62,17 +62,8 @@ impl AdminBackend for NodeBackend {
         Box::pin(async move {
             let ctx = self.context_config(&context)?;
             let current = self.pipeline(&ctx);
-            let mut a: Vec<&String> = current.iter().map(|s| &s.name).collect();
-            let mut b: Vec<&String> = order.iter().collect();
-            a.sort();
-            b.sort();
             let names: Vec<&str> = current.iter().map(|s| s.name.as_str()).collect();
-            if a != b {
-                return Err(BackendError::Conflict(format!(
-                    "the new order must name every pipeline stage exactly once; current order: [{}]",
-                    names.join(", ")
-                )));
-            }
+            rules::check_same_names(&names, &order, "pipeline stage")?;
             // Native stages are fixed by the pipeline's construction; plugins run innermost.
             let moved_native = current
                 .iter()
@@ -271,9 +262,7 @@ impl AdminBackend for NodeBackend {
     }
 
     fn recent_events(&self, limit: usize) -> BackendResult<'_, Vec<Event>> {
-        let s = self.lock();
-        let skip = s.recent.len().saturating_sub(limit);
-        ready(Ok(s.recent.iter().skip(skip).cloned().collect()))
+        ready(Ok(self.events.recent(limit)))
     }
 
     fn metrics_text(&self) -> BackendResult<'_, String> {

@@ -5,6 +5,7 @@
 //! fed by `Channel::subscribe()` and keeps gone members for [`super::GONE_KEPT`].
 use super::{upgrade, NodeBackend, GONE_KEPT};
 use shoal_admin::dto::{now_ms, rfc3339, Check, EventKind, Health, Member, MemberState, Readiness};
+use shoal_admin::rules;
 use shoal_net::MembershipEvent;
 use std::collections::BTreeMap;
 use std::sync::Weak;
@@ -226,10 +227,7 @@ impl NodeBackend {
             .filter(|m| m.state == MemberState::Suspect)
             .map(|m| m.name.as_str())
             .collect();
-        let alive = members
-            .iter()
-            .filter(|m| m.state == MemberState::Alive)
-            .count();
+        let alive = MemberState::Alive.count_in(&members);
         let checks = vec![
             Check {
                 name: "channel".into(),
@@ -256,17 +254,7 @@ impl NodeBackend {
                 },
             },
         ];
-        let status = if self.node.drain.is_draining() {
-            "draining"
-        } else if checks.iter().all(|c| c.ok) {
-            "ok"
-        } else {
-            "degraded"
-        };
-        Health {
-            status: status.into(),
-            checks,
-        }
+        rules::health(self.node.drain.is_draining(), checks)
     }
 
     pub(super) fn readiness_report(&self) -> Readiness {
@@ -287,23 +275,7 @@ impl NodeBackend {
                 },
             });
         }
-        if let Some(d) = self.node.drain.state() {
-            checks.push(Check {
-                name: "drain".into(),
-                ok: false,
-                detail: format!("draining ({}): no new sessions here", d.detail),
-            });
-        }
-        let ready = checks.iter().all(|c| c.ok);
-        let status = match (self.node.drain.is_draining(), ready) {
-            (true, _) => "draining",
-            (false, true) => "ready",
-            (false, false) => "not-ready",
-        };
-        Readiness {
-            ready,
-            status: status.into(),
-            checks,
-        }
+        let drain = self.node.drain.state().map(|d| d.detail);
+        rules::readiness(drain.as_deref(), checks)
     }
 }

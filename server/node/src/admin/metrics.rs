@@ -54,7 +54,7 @@ impl NodeBackend {
             f.sample(
                 "shoal_members",
                 &[("state", label)],
-                members.iter().filter(|m| m.state == state).count(),
+                state.count_in(&members),
             );
         }
         self.channel_metrics(&mut out).await;

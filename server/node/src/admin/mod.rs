@@ -1,13 +1,18 @@
 //! The admin API of a running node: [`NodeBackend`] implements [`shoal_admin::AdminBackend`]
-//! over the node's channel, HTTP contexts (session services) and plugins.
+//! by translating between the node's concepts (channel, HTTP contexts and their session
+//! services, plugins, [`crate::drain`], [`crate::deploy`]) and the API's DTOs. No node
+//! behaviour lives here; the rules every backend shares come from `shoal_admin::rules`.
 //!
+//! Data flow: an API call → `backend.rs` (the trait, one line per method) → the file of its
+//! concept below → the node's crates; changes come back as DTOs and as events
+//! ([`shoal_admin::rules::EventLog`]).
 //! - `members.rs`: membership history (alive / suspect / gone, since, why), health, readiness.
-//! - `sessions.rs`: contexts, pipelines, sessions, expiry, counts, manager statistics.
+//! - `sessions.rs`: contexts, pipelines, sessions, expiry, counts.
 //! - `stats.rs`: manager and valve statistics, reset (a baseline kept here).
 //! - `channel.rs`: interceptor stack, send options, per-peer traffic.
 //! - `plugins.rs`: plugin operations, always applied on every node.
-//! - `drain.rs`: the drain trigger shared with the binary's signal handler, [`drain::DrainValve`].
-//! - `deploy.rs`: deployments (Wasm components only, until the farm deployer lands).
+//! - `drain.rs`: the drain's status and the `drain` event ([`crate::drain`] does the drain).
+//! - `deploy.rs`: deployments as DTOs and events ([`crate::deploy`] does the deploying).
 //! - `metrics.rs`: Prometheus text.
 //! - `backend.rs`: the trait implementation, delegating to the above.
 //!
@@ -16,7 +21,7 @@
 mod backend;
 mod channel;
 mod deploy;
-pub mod drain;
+mod drain;
 mod members;
 mod metrics;
 mod plugins;
@@ -25,21 +30,19 @@ mod stats;
 
 use crate::plugins::Plugins;
 use members::MemberBook;
-use shoal_admin::dto::{now_ms, Deployment, Event, EventKind};
+use shoal_admin::dto::{now_ms, Deployment, EventKind};
+use shoal_admin::rules::EventLog;
 use shoal_cluster::LayerInfo;
 use shoal_http::HttpNode;
 use shoal_net::Channel;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
-use tokio::sync::broadcast;
 
-/// Events kept for `/api/v1/events/recent` (the API asks for at most this many).
-const EVENTS_KEPT: usize = 200;
 /// How long a member that left stays listed as `gone`.
 pub const GONE_KEPT: Duration = Duration::from_secs(600);
 
-/// What the backend needs of a node; built by [`crate::runtime::start`].
+/// What the backend needs of a node; built by [`crate::start`].
 pub struct NodeView {
     pub channel: Channel,
     pub http: Arc<HttpNode>,
@@ -50,7 +53,7 @@ pub struct NodeView {
     pub ack_timeout_ms: u64,
     pub http_addr: std::net::SocketAddr,
     /// The drain trigger, shared with whoever runs the drain (the binary).
-    pub drain: drain::Drain,
+    pub drain: crate::drain::Drain,
 }
 
 /// The admin backend of one node.
@@ -58,7 +61,7 @@ pub struct NodeBackend {
     node: NodeView,
     started_ms: u64,
     state: Mutex<State>,
-    events: broadcast::Sender<Event>,
+    events: EventLog,
 }
 
 #[derive(Default)]
@@ -69,8 +72,6 @@ struct State {
     plugin_meta: HashMap<String, plugins::PluginMeta>,
     /// Counters at the last reset, per context path.
     baselines: HashMap<String, sessions::Baseline>,
-    recent: VecDeque<Event>,
-    next_seq: u64,
 }
 
 impl NodeBackend {
@@ -80,11 +81,8 @@ impl NodeBackend {
         let rx = node.channel.subscribe();
         let backend = Arc::new(NodeBackend {
             started_ms: now_ms(),
-            state: Mutex::new(State {
-                next_seq: 1,
-                ..State::default()
-            }),
-            events: broadcast::channel(256).0,
+            state: Mutex::new(State::default()),
+            events: EventLog::new(),
             node,
         });
         {
@@ -112,22 +110,7 @@ impl NodeBackend {
 
     /// Records and broadcasts an event.
     fn emit(&self, kind: EventKind, subject: &str, message: String) {
-        let mut s = self.lock();
-        let event = Event {
-            seq: s.next_seq,
-            at_ms: now_ms(),
-            kind,
-            subject: subject.to_owned(),
-            message,
-        };
-        s.next_seq += 1;
-        if s.recent.len() == EVENTS_KEPT {
-            s.recent.pop_front();
-        }
-        s.recent.push_back(event.clone());
-        drop(s);
-        // No subscriber is not an error: nobody is watching.
-        let _ = self.events.send(event);
+        self.events.emit(kind, subject, message);
     }
 }
 

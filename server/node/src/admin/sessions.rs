@@ -1,7 +1,7 @@
 //! Contexts, their pipelines, their sessions (as held by this node) and manager statistics.
 use super::NodeBackend;
 use shoal_admin::dto::*;
-use shoal_admin::BackendError;
+use shoal_admin::{rules, BackendError};
 use shoal_http::ContextConfig;
 use shoal_plugin_host::{PluginState as HostState, PluginWorld as HostWorld};
 use shoal_session::{AttrValue, RequestEnd, Session, SessionId, SessionService};
@@ -216,44 +216,12 @@ impl NodeBackend {
                 .filter_map(|id| Some((m.session(id)?.clone(), m.placement(id))))
                 .collect()
         });
-        let mut matching: Vec<SessionSummary> = held
+        let summaries = held
             .iter()
-            .filter(|(s, _)| {
-                q.prefix
-                    .as_deref()
-                    .is_none_or(|p| s.id.as_str().starts_with(p))
-            })
+            .filter(|(s, _)| rules::id_matches(q, s.id.as_str()))
             .map(|(s, p)| self.summary(s, p.clone(), &ctx, now))
-            .filter(|s| {
-                q.min_idle_secs
-                    .is_none_or(|m| s.idle_ms >= m.saturating_mul(1000))
-            })
-            .filter(|s| {
-                q.node
-                    .as_deref()
-                    .is_none_or(|n| s.primary == n || s.backups.iter().any(|b| b == n))
-            })
             .collect();
-        // Most recently used first: what an operator looks for.
-        matching.sort_by(|a, b| {
-            b.last_access_ms
-                .cmp(&a.last_access_ms)
-                .then(a.id.cmp(&b.id))
-        });
-        let offset = q.offset.unwrap_or(0);
-        let limit = q.limit.unwrap_or(50);
-        let items = matching
-            .iter()
-            .skip(usize::try_from(offset).unwrap_or(usize::MAX))
-            .take(limit as usize)
-            .cloned()
-            .collect();
-        Ok(SessionPage {
-            items,
-            total: matching.len() as u64,
-            offset,
-            limit,
-        })
+        Ok(rules::page_sessions(summaries, q))
     }
 
     /// Accepts the bare id or the cookie value `<id>.<route>`.

@@ -7,7 +7,7 @@ use super::{
     data::{digest, FakeContext, NODES},
     State,
 };
-use crate::{backend::BackendError, dto::*};
+use crate::{backend::BackendError, dto::*, rules};
 
 /// Applies `order` to `items` if it names every item exactly once.
 pub(super) fn reorder<T>(
@@ -16,58 +16,19 @@ pub(super) fn reorder<T>(
     name: impl Fn(&T) -> &String,
     what: &str,
 ) -> Result<(), BackendError> {
-    let mut current: Vec<&String> = items.iter().map(&name).collect();
-    let mut wanted: Vec<&String> = order.iter().collect();
-    current.sort();
-    wanted.sort();
-    if current != wanted {
-        let names: Vec<&str> = items.iter().map(|i| name(i).as_str()).collect();
-        return Err(BackendError::Conflict(format!(
-            "the new order must name every {what} exactly once; current order: [{}]",
-            names.join(", ")
-        )));
-    }
+    let current: Vec<&str> = items.iter().map(|i| name(i).as_str()).collect();
+    rules::check_same_names(&current, order, what)?;
     items.sort_by_key(|i| order.iter().position(|o| o == name(i)));
     Ok(())
 }
 
-pub(super) fn with_idle(summary: &SessionSummary, now: u64) -> SessionSummary {
-    SessionSummary {
-        idle_ms: now.saturating_sub(summary.last_access_ms),
-        ..summary.clone()
-    }
-}
-
 pub(super) fn page(c: &FakeContext, q: &SessionQuery, now: u64) -> SessionPage {
-    let matching: Vec<SessionSummary> = c
+    let all = c
         .sessions
         .values()
-        .map(|s| with_idle(&s.summary, now))
-        .filter(|s| q.prefix.as_deref().is_none_or(|p| s.id.starts_with(p)))
-        .filter(|s| {
-            q.min_idle_secs
-                .is_none_or(|m| s.idle_ms >= m.saturating_mul(1000))
-        })
-        .filter(|s| {
-            q.node
-                .as_deref()
-                .is_none_or(|n| s.primary == n || s.backups.iter().any(|b| b == n))
-        })
+        .map(|s| rules::with_idle(&s.summary, now))
         .collect();
-    let offset = q.offset.unwrap_or(0);
-    let limit = q.limit.unwrap_or(50);
-    let items = matching
-        .iter()
-        .skip(usize::try_from(offset).unwrap_or(usize::MAX))
-        .take(limit as usize)
-        .cloned()
-        .collect();
-    SessionPage {
-        items,
-        total: matching.len() as u64,
-        offset,
-        limit,
-    }
+    rules::page_sessions(all, q)
 }
 
 pub(super) fn counts(contexts: &[FakeContext]) -> Vec<NodeSessionCount> {
@@ -282,21 +243,7 @@ pub(super) fn deploy(
     name: &str,
     artifact: &[u8],
 ) -> Result<Deployment, BackendError> {
-    let valid = !name.is_empty()
-        && name.len() <= 128
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-    if !valid {
-        return Err(BackendError::Invalid(format!(
-            "artifact name `{name}` is not usable: use 1..=128 letters, digits, `.`, `_` or `-`"
-        )));
-    }
-    if artifact.is_empty() {
-        return Err(BackendError::Invalid(
-            "the artifact is empty: send the file as the request body".into(),
-        ));
-    }
+    rules::check_artifact(name, artifact)?;
     let nodes = s
         .members
         .iter()
@@ -332,7 +279,7 @@ pub(super) fn metrics(s: &State, secs: f64) -> String {
         "# HELP shoal_members Members by state.\n# TYPE shoal_members gauge"
     );
     for state in [MemberState::Alive, MemberState::Suspect, MemberState::Gone] {
-        let n = s.members.iter().filter(|m| m.state == state).count();
+        let n = state.count_in(&s.members);
         let _ = writeln!(
             out,
             "shoal_members{{state=\"{}\"}} {n}",

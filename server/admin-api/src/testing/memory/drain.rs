@@ -33,17 +33,14 @@ impl MemoryBackend {
                 node,
                 "serving; POST /api/v1/cluster/drain to drain this node",
             ),
-            Some(d) => DrainStatus {
+            // A real node would move on and exit; the fake one stays in its grace.
+            Some(d) => DrainStatus::draining(
                 node,
-                draining: true,
-                // A real node would move on and exit; the fake one stays here.
-                phase: DrainPhase::Grace,
-                trigger: Some("api".into()),
-                since_ms: Some(d.since_ms),
-                since: Some(rfc3339(d.since_ms)),
-                steps: drain_steps(),
-                detail: "draining (in-memory cluster: recorded only, nothing stops)".into(),
-            },
+                DrainPhase::Grace,
+                "api",
+                d.since_ms,
+                "draining (in-memory cluster: recorded only, nothing stops)".into(),
+            ),
         }
     }
 

@@ -4,18 +4,18 @@ mod common;
 
 use clap::Parser;
 use common::*;
-use shoal_admin::{cli, AdminBackend};
+use shoal_admin::AdminBackend;
 
 #[derive(Parser)]
 struct Top {
     #[command(flatten)]
-    ctl: cli::Ctl,
+    ctl: shoal_ctl::Ctl,
 }
 
 async fn ctl(url: &str, token: &str, args: &[&str]) -> anyhow::Result<()> {
     let mut argv = vec!["ctl", "--url", url, "--token", token];
     argv.extend_from_slice(args);
-    cli::run(Top::try_parse_from(argv)?.ctl).await
+    shoal_ctl::run(Top::try_parse_from(argv)?.ctl).await
 }
 
 #[tokio::test]

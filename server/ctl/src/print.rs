@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::dto::*;
+use shoal_admin::dto::*;
 
 /// Prints `value` as pretty JSON or through `table`.
 pub fn output<T: Serialize>(

@@ -1,5 +1,14 @@
 //! `shoal ctl …`: the admin API from a terminal. Every command is one or two REST calls; the
-//! output is a plain table, or the API's JSON with `--json`.
+//! output is a plain table, or the API's JSON with `--json`. Its own crate so that a node
+//! (shoal-admin, shoal-node) links no HTTP client and no progress bars.
+//!
+//! Module map (data flows from the command line to a node's admin API and back to stdout):
+//! - `lib.rs`: [`Ctl`] and its subcommands (clap), and [`run`], one arm per command.
+//! - `client.rs`: the HTTP client (reqwest, plain HTTP): bearer token, problem+json errors
+//!   as [`shoal_admin::ApiError`], the SSE event stream, an upload progress bar.
+//! - `drain.rs`: `shoal ctl drain`: starts a node's drain and follows it until its admin API
+//!   stops answering.
+//! - `print.rs`: tables from the API's DTOs ([`shoal_admin::dto`]).
 //!
 //! The `shoal` binary mounts [`Ctl`] as its `ctl` subcommand and calls [`run`].
 
@@ -12,8 +21,8 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 
-use crate::dto::*;
 use client::Client;
+use shoal_admin::dto::*;
 
 /// Options and command of `shoal ctl`.
 #[derive(Debug, Args)]

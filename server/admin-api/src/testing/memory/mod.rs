@@ -8,26 +8,21 @@ mod drain;
 mod ops;
 
 use std::{
-    collections::VecDeque,
     sync::{Mutex, MutexGuard},
     time::Instant,
 };
 
-use tokio::sync::broadcast;
-
 use crate::{
     backend::{BackendError, BackendResult},
     dto::*,
+    rules::EventLog,
 };
 use data::FakeContext;
-
-/// Events kept for replay (same bound as the API's `/events/recent`).
-const EVENTS_KEPT: usize = 200;
 
 /// A fake cluster held in memory. All changes are immediate and "applied" on all 3 nodes.
 pub struct MemoryBackend {
     state: Mutex<State>,
-    events: broadcast::Sender<Event>,
+    events: EventLog,
     /// Peer traffic grows with real time so that the UI's chart moves.
     started: Instant,
 }
@@ -42,8 +37,6 @@ struct State {
     send_options: SendOptions,
     plugins: Vec<Plugin>,
     deployments: Vec<Deployment>,
-    recent: VecDeque<Event>,
-    next_seq: u64,
 }
 
 impl Default for MemoryBackend {
@@ -72,12 +65,10 @@ impl MemoryBackend {
             send_options,
             plugins: data::plugins(now),
             deployments: Vec::new(),
-            recent: VecDeque::new(),
-            next_seq: 1,
         };
         Self {
             state: Mutex::new(state),
-            events: broadcast::channel(256).0,
+            events: EventLog::new(),
             started: Instant::now(),
         }
     }
@@ -120,21 +111,10 @@ impl MemoryBackend {
         self.lock().ready = ready;
     }
 
-    fn emit(&self, s: &mut State, kind: EventKind, subject: &str, message: String) {
-        let event = Event {
-            seq: s.next_seq,
-            at_ms: now_ms(),
-            kind,
-            subject: subject.to_owned(),
-            message,
-        };
-        s.next_seq += 1;
-        if s.recent.len() == EVENTS_KEPT {
-            s.recent.pop_front();
-        }
-        s.recent.push_back(event.clone());
-        // No subscriber is not an error: nobody is watching.
-        let _ = self.events.send(event);
+    /// Records and broadcasts an event. Takes the state so that events are emitted while the
+    /// change they describe is held (their order is the order of the changes).
+    fn emit(&self, _: &mut State, kind: EventKind, subject: &str, message: String) {
+        self.events.emit(kind, subject, message);
     }
 
     fn context_mut<'s>(s: &'s mut State, name: &str) -> Result<&'s mut FakeContext, BackendError> {

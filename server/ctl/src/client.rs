@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use reqwest::{Method, Response, StatusCode};
 use serde::de::DeserializeOwned;
 
-use crate::{dto::Event, error::ApiError};
+use shoal_admin::{dto::Event, ApiError};
 
 /// What one poll of a node that may be going away got.
 pub enum Polled<T> {

@@ -8,18 +8,17 @@ use std::time::Duration;
 
 use clap::Parser;
 use common::*;
-use shoal_admin::cli;
 
 #[derive(Parser)]
 struct Top {
     #[command(flatten)]
-    ctl: cli::Ctl,
+    ctl: shoal_ctl::Ctl,
 }
 
 async fn ctl(args: &[&str]) -> anyhow::Result<()> {
     let mut argv = vec!["ctl"];
     argv.extend_from_slice(args);
-    cli::run(Top::try_parse_from(argv)?.ctl).await
+    shoal_ctl::run(Top::try_parse_from(argv)?.ctl).await
 }
 
 #[tokio::test]

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 
-use super::client::{Client, Polled};
-use crate::dto::{DrainPhase, DrainStatus};
+use crate::client::{Client, Polled};
+use shoal_admin::dto::{DrainPhase, DrainStatus};
 
 const PATH: &str = "/api/v1/cluster/drain";
 /// Pause between two polls of the drain status.

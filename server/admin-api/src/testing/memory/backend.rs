@@ -7,6 +7,7 @@ use super::{data, done, ops, MemoryBackend};
 use crate::{
     backend::{AdminBackend, BackendError, BackendResult},
     dto::*,
+    rules,
 };
 impl AdminBackend for MemoryBackend {
     fn local_node(&self) -> BackendResult<'_, LocalNode> {
@@ -33,11 +34,7 @@ impl AdminBackend for MemoryBackend {
 
     fn health(&self) -> BackendResult<'_, Health> {
         let s = self.lock();
-        let alive = s
-            .members
-            .iter()
-            .filter(|m| m.state == MemberState::Alive)
-            .count();
+        let alive = MemberState::Alive.count_in(&s.members);
         let checks = vec![
             Check {
                 name: "membership".into(),
@@ -50,17 +47,7 @@ impl AdminBackend for MemoryBackend {
                 detail: "receiver listening on 127.0.0.1:4000".into(),
             },
         ];
-        let status = if s.drain.is_some() {
-            "draining"
-        } else if checks.iter().all(|c| c.ok) {
-            "ok"
-        } else {
-            "degraded"
-        };
-        done(Ok(Health {
-            status: status.into(),
-            checks,
-        }))
+        done(Ok(rules::health(s.drain.is_some(), checks)))
     }
 
     fn readiness(&self) -> BackendResult<'_, Readiness> {
@@ -73,29 +60,13 @@ impl AdminBackend for MemoryBackend {
         } else {
             "waiting for state transfer from node2"
         };
-        let mut checks = vec![Check {
+        let checks = vec![Check {
             name: "state-transfer".into(),
             ok: transferred,
             detail: detail.into(),
         }];
-        if draining {
-            checks.push(Check {
-                name: "drain".into(),
-                ok: false,
-                detail: "draining: no new sessions here".into(),
-            });
-        }
-        let ready = checks.iter().all(|c| c.ok);
-        let status = match (draining, ready) {
-            (true, _) => "draining",
-            (false, true) => "ready",
-            (false, false) => "not-ready",
-        };
-        done(Ok(Readiness {
-            ready,
-            status: status.into(),
-            checks,
-        }))
+        let drain = draining.then_some("in-memory cluster: recorded only, nothing stops");
+        done(Ok(rules::readiness(drain, checks)))
     }
 
     fn drain_status(&self) -> BackendResult<'_, DrainStatus> {
@@ -155,7 +126,7 @@ impl AdminBackend for MemoryBackend {
                 .get(id)
                 .ok_or_else(|| BackendError::not_found("session", id))?;
             Ok(SessionDetail {
-                session: ops::with_idle(&fake.summary, now_ms()),
+                session: rules::with_idle(&fake.summary, now_ms()),
                 attributes: fake
                     .attributes
                     .iter()
@@ -405,9 +376,7 @@ impl AdminBackend for MemoryBackend {
     }
 
     fn recent_events(&self, limit: usize) -> BackendResult<'_, Vec<Event>> {
-        let s = self.lock();
-        let skip = s.recent.len().saturating_sub(limit);
-        done(Ok(s.recent.iter().skip(skip).cloned().collect()))
+        done(Ok(self.events.recent(limit)))
     }
 
     fn metrics_text(&self) -> BackendResult<'_, String> {
