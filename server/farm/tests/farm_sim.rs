@@ -7,6 +7,24 @@ use sim::{Report, Sim, SimConfig};
 
 const SEEDS: u64 = 40;
 
+/// `SIM_SEED=n SIM_TRACE=1 cargo test -p shoal-farm --test farm_sim one_seed -- --nocapture`
+#[test]
+fn one_seed() {
+    let Some(seed) = std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()) else {
+        return;
+    };
+    let r = Sim::new(SimConfig {
+        nodes: 5,
+        chaos: Chaos::rough(),
+        partitions: true,
+        kills: true,
+        joiners: 1,
+        ..SimConfig::new(seed)
+    })
+    .run();
+    assert!(r.violations.is_empty(), "{:#?}", r.violations);
+}
+
 fn run_seeds(name: &str, make: impl Fn(u64) -> SimConfig) -> Vec<Report> {
     let mut reports = Vec::new();
     let mut violations = Vec::new();

@@ -120,7 +120,7 @@ pub struct Sim {
     side: Vec<u8>,
     /// Nodes back from a minority side: stale until their catalog exchange is done, so
     /// not counted in the two-versions check (without a quorum they cannot know better).
-    rejoining: BTreeSet<usize>,
+    rejoining: BTreeMap<usize, u64>,
     chaos: Chaos,
     quiet: bool,
     trusted: KeyPair,
@@ -147,7 +147,7 @@ impl Sim {
             events: HashMap::new(),
             nodes: Vec::new(),
             side: Vec::new(),
-            rejoining: BTreeSet::new(),
+            rejoining: BTreeMap::new(),
             quiet: false,
             trusted: KeyPair::from_seed(Seed::new([7; 32])),
             rogue: KeyPair::from_seed(Seed::new([9; 32])),
@@ -362,6 +362,7 @@ impl Sim {
     }
 
     fn kill(&mut self, i: usize) {
+        self.trace(|| format!("kill n{i}"));
         self.report.kills += 1;
         let n = &mut self.nodes[i];
         n.core = None;
@@ -373,6 +374,7 @@ impl Sim {
     }
 
     fn restart(&mut self, i: usize) {
+        self.trace(|| format!("restart n{i}"));
         let now = self.now();
         let cfg = self.config_for(i, self.nodes[i].inc);
         let n = &mut self.nodes[i];
@@ -400,9 +402,10 @@ impl Sim {
     }
 
     fn heal(&mut self) {
+        self.trace(|| "heal".to_string());
         for (i, s) in self.side.iter_mut().enumerate() {
             if *s != 0 {
-                self.rejoining.insert(i);
+                self.rejoining.insert(i, self.now_us);
             }
             *s = 0;
         }
@@ -431,6 +434,8 @@ impl Sim {
                 let i = self.rng.gen_range(0..n);
                 self.side[i] = 1;
             }
+            let side = self.side.clone();
+            self.trace(|| format!("partition {side:?}"));
             self.schedule(DETECT_US, Ev::ViewSync);
         } else if partitioned && self.rng.gen_bool(0.05) {
             self.heal();
@@ -487,6 +492,8 @@ impl Sim {
 
     pub fn deploy(&mut self, at: usize, sm: SignedManifest, upload: Vec<u8>) -> Result<DeployId, FarmError> {
         let now = self.now();
+        let m = sm.manifest.to_string();
+        self.trace(|| format!("n{at}: deploy {m}"));
         self.nodes[at].store.partial.insert(sm.manifest.sha256, upload);
         let Some(core) = self.nodes[at].core.as_mut() else {
             return Err(FarmError::NotReady);
@@ -526,9 +533,12 @@ impl Sim {
             }
             64..72 if bad => {
                 // Wrong digest or a truncated upload: the coordinator's own check refuses it.
+                // Fresh content (an empty file's digest is often verified already, and
+                // content-addressed storage rightly reuses it).
                 let mut bytes = self.content();
+                bytes.push(self.rng.gen());
                 let m = self.manifest(name, &bytes);
-                if roll < 68 || bytes.is_empty() {
+                if roll < 68 {
                     bytes.push(1);
                 } else {
                     bytes.pop();
@@ -673,6 +683,12 @@ impl Sim {
 
     // ---- invariants ---------------------------------------------------------------------
 
+    fn trace(&self, what: impl FnOnce() -> String) {
+        if std::env::var_os("SIM_TRACE").is_some() {
+            eprintln!("{:>8.3}s {}", self.now_us as f64 / 1e6, what());
+        }
+    }
+
     fn violation(&mut self, v: String) {
         self.report
             .violations
@@ -695,6 +711,7 @@ impl Sim {
         if self.aborted.contains(&e.deploy) {
             self.violation(format!("{id} activated aborted rollout {}", e.deploy));
         }
+        self.trace(|| format!("{id} applies {} ({})", e.describe(), e.deploy));
         self.applied_ever.insert(e.deploy.clone());
         self.nodes[i].applied_at.insert(e.name.clone(), self.now_us);
         self.nodes[i].applied.insert(e.name.clone(), e);
@@ -708,6 +725,7 @@ impl Sim {
             Event::RolloutFinished {
                 deploy, outcome, ..
             } => {
+                self.trace(|| format!("rollout {deploy} finished: {outcome:?}"));
                 let expect = self.expect_refusal.remove(&deploy);
                 match &outcome {
                     Outcome::Activated { .. } => {
@@ -735,8 +753,12 @@ impl Sim {
                 }
             }
             Event::Ready => {
+                self.trace(|| format!("n{i} ready"));
                 self.nodes[i].ready = true;
                 self.check_ready_converged(i);
+            }
+            Event::Refused { .. } if self.cfg.chaos.corrupt > 0.0 => {
+                // A corrupted manifest fails its signature: the protection at work.
             }
             Event::Refused { reason, .. } => {
                 self.violation(format!("{} refused a peer's entry: {reason}", self.nodes[i].id));
@@ -747,28 +769,34 @@ impl Sim {
     /// Ready nodes of one side run at most two versions of each name (old and new during
     /// the commit window).
     fn check_live_versions(&mut self) {
-        let nodes = &self.nodes;
-        self.rejoining
-            .retain(|&i| nodes[i].core.as_ref().is_some_and(|c| !c.in_sync()));
+        let (nodes, now) = (&self.nodes, self.now_us);
+        // Stale until the channel reported the other side (after DETECT) and the catalog
+        // exchange with it is done.
+        self.rejoining.retain(|&i, since| {
+            now <= *since + DETECT_US || nodes[i].core.as_ref().is_some_and(|c| !c.in_sync())
+        });
         for side in [0u8, 1] {
             let ready: Vec<&SimNode> = self
                 .nodes
                 .iter()
                 .enumerate()
                 .filter(|(i, n)| {
-                    n.core.is_some() && n.ready && self.side[*i] == side && !self.rejoining.contains(i)
+                    n.core.is_some() && n.ready && self.side[*i] == side && !self.rejoining.contains_key(i)
                 })
                 .map(|(_, n)| n)
                 .collect();
+            let mut bad = Vec::new();
             for name in NAMES {
                 let versions: BTreeSet<Option<&DeployId>> = ready
                     .iter()
                     .map(|n| n.applied.get(name).map(|e| &e.deploy))
                     .collect();
                 if versions.len() > 2 {
-                    let v = format!("{name}: {} versions live on side {side}: {versions:?}", versions.len());
-                    self.violation(v);
+                    bad.push(format!("{name}: {} versions live on side {side}: {versions:?}", versions.len()));
                 }
+            }
+            for v in bad {
+                self.violation(v);
             }
         }
     }
@@ -790,8 +818,10 @@ impl Sim {
             if !peers.iter().all(old) {
                 continue;
             }
-            let agreed: BTreeSet<Option<&Entry>> = peers.iter().map(|n| n.applied.get(name)).collect();
-            if let (1, Some(Some(e))) = (agreed.len(), agreed.iter().next()) {
+            let agreed: BTreeSet<Option<&DeployId>> =
+                peers.iter().map(|n| n.applied.get(name).map(|e| &e.deploy)).collect();
+            let e = peers.first().and_then(|n| n.applied.get(name));
+            if let (1, Some(e)) = (agreed.len(), e) {
                 let mine = self.nodes[i].applied.get(name);
                 if mine.is_none_or(|m| m.order(e) == std::cmp::Ordering::Less) {
                     bad.push(format!("{} ready without {}", self.nodes[i].id, e.describe()));
