@@ -18,6 +18,9 @@ pub enum FarmError {
     /// This node has not converged with the cluster yet (it joined or restarted recently).
     #[error("this node is still catching up with the cluster's deployments; retry in a moment or use another node")]
     NotReady,
+    /// This node sees too few members to coordinate (a partitioned minority).
+    #[error("this node sees {sees} members (itself included) and a rollout needs {needs}; use a node in the majority")]
+    NoQuorum { sees: usize, needs: usize },
     #[error("invalid manifest: {0}")]
     Invalid(String),
     #[error(transparent)]

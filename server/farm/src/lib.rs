@@ -69,8 +69,10 @@
 //!   rollout needs a base equal to every live member's generation and a member reserved by
 //!   one rollout refuses others of the same name.
 //! - **Split brain.** Without a quorum, two sides of a partition can each commit a change of
-//!   one name; after the heal the higher (generation, deploy id) wins on every node. The
-//!   wiring should only start rollouts on a node that sees a majority of the cluster.
+//!   one name; after the heal the higher (generation, deploy id) wins on every node.
+//!   `min_members` (set it to a majority) refuses to start a rollout on a node that sees
+//!   fewer members, so only the majority side deploys; the minority keeps serving the old
+//!   version until the heal and the catalog exchange bring it forward.
 //! - **Never unverified.** An entry becomes current only when its content's size and sha256
 //!   were verified on this node and its manifest passes this node's signature policy.
 //! - **Chunk edges.** A transfer completes when the receiver's cursor reaches the declared

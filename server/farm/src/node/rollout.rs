@@ -105,6 +105,13 @@ impl FarmCore {
         if !self.ready {
             return Err(FarmError::NotReady);
         }
+        let sees = self.members.len() + 1;
+        if sees < self.cfg.min_members {
+            return Err(FarmError::NoQuorum {
+                sees,
+                needs: self.cfg.min_members,
+            });
+        }
         if let Some(r) = self.rollouts.get(name).filter(|r| r.phase != Phase::Done) {
             return Err(FarmError::Conflict {
                 name: name.into(),

@@ -27,6 +27,11 @@ pub struct FarmConfig {
     pub reservation_ttl: Duration,
     /// Anti-entropy: one member gets this node's catalog per period (round robin).
     pub sync_interval: Duration,
+    /// A rollout starts only on a node that sees at least this many members, itself
+    /// included. Set it to a majority of the cluster so that a partitioned minority (or a
+    /// node that just rejoined and sees nobody yet) cannot commit a version the majority
+    /// never staged. 1 disables the check.
+    pub min_members: usize,
     pub trust: TrustPolicy,
 }
 
@@ -40,6 +45,7 @@ impl Default for FarmConfig {
             stage_deadline: Duration::from_secs(60),
             reservation_ttl: Duration::from_secs(90),
             sync_interval: Duration::from_secs(2),
+            min_members: 1,
             trust: TrustPolicy::default(),
         }
     }

@@ -180,6 +180,7 @@ impl Sim {
             stage_deadline: Duration::from_secs(8),
             reservation_ttl: Duration::from_secs(12),
             sync_interval: Duration::from_secs(1),
+            min_members: self.cfg.nodes / 2 + 1,
             trust: TrustPolicy {
                 require_signatures: !self.lax.contains(&i),
                 trusted_keys: vec![*self.trusted.pk],
