@@ -40,8 +40,9 @@
 //!
 //! # Contract for the runtime
 //! - Report live peers with `handle_member_up` / `handle_member_down` (a restart of a
-//!   peer is a down then an up) *before* waiting for [`FarmCore::is_ready`]; a node with no
-//!   peers is ready at once. Report ready (and serve the affected contexts) only then.
+//!   peer is a down then an up), and `handle_joined` once start-up discovery is done;
+//!   report ready (and serve the affected contexts) only when [`FarmCore::is_ready`]
+//!   (emitted as [`Event::Ready`]). A node that found no peers is ready at once.
 //! - Encode every [`Action::Send`] with [`encode`] and deliver best effort over the cluster
 //!   channel; decode incoming frames with [`decode`] and drop (and count) those that fail.
 //!   Loss, duplication and reordering are tolerated.

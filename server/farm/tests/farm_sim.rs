@@ -8,21 +8,50 @@ use sim::{Report, Sim, SimConfig};
 const SEEDS: u64 = 40;
 
 /// `SIM_SEED=n SIM_TRACE=1 cargo test -p shoal-farm --test farm_sim one_seed -- --nocapture`
+/// replays one seed of the scenario its range names (1000s rough, 2000s kills, 3000s
+/// partitions, 4000s corrupt, else calm).
 #[test]
 fn one_seed() {
     let Some(seed) = std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()) else {
         return;
     };
-    let r = Sim::new(SimConfig {
-        nodes: 5,
-        chaos: Chaos::rough(),
-        partitions: true,
-        kills: true,
-        joiners: 1,
-        ..SimConfig::new(seed)
-    })
-    .run();
+    let r = Sim::new(scenario(seed)).run();
     assert!(r.violations.is_empty(), "{:#?}", r.violations);
+}
+
+fn scenario(seed: u64) -> SimConfig {
+    let base = SimConfig::new(seed);
+    match seed / 1000 {
+        1 => SimConfig {
+            nodes: 4,
+            chaos: Chaos::rough(),
+            ..base
+        },
+        2 => SimConfig {
+            nodes: 5,
+            chaos: Chaos::rough(),
+            kills: true,
+            joiners: 1,
+            ..base
+        },
+        3 => SimConfig {
+            nodes: 5,
+            chaos: Chaos::rough(),
+            partitions: true,
+            kills: true,
+            ..base
+        },
+        4 => SimConfig {
+            nodes: 3,
+            chaos: Chaos {
+                corrupt: 0.002,
+                ..Chaos::rough()
+            },
+            bad_deploys: false,
+            ..base
+        },
+        _ => base,
+    }
 }
 
 fn run_seeds(name: &str, make: impl Fn(u64) -> SimConfig) -> Vec<Report> {
@@ -57,51 +86,27 @@ fn run_seeds(name: &str, make: impl Fn(u64) -> SimConfig) -> Vec<Report> {
 
 #[test]
 fn calm_network_three_nodes() {
-    run_seeds("calm", SimConfig::new);
+    run_seeds("calm", scenario);
 }
 
 #[test]
 fn rough_network_drops_duplicates_reorders() {
-    run_seeds("rough", |seed| SimConfig {
-        nodes: 4,
-        chaos: Chaos::rough(),
-        ..SimConfig::new(1000 + seed)
-    });
+    run_seeds("rough", |seed| scenario(1000 + seed));
 }
 
 #[test]
 fn kills_restarts_and_late_joiners() {
-    let r = run_seeds("kills", |seed| SimConfig {
-        nodes: 5,
-        chaos: Chaos::rough(),
-        kills: true,
-        joiners: 1,
-        ..SimConfig::new(2000 + seed)
-    });
+    let r = run_seeds("kills", |seed| scenario(2000 + seed));
     assert!(r.iter().map(|r| r.kills).sum::<u64>() > 0);
 }
 
 #[test]
 fn partitions_with_a_still_minority() {
-    let r = run_seeds("partitions", |seed| SimConfig {
-        nodes: 5,
-        chaos: Chaos::rough(),
-        partitions: true,
-        kills: true,
-        ..SimConfig::new(3000 + seed)
-    });
+    let r = run_seeds("partitions", |seed| scenario(3000 + seed));
     assert!(r.iter().map(|r| r.partitions).sum::<u64>() > 0);
 }
 
 #[test]
 fn corrupted_frames_never_activate() {
-    run_seeds("corrupt", |seed| SimConfig {
-        nodes: 3,
-        chaos: Chaos {
-            corrupt: 0.002,
-            ..Chaos::rough()
-        },
-        bad_deploys: false,
-        ..SimConfig::new(4000 + seed)
-    });
+    run_seeds("corrupt", |seed| scenario(4000 + seed));
 }

@@ -35,6 +35,9 @@ pub struct FarmCore {
     members: BTreeSet<NodeId>,
     /// Peers whose catalog reached us since start: readiness needs all current members.
     heard: BTreeSet<NodeId>,
+    /// The runtime finished its start-up discovery (`handle_joined`): the members
+    /// reported so far are the initial view. Not ready before.
+    joined: bool,
     /// Latched once the node has converged after start.
     ready: bool,
     /// Which peers announced an entry with this digest: where to fetch from.
@@ -75,6 +78,7 @@ impl FarmCore {
             verified: verified.into_iter().collect(),
             members: BTreeSet::new(),
             heard: BTreeSet::new(),
+            joined: false,
             ready: false,
             holders: BTreeMap::new(),
             reservations: BTreeMap::new(),
@@ -100,6 +104,12 @@ impl FarmCore {
     /// A peer is reachable (joined, restarted or a partition healed).
     pub fn handle_member_up(&mut self, now: Instant, peer: NodeId) {
         self.member_up(now, peer);
+        self.settle(now);
+    }
+    /// The channel finished joining the cluster: every peer it found has been reported
+    /// with `handle_member_up`. Readiness is decided from then on.
+    pub fn handle_joined(&mut self, now: Instant) {
+        self.joined = true;
         self.settle(now);
     }
     /// A peer left or is unreachable: no rollout waits for it any more.

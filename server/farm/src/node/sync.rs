@@ -76,7 +76,7 @@ impl FarmCore {
     }
 
     pub(super) fn check_ready(&mut self) {
-        if self.ready {
+        if self.ready || !self.joined {
             return;
         }
         if self.in_sync() {

@@ -96,6 +96,7 @@ struct SimNode {
     /// Peers (and their incarnation) this node was told are up.
     view: BTreeMap<usize, u64>,
     ready: bool,
+    joined: bool,
     /// When the current incarnation started, and when each applied entry was applied.
     started_us: u64,
     applied_at: BTreeMap<String, u64>,
@@ -220,11 +221,11 @@ impl Sim {
             applied: BTreeMap::new(),
             view: BTreeMap::new(),
             ready: false,
+            joined: false,
             started_us: self.now_us,
             applied_at: BTreeMap::new(),
         });
         self.side.push(0);
-        self.sync_view(i);
     }
 
     // ---- running ------------------------------------------------------------------------
@@ -359,6 +360,14 @@ impl Sim {
             }
         }
         self.nodes[i].view = want;
+        if !self.nodes[i].joined {
+            // The channel's start-up discovery ends with the first view (symmetric: peers
+            // learn of this node in the same round).
+            self.nodes[i].joined = true;
+            if let Some(c) = self.nodes[i].core.as_mut() {
+                c.handle_joined(now);
+            }
+        }
         self.drive(i);
     }
 
@@ -381,6 +390,7 @@ impl Sim {
         let n = &mut self.nodes[i];
         n.inc += 1;
         n.ready = false;
+        n.joined = false;
         n.view.clear();
         n.started_us = self.now_us;
         let verified: Vec<Digest> = n.store.blobs.keys().copied().collect();
@@ -398,7 +408,6 @@ impl Sim {
             verified,
             now,
         ));
-        self.sync_view(i);
         self.schedule(DETECT_US, Ev::ViewSync);
     }
 
