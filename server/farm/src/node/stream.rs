@@ -77,9 +77,7 @@ impl FarmCore {
             .entry(key.clone())
             .or_insert_with(|| Outgoing::new(size, offset, now));
         // A Want restarts the window at the receiver's cursor (it saw a stall or a gap).
-        o.acked = offset.min(o.size);
-        o.next = o.acked;
-        o.last_activity = now;
+        o.restart(offset, now);
         self.pump(&key);
     }
 
@@ -156,21 +154,21 @@ impl FarmCore {
         if inc.state != IncomingState::Receiving {
             return;
         }
-        if !inc.accept(offset, bytes.len() as u64, now) {
-            // A duplicate, a gap or an overlong chunk: tell the sender where we are.
-            let next = inc.next;
-            self.send(&from, Message::ChunkAck { digest, next });
-            return;
-        }
+        let max_ahead = self.cfg.window as usize * 2;
+        let writable = inc.take(offset, bytes, now, max_ahead);
+        // Every chunk is answered with the cursor: a duplicate or a gap tells the sender
+        // where we are (three such acks in a row make it resend from there).
         let (next, size, complete) = (inc.next, inc.size, inc.complete());
         if complete {
             inc.state = IncomingState::Verifying;
         }
-        self.actions.push(Action::WriteChunk {
-            digest,
-            offset,
-            bytes,
-        });
+        for (offset, bytes) in writable {
+            self.actions.push(Action::WriteChunk {
+                digest,
+                offset,
+                bytes,
+            });
+        }
         self.send(&from, Message::ChunkAck { digest, next });
         if complete {
             self.actions.push(Action::Verify { digest, size });

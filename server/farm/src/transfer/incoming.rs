@@ -1,8 +1,10 @@
-//! The receiver side of one transfer: bytes are accepted strictly in order (so the runtime
-//! appends to one staging file and memory stays bounded by a chunk), and the cursor is the
+//! The receiver side of one transfer: bytes are written strictly in order (the runtime
+//! appends to one staging file); chunks that overtake a missing one wait in a small
+//! buffer (at most `max_ahead` chunks, so memory stays bounded), and the cursor is the
 //! resume point after loss, a stall or a change of holder.
 use crate::artifact::Digest;
 use crate::node_id::NodeId;
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,6 +25,8 @@ pub(crate) struct Incoming {
     pub(crate) state: IncomingState,
     /// Last time a chunk was accepted (or the transfer was (re)started): stall detection.
     pub(crate) last_progress: Instant,
+    /// Chunks that arrived before the one at `next`, by offset.
+    ahead: BTreeMap<u64, Vec<u8>>,
 }
 
 impl Incoming {
@@ -34,18 +38,41 @@ impl Incoming {
             source: Some(source),
             state: IncomingState::Receiving,
             last_progress: now,
+            ahead: BTreeMap::new(),
         }
     }
 
-    /// Accepts the chunk if it is the next one and stays within the declared size.
-    pub(crate) fn accept(&mut self, offset: u64, len: u64, now: Instant) -> bool {
+    /// Takes a chunk and returns the chunks that can now be written, in order. A chunk
+    /// past the declared size, empty, or already written is ignored.
+    pub(crate) fn take(
+        &mut self,
+        offset: u64,
+        bytes: Vec<u8>,
+        now: Instant,
+        max_ahead: usize,
+    ) -> Vec<(u64, Vec<u8>)> {
+        let len = bytes.len() as u64;
         let fits = offset.checked_add(len).is_some_and(|end| end <= self.size);
-        if self.state != IncomingState::Receiving || offset != self.next || len == 0 || !fits {
-            return false;
+        if self.state != IncomingState::Receiving || len == 0 || !fits || offset < self.next {
+            return Vec::new();
         }
+        if offset > self.next {
+            if self.ahead.len() < max_ahead {
+                self.ahead.entry(offset).or_insert(bytes);
+            }
+            return Vec::new();
+        }
+        let mut out = vec![(offset, bytes)];
         self.next += len;
+        while let Some(b) = self.ahead.remove(&self.next) {
+            let at = self.next;
+            self.next += b.len() as u64;
+            out.push((at, b));
+        }
+        let next = self.next;
+        self.ahead.retain(|o, _| *o >= next);
         self.last_progress = now;
-        true
+        out
     }
 
     pub(crate) fn complete(&self) -> bool {

@@ -12,6 +12,8 @@ pub(crate) struct Outgoing {
     /// Reads were issued up to here.
     pub(crate) next: u64,
     pub(crate) last_activity: Instant,
+    /// Acks in a row that did not advance: three mean a chunk was lost (resend from the ack).
+    dup_acks: u32,
 }
 
 impl Outgoing {
@@ -21,6 +23,7 @@ impl Outgoing {
             acked: from.min(size),
             next: from.min(size),
             last_activity: now,
+            dup_acks: 0,
         }
     }
 
@@ -41,7 +44,22 @@ impl Outgoing {
             self.acked = next.min(self.size);
             self.next = self.next.max(self.acked);
             self.last_activity = now;
+            self.dup_acks = 0;
+        } else if next == self.acked && self.next > self.acked {
+            self.dup_acks += 1;
+            if self.dup_acks >= 3 {
+                self.next = self.acked;
+                self.dup_acks = 0;
+            }
         }
+    }
+
+    /// Restarts the window at the receiver's cursor (it asked again after a stall).
+    pub(crate) fn restart(&mut self, from: u64, now: Instant) {
+        self.acked = from.min(self.size);
+        self.next = self.acked;
+        self.last_activity = now;
+        self.dup_acks = 0;
     }
 
     pub(crate) fn done(&self) -> bool {

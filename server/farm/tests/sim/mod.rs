@@ -293,7 +293,14 @@ impl Sim {
                 };
                 self.report.frames += 1;
                 match decode(&frame) {
-                    Ok(msg) => core.handle_message(now, from_id, msg),
+                    Ok(msg) => {
+                        if std::env::var_os("SIM_TRACE_MSGS").is_some() {
+                            let m = format!("{msg:?}");
+                            let m: String = m.chars().take(120).collect();
+                            eprintln!("{:>8.3}s {from_id} -> n{to}: {m}", self.now_us as f64 / 1e6);
+                        }
+                        core.handle_message(now, from_id, msg)
+                    }
                     Err(_) => self.report.decode_errors += 1,
                 }
                 self.drive(to);
