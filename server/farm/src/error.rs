@@ -6,7 +6,9 @@ use crate::wire::WireError;
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FarmError {
     /// Another rollout of the same name holds it (HTTP 409).
-    #[error("deployment {name:?} is being changed by rollout {holder}; retry when it has finished")]
+    #[error(
+        "deployment {name:?} is being changed by rollout {holder}; retry when it has finished"
+    )]
     Conflict { name: String, holder: DeployId },
     /// The manifest is refused by this node's signature policy.
     #[error("{0}")]

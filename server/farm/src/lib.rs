@@ -82,18 +82,18 @@
 #![warn(unreachable_pub)]
 mod artifact;
 mod catalog;
-mod node;
 mod error;
+mod node;
 mod node_id;
 mod transfer;
 mod wire;
 
 pub use artifact::{Digest, Kind, Manifest, SignedManifest, TrustPolicy};
 pub use catalog::{Catalog, DeployId, Entry, Generation, Slot, Target};
+pub use error::FarmError;
 pub use node::{
     Action, Event, FarmConfig, FarmCore, NodeProgress, NodeState, Outcome, Phase, RolloutStatus,
 };
-pub use error::FarmError;
 pub use node_id::NodeId;
 pub use transfer::{chunk_count, chunk_len};
 pub use wire::{decode, encode, Change, Message, WireError, WIRE_VERSION};

@@ -78,9 +78,17 @@ fn run_seeds(name: &str, make: impl Fn(u64) -> SimConfig) -> Vec<Report> {
         violations.is_empty(),
         "{name}: {} violations, first ones:\n{}",
         violations.len(),
-        violations.iter().take(10).cloned().collect::<Vec<_>>().join("\n")
+        violations
+            .iter()
+            .take(10)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
-    assert!(sum(|r| r.activated) > 0, "{name}: nothing was ever activated");
+    assert!(
+        sum(|r| r.activated) > 0,
+        "{name}: nothing was ever activated"
+    );
     reports
 }
 

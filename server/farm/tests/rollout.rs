@@ -34,22 +34,42 @@ fn deploy(s: &mut Sim, at: usize, name: &str, content: &[u8]) -> Result<DeployId
 fn outcome(s: &Sim, at: usize, name: &str) -> Outcome {
     let r = s.core(at).and_then(|c| c.rollout(name)).expect("a rollout");
     let st = format!("{r:?}");
-    r.outcome.unwrap_or_else(|| panic!("rollout of {name} unfinished: {st}"))
+    r.outcome
+        .unwrap_or_else(|| panic!("rollout of {name} unfinished: {st}"))
 }
 
 #[test]
 fn edge_sizes_reach_every_node_intact() {
-    for size in [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 5 * CHUNK - 1, 5 * CHUNK, 5 * CHUNK + 1] {
+    for size in [
+        0,
+        1,
+        CHUNK - 1,
+        CHUNK,
+        CHUNK + 1,
+        5 * CHUNK - 1,
+        5 * CHUNK,
+        5 * CHUNK + 1,
+    ] {
         let mut s = quiet_sim(3);
         let content = bytes(size, size);
         deploy(&mut s, 0, "app", &content).expect("deploy starts");
         s.advance(3_000);
-        assert_eq!(outcome(&s, 0, "app"), Outcome::Activated { generation: 1 }, "size {size}");
+        assert_eq!(
+            outcome(&s, 0, "app"),
+            Outcome::Activated { generation: 1 },
+            "size {size}"
+        );
         for i in 0..3 {
             let e = s.applied(i, "app").expect("applied");
-            let Target::Deployed(sm) = &e.target else { panic!("removed") };
+            let Target::Deployed(sm) = &e.target else {
+                panic!("removed")
+            };
             assert_eq!(sm.manifest.size, size);
-            assert_eq!(s.blob(i, &Digest::of(&content)), Some(content.clone()), "node {i}, size {size}");
+            assert_eq!(
+                s.blob(i, &Digest::of(&content)),
+                Some(content.clone()),
+                "node {i}, size {size}"
+            );
         }
         assert_eq!(chunk_count(size, CHUNK), size.div_ceil(CHUNK));
         let r = s.converged();
@@ -81,7 +101,10 @@ fn progress_is_observable_per_node() {
     s.advance(3_000);
     let st = s.core(0).and_then(|c| c.rollout("app")).expect("status");
     assert_eq!(st.phase, Phase::Done);
-    assert!(st.nodes.values().all(|n| n.state == NodeState::Activated && n.bytes_staged == n.size));
+    assert!(st
+        .nodes
+        .values()
+        .all(|n| n.state == NodeState::Activated && n.bytes_staged == n.size));
 }
 
 #[test]
@@ -96,7 +119,10 @@ fn wrong_digest_and_truncated_upload_are_refused_naming_artifact_and_node() {
     s.deploy(1, sm, truncated).expect("starts");
     s.advance(3_000);
     let summary = outcome(&s, 1, "app").summary();
-    assert!(summary.contains("node n1") && summary.contains(&label) && summary.contains("size"), "{summary}");
+    assert!(
+        summary.contains("node n1") && summary.contains(&label) && summary.contains("size"),
+        "{summary}"
+    );
     assert!((0..3).all(|i| s.applied(i, "app").is_none()));
 
     let m = s.manifest_for("app", &content);
@@ -106,7 +132,10 @@ fn wrong_digest_and_truncated_upload_are_refused_naming_artifact_and_node() {
     s.deploy(1, sm, other).expect("starts");
     s.advance(3_000);
     let summary = outcome(&s, 1, "app").summary();
-    assert!(summary.contains("node n1") && summary.contains("sha256"), "{summary}");
+    assert!(
+        summary.contains("node n1") && summary.contains("sha256"),
+        "{summary}"
+    );
     assert!((0..3).all(|i| s.applied(i, "app").is_none()));
 }
 
@@ -118,13 +147,19 @@ fn members_refuse_unsigned_from_a_lax_coordinator() {
     let content = bytes(10, 3);
     let m = s.manifest_for("plug", &content);
     let label = format!("plug@{}", m.version);
-    s.deploy(0, SignedManifest::unsigned(m), content).expect("the lax node starts it");
+    s.deploy(0, SignedManifest::unsigned(m), content)
+        .expect("the lax node starts it");
     s.advance(3_000);
-    let Outcome::Aborted { failures } = outcome(&s, 0, "plug") else { panic!("activated") };
+    let Outcome::Aborted { failures } = outcome(&s, 0, "plug") else {
+        panic!("activated")
+    };
     assert!(!failures.is_empty());
     for (node, reason) in &failures {
         assert_ne!(node.0, "n0");
-        assert!(reason.contains(&label) && reason.contains("unsigned"), "{reason}");
+        assert!(
+            reason.contains(&label) && reason.contains("unsigned"),
+            "{reason}"
+        );
     }
     assert!((0..3).all(|i| s.applied(i, "plug").is_none()));
 }
@@ -135,7 +170,10 @@ fn second_deploy_of_a_name_gets_a_conflict() {
     let a = bytes(20 * CHUNK, 4);
     let first = deploy(&mut s, 0, "app", &a).expect("first starts");
     let err = deploy(&mut s, 0, "app", &bytes(5, 5)).expect_err("second refused");
-    assert!(matches!(&err, FarmError::Conflict { holder, .. } if *holder == first), "{err}");
+    assert!(
+        matches!(&err, FarmError::Conflict { holder, .. } if *holder == first),
+        "{err}"
+    );
     // From another node, while the first holds its reservation there.
     s.advance(20);
     let err = deploy(&mut s, 1, "app", &bytes(6, 6)).expect_err("refused on n1 too");
@@ -164,9 +202,16 @@ fn rollback_and_undeploy_everywhere() {
     assert_eq!(outcome(&s, 2, "app"), Outcome::Activated { generation: 3 });
     for i in 0..3 {
         let e = s.applied(i, "app").expect("rolled back");
-        let Target::Deployed(sm) = &e.target else { panic!() };
+        let Target::Deployed(sm) = &e.target else {
+            panic!()
+        };
         assert_eq!(sm.manifest.sha256, Digest::of(&v1));
-        assert_eq!(s.core(i).and_then(|c| c.catalog().get("app")).and_then(|sl| sl.previous.clone()), Some(now_v2.clone()));
+        assert_eq!(
+            s.core(i)
+                .and_then(|c| c.catalog().get("app"))
+                .and_then(|sl| sl.previous.clone()),
+            Some(now_v2.clone())
+        );
     }
     undeploy(&mut s, 0, "app");
     s.advance(2_000);
@@ -178,11 +223,13 @@ fn rollback_and_undeploy_everywhere() {
 }
 
 fn rollback(s: &mut Sim, at: usize, name: &str) {
-    s.with_core(at, |c, now| c.rollback(now, name).map(|_| ())).expect("rollback starts");
+    s.with_core(at, |c, now| c.rollback(now, name).map(|_| ()))
+        .expect("rollback starts");
 }
 
 fn undeploy(s: &mut Sim, at: usize, name: &str) {
-    s.with_core(at, |c, now| c.undeploy(now, name).map(|_| ())).expect("undeploy starts");
+    s.with_core(at, |c, now| c.undeploy(now, name).map(|_| ()))
+        .expect("undeploy starts");
 }
 
 #[test]
@@ -196,7 +243,11 @@ fn coordinator_dying_mid_transfer_leaves_nothing_active() {
     s.kill_node(0);
     s.advance(30_000);
     for i in 1..3 {
-        assert_eq!(s.applied(i, "app").map(|e| e.generation), Some(1), "n{i} stays on v1");
+        assert_eq!(
+            s.applied(i, "app").map(|e| e.generation),
+            Some(1),
+            "n{i} stays on v1"
+        );
     }
     // The survivors can deploy again (reservations expired or were excluded).
     deploy(&mut s, 1, "app", &bytes(3, 11)).expect("v2' starts");
@@ -240,7 +291,10 @@ fn late_joiner_pulls_current_set_before_ready() {
     s.advance(3_000);
     let c = s.core(j).expect("alive");
     assert!(c.is_ready());
-    assert_eq!(c.catalog().currents(), s.core(0).expect("n0").catalog().currents());
+    assert_eq!(
+        c.catalog().currents(),
+        s.core(0).expect("n0").catalog().currents()
+    );
     let r = s.converged();
     assert!(r.violations.is_empty(), "{:?}", r.violations);
 }
@@ -248,5 +302,8 @@ fn late_joiner_pulls_current_set_before_ready() {
 #[test]
 fn not_ready_node_refuses_to_coordinate() {
     let s = quiet_sim(1);
-    assert!(s.core(0).is_some_and(|c| c.is_ready()), "a lone node is ready at once");
+    assert!(
+        s.core(0).is_some_and(|c| c.is_ready()),
+        "a lone node is ready at once"
+    );
 }

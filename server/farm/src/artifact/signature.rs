@@ -73,12 +73,17 @@ mod tests {
             require_signatures: true,
             trusted_keys: vec![*good.pk],
         };
-        assert_eq!(strict.check(&SignedManifest::signed(manifest(), &good.sk)), Ok(()));
+        assert_eq!(
+            strict.check(&SignedManifest::signed(manifest(), &good.sk)),
+            Ok(())
+        );
         let e = strict
             .check(&SignedManifest::signed(manifest(), &rogue.sk))
             .expect_err("rogue");
         assert!(e.contains("app@1.0") && e.contains("trusted"), "{e}");
-        let e = strict.check(&SignedManifest::unsigned(manifest())).expect_err("unsigned");
+        let e = strict
+            .check(&SignedManifest::unsigned(manifest()))
+            .expect_err("unsigned");
         assert!(e.contains("app@1.0") && e.contains("unsigned"), "{e}");
         // Tampering after signing: a changed size invalidates the signature.
         let mut sm = SignedManifest::signed(manifest(), &good.sk);

@@ -13,7 +13,13 @@ use std::cmp::Ordering;
 use std::time::Instant;
 
 impl FarmCore {
-    pub(super) fn on_activate(&mut self, now: Instant, from: NodeId, deploy: DeployId, entry: Entry) {
+    pub(super) fn on_activate(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        deploy: DeployId,
+        entry: Entry,
+    ) {
         if entry.deploy != deploy {
             return;
         }

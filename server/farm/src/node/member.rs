@@ -56,7 +56,11 @@ impl FarmCore {
             }
             self.reservations.remove(&name);
         }
-        if self.catalog.current(&name).is_some_and(|c| c.deploy == deploy) {
+        if self
+            .catalog
+            .current(&name)
+            .is_some_and(|c| c.deploy == deploy)
+        {
             // Already activated (the Activate overtook a resent Prepare).
             self.send(&from, Message::Staged { deploy });
             return;

@@ -187,7 +187,13 @@ impl FarmCore {
         self.advance(now, &name);
     }
 
-    pub(super) fn on_failed(&mut self, now: Instant, from: NodeId, deploy: DeployId, reason: String) {
+    pub(super) fn on_failed(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        deploy: DeployId,
+        reason: String,
+    ) {
         let Some(r) = self.rollout_of(&deploy) else {
             return;
         };
@@ -223,7 +229,9 @@ impl FarmCore {
                 continue;
             }
             if let Some(s) = r.nodes.get_mut(peer) {
-                if matches!(s, NodeState::Staging | NodeState::Staged) || r.phase == Phase::Committing {
+                if matches!(s, NodeState::Staging | NodeState::Staged)
+                    || r.phase == Phase::Committing
+                {
                     *s = NodeState::Excluded;
                     touched.push(r.name.clone());
                 }
@@ -316,7 +324,12 @@ impl FarmCore {
         let deploy = r.deploy.clone();
         let to: Vec<NodeId> = r.nodes.keys().cloned().collect();
         for n in to {
-            self.send(&n, Message::Abort { deploy: deploy.clone() });
+            self.send(
+                &n,
+                Message::Abort {
+                    deploy: deploy.clone(),
+                },
+            );
         }
         self.event(Event::RolloutFinished {
             deploy,

@@ -30,7 +30,14 @@ impl FarmCore {
                 inc.last_progress = now;
                 let (to, offset) = (inc.source.clone(), inc.next);
                 if let Some(to) = to {
-                    self.send(&to, Message::Want { digest, size, offset });
+                    self.send(
+                        &to,
+                        Message::Want {
+                            digest,
+                            size,
+                            offset,
+                        },
+                    );
                 }
                 return;
             }
@@ -43,7 +50,14 @@ impl FarmCore {
             inc.state = IncomingState::Verifying;
             self.actions.push(Action::Verify { digest, size });
         } else {
-            self.send(source, Message::Want { digest, size, offset: 0 });
+            self.send(
+                source,
+                Message::Want {
+                    digest,
+                    size,
+                    offset: 0,
+                },
+            );
         }
         self.incoming.insert(digest, inc);
     }
@@ -118,7 +132,14 @@ impl FarmCore {
         match result {
             Ok(bytes) => {
                 if self.outgoing.contains_key(&(to.clone(), digest)) {
-                    self.send(&to, Message::Chunk { digest, offset, bytes });
+                    self.send(
+                        &to,
+                        Message::Chunk {
+                            digest,
+                            offset,
+                            bytes,
+                        },
+                    );
                 }
             }
             Err(_) => {

@@ -32,7 +32,13 @@ impl FarmCore {
         self.exclude(now, &peer);
     }
 
-    pub(super) fn on_catalog(&mut self, now: Instant, from: NodeId, entries: Vec<Entry>, reply: bool) {
+    pub(super) fn on_catalog(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        entries: Vec<Entry>,
+        reply: bool,
+    ) {
         if from == self.me {
             return;
         }

@@ -72,7 +72,14 @@ impl FarmCore {
             inc.source = Some(to.clone());
             inc.last_progress = now;
             let (size, offset) = (inc.size, inc.next);
-            self.send(&to, Message::Want { digest, size, offset });
+            self.send(
+                &to,
+                Message::Want {
+                    digest,
+                    size,
+                    offset,
+                },
+            );
         }
     }
 

@@ -82,9 +82,15 @@ impl FarmConfig {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
     /// Send `msg` (encode with [`crate::encode`]) to `to`, best effort.
-    Send { to: NodeId, msg: Message },
+    Send {
+        to: NodeId,
+        msg: Message,
+    },
     /// Create (or truncate) the staging file for `digest`.
-    StageBegin { digest: Digest, size: u64 },
+    StageBegin {
+        digest: Digest,
+        size: u64,
+    },
     /// Write bytes at `offset` of the staging file (offsets arrive contiguous and rising).
     WriteChunk {
         digest: Digest,
@@ -94,7 +100,10 @@ pub enum Action {
     /// Check that the staged file (or, on the coordinator, the uploaded file) is exactly
     /// `size` bytes with sha256 `digest`, make it durable under its digest, and answer with
     /// `handle_verified`. Only then may it be activated.
-    Verify { digest: Digest, size: u64 },
+    Verify {
+        digest: Digest,
+        size: u64,
+    },
     /// Read `len` bytes at `offset` of the verified content `digest` and answer with
     /// `handle_chunk_read` (for sending to `to`).
     ReadChunk {
@@ -106,7 +115,9 @@ pub enum Action {
     /// Make `slot.current` live on this node (atomically: requests in flight finish on the
     /// old version), keep `slot.previous` for rollback, and persist the catalog. A `Removed`
     /// target undeploys.
-    Apply { slot: Slot },
+    Apply {
+        slot: Slot,
+    },
     Event(Event),
 }
 

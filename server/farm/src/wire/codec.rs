@@ -37,12 +37,11 @@ pub fn decode(frame: &[u8]) -> Result<Message, WireError> {
         return Err(WireError::Version { found: version });
     }
     let cfg = bincode::config::standard().with_limit::<DECODE_LIMIT>();
-    let (msg, used) = bincode::serde::decode_from_slice(body, cfg).map_err(|e| {
-        WireError::Malformed {
+    let (msg, used) =
+        bincode::serde::decode_from_slice(body, cfg).map_err(|e| WireError::Malformed {
             len: frame.len(),
             detail: e.to_string(),
-        }
-    })?;
+        })?;
     if used != body.len() {
         return Err(WireError::Trailing {
             extra: body.len() - used,

@@ -31,7 +31,11 @@ pub enum Message {
     /// Coordinator → member: the rollout is aborted; drop the reservation.
     Abort { deploy: DeployId },
     /// Receiver → holder: send the bytes of `digest` from `offset` on (start or resume).
-    Want { digest: Digest, size: u64, offset: u64 },
+    Want {
+        digest: Digest,
+        size: u64,
+        offset: u64,
+    },
     /// Holder → receiver: the holder does not have verified content for `digest`.
     NotHere { digest: Digest },
     /// Holder → receiver: bytes `[offset, offset + bytes.len())` of `digest`.

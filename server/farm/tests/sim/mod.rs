@@ -12,8 +12,8 @@ use net::Chaos;
 use rand::rngs::SmallRng;
 use rand::{Rng, RngCore, SeedableRng};
 use shoal_farm::{
-    decode, encode, Action, DeployId, Digest, Entry, Event, FarmConfig, FarmCore, FarmError,
-    Kind, Manifest, NodeId, Outcome, SignedManifest, Target, TrustPolicy,
+    decode, encode, Action, DeployId, Digest, Entry, Event, FarmConfig, FarmCore, FarmError, Kind,
+    Manifest, NodeId, Outcome, SignedManifest, Target, TrustPolicy,
 };
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
@@ -507,11 +507,19 @@ impl Sim {
             .collect()
     }
 
-    pub fn deploy(&mut self, at: usize, sm: SignedManifest, upload: Vec<u8>) -> Result<DeployId, FarmError> {
+    pub fn deploy(
+        &mut self,
+        at: usize,
+        sm: SignedManifest,
+        upload: Vec<u8>,
+    ) -> Result<DeployId, FarmError> {
         let now = self.now();
         let m = sm.manifest.to_string();
         self.trace(|| format!("n{at}: deploy {m}"));
-        self.nodes[at].store.partial.insert(sm.manifest.sha256, upload);
+        self.nodes[at]
+            .store
+            .partial
+            .insert(sm.manifest.sha256, upload);
         let Some(core) = self.nodes[at].core.as_mut() else {
             return Err(FarmError::NotReady);
         };
@@ -544,7 +552,9 @@ impl Sim {
                 let label = format!("{}@{}", m.name, m.version);
                 let sm = SignedManifest::signed(m, &self.rogue.sk);
                 match self.deploy(at, sm, bytes) {
-                    Err(FarmError::Refused(r)) if r.contains(&label) => self.report.bad_refused += 1,
+                    Err(FarmError::Refused(r)) if r.contains(&label) => {
+                        self.report.bad_refused += 1
+                    }
                     other => self.violation(format!("rogue signature {label}: {other:?}")),
                 }
             }
@@ -681,7 +691,11 @@ impl Sim {
             let k = self.rng.gen_range(0..frame.len());
             frame[k] ^= 1 << self.rng.gen_range(0..8);
         }
-        let copies = if self.rng.gen_bool(self.chaos.duplicate) { 2 } else { 1 };
+        let copies = if self.rng.gen_bool(self.chaos.duplicate) {
+            2
+        } else {
+            1
+        };
         for _ in 0..copies {
             let (lo, hi) = self.chaos.delay_us;
             let d = self.rng.gen_range(lo..=hi);
@@ -707,9 +721,11 @@ impl Sim {
     }
 
     fn violation(&mut self, v: String) {
-        self.report
-            .violations
-            .push(format!("seed {} t={}ms: {v}", self.cfg.seed, self.now_us / 1000));
+        self.report.violations.push(format!(
+            "seed {} t={}ms: {v}",
+            self.cfg.seed,
+            self.now_us / 1000
+        ));
     }
 
     /// No node ever makes live content that does not verify, nor a rollout that aborted.
@@ -754,16 +770,26 @@ impl Sim {
                     Outcome::Aborted { failures } => {
                         self.report.aborted += 1;
                         if self.applied_ever.contains(&deploy) {
-                            self.violation(format!("rollout {deploy} aborted after a node activated it"));
+                            self.violation(format!(
+                                "rollout {deploy} aborted after a node activated it"
+                            ));
                         }
                         self.aborted.insert(deploy.clone());
                         if let Some(x) = expect {
                             let s = outcome.summary();
-                            let named = failures.iter().any(|(n, r)| *n == x.node && r.contains(&x.label));
+                            let named = failures
+                                .iter()
+                                .any(|(n, r)| *n == x.node && r.contains(&x.label));
                             if named && s.contains(&format!("node {}", x.node)) {
                                 self.report.bad_refused += 1;
-                            } else if !s.contains("conflict") && !s.contains("stale") && !s.contains("superseded") {
-                                self.violation(format!("bad artifact {} aborted without naming it and {}: {s}", x.label, x.node));
+                            } else if !s.contains("conflict")
+                                && !s.contains("stale")
+                                && !s.contains("superseded")
+                            {
+                                self.violation(format!(
+                                    "bad artifact {} aborted without naming it and {}: {s}",
+                                    x.label, x.node
+                                ));
                             }
                         }
                     }
@@ -778,7 +804,10 @@ impl Sim {
                 // A corrupted manifest fails its signature: the protection at work.
             }
             Event::Refused { reason, .. } => {
-                self.violation(format!("{} refused a peer's entry: {reason}", self.nodes[i].id));
+                self.violation(format!(
+                    "{} refused a peer's entry: {reason}",
+                    self.nodes[i].id
+                ));
             }
         }
     }
@@ -798,7 +827,10 @@ impl Sim {
                 .iter()
                 .enumerate()
                 .filter(|(i, n)| {
-                    n.core.is_some() && n.ready && self.side[*i] == side && !self.rejoining.contains_key(i)
+                    n.core.is_some()
+                        && n.ready
+                        && self.side[*i] == side
+                        && !self.rejoining.contains_key(i)
                 })
                 .map(|(_, n)| n)
                 .collect();
@@ -809,7 +841,10 @@ impl Sim {
                     .map(|n| n.applied.get(name).map(|e| &e.deploy))
                     .collect();
                 if versions.len() > 2 {
-                    bad.push(format!("{name}: {} versions live on side {side}: {versions:?}", versions.len()));
+                    bad.push(format!(
+                        "{name}: {} versions live on side {side}: {versions:?}",
+                        versions.len()
+                    ));
                 }
             }
             for v in bad {
@@ -826,7 +861,9 @@ impl Sim {
             .nodes
             .iter()
             .enumerate()
-            .filter(|(j, n)| *j != i && n.core.is_some() && n.ready && self.side[*j] == self.side[i])
+            .filter(|(j, n)| {
+                *j != i && n.core.is_some() && n.ready && self.side[*j] == self.side[i]
+            })
             .map(|(_, n)| n)
             .collect();
         let mut bad = Vec::new();
@@ -835,13 +872,19 @@ impl Sim {
             if !peers.iter().all(old) {
                 continue;
             }
-            let agreed: BTreeSet<Option<&DeployId>> =
-                peers.iter().map(|n| n.applied.get(name).map(|e| &e.deploy)).collect();
+            let agreed: BTreeSet<Option<&DeployId>> = peers
+                .iter()
+                .map(|n| n.applied.get(name).map(|e| &e.deploy))
+                .collect();
             let e = peers.first().and_then(|n| n.applied.get(name));
             if let (1, Some(e)) = (agreed.len(), e) {
                 let mine = self.nodes[i].applied.get(name);
                 if mine.is_none_or(|m| m.order(e) == std::cmp::Ordering::Less) {
-                    bad.push(format!("{} ready without {}", self.nodes[i].id, e.describe()));
+                    bad.push(format!(
+                        "{} ready without {}",
+                        self.nodes[i].id,
+                        e.describe()
+                    ));
                 }
             }
         }
@@ -875,8 +918,16 @@ impl Sim {
             match &first {
                 None => first = Some((n.id.clone(), cur)),
                 Some((id, f)) if *f != cur => {
-                    let show = |v: &Vec<Entry>| v.iter().map(Entry::describe).collect::<Vec<_>>().join(", ");
-                    bad.push(format!("{} runs [{}] but {} runs [{}]", n.id, show(&cur), id, show(f)));
+                    let show = |v: &Vec<Entry>| {
+                        v.iter().map(Entry::describe).collect::<Vec<_>>().join(", ")
+                    };
+                    bad.push(format!(
+                        "{} runs [{}] but {} runs [{}]",
+                        n.id,
+                        show(&cur),
+                        id,
+                        show(f)
+                    ));
                 }
                 _ => {}
             }
