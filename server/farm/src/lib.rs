@@ -21,14 +21,16 @@
 //! - `error` — [`FarmError`], why a command cannot start here. `node_id` — [`NodeId`].
 //!
 //! # The protocol in ten lines
-//! 1. `deploy(manifest)` on a ready node (the coordinator): signature policy, one rollout
-//!    per name, base = this node's generation of the name; then it verifies its own upload.
+//! 1. `deploy(manifest)` on a ready node that sees `min_members` (the coordinator):
+//!    signature policy, one rollout per name, base = this node's generation of the name;
+//!    then it verifies its own upload.
 //! 2. It sends `Prepare{deploy, name, base, change}` to every live member.
 //! 3. A member refuses (`Failed{reason}`) a bad signature, a stale base (its generation ≠
 //!    base: the compare-and-set), or a name reserved by another rollout (conflict).
 //! 4. Otherwise it reserves the name and pulls the content: `Want{digest, offset}` →
-//!    `Chunk{offset, bytes}` in a window → cumulative `ChunkAck{next}`; a stall re-asks from
-//!    its cursor (resume), possibly from another holder.
+//!    `Chunk{offset, bytes}` in a window → cumulative `ChunkAck{next}` (overtaking chunks
+//!    wait in a small buffer; three acks without progress resend); a stall re-asks from its
+//!    cursor (resume), possibly from another holder.
 //! 5. At size bytes it asks the runtime to `Verify` (size and sha256), then answers `Staged`.
 //! 6. Every live member staged → the coordinator checks it still runs `base` (CAS) and sends
 //!    `Activate{entry: generation base + 1}`; members apply and answer `Activated`.
@@ -49,7 +51,7 @@
 //! - Storage actions for one digest arrive in order: `StageBegin` (create/truncate the
 //!   staging file), `WriteChunk`s at contiguous rising offsets, `Verify` (check exact size
 //!   and sha256, move it under its digest durably, answer `handle_verified`). Memory stays
-//!   bounded by `window × chunk_size` per transfer. On the coordinator, the upload must be
+//!   bounded per transfer: `window` chunks in flight, at most `2 × window` buffered ahead. On the coordinator, the upload must be
 //!   stored as the staging file of its digest before `deploy`; `Verify` checks it.
 //! - `ReadChunk` reads verified content and answers `handle_chunk_read` (an error makes the
 //!   receiver look elsewhere).

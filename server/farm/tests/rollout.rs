@@ -300,10 +300,16 @@ fn late_joiner_pulls_current_set_before_ready() {
 }
 
 #[test]
-fn not_ready_node_refuses_to_coordinate() {
+fn a_node_coordinates_only_once_ready() {
     let s = quiet_sim(1);
     assert!(
         s.core(0).is_some_and(|c| c.is_ready()),
-        "a lone node is ready at once"
+        "a lone node is ready once joined"
     );
+    let mut s = quiet_sim(3);
+    s.restart_node(2);
+    let err = deploy(&mut s, 2, "app", &bytes(3, 16)).expect_err("not joined yet");
+    assert_eq!(err, FarmError::NotReady);
+    s.advance(1_000);
+    deploy(&mut s, 2, "app", &bytes(3, 16)).expect("ready now");
 }
