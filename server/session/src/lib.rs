@@ -62,6 +62,7 @@ pub mod link;
 pub mod manager;
 pub mod memory;
 pub mod message;
+pub mod persistent;
 pub mod placement;
 pub mod registry;
 pub mod service;
