@@ -107,7 +107,7 @@ enum ReqState {
         version: u64,
         access: Millis,
     },
-    Removing { version: u64 },
+    Removing,
 }
 
 #[derive(Debug)]
@@ -254,7 +254,7 @@ impl PersistentCore {
         self.reqs.insert(
             req,
             Req {
-                id,
+                id: id.clone(),
                 state: ReqState::WaitingLock,
                 hops: 0,
             },
@@ -278,7 +278,7 @@ impl PersistentCore {
         self.abort(req, now);
         let id = SessionId::generate(&mut self.rng);
         let session = Session::new(
-            id,
+            id.clone(),
             self.p.route.clone(),
             now,
             self.p.max_inactive_secs,
@@ -287,7 +287,7 @@ impl PersistentCore {
         let held = match self.cfg.mode {
             PersistMode::Sticky => {
                 self.mem.insert(
-                    id,
+                    id.clone(),
                     Entry {
                         session: session.clone(),
                         synced: None,
@@ -305,7 +305,7 @@ impl PersistentCore {
             }),
         };
         self.locks.insert(
-            id,
+            id.clone(),
             Lock {
                 holder: Holder::Req(req),
                 waiters: VecDeque::new(),
@@ -328,7 +328,7 @@ impl PersistentCore {
             // Never got a session (Missing without create): nothing to save.
             return self.step(req, Step::Done { queued: false });
         };
-        let id = r.id;
+        let id = r.id.clone();
         let held = match std::mem::replace(&mut r.state, ReqState::WaitingLock) {
             ReqState::Serving { held } => held,
             other => {
@@ -348,7 +348,7 @@ impl PersistentCore {
             return match version {
                 Some(v) => self.req_io(
                     req,
-                    ReqState::Removing { version: v },
+                    ReqState::Removing,
                     OpKind::Remove {
                         app: self.p.app.clone(),
                         id,
@@ -389,7 +389,8 @@ impl PersistentCore {
                 return self.finish(req, Step::Fail(self.conflict_err(&id)), now);
             };
             if !was_dirty && self.dirty >= self.cfg.write_queue_max {
-                return self.finish(req, Step::Fail(self.queue_full_err()), now);
+                let e = self.queue_full_err();
+                return self.finish(req, Step::Fail(e), now);
             }
             self.set_dirty(&id, now);
             if let Some(e) = self.mem.get_mut(&id) {
@@ -457,7 +458,7 @@ impl PersistentCore {
         let Some(r) = self.reqs.get_mut(&req) else {
             return; // aborted meanwhile
         };
-        let id = r.id;
+        let id = r.id.clone();
         let state = std::mem::replace(&mut r.state, ReqState::WaitingLock);
         match (state, reply) {
             (ReqState::Verifying, Reply::Version(v)) => self.on_verified(req, id, v, now),
@@ -496,11 +497,11 @@ impl PersistentCore {
             (ReqState::Saving { session, .. }, Reply::Unavailable(reason)) => {
                 self.save_unavailable(req, id, session, reason, now)
             }
-            (ReqState::Removing { .. }, Reply::Removed(RemoveResult::Done)) => {
+            (ReqState::Removing, Reply::Removed(RemoveResult::Done)) => {
                 self.drop_entry(&id);
                 self.finish(req, Step::Done { queued: false }, now)
             }
-            (ReqState::Removing { .. }, Reply::Removed(RemoveResult::Conflict)) => {
+            (ReqState::Removing, Reply::Removed(RemoveResult::Conflict)) => {
                 self.conflict(&id, "invalidation found a newer row");
                 self.drop_entry(&id);
                 self.finish(req, Step::Fail(self.conflict_err(&id)), now)
@@ -602,7 +603,7 @@ impl PersistentCore {
 
     fn tombstone(&mut self, req: ReqId, old: SessionId, old_version: u64, session: Session) {
         let rec = Record::Moved {
-            new_id: session.id,
+            new_id: session.id.clone(),
             new_route: self.p.route.clone(),
         };
         let data = match record::encode(&old, &rec) {
@@ -641,17 +642,17 @@ impl PersistentCore {
         now: Millis,
     ) {
         self.stats.takeovers += 1;
-        let new_id = session.id;
+        let new_id = session.id.clone();
         tracing::info!(old = %old, new = %new_id, "session taken over from another node");
         self.out.push_back(Output::Moved(Moved {
             app: self.p.app.clone(),
-            old_id: old,
-            new_id,
+            old_id: old.clone(),
+            new_id: new_id.clone(),
             version: tomb_version,
         }));
         self.drop_entry(&old);
         self.mem.insert(
-            new_id,
+            new_id.clone(),
             Entry {
                 session: session.clone(),
                 synced: Some(1),
@@ -661,14 +662,14 @@ impl PersistentCore {
             },
         );
         self.locks.insert(
-            new_id,
+            new_id.clone(),
             Lock {
                 holder: Holder::Req(req),
                 waiters: VecDeque::new(),
             },
         );
         if let Some(r) = self.reqs.get_mut(&req) {
-            r.id = new_id;
+            r.id = new_id.clone();
         }
         self.release(old, Holder::Req(req), now);
         self.serving(req, None, session);
@@ -681,7 +682,7 @@ impl PersistentCore {
         let hops = match self.reqs.get_mut(&req) {
             Some(r) => {
                 r.hops += 1;
-                r.id = new_id;
+                r.id = new_id.clone();
                 r.hops
             }
             None => return,
@@ -738,7 +739,8 @@ impl PersistentCore {
             return self.finish(req, Step::Fail(self.unavailable_err(reason)), now);
         };
         if !was_dirty && self.dirty >= self.cfg.write_queue_max {
-            return self.finish(req, Step::Fail(self.queue_full_err()), now);
+            let e = self.queue_full_err();
+                return self.finish(req, Step::Fail(e), now);
         }
         self.set_dirty(&id, now);
         if let Some(e) = self.mem.get_mut(&id) {
@@ -816,7 +818,7 @@ impl PersistentCore {
             .mem
             .iter()
             .filter(|(id, e)| !self.locks.contains_key(id) && pick(e))
-            .map(|(id, e)| (e.session.last_access, *id))
+            .map(|(id, e)| (e.session.last_access, id.clone()))
             .collect();
         ids.sort(); // oldest first, and a fixed order for deterministic runs
         ids.into_iter().map(|(_, id)| id).collect()
@@ -833,11 +835,11 @@ impl PersistentCore {
                     self.drop_entry(&id);
                 }
                 Some(v) => self.bg_locked(
-                    id,
-                    Bg::Expire { id },
+                    &id,
+                    Bg::Expire { id: id.clone() },
                     OpKind::Remove {
                         app: self.p.app.clone(),
-                        id,
+                        id: id.clone(),
                         expect_version: v,
                     },
                 ),
@@ -942,9 +944,9 @@ impl PersistentCore {
             }
         };
         self.bg_locked(
-            id,
+            &id,
             Bg::Save {
-                id,
+                id: id.clone(),
                 version,
                 access,
                 drop_after,
@@ -1001,11 +1003,11 @@ impl PersistentCore {
                         continue; // in use here: its own expiry decides
                     }
                     self.bg_locked(
-                        id,
-                        Bg::SweepLoad { id },
+                        &id,
+                        Bg::SweepLoad { id: id.clone() },
                         OpKind::Load {
                             app: self.p.app.clone(),
-                            id,
+                            id: id.clone(),
                         },
                     );
                 }
@@ -1026,7 +1028,7 @@ impl PersistentCore {
                     }
                 };
                 if expired {
-                    self.bg.insert(b, Bg::SweepRemove { id });
+                    self.bg.insert(b, Bg::SweepRemove { id: id.clone() });
                     self.push_io(
                         Token::Background(b),
                         OpKind::Remove {
@@ -1079,13 +1081,13 @@ impl PersistentCore {
     fn acquire(&mut self, req: ReqId, id: SessionId, now: Millis) {
         if let Some(r) = self.reqs.get_mut(&req) {
             r.state = ReqState::WaitingLock;
-            r.id = id;
+            r.id = id.clone();
         }
         match self.locks.get_mut(&id) {
             Some(l) => l.waiters.push_back(req),
             None => {
                 self.locks.insert(
-                    id,
+                    id.clone(),
                     Lock {
                         holder: Holder::Req(req),
                         waiters: VecDeque::new(),
@@ -1146,18 +1148,18 @@ impl PersistentCore {
 
     /// Releases the lock of `id` held by `holder` and hands it to the next waiter.
     fn release(&mut self, id: SessionId, holder: Holder, now: Millis) {
-        let Some(lock) = self.locks.get_mut(&id) else {
-            return;
-        };
-        if lock.holder != holder {
+        if self.locks.get(&id).is_none_or(|l| l.holder != holder) {
             return;
         }
         if self.mem.get(&id).is_some_and(|e| e.moved) {
             self.drop_entry(&id);
         }
-        match lock.waiters.pop_front() {
+        let next = self.locks.get_mut(&id).and_then(|l| l.waiters.pop_front());
+        match next {
             Some(next) => {
-                lock.holder = Holder::Req(next);
+                if let Some(l) = self.locks.get_mut(&id) {
+                    l.holder = Holder::Req(next);
+                }
                 self.start(next, id, now);
             }
             None => {
@@ -1205,10 +1207,10 @@ impl PersistentCore {
     }
 
     /// A background job holding the lock of `id`.
-    fn bg_locked(&mut self, id: SessionId, job: Bg, kind: OpKind) {
+    fn bg_locked(&mut self, id: &SessionId, job: Bg, kind: OpKind) {
         let b = self.next_bg;
         self.locks.insert(
-            id,
+            id.clone(),
             Lock {
                 holder: Holder::Background(b),
                 waiters: VecDeque::new(),
@@ -1241,7 +1243,7 @@ impl PersistentCore {
         let data = record::encode(&s.id, &Record::Live(stored))?;
         Ok(Row {
             app: self.p.app.clone(),
-            id: s.id,
+            id: s.id.clone(),
             version,
             valid,
             max_inactive_s: s.max_inactive_secs,
