@@ -168,11 +168,11 @@ fn expiry_on_one_node_while_in_use_on_another() {
             w.run_for(12_000);
             w.quiesce();
             assert_eq!(w.tally.lost, 0, "seed {seed:#x}: {:?}", w.tally);
-            let gone = w.families[0].id.is_some_and(|id| w.store.counter(id).is_none());
+            let gone = w.families[0].id.as_ref().is_some_and(|id| w.store.counter(id).is_none());
             assert!(gone, "seed {seed:#x}: the abandoned session was not expired");
             for f in 1..3 {
-                let id = w.families[f].id.unwrap_or_else(|| panic!("family {f}"));
-                assert!(w.store.counter(id).is_some(), "seed {seed:#x}: a session in use was expired");
+                let id = w.families[f].id.clone().unwrap_or_else(|| panic!("family {f}"));
+                assert!(w.store.counter(&id).is_some(), "seed {seed:#x}: a session in use was expired");
             }
             if mode.mode == PersistMode::Sticky && !moved {
                 let s = w.core(0).stats();

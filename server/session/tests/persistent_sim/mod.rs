@@ -9,7 +9,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use shoal_cluster::MemberId;
 use shoal_session::persistent::{
-    record, CoreParams, Expect, Moved, OpKind, Output, PersistError, PersistMode,
+    record, CoreParams, Expect, Moved, OpKind, Output, PersistError,
     PersistentConfig, PersistentCore, Record, RemoveResult, Reply, ReqId, Row, SaveResult, Step,
     Token,
 };
@@ -50,7 +50,7 @@ impl Store {
                     current.is_none_or(|c| row.version > c),
                     "a save must raise the version"
                 );
-                self.rows.insert(row.id, row.clone());
+                self.rows.insert(row.id.clone(), row.clone());
                 Reply::Saved(SaveResult::Done)
             }
             OpKind::Remove {
@@ -71,14 +71,15 @@ impl Store {
                             && r.last_access_ms + u64::from(r.max_inactive_s) * 1000 < *now
                     })
                     .take(*limit)
-                    .map(|r| (r.id, r.version))
+                    .map(|r| (r.id.clone(), r.version))
                     .collect(),
             ),
         }
     }
 
     /// The counter of the session a client last knew as `id`, following tombstones.
-    pub fn counter(&self, mut id: SessionId) -> Option<u64> {
+    pub fn counter(&self, id: &SessionId) -> Option<u64> {
+        let mut id = id.clone();
         for _ in 0..16 {
             let row = self.rows.get(&id)?;
             match record::decode(&id, &row.data).unwrap_or_else(|e| panic!("{e}")) {
@@ -595,7 +596,7 @@ impl World {
                 }
                 let route = self.nodes[node].name.clone();
                 self.clients[client].cookie = Some(s.id.with_route(&route));
-                fam.id = Some(s.id);
+                fam.id = Some(s.id.clone());
                 fam.route = Some(route);
                 if let Some(r) = self.reqs.get_mut(&req) {
                     r.read = Some(v);
@@ -699,7 +700,7 @@ impl World {
             _ => vec![],
         };
         let end = RequestEnd {
-            id: r.session,
+            id: r.session.clone(),
             ops,
             invalidate: false,
             accessed: true,
@@ -715,11 +716,11 @@ impl World {
     /// was lost), read through the id the clients hold.
     pub fn check_store(&self, allow_queued_loss: bool) {
         for (f, fam) in self.families.iter().enumerate() {
-            let Some(id) = fam.id else { continue };
+            let Some(id) = fam.id.clone() else { continue };
             if fam.acked.is_empty() {
                 continue;
             }
-            let stored = self.store.counter(id);
+            let stored = self.store.counter(&id);
             let want = if fam.last_ack_durable || !allow_queued_loss {
                 fam.last_ack
             } else {
