@@ -237,19 +237,21 @@ fn save_on_restart_stale_node_stopping_last() {
     for seed in seeds(30) {
         let cfg = PersistentConfig {
             max_idle_backup: 1,
+            process_expires_frequency: 1,
             ..sticky()
         };
         let mut w = World::new(seed, 2, cfg, Policy::Prefer);
         w.add_clients(3, 1);
-        w.think_ms = (1_200, 1_500);
+        w.think_ms = (1_500, 2_000);
         w.run_for(6_000); // idle gaps: backups reach the store
         w.think_ms = (1, 20);
-        w.run_for(300); // changes queued on node1
+        w.run_for(2_500); // changes queued on node1 (no idle second: not backed up)
         let stale_dirty = w.core(0).stats().queue_depth;
         assert!(stale_dirty > 0, "seed {seed:#x}");
         w.nodes[0].enabled = false;
-        w.run_for(500); // taken over by node2
+        w.run_for(1_000); // taken over by node2
         w.quiesce();
+        assert_eq!(w.tally.lost, 0, "seed {seed:#x}: {:?}", w.tally);
         w.stop_node(1);
         w.stop_node(0);
         assert!(

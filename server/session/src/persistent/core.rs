@@ -799,7 +799,8 @@ impl PersistentCore {
                 self.backups(now);
             }
         }
-        if !self.sweeping && self.degraded.is_none() {
+        // While degraded the sweep doubles as the probe that notices the store is back.
+        if !self.sweeping && (self.degraded.is_none() || now >= self.retry_at) {
             self.sweeping = true;
             self.stats.expiry_queries += 1;
             self.bg_io(

@@ -135,11 +135,12 @@ pub struct Family {
     /// Latest id a client got.
     pub id: Option<SessionId>,
     pub route: Option<String>,
+    /// The cookie every client of the family sends (the last one set).
+    pub cookie: Option<String>,
 }
 
 pub struct Client {
     pub family: usize,
-    pub cookie: Option<String>,
     pub busy: bool,
     pub active: bool,
 }
@@ -300,15 +301,15 @@ impl World {
         for _ in 0..families {
             self.families.push(Family::default());
             let f = self.families.len() - 1;
-            for _ in 0..share {
+            for j in 0..share {
                 self.clients.push(Client {
                     family: f,
-                    cookie: None,
                     busy: false,
                     active: true,
                 });
                 let c = self.clients.len() - 1;
-                let d = self.rng.gen_range(0..20);
+                // Later clients of a family join once the first has its session.
+                let d = self.rng.gen_range(0..20) + if j > 0 { 200 } else { 0 };
                 self.schedule(d, Ev::Send { client: c });
             }
         }
@@ -495,7 +496,7 @@ impl World {
         if !c.active || c.busy {
             return;
         }
-        let cookie = c.cookie.clone();
+        let cookie = self.families[c.family].cookie.clone();
         let Some(node) = self.pick_node(cookie.as_deref()) else {
             self.schedule(50, Ev::Send { client });
             return;
@@ -595,7 +596,7 @@ impl World {
                     panic!("read {v} ahead of the last acknowledged {} with no uncertain request", fam.last_ack);
                 }
                 let route = self.nodes[node].name.clone();
-                self.clients[client].cookie = Some(s.id.with_route(&route));
+                fam.cookie = Some(s.id.with_route(&route));
                 fam.id = Some(s.id.clone());
                 fam.route = Some(route);
                 if let Some(r) = self.reqs.get_mut(&req) {
