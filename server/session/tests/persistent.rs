@@ -101,7 +101,10 @@ fn random_routing_per_request_mode() {
         w.run_for(400);
         w.quiesce();
         assert_eq!(w.tally.lost, 0, "seed {seed:#x}");
-        assert_eq!(w.tally.conflicts, 0, "seed {seed:#x}: one client per session");
+        assert_eq!(
+            w.tally.conflicts, 0,
+            "seed {seed:#x}: one client per session"
+        );
         w.check_store(false);
     }
 }
@@ -138,7 +141,10 @@ fn concurrent_requests_on_one_session() {
             w.quiesce();
             assert_eq!(w.tally.lost, 0, "seed {seed:#x}");
             w.check_store(false);
-            assert!(w.tally.conflicts <= w.total_conflicts(), "seed {seed:#x}: every conflict is counted");
+            assert!(
+                w.tally.conflicts <= w.total_conflicts(),
+                "seed {seed:#x}: every conflict is counted"
+            );
             conflicts += w.tally.conflicts;
         }
         assert!(conflicts > 0, "the scenario should produce conflicts");
@@ -168,11 +174,23 @@ fn expiry_on_one_node_while_in_use_on_another() {
             w.run_for(12_000);
             w.quiesce();
             assert_eq!(w.tally.lost, 0, "seed {seed:#x}: {:?}", w.tally);
-            let gone = w.families[0].id.as_ref().is_some_and(|id| w.store.counter(id).is_none());
-            assert!(gone, "seed {seed:#x}: the abandoned session was not expired");
+            let gone = w.families[0]
+                .id
+                .as_ref()
+                .is_some_and(|id| w.store.counter(id).is_none());
+            assert!(
+                gone,
+                "seed {seed:#x}: the abandoned session was not expired"
+            );
             for f in 1..3 {
-                let id = w.families[f].id.clone().unwrap_or_else(|| panic!("family {f}"));
-                assert!(w.store.counter(&id).is_some(), "seed {seed:#x}: a session in use was expired");
+                let id = w.families[f]
+                    .id
+                    .clone()
+                    .unwrap_or_else(|| panic!("family {f}"));
+                assert!(
+                    w.store.counter(&id).is_some(),
+                    "seed {seed:#x}: a session in use was expired"
+                );
             }
             if mode.mode == PersistMode::Sticky && !moved {
                 let s = w.core(0).stats();
@@ -195,7 +213,10 @@ fn store_outage_then_recovery() {
         assert!(w.core(0).degraded().is_some() || w.core(1).degraded().is_some());
         let depth: u64 = (0..2).map(|i| w.core(i).stats().queue_depth).sum();
         assert!(depth > 0, "seed {seed:#x}: changes should be queued");
-        assert_eq!(w.tally.unavailable, 0, "seed {seed:#x}: sticky serves from memory");
+        assert_eq!(
+            w.tally.unavailable, 0,
+            "seed {seed:#x}: sticky serves from memory"
+        );
         w.store.down = false;
         w.run_for(2_000);
         w.quiesce();

@@ -141,17 +141,26 @@ mod tests {
             process_expires_frequency: 0,
             ..Default::default()
         };
-        assert!(c.validate(1800).expect_err("invalid").contains("process_expires_frequency"));
+        assert!(c
+            .validate(1800)
+            .expect_err("invalid")
+            .contains("process_expires_frequency"));
         let c = PersistentConfig {
             max_idle_backup: 900,
             ..Default::default()
         };
-        assert!(c.validate(1800).expect_err("invalid").contains("max_idle_backup"));
+        assert!(c
+            .validate(1800)
+            .expect_err("invalid")
+            .contains("max_idle_backup"));
         let c = PersistentConfig {
             max_idle_swap: 10,
             min_idle_swap: 20,
             ..Default::default()
         };
-        assert!(c.validate(1800).expect_err("invalid").contains("min_idle_swap"));
+        assert!(c
+            .validate(1800)
+            .expect_err("invalid")
+            .contains("min_idle_swap"));
     }
 }

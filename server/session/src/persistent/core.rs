@@ -44,7 +44,9 @@ pub enum Step {
     Missing,
     /// `end` finished. `queued`: the change is in memory and waiting for the store (store
     /// unavailable, or write-behind), not yet durable.
-    Done { queued: bool },
+    Done {
+        queued: bool,
+    },
     Fail(PersistError),
 }
 
@@ -97,11 +99,19 @@ enum ReqState {
     Verifying,
     Loading,
     /// Saving the taken-over session under its new id (`Expect::Absent`).
-    TakeoverNew { old_version: u64, session: Session },
+    TakeoverNew {
+        old_version: u64,
+        session: Session,
+    },
     /// Tombstoning the old id (compare-and-set on the version loaded).
-    TakeoverOld { session: Session, tomb_version: u64 },
+    TakeoverOld {
+        session: Session,
+        tomb_version: u64,
+    },
     /// The runtime has the session; `held` only in per-request mode.
-    Serving { held: Option<Held> },
+    Serving {
+        held: Option<Held>,
+    },
     Saving {
         session: Session,
         version: u64,
@@ -142,10 +152,16 @@ enum Bg {
         drop_after: bool,
     },
     /// Expire an owned memory entry.
-    Expire { id: SessionId },
+    Expire {
+        id: SessionId,
+    },
     Sweep,
-    SweepLoad { id: SessionId },
-    SweepRemove { id: SessionId },
+    SweepLoad {
+        id: SessionId,
+    },
+    SweepRemove {
+        id: SessionId,
+    },
     /// Remove an orphan row (a takeover that lost its tombstone compare-and-set).
     Cleanup,
 }
@@ -468,9 +484,13 @@ impl PersistentCore {
                 self.serve_memory(req, id);
             }
             (ReqState::Loading, Reply::Loaded(row)) => self.on_loaded(req, id, row, now),
-            (ReqState::TakeoverNew { old_version, session }, Reply::Saved(SaveResult::Done)) => {
-                self.tombstone(req, id, old_version, session)
-            }
+            (
+                ReqState::TakeoverNew {
+                    old_version,
+                    session,
+                },
+                Reply::Saved(SaveResult::Done),
+            ) => self.tombstone(req, id, old_version, session),
             (
                 ReqState::TakeoverOld {
                     session,
@@ -491,9 +511,14 @@ impl PersistentCore {
                 );
                 self.finish(req, Step::Fail(self.conflict_err(&id)), now)
             }
-            (ReqState::Saving { session, version, access }, Reply::Saved(res)) => {
-                self.on_saved(req, id, session, version, access, res, now)
-            }
+            (
+                ReqState::Saving {
+                    session,
+                    version,
+                    access,
+                },
+                Reply::Saved(res),
+            ) => self.on_saved(req, id, session, version, access, res, now),
             (ReqState::Saving { session, .. }, Reply::Unavailable(reason)) => {
                 self.save_unavailable(req, id, session, reason, now)
             }
@@ -526,7 +551,10 @@ impl PersistentCore {
             return self.serve_memory(req, id);
         }
         if e.dirty_since.is_some() {
-            self.conflict(&id, "memory copy with unsaved changes is older than the store");
+            self.conflict(
+                &id,
+                "memory copy with unsaved changes is older than the store",
+            );
         }
         self.drop_entry(&id);
         match v {
@@ -740,7 +768,7 @@ impl PersistentCore {
         };
         if !was_dirty && self.dirty >= self.cfg.write_queue_max {
             let e = self.queue_full_err();
-                return self.finish(req, Step::Fail(e), now);
+            return self.finish(req, Step::Fail(e), now);
         }
         self.set_dirty(&id, now);
         if let Some(e) = self.mem.get_mut(&id) {
@@ -782,7 +810,10 @@ impl PersistentCore {
         if self.stopping {
             return;
         }
-        if self.ticks % u64::from(self.cfg.process_expires_frequency) == 0 {
+        if self
+            .ticks
+            .is_multiple_of(u64::from(self.cfg.process_expires_frequency))
+        {
             self.pass(now);
         } else if self.cfg.write_through() && self.dirty > 0 && now >= self.retry_at {
             self.backups(now);
@@ -962,7 +993,15 @@ impl PersistentCore {
         };
         let holder = Holder::Background(b);
         match (job, reply) {
-            (Bg::Save { id, version, access, drop_after }, Reply::Saved(SaveResult::Done)) => {
+            (
+                Bg::Save {
+                    id,
+                    version,
+                    access,
+                    drop_after,
+                },
+                Reply::Saved(SaveResult::Done),
+            ) => {
                 if let Some(e) = self.mem.get_mut(&id) {
                     e.synced = Some(version);
                     e.stored_access = access;
@@ -975,7 +1014,10 @@ impl PersistentCore {
                 self.release(id, holder, now);
             }
             (Bg::Save { id, version, .. }, Reply::Saved(SaveResult::Conflict { current })) => {
-                self.conflict(&id, &format!("background save of version {version} found {current:?}"));
+                self.conflict(
+                    &id,
+                    &format!("background save of version {version} found {current:?}"),
+                );
                 self.drop_entry(&id);
                 self.release(id, holder, now);
             }

@@ -56,7 +56,11 @@ pub enum OpKind {
     },
     /// Up to `limit` rows of `app` with `max_inactive_s > 0` and
     /// `last_access_ms + max_inactive_s * 1000 < now`, as `(id, version)`.
-    Expired { app: String, now: Millis, limit: usize },
+    Expired {
+        app: String,
+        now: Millis,
+        limit: usize,
+    },
 }
 
 impl OpKind {
@@ -94,7 +98,9 @@ pub struct Op {
 pub enum SaveResult {
     Done,
     /// The condition did not hold; `current` is the row's version now (`None`: no row).
-    Conflict { current: Option<u64> },
+    Conflict {
+        current: Option<u64>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -25,7 +25,10 @@ const HEADER_LEN: usize = 6;
 pub enum Record {
     Live(Session),
     /// The session now lives under `new_id` (routed to `new_route`).
-    Moved { new_id: SessionId, new_route: String },
+    Moved {
+        new_id: SessionId,
+        new_route: String,
+    },
 }
 
 /// A row whose data cannot be read. Names the session and what is wrong.
@@ -184,7 +187,10 @@ mod tests {
         }
         let mut long = data.clone();
         long.push(0);
-        assert!(matches!(decode(&s.id, &long), Err(RecordError::Body { .. })));
+        assert!(matches!(
+            decode(&s.id, &long),
+            Err(RecordError::Body { .. })
+        ));
     }
 
     #[test]

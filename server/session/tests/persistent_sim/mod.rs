@@ -9,9 +9,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use shoal_cluster::MemberId;
 use shoal_session::persistent::{
-    record, CoreParams, Expect, Moved, OpKind, Output, PersistError,
-    PersistentConfig, PersistentCore, Record, RemoveResult, Reply, ReqId, Row, SaveResult, Step,
-    Token,
+    record, CoreParams, Expect, Moved, OpKind, Output, PersistError, PersistentConfig,
+    PersistentCore, Record, RemoveResult, Reply, ReqId, Row, SaveResult, Step, Token,
 };
 use shoal_session::{AttrValue, DeltaOp, Millis, RequestEnd, Session, SessionId, SessionLimits};
 use std::cmp::Reverse;
@@ -426,7 +425,11 @@ impl World {
             Policy::Random => Some(up[self.rng.gen_range(0..up.len())]),
             Policy::Sticky => {
                 let route = cookie.and_then(|c| c.split_once('.')).map(|(_, r)| r);
-                if let Some(i) = up.iter().copied().find(|&i| Some(self.nodes[i].name.as_str()) == route) {
+                if let Some(i) = up
+                    .iter()
+                    .copied()
+                    .find(|&i| Some(self.nodes[i].name.as_str()) == route)
+                {
                     return Some(i);
                 }
                 Some(up[self.rng.gen_range(0..up.len())])
@@ -593,7 +596,10 @@ impl World {
                     self.tally.queued_lost += 1;
                 }
                 if self.strict && !fam.uncertain && v > fam.last_ack && !s.is_new {
-                    panic!("read {v} ahead of the last acknowledged {} with no uncertain request", fam.last_ack);
+                    panic!(
+                        "read {v} ahead of the last acknowledged {} with no uncertain request",
+                        fam.last_ack
+                    );
                 }
                 let route = self.nodes[node].name.clone();
                 fam.cookie = Some(s.id.with_route(&route));
@@ -696,7 +702,10 @@ impl World {
         let ops = match (write, r.read) {
             (true, Some(v)) => {
                 r.wrote = true;
-                vec![DeltaOp::Set("n".into(), AttrValue::Json((v + 1).to_string()))]
+                vec![DeltaOp::Set(
+                    "n".into(),
+                    AttrValue::Json((v + 1).to_string()),
+                )]
             }
             _ => vec![],
         };
@@ -727,13 +736,22 @@ impl World {
             } else {
                 fam.floor
             };
-            let got = stored.unwrap_or_else(|| panic!("family {f}: session {id} not in the store (acked up to {})", fam.last_ack));
+            let got = stored.unwrap_or_else(|| {
+                panic!(
+                    "family {f}: session {id} not in the store (acked up to {})",
+                    fam.last_ack
+                )
+            });
             assert!(
                 got >= want,
                 "family {f}: store has {got}, {want} was acknowledged"
             );
             if !fam.uncertain {
-                assert!(got <= fam.last_ack.max(fam.floor) + 1, "family {f}: store {got} ahead of acks {}", fam.last_ack);
+                assert!(
+                    got <= fam.last_ack.max(fam.floor) + 1,
+                    "family {f}: store {got} ahead of acks {}",
+                    fam.last_ack
+                );
             }
         }
     }
