@@ -283,3 +283,37 @@ fn save_on_restart_stale_node_stopping_last() {
         w.check_store(false);
     }
 }
+
+/// Sticky mode's version check: a client sends the cookie of a session that has since
+/// been taken over by another node (an old tab), to the node that still holds the old copy
+/// in memory, and no `Moved` notice arrives. The check sees the tombstone's newer
+/// version and follows it; without it that node would serve the old counter (seed 000's
+/// "4, 5 again").
+#[test]
+fn old_cookie_on_the_node_holding_the_old_copy() {
+    for seed in seeds(50) {
+        let mut w = World::new(seed, 2, sticky(), Policy::Sticky);
+        w.deliver_moved = false;
+        w.strict = false;
+        w.add_clients(1, 2);
+        w.clients[1].active = false;
+        w.run_for(300); // client 0 on node1 (the only one with a route yet: random pick)
+        let cookie = w.families[0].cookie.clone();
+        let first = w.families[0].route.clone();
+        let Some(first) = first else { continue };
+        let holder = usize::from(first == "node2");
+        w.nodes[holder].enabled = false;
+        w.run_for(300); // taken over by the other node
+        w.nodes[holder].enabled = true;
+        w.clients[1].frozen = cookie;
+        w.wake(1); // the old tab: its cookie routes to `holder`, which has the old copy
+        w.run_for(1);
+        assert!(w.families[0].floor > 0, "seed {seed:#x}");
+        w.run_for(400);
+        w.quiesce();
+        assert_eq!(w.tally.lost, 0, "seed {seed:#x}");
+        let s = w.core(holder).stats();
+        assert!(s.tombstones_followed > 0, "seed {seed:#x}: {s:?}");
+        w.check_store(false);
+    }
+}

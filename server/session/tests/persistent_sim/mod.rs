@@ -140,6 +140,9 @@ pub struct Family {
 
 pub struct Client {
     pub family: usize,
+    /// A cookie this client sends once instead of the family's (an old tab, a copied link):
+    /// its request carries an id that may have moved.
+    pub frozen: Option<String>,
     pub busy: bool,
     pub active: bool,
 }
@@ -303,6 +306,7 @@ impl World {
             for j in 0..share {
                 self.clients.push(Client {
                     family: f,
+                    frozen: None,
                     busy: false,
                     active: true,
                 });
@@ -335,6 +339,12 @@ impl World {
             }
         }
         self.now = until;
+    }
+
+    /// (Re)starts client `c`.
+    pub fn wake(&mut self, c: usize) {
+        self.clients[c].active = true;
+        self.schedule(0, Ev::Send { client: c });
     }
 
     pub fn stop_clients(&mut self) {
@@ -499,7 +509,11 @@ impl World {
         if !c.active || c.busy {
             return;
         }
-        let cookie = self.families[c.family].cookie.clone();
+        let family = c.family;
+        let cookie = self.clients[client]
+            .frozen
+            .take()
+            .or_else(|| self.families[family].cookie.clone());
         let Some(node) = self.pick_node(cookie.as_deref()) else {
             self.schedule(50, Ev::Send { client });
             return;
@@ -626,6 +640,9 @@ impl World {
                         // A new session: the family starts again from 0.
                         let fam = &mut self.families[f];
                         *fam = Family::default();
+                        if let Some(r) = self.reqs.get_mut(&req) {
+                            r.floor = 0;
+                        }
                         self.on_step(node, req, Step::Serve(s));
                     }
                     Err(e) => self.failed(req, e),
