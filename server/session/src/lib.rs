@@ -172,6 +172,7 @@ mod manager;
 #[cfg(feature = "testing")]
 mod memory;
 mod message;
+pub mod persistent;
 mod placement;
 mod runtime;
 mod session;
