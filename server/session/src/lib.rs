@@ -37,6 +37,10 @@
 //! - `runtime/`: the tokio side: `link.rs` ([`ClusterLink`], what the runtime needs from the
 //!   channel), `registry.rs` ([`SessionRegistry`], one per node), `service.rs`
 //!   ([`SessionService`], one per context), `async_queue.rs` (bounded ordered async sends).
+//! - `persistent/`: the sans-io core of the persistent manager (Tomcat's PersistentManager
+//!   and PersistentValve): store operations out, their replies in; the store itself is
+//!   `shoal-store`. Its design note (guarantees, store round trips per request) is in
+//!   `persistent/mod.rs`. Imports only the crate-root types (session, id, attrs, error).
 //! - `memory.rs` (feature `testing` only): `MemoryCluster`, the in-process [`ClusterLink`]
 //!   twin for tests.
 //!

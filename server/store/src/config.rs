@@ -1,6 +1,6 @@
 //! Store settings (serde, unknown keys refused), under Tomcat's attribute names in snake
-//! case where Tomcat has one (`session_table`, `session_id_col`, `directory`, …), and
-//! [`StoreConfig::open`], which makes the store they describe.
+//! case where Tomcat has one (`session_table`, `session_id_col`, `directory`, …). Plain data:
+//! the stores import these types, and `open.rs` turns them into a store.
 //!
 //! ```toml
 //! [store]
@@ -9,14 +9,8 @@
 //! connection_password = "…"
 //! session_table = "tomcat_sessions"
 //! ```
-use crate::error::StoreError;
-use crate::file::FileStore;
-use crate::redis::RedisStore;
-use crate::sql::SqlStore;
-use crate::store::Store;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
-use std::sync::Arc;
 
 /// Which store, and its settings.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,20 +26,6 @@ pub enum StoreConfig {
     Mysql(SqlConfig),
     /// Redis (keys with the store's own expiry).
     Redis(RedisConfig),
-}
-
-impl StoreConfig {
-    /// The store these settings describe. Nothing is contacted: call [`Store::check`].
-    /// Call it inside a Tokio runtime (the SQL stores make their lazy pools here).
-    pub fn open(&self) -> Result<Arc<dyn Store>, StoreError> {
-        Ok(match self {
-            StoreConfig::File(c) => Arc::new(FileStore::new(&c.directory)),
-            StoreConfig::Sqlite(c) => Arc::new(SqlStore::sqlite(c)?),
-            StoreConfig::Postgres(c) => Arc::new(SqlStore::postgres(c)?),
-            StoreConfig::Mysql(c) => Arc::new(SqlStore::mysql(c)?),
-            StoreConfig::Redis(c) => Arc::new(RedisStore::new(c)?),
-        })
-    }
 }
 
 /// `kind = "file"`.

@@ -6,7 +6,8 @@
 //! - `record.rs`: [`StoredSession`], [`Expect`], [`Cas`], and the key rule of every store.
 //! - `store.rs`: the [`Store`] trait: compare-and-set writes and deletes on the version.
 //! - `error.rs`: [`StoreError`], naming the store, the place and what to do.
-//! - `config.rs`: [`StoreConfig`] (Tomcat's names), [`StoreConfig::open`].
+//! - `config.rs`: [`StoreConfig`] (Tomcat's names), plain data the stores import.
+//! - `open.rs`: [`StoreConfig::open`], the one place that knows every store (imports them all).
 //! - `file/`: [`FileStore`], one file per session, atomic rename.
 //! - `sql/`: [`SqlStore`] for SQLite (the embedded default), PostgreSQL, MySQL/MariaDB.
 //! - `redis/`: [`RedisStore`], a hash per session with Redis's own expiry.
@@ -41,6 +42,7 @@ mod error;
 mod file;
 #[cfg(feature = "testing")]
 mod memory;
+mod open;
 mod record;
 mod redis;
 mod sql;
