@@ -186,6 +186,7 @@ async fn stats(State(svc): State<Arc<SessionService>>) -> Response {
     let manager = match svc.config().manager {
         shoal_session::ManagerKind::Delta => "DeltaManager",
         shoal_session::ManagerKind::Backup => "BackupManager",
+        shoal_session::ManagerKind::Persistent => "PersistentManager",
     };
     let members = svc.link().members().len();
     let rss_kib = rss_kib();

@@ -13,7 +13,8 @@
 //! url_filter = '.*\.(gif|js|jpe?g|png|css|ico|svg|woff2?)$'
 //!
 //! [http.contexts.session]
-//! manager = "delta"        # or "backup"
+//! manager = "delta"        # or "backup", or "persistent" (with [..session.persistent]
+//!                          # and [..session.store] tables, see the README)
 //! replication = "sync"     # or "async"
 //! backups = 1
 //! max_inactive_secs = 1800
@@ -124,6 +125,17 @@ impl HttpConfig {
                 return Err(ConfigError::DuplicatePath(c.path.clone()));
             }
             c.filter()?;
+            if c.session.manager == shoal_session::ManagerKind::Persistent {
+                c.session
+                    .persistent
+                    .validate(c.session.max_inactive_secs)
+                    .map_err(|e| {
+                        ConfigError::Invalid(format!(
+                            "context `{}` [session.persistent]: {e}",
+                            c.path
+                        ))
+                    })?;
+            }
             if c.app != "bench" {
                 return Err(ConfigError::UnknownApp {
                     path: c.path.clone(),

@@ -2,6 +2,7 @@
 //! bench app's format) with a status that tells the client what to do.
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
+use shoal_session::persistent::PersistError;
 use shoal_session::SessionError;
 use thiserror::Error;
 
@@ -13,6 +14,9 @@ pub enum HttpError {
     NotReady(String),
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// A persistent context could not serve or save the session (conflict, store down, …).
+    #[error(transparent)]
+    Persist(PersistError),
 }
 
 impl HttpError {
@@ -26,6 +30,14 @@ impl HttpError {
             HttpError::Session(SessionError::ReplicationFailed { .. }) => "replication-failed",
             HttpError::Session(SessionError::NotReady(_)) | HttpError::NotReady(_) => "not-ready",
             HttpError::Session(SessionError::Decode(_)) | HttpError::BadRequest(_) => "bad-request",
+            HttpError::Persist(PersistError::Conflict { .. }) => "session-conflict",
+            HttpError::Persist(PersistError::Unavailable { .. }) => "store-unavailable",
+            HttpError::Persist(PersistError::QueueFull { .. }) => "store-queue-full",
+            HttpError::Persist(PersistError::TooManyActive { .. }) => "too-many-sessions",
+            HttpError::Persist(PersistError::Stopping { .. }) => "stopping",
+            HttpError::Persist(PersistError::NotServed { .. }) => "not-served",
+            HttpError::Persist(PersistError::Corrupt(_)) => "session-corrupt",
+            HttpError::Persist(PersistError::Session(e)) => HttpError::Session(e.clone()).code(),
         }
     }
 
@@ -34,6 +46,7 @@ impl HttpError {
             HttpError::Session(e) => e.http_status(),
             HttpError::NotReady(_) => 503,
             HttpError::BadRequest(_) => 400,
+            HttpError::Persist(e) => e.http_status(),
         };
         StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
@@ -47,7 +60,12 @@ impl IntoResponse for HttpError {
             self.to_string().replace('"', "'")
         );
         let mut resp = (self.status(), body).into_response();
-        if self.status() == StatusCode::SERVICE_UNAVAILABLE {
+        if let HttpError::Persist(e) = &self {
+            if let Some(secs) = e.retry_after_secs() {
+                resp.headers_mut()
+                    .insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
+            }
+        } else if self.status() == StatusCode::SERVICE_UNAVAILABLE {
             resp.headers_mut().insert(
                 http::header::RETRY_AFTER,
                 http::HeaderValue::from_static("1"),

@@ -2,8 +2,18 @@
 //! SessionValve. The session is loaded lazily (a request that never asks never loads it);
 //! changes are recorded as delta operations and applied to a working copy, then committed
 //! once at the end of the request (ReplicationValve) through `SessionService::end_request`.
+//!
+//! A persistent context (`manager = "persistent"`) takes the same path through its
+//! [`PersistentService`]: the first `get` begins the request on the core (which loads,
+//! verifies or takes over the session, or answers `Missing`), `commit` ends it (the
+//! compare-and-set save), and a request dropped in between is aborted ([`PersistReq`]'s
+//! `Drop`), so its session's lock is released. A failure is kept ([`SessionHandle::take_failure`])
+//! and answered by the SessionValve with its status and `Retry-After`.
+use crate::error::HttpError;
+use shoal_session::persistent::{PersistError, ReqId, Step};
 use shoal_session::{
-    AttrValue, DeltaOp, RequestEnd, Session, SessionError, SessionId, SessionService,
+    AttrValue, DeltaOp, PersistentService, RequestEnd, Session, SessionError, SessionId,
+    SessionService,
 };
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -25,6 +35,28 @@ struct State {
     invalidated: bool,
     route_changed: bool,
     committed: bool,
+    /// Persistent context: the request on the core, once begun.
+    persist: Option<PersistReq>,
+    /// Persistent context: the core served another id than the one asked for (takeover,
+    /// or a moved id followed): the cookie is reissued.
+    id_changed: bool,
+    /// Persistent context: why the request cannot be served (answered by the SessionValve).
+    failure: Option<PersistError>,
+}
+
+/// A request begun on a persistent core; aborted on drop unless it was ended.
+struct PersistReq {
+    svc: Arc<PersistentService>,
+    req: ReqId,
+    open: bool,
+}
+
+impl Drop for PersistReq {
+    fn drop(&mut self) {
+        if self.open {
+            self.svc.abort(self.req);
+        }
+    }
 }
 
 impl SessionHandle {
@@ -58,6 +90,9 @@ impl SessionHandle {
     /// Servlet `getSession(create)`: true when the request now has a session. After
     /// `invalidate` the request has none (and does not get a new one).
     pub async fn get(&self, create: bool) -> bool {
+        if let Some(p) = self.service.persistent().cloned() {
+            return self.get_persistent(p, create).await;
+        }
         let to_find = {
             let st = self.lock();
             if st.looked_up {
@@ -83,6 +118,68 @@ impl SessionHandle {
             st.created = true;
         }
         st.session.is_some()
+    }
+
+    async fn get_persistent(&self, p: Arc<PersistentService>, create: bool) -> bool {
+        let begin = {
+            let mut st = self.lock();
+            if st.looked_up {
+                None
+            } else {
+                st.looked_up = true;
+                let req = p.next_req();
+                st.persist = Some(PersistReq {
+                    svc: p.clone(),
+                    req,
+                    open: true,
+                });
+                let full = st
+                    .requested
+                    .as_ref()
+                    .map(|(id, route)| id.with_route(route.as_deref().unwrap_or("")));
+                Some((req, full))
+            }
+        };
+        if let Some((req, full)) = begin {
+            let step = p.begin(req, full.as_deref()).await;
+            let mut st = self.lock();
+            match step {
+                Step::Serve(mut s) => {
+                    st.id_changed = st.requested.as_ref().is_some_and(|(id, _)| *id != s.id);
+                    // Served here: the cookie names this node (a takeover already did).
+                    s.route = p.route().to_owned();
+                    st.session = Some(s);
+                }
+                Step::Fail(e) => st.failure = Some(e),
+                Step::Missing | Step::Done { .. } => {}
+            }
+        }
+        let mut st = self.lock();
+        if st.invalidated || st.failure.is_some() {
+            return false;
+        }
+        if st.session.is_none() && create {
+            let Some(req) = st.persist.as_ref().map(|r| r.req) else {
+                return false;
+            };
+            match p.create(req) {
+                Ok(mut s) => {
+                    s.route = p.route().to_owned();
+                    st.session = Some(s);
+                    st.created = true;
+                }
+                Err(e) => {
+                    st.failure = Some(e);
+                    return false;
+                }
+            }
+        }
+        st.session.is_some()
+    }
+
+    /// Persistent context: why the request could not be served, once.
+    pub(crate) fn take_failure(&self) -> Option<PersistError> {
+        self.lock().failure.take()
     }
 
     /// The full id `<id>.<route>` of the loaded session.
@@ -175,12 +272,16 @@ impl SessionHandle {
     pub fn cookie_to_set(&self) -> Option<String> {
         let st = self.lock();
         let s = st.session.as_ref()?;
-        (!st.invalidated && (st.created || st.route_changed)).then(|| s.id.with_route(&s.route))
+        (!st.invalidated && (st.created || st.route_changed || st.id_changed))
+            .then(|| s.id.with_route(&s.route))
     }
 
     /// Commits the request's changes once; later calls do nothing. `replicate`: false for
     /// requests matched by the URL filter (see `RequestEnd::replicate`).
-    pub async fn commit(&self, replicate: bool) -> Result<(), SessionError> {
+    pub async fn commit(&self, replicate: bool) -> Result<(), HttpError> {
+        if self.service.persistent().is_some() {
+            return self.commit_persistent(replicate).await;
+        }
         let end = {
             let mut st = self.lock();
             if st.committed {
@@ -198,6 +299,36 @@ impl SessionHandle {
                 replicate,
             }
         };
-        self.service.end_request(end).await
+        Ok(self.service.end_request(end).await?)
+    }
+
+    /// Ends the request on the persistent core: the compare-and-set save (or removal).
+    async fn commit_persistent(&self, replicate: bool) -> Result<(), HttpError> {
+        let (svc, req, end) = {
+            let mut st = self.lock();
+            if st.committed {
+                return Ok(());
+            }
+            st.committed = true;
+            if let Some(e) = st.failure.take() {
+                return Err(HttpError::Persist(e));
+            }
+            let end = RequestEnd {
+                id: st.session.as_ref().map(|s| s.id.clone()),
+                ops: std::mem::take(&mut st.ops),
+                invalidate: st.invalidated,
+                accessed: st.session.is_some(),
+                replicate,
+            };
+            let Some(pr) = st.persist.as_mut() else {
+                return Ok(());
+            };
+            pr.open = false;
+            (pr.svc.clone(), pr.req, end)
+        };
+        match svc.end(req, end).await {
+            Step::Fail(e) => Err(HttpError::Persist(e)),
+            _ => Ok(()),
+        }
     }
 }

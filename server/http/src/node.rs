@@ -37,6 +37,7 @@ pub struct HttpNodeBuilder {
     extra_valves: BTreeMap<String, Vec<Arc<dyn Valve>>>,
     url_filters: BTreeMap<String, Arc<dyn UrlFilter>>,
     apps: BTreeMap<String, Arc<dyn App>>,
+    stores: BTreeMap<String, Arc<dyn shoal_store::Store>>,
 }
 
 impl HttpNode {
@@ -48,6 +49,7 @@ impl HttpNode {
             extra_valves: BTreeMap::new(),
             url_filters: BTreeMap::new(),
             apps: BTreeMap::new(),
+            stores: BTreeMap::new(),
         }
     }
 
@@ -113,6 +115,13 @@ impl HttpNodeBuilder {
         self
     }
 
+    /// The store of persistent context `path`, instead of the one its `[store]` settings
+    /// describe (tests pass shoal-store's memory twin).
+    pub fn store(mut self, path: impl Into<String>, store: Arc<dyn shoal_store::Store>) -> Self {
+        self.stores.insert(path.into(), store);
+        self
+    }
+
     /// Validates the configuration and starts the session managers (state transfers begin
     /// now). Must run inside a tokio runtime.
     pub fn start(self) -> Result<Arc<HttpNode>, ConfigError> {
@@ -123,7 +132,8 @@ impl HttpNodeBuilder {
             .iter()
             .map(|c| (c.path.clone(), c.session.clone()))
             .collect();
-        let registry = SessionRegistry::start(self.link, &contexts);
+        let registry = SessionRegistry::start_with_stores(self.link, &contexts, &self.stores)
+            .map_err(ConfigError::Invalid)?;
         Ok(Arc::new(HttpNode {
             config: self.config,
             registry,

@@ -121,3 +121,76 @@ fn validation_names_the_offending_key() {
     };
     assert!(c.validate().is_err());
 }
+
+/// Seed 000's Tomcat configuration (PersistentManager, JDBCStore on MySQL, maxIdleBackup=0,
+/// processExpiresFrequency=1) in shoal's TOML, as the README shows it.
+const SEED000: &str = r#"
+[http]
+[[http.contexts]]
+path = "/app"
+
+[http.contexts.session]
+manager = "persistent"
+max_inactive_secs = 1800
+
+[http.contexts.session.persistent]
+mode = "sticky"
+max_idle_backup = 0
+process_expires_frequency = 1
+save_on_restart = true
+
+[http.contexts.session.store]
+kind = "mysql"
+connection_url = "mysql://tomcat@db.example:3306/tomcat"
+connection_password = "secret"
+session_table = "tomcat_sessions"
+session_id_col = "session_id"
+session_app_col = "app_name"
+session_valid_col = "valid_session"
+session_max_inactive_col = "max_inactive"
+session_last_accessed_col = "last_access"
+session_data_col = "session_data"
+"#;
+
+#[test]
+fn persistent_context_with_tomcat_names_parses_and_unknown_keys_are_named() {
+    let c = parse(SEED000).unwrap_or_else(|e| panic!("{e}"));
+    let s = &c.contexts[0].session;
+    assert_eq!(s.manager, ManagerKind::Persistent);
+    assert_eq!(s.persistent.max_idle_backup, 0);
+    assert_eq!(s.persistent.process_expires_frequency, 1);
+    assert!(matches!(
+        &s.store,
+        Some(shoal_store::StoreConfig::Mysql(m)) if m.session_table == "tomcat_sessions"
+    ));
+    assert!(c.validate().is_ok());
+
+    let bad = parse(&SEED000.replace("max_idle_backup = 0", "max_idle_backup = 900"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let e = bad
+        .validate()
+        .expect_err("write-behind above a quarter interval")
+        .to_string();
+    assert!(e.contains("/app") && e.contains("max_idle_backup"), "{e}");
+
+    let typo = SEED000.replace("max_idle_backup", "maxIdleBackup");
+    let e = parse(&typo).expect_err("Tomcat's camel case is not a key");
+    assert!(e.contains("maxIdleBackup"), "{e}");
+    let typo = SEED000.replace("session_table", "session_tabel");
+    let e = parse(&typo).expect_err("unknown store key");
+    assert!(e.contains("session_tabel"), "{e}");
+}
+
+#[test]
+fn persistent_context_without_a_store_defaults_to_sqlite() {
+    let c = parse("[http]\n[[http.contexts]]\npath = \"/app\"\n[http.contexts.session]\nmanager = \"persistent\"\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let store = c.contexts[0].session.store_config();
+    let shoal_store::StoreConfig::Sqlite(sql) = store else {
+        panic!("default store: {store:?}")
+    };
+    assert_eq!(
+        sql.path.as_deref(),
+        Some(std::path::Path::new(shoal_session::DEFAULT_STORE_PATH))
+    );
+}

@@ -114,6 +114,12 @@ pub async fn start(
         .start()
         .context("invalid [http] configuration")?;
     let _ = node_facts.http.set(Arc::downgrade(&http));
+    // A persistent context whose store cannot be reached, or whose table lacks a column,
+    // stops the node here: the error names the store, the table or column and what to do.
+    http.registry()
+        .check_stores(STORE_CHECK_WAIT)
+        .await
+        .map_err(|e| anyhow::anyhow!("session store check failed: {e}"))?;
 
     let http_addr = http_listener.local_addr()?;
     // Before the demultiplexer: plugin operations from other members become admin events.
@@ -234,6 +240,12 @@ fn attach_interceptors(
     }
     Ok(stack)
 }
+
+/// How long a stopping node lets its persistent contexts save what they hold.
+const STORE_STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How long a starting node waits for its persistent contexts' store checks.
+const STORE_CHECK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// How long a starting node waits for the cluster to answer before it decides it is alone
 /// (Tomcat's McastService waits similarly). Without it, a node whose HTTP port answers before
@@ -363,6 +375,14 @@ impl RunningNode {
         let _ = self.http_task.await;
         if let Some(t) = self.admin_task {
             let _ = t.await;
+        }
+        // HTTP no longer takes requests and the running ones ended: persistent contexts save
+        // what they hold (`save_on_restart`, compare-and-set) before the node goes.
+        if !self.http.registry().stop_stores(STORE_STOP_WAIT).await {
+            tracing::warn!(
+                "session stores: unsaved changes remain after {} s (each is logged with its session)",
+                STORE_STOP_WAIT.as_secs()
+            );
         }
         // Leave before the session managers stop: members drop this node first, so none
         // sends it a replication it would no longer process (their writes would 503).

@@ -18,7 +18,11 @@ pub fn build_manager(
 ) -> Box<dyn SessionManager> {
     let core = Core::new(context, local, route, config, rng);
     match core.cfg.manager {
-        ManagerKind::Delta => Box::new(DeltaManager::new(core)),
+        // A persistent context's sessions go through `runtime::persistent` (the store is
+        // where they live); its manager here stays empty and only answers the cluster's
+        // state transfers and views of the context, so readiness and admin views work the
+        // same for every context.
+        ManagerKind::Delta | ManagerKind::Persistent => Box::new(DeltaManager::new(core)),
         ManagerKind::Backup => Box::new(BackupManager::new(core)),
     }
 }

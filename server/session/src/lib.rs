@@ -36,7 +36,9 @@
 //! - `factory.rs`: [`build_manager`], the one place that knows every manager.
 //! - `runtime/`: the tokio side: `link.rs` ([`ClusterLink`], what the runtime needs from the
 //!   channel), `registry.rs` ([`SessionRegistry`], one per node), `service.rs`
-//!   ([`SessionService`], one per context), `async_queue.rs` (bounded ordered async sends).
+//!   ([`SessionService`], one per context), `async_queue.rs` (bounded ordered async sends),
+//!   `persistent.rs` ([`PersistentService`], a persistent context's core run against its
+//!   store).
 //! - `persistent/`: the sans-io core of the persistent manager (Tomcat's PersistentManager
 //!   and PersistentValve): store operations out, their replies in; the store itself is
 //!   `shoal-store`. Its design note (guarantees, store round trips per request) is in
@@ -189,7 +191,7 @@ pub use factory::build_manager;
 pub use id::{parse_full_id, SessionId};
 pub use manager::{
     Lookup, ManagerConfig, ManagerKind, Outgoing, Received, ReplicationMode, RequestEnd,
-    SessionManager,
+    SessionManager, DEFAULT_STORE_PATH,
 };
 #[cfg(feature = "testing")]
 pub use memory::{MemoryCluster, MemoryLink};
@@ -198,6 +200,7 @@ pub use message::{
     SessionMessage,
 };
 pub use runtime::link::{ClusterLink, Completion, Incoming, LinkEvent, SendResults};
+pub use runtime::persistent::PersistentService;
 pub use runtime::registry::SessionRegistry;
 pub use runtime::service::{now_ms, SessionService};
 pub use session::{DeltaOp, Millis, Session, SessionLimits, Stamp};

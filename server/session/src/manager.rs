@@ -5,10 +5,12 @@
 use crate::error::SessionError;
 use crate::id::SessionId;
 use crate::message::{self, SessionMessage};
+use crate::persistent::PersistentConfig;
 use crate::session::{DeltaOp, Millis, Session, SessionLimits};
 use crate::stats::ManagerStats;
 use serde::{Deserialize, Serialize};
 use shoal_cluster::MemberId;
+use shoal_store::StoreConfig;
 
 /// A message to send. `sync`: the caller must wait until every destination has *processed*
 /// it (the runtime sends it with SYNCHRONIZED_ACK) before answering the request.
@@ -66,6 +68,9 @@ pub enum ManagerKind {
     Delta,
     /// Primary + N backups, proxies elsewhere (Tomcat's BackupManager).
     Backup,
+    /// Memory in front of a store (Tomcat's PersistentManager, or its PersistentValve with
+    /// `persistent.mode = "per-request"`): see `persistent/mod.rs`.
+    Persistent,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,6 +111,30 @@ pub struct ManagerConfig {
     /// faster than its replicas take does not grow without bound. Nothing is dropped.
     pub async_queue_bytes: usize,
     pub limits: SessionLimits,
+    /// `manager = "persistent"`: Tomcat's PersistentManager attributes (the
+    /// `[http.contexts.session.persistent]` table).
+    pub persistent: PersistentConfig,
+    /// `manager = "persistent"`: where sessions are kept (the `[http.contexts.session.store]`
+    /// table, shoal-store's settings). Absent: SQLite at [`DEFAULT_STORE_PATH`].
+    pub store: Option<StoreConfig>,
+}
+
+/// The store of a persistent context that names none: SQLite in this file, relative to the
+/// node's working directory (shoal has no data-directory setting yet). Nodes started from
+/// one directory on one machine share it, which SQLite (WAL) allows.
+pub const DEFAULT_STORE_PATH: &str = "data/sessions.db";
+
+impl ManagerConfig {
+    /// The store of a persistent context: the configured one, else SQLite at
+    /// [`DEFAULT_STORE_PATH`].
+    pub fn store_config(&self) -> StoreConfig {
+        self.store.clone().unwrap_or_else(|| {
+            StoreConfig::Sqlite(shoal_store::SqlConfig {
+                path: Some(DEFAULT_STORE_PATH.into()),
+                ..Default::default()
+            })
+        })
+    }
 }
 
 impl Default for ManagerConfig {
@@ -123,6 +152,8 @@ impl Default for ManagerConfig {
             sweep_interval_ms: 1000,
             async_queue_bytes: 4 << 20,
             limits: SessionLimits::default(),
+            persistent: PersistentConfig::default(),
+            store: None,
         }
     }
 }

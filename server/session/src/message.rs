@@ -106,6 +106,14 @@ pub enum SessionMessage {
         sessions: Vec<(SessionId, u64, Stamp)>,
         removed: Vec<(SessionId, u64)>,
     },
+    /// PersistentManager: a takeover on the sender moved `old_id` to `new_id` and left a
+    /// tombstone at `version`; members drop their memory copy of `old_id`. Added at the end
+    /// of the enum, so wire version 1 still decodes every older kind the same way.
+    Moved {
+        old_id: SessionId,
+        new_id: SessionId,
+        version: u64,
+    },
 }
 
 /// Message types, for per-type counters.
@@ -126,10 +134,11 @@ pub enum MessageKind {
     Locations,
     DigestRequest,
     Digest,
+    Moved,
 }
 
 impl MessageKind {
-    pub const ALL: [MessageKind; 15] = [
+    pub const ALL: [MessageKind; 16] = [
         MessageKind::Created,
         MessageKind::Expired,
         MessageKind::Accessed,
@@ -145,6 +154,7 @@ impl MessageKind {
         MessageKind::Locations,
         MessageKind::DigestRequest,
         MessageKind::Digest,
+        MessageKind::Moved,
     ];
     /// Tomcat's names (SessionMessage.EVT_*), lower-cased without the prefix.
     pub fn name(self) -> &'static str {
@@ -164,6 +174,7 @@ impl MessageKind {
             MessageKind::Locations => "locations",
             MessageKind::DigestRequest => "digest_request",
             MessageKind::Digest => "digest",
+            MessageKind::Moved => "session_moved",
         }
     }
     pub fn index(self) -> usize {
@@ -189,6 +200,7 @@ impl SessionMessage {
             SessionMessage::Locations(_) => MessageKind::Locations,
             SessionMessage::DigestRequest => MessageKind::DigestRequest,
             SessionMessage::Digest { .. } => MessageKind::Digest,
+            SessionMessage::Moved { .. } => MessageKind::Moved,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Counters mirroring Tomcat's DeltaManager / BackupManager and ReplicationValve MBeans.
 use crate::message::MessageKind;
+use crate::persistent::StoreStatus;
 use serde::Serialize;
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -45,6 +46,9 @@ pub struct ManagerStats {
     /// more than `async_queue_bytes` were queued (backpressure).
     pub async_queue_bytes: u64,
     pub async_queue_full: u64,
+    /// `manager = "persistent"`: the store's state (kind, place, degraded reason, queue,
+    /// lag, conflicts, loads and saves).
+    pub store: Option<StoreStatus>,
 }
 
 /// Per-type message counters kept by a manager.

@@ -153,7 +153,8 @@ async fn bounded_and_complete(taking: bool) {
         delivered: Arc::new(Mutex::new(Vec::new())),
         events: Mutex::new(None),
     });
-    let reg = SessionRegistry::start(link.clone(), &[("/app".to_string(), cfg.clone())]);
+    let reg = SessionRegistry::start(link.clone(), &[("/app".to_string(), cfg.clone())])
+        .expect("registry starts");
     let svc = reg.service("/app").unwrap_or_else(|| panic!("no /app"));
     // The peer's MemberAdded goes through the pump: probe until a write is replicated.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);

@@ -17,7 +17,8 @@ fn start(
     let reg = SessionRegistry::start(
         link as Arc<dyn ClusterLink>,
         &[("/app".to_string(), cfg.clone())],
-    );
+    )
+    .expect("registry starts");
     let svc = reg.service("/app").unwrap_or_else(|| panic!("no /app"));
     (reg, svc)
 }

@@ -207,4 +207,27 @@ pub struct ManagerStats {
     /// Since when the counters run (last reset), unix milliseconds.
     pub since_ms: u64,
     pub valves: Vec<ValveStats>,
+    /// Persistent contexts (`manager = "persistent"`): the state of the session store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<StoreStats>,
+}
+
+/// The session store behind a persistent context, as this node sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct StoreStats {
+    /// The store's kind: `file`, `sqlite`, `postgres`, `mysql`, `redis`.
+    pub name: String,
+    /// Where it is (address or path, table or key prefix; never a password).
+    pub describe: String,
+    /// Why the store counts as down (absent while it answers), or why its check at start failed.
+    pub degraded: Option<String>,
+    /// Sessions with changes not yet in the store, and the age of the oldest (ms).
+    pub queue_depth: u64,
+    pub queue_lag_ms: u64,
+    /// Lost compare-and-sets: requests answered with a retryable conflict.
+    pub conflicts: u64,
+    pub loads: u64,
+    pub saves: u64,
+    /// Store operations that failed or timed out.
+    pub errors: u64,
 }

@@ -6,7 +6,6 @@
 //! losing a write is worse than one message. A [`UrlFilter`] (e.g. the node's Wasm URL
 //! filter plugins) is asked after the regex, for requests the regex lets through.
 use super::{Next, Request, Response, Valve};
-use crate::error::HttpError;
 use crate::handle::SessionHandle;
 use axum::extract::OriginalUri;
 use axum::response::IntoResponse;
@@ -52,7 +51,7 @@ impl Valve for ReplicationValve {
             match handle {
                 Some(h) => match h.commit(replicate).await {
                     Ok(()) => resp,
-                    Err(e) => HttpError::Session(e).into_response(),
+                    Err(e) => e.into_response(),
                 },
                 None => resp,
             }

@@ -68,7 +68,12 @@ impl Valve for SessionValve {
             }
             let mut resp = next.run(req).await;
             if let Err(e) = handle.commit(true).await {
-                return HttpError::Session(e).into_response();
+                return e.into_response();
+            }
+            // A persistent context that could not serve the session: its status, reason and
+            // `Retry-After`, whatever the application answered without it.
+            if let Some(e) = handle.take_failure() {
+                return HttpError::Persist(e).into_response();
             }
             if let Some(full) = handle.cookie_to_set() {
                 let (name, path, header) = cookie;

@@ -24,6 +24,8 @@ pub struct TestCluster {
     pub nodes: Vec<Option<TestNode>>,
     /// Extra valves given to every node's `/app` pipeline.
     pub valves: Vec<Arc<dyn shoal_http::Valve>>,
+    /// A store given to every node's `/app` context (a persistent context's shared store).
+    pub store: Option<Arc<dyn shoal_store::Store>>,
 }
 
 pub fn config(session: ManagerConfig) -> HttpConfig {
@@ -47,6 +49,26 @@ impl TestCluster {
             config,
             nodes: Vec::new(),
             valves,
+            store: None,
+        };
+        for i in 1..=n {
+            c.start_node(i).await;
+        }
+        c
+    }
+
+    /// N nodes whose `/app` context keeps its sessions in `store` (one store for all).
+    pub async fn start_with_store(
+        n: usize,
+        config: HttpConfig,
+        store: Arc<dyn shoal_store::Store>,
+    ) -> Self {
+        let mut c = TestCluster {
+            mem: MemoryCluster::new(),
+            config,
+            nodes: Vec::new(),
+            valves: Vec::new(),
+            store: Some(store),
         };
         for i in 1..=n {
             c.start_node(i).await;
@@ -61,8 +83,11 @@ impl TestCluster {
         let extra = [("/app".to_string(), self.valves.clone())]
             .into_iter()
             .collect();
-        let node = HttpNode::builder(self.config.clone(), link.clone())
-            .valves(extra)
+        let mut builder = HttpNode::builder(self.config.clone(), link.clone()).valves(extra);
+        if let Some(store) = &self.store {
+            builder = builder.store("/app", store.clone());
+        }
+        let node = builder
             .start()
             .unwrap_or_else(|e| panic!("start {name}: {e}"));
         assert!(

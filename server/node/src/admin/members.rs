@@ -254,6 +254,29 @@ impl NodeBackend {
                 },
             },
         ];
+        let mut checks = checks;
+        // A persistent context whose store is down is degraded (sticky contexts still serve
+        // from memory; per-request ones answer 503).
+        for svc in self.node.http.registry().services() {
+            if let Some(p) = svc.persistent() {
+                let st = p.status();
+                let why = st.check_error.clone().or(st.degraded.clone());
+                checks.push(Check {
+                    name: format!("store:{}", svc.context()),
+                    ok: why.is_none(),
+                    detail: match why {
+                        None => format!(
+                            "{} reachable, {} changes queued",
+                            st.describe, st.stats.queue_depth
+                        ),
+                        Some(w) => format!(
+                            "{} down: {w}; {} changes queued",
+                            st.describe, st.stats.queue_depth
+                        ),
+                    },
+                });
+            }
+        }
         rules::health(self.node.drain.is_draining(), checks)
     }
 

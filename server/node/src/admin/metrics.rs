@@ -184,6 +184,66 @@ impl NodeBackend {
                 f.sample(name, &[("context", ctx)], get(s));
             }
         }
+        // Persistent contexts: their store's state, labelled by context and store kind.
+        type StoreGet = fn(&shoal_session::persistent::StoreStatus) -> u64;
+        let store_families: [(&str, &str, &str, StoreGet); 8] = [
+            (
+                "shoal_store_degraded",
+                "gauge",
+                "1 while the session store counts as down.",
+                |s| u64::from(s.degraded.is_some() || s.check_error.is_some()),
+            ),
+            (
+                "shoal_store_queue_depth",
+                "gauge",
+                "Sessions with changes not yet in the store.",
+                |s| s.stats.queue_depth,
+            ),
+            (
+                "shoal_store_queue_lag_ms",
+                "gauge",
+                "Age of the oldest change not yet in the store (ms).",
+                |s| s.stats.queue_lag_ms,
+            ),
+            (
+                "shoal_store_queue_full_total",
+                "counter",
+                "Changes refused because the write queue was full.",
+                |s| s.stats.queue_full,
+            ),
+            (
+                "shoal_store_errors_total",
+                "counter",
+                "Store operations answered unavailable (errors and timeouts).",
+                |s| s.stats.unavailable,
+            ),
+            (
+                "shoal_store_conflicts_total",
+                "counter",
+                "Lost compare-and-sets (detected conflicts).",
+                |s| s.stats.conflicts,
+            ),
+            (
+                "shoal_store_loads_total",
+                "counter",
+                "Sessions loaded from the store.",
+                |s| s.stats.loads,
+            ),
+            (
+                "shoal_store_saves_total",
+                "counter",
+                "Compare-and-set saves issued to the store.",
+                |s| s.stats.saves,
+            ),
+        ];
+        for (name, kind, help, get) in store_families {
+            let mut f = Family::new(out, name, kind, help);
+            for (ctx, s) in &all {
+                if let Some(st) = &s.store {
+                    f.sample(name, &[("context", ctx), ("store", &st.name)], get(st));
+                }
+            }
+        }
         for (name, help, sent) in [
             (
                 "shoal_manager_messages_sent_total",

@@ -186,6 +186,8 @@ impl NodeBackend {
             shoal_session::ManagerKind::Backup => placed
                 .map(|(_, b)| b.iter().map(|m| self.member_name(m)).collect())
                 .unwrap_or_default(),
+            // The store holds the copy every node reads; no member is a backup.
+            shoal_session::ManagerKind::Persistent => Vec::new(),
         };
         SessionSummary {
             id: s.id.as_str().to_owned(),

@@ -3,7 +3,7 @@
 //! managers (which replicate and must not lose state) are never touched by a reset.
 use super::sessions::Baseline;
 use super::NodeBackend;
-use shoal_admin::dto::{now_ms, ManagerStats, ValveStats};
+use shoal_admin::dto::{now_ms, ManagerStats, StoreStats, ValveStats};
 use shoal_admin::BackendError;
 use shoal_plugin_host::PluginWorld as HostWorld;
 use std::collections::BTreeMap;
@@ -79,6 +79,17 @@ impl NodeBackend {
             replication_time_max_us: 0,
             since_ms: base.since_ms,
             valves,
+            store: now.store.as_ref().map(|st| StoreStats {
+                name: st.name.clone(),
+                describe: st.describe.clone(),
+                degraded: st.check_error.clone().or_else(|| st.degraded.clone()),
+                queue_depth: st.stats.queue_depth,
+                queue_lag_ms: st.stats.queue_lag_ms,
+                conflicts: st.stats.conflicts,
+                loads: st.stats.loads,
+                saves: st.stats.saves,
+                errors: st.stats.unavailable,
+            }),
         })
     }
 

@@ -252,6 +252,8 @@ impl BackupManager {
                 self.awaiting.remove(&from);
                 vec![]
             }
+            // The persistent runtime takes these before they reach a manager.
+            SessionMessage::Moved { .. } => vec![],
             SessionMessage::Created(_)
             | SessionMessage::AllSessionData { .. }
             | SessionMessage::DigestRequest

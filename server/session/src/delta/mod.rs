@@ -203,6 +203,8 @@ impl SessionManager for DeltaManager {
             SessionMessage::Digest { sessions, removed } => {
                 self.on_digest(from, sessions, removed, now)
             }
+            // The persistent runtime takes these before they reach a manager.
+            SessionMessage::Moved { .. } => vec![],
             SessionMessage::BackupPut { .. } | SessionMessage::Locations(_) => {
                 return Received { out: vec![], ack: Err("BackupManager message sent to a DeltaManager context (configure the same manager on every node)".into()) };
             }

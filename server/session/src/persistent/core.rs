@@ -348,9 +348,14 @@ impl PersistentCore {
         let held = match std::mem::replace(&mut r.state, ReqState::WaitingLock) {
             ReqState::Serving { held } => held,
             other => {
+                // A runtime bug (the request ended while its begin was still running): answer
+                // it rather than leave it hanging; its begin keeps running and is aborted.
                 r.state = other;
                 tracing::error!(session = %id, ?req, "end called before the session was served");
-                return;
+                return self.step(
+                    req,
+                    Step::Fail(PersistError::NotServed { id: id.to_string() }),
+                );
             }
         };
         let (session, version, stored_access) = match held {

@@ -17,6 +17,8 @@ pub enum PersistError {
     TooManyActive { app: String, limit: i64 },
     #[error("context `{app}` is stopping")]
     Stopping { app: String },
+    #[error("the request on session {id} ended before its session was loaded; retry it")]
+    NotServed { id: String },
     #[error(transparent)]
     Session(#[from] SessionError),
     #[error(transparent)]
@@ -36,7 +38,9 @@ impl PersistError {
     pub fn retry_after_secs(&self) -> Option<u32> {
         match self {
             PersistError::Conflict { .. } => Some(0),
-            PersistError::Unavailable { .. } | PersistError::QueueFull { .. } => Some(1),
+            PersistError::Unavailable { .. }
+            | PersistError::QueueFull { .. }
+            | PersistError::NotServed { .. } => Some(1),
             PersistError::TooManyActive { .. } | PersistError::Stopping { .. } => Some(5),
             PersistError::Session(_) | PersistError::Corrupt(_) => None,
         }

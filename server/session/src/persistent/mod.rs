@@ -109,4 +109,4 @@ pub use core::{CoreParams, Moved, Output, PersistentCore, Step};
 pub use error::PersistError;
 pub use ops::{Expect, Op, OpKind, RemoveResult, Reply, ReqId, Row, SaveResult, Token};
 pub use record::{Record, RecordError};
-pub use stats::PersistStats;
+pub use stats::{PersistStats, StoreStatus};

@@ -42,3 +42,17 @@ pub struct PersistStats {
     pub degraded: bool,
     pub in_memory: u64,
 }
+
+/// What `/metrics`, health and the admin API show of a persistent context's store.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct StoreStatus {
+    /// The store's kind (`sqlite`, `redis`, …).
+    pub name: String,
+    /// Where it is (never a password).
+    pub describe: String,
+    /// Why the store counts as down, while it does.
+    pub degraded: Option<String>,
+    /// The store check at start failed (the context serves nothing).
+    pub check_error: Option<String>,
+    pub stats: PersistStats,
+}

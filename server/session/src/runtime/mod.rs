@@ -6,8 +6,12 @@
 //! the link, synchronous sends awaited by the request, asynchronous ones through the ordered,
 //! bounded [`async_queue`].
 //!
-//! Imports, one way only: `registry` → `service` → `async_queue` → `link`.
+//! [`persistent::PersistentService`] (one per persistent context, owned by its service) runs
+//! the persistent core against its store.
+//!
+//! Imports, one way only: `registry` → `service` → `persistent`, `async_queue` → `link`.
 pub(crate) mod async_queue;
 pub(crate) mod link;
+pub(crate) mod persistent;
 pub(crate) mod registry;
 pub(crate) mod service;

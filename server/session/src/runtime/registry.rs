@@ -3,11 +3,14 @@
 //! context (a context this node lacks answers GET_ALL_SESSIONS with NO_CONTEXT_MANAGER),
 //! membership events go to every context, and a ticker drives sweepers and timeouts.
 use super::link::{ClusterLink, LinkEvent};
+use super::persistent::PersistentService;
 use super::service::SessionService;
 use crate::factory::build_manager;
-use crate::manager::ManagerConfig;
+use crate::manager::{ManagerConfig, ManagerKind};
 use crate::message::{self, SessionMessage};
+use crate::persistent::CoreParams;
 use rand::SeedableRng;
+use shoal_store::Store;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,18 +23,54 @@ pub struct SessionRegistry {
 }
 
 impl SessionRegistry {
-    /// Builds the managers and starts the pump (state transfers begin now). Must run inside
-    /// a tokio runtime.
-    pub fn start(link: Arc<dyn ClusterLink>, contexts: &[(String, ManagerConfig)]) -> Arc<Self> {
+    /// Builds the managers and starts the pump (state transfers begin now). A persistent
+    /// context also gets its store, whose check starts now ([`Self::check_stores`] waits
+    /// for it). Fails on settings a persistent context cannot run with, naming the context
+    /// and the key. Must run inside a tokio runtime.
+    pub fn start(
+        link: Arc<dyn ClusterLink>,
+        contexts: &[(String, ManagerConfig)],
+    ) -> Result<Arc<Self>, String> {
+        Self::start_with_stores(link, contexts, &BTreeMap::new())
+    }
+
+    /// [`Self::start`], with the stores of some persistent contexts given rather than made
+    /// from their `[store]` settings (tests pass the memory twin here).
+    pub fn start_with_stores(
+        link: Arc<dyn ClusterLink>,
+        contexts: &[(String, ManagerConfig)],
+        stores: &BTreeMap<String, Arc<dyn Store>>,
+    ) -> Result<Arc<Self>, String> {
         let local = link.local();
         let mut services = BTreeMap::new();
         for (ctx, cfg) in contexts {
             let rng = rand::rngs::StdRng::from_entropy();
             let manager = build_manager(ctx, local.id, &local.name, cfg.clone(), rng);
-            services.insert(
-                ctx.clone(),
-                Arc::new(SessionService::new(manager, link.clone())),
-            );
+            let mut service = SessionService::new(manager, link.clone());
+            if cfg.manager == ManagerKind::Persistent {
+                cfg.persistent
+                    .validate(cfg.max_inactive_secs)
+                    .map_err(|e| format!("context `{ctx}` [session.persistent]: {e}"))?;
+                let store = match stores.get(ctx) {
+                    Some(s) => s.clone(),
+                    None => cfg
+                        .store_config()
+                        .open()
+                        .map_err(|e| format!("context `{ctx}` [session.store]: {e}"))?,
+                };
+                let params = CoreParams {
+                    app: ctx.clone(),
+                    node: local.id,
+                    route: local.name.clone(),
+                    store: store.describe(),
+                    max_inactive_secs: cfg.max_inactive_secs,
+                    limits: cfg.limits.clone(),
+                };
+                let p =
+                    PersistentService::start(params, cfg.persistent.clone(), store, link.clone());
+                service = service.with_persistent(p);
+            }
+            services.insert(ctx.clone(), Arc::new(service));
         }
         let services = Arc::new(services);
         let events = link.subscribe();
@@ -51,11 +90,36 @@ impl SessionRegistry {
             events,
             Duration::from_millis(tick),
         ));
-        Arc::new(SessionRegistry {
+        Ok(Arc::new(SessionRegistry {
             link,
             services,
             pump: Mutex::new(Some(pump)),
-        })
+        }))
+    }
+
+    /// Waits for the store check of every persistent context: the first failure, naming
+    /// the context, the store, the table or column and what to do.
+    pub async fn check_stores(&self, timeout: Duration) -> Result<(), String> {
+        for (ctx, s) in self.services.iter() {
+            if let Some(p) = s.persistent() {
+                p.wait_checked(timeout)
+                    .await
+                    .map_err(|e| format!("context `{ctx}`: {e}"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Graceful stop of the persistent contexts: requests are refused, unsaved changes
+    /// saved, until every core is idle or `deadline` passes. False on the deadline.
+    pub async fn stop_stores(&self, deadline: Duration) -> bool {
+        let mut all = true;
+        for s in self.services.values() {
+            if let Some(p) = s.persistent() {
+                all &= p.stop(deadline).await;
+            }
+        }
+        all
     }
 
     pub fn service(&self, context: &str) -> Option<Arc<SessionService>> {

@@ -4,6 +4,7 @@
 //! (`registry.rs`) feeds it incoming messages, membership events and sweeper ticks.
 use super::async_queue::AsyncQueue;
 use super::link::{ClusterLink, Completion, SendResults};
+use super::persistent::PersistentService;
 use crate::error::SessionError;
 use crate::id::SessionId;
 use crate::manager::{Lookup, ManagerConfig, Outgoing, RequestEnd, SessionManager};
@@ -49,6 +50,9 @@ pub struct SessionService {
     replication_us: AtomicU64,
     replication_failures: AtomicU64,
     filtered_requests: AtomicU64,
+    /// `manager = "persistent"`: where the context's sessions live. Its requests go there;
+    /// `manager` then holds none and only answers the cluster (state transfers, views).
+    persistent: Option<Arc<PersistentService>>,
 }
 
 impl SessionService {
@@ -68,7 +72,19 @@ impl SessionService {
             replication_us: AtomicU64::new(0),
             replication_failures: AtomicU64::new(0),
             filtered_requests: AtomicU64::new(0),
+            persistent: None,
         }
+    }
+
+    /// The context keeps its sessions in `persistent` (a persistent context).
+    pub(crate) fn with_persistent(mut self, persistent: Arc<PersistentService>) -> Self {
+        self.persistent = Some(persistent);
+        self
+    }
+
+    /// The persistent runtime of a persistent context (its requests go there).
+    pub fn persistent(&self) -> Option<&Arc<PersistentService>> {
+        self.persistent.as_ref()
     }
 
     pub fn context(&self) -> &str {
@@ -97,16 +113,26 @@ impl SessionService {
         f(self.lock().as_ref())
     }
 
+    /// The state transfer finished and, for a persistent context, the store check passed.
     pub fn is_ready(&self) -> bool {
-        *self.ready.borrow()
+        *self.ready.borrow() && self.persistent.as_ref().is_none_or(|p| p.is_checked())
     }
 
-    /// Waits until the state transfer finished; false on timeout.
+    /// Waits until the state transfer finished (and the store check passed); false on
+    /// timeout or a failed store check.
     pub async fn wait_ready(&self, timeout: Duration) -> bool {
+        let started = Instant::now();
         let mut rx = self.ready.subscribe();
-        tokio::time::timeout(timeout, rx.wait_for(|r| *r))
+        let transferred = tokio::time::timeout(timeout, rx.wait_for(|r| *r))
             .await
-            .is_ok_and(|r| r.is_ok())
+            .is_ok_and(|r| r.is_ok());
+        match &self.persistent {
+            Some(p) if transferred => p
+                .wait_checked(timeout.saturating_sub(started.elapsed()))
+                .await
+                .is_ok(),
+            _ => transferred,
+        }
     }
 
     /// Sends while the manager lock is held, so messages leave in the order they were made.
@@ -247,6 +273,13 @@ impl SessionService {
         s.filtered_requests = self.filtered_requests.load(Ordering::Relaxed);
         s.async_queue_bytes = self.ordered.bytes() as u64;
         s.async_queue_full = self.ordered.full();
+        if let Some(p) = &self.persistent {
+            let st = p.status();
+            s.active_sessions = st.stats.in_memory;
+            s.conflicts += st.stats.conflicts;
+            s.sessions_expired += st.stats.expired + st.stats.store_expired;
+            s.store = Some(st);
+        }
         s
     }
 
@@ -255,6 +288,20 @@ impl SessionService {
     }
 
     pub(crate) fn on_message(&self, from: MemberId, msg: SessionMessage, done: Option<Completion>) {
+        if let SessionMessage::Moved {
+            old_id,
+            new_id,
+            version,
+        } = msg
+        {
+            if let Some(p) = &self.persistent {
+                p.on_moved(old_id, new_id, version);
+            }
+            if let Some(done) = done {
+                done.complete(Ok(()));
+            }
+            return;
+        }
         let mut m = self.lock();
         let r = m.handle_message(from, msg, now_ms());
         Self::background(self.dispatch(r.out).sync);

@@ -197,6 +197,7 @@ impl AdminBackend for MemoryBackend {
                 messages_sent: Default::default(),
                 messages_received: Default::default(),
                 valves: Vec::new(),
+                store: None,
                 ..data::fresh_stats(context, 0, 0)
             };
             c.stats.sessions_created = 0;

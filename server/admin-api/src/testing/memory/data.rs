@@ -171,6 +171,7 @@ pub(super) fn fresh_stats(context: &str, active: u64, now: u64) -> ManagerStats 
         replication_time_avg_us: 180,
         replication_time_max_us: 2400,
         since_ms: now,
+        store: None,
         valves: vec![ValveStats {
             name: "ReplicationValve".into(),
             requests: 2000,
