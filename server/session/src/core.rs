@@ -27,6 +27,9 @@ pub(crate) struct Core {
     pub(crate) stats: ManagerStats,
     pub(crate) counters: MessageCounters,
     next_request: u64,
+    /// Write-behind (a replicated context with a store): removals made here, taken by the
+    /// runtime after each call (`SessionManager::take_removed`). `None`: not recorded.
+    removed: Option<Vec<(SessionId, u64)>>,
 }
 
 impl Core {
@@ -37,7 +40,10 @@ impl Core {
         cfg: ManagerConfig,
         rng: StdRng,
     ) -> Self {
+        let removed = (cfg.store.is_some() && cfg.manager != crate::manager::ManagerKind::Persistent)
+            .then(Vec::new);
         Core {
+            removed,
             ctx: context.to_owned(),
             local,
             route: route.to_owned(),
@@ -71,6 +77,9 @@ impl Core {
         let mut out = Vec::new();
         for (id, version) in expired {
             self.sessions.remove(&id, version, now);
+            if let Some(r) = &mut self.removed {
+                r.push((id.clone(), version));
+            }
             self.stats.sessions_expired += 1;
             let (to, sync) = (self.all_members(), self.sync());
             out.extend(self.msg(to, &SessionMessage::Expired { id, version }, sync));
@@ -247,6 +256,9 @@ impl Core {
         now: Millis,
     ) -> Option<Outgoing> {
         self.sessions.remove(&id, version + 1, now);
+        if let Some(r) = &mut self.removed {
+            r.push((id.clone(), version + 1));
+        }
         self.stats.sessions_invalidated += 1;
         let (to, sync) = (self.all_members(), self.sync());
         let expired = SessionMessage::Expired {
@@ -268,6 +280,29 @@ impl Core {
         if let Some(e) = self.sessions.entries.get_mut(id) {
             e.resync = true;
         }
+    }
+
+    /// See [`crate::manager::SessionManager::take_removed`].
+    pub(crate) fn take_removed(&mut self) -> Vec<(SessionId, u64)> {
+        self.removed.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// See [`crate::manager::SessionManager::adopt`]: `primary` for the DeltaManager (the
+    /// adopting node serves it), not for the BackupManager (its next request takes
+    /// ownership, which places backups and announces it).
+    pub(crate) fn adopt(&mut self, session: Session, primary: bool, now: Millis) -> bool {
+        if self.removed.is_none() || self.sessions.removed_at_or_after(&session.id, 0) {
+            return false;
+        }
+        let id = session.id.clone();
+        if !self.sessions.apply_full(session, now, &mut self.stats) {
+            return false;
+        }
+        if let Some(e) = self.sessions.entries.get_mut(&id) {
+            e.primary = primary;
+            e.resync = true;
+        }
+        true
     }
 
     pub(crate) fn session(&self, id: &SessionId) -> Option<&Session> {
@@ -305,6 +340,10 @@ macro_rules! forward_to_core {
 
         fn replication_failed(&mut self, id: &$crate::id::SessionId) {
             self.core.replication_failed(id)
+        }
+
+        fn take_removed(&mut self) -> Vec<($crate::id::SessionId, u64)> {
+            self.core.take_removed()
         }
     };
 }

@@ -38,7 +38,8 @@
 //!   channel), `registry.rs` ([`SessionRegistry`], one per node), `service.rs`
 //!   ([`SessionService`], one per context), `async_queue.rs` (bounded ordered async sends),
 //!   `persistent.rs` ([`PersistentService`], a persistent context's core run against its
-//!   store).
+//!   store), `write_behind.rs` ([`WriteBehind`], the store behind a replicated context:
+//!   bounded coalescing queue, CAS writer, lag, cold-start loads; its design note is there).
 //! - `persistent/`: the sans-io core of the persistent manager (Tomcat's PersistentManager
 //!   and PersistentValve): store operations out, their replies in; the store itself is
 //!   `shoal-store`. Its design note (guarantees, store round trips per request) is in
@@ -54,6 +55,7 @@
 //! 1  runtime::registry
 //! 2  runtime::service       factory
 //! 3  runtime::async_queue   delta/  backup/  memory
+//!    runtime::write_behind
 //! 4  runtime::link          core    placement
 //! 5                         manager versioned
 //! 6                         stats
@@ -191,7 +193,7 @@ pub use factory::build_manager;
 pub use id::{parse_full_id, SessionId};
 pub use manager::{
     Lookup, ManagerConfig, ManagerKind, Outgoing, Received, ReplicationMode, RequestEnd,
-    SessionManager, DEFAULT_STORE_PATH,
+    SessionManager, WriteBehindConfig, DEFAULT_STORE_PATH,
 };
 #[cfg(feature = "testing")]
 pub use memory::{MemoryCluster, MemoryLink};
@@ -203,5 +205,6 @@ pub use runtime::link::{ClusterLink, Completion, Incoming, LinkEvent, SendResult
 pub use runtime::persistent::PersistentService;
 pub use runtime::registry::SessionRegistry;
 pub use runtime::service::{now_ms, SessionService};
+pub use runtime::write_behind::{WriteBehind, WriteBehindStats};
 pub use session::{DeltaOp, Millis, Session, SessionLimits, Stamp};
 pub use stats::ManagerStats;

@@ -117,6 +117,34 @@ pub struct ManagerConfig {
     /// `manager = "persistent"`: where sessions are kept (the `[http.contexts.session.store]`
     /// table, shoal-store's settings). Absent: SQLite at [`DEFAULT_STORE_PATH`].
     pub store: Option<StoreConfig>,
+    /// `manager = "delta"` or `"backup"` with `store` set: the bounds of the write-behind
+    /// queue that saves the sessions this node serves to the store (see
+    /// `runtime/write_behind.rs`). Ignored without a store.
+    pub write_behind: WriteBehindConfig,
+}
+
+/// The write-behind queue of a replicated context with a store (the
+/// `[http.contexts.session.write_behind]` table).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WriteBehindConfig {
+    /// Most sessions waiting to be saved (one entry per session: later changes coalesce).
+    /// A request that would add one more waits for room (backpressure, counted).
+    pub max_sessions: usize,
+    /// Most bytes (attribute sizes) waiting to be saved; same backpressure.
+    pub max_bytes: usize,
+    /// Longest wait between retries while the store fails (starts at 50 ms, doubles).
+    pub retry_max_ms: u64,
+}
+
+impl Default for WriteBehindConfig {
+    fn default() -> Self {
+        WriteBehindConfig {
+            max_sessions: 10_000,
+            max_bytes: 64 << 20,
+            retry_max_ms: 2_000,
+        }
+    }
 }
 
 /// The store of a persistent context that names none: SQLite in this file, relative to the
@@ -154,6 +182,7 @@ impl Default for ManagerConfig {
             limits: SessionLimits::default(),
             persistent: PersistentConfig::default(),
             store: None,
+            write_behind: WriteBehindConfig::default(),
         }
     }
 }
@@ -190,6 +219,23 @@ pub trait SessionManager: Send {
     /// unknown or when every member holds it (DeltaManager). For the admin API.
     fn placement(&self, _id: &SessionId) -> Option<(MemberId, Vec<MemberId>)> {
         None
+    }
+
+    /// Write-behind cold start: accepts `session`, loaded from the context's store, if this
+    /// manager neither holds one that ranks as high nor remembers removing it (any
+    /// tombstone). The next change of an adopted session goes to the other members whole.
+    /// True if adopted. Managers without a store refuse.
+    #[doc(hidden)]
+    fn adopt(&mut self, _session: Session, _now: Millis) -> bool {
+        false
+    }
+
+    /// Write-behind: the sessions this node removed since the last call (invalidated, or
+    /// expired as their primary), with the version they were removed at. Recorded only
+    /// when the context has a store.
+    #[doc(hidden)]
+    fn take_removed(&mut self) -> Vec<(SessionId, u64)> {
+        Vec::new()
     }
 
     /// Decodes and handles a payload from the channel.

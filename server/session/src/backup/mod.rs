@@ -162,6 +162,10 @@ impl BackupManager {
 impl SessionManager for BackupManager {
     forward_to_core!();
 
+    fn adopt(&mut self, session: crate::session::Session, now: crate::session::Millis) -> bool {
+        self.core.adopt(session, false, now)
+    }
+
     fn kind(&self) -> ManagerKind {
         ManagerKind::Backup
     }

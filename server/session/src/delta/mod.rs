@@ -83,6 +83,10 @@ impl DeltaManager {
 impl SessionManager for DeltaManager {
     forward_to_core!();
 
+    fn adopt(&mut self, session: crate::session::Session, now: crate::session::Millis) -> bool {
+        self.core.adopt(session, true, now)
+    }
+
     fn kind(&self) -> ManagerKind {
         ManagerKind::Delta
     }

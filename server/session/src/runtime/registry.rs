@@ -5,6 +5,7 @@
 use super::link::{ClusterLink, LinkEvent};
 use super::persistent::PersistentService;
 use super::service::SessionService;
+use super::write_behind::WriteBehind;
 use crate::factory::build_manager;
 use crate::manager::{ManagerConfig, ManagerKind};
 use crate::message::{self, SessionMessage};
@@ -69,6 +70,16 @@ impl SessionRegistry {
                 let p =
                     PersistentService::start(params, cfg.persistent.clone(), store, link.clone());
                 service = service.with_persistent(p);
+            } else if cfg.store.is_some() {
+                let store = match stores.get(ctx) {
+                    Some(s) => s.clone(),
+                    None => cfg
+                        .store_config()
+                        .open()
+                        .map_err(|e| format!("context `{ctx}` [session.store]: {e}"))?,
+                };
+                let wb = WriteBehind::start(ctx, &local.name, store, cfg.write_behind.clone());
+                service = service.with_write_behind(wb);
             }
             services.insert(ctx.clone(), Arc::new(service));
         }
@@ -111,12 +122,20 @@ impl SessionRegistry {
     }
 
     /// Graceful stop of the persistent contexts: requests are refused, unsaved changes
-    /// saved, until every core is idle or `deadline` passes. False on the deadline.
+    /// saved, until every core is idle or `deadline` passes. Replicated contexts with a
+    /// store flush their write-behind queues within the same deadline. False on the
+    /// deadline.
     pub async fn stop_stores(&self, deadline: Duration) -> bool {
+        let started = std::time::Instant::now();
         let mut all = true;
         for s in self.services.values() {
             if let Some(p) = s.persistent() {
                 all &= p.stop(deadline).await;
+            }
+        }
+        for s in self.services.values() {
+            if let Some(wb) = s.write_behind() {
+                all &= wb.flush(deadline.saturating_sub(started.elapsed())).await;
             }
         }
         all

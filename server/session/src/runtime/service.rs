@@ -5,6 +5,7 @@
 use super::async_queue::AsyncQueue;
 use super::link::{ClusterLink, Completion, SendResults};
 use super::persistent::PersistentService;
+use super::write_behind::WriteBehind;
 use crate::error::SessionError;
 use crate::id::SessionId;
 use crate::manager::{Lookup, ManagerConfig, Outgoing, RequestEnd, SessionManager};
@@ -53,6 +54,9 @@ pub struct SessionService {
     /// `manager = "persistent"`: where the context's sessions live. Its requests go there;
     /// `manager` then holds none and only answers the cluster (state transfers, views).
     persistent: Option<Arc<PersistentService>>,
+    /// A replicated context with a store: the changes this node serves are saved there
+    /// behind the requests (see `write_behind.rs`), and a miss is looked up there.
+    write_behind: Option<Arc<WriteBehind>>,
 }
 
 impl SessionService {
@@ -73,6 +77,7 @@ impl SessionService {
             replication_failures: AtomicU64::new(0),
             filtered_requests: AtomicU64::new(0),
             persistent: None,
+            write_behind: None,
         }
     }
 
@@ -80,6 +85,30 @@ impl SessionService {
     pub(crate) fn with_persistent(mut self, persistent: Arc<PersistentService>) -> Self {
         self.persistent = Some(persistent);
         self
+    }
+
+    /// The context saves what it serves to a store, behind the requests.
+    pub(crate) fn with_write_behind(mut self, wb: Arc<WriteBehind>) -> Self {
+        self.write_behind = Some(wb);
+        self
+    }
+
+    /// The write-behind queue of a replicated context with a store (stats, flush).
+    pub fn write_behind(&self) -> Option<&Arc<WriteBehind>> {
+        self.write_behind.as_ref()
+    }
+
+    /// Enqueues the removals the manager made (invalidation, expiry as primary). True: the
+    /// write-behind queue is over a bound.
+    fn enqueue_removed(&self, m: &mut dyn SessionManager) -> bool {
+        let Some(wb) = &self.write_behind else {
+            return false;
+        };
+        let mut full = false;
+        for (id, version) in m.take_removed() {
+            full |= wb.remove(id, version);
+        }
+        full
     }
 
     /// The persistent runtime of a persistent context (its requests go there).
@@ -170,6 +199,8 @@ impl SessionService {
     fn run(&self, f: impl FnOnce(&mut dyn SessionManager) -> Vec<Outgoing>) {
         let mut m = self.lock();
         let out = f(m.as_mut());
+        // Never waits here (the pump runs this): the requests feel the backpressure.
+        let _ = self.enqueue_removed(m.as_mut());
         Self::background(self.dispatch(out).sync);
         let ready = m.is_ready();
         drop(m);
@@ -198,7 +229,7 @@ impl SessionService {
             };
             match lookup {
                 Some(Lookup::Found(s)) => return Some(s),
-                Some(_) => return None,
+                Some(_) => return self.load_from_store(id).await,
                 None => {}
             }
             let left = deadline.saturating_duration_since(Instant::now());
@@ -211,6 +242,27 @@ impl SessionService {
         }
     }
 
+    /// Cold start (write-behind): a session no member holds is loaded from the store and
+    /// adopted by the manager, unless it removed that id (tombstone) or holds a newer one.
+    async fn load_from_store(&self, id: &SessionId) -> Option<Session> {
+        let wb = self.write_behind.as_ref()?;
+        let loaded = match wb.load(id, now_ms()).await {
+            Ok(s) => s?,
+            Err(e) => {
+                tracing::warn!(context = %self.context, session = %id, "store load: {e}");
+                return None;
+            }
+        };
+        let mut m = self.lock();
+        if m.adopt(loaded, now_ms()) {
+            wb.note_adopted();
+        }
+        match m.find(id, now_ms()) {
+            Lookup::Found(s) => Some(s),
+            _ => None,
+        }
+    }
+
     /// Applies the request's changes, replicates them and, for sync messages, waits until
     /// every live replica processed them.
     pub async fn end_request(&self, end: RequestEnd) -> Result<(), SessionError> {
@@ -219,13 +271,37 @@ impl SessionService {
         }
         let started = Instant::now();
         let id = end.id.clone();
-        let Dispatched { sync: waits, full } = {
+        let (Dispatched { sync: waits, full }, store_full) = {
             let mut m = self.lock();
+            let before = id
+                .as_ref()
+                .and_then(|i| m.session(i))
+                .map(|s| (s.version, s.is_new));
+            let (invalidate, accessed) = (end.invalidate, end.accessed);
             let out = m.end_request(end, now_ms())?;
-            self.dispatch(out)
+            let mut store_full = false;
+            if let (Some(wb), Some(i)) = (&self.write_behind, &id) {
+                store_full |= self.enqueue_removed(m.as_mut());
+                if !invalidate {
+                    if let Some(s) = m.session(i) {
+                        let changed = before.is_none_or(|(v, new)| new || v != s.version);
+                        if changed {
+                            store_full |= wb.save(s.clone());
+                        } else if accessed {
+                            store_full |= wb.touch(i.clone(), s.version, s.last_access);
+                        }
+                    }
+                }
+            }
+            (self.dispatch(out), store_full)
         };
         if full {
             self.ordered.wait_for_room().await;
+        }
+        if store_full {
+            if let Some(wb) = &self.write_behind {
+                wb.wait_for_room().await;
+            }
         }
         if waits.is_empty() {
             return Ok(());

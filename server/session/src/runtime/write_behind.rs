@@ -1,0 +1,626 @@
+//! `WriteBehind`: the store behind a replicated context (`manager = "delta"` or `"backup"`
+//! with `store` set), so that stopping or killing every node loses at most the measured lag.
+//!
+//! - **Enqueue** (hot path, `SessionService::end_request` and the sweeper tick): the node
+//!   that served a request enqueues the session's new value (or, for a read, a touch of its
+//!   last access; for an invalidation or a primary's expiry, its removal) under one short
+//!   lock. One entry per session: later changes coalesce into it by the managers' rank
+//!   (`(version, stamp)`; a removal at `v` hides versions `<= v`), and the entry keeps the
+//!   time of its *first* enqueue, so a session written continuously still reaches the
+//!   store within the lag. No store I/O in the request.
+//! - **Bounds**: `write_behind.max_sessions` entries and `max_bytes` attribute bytes. A
+//!   request that finds the queue over a bound waits for room (backpressure, counted in
+//!   `full_waits`); nothing is dropped.
+//! - **Writer**: one background task, oldest entry first. Saves are compare-and-set on the
+//!   row version (`Expect::Version(prev stored)` or `Absent`); the row version of a session
+//!   at version `v` is `v + 1` (a new session is version 0, and a row version is never 0).
+//!   On a conflict it loads the row and retries only if its own session ranks higher; it
+//!   never overwrites a newer row, and never re-creates a row removed under it (another
+//!   node's invalidation). While the store fails the entry goes back (merged with anything
+//!   newer) and the task retries with backoff (50 ms doubling to `retry_max_ms`).
+//! - **Lag** = the age of the oldest change not yet in the store (queued or being written):
+//!   `WriteBehindStats::lag_ms`. 0 when the queue is empty. In sync mode, once the lag has
+//!   passed after an acknowledged request, its change survives the loss of every node.
+//! - **Cold start rule** (documented simplification): any node whose context has a store
+//!   loads a session from the store on a miss (`SessionService::find`), unless its manager
+//!   remembers removing that id (a tombstone) or the row is expired, and adopts it into the
+//!   manager if it ranks higher than what it holds; its next change goes to the other
+//!   members whole. So a cluster that starts with no member holding state serves its
+//!   sessions from the store, and a running cluster pays one store read per unknown id.
+//! - **Stop**: [`WriteBehind::flush`] waits (with a deadline) until the queue is empty.
+//!
+//! Data is `persistent::record`'s stored form, so a persistent context and a replicated one
+//! read the same rows.
+use crate::id::SessionId;
+use crate::manager::WriteBehindConfig;
+use crate::persistent::record::{self, Record};
+use crate::session::{Millis, Session};
+use shoal_store::{Cas, Expect, Store, StoredSession};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+/// Health and counters of a context's write-behind queue.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct WriteBehindStats {
+    /// The store, as it describes itself.
+    pub store: String,
+    /// Sessions waiting to be written (queued or being written).
+    pub queued: u64,
+    /// Their attribute bytes.
+    pub queued_bytes: u64,
+    /// Age of the oldest change not yet in the store, ms (the lag).
+    pub lag_ms: u64,
+    /// Rows saved, touched (last access only), removed.
+    pub writes: u64,
+    pub touches: u64,
+    pub removes: u64,
+    /// Compare-and-set conflicts met (each one is resolved by rank).
+    pub conflicts: u64,
+    /// Changes not written because the store held a newer row (or the row was removed).
+    pub stale_skipped: u64,
+    /// Store errors (each is retried).
+    pub errors: u64,
+    pub last_error: Option<String>,
+    /// Requests that waited for room in the queue (backpressure).
+    pub full_waits: u64,
+    /// Sessions loaded from the store on a miss, and adopted by the manager.
+    pub loads: u64,
+    pub adopted: u64,
+    /// The store check passed (the writer writes only after it).
+    pub checked: bool,
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Save(Box<Session>),
+    /// The session was read, not changed: record its last access at this version.
+    Touch {
+        version: u64,
+        last_access: Millis,
+    },
+    /// Removed at `version` (hides versions `<= version`).
+    Remove(u64),
+}
+
+impl Op {
+    fn bytes(&self) -> usize {
+        match self {
+            Op::Save(s) => s.attribute_bytes() + 64,
+            _ => 64,
+        }
+    }
+
+    /// The coalesced op of `old` then `new`: the later state by rank.
+    fn merge(old: Op, new: Op) -> Op {
+        match (old, new) {
+            (Op::Save(a), Op::Save(b)) => {
+                let (mut win, lose) = if b.rank() >= a.rank() { (b, a) } else { (a, b) };
+                win.last_access = win.last_access.max(lose.last_access);
+                Op::Save(win)
+            }
+            (Op::Save(mut a), Op::Touch { last_access, .. })
+            | (Op::Touch { last_access, .. }, Op::Save(mut a)) => {
+                a.last_access = a.last_access.max(last_access);
+                Op::Save(a)
+            }
+            (Op::Save(s), Op::Remove(r)) | (Op::Remove(r), Op::Save(s)) => {
+                if s.version > r {
+                    Op::Save(s)
+                } else {
+                    Op::Remove(r)
+                }
+            }
+            (
+                Op::Touch {
+                    version: v1,
+                    last_access: a1,
+                },
+                Op::Touch {
+                    version: v2,
+                    last_access: a2,
+                },
+            ) => Op::Touch {
+                version: v1.max(v2),
+                last_access: a1.max(a2),
+            },
+            (Op::Touch { version, last_access }, Op::Remove(r))
+            | (Op::Remove(r), Op::Touch { version, last_access }) => {
+                if version > r {
+                    Op::Touch {
+                        version,
+                        last_access,
+                    }
+                } else {
+                    Op::Remove(r)
+                }
+            }
+            (Op::Remove(a), Op::Remove(b)) => Op::Remove(a.max(b)),
+        }
+    }
+}
+
+/// The row version of a session at `version` (rows start at 1, sessions at 0).
+fn row_version(version: u64) -> u64 {
+    version.saturating_add(1)
+}
+
+struct Pending {
+    op: Op,
+    seq: u64,
+    since: Instant,
+    bytes: usize,
+}
+
+#[derive(Default)]
+struct State {
+    pending: HashMap<SessionId, Pending>,
+    /// seq -> id, oldest first (a coalesced entry keeps its first seq).
+    order: BTreeMap<u64, SessionId>,
+    next_seq: u64,
+    bytes: usize,
+    /// The entry being written: its id and first enqueue time.
+    inflight: Option<(SessionId, Instant)>,
+    last_error: Option<String>,
+}
+
+impl State {
+    /// Inserts or coalesces; `seq`/`since` of an older entry win.
+    fn put(&mut self, id: SessionId, op: Op, seq: u64, since: Instant) {
+        let (op, seq, since) = match self.pending.remove(&id) {
+            Some(old) => {
+                self.bytes -= old.bytes;
+                self.order.remove(&old.seq);
+                let (s, t) = if old.seq <= seq {
+                    (old.seq, old.since)
+                } else {
+                    (seq, since)
+                };
+                (Op::merge(old.op, op), s, t)
+            }
+            None => (op, seq, since),
+        };
+        let bytes = op.bytes();
+        self.bytes += bytes;
+        self.order.insert(seq, id.clone());
+        self.pending.insert(
+            id,
+            Pending {
+                op,
+                seq,
+                since,
+                bytes,
+            },
+        );
+    }
+
+    fn pop(&mut self) -> Option<(SessionId, Pending)> {
+        let (_, id) = self.order.pop_first()?;
+        let p = self.pending.remove(&id)?;
+        self.bytes -= p.bytes;
+        self.inflight = Some((id.clone(), p.since));
+        Some((id, p))
+    }
+
+    fn len(&self) -> usize {
+        self.pending.len() + usize::from(self.inflight.is_some())
+    }
+
+    fn oldest(&self) -> Option<Instant> {
+        let queued = self
+            .order
+            .first_key_value()
+            .and_then(|(_, id)| self.pending.get(id))
+            .map(|p| p.since);
+        match (queued, self.inflight.as_ref().map(|(_, t)| *t)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    writes: AtomicU64,
+    touches: AtomicU64,
+    removes: AtomicU64,
+    conflicts: AtomicU64,
+    stale_skipped: AtomicU64,
+    errors: AtomicU64,
+    full_waits: AtomicU64,
+    loads: AtomicU64,
+    adopted: AtomicU64,
+}
+
+struct Inner {
+    app: String,
+    route: String,
+    store: Arc<dyn Store>,
+    cfg: WriteBehindConfig,
+    state: Mutex<State>,
+    /// Wakes the writer (notify_one keeps a permit: no lost wake-up).
+    work: Notify,
+    /// Woken after every write: requests waiting for room, flushes.
+    progress: Notify,
+    checked: std::sync::atomic::AtomicBool,
+    n: Counters,
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn over(&self, st: &State) -> bool {
+        st.pending.len() > self.cfg.max_sessions || st.bytes > self.cfg.max_bytes
+    }
+}
+
+/// One replicated context's write-behind queue and its writer task.
+pub struct WriteBehind {
+    inner: Arc<Inner>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for WriteBehind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteBehind")
+            .field("app", &self.inner.app)
+            .field("store", &self.inner.store.describe())
+            .finish()
+    }
+}
+
+impl WriteBehind {
+    /// Starts the writer task (it checks the store first, retrying). Must run inside a tokio
+    /// runtime.
+    pub(crate) fn start(
+        app: &str,
+        route: &str,
+        store: Arc<dyn Store>,
+        cfg: WriteBehindConfig,
+    ) -> Arc<Self> {
+        let inner = Arc::new(Inner {
+            app: app.to_owned(),
+            route: route.to_owned(),
+            store,
+            cfg,
+            state: Mutex::new(State::default()),
+            work: Notify::new(),
+            progress: Notify::new(),
+            checked: Default::default(),
+            n: Counters::default(),
+        });
+        let task = tokio::spawn(writer(inner.clone()));
+        Arc::new(WriteBehind {
+            inner,
+            task: Mutex::new(Some(task)),
+        })
+    }
+
+    fn enqueue(&self, id: SessionId, op: Op) -> bool {
+        let mut st = self.inner.lock();
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        st.put(id, op, seq, Instant::now());
+        let full = self.inner.over(&st);
+        drop(st);
+        self.inner.work.notify_one();
+        full
+    }
+
+    /// A request changed (or created) `session`: save it. True: the queue is over a bound,
+    /// the request should [`Self::wait_for_room`].
+    pub(crate) fn save(&self, session: Session) -> bool {
+        self.enqueue(session.id.clone(), Op::Save(Box::new(session)))
+    }
+
+    /// A request read `id` at `version` without changing it.
+    pub(crate) fn touch(&self, id: SessionId, version: u64, last_access: Millis) -> bool {
+        self.enqueue(
+            id,
+            Op::Touch {
+                version,
+                last_access,
+            },
+        )
+    }
+
+    /// `id` was removed here at `version` (invalidation, or expiry as its primary).
+    pub(crate) fn remove(&self, id: SessionId, version: u64) -> bool {
+        self.enqueue(id, Op::Remove(version))
+    }
+
+    /// Waits until the queue is within its bounds (counted in `full_waits`).
+    pub(crate) async fn wait_for_room(&self) {
+        self.inner.n.full_waits.fetch_add(1, Ordering::Relaxed);
+        loop {
+            let notified = self.inner.progress.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if !self.inner.over(&self.inner.lock()) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Waits until every queued change is in the store, or `deadline` passes (false).
+    pub async fn flush(&self, deadline: Duration) -> bool {
+        let end = tokio::time::Instant::now() + deadline;
+        loop {
+            let notified = self.inner.progress.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.inner.lock().len() == 0 {
+                return true;
+            }
+            if tokio::time::timeout_at(end, notified).await.is_err() {
+                return self.inner.lock().len() == 0;
+            }
+        }
+    }
+
+    /// Loads `id` from the store for a cold start: `None` when absent, expired, moved, or
+    /// unreadable (logged).
+    pub(crate) async fn load(&self, id: &SessionId, now: Millis) -> Result<Option<Session>, String> {
+        let row = self
+            .inner
+            .store
+            .load(&self.inner.app, id.as_str())
+            .await
+            .map_err(|e| e.to_string())?;
+        let Some(row) = row else { return Ok(None) };
+        if !row.valid || row.is_expired(i64::try_from(now).unwrap_or(i64::MAX)) {
+            return Ok(None);
+        }
+        match record::decode(id, &row.data) {
+            Ok(Record::Live(mut s)) => {
+                self.inner.n.loads.fetch_add(1, Ordering::Relaxed);
+                s.last_access = s
+                    .last_access
+                    .max(u64::try_from(row.last_access_ms).unwrap_or(0));
+                s.is_new = false;
+                Ok(Some(s))
+            }
+            Ok(Record::Moved { .. }) => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    pub(crate) fn note_adopted(&self) {
+        self.inner.n.adopted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn stats(&self) -> WriteBehindStats {
+        let n = &self.inner.n;
+        let st = self.inner.lock();
+        WriteBehindStats {
+            store: self.inner.store.describe(),
+            queued: st.len() as u64,
+            queued_bytes: st.bytes as u64,
+            lag_ms: st
+                .oldest()
+                .map(|t| t.elapsed().as_millis() as u64)
+                .unwrap_or(0),
+            writes: n.writes.load(Ordering::Relaxed),
+            touches: n.touches.load(Ordering::Relaxed),
+            removes: n.removes.load(Ordering::Relaxed),
+            conflicts: n.conflicts.load(Ordering::Relaxed),
+            stale_skipped: n.stale_skipped.load(Ordering::Relaxed),
+            errors: n.errors.load(Ordering::Relaxed),
+            last_error: st.last_error.clone(),
+            full_waits: n.full_waits.load(Ordering::Relaxed),
+            loads: n.loads.load(Ordering::Relaxed),
+            adopted: n.adopted.load(Ordering::Relaxed),
+            checked: self.inner.checked.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Stops the writer task (what is still queued stays unwritten: flush first).
+    pub fn abort(&self) {
+        if let Some(t) = self.task.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            t.abort();
+        }
+    }
+}
+
+impl Drop for WriteBehind {
+    fn drop(&mut self) {
+        self.abort();
+    }
+}
+
+async fn writer(inner: Arc<Inner>) {
+    let max = Duration::from_millis(inner.cfg.retry_max_ms.max(50));
+    let mut backoff = Duration::from_millis(50);
+    // The row version this node last read or wrote, per session (saves one round trip).
+    let mut known: HashMap<SessionId, u64> = HashMap::new();
+    while let Err(e) = inner.store.check().await {
+        inner.n.errors.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(app = %inner.app, "write-behind store check failed: {e}");
+        inner.lock().last_error = Some(e.to_string());
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(max);
+    }
+    inner.checked.store(true, Ordering::Relaxed);
+    backoff = Duration::from_millis(50);
+    loop {
+        let next = inner.lock().pop();
+        let Some((id, p)) = next else {
+            inner.progress.notify_waiters();
+            inner.work.notified().await;
+            continue;
+        };
+        match write(&inner, &mut known, &id, &p.op).await {
+            Ok(()) => {
+                backoff = Duration::from_millis(50);
+                inner.lock().inflight = None;
+            }
+            Err(e) => {
+                inner.n.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(app = %inner.app, session = %id, "write-behind: {e}");
+                // Unknown outcome: forget what we knew of the row.
+                known.remove(&id);
+                {
+                    let mut st = inner.lock();
+                    st.last_error = Some(e);
+                    st.inflight = None;
+                    st.put(id, p.op, p.seq, p.since);
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(max);
+            }
+        }
+        inner.progress.notify_waiters();
+    }
+}
+
+/// Writes one coalesced change. `Err`: the store failed (retry later).
+async fn write(
+    inner: &Inner,
+    known: &mut HashMap<SessionId, u64>,
+    id: &SessionId,
+    op: &Op,
+) -> Result<(), String> {
+    let (store, app, n) = (&inner.store, inner.app.as_str(), &inner.n);
+    let err = |e: shoal_store::StoreError| e.to_string();
+    match op {
+        Op::Touch {
+            version,
+            last_access,
+        } => {
+            let la = i64::try_from(*last_access).unwrap_or(i64::MAX);
+            match store
+                .touch(app, id.as_str(), row_version(*version), la)
+                .await
+                .map_err(err)?
+            {
+                Cas::Done => {
+                    n.touches.fetch_add(1, Ordering::Relaxed);
+                }
+                // Another version is stored (a newer one, or ours is still queued behind).
+                Cas::Conflict { .. } => {
+                    n.stale_skipped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Ok(())
+        }
+        Op::Remove(version) => {
+            let hides = row_version(*version);
+            let mut current = match known.remove(id) {
+                Some(v) => Some(v),
+                None => store.version(app, id.as_str()).await.map_err(err)?,
+            };
+            for _ in 0..4 {
+                match current {
+                    None => return Ok(()),
+                    Some(c) if c > hides => {
+                        // A newer write than the removal: it wins.
+                        n.stale_skipped.fetch_add(1, Ordering::Relaxed);
+                        return Ok(());
+                    }
+                    Some(c) => match store.remove(app, id.as_str(), c).await.map_err(err)? {
+                        Cas::Done => {
+                            n.removes.fetch_add(1, Ordering::Relaxed);
+                            return Ok(());
+                        }
+                        Cas::Conflict { current: now } => {
+                            n.conflicts.fetch_add(1, Ordering::Relaxed);
+                            current = now;
+                        }
+                    },
+                }
+            }
+            Ok(())
+        }
+        Op::Save(s) => {
+            let mut s = (**s).clone();
+            s.is_new = false;
+            let row_v = row_version(s.version);
+            let data = match record::encode(id, &Record::Live(s.clone())) {
+                Ok(d) => d,
+                Err(e) => {
+                    // Can never succeed: counted, logged, not retried.
+                    n.errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(app = %app, "write-behind: {e}");
+                    inner.lock().last_error = Some(e.to_string());
+                    return Ok(());
+                }
+            };
+            let row = StoredSession {
+                id: id.as_str().to_owned(),
+                app: app.to_owned(),
+                version: row_v,
+                valid: true,
+                max_inactive_s: i64::from(s.max_inactive_secs),
+                last_access_ms: i64::try_from(s.last_access).unwrap_or(i64::MAX),
+                owner: Some(inner.route.clone()),
+                data,
+            };
+            let mut expect = match known.get(id) {
+                Some(v) => Expect::Version(*v),
+                None => Expect::Absent,
+            };
+            for _ in 0..4 {
+                if let Expect::Version(c) = expect {
+                    if c >= row_v {
+                        // Our version is stored already (or a newer one): at most a touch.
+                        if c == row_v {
+                            let _ = store
+                                .touch(app, id.as_str(), c, row.last_access_ms)
+                                .await
+                                .map_err(err)?;
+                            n.touches.fetch_add(1, Ordering::Relaxed);
+                        } else {
+                            n.stale_skipped.fetch_add(1, Ordering::Relaxed);
+                        }
+                        return Ok(());
+                    }
+                }
+                match store.save(&row, expect).await.map_err(err)? {
+                    Cas::Done => {
+                        known.insert(id.clone(), row_v);
+                        n.writes.fetch_add(1, Ordering::Relaxed);
+                        return Ok(());
+                    }
+                    Cas::Conflict { current } => {
+                        n.conflicts.fetch_add(1, Ordering::Relaxed);
+                        if current.is_none() {
+                            // The row was removed under us (another node invalidated or
+                            // expired it): never re-create it.
+                            known.remove(id);
+                            n.stale_skipped.fetch_add(1, Ordering::Relaxed);
+                            return Ok(());
+                        }
+                        let theirs = store.load(app, id.as_str()).await.map_err(err)?;
+                        let Some(theirs) = theirs else {
+                            expect = Expect::Absent;
+                            continue;
+                        };
+                        known.insert(id.clone(), theirs.version);
+                        let ours_wins = match record::decode(id, &theirs.data) {
+                            Ok(Record::Live(t)) => s.rank() > t.rank(),
+                            // A takeover tombstone or a row we cannot read: not ours to
+                            // overwrite.
+                            _ => false,
+                        };
+                        // Never over a newer row; and a row at our version or above that
+                        // ranks lower (the same version written elsewhere) cannot be
+                        // replaced under compare-and-set without a new version: the
+                        // session's next change will be.
+                        if !ours_wins || theirs.version >= row_v {
+                            n.stale_skipped.fetch_add(1, Ordering::Relaxed);
+                            return Ok(());
+                        }
+                        expect = Expect::Version(theirs.version);
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+}
