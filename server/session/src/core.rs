@@ -40,7 +40,8 @@ impl Core {
         cfg: ManagerConfig,
         rng: StdRng,
     ) -> Self {
-        let removed = (cfg.store.is_some() && cfg.manager != crate::manager::ManagerKind::Persistent)
+        let removed = (cfg.store.is_some()
+            && cfg.manager != crate::manager::ManagerKind::Persistent)
             .then(Vec::new);
         Core {
             removed,
@@ -284,7 +285,10 @@ impl Core {
 
     /// See [`crate::manager::SessionManager::take_removed`].
     pub(crate) fn take_removed(&mut self) -> Vec<(SessionId, u64)> {
-        self.removed.as_mut().map(std::mem::take).unwrap_or_default()
+        self.removed
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     /// See [`crate::manager::SessionManager::adopt`]: `primary` for the DeltaManager (the

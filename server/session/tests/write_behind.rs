@@ -125,19 +125,26 @@ async fn delta_sync_writes_reach_the_store_within_the_measured_lag() {
     }
     let mut max_lag = 0;
     let drained = until(Duration::from_secs(5), || {
-        let (sa, sb) = (a.write_behind().unwrap().stats(), b.write_behind().unwrap().stats());
+        let (sa, sb) = (
+            a.write_behind().expect("write-behind").stats(),
+            b.write_behind().expect("write-behind").stats(),
+        );
         max_lag = max_lag.max(sa.lag_ms).max(sb.lag_ms);
         sa.queued == 0 && sb.queued == 0
     })
     .await;
     assert!(drained, "queues drain");
     assert!(all_stored(&store, &ids, 2, Duration::from_secs(1)).await);
-    let sa = a.write_behind().unwrap().stats();
+    let sa = a.write_behind().expect("write-behind").stats();
     assert!(sa.writes > 0 && sa.errors == 0, "{sa:?}");
     assert_eq!(sa.lag_ms, 0);
     assert!(max_lag < 5_000, "lag {max_lag} ms");
     // Only the serving node writes: B never wrote A's second round, so the rows are A's.
-    let row = store.load(APP, ids[1].as_str()).await.unwrap().unwrap();
+    let row = store
+        .load(APP, ids[1].as_str())
+        .await
+        .expect("load")
+        .expect("row");
     assert_eq!(row.owner.as_deref(), Some("a"));
     // An invalidation removes the row.
     let end = RequestEnd {
@@ -148,8 +155,17 @@ async fn delta_sync_writes_reach_the_store_within_the_measured_lag() {
         ..RequestEnd::default()
     };
     a.end_request(end).await.expect("invalidated");
-    assert!(a.write_behind().unwrap().flush(Duration::from_secs(5)).await);
-    assert!(store.load(APP, ids[0].as_str()).await.unwrap().is_none());
+    assert!(
+        a.write_behind()
+            .expect("write-behind")
+            .flush(Duration::from_secs(5))
+            .await
+    );
+    assert!(store
+        .load(APP, ids[0].as_str())
+        .await
+        .expect("load")
+        .is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -186,11 +202,18 @@ async fn whole_cluster_restart_loads_every_session_from_the_store() {
     }
     // An adopted session is replicated whole on its next change.
     write(&a, Some(ids[1].clone()), 7).await;
-    let on_b = b.with_manager(|m| m.session(&ids[1]).cloned()).expect("replicated");
+    let on_b = b
+        .with_manager(|m| m.session(&ids[1]).cloned())
+        .expect("replicated");
     assert_eq!(value(&on_b), n(7));
-    assert!(a.write_behind().unwrap().flush(Duration::from_secs(5)).await);
+    assert!(
+        a.write_behind()
+            .expect("write-behind")
+            .flush(Duration::from_secs(5))
+            .await
+    );
     assert_eq!(stored(&store, &ids[1]).await.and_then(|s| value(&s)), n(7));
-    assert!(a.write_behind().unwrap().stats().adopted > 0);
+    assert!(a.write_behind().expect("write-behind").stats().adopted > 0);
 }
 
 /// A store that fails every call while `down` is set.
@@ -279,7 +302,7 @@ async fn store_outage_queues_and_drains_without_loss() {
     let (_rb, b) = start(&mem, "b", &cfg, flaky.clone());
     assert!(a.wait_ready(Duration::from_secs(5)).await);
     assert!(b.wait_ready(Duration::from_secs(5)).await);
-    let wb = a.write_behind().unwrap().clone();
+    let wb = a.write_behind().expect("write-behind").clone();
     assert!(until(Duration::from_secs(5), || wb.stats().checked).await);
     flaky.down.store(true, Ordering::SeqCst);
     let mut ids = Vec::new();
@@ -311,7 +334,7 @@ async fn a_full_queue_makes_requests_wait_not_drop() {
     cfg.write_behind.retry_max_ms = 50;
     let (_ra, a) = start(&mem, "a", &cfg, flaky.clone());
     assert!(a.wait_ready(Duration::from_secs(5)).await);
-    let wb = a.write_behind().unwrap().clone();
+    let wb = a.write_behind().expect("write-behind").clone();
     assert!(until(Duration::from_secs(5), || wb.stats().checked).await);
     flaky.down.store(true, Ordering::SeqCst);
     let a2 = a.clone();
@@ -328,7 +351,10 @@ async fn a_full_queue_makes_requests_wait_not_drop() {
     let ids = writer.await.expect("writer");
     assert!(wb.flush(Duration::from_secs(10)).await);
     for (i, id) in ids.iter().enumerate() {
-        assert_eq!(stored(&store, id).await.and_then(|s| value(&s)), n(i as u64));
+        assert_eq!(
+            stored(&store, id).await.and_then(|s| value(&s)),
+            n(i as u64)
+        );
     }
 }
 
@@ -340,16 +366,25 @@ async fn a_stale_writer_never_overwrites_a_newer_row() {
     let (_ra, a) = start(&mem, "a", &cfg, Arc::new(store.clone()));
     assert!(a.wait_ready(Duration::from_secs(5)).await);
     let id = write(&a, None, 1).await;
-    assert!(a.write_behind().unwrap().flush(Duration::from_secs(5)).await);
+    assert!(
+        a.write_behind()
+            .expect("write-behind")
+            .flush(Duration::from_secs(5))
+            .await
+    );
     let mine = stored(&store, &id).await.expect("stored");
     // Another writer (a node of another partition) stored a newer version meanwhile.
-    let row = store.load(APP, id.as_str()).await.unwrap().unwrap();
+    let row = store
+        .load(APP, id.as_str())
+        .await
+        .expect("load")
+        .expect("row");
     let mut newer = mine.clone();
     newer.version += 5;
     newer
         .attributes
         .insert("n".into(), AttrValue::Json("999".into()));
-    let data = record::encode(&id, &Record::Live(newer.clone())).unwrap();
+    let data = record::encode(&id, &Record::Live(newer.clone())).expect("encode");
     let stored_newer = StoredSession {
         version: newer.version + 1,
         data,
@@ -359,11 +394,11 @@ async fn a_stale_writer_never_overwrites_a_newer_row() {
     assert!(store
         .save(&stored_newer, Expect::Version(row.version))
         .await
-        .unwrap()
+        .expect("save")
         .is_done());
     // A's next write is older by rank (version 2 < 6): counted, not written.
     write(&a, Some(id.clone()), 2).await;
-    let wb = a.write_behind().unwrap();
+    let wb = a.write_behind().expect("write-behind");
     assert!(wb.flush(Duration::from_secs(5)).await);
     let now = stored(&store, &id).await.expect("stored");
     assert_eq!(value(&now), n(999));
@@ -405,6 +440,11 @@ async fn backup_manager_restart_loads_from_the_store() {
     write(&a, Some(ids[0].clone()), 5).await;
     let s = b.find(&ids[0]).await.expect("b reaches it");
     assert_eq!(value(&s), n(5));
-    assert!(a.write_behind().unwrap().flush(Duration::from_secs(5)).await);
+    assert!(
+        a.write_behind()
+            .expect("write-behind")
+            .flush(Duration::from_secs(5))
+            .await
+    );
     assert_eq!(stored(&store, &ids[0]).await.and_then(|s| value(&s)), n(5));
 }

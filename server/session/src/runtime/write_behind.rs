@@ -127,8 +127,20 @@ impl Op {
                 version: v1.max(v2),
                 last_access: a1.max(a2),
             },
-            (Op::Touch { version, last_access }, Op::Remove(r))
-            | (Op::Remove(r), Op::Touch { version, last_access }) => {
+            (
+                Op::Touch {
+                    version,
+                    last_access,
+                },
+                Op::Remove(r),
+            )
+            | (
+                Op::Remove(r),
+                Op::Touch {
+                    version,
+                    last_access,
+                },
+            ) => {
                 if version > r {
                     Op::Touch {
                         version,
@@ -366,7 +378,11 @@ impl WriteBehind {
 
     /// Loads `id` from the store for a cold start: `None` when absent, expired, moved, or
     /// unreadable (logged).
-    pub(crate) async fn load(&self, id: &SessionId, now: Millis) -> Result<Option<Session>, String> {
+    pub(crate) async fn load(
+        &self,
+        id: &SessionId,
+        now: Millis,
+    ) -> Result<Option<Session>, String> {
         let row = self
             .inner
             .store
