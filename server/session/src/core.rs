@@ -78,9 +78,7 @@ impl Core {
         let mut out = Vec::new();
         for (id, version) in expired {
             self.sessions.remove(&id, version, now);
-            if let Some(r) = &mut self.removed {
-                r.push((id.clone(), version));
-            }
+            self.note_removed(&id, version);
             self.stats.sessions_expired += 1;
             let (to, sync) = (self.all_members(), self.sync());
             out.extend(self.msg(to, &SessionMessage::Expired { id, version }, sync));
@@ -257,9 +255,7 @@ impl Core {
         now: Millis,
     ) -> Option<Outgoing> {
         self.sessions.remove(&id, version + 1, now);
-        if let Some(r) = &mut self.removed {
-            r.push((id.clone(), version + 1));
-        }
+        self.note_removed(&id, version + 1);
         self.stats.sessions_invalidated += 1;
         let (to, sync) = (self.all_members(), self.sync());
         let expired = SessionMessage::Expired {
@@ -280,6 +276,18 @@ impl Core {
     pub(crate) fn replication_failed(&mut self, id: &SessionId) {
         if let Some(e) = self.sessions.entries.get_mut(id) {
             e.resync = true;
+        }
+    }
+
+    /// Records a removal for the write-behind queue. Bounded: a manager driven without the
+    /// runtime (nobody takes them) keeps only the latest 100,000.
+    fn note_removed(&mut self, id: &SessionId, version: u64) {
+        const MAX: usize = 100_000;
+        if let Some(r) = &mut self.removed {
+            if r.len() >= MAX {
+                r.drain(..MAX / 2);
+            }
+            r.push((id.clone(), version));
         }
     }
 

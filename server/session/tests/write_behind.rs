@@ -448,3 +448,30 @@ async fn backup_manager_restart_loads_from_the_store() {
     );
     assert_eq!(stored(&store, &ids[0]).await.and_then(|s| value(&s)), n(5));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiry_by_the_primary_removes_the_row() {
+    let mem = MemoryCluster::new();
+    let store = MemoryStore::new();
+    let mut cfg = config(ManagerKind::Delta);
+    cfg.max_inactive_secs = 1;
+    cfg.sweep_interval_ms = 20;
+    let (_ra, a) = start(&mem, "a", &cfg, Arc::new(store.clone()));
+    assert!(a.wait_ready(Duration::from_secs(5)).await);
+    let id = write(&a, None, 1).await;
+    let wb = a.write_behind().expect("write-behind").clone();
+    assert!(wb.flush(Duration::from_secs(5)).await);
+    assert!(stored(&store, &id).await.is_some());
+    let end = Instant::now() + Duration::from_secs(10);
+    while store.load(APP, id.as_str()).await.expect("load").is_some() {
+        assert!(
+            Instant::now() < end,
+            "row removed after expiry: {:?}",
+            wb.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(wb.stats().removes >= 1);
+    // The manager's tombstone keeps a miss from loading anything back.
+    assert!(a.find(&id).await.is_none());
+}

@@ -640,3 +640,95 @@ async fn write(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use shoal_cluster::MemberId;
+
+    fn session(version: u64, ts: Millis, node: u8) -> Session {
+        let id = SessionId::generate(&mut rand::rngs::StdRng::seed_from_u64(1));
+        let mut s = Session::new(id, "n".into(), ts, 60, MemberId([node; 16]));
+        s.version = version;
+        s
+    }
+
+    fn version_of(op: &Op) -> (char, u64) {
+        match op {
+            Op::Save(s) => ('s', s.version),
+            Op::Touch { version, .. } => ('t', *version),
+            Op::Remove(v) => ('r', *v),
+        }
+    }
+
+    #[test]
+    fn merge_keeps_the_later_state_in_either_order() {
+        let (a, b) = (session(2, 10, 1), session(3, 5, 2));
+        for (x, y) in [
+            (Op::Save(Box::new(a.clone())), Op::Save(Box::new(b.clone()))),
+            (Op::Save(Box::new(b.clone())), Op::Save(Box::new(a.clone()))),
+        ] {
+            let m = Op::merge(x, y);
+            assert_eq!(version_of(&m), ('s', 3));
+            let Op::Save(s) = m else { unreachable!() };
+            assert_eq!(s.last_access, 10, "the later access is kept");
+        }
+        // Same version, the higher stamp wins.
+        let (c, d) = (session(4, 10, 1), session(4, 10, 2));
+        let Op::Save(w) = Op::merge(Op::Save(Box::new(d.clone())), Op::Save(Box::new(c))) else {
+            unreachable!()
+        };
+        assert_eq!(w.stamp, d.stamp);
+        // A removal at v hides saves <= v; a newer save wins over it.
+        assert_eq!(
+            version_of(&Op::merge(Op::Save(Box::new(a.clone())), Op::Remove(3))),
+            ('r', 3)
+        );
+        assert_eq!(
+            version_of(&Op::merge(Op::Remove(3), Op::Save(Box::new(a)))),
+            ('r', 3)
+        );
+        assert_eq!(
+            version_of(&Op::merge(Op::Remove(2), Op::Save(Box::new(b.clone())))),
+            ('s', 3)
+        );
+        // A touch folds into a save.
+        let t = Op::Touch {
+            version: 3,
+            last_access: 99,
+        };
+        let Op::Save(s) = Op::merge(Op::Save(Box::new(b)), t) else {
+            unreachable!()
+        };
+        assert_eq!(s.last_access, 99);
+        assert_eq!(
+            version_of(&Op::merge(Op::Remove(1), Op::Remove(4))),
+            ('r', 4)
+        );
+    }
+
+    #[test]
+    fn coalescing_keeps_the_first_enqueue_time_and_counts_bytes() {
+        let mut st = State::default();
+        let s = session(1, 1, 1);
+        let t0 = Instant::now();
+        st.put(s.id.clone(), Op::Save(Box::new(s.clone())), 0, t0);
+        let mut s2 = s.clone();
+        s2.version = 2;
+        st.put(
+            s.id.clone(),
+            Op::Save(Box::new(s2)),
+            1,
+            t0 + Duration::from_secs(1),
+        );
+        assert_eq!(st.pending.len(), 1);
+        assert_eq!(st.order.len(), 1);
+        assert_eq!(st.oldest(), Some(t0));
+        let (_, p) = st.pop().expect("one");
+        assert_eq!(version_of(&p.op), ('s', 2));
+        assert_eq!(st.bytes, 0);
+        assert_eq!(st.len(), 1, "in flight still counts");
+        assert_eq!(st.oldest(), Some(t0));
+    }
+}
