@@ -205,6 +205,6 @@ pub use runtime::link::{ClusterLink, Completion, Incoming, LinkEvent, SendResult
 pub use runtime::persistent::PersistentService;
 pub use runtime::registry::SessionRegistry;
 pub use runtime::service::{now_ms, SessionService};
-pub use runtime::write_behind::{WriteBehind, WriteBehindStats};
+pub use runtime::write_behind::WriteBehind;
 pub use session::{DeltaOp, Millis, Session, SessionLimits, Stamp};
-pub use stats::ManagerStats;
+pub use stats::{ManagerStats, WriteBehindStats};

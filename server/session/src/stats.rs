@@ -49,6 +49,40 @@ pub struct ManagerStats {
     /// `manager = "persistent"`: the store's state (kind, place, degraded reason, queue,
     /// lag, conflicts, loads and saves).
     pub store: Option<StoreStatus>,
+    /// `manager = "delta"` or `"backup"` with a store: the write-behind queue (depth, lag,
+    /// writes, conflicts, errors).
+    pub write_behind: Option<WriteBehindStats>,
+}
+
+/// Health and counters of a context's write-behind queue.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct WriteBehindStats {
+    /// The store, as it describes itself.
+    pub store: String,
+    /// Sessions waiting to be written (queued or being written).
+    pub queued: u64,
+    /// Their attribute bytes.
+    pub queued_bytes: u64,
+    /// Age of the oldest change not yet in the store, ms (the lag).
+    pub lag_ms: u64,
+    /// Rows saved, touched (last access only), removed.
+    pub writes: u64,
+    pub touches: u64,
+    pub removes: u64,
+    /// Compare-and-set conflicts met (each one is resolved by rank).
+    pub conflicts: u64,
+    /// Changes not written because the store held a newer row (or the row was removed).
+    pub stale_skipped: u64,
+    /// Store errors (each is retried).
+    pub errors: u64,
+    pub last_error: Option<String>,
+    /// Requests that waited for room in the queue (backpressure).
+    pub full_waits: u64,
+    /// Sessions loaded from the store on a miss, and adopted by the manager.
+    pub loads: u64,
+    pub adopted: u64,
+    /// The store check passed (the writer writes only after it).
+    pub checked: bool,
 }
 
 /// Per-type message counters kept by a manager.

@@ -139,6 +139,9 @@ async fn delta_sync_writes_reach_the_store_within_the_measured_lag() {
     assert!(sa.writes > 0 && sa.errors == 0, "{sa:?}");
     assert_eq!(sa.lag_ms, 0);
     assert!(max_lag < 5_000, "lag {max_lag} ms");
+    // The same numbers in the context's stats (for /metrics and the admin API).
+    let st = a.stats().write_behind.expect("write-behind stats");
+    assert_eq!((st.queued, st.writes), (0, sa.writes));
     // Only the serving node writes: B never wrote A's second round, so the rows are A's.
     let row = store
         .load(APP, ids[1].as_str())

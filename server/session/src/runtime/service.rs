@@ -356,6 +356,7 @@ impl SessionService {
             s.sessions_expired += st.stats.expired + st.stats.store_expired;
             s.store = Some(st);
         }
+        s.write_behind = self.write_behind.as_ref().map(|w| w.stats());
         s
     }
 

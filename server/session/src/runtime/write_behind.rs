@@ -35,6 +35,7 @@ use crate::id::SessionId;
 use crate::manager::WriteBehindConfig;
 use crate::persistent::record::{self, Record};
 use crate::session::{Millis, Session};
+use crate::stats::WriteBehindStats;
 use shoal_store::{Cas, Expect, Store, StoredSession};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,37 +43,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
-
-/// Health and counters of a context's write-behind queue.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct WriteBehindStats {
-    /// The store, as it describes itself.
-    pub store: String,
-    /// Sessions waiting to be written (queued or being written).
-    pub queued: u64,
-    /// Their attribute bytes.
-    pub queued_bytes: u64,
-    /// Age of the oldest change not yet in the store, ms (the lag).
-    pub lag_ms: u64,
-    /// Rows saved, touched (last access only), removed.
-    pub writes: u64,
-    pub touches: u64,
-    pub removes: u64,
-    /// Compare-and-set conflicts met (each one is resolved by rank).
-    pub conflicts: u64,
-    /// Changes not written because the store held a newer row (or the row was removed).
-    pub stale_skipped: u64,
-    /// Store errors (each is retried).
-    pub errors: u64,
-    pub last_error: Option<String>,
-    /// Requests that waited for room in the queue (backpressure).
-    pub full_waits: u64,
-    /// Sessions loaded from the store on a miss, and adopted by the manager.
-    pub loads: u64,
-    pub adopted: u64,
-    /// The store check passed (the writer writes only after it).
-    pub checked: bool,
-}
 
 #[derive(Clone, Debug)]
 enum Op {
