@@ -301,12 +301,13 @@ async fn store_outage_queues_and_drains_without_loss() {
     });
     let mut cfg = config(ManagerKind::Delta);
     cfg.write_behind.retry_max_ms = 100;
-    let (_ra, a) = start(&mem, "a", &cfg, flaky.clone());
+    let (ra, a) = start(&mem, "a", &cfg, flaky.clone());
     let (_rb, b) = start(&mem, "b", &cfg, flaky.clone());
     assert!(a.wait_ready(Duration::from_secs(5)).await);
     assert!(b.wait_ready(Duration::from_secs(5)).await);
     let wb = a.write_behind().expect("write-behind").clone();
-    assert!(until(Duration::from_secs(5), || wb.stats().checked).await);
+    assert!(ra.check_stores(Duration::from_secs(5)).await.is_ok());
+    assert!(wb.stats().checked);
     flaky.down.store(true, Ordering::SeqCst);
     let mut ids = Vec::new();
     for i in 0..30 {
@@ -477,4 +478,24 @@ async fn expiry_by_the_primary_removes_the_row() {
     assert!(wb.stats().removes >= 1);
     // The manager's tombstone keeps a miss from loading anything back.
     assert!(a.find(&id).await.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_fails_its_check_is_reported_by_check_stores() {
+    let mem = MemoryCluster::new();
+    let flaky = Arc::new(Flaky {
+        inner: MemoryStore::new(),
+        down: AtomicBool::new(true),
+    });
+    let (reg, _a) = start(&mem, "a", &config(ManagerKind::Delta), flaky.clone());
+    let err = reg
+        .check_stores(Duration::from_millis(300))
+        .await
+        .expect_err("the store is down");
+    assert!(
+        err.contains("/app") && err.contains("down for the test"),
+        "{err}"
+    );
+    flaky.down.store(false, Ordering::SeqCst);
+    assert!(reg.check_stores(Duration::from_secs(5)).await.is_ok());
 }

@@ -108,12 +108,18 @@ impl SessionRegistry {
         }))
     }
 
-    /// Waits for the store check of every persistent context: the first failure, naming
+    /// Waits for the store check of every persistent context (and of every replicated
+    /// context with a write-behind store): the first failure, naming
     /// the context, the store, the table or column and what to do.
     pub async fn check_stores(&self, timeout: Duration) -> Result<(), String> {
         for (ctx, s) in self.services.iter() {
             if let Some(p) = s.persistent() {
                 p.wait_checked(timeout)
+                    .await
+                    .map_err(|e| format!("context `{ctx}`: {e}"))?;
+            }
+            if let Some(wb) = s.write_behind() {
+                wb.wait_checked(timeout)
                     .await
                     .map_err(|e| format!("context `{ctx}`: {e}"))?;
             }

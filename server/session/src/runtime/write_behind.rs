@@ -227,7 +227,8 @@ struct Inner {
     work: Notify,
     /// Woken after every write: requests waiting for room, flushes.
     progress: Notify,
-    checked: std::sync::atomic::AtomicBool,
+    /// The store check passed (the writer writes only after it).
+    checked: tokio::sync::watch::Sender<bool>,
     n: Counters,
 }
 
@@ -273,7 +274,7 @@ impl WriteBehind {
             state: Mutex::new(State::default()),
             work: Notify::new(),
             progress: Notify::new(),
-            checked: Default::default(),
+            checked: tokio::sync::watch::Sender::new(false),
             n: Counters::default(),
         });
         let task = tokio::spawn(writer(inner.clone()));
@@ -328,6 +329,25 @@ impl WriteBehind {
             }
             notified.await;
         }
+    }
+
+    /// Waits for the store check (the writer retries it with backoff): on `timeout`, the
+    /// last error (naming the store, and the table or column for a schema problem).
+    pub async fn wait_checked(&self, timeout: Duration) -> Result<(), String> {
+        let mut rx = self.inner.checked.subscribe();
+        if tokio::time::timeout(timeout, rx.wait_for(|c| *c))
+            .await
+            .is_ok_and(|r| r.is_ok())
+        {
+            return Ok(());
+        }
+        let last = self.inner.lock().last_error.clone();
+        Err(format!(
+            "write-behind store {}: not checked after {} ms: {}",
+            self.inner.store.describe(),
+            timeout.as_millis(),
+            last.as_deref().unwrap_or("no answer")
+        ))
     }
 
     /// Waits until every queued change is in the store, or `deadline` passes (false).
@@ -402,7 +422,7 @@ impl WriteBehind {
             full_waits: n.full_waits.load(Ordering::Relaxed),
             loads: n.loads.load(Ordering::Relaxed),
             adopted: n.adopted.load(Ordering::Relaxed),
-            checked: self.inner.checked.load(Ordering::Relaxed),
+            checked: *self.inner.checked.borrow(),
         }
     }
 
@@ -432,7 +452,7 @@ async fn writer(inner: Arc<Inner>) {
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(max);
     }
-    inner.checked.store(true, Ordering::Relaxed);
+    inner.checked.send_replace(true);
     backoff = Duration::from_millis(50);
     loop {
         let next = inner.lock().pop();
