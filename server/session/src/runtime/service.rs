@@ -273,8 +273,11 @@ impl SessionService {
         let id = end.id.clone();
         let (Dispatched { sync: waits, full }, store_full) = {
             let mut m = self.lock();
-            let before = id
+            // Only a context with a store needs to know what the request changed.
+            let before = self
+                .write_behind
                 .as_ref()
+                .and(id.as_ref())
                 .and_then(|i| m.session(i))
                 .map(|s| (s.version, s.is_new));
             let (invalidate, accessed) = (end.invalidate, end.accessed);
