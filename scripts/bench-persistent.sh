@@ -49,6 +49,7 @@ RUN="$OUT/run"
 METRICS="$OUT/metrics.tsv"
 SECTIONS="${*:-writebehind perrequest memory}"
 export SHOAL_CLUSTER_SECRET="${SHOAL_CLUSTER_SECRET:-bench-persistent-secret-0123456789}"
+export SHOAL_ADMIN_TOKEN="${SHOAL_ADMIN_TOKEN:-bench-persistent-admin-token-0123456789}"
 
 command -v wrk > /dev/null || { echo "wrk not found: apt-get install wrk (scripts/prereqs.sh)" >&2; exit 1; }
 [ -f "$LUA" ] || { echo "$LUA not found (set TOMCAT=<path to peers/tomcat>)" >&2; exit 1; }
@@ -138,12 +139,15 @@ server_ops() { # kind -> count
   case $1 in
     postgres) pg_query "select xact_commit + xact_rollback from pg_stat_database where datname = 'postgres'" ;;
     mysql) mariadb_status Questions ;;
-    redis) redis-cli -p "$REDIS_PORT" -a "$PW" --no-auth-warning info stats | tr -d '\r' | sed -n 's/^total_commands_processed://p' ;;
+    # The commands shoal sends at top level (HMGET: load, EVALSHA/EVAL: a compare-and-set
+    # script, PING): the commands the scripts run inside count in commandstats too.
+    redis) redis-cli -p "$REDIS_PORT" -a "$PW" --no-auth-warning info commandstats | tr -d '\r' |
+      awk -F'[:=,]' '$1 ~ /^cmdstat_(hmget|evalsha|eval|ping)$/ {s += $3} END {print s + 0}' ;;
     *) echo "" ;;
   esac
 }
 # What one server_ops call adds to the count itself (its own statement or command).
-server_ops_self() { case $1 in postgres | mysql | redis) echo 1 ;; *) echo 0 ;; esac; }
+server_ops_self() { case $1 in postgres | mysql) echo 1 ;; *) echo 0 ;; esac; }
 
 # Round trips as the server sees them: the replies it sends (one send per answered message:
 # a statement, a command, or a driver's ping, which the counters above do not see), counted
@@ -167,7 +171,7 @@ perf_start() { # kind file -> pid of perf (empty: not counted)
 perf_stop() { # perf-pid file -> count
   [ -n "$1" ] || return 0
   kill -INT "$1" 2> /dev/null || true
-  wait "$1" 2> /dev/null || true
+  for _ in $(seq 100); do kill -0 "$1" 2> /dev/null || break; sleep 0.05; done
   awk -F, '/sys_enter/ {print $1}' "$2" | head -1
 }
 
@@ -245,7 +249,7 @@ cleanup() {
 trap cleanup EXIT
 
 store_counter() { # admin-port name -> sum over contexts of shoal_store_<name>_total
-  curl -s --max-time 5 "http://127.0.0.1:$1/metrics" | awk -v n="shoal_store_$2_total" '$1 ~ "^" n "[{ ]" || $1 == n {s += $NF} END {print s + 0}'
+  curl -s --max-time 5 -H "Authorization: Bearer $SHOAL_ADMIN_TOKEN" "http://127.0.0.1:$1/metrics" | awk -v n="shoal_store_$2_total" '$1 ~ "^" n "[{ ]" || $1 == n {s += $NF} END {print s + 0}'
 }
 
 # ---- load generator -----------------------------------------------------------------------------
@@ -299,7 +303,7 @@ writebehind() {
   done
   for ((k = 0; k < ${#variants[@]}; k++)); do
     v=${variants[$k]}
-    metric "$v" "write_behind" "$(curl -s --max-time 2 "http://127.0.0.1:$(port "$ADMIN_BASE" "$k" 1)/metrics" | grep -E '^shoal_write_behind' | tr '\n' ' ')"
+    metric "$v" "write_behind" "$(curl -s --max-time 2 -H "Authorization: Bearer $SHOAL_ADMIN_TOKEN" "http://127.0.0.1:$(port "$ADMIN_BASE" "$k" 1)/metrics" | grep -E '^shoal_write_behind' | tr '\n' ' ')"
     stop_variant "$v"
   done
   WB_VARIANTS="${variants[*]}"
@@ -396,7 +400,7 @@ memory() {
   metric "$v" "vmhwm_kib" "$(awk '/^VmHWM:/{print $2}' "/proc/$p/status")"
   rows="$(python3 -c 'import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute("select count(*) from tomcat_sessions").fetchone()[0])' "$RUN/$v/sessions.db" 2>&1 || true)"
   metric "$v" "store_rows" "$rows"
-  metric "$v" "metrics" "$(curl -s --max-time 2 "http://127.0.0.1:$(port "$ADMIN_BASE" "$k" 1)/metrics" | grep -E '^shoal_(store_(loads|saves|errors)|sessions_active)' | tr '\n' ' ')"
+  metric "$v" "metrics" "$(curl -s --max-time 2 -H "Authorization: Bearer $SHOAL_ADMIN_TOKEN" "http://127.0.0.1:$(port "$ADMIN_BASE" "$k" 1)/metrics" | grep -E '^shoal_(store_(loads|saves|errors)|sessions_active)' | tr '\n' ' ')"
   log "memory: RSS idle $(get "$v" rss_kib_idle) KiB, after the load $(get "$v" rss_kib_loaded) KiB, 3 s later $(get "$v" rss_kib_loaded_3s) KiB; rows in the store: $rows"
   stop_variant "$v"
 }
@@ -435,7 +439,7 @@ summary() {
     done
     [ "$TOMCAT_RUN" != 0 ] || echo "(Tomcat not measured: TOMCAT_RUN=0 or its harness failed, see above)"
     echo
-    echo "loads/saves per request: shoal_store_loads_total / shoal_store_saves_total of node1's /metrics, delta over the run / wrk's requests (a new session costs 1 save and no load). server ops/req: PostgreSQL xact_commit + xact_rollback, MariaDB Questions, Redis total_commands_processed, delta / requests (a driver's ping is not a statement there). server replies/req: the server's reply syscalls (perf: sendto of the PostgreSQL client backends and of mariadbd, write of redis-server) / requests: every round trip, pings included."
+    echo "loads/saves per request: shoal_store_loads_total / shoal_store_saves_total of node1's /metrics, delta over the run / wrk's requests (a new session costs 1 save and no load). server ops/req: PostgreSQL xact_commit + xact_rollback, MariaDB Questions, Redis calls of HMGET + EVALSHA + EVAL + PING (commandstats), delta / requests (a driver's ping is not a statement for the SQL servers). server replies/req: the server's reply syscalls (perf: sendto of the PostgreSQL client backends and of mariadbd, write of redis-server) / requests: every round trip, pings included."
     echo
   fi
   if [[ " $SECTIONS " == *" memory "* ]]; then

@@ -1,9 +1,10 @@
 //! The three sqlx drivers behind one small interface: run a statement with bound values and
 //! get rows affected, or fetch rows as values of the kinds asked for. This keeps the store's
 //! logic in one place without sqlx's generic executor bounds.
-use sqlx::mysql::{MySqlConnectOptions, MySqlPool};
-use sqlx::postgres::{PgConnectOptions, PgPool};
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
+use super::conns::Conns;
+use sqlx::mysql::MySqlConnection;
+use sqlx::postgres::PgConnection;
+use sqlx::sqlite::SqliteConnection;
 use sqlx::{AssertSqlSafe, Connection, Row};
 
 /// A value bound to a statement.
@@ -33,13 +34,27 @@ pub(crate) enum Val {
     OptBytes(Option<Vec<u8>>),
 }
 
-/// A pool (lazy: nothing connects until the first statement) and the options to open one
-/// more connection directly, which `check` uses to report why a server cannot be reached.
+/// The connections (lazy: nothing connects until the first statement; one round trip per
+/// statement, see `conns.rs`), whose options `check` also uses to open one more connection
+/// directly and report why a server cannot be reached.
 #[derive(Debug)]
 pub(crate) enum Backend {
-    Sqlite(SqlitePool, SqliteConnectOptions),
-    Postgres(PgPool, PgConnectOptions),
-    MySql(MySqlPool, MySqlConnectOptions),
+    Sqlite(Conns<SqliteConnection>),
+    Postgres(Conns<PgConnection>),
+    MySql(Conns<MySqlConnection>),
+}
+
+/// Runs `$run` (a query future on `c`) on a leased connection and gives it back.
+macro_rules! on_conn {
+    ($conns:expr, |$c:ident| $run:expr) => {{
+        let mut lease = $conns.lease().await?;
+        let r = match lease.conn() {
+            Some($c) => $run.await,
+            None => Err(sqlx::Error::PoolClosed),
+        };
+        lease.done(&r);
+        r
+    }};
 }
 
 macro_rules! bind_all {
@@ -83,9 +98,9 @@ impl Backend {
     /// Run a statement; the number of rows it changed.
     pub(crate) async fn execute(&self, sql: &str, args: Vec<Arg>) -> Result<u64, sqlx::Error> {
         Ok(match self {
-            Backend::Sqlite(p, _) => bind_all!(sql, args).execute(p).await?.rows_affected(),
-            Backend::Postgres(p, _) => bind_all!(sql, args).execute(p).await?.rows_affected(),
-            Backend::MySql(p, _) => bind_all!(sql, args).execute(p).await?.rows_affected(),
+            Backend::Sqlite(p) => on_conn!(p, |c| bind_all!(sql, args).execute(c))?.rows_affected(),
+            Backend::Postgres(p) => on_conn!(p, |c| bind_all!(sql, args).execute(c))?.rows_affected(),
+            Backend::MySql(p) => on_conn!(p, |c| bind_all!(sql, args).execute(c))?.rows_affected(),
         })
     }
 
@@ -97,16 +112,16 @@ impl Backend {
         kinds: &[Kind],
     ) -> Result<Vec<Vec<Val>>, sqlx::Error> {
         match self {
-            Backend::Sqlite(p, _) => {
-                let rows = bind_all!(sql, args).fetch_all(p).await?;
+            Backend::Sqlite(p) => {
+                let rows = on_conn!(p, |c| bind_all!(sql, args).fetch_all(c))?;
                 decode_rows!(rows, kinds)
             }
-            Backend::Postgres(p, _) => {
-                let rows = bind_all!(sql, args).fetch_all(p).await?;
+            Backend::Postgres(p) => {
+                let rows = on_conn!(p, |c| bind_all!(sql, args).fetch_all(c))?;
                 decode_rows!(rows, kinds)
             }
-            Backend::MySql(p, _) => {
-                let rows = bind_all!(sql, args).fetch_all(p).await?;
+            Backend::MySql(p) => {
+                let rows = on_conn!(p, |c| bind_all!(sql, args).fetch_all(c))?;
                 decode_rows!(rows, kinds)
             }
         }
@@ -116,9 +131,9 @@ impl Backend {
     /// credentials, unknown database) where a pool would only time out.
     pub(crate) async fn probe(&self) -> Result<(), sqlx::Error> {
         match self {
-            Backend::Sqlite(_, o) => sqlx::SqliteConnection::connect_with(o).await?.close().await,
-            Backend::Postgres(_, o) => sqlx::PgConnection::connect_with(o).await?.close().await,
-            Backend::MySql(_, o) => sqlx::MySqlConnection::connect_with(o).await?.close().await,
+            Backend::Sqlite(p) => SqliteConnection::connect_with(p.options()).await?.close().await,
+            Backend::Postgres(p) => PgConnection::connect_with(p.options()).await?.close().await,
+            Backend::MySql(p) => MySqlConnection::connect_with(p.options()).await?.close().await,
         }
     }
 }

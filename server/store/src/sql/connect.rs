@@ -1,13 +1,13 @@
 //! Making a SQL store from its settings: one function per database, each building sqlx's
-//! options and a lazy pool (nothing connects before `check`).
+//! options and a lazy connection set (`conns.rs`: nothing connects before `check`).
 use super::backend::Backend;
+use super::conns::Conns;
 use super::dialect::Dialect;
 use super::names::Names;
 use super::SqlStore;
 use crate::config::SqlConfig;
 use crate::error::StoreError;
 use sqlx::mysql::MySqlConnectOptions;
-use sqlx::pool::PoolOptions;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use std::str::FromStr;
@@ -21,12 +21,13 @@ fn config_error(store: &str, key: &str, detail: impl Into<String>) -> StoreError
     }
 }
 
-/// The pool settings. Making the (lazy) pool needs a Tokio runtime, so settings are checked
-/// before: a bad setting is an error even outside one.
-fn pool<DB: sqlx::Database>(c: &SqlConfig) -> PoolOptions<DB> {
-    PoolOptions::new()
-        .max_connections(c.max_connections.max(1))
-        .acquire_timeout(Duration::from_millis(c.connect_timeout_ms))
+/// The connection set: `max_connections` of them, `connect_timeout_ms` to get one.
+fn conns<C: sqlx::Connection>(c: &SqlConfig, options: C::Options) -> Conns<C> {
+    Conns::new(
+        options,
+        c.max_connections,
+        Duration::from_millis(c.connect_timeout_ms),
+    )
 }
 
 impl SqlStore {
@@ -56,7 +57,7 @@ impl SqlStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_millis(c.connect_timeout_ms.max(1_000)));
-        let backend = Backend::Sqlite(pool(c).connect_lazy_with(options.clone()), options);
+        let backend = Backend::Sqlite(conns(c, options));
         SqlStore::new(
             Dialect::Sqlite,
             path.display().to_string(),
@@ -90,7 +91,7 @@ impl SqlStore {
             o.get_port(),
             o.get_database().unwrap_or_default()
         );
-        let backend = Backend::Postgres(pool(c).connect_lazy_with(o.clone()), o);
+        let backend = Backend::Postgres(conns(c, o));
         SqlStore::new(Dialect::Postgres, addr, None, backend, c)
     }
 
@@ -113,7 +114,7 @@ impl SqlStore {
             o.get_port(),
             o.get_database().unwrap_or_default()
         );
-        let backend = Backend::MySql(pool(c).connect_lazy_with(o.clone()), o);
+        let backend = Backend::MySql(conns(c, o));
         SqlStore::new(Dialect::MySql, addr, None, backend, c)
     }
 }

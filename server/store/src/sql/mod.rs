@@ -10,6 +10,7 @@
 //! seed 000) plus `shoal_version` and `shoal_owner`; primary key (app, id).
 mod backend;
 mod connect;
+mod conns;
 mod dialect;
 mod names;
 mod schema;
