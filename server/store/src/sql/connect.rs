@@ -56,6 +56,10 @@ impl SqlStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
+            // 512 KiB of page cache per connection instead of SQLite's 2 MiB: with the
+            // default 8 connections that was up to 16 MiB of a node's memory, for pages the
+            // OS caches anyway (a node holding 10,000 sessions should stay within 40 MiB).
+            .pragma("cache_size", "-512")
             .busy_timeout(Duration::from_millis(c.connect_timeout_ms.max(1_000)));
         let backend = Backend::Sqlite(conns(c, options));
         SqlStore::new(
