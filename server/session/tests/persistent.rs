@@ -341,6 +341,9 @@ fn more_sessions_than_max_active() {
             assert!(st.in_memory <= 64, "seed {seed:#x} node {i}: {st:?}");
             swapped += st.swapped_out;
         }
-        assert!(swapped > 0, "seed {seed:#x}: 150 sessions on 2 nodes of 64 swapped none out");
+        assert!(
+            swapped > 0,
+            "seed {seed:#x}: 150 sessions on 2 nodes of 64 swapped none out"
+        );
     }
 }

@@ -99,7 +99,9 @@ impl Backend {
     pub(crate) async fn execute(&self, sql: &str, args: Vec<Arg>) -> Result<u64, sqlx::Error> {
         Ok(match self {
             Backend::Sqlite(p) => on_conn!(p, |c| bind_all!(sql, args).execute(c))?.rows_affected(),
-            Backend::Postgres(p) => on_conn!(p, |c| bind_all!(sql, args).execute(c))?.rows_affected(),
+            Backend::Postgres(p) => {
+                on_conn!(p, |c| bind_all!(sql, args).execute(c))?.rows_affected()
+            }
             Backend::MySql(p) => on_conn!(p, |c| bind_all!(sql, args).execute(c))?.rows_affected(),
         })
     }
@@ -131,9 +133,19 @@ impl Backend {
     /// credentials, unknown database) where a pool would only time out.
     pub(crate) async fn probe(&self) -> Result<(), sqlx::Error> {
         match self {
-            Backend::Sqlite(p) => SqliteConnection::connect_with(p.options()).await?.close().await,
+            Backend::Sqlite(p) => {
+                SqliteConnection::connect_with(p.options())
+                    .await?
+                    .close()
+                    .await
+            }
             Backend::Postgres(p) => PgConnection::connect_with(p.options()).await?.close().await,
-            Backend::MySql(p) => MySqlConnection::connect_with(p.options()).await?.close().await,
+            Backend::MySql(p) => {
+                MySqlConnection::connect_with(p.options())
+                    .await?
+                    .close()
+                    .await
+            }
         }
     }
 }

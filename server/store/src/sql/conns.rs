@@ -152,7 +152,10 @@ mod tests {
         )
     }
 
-    async fn select(lease: &mut Lease<'_, SqliteConnection>, sql: &str) -> Result<i64, sqlx::Error> {
+    async fn select(
+        lease: &mut Lease<'_, SqliteConnection>,
+        sql: &str,
+    ) -> Result<i64, sqlx::Error> {
         let c = lease.conn().ok_or(sqlx::Error::PoolClosed)?;
         sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.to_owned()))
             .fetch_one(c)
@@ -168,7 +171,11 @@ mod tests {
         l.done(&r);
         assert_eq!(c.idle_count(), 1);
         let mut l = c.lease().await.expect("lease");
-        assert_eq!(c.idle_count(), 0, "the idle connection was taken, not a new one made");
+        assert_eq!(
+            c.idle_count(),
+            0,
+            "the idle connection was taken, not a new one made"
+        );
         let r = select(&mut l, "select * from no_such_table").await;
         assert!(matches!(r, Err(sqlx::Error::Database(_))), "{r:?}");
         l.done(&r);
@@ -187,7 +194,11 @@ mod tests {
         assert_eq!(c.idle_count(), 1, "the abandoned connection is not reused");
         let l = c.lease().await.expect("lease");
         l.done::<()>(&Err(sqlx::Error::Io(std::io::Error::other("cut"))));
-        assert_eq!(c.idle_count(), 0, "an I/O error drops every idle connection");
+        assert_eq!(
+            c.idle_count(),
+            0,
+            "an I/O error drops every idle connection"
+        );
     }
 
     #[tokio::test]
