@@ -59,6 +59,11 @@ pub struct ManagerStats {
 pub struct WriteBehindStats {
     /// The store, as it describes itself.
     pub store: String,
+    /// The store's kind (`sqlite`, `redis`, …).
+    pub kind: String,
+    /// While the last store operation failed and none has succeeded since: its error (the
+    /// store counts as down; health reports the context degraded).
+    pub degraded: Option<String>,
     /// Sessions waiting to be written (queued or being written).
     pub queued: u64,
     /// Their attribute bytes.

@@ -147,6 +147,9 @@ struct State {
     /// The entry being written: its id and first enqueue time.
     inflight: Option<(SessionId, Instant)>,
     last_error: Option<String>,
+    /// The last store operation failed and none has succeeded since: the store counts as
+    /// down (health and the admin API show it degraded).
+    failing: bool,
 }
 
 impl State {
@@ -406,6 +409,12 @@ impl WriteBehind {
         let st = self.inner.lock();
         WriteBehindStats {
             store: self.inner.store.describe(),
+            kind: self.inner.store.name().to_owned(),
+            degraded: st.failing.then(|| {
+                st.last_error
+                    .clone()
+                    .unwrap_or_else(|| "the last store operation failed".into())
+            }),
             queued: st.len() as u64,
             queued_bytes: st.bytes as u64,
             lag_ms: st
@@ -448,10 +457,15 @@ async fn writer(inner: Arc<Inner>) {
     while let Err(e) = inner.store.check().await {
         inner.n.errors.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(app = %inner.app, "write-behind store check failed: {e}");
-        inner.lock().last_error = Some(e.to_string());
+        {
+            let mut st = inner.lock();
+            st.last_error = Some(e.to_string());
+            st.failing = true;
+        }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(max);
     }
+    inner.lock().failing = false;
     inner.checked.send_replace(true);
     backoff = Duration::from_millis(50);
     loop {
@@ -464,7 +478,9 @@ async fn writer(inner: Arc<Inner>) {
         match write(&inner, &mut known, &id, &p.op).await {
             Ok(()) => {
                 backoff = Duration::from_millis(50);
-                inner.lock().inflight = None;
+                let mut st = inner.lock();
+                st.inflight = None;
+                st.failing = false;
             }
             Err(e) => {
                 inner.n.errors.fetch_add(1, Ordering::Relaxed);
@@ -474,6 +490,7 @@ async fn writer(inner: Arc<Inner>) {
                 {
                     let mut st = inner.lock();
                     st.last_error = Some(e);
+                    st.failing = true;
                     st.inflight = None;
                     st.put(id, p.op, p.seq, p.since);
                 }
