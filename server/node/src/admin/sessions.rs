@@ -108,20 +108,24 @@ impl NodeBackend {
     pub(super) fn context_view(&self, ctx: &ContextConfig) -> Context {
         let cfg = &ctx.session;
         let backup = cfg.manager == shoal_session::ManagerKind::Backup;
+        // A persistent context's sessions in memory here (its manager stands by empty).
         let active = self
             .node
             .http
             .registry()
             .service(&ctx.path)
-            .map(|s| s.with_manager(|m| m.session_ids().len() as u64))
+            .map(|s| match s.persistent() {
+                Some(p) => p.status().stats.in_memory,
+                None => s.with_manager(|m| m.session_ids().len() as u64),
+            })
             .unwrap_or(0);
         Context {
             name: api_name(&ctx.path),
             path: ctx.path.clone(),
-            manager: if backup {
-                ManagerKind::Backup
-            } else {
-                ManagerKind::Delta
+            manager: match cfg.manager {
+                shoal_session::ManagerKind::Delta => ManagerKind::Delta,
+                shoal_session::ManagerKind::Backup => ManagerKind::Backup,
+                shoal_session::ManagerKind::Persistent => ManagerKind::Persistent,
             },
             replication: match cfg.replication {
                 shoal_session::ReplicationMode::Sync => ReplicationMode::Sync,

@@ -233,6 +233,7 @@ struct Inner {
     /// The store check passed (the writer writes only after it).
     checked: tokio::sync::watch::Sender<bool>,
     n: Counters,
+    latency: crate::stats::LatencyCounter,
 }
 
 impl Inner {
@@ -279,6 +280,7 @@ impl WriteBehind {
             progress: Notify::new(),
             checked: tokio::sync::watch::Sender::new(false),
             n: Counters::default(),
+            latency: Default::default(),
         });
         let task = tokio::spawn(writer(inner.clone()));
         Arc::new(WriteBehind {
@@ -404,6 +406,11 @@ impl WriteBehind {
         self.inner.n.adopted.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The store the changes are written to.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
     pub fn stats(&self) -> WriteBehindStats {
         let n = &self.inner.n;
         let st = self.inner.lock();
@@ -432,6 +439,7 @@ impl WriteBehind {
             loads: n.loads.load(Ordering::Relaxed),
             adopted: n.adopted.load(Ordering::Relaxed),
             checked: *self.inner.checked.borrow(),
+            latency: self.inner.latency.snapshot(),
         }
     }
 
@@ -475,7 +483,10 @@ async fn writer(inner: Arc<Inner>) {
             inner.work.notified().await;
             continue;
         };
-        match write(&inner, &mut known, &id, &p.op).await {
+        let started = std::time::Instant::now();
+        let written = write(&inner, &mut known, &id, &p.op).await;
+        inner.latency.record(started.elapsed());
+        match written {
             Ok(()) => {
                 backoff = Duration::from_millis(50);
                 let mut st = inner.lock();
