@@ -252,7 +252,10 @@ async fn stats_and_reset() {
         .await
         .problem(404);
     let app_store = &get(&app, "/api/v1/contexts/app/stats").await.json()["store"];
-    assert!(app_store.is_null(), "no store, no `store` field: {app_store}");
+    assert!(
+        app_store.is_null(),
+        "no store, no `store` field: {app_store}"
+    );
     let cart = get(&app, "/api/v1/contexts/cart/stats").await.json();
     assert_eq!(cart["store"]["role"], "persistent", "{cart}");
     assert_eq!(cart["store"]["name"], "sqlite", "{cart}");

@@ -29,19 +29,34 @@ pub async fn test_all(backend: &dyn AdminBackend, context: &str) {
 pub async fn a_persistent_context_reports_its_store(b: &dyn AdminBackend, context: &str) {
     let ctx = b.context(context).await.expect("the persistent context");
     assert_eq!(ctx.manager, ManagerKind::Persistent, "{ctx:?}");
-    assert_eq!(ctx.backups, 0, "a persistent context has no backups: {ctx:?}");
-    assert!(ctx.active_sessions > 0, "the suite needs a session in memory: {ctx:?}");
+    assert_eq!(
+        ctx.backups, 0,
+        "a persistent context has no backups: {ctx:?}"
+    );
+    assert!(
+        ctx.active_sessions > 0,
+        "the suite needs a session in memory: {ctx:?}"
+    );
     let stats = b.manager_stats(context).await.expect("stats");
     let store = stats
         .store
         .as_ref()
         .unwrap_or_else(|| panic!("a persistent context shows its store: {stats:?}"));
     assert_eq!(store.role, StoreRole::Persistent, "{store:?}");
-    assert!(!store.name.is_empty() && !store.describe.is_empty(), "{store:?}");
+    assert!(
+        !store.name.is_empty() && !store.describe.is_empty(),
+        "{store:?}"
+    );
     assert_eq!(store.degraded, None, "the store is up: {store:?}");
-    assert_eq!(store.in_memory, Some(ctx.active_sessions), "{store:?} vs {ctx:?}");
+    assert_eq!(
+        store.in_memory,
+        Some(ctx.active_sessions),
+        "{store:?} vs {ctx:?}"
+    );
     assert_eq!(stats.sessions_active, ctx.active_sessions, "{stats:?}");
-    let stored = store.stored.unwrap_or_else(|| panic!("the store answered its count: {store:?}"));
+    let stored = store
+        .stored
+        .unwrap_or_else(|| panic!("the store answered its count: {store:?}"));
     assert!(
         stored >= ctx.active_sessions,
         "every session in memory is in the store (write-through): {store:?}"

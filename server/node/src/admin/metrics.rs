@@ -381,7 +381,10 @@ mod tests {
         let (cart, app) = ("cart".to_owned(), "app".to_owned());
         let stores = [
             (&cart, store(StoreRole::Persistent, None)),
-            (&app, store(StoreRole::WriteBehind, Some("connection refused"))),
+            (
+                &app,
+                store(StoreRole::WriteBehind, Some("connection refused")),
+            ),
         ];
         let mut out = String::new();
         render_store_families(&mut out, &stores);
@@ -402,7 +405,10 @@ mod tests {
             r#"shoal_store_latency_avg_us{context="cart",store="sqlite",role="persistent"} 800"#,
             r#"shoal_store_latency_max_us{context="cart",store="sqlite",role="persistent"} 15000"#,
         ] {
-            assert!(out.lines().any(|l| l == line), "missing `{line}` in:\n{out}");
+            assert!(
+                out.lines().any(|l| l == line),
+                "missing `{line}` in:\n{out}"
+            );
         }
         let samples = out.lines().filter(|l| !l.starts_with('#')).count();
         assert_eq!(samples, 13 * 2, "13 families × 2 contexts:\n{out}");

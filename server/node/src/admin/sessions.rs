@@ -327,6 +327,20 @@ impl NodeBackend {
             let Some(svc) = self.node.http.registry().service(&ctx.path) else {
                 continue;
             };
+            // A persistent context: this node knows only the sessions it holds in memory
+            // (the store holds them all); they count as its primaries.
+            if let Some(p) = svc.persistent() {
+                let held = p.status().stats.in_memory;
+                for (id, name) in &nodes {
+                    out.push(NodeSessionCount {
+                        node: name.clone(),
+                        context: api_name(&ctx.path),
+                        primary: if *id == local.id { held } else { 0 },
+                        backup: 0,
+                    });
+                }
+                continue;
+            }
             let delta = ctx.session.manager == shoal_session::ManagerKind::Delta;
             let placed: Vec<Placed> = svc.with_manager(|m| {
                 m.session_ids()

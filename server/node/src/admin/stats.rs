@@ -141,7 +141,10 @@ impl NodeBackend {
 
     /// [`Self::stats_of`] plus the number of the context's sessions in its store (absent
     /// when the store does not answer within [`STORED_COUNT_WAIT`]).
-    pub(super) async fn stats_with_store(&self, context: &str) -> Result<ManagerStats, BackendError> {
+    pub(super) async fn stats_with_store(
+        &self,
+        context: &str,
+    ) -> Result<ManagerStats, BackendError> {
         let mut stats = self.stats_of(context)?;
         let (ctx, svc) = self.service(context)?;
         let store = match (svc.persistent(), svc.write_behind()) {

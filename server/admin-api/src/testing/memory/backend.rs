@@ -54,8 +54,14 @@ impl AdminBackend for MemoryBackend {
                     name: format!("store:{}", c.context.path),
                     ok: st.degraded.is_none(),
                     detail: match &st.degraded {
-                        None => format!("{} reachable, {} changes queued", st.describe, st.queue_depth),
-                        Some(w) => format!("{} down: {w}; {} changes queued", st.describe, st.queue_depth),
+                        None => format!(
+                            "{} reachable, {} changes queued",
+                            st.describe, st.queue_depth
+                        ),
+                        Some(w) => format!(
+                            "{} down: {w}; {} changes queued",
+                            st.describe, st.queue_depth
+                        ),
                     },
                 });
             }
