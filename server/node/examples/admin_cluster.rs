@@ -11,7 +11,8 @@
 //! at the end; three of its sessions are made on node1); an
 //! interceptor stack of five layers; the example plugins `url-filter` (attached to `app`)
 //! and `checksum` (channel interceptor) loaded on every node; N sessions (default 40);
-//! and light background traffic so the traffic charts move. Stops on Ctrl-C or stdin EOF.
+//! and light background traffic so the traffic charts move. Stops on Ctrl-C, SIGTERM or
+//! stdin EOF.
 use anyhow::{anyhow, Context, Result};
 use shoal_admin::AdminConfig;
 use shoal_cluster::InterceptorStack;
@@ -224,8 +225,12 @@ async fn main() -> Result<()> {
     tokio::spawn(traffic(urls));
     let mut stdin = tokio::io::stdin();
     let mut buf = [0u8; 64];
+    // SIGTERM too (ui-test.sh stops the example with `kill`): the nodes stop and the
+    // temporary directory goes.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
         _ = async { while stdin.read(&mut buf).await.map(|n| n > 0).unwrap_or(false) {} } => {}
     }
     for n in nodes {

@@ -23,7 +23,8 @@ pub async fn test_all(backend: &dyn AdminBackend, context: &str) {
 }
 
 /// A persistent context (`context`, with at least one session in memory here): its kind is
-/// `persistent` with no backups; its stats show the store (up, its kind and place, the
+/// `persistent` with no backups; its session list shows the sessions in memory (no backups),
+/// each readable; its stats show the store (up, its kind and place, the
 /// sessions in memory as the context counts them, and at least as many in the store), and a
 /// stats reset keeps them; health has a passing `store:<path>` check.
 pub async fn a_persistent_context_reports_its_store(b: &dyn AdminBackend, context: &str) {
@@ -61,6 +62,24 @@ pub async fn a_persistent_context_reports_its_store(b: &dyn AdminBackend, contex
         stored >= ctx.active_sessions,
         "every session in memory is in the store (write-through): {store:?}"
     );
+    let page = b
+        .sessions(context, query(None, Some(500)))
+        .await
+        .expect("sessions of the persistent context");
+    assert_eq!(
+        page.total, ctx.active_sessions,
+        "the list shows the sessions held in memory: {page:?}"
+    );
+    assert!(
+        page.items.iter().all(|s| s.backups.is_empty()),
+        "no member is a backup of a persistent session: {page:?}"
+    );
+    let first = &page.items[0];
+    let detail = b
+        .session(context, &first.id)
+        .await
+        .expect("a listed session");
+    assert_eq!(detail.session.id, first.id);
     b.reset_stats(context).await.expect("reset");
     let after = b.manager_stats(context).await.expect("stats after a reset");
     assert!(

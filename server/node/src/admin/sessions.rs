@@ -171,6 +171,10 @@ impl NodeBackend {
     ) -> SessionSummary {
         let primary = match &placed {
             Some((p, _)) => self.member_name(p),
+            // A persistent context lists the sessions this node holds in memory.
+            None if ctx.session.manager == shoal_session::ManagerKind::Persistent => {
+                self.local_name()
+            }
             None => self.member_name(&s.stamp.node),
         };
         let backups = match ctx.session.manager {
@@ -216,12 +220,20 @@ impl NodeBackend {
     ) -> Result<SessionPage, BackendError> {
         let (ctx, svc) = self.service(context)?;
         let now = now_ms();
-        let held: Vec<(Session, Option<Placed>)> = svc.with_manager(|m| {
-            m.session_ids()
-                .iter()
-                .filter_map(|id| Some((m.session(id)?.clone(), m.placement(id))))
-                .collect()
-        });
+        // A persistent context: the sessions in memory here (the others are in the store only).
+        let held: Vec<(Session, Option<Placed>)> = match svc.persistent() {
+            Some(p) => p
+                .sessions_in_memory()
+                .into_iter()
+                .map(|s| (s, None))
+                .collect(),
+            None => svc.with_manager(|m| {
+                m.session_ids()
+                    .iter()
+                    .filter_map(|id| Some((m.session(id)?.clone(), m.placement(id))))
+                    .collect()
+            }),
+        };
         let summaries = held
             .iter()
             .filter(|(s, _)| rules::id_matches(q, s.id.as_str()))
@@ -245,11 +257,13 @@ impl NodeBackend {
     ) -> Result<SessionDetail, BackendError> {
         let (ctx, svc) = self.service(context)?;
         let sid = Self::parse_id(id)?;
-        // `find` may fetch the value from its primary (BackupManager proxy).
-        let s = svc
-            .find(&sid)
-            .await
-            .ok_or_else(|| BackendError::not_found("session", id))?;
+        // `find` may fetch the value from its primary (BackupManager proxy); a persistent
+        // context shows this node's memory copy.
+        let s = match svc.persistent() {
+            Some(p) => p.in_memory(&sid),
+            None => svc.find(&sid).await,
+        }
+        .ok_or_else(|| BackendError::not_found("session", id))?;
         let attributes = s
             .attributes
             .iter()

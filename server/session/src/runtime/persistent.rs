@@ -272,6 +272,16 @@ impl PersistentService {
         &self.route
     }
 
+    /// The sessions this node holds in memory (copies; the store holds them all).
+    pub fn sessions_in_memory(&self) -> Vec<Session> {
+        self.lock().core.sessions_in_memory().cloned().collect()
+    }
+
+    /// This node's memory copy of `id`, if it holds one.
+    pub fn in_memory(&self, id: &SessionId) -> Option<Session> {
+        self.lock().core.in_memory(id).cloned()
+    }
+
     pub fn status(&self) -> StoreStatus {
         let inner = self.lock();
         let now = super::service::now_ms();
