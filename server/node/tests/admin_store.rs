@@ -4,7 +4,7 @@
 //! plain file, then put back).
 mod common;
 
-use common::{admin_url, get, http_url, start_node_with, READ};
+use common::{admin_url, call, get, http_url, start_node_with, ADMIN, READ};
 use reqwest::{Client, StatusCode};
 use serde_json::Value;
 use shoal_admin::testing::suite;
@@ -92,6 +92,25 @@ async fn a_persistent_context_shows_its_store() {
         cart_primary, 3,
         "the sessions held in memory here: {counts}"
     );
+    // An operator expires one: gone from memory and from the store.
+    let (_, page) = get(
+        &c,
+        &admin_url(&node, "/api/v1/contexts/cart/sessions"),
+        READ,
+    )
+    .await;
+    let victim = page["items"][0]["id"]
+        .as_str()
+        .expect("a listed session")
+        .to_owned();
+    let uri = admin_url(&node, &format!("/api/v1/contexts/cart/sessions/{victim}"));
+    let (status, body) = call(&c, reqwest::Method::DELETE, &uri, ADMIN).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (status, _) = get(&c, &uri, READ).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "expired");
+    let (_, stats) = get(&c, &admin_url(&node, "/api/v1/contexts/cart/stats"), READ).await;
+    assert_eq!(stats["store"]["in_memory"], 2, "{stats}");
+    assert_eq!(stats["store"]["stored"], 2, "the row is removed: {stats}");
     let metrics = c
         .get(admin_url(&node, "/metrics"))
         .bearer_auth(READ)

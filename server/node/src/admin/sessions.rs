@@ -285,6 +285,9 @@ impl NodeBackend {
         id: &str,
     ) -> Result<(), BackendError> {
         let sid = Self::parse_id(id)?;
+        if let Some(p) = svc.persistent() {
+            return Self::expire_persistent(p, id).await;
+        }
         if svc.find(&sid).await.is_none() {
             return Err(BackendError::not_found("session", id));
         }
@@ -302,14 +305,65 @@ impl NodeBackend {
         })
     }
 
+    /// A persistent context: the session is invalidated as a request would (the row is
+    /// removed under compare-and-set, so a newer version written elsewhere survives).
+    async fn expire_persistent(
+        p: &Arc<shoal_session::PersistentService>,
+        id: &str,
+    ) -> Result<(), BackendError> {
+        use shoal_session::persistent::Step;
+        let req = p.next_req();
+        let unavailable = |e: &dyn std::fmt::Display| {
+            BackendError::Unavailable(format!(
+                "session {id} was not expired: {e}; try again when the store answers"
+            ))
+        };
+        let session = match p.begin(req, Some(id)).await {
+            Step::Serve(s) => s,
+            Step::Missing => {
+                p.abort(req);
+                return Err(BackendError::not_found("session", id));
+            }
+            Step::Fail(e) => {
+                p.abort(req);
+                return Err(unavailable(&e));
+            }
+            Step::Done { .. } => {
+                p.abort(req);
+                return Err(BackendError::Internal(format!(
+                    "session {id}: the persistent manager ended a request it had not begun"
+                )));
+            }
+        };
+        let end = RequestEnd {
+            id: Some(session.id),
+            ops: Vec::new(),
+            invalidate: true,
+            accessed: true,
+            replicate: true,
+        };
+        match p.end(req, end).await {
+            Step::Fail(e) => Err(unavailable(&e)),
+            _ => Ok(()),
+        }
+    }
+
     pub(super) async fn expire_all_of(&self, context: &str) -> Result<u64, BackendError> {
         let (_, svc) = self.service(context)?;
-        let ids: Vec<String> = svc.with_manager(|m| {
-            m.session_ids()
+        let ids: Vec<String> = match svc.persistent() {
+            // A persistent context: the sessions in memory here.
+            Some(p) => p
+                .sessions_in_memory()
                 .iter()
-                .map(|i| i.as_str().to_owned())
-                .collect()
-        });
+                .map(|s| s.id.as_str().to_owned())
+                .collect(),
+            None => svc.with_manager(|m| {
+                m.session_ids()
+                    .iter()
+                    .map(|i| i.as_str().to_owned())
+                    .collect()
+            }),
+        };
         let mut n = 0;
         for id in ids {
             match self.expire_one(&svc, &id).await {
