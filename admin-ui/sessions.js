@@ -1,8 +1,30 @@
 // Sessions page: pick a context, search (id prefix, node, idle), page, inspect, expire.
 
-import { act, api, fmtAgo, fmtBytes, h, table } from './core.js';
+import { act, api, badge, fmtAgo, fmtBytes, h, table } from './core.js';
 
 const PAGE = 25;
+
+const fmtUs = (us) => us >= 10000 ? `${Math.round(us / 1000)} ms` : `${us} µs`;
+
+// The context's session store as its stats show it: state (and why it is down), queue, lag,
+// latency, conflicts, and for a persistent context the sessions in memory vs in the store.
+function storeView(context, st) {
+  if (!st) return h('div', { class: 'muted' }, `${context.path}: no session store (sessions live in the members' memory).`);
+  const role = st.role === 'persistent' ? 'persistent manager' : 'write-behind';
+  const kv = [
+    'store', h('span', { class: 'mono' }, `${st.name} — ${st.describe}`),
+    'role', role,
+    'state', h('span', {}, badge(st.degraded ? 'degraded' : 'ok'), st.degraded ? ` ${st.degraded}` : ''),
+    'queue', `${st.queue_depth} sessions${st.queue_bytes ? ` (${fmtBytes(st.queue_bytes)})` : ''}, lag ${st.queue_lag_ms} ms${st.queue_full ? `, full ${st.queue_full}×` : ''}`,
+    'latency', `avg ${fmtUs(st.latency_avg_us)}, max ${fmtUs(st.latency_max_us)} (${st.ops_timed} ops)`,
+    'conflicts', String(st.conflicts), 'errors', String(st.errors),
+    'saves / loads', `${st.saves} / ${st.loads}`,
+  ];
+  if (st.in_memory !== null && st.in_memory !== undefined) kv.push('in memory here', String(st.in_memory));
+  kv.push('in the store', st.stored === null || st.stored === undefined ? '— (no answer)' : String(st.stored));
+  if (st.last_error && !st.degraded) kv.push('last error', st.last_error);
+  return h('div', { class: 'kv' }, kv.map((v) => h('span', {}, v)));
+}
 
 function attributeView(a) {
   const views = [];
@@ -23,6 +45,13 @@ export async function render(main) {
   const list = h('div', { id: 'session-list' });
   const detail = h('div', { id: 'session-detail', class: 'muted' }, 'Select a session.');
   const countsBox = h('div', { id: 'counts' });
+  const storeBox = h('div', { id: 'store-status' });
+  const showStore = async () => {
+    const name = state.context;
+    const stats = await api('GET', `/api/v1/contexts/${encodeURIComponent(name)}/stats`);
+    if (name !== state.context) return;
+    storeBox.replaceChildren(storeView(contexts.find((c) => c.name === name), stats.store));
+  };
 
   const load = async () => {
     const q = new URLSearchParams({ limit: PAGE, offset: state.offset });
@@ -62,7 +91,7 @@ export async function render(main) {
       table(['Attribute', 'Size', 'Value'], s.attributes.map(attributeView)));
   };
 
-  ctxSelect.addEventListener('change', () => { state.context = ctxSelect.value; state.offset = 0; load(); });
+  ctxSelect.addEventListener('change', () => { state.context = ctxSelect.value; state.offset = 0; load(); showStore(); });
   const search = h('form', { class: 'row', onsubmit: (e) => { e.preventDefault(); state.offset = 0; load(); } },
     ctxSelect, prefix, node, idle, h('button', { type: 'submit', class: 'primary' }, 'Search'),
     h('button', { type: 'button', class: 'danger', id: 'expire-all', onclick: async () => {
@@ -70,9 +99,14 @@ export async function render(main) {
       await act('sessions expired', async () => { const r = await api('DELETE', `/api/v1/contexts/${encodeURIComponent(state.context)}/sessions`); return r; });
       load();
     } }, 'Expire all'));
-  countsBox.replaceChildren(table(['Node', 'Context', 'Primary', 'Backup'], counts.map((c) => h('tr', {}, h('td', {}, c.node), h('td', {}, c.context), h('td', {}, c.primary), h('td', {}, c.backup)))));
+  // A persistent context has no backups: its "primaries" are the sessions a node holds in
+  // memory (the store holds them all).
+  const persistent = new Set(contexts.filter((c) => c.manager === 'persistent').map((c) => c.name));
+  countsBox.replaceChildren(table(['Node', 'Context', 'Primary', 'Backup'], counts.map((c) => h('tr', {}, h('td', {}, c.node), h('td', {}, c.context),
+    h('td', {}, persistent.has(c.context) ? `${c.primary} in memory` : c.primary), h('td', {}, persistent.has(c.context) ? '— (in the store)' : c.backup)))));
   main.append(h('h2', {}, 'Sessions'), search,
+    h('h3', {}, 'Session store'), h('section', { class: 'panel' }, storeBox),
     h('div', { class: 'grid' }, h('section', { class: 'panel' }, list), h('section', { class: 'panel' }, detail)),
     h('h3', {}, 'Sessions per node'), h('section', { class: 'panel' }, countsBox));
-  await load();
+  await Promise.all([load(), showStore()]);
 }

@@ -71,6 +71,17 @@ await test('sessions', async () => {
   await page.fill('#prefix', id.slice(0, 1));
   await page.click('form.row button[type=submit]');
   await page.waitForFunction((p) => [...document.querySelectorAll('#session-list tbody tr')].every((tr) => tr.dataset.id.startsWith(p)), id.slice(0, 1));
+  // The persistent context shows its store: kind, role, state, and sessions in memory vs stored.
+  const cart = await api('GET', '/api/v1/contexts/cart/stats');
+  assert(cart.store && cart.store.role === 'persistent', `cart has a persistent store: ${JSON.stringify(cart)}`);
+  await page.selectOption('#ctx', 'cart');
+  await page.waitForSelector('#store-status:has-text("persistent manager")');
+  const text = await page.textContent('#store-status');
+  assert(text.includes(cart.store.describe), `the store's place is shown: ${text}`);
+  assert(text.includes('in memory here') && text.includes('in the store'), `memory vs store: ${text}`);
+  assert((await page.locator('#store-status .badge.ok').count()) === 1, `the store is ok: ${text}`);
+  assert((await page.textContent('#ctx')).includes('persistent'), 'the context list names the persistent manager');
+  await page.screenshot({ path: `${shots}/sessions-store.png`, fullPage: true });
 });
 
 await test('traffic', async () => {

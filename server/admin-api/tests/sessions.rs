@@ -45,7 +45,9 @@ async fn members_local_health_and_readiness() {
 async fn contexts_and_pipeline_reorder() {
     let (app, _) = app();
     let contexts = get(&app, "/api/v1/contexts").await.json();
-    assert_eq!(contexts.as_array().map(Vec::len), Some(2));
+    assert_eq!(contexts.as_array().map(Vec::len), Some(3));
+    let cart = get(&app, "/api/v1/contexts/cart").await.json();
+    assert_eq!(cart["manager"], "persistent");
     let app_ctx = get(&app, "/api/v1/contexts/app").await.json();
     assert_eq!(
         (app_ctx["manager"].as_str(), app_ctx["replication"].as_str()),
@@ -249,4 +251,13 @@ async fn stats_and_reset() {
     admin(&app, Method::POST, "/api/v1/contexts/nope/stats/reset")
         .await
         .problem(404);
+    let app_store = &get(&app, "/api/v1/contexts/app/stats").await.json()["store"];
+    assert!(
+        app_store.is_null(),
+        "no store, no `store` field: {app_store}"
+    );
+    let cart = get(&app, "/api/v1/contexts/cart/stats").await.json();
+    assert_eq!(cart["store"]["role"], "persistent", "{cart}");
+    assert_eq!(cart["store"]["name"], "sqlite", "{cart}");
+    assert!(cart["store"]["degraded"].is_null(), "{cart}");
 }

@@ -68,8 +68,11 @@ pub enum CtlCommand {
     Undeploy { name: String },
     /// Deployed artifacts and their state per node.
     Deployments,
-    /// Contexts with manager, replication mode and pipeline.
+    /// Contexts with manager, replication mode, pipeline and session store status.
     Contexts,
+    /// A context's manager and valve counters and its session store (state, queue, lag,
+    /// latency, conflicts).
+    Stats { context: String },
     /// Drain a node for a rolling deploy, as SIGTERM does (no new sessions, balancers told,
     /// sessions handed over, process exits), and follow it until the node is gone.
     Drain {
@@ -206,7 +209,21 @@ pub async fn run(ctl: Ctl) -> anyhow::Result<()> {
         }
         CtlCommand::Contexts => {
             let list: Vec<Context> = client.get("/api/v1/contexts", &[]).await?;
-            print::output(json, &list, print::contexts)
+            if json {
+                return print::output(json, &list, |_| String::new());
+            }
+            // One stats call per context for its store line.
+            let mut stores = Vec::with_capacity(list.len());
+            for c in &list {
+                let stats = manager_stats(&client, &c.name).await?;
+                stores.push(stats.store);
+            }
+            println!("{}", print::contexts(&list, &stores));
+            Ok(())
+        }
+        CtlCommand::Stats { context } => {
+            let stats = manager_stats(&client, &context).await?;
+            print::output(json, &stats, print::stats)
         }
         CtlCommand::Events { count } => {
             client
@@ -234,6 +251,11 @@ pub async fn run(ctl: Ctl) -> anyhow::Result<()> {
             })
         }
     }
+}
+
+async fn manager_stats(client: &Client, context: &str) -> anyhow::Result<ManagerStats> {
+    let path = format!("/api/v1/contexts/{}/stats", client::segment(context));
+    client.get(&path, &[]).await
 }
 
 fn read(file: &PathBuf) -> anyhow::Result<Vec<u8>> {

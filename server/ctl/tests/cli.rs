@@ -28,6 +28,9 @@ async fn reads_and_changes_through_the_api() {
         &["sessions", "list", "app", "--limit", "5"],
         &["plugins", "list"],
         &["deployments"],
+        &["contexts"],
+        &["stats", "cart"],
+        &["--json", "stats", "cart"],
     ] {
         ctl(&url, READ, args)
             .await

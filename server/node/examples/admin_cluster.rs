@@ -6,10 +6,13 @@
 //! ```
 //!
 //! Prints `admin: http://127.0.0.1:PORT` (node1's admin API and UI at `/ui/`), then one
-//! line per other node. Contexts `/app` (DeltaManager) and `/shop` (BackupManager); an
+//! line per other node. Contexts `/app` (DeltaManager), `/shop` (BackupManager) and `/cart`
+//! (PersistentManager on one SQLite file the nodes share, in a temporary directory removed
+//! at the end; three of its sessions are made on node1); an
 //! interceptor stack of five layers; the example plugins `url-filter` (attached to `app`)
 //! and `checksum` (channel interceptor) loaded on every node; N sessions (default 40);
-//! and light background traffic so the traffic charts move. Stops on Ctrl-C or stdin EOF.
+//! and light background traffic so the traffic charts move. Stops on Ctrl-C, SIGTERM or
+//! stdin EOF.
 use anyhow::{anyhow, Context, Result};
 use shoal_admin::AdminConfig;
 use shoal_cluster::InterceptorStack;
@@ -85,7 +88,22 @@ fn plugin(name: &str, example: &str, contexts: &[&str]) -> PluginEntry {
     }
 }
 
-async fn node(name: &str, port: u16, members: &[String], token: &str) -> Result<RunningNode> {
+/// `/cart`: a persistent context on the SQLite file `db` (every node uses the same one).
+fn cart(db: &std::path::Path) -> Result<ContextConfig> {
+    let toml = format!(
+        "path = \"/cart\"\n[session]\nmanager = \"persistent\"\n[session.store]\nkind = \"sqlite\"\npath = {}\n",
+        toml::Value::String(db.display().to_string())
+    );
+    toml::from_str(&toml).context("the /cart context")
+}
+
+async fn node(
+    name: &str,
+    port: u16,
+    members: &[String],
+    token: &str,
+    db: &std::path::Path,
+) -> Result<RunningNode> {
     let mut c = ClusterConfig {
         name: name.into(),
         ..ClusterConfig::default()
@@ -100,6 +118,7 @@ async fn node(name: &str, port: u16, members: &[String], token: &str) -> Result<
     };
     shop.session.manager = shoal_session::ManagerKind::Backup;
     http.contexts.push(shop);
+    http.contexts.push(cart(db)?);
     let parts = NodeParts {
         settings: c.settings(Some(SECRET.into()))?,
         stack: stack()?,
@@ -144,6 +163,9 @@ async fn traffic(urls: Vec<String>) {
 #[tokio::main]
 async fn main() -> Result<()> {
     let a = args()?;
+    let dir = std::env::temp_dir().join(format!("shoal-admin-cluster-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    let db = dir.join("sessions.db");
     // Port 0 everywhere; each node lists the receivers of those started before it.
     let mut nodes: Vec<RunningNode> = Vec::new();
     for i in 1..=3 {
@@ -151,7 +173,7 @@ async fn main() -> Result<()> {
             .iter()
             .map(|n| n.channel.local().addr.to_string())
             .collect();
-        nodes.push(node(&format!("node{i}"), 0, &members, &a.admin_token).await?);
+        nodes.push(node(&format!("node{i}"), 0, &members, &a.admin_token, &db).await?);
     }
     for n in &nodes {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -184,6 +206,13 @@ async fn main() -> Result<()> {
             .await?
             .error_for_status()?;
     }
+    for _ in 0..3 {
+        client
+            .get(format!("{}/cart/counter", urls[0]))
+            .send()
+            .await?
+            .error_for_status()?;
+    }
     for (i, n) in nodes.iter().enumerate() {
         let admin = n.admin_addr.ok_or_else(|| anyhow!("no admin listener"))?;
         let label = if i == 0 {
@@ -196,12 +225,17 @@ async fn main() -> Result<()> {
     tokio::spawn(traffic(urls));
     let mut stdin = tokio::io::stdin();
     let mut buf = [0u8; 64];
+    // SIGTERM too (ui-test.sh stops the example with `kill`): the nodes stop and the
+    // temporary directory goes.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
         _ = async { while stdin.read(&mut buf).await.map(|n| n > 0).unwrap_or(false) {} } => {}
     }
     for n in nodes {
         n.shutdown().await;
     }
+    std::fs::remove_dir_all(&dir).with_context(|| format!("remove {}", dir.display()))?;
     Ok(())
 }

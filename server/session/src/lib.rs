@@ -207,4 +207,4 @@ pub use runtime::registry::SessionRegistry;
 pub use runtime::service::{now_ms, SessionService};
 pub use runtime::write_behind::WriteBehind;
 pub use session::{DeltaOp, Millis, Session, SessionLimits, Stamp};
-pub use stats::{ManagerStats, WriteBehindStats};
+pub use stats::{ManagerStats, StoreLatency, WriteBehindStats};

@@ -2,6 +2,8 @@
 use crate::message::MessageKind;
 use crate::persistent::StoreStatus;
 use serde::Serialize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct ManagerStats {
@@ -59,6 +61,11 @@ pub struct ManagerStats {
 pub struct WriteBehindStats {
     /// The store, as it describes itself.
     pub store: String,
+    /// The store's kind (`sqlite`, `redis`, …).
+    pub kind: String,
+    /// While the last store operation failed and none has succeeded since: its error (the
+    /// store counts as down; health reports the context degraded).
+    pub degraded: Option<String>,
     /// Sessions waiting to be written (queued or being written).
     pub queued: u64,
     /// Their attribute bytes.
@@ -83,6 +90,49 @@ pub struct WriteBehindStats {
     pub adopted: u64,
     /// The store check passed (the writer writes only after it).
     pub checked: bool,
+    /// How long the store took for the writes (each coalesced change, with its retries of a
+    /// lost compare-and-set).
+    pub latency: StoreLatency,
+}
+
+/// Durations of store operations as this node timed them (successful or not).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct StoreLatency {
+    pub ops: u64,
+    pub total_us: u64,
+    pub max_us: u64,
+}
+
+impl StoreLatency {
+    /// Mean duration of an operation (µs), 0 before the first.
+    pub fn avg_us(&self) -> u64 {
+        self.total_us.checked_div(self.ops).unwrap_or(0)
+    }
+}
+
+/// Times store operations from many tasks without a lock.
+#[derive(Debug, Default)]
+pub(crate) struct LatencyCounter {
+    ops: AtomicU64,
+    total_us: AtomicU64,
+    max_us: AtomicU64,
+}
+
+impl LatencyCounter {
+    pub(crate) fn record(&self, took: Duration) {
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.ops.fetch_add(1, Ordering::Relaxed);
+        self.total_us.fetch_add(us, Ordering::Relaxed);
+        self.max_us.fetch_max(us, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> StoreLatency {
+        StoreLatency {
+            ops: self.ops.load(Ordering::Relaxed),
+            total_us: self.total_us.load(Ordering::Relaxed),
+            max_us: self.max_us.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// Per-type message counters kept by a manager.
@@ -102,5 +152,22 @@ impl MessageCounters {
             .iter()
             .map(|k| (k.name(), self.received[k.index()]))
             .collect();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_keeps_count_mean_and_max() {
+        let c = LatencyCounter::default();
+        assert_eq!(c.snapshot().avg_us(), 0, "no operation yet");
+        for ms in [2, 10, 3] {
+            c.record(Duration::from_millis(ms));
+        }
+        let s = c.snapshot();
+        assert_eq!((s.ops, s.total_us, s.max_us), (3, 15_000, 10_000));
+        assert_eq!(s.avg_us(), 5_000);
     }
 }

@@ -308,6 +308,7 @@ async fn store_outage_queues_and_drains_without_loss() {
     let wb = a.write_behind().expect("write-behind").clone();
     assert!(ra.check_stores(Duration::from_secs(5)).await.is_ok());
     assert!(wb.stats().checked);
+    assert_eq!(wb.stats().degraded, None, "a checked store is not degraded");
     flaky.down.store(true, Ordering::SeqCst);
     let mut ids = Vec::new();
     for i in 0..30 {
@@ -319,8 +320,18 @@ async fn store_outage_queues_and_drains_without_loss() {
     assert_eq!(s.queued, 30, "one entry per session: {s:?}");
     assert!(until(Duration::from_secs(5), || wb.stats().errors > 0).await);
     assert!(wb.stats().last_error.is_some());
+    assert!(
+        wb.stats().degraded.is_some(),
+        "a failing store counts as degraded: {:?}",
+        wb.stats()
+    );
     flaky.down.store(false, Ordering::SeqCst);
     assert!(wb.flush(Duration::from_secs(10)).await, "{:?}", wb.stats());
+    assert_eq!(
+        wb.stats().degraded,
+        None,
+        "a successful write ends the degraded state"
+    );
     assert!(all_stored(&store, &ids, 1000, Duration::from_secs(1)).await);
     assert_eq!(wb.stats().lag_ms, 0);
 }

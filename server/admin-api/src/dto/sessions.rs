@@ -13,6 +13,9 @@ pub enum ManagerKind {
     Delta,
     /// Primary + N backups (BackupManager).
     Backup,
+    /// Sessions in memory while in use and in a store behind it (PersistentManager, or the
+    /// PersistentValve with `mode = "per-request"`).
+    Persistent,
 }
 
 /// When a request's response goes out relative to replication.
@@ -207,27 +210,58 @@ pub struct ManagerStats {
     /// Since when the counters run (last reset), unix milliseconds.
     pub since_ms: u64,
     pub valves: Vec<ValveStats>,
-    /// Persistent contexts (`manager = "persistent"`): the state of the session store.
+    /// The session store of a persistent context (`manager = "persistent"`) or behind a
+    /// replicated one (`store = …` on a delta or backup context, written behind the requests).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store: Option<StoreStats>,
 }
 
-/// The session store behind a persistent context, as this node sees it.
+/// How a context uses its session store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum StoreRole {
+    /// `manager = "persistent"`: the store holds every session, memory only those in use.
+    Persistent,
+    /// A replicated context with a store: changes are saved behind the requests.
+    WriteBehind,
+}
+
+/// The session store of a context, as this node sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct StoreStats {
+    pub role: StoreRole,
     /// The store's kind: `file`, `sqlite`, `postgres`, `mysql`, `redis`.
     pub name: String,
     /// Where it is (address or path, table or key prefix; never a password).
     pub describe: String,
     /// Why the store counts as down (absent while it answers), or why its check at start failed.
     pub degraded: Option<String>,
-    /// Sessions with changes not yet in the store, and the age of the oldest (ms).
+    /// The last store error seen, also after the store recovered (absent if none).
+    pub last_error: Option<String>,
+    /// Sessions with changes not yet in the store, their bytes (write-behind; 0 for a
+    /// persistent context), and the age of the oldest change (ms): the lag.
     pub queue_depth: u64,
+    pub queue_bytes: u64,
     pub queue_lag_ms: u64,
-    /// Lost compare-and-sets: requests answered with a retryable conflict.
+    /// Persistent: changes refused because the write queue was full. Write-behind: requests
+    /// that waited for room in the queue (nothing is dropped).
+    pub queue_full: u64,
+    /// Lost compare-and-sets. Persistent: requests answered with a retryable conflict;
+    /// write-behind: resolved by the managers' rank.
     pub conflicts: u64,
+    /// Sessions loaded from the store (write-behind: on a miss, at a cold start).
     pub loads: u64,
+    /// Rows saved (compare-and-set) and removed.
     pub saves: u64,
-    /// Store operations that failed or timed out.
+    pub removes: u64,
+    /// Store operations that failed or timed out (each is retried or answered as unavailable).
     pub errors: u64,
+    /// Store operations timed by this node, their mean and slowest duration (µs).
+    pub ops_timed: u64,
+    pub latency_avg_us: u64,
+    pub latency_max_us: u64,
+    /// Persistent: sessions held in memory on this node (the others are in the store only).
+    pub in_memory: Option<u64>,
+    /// Sessions of this context in the store (absent when the store did not answer in time).
+    pub stored: Option<u64>,
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::{
     backend::{AdminBackend, BackendError},
-    dto::{EventKind, SessionQuery, SessionSummary},
+    dto::{EventKind, ManagerKind, SessionQuery, SessionSummary, StoreRole},
     rules::{DEFAULT_PAGE, MAX_ARTIFACT_NAME},
 };
 
@@ -20,6 +20,79 @@ pub async fn test_all(backend: &dyn AdminBackend, context: &str) {
     sessions_are_filtered_sorted_and_paged(backend, context).await;
     events_are_numbered_kept_and_broadcast(backend, context).await;
     drain_starts_once(backend).await;
+}
+
+/// A persistent context (`context`, with at least one session in memory here): its kind is
+/// `persistent` with no backups; its session list shows the sessions in memory (no backups),
+/// each readable; its stats show the store (up, its kind and place, the
+/// sessions in memory as the context counts them, and at least as many in the store), and a
+/// stats reset keeps them; health has a passing `store:<path>` check.
+pub async fn a_persistent_context_reports_its_store(b: &dyn AdminBackend, context: &str) {
+    let ctx = b.context(context).await.expect("the persistent context");
+    assert_eq!(ctx.manager, ManagerKind::Persistent, "{ctx:?}");
+    assert_eq!(
+        ctx.backups, 0,
+        "a persistent context has no backups: {ctx:?}"
+    );
+    assert!(
+        ctx.active_sessions > 0,
+        "the suite needs a session in memory: {ctx:?}"
+    );
+    let stats = b.manager_stats(context).await.expect("stats");
+    let store = stats
+        .store
+        .as_ref()
+        .unwrap_or_else(|| panic!("a persistent context shows its store: {stats:?}"));
+    assert_eq!(store.role, StoreRole::Persistent, "{store:?}");
+    assert!(
+        !store.name.is_empty() && !store.describe.is_empty(),
+        "{store:?}"
+    );
+    assert_eq!(store.degraded, None, "the store is up: {store:?}");
+    assert_eq!(
+        store.in_memory,
+        Some(ctx.active_sessions),
+        "{store:?} vs {ctx:?}"
+    );
+    assert_eq!(stats.sessions_active, ctx.active_sessions, "{stats:?}");
+    let stored = store
+        .stored
+        .unwrap_or_else(|| panic!("the store answered its count: {store:?}"));
+    assert!(
+        stored >= ctx.active_sessions,
+        "every session in memory is in the store (write-through): {store:?}"
+    );
+    let page = b
+        .sessions(context, query(None, Some(500)))
+        .await
+        .expect("sessions of the persistent context");
+    assert_eq!(
+        page.total, ctx.active_sessions,
+        "the list shows the sessions held in memory: {page:?}"
+    );
+    assert!(
+        page.items.iter().all(|s| s.backups.is_empty()),
+        "no member is a backup of a persistent session: {page:?}"
+    );
+    let first = &page.items[0];
+    let detail = b
+        .session(context, &first.id)
+        .await
+        .expect("a listed session");
+    assert_eq!(detail.session.id, first.id);
+    b.reset_stats(context).await.expect("reset");
+    let after = b.manager_stats(context).await.expect("stats after a reset");
+    assert!(
+        after.store.as_ref().is_some_and(|s| s.saves >= store.saves),
+        "a stats reset keeps the store's counters: {after:?}"
+    );
+    let health = b.health().await.expect("health");
+    let check = health
+        .checks
+        .iter()
+        .find(|c| c.name == format!("store:{}", ctx.path))
+        .unwrap_or_else(|| panic!("health has a store:{} check: {health:?}", ctx.path));
+    assert!(check.ok, "{check:?}");
 }
 
 fn not_found<T: std::fmt::Debug>(what: &str, r: Result<T, BackendError>) {

@@ -126,7 +126,8 @@ impl AdminBackend for NodeBackend {
     }
 
     fn manager_stats(&self, context: &str) -> BackendResult<'_, ManagerStats> {
-        ready(self.stats_of(context))
+        let context = context.to_owned();
+        Box::pin(async move { self.stats_with_store(&context).await })
     }
 
     fn reset_stats(&self, context: &str) -> BackendResult<'_, ()> {

@@ -276,6 +276,25 @@ impl NodeBackend {
                     },
                 });
             }
+            // A replicated context with a store keeps serving while its store is down; the
+            // changes wait in the write-behind queue, so the lag grows.
+            if let Some(wb) = svc.write_behind() {
+                let st = wb.stats();
+                checks.push(Check {
+                    name: format!("store:{}", svc.context()),
+                    ok: st.degraded.is_none(),
+                    detail: match &st.degraded {
+                        None => format!(
+                            "{} reachable (write-behind), {} changes queued, lag {} ms",
+                            st.store, st.queued, st.lag_ms
+                        ),
+                        Some(w) => format!(
+                            "{} down (write-behind): {w}; {} changes queued, lag {} ms",
+                            st.store, st.queued, st.lag_ms
+                        ),
+                    },
+                });
+            }
         }
         rules::health(self.node.drain.is_draining(), checks)
     }

@@ -1,7 +1,7 @@
 //! `/metrics`: Prometheus text exposition format 0.0.4. Counters are the raw totals since
 //! start (a stats reset in the API does not move them: Prometheus counters never go back).
 use super::NodeBackend;
-use shoal_admin::dto::MemberState;
+use shoal_admin::dto::{MemberState, StoreRole, StoreStats};
 use shoal_plugin_host::MetricKind;
 use std::fmt::Write as _;
 
@@ -32,6 +32,105 @@ impl<'a> Family<'a> {
             let _ = writeln!(self.out, "{name} {value}");
         } else {
             let _ = writeln!(self.out, "{name}{{{}}} {value}", labels.join(","));
+        }
+    }
+}
+
+/// The `shoal_store_*` families, one sample per context with a store.
+fn render_store_families(out: &mut String, stores: &[(&String, StoreStats)]) {
+    type Get = fn(&StoreStats) -> u64;
+    let families: [(&str, &str, &str, Get); 13] = [
+        (
+            "shoal_store_degraded",
+            "gauge",
+            "1 while the session store counts as down.",
+            |s| u64::from(s.degraded.is_some()),
+        ),
+        (
+            "shoal_store_queue_depth",
+            "gauge",
+            "Sessions with changes not yet in the store.",
+            |s| s.queue_depth,
+        ),
+        (
+            "shoal_store_queue_bytes",
+            "gauge",
+            "Attribute bytes of the changes not yet in the store (write-behind).",
+            |s| s.queue_bytes,
+        ),
+        (
+            "shoal_store_queue_lag_ms",
+            "gauge",
+            "Age of the oldest change not yet in the store (ms).",
+            |s| s.queue_lag_ms,
+        ),
+        (
+            "shoal_store_queue_full_total",
+            "counter",
+            "Changes refused (persistent) or requests that waited (write-behind) because the write queue was full.",
+            |s| s.queue_full,
+        ),
+        (
+            "shoal_store_errors_total",
+            "counter",
+            "Store operations that failed or timed out.",
+            |s| s.errors,
+        ),
+        (
+            "shoal_store_conflicts_total",
+            "counter",
+            "Lost compare-and-sets (detected conflicts).",
+            |s| s.conflicts,
+        ),
+        (
+            "shoal_store_loads_total",
+            "counter",
+            "Sessions loaded from the store.",
+            |s| s.loads,
+        ),
+        (
+            "shoal_store_saves_total",
+            "counter",
+            "Compare-and-set saves written to the store.",
+            |s| s.saves,
+        ),
+        (
+            "shoal_store_removes_total",
+            "counter",
+            "Rows removed from the store (compare-and-set).",
+            |s| s.removes,
+        ),
+        (
+            "shoal_store_operations_total",
+            "counter",
+            "Store operations timed by this node.",
+            |s| s.ops_timed,
+        ),
+        (
+            "shoal_store_latency_avg_us",
+            "gauge",
+            "Mean duration of a store operation since start (µs).",
+            |s| s.latency_avg_us,
+        ),
+        (
+            "shoal_store_latency_max_us",
+            "gauge",
+            "Slowest store operation since start (µs).",
+            |s| s.latency_max_us,
+        ),
+    ];
+    for (name, kind, help, get) in families {
+        let mut f = Family::new(out, name, kind, help);
+        for (ctx, st) in stores {
+            let role = match st.role {
+                StoreRole::Persistent => "persistent",
+                StoreRole::WriteBehind => "write-behind",
+            };
+            f.sample(
+                name,
+                &[("context", ctx), ("store", &st.name), ("role", role)],
+                get(st),
+            );
         }
     }
 }
@@ -184,66 +283,13 @@ impl NodeBackend {
                 f.sample(name, &[("context", ctx)], get(s));
             }
         }
-        // Persistent contexts: their store's state, labelled by context and store kind.
-        type StoreGet = fn(&shoal_session::persistent::StoreStatus) -> u64;
-        let store_families: [(&str, &str, &str, StoreGet); 8] = [
-            (
-                "shoal_store_degraded",
-                "gauge",
-                "1 while the session store counts as down.",
-                |s| u64::from(s.degraded.is_some() || s.check_error.is_some()),
-            ),
-            (
-                "shoal_store_queue_depth",
-                "gauge",
-                "Sessions with changes not yet in the store.",
-                |s| s.stats.queue_depth,
-            ),
-            (
-                "shoal_store_queue_lag_ms",
-                "gauge",
-                "Age of the oldest change not yet in the store (ms).",
-                |s| s.stats.queue_lag_ms,
-            ),
-            (
-                "shoal_store_queue_full_total",
-                "counter",
-                "Changes refused because the write queue was full.",
-                |s| s.stats.queue_full,
-            ),
-            (
-                "shoal_store_errors_total",
-                "counter",
-                "Store operations answered unavailable (errors and timeouts).",
-                |s| s.stats.unavailable,
-            ),
-            (
-                "shoal_store_conflicts_total",
-                "counter",
-                "Lost compare-and-sets (detected conflicts).",
-                |s| s.stats.conflicts,
-            ),
-            (
-                "shoal_store_loads_total",
-                "counter",
-                "Sessions loaded from the store.",
-                |s| s.stats.loads,
-            ),
-            (
-                "shoal_store_saves_total",
-                "counter",
-                "Compare-and-set saves issued to the store.",
-                |s| s.stats.saves,
-            ),
-        ];
-        for (name, kind, help, get) in store_families {
-            let mut f = Family::new(out, name, kind, help);
-            for (ctx, s) in &all {
-                if let Some(st) = &s.store {
-                    f.sample(name, &[("context", ctx), ("store", &st.name)], get(st));
-                }
-            }
-        }
+        // Contexts with a store (persistent, or write-behind behind a replicated manager):
+        // the store's state, labelled by context, store kind and role.
+        let stores: Vec<(&String, StoreStats)> = all
+            .iter()
+            .filter_map(|(ctx, s)| Some((ctx, super::stats::store_stats(s)?)))
+            .collect();
+        render_store_families(out, &stores);
         for (name, help, sent) in [
             (
                 "shoal_manager_messages_sent_total",
@@ -299,5 +345,79 @@ impl NodeBackend {
                 f.sample(family, &[("plugin", plugin), ("name", metric)], s.value);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(role: StoreRole, degraded: Option<&str>) -> StoreStats {
+        StoreStats {
+            role,
+            name: "sqlite".into(),
+            describe: "sqlite data/sessions.db".into(),
+            degraded: degraded.map(str::to_owned),
+            last_error: degraded.map(str::to_owned),
+            queue_depth: 4,
+            queue_bytes: 512,
+            queue_lag_ms: 1250,
+            queue_full: 2,
+            conflicts: 3,
+            loads: 5,
+            saves: 7,
+            removes: 1,
+            errors: 9,
+            ops_timed: 20,
+            latency_avg_us: 800,
+            latency_max_us: 15_000,
+            in_memory: None,
+            stored: None,
+        }
+    }
+
+    #[test]
+    fn store_families_have_one_sample_per_context_labelled_by_role() {
+        let (cart, app) = ("cart".to_owned(), "app".to_owned());
+        let stores = [
+            (&cart, store(StoreRole::Persistent, None)),
+            (
+                &app,
+                store(StoreRole::WriteBehind, Some("connection refused")),
+            ),
+        ];
+        let mut out = String::new();
+        render_store_families(&mut out, &stores);
+        for line in [
+            "# TYPE shoal_store_degraded gauge",
+            r#"shoal_store_degraded{context="cart",store="sqlite",role="persistent"} 0"#,
+            r#"shoal_store_degraded{context="app",store="sqlite",role="write-behind"} 1"#,
+            r#"shoal_store_queue_depth{context="app",store="sqlite",role="write-behind"} 4"#,
+            r#"shoal_store_queue_bytes{context="app",store="sqlite",role="write-behind"} 512"#,
+            r#"shoal_store_queue_lag_ms{context="app",store="sqlite",role="write-behind"} 1250"#,
+            "# TYPE shoal_store_queue_full_total counter",
+            r#"shoal_store_queue_full_total{context="app",store="sqlite",role="write-behind"} 2"#,
+            r#"shoal_store_errors_total{context="cart",store="sqlite",role="persistent"} 9"#,
+            r#"shoal_store_conflicts_total{context="cart",store="sqlite",role="persistent"} 3"#,
+            r#"shoal_store_saves_total{context="app",store="sqlite",role="write-behind"} 7"#,
+            r#"shoal_store_removes_total{context="app",store="sqlite",role="write-behind"} 1"#,
+            r#"shoal_store_operations_total{context="cart",store="sqlite",role="persistent"} 20"#,
+            r#"shoal_store_latency_avg_us{context="cart",store="sqlite",role="persistent"} 800"#,
+            r#"shoal_store_latency_max_us{context="cart",store="sqlite",role="persistent"} 15000"#,
+        ] {
+            assert!(
+                out.lines().any(|l| l == line),
+                "missing `{line}` in:\n{out}"
+            );
+        }
+        let samples = out.lines().filter(|l| !l.starts_with('#')).count();
+        assert_eq!(samples, 13 * 2, "13 families × 2 contexts:\n{out}");
+    }
+
+    #[test]
+    fn no_store_no_store_samples() {
+        let mut out = String::new();
+        render_store_families(&mut out, &[]);
+        assert!(out.lines().all(|l| l.starts_with('#')), "{out}");
     }
 }

@@ -108,20 +108,24 @@ impl NodeBackend {
     pub(super) fn context_view(&self, ctx: &ContextConfig) -> Context {
         let cfg = &ctx.session;
         let backup = cfg.manager == shoal_session::ManagerKind::Backup;
+        // A persistent context's sessions in memory here (its manager stands by empty).
         let active = self
             .node
             .http
             .registry()
             .service(&ctx.path)
-            .map(|s| s.with_manager(|m| m.session_ids().len() as u64))
+            .map(|s| match s.persistent() {
+                Some(p) => p.status().stats.in_memory,
+                None => s.with_manager(|m| m.session_ids().len() as u64),
+            })
             .unwrap_or(0);
         Context {
             name: api_name(&ctx.path),
             path: ctx.path.clone(),
-            manager: if backup {
-                ManagerKind::Backup
-            } else {
-                ManagerKind::Delta
+            manager: match cfg.manager {
+                shoal_session::ManagerKind::Delta => ManagerKind::Delta,
+                shoal_session::ManagerKind::Backup => ManagerKind::Backup,
+                shoal_session::ManagerKind::Persistent => ManagerKind::Persistent,
             },
             replication: match cfg.replication {
                 shoal_session::ReplicationMode::Sync => ReplicationMode::Sync,
@@ -167,6 +171,10 @@ impl NodeBackend {
     ) -> SessionSummary {
         let primary = match &placed {
             Some((p, _)) => self.member_name(p),
+            // A persistent context lists the sessions this node holds in memory.
+            None if ctx.session.manager == shoal_session::ManagerKind::Persistent => {
+                self.local_name()
+            }
             None => self.member_name(&s.stamp.node),
         };
         let backups = match ctx.session.manager {
@@ -212,12 +220,20 @@ impl NodeBackend {
     ) -> Result<SessionPage, BackendError> {
         let (ctx, svc) = self.service(context)?;
         let now = now_ms();
-        let held: Vec<(Session, Option<Placed>)> = svc.with_manager(|m| {
-            m.session_ids()
-                .iter()
-                .filter_map(|id| Some((m.session(id)?.clone(), m.placement(id))))
-                .collect()
-        });
+        // A persistent context: the sessions in memory here (the others are in the store only).
+        let held: Vec<(Session, Option<Placed>)> = match svc.persistent() {
+            Some(p) => p
+                .sessions_in_memory()
+                .into_iter()
+                .map(|s| (s, None))
+                .collect(),
+            None => svc.with_manager(|m| {
+                m.session_ids()
+                    .iter()
+                    .filter_map(|id| Some((m.session(id)?.clone(), m.placement(id))))
+                    .collect()
+            }),
+        };
         let summaries = held
             .iter()
             .filter(|(s, _)| rules::id_matches(q, s.id.as_str()))
@@ -241,11 +257,13 @@ impl NodeBackend {
     ) -> Result<SessionDetail, BackendError> {
         let (ctx, svc) = self.service(context)?;
         let sid = Self::parse_id(id)?;
-        // `find` may fetch the value from its primary (BackupManager proxy).
-        let s = svc
-            .find(&sid)
-            .await
-            .ok_or_else(|| BackendError::not_found("session", id))?;
+        // `find` may fetch the value from its primary (BackupManager proxy); a persistent
+        // context shows this node's memory copy.
+        let s = match svc.persistent() {
+            Some(p) => p.in_memory(&sid),
+            None => svc.find(&sid).await,
+        }
+        .ok_or_else(|| BackendError::not_found("session", id))?;
         let attributes = s
             .attributes
             .iter()
@@ -267,6 +285,9 @@ impl NodeBackend {
         id: &str,
     ) -> Result<(), BackendError> {
         let sid = Self::parse_id(id)?;
+        if let Some(p) = svc.persistent() {
+            return Self::expire_persistent(p, id).await;
+        }
         if svc.find(&sid).await.is_none() {
             return Err(BackendError::not_found("session", id));
         }
@@ -284,14 +305,65 @@ impl NodeBackend {
         })
     }
 
+    /// A persistent context: the session is invalidated as a request would (the row is
+    /// removed under compare-and-set, so a newer version written elsewhere survives).
+    async fn expire_persistent(
+        p: &Arc<shoal_session::PersistentService>,
+        id: &str,
+    ) -> Result<(), BackendError> {
+        use shoal_session::persistent::Step;
+        let req = p.next_req();
+        let unavailable = |e: &dyn std::fmt::Display| {
+            BackendError::Unavailable(format!(
+                "session {id} was not expired: {e}; try again when the store answers"
+            ))
+        };
+        let session = match p.begin(req, Some(id)).await {
+            Step::Serve(s) => s,
+            Step::Missing => {
+                p.abort(req);
+                return Err(BackendError::not_found("session", id));
+            }
+            Step::Fail(e) => {
+                p.abort(req);
+                return Err(unavailable(&e));
+            }
+            Step::Done { .. } => {
+                p.abort(req);
+                return Err(BackendError::Internal(format!(
+                    "session {id}: the persistent manager ended a request it had not begun"
+                )));
+            }
+        };
+        let end = RequestEnd {
+            id: Some(session.id),
+            ops: Vec::new(),
+            invalidate: true,
+            accessed: true,
+            replicate: true,
+        };
+        match p.end(req, end).await {
+            Step::Fail(e) => Err(unavailable(&e)),
+            _ => Ok(()),
+        }
+    }
+
     pub(super) async fn expire_all_of(&self, context: &str) -> Result<u64, BackendError> {
         let (_, svc) = self.service(context)?;
-        let ids: Vec<String> = svc.with_manager(|m| {
-            m.session_ids()
+        let ids: Vec<String> = match svc.persistent() {
+            // A persistent context: the sessions in memory here.
+            Some(p) => p
+                .sessions_in_memory()
                 .iter()
-                .map(|i| i.as_str().to_owned())
-                .collect()
-        });
+                .map(|s| s.id.as_str().to_owned())
+                .collect(),
+            None => svc.with_manager(|m| {
+                m.session_ids()
+                    .iter()
+                    .map(|i| i.as_str().to_owned())
+                    .collect()
+            }),
+        };
         let mut n = 0;
         for id in ids {
             match self.expire_one(&svc, &id).await {
@@ -323,6 +395,20 @@ impl NodeBackend {
             let Some(svc) = self.node.http.registry().service(&ctx.path) else {
                 continue;
             };
+            // A persistent context: this node knows only the sessions it holds in memory
+            // (the store holds them all); they count as its primaries.
+            if let Some(p) = svc.persistent() {
+                let held = p.status().stats.in_memory;
+                for (id, name) in &nodes {
+                    out.push(NodeSessionCount {
+                        node: name.clone(),
+                        context: api_name(&ctx.path),
+                        primary: if *id == local.id { held } else { 0 },
+                        backup: 0,
+                    });
+                }
+                continue;
+            }
             let delta = ctx.session.manager == shoal_session::ManagerKind::Delta;
             let placed: Vec<Placed> = svc.with_manager(|m| {
                 m.session_ids()

@@ -3,10 +3,13 @@
 //! managers (which replicate and must not lose state) are never touched by a reset.
 use super::sessions::Baseline;
 use super::NodeBackend;
-use shoal_admin::dto::{now_ms, ManagerStats, StoreStats, ValveStats};
+use shoal_admin::dto::{now_ms, ManagerStats, StoreRole, StoreStats, ValveStats};
 use shoal_admin::BackendError;
 use shoal_plugin_host::PluginWorld as HostWorld;
 use std::collections::BTreeMap;
+
+/// How long the stats call waits for the store's session count.
+const STORED_COUNT_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn per_kind(now: &[(&'static str, u64)], base: &[(&'static str, u64)]) -> BTreeMap<String, u64> {
     now.iter()
@@ -15,6 +18,59 @@ fn per_kind(now: &[(&'static str, u64)], base: &[(&'static str, u64)]) -> BTreeM
             ((*k).to_owned(), v.saturating_sub(b))
         })
         .collect()
+}
+
+/// The store of a context as the API shows it: a persistent context's, or the write-behind
+/// queue's of a replicated context with a store. Counters since start (a stats reset does
+/// not move them: they describe the store, not the manager). `stored` is filled by the caller.
+pub(super) fn store_stats(now: &shoal_session::ManagerStats) -> Option<StoreStats> {
+    if let Some(st) = &now.store {
+        let p = &st.stats;
+        let degraded = st.check_error.clone().or_else(|| st.degraded.clone());
+        return Some(StoreStats {
+            role: StoreRole::Persistent,
+            name: st.name.clone(),
+            describe: st.describe.clone(),
+            last_error: degraded.clone(),
+            degraded,
+            queue_depth: p.queue_depth,
+            queue_bytes: 0,
+            queue_lag_ms: p.queue_lag_ms,
+            queue_full: p.queue_full,
+            conflicts: p.conflicts,
+            loads: p.loads,
+            saves: p.saves,
+            removes: p.removes,
+            errors: p.unavailable,
+            ops_timed: st.latency.ops,
+            latency_avg_us: st.latency.avg_us(),
+            latency_max_us: st.latency.max_us,
+            in_memory: Some(p.in_memory),
+            stored: None,
+        });
+    }
+    let wb = now.write_behind.as_ref()?;
+    Some(StoreStats {
+        role: StoreRole::WriteBehind,
+        name: wb.kind.clone(),
+        describe: wb.store.clone(),
+        degraded: wb.degraded.clone(),
+        last_error: wb.last_error.clone(),
+        queue_depth: wb.queued,
+        queue_bytes: wb.queued_bytes,
+        queue_lag_ms: wb.lag_ms,
+        queue_full: wb.full_waits,
+        conflicts: wb.conflicts,
+        loads: wb.loads,
+        saves: wb.writes,
+        removes: wb.removes,
+        errors: wb.errors,
+        ops_timed: wb.latency.ops,
+        latency_avg_us: wb.latency.avg_us(),
+        latency_max_us: wb.latency.max_us,
+        in_memory: None,
+        stored: None,
+    })
 }
 
 impl NodeBackend {
@@ -79,18 +135,30 @@ impl NodeBackend {
             replication_time_max_us: 0,
             since_ms: base.since_ms,
             valves,
-            store: now.store.as_ref().map(|st| StoreStats {
-                name: st.name.clone(),
-                describe: st.describe.clone(),
-                degraded: st.check_error.clone().or_else(|| st.degraded.clone()),
-                queue_depth: st.stats.queue_depth,
-                queue_lag_ms: st.stats.queue_lag_ms,
-                conflicts: st.stats.conflicts,
-                loads: st.stats.loads,
-                saves: st.stats.saves,
-                errors: st.stats.unavailable,
-            }),
+            store: store_stats(&now),
         })
+    }
+
+    /// [`Self::stats_of`] plus the number of the context's sessions in its store (absent
+    /// when the store does not answer within [`STORED_COUNT_WAIT`]).
+    pub(super) async fn stats_with_store(
+        &self,
+        context: &str,
+    ) -> Result<ManagerStats, BackendError> {
+        let mut stats = self.stats_of(context)?;
+        let (ctx, svc) = self.service(context)?;
+        let store = match (svc.persistent(), svc.write_behind()) {
+            (Some(p), _) => Some(p.store().clone()),
+            (None, Some(w)) => Some(w.store().clone()),
+            (None, None) => None,
+        };
+        if let (Some(store), Some(st)) = (store, stats.store.as_mut()) {
+            st.stored = tokio::time::timeout(STORED_COUNT_WAIT, store.count(&ctx.path))
+                .await
+                .ok()
+                .and_then(Result::ok);
+        }
+        Ok(stats)
     }
 
     pub(super) fn reset_stats_of(&self, context: &str) -> Result<(), BackendError> {

@@ -64,10 +64,22 @@ pub fn loopback_settings(
 }
 
 pub async fn start_node(name: &str, port: u16, members: &[String]) -> RunningNode {
+    start_node_with(name, port, members, Vec::new()).await
+}
+
+/// [`start_node`] with `extra` contexts after `/app` and `/shop`.
+pub async fn start_node_with(
+    name: &str,
+    port: u16,
+    members: &[String],
+    extra: Vec<ContextConfig>,
+) -> RunningNode {
+    let mut http = http_config();
+    http.contexts.extend(extra);
     let parts = NodeParts {
         settings: loopback_settings(name, port, members, SECRET),
         stack: throughput_stack(),
-        http: http_config(),
+        http,
         plugins: Vec::new(),
         config_dir: None,
         admin: Some(AdminConfig {

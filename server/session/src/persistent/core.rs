@@ -239,6 +239,11 @@ impl PersistentCore {
         self.mem.get(id).map(|e| &e.session)
     }
 
+    /// Every memory copy, without side effects (admin API).
+    pub fn sessions_in_memory(&self) -> impl Iterator<Item = &Session> {
+        self.mem.values().map(|e| &e.session)
+    }
+
     pub fn stats(&self) -> PersistStats {
         let mut s = self.stats.clone();
         s.queue_depth = self.dirty as u64;

@@ -55,4 +55,6 @@ pub struct StoreStatus {
     /// The store check at start failed (the context serves nothing).
     pub check_error: Option<String>,
     pub stats: PersistStats,
+    /// How long the store took for this node's operations (timeouts count at their deadline).
+    pub latency: crate::stats::StoreLatency,
 }

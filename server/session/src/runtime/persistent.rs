@@ -49,6 +49,7 @@ pub struct PersistentService {
     checked: watch::Sender<Option<Result<(), String>>>,
     /// Woken whenever the core may have become idle (stop waits on it).
     progressed: Notify,
+    latency: crate::stats::LatencyCounter,
 }
 
 impl PersistentService {
@@ -73,6 +74,7 @@ impl PersistentService {
             }),
             next_req: AtomicU64::new(1),
             checked: watch::Sender::new(None),
+            latency: Default::default(),
             progressed: Notify::new(),
         });
         let s = svc.clone();
@@ -163,6 +165,7 @@ impl PersistentService {
     fn execute(self: &Arc<Self>, op: Op) {
         let s = self.clone();
         tokio::spawn(async move {
+            let started = std::time::Instant::now();
             let reply =
                 match tokio::time::timeout(OP_TIMEOUT, run_op(s.store.as_ref(), &op.kind)).await {
                     Ok(r) => r,
@@ -172,6 +175,7 @@ impl PersistentService {
                         OP_TIMEOUT.as_secs()
                     )),
                 };
+            s.latency.record(started.elapsed());
             s.call(|core, now| core.on_reply(op.token, reply, now));
         });
     }
@@ -268,6 +272,16 @@ impl PersistentService {
         &self.route
     }
 
+    /// The sessions this node holds in memory (copies; the store holds them all).
+    pub fn sessions_in_memory(&self) -> Vec<Session> {
+        self.lock().core.sessions_in_memory().cloned().collect()
+    }
+
+    /// This node's memory copy of `id`, if it holds one.
+    pub fn in_memory(&self, id: &SessionId) -> Option<Session> {
+        self.lock().core.in_memory(id).cloned()
+    }
+
     pub fn status(&self) -> StoreStatus {
         let inner = self.lock();
         let now = super::service::now_ms();
@@ -279,6 +293,7 @@ impl PersistentService {
             degraded: inner.core.degraded().map(str::to_owned),
             check_error: self.checked.borrow().as_ref().and_then(|r| r.clone().err()),
             stats,
+            latency: self.latency.snapshot(),
         }
     }
 

@@ -147,6 +147,9 @@ struct State {
     /// The entry being written: its id and first enqueue time.
     inflight: Option<(SessionId, Instant)>,
     last_error: Option<String>,
+    /// The last store operation failed and none has succeeded since: the store counts as
+    /// down (health and the admin API show it degraded).
+    failing: bool,
 }
 
 impl State {
@@ -230,6 +233,7 @@ struct Inner {
     /// The store check passed (the writer writes only after it).
     checked: tokio::sync::watch::Sender<bool>,
     n: Counters,
+    latency: crate::stats::LatencyCounter,
 }
 
 impl Inner {
@@ -276,6 +280,7 @@ impl WriteBehind {
             progress: Notify::new(),
             checked: tokio::sync::watch::Sender::new(false),
             n: Counters::default(),
+            latency: Default::default(),
         });
         let task = tokio::spawn(writer(inner.clone()));
         Arc::new(WriteBehind {
@@ -401,11 +406,22 @@ impl WriteBehind {
         self.inner.n.adopted.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The store the changes are written to.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
     pub fn stats(&self) -> WriteBehindStats {
         let n = &self.inner.n;
         let st = self.inner.lock();
         WriteBehindStats {
             store: self.inner.store.describe(),
+            kind: self.inner.store.name().to_owned(),
+            degraded: st.failing.then(|| {
+                st.last_error
+                    .clone()
+                    .unwrap_or_else(|| "the last store operation failed".into())
+            }),
             queued: st.len() as u64,
             queued_bytes: st.bytes as u64,
             lag_ms: st
@@ -423,6 +439,7 @@ impl WriteBehind {
             loads: n.loads.load(Ordering::Relaxed),
             adopted: n.adopted.load(Ordering::Relaxed),
             checked: *self.inner.checked.borrow(),
+            latency: self.inner.latency.snapshot(),
         }
     }
 
@@ -448,10 +465,15 @@ async fn writer(inner: Arc<Inner>) {
     while let Err(e) = inner.store.check().await {
         inner.n.errors.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(app = %inner.app, "write-behind store check failed: {e}");
-        inner.lock().last_error = Some(e.to_string());
+        {
+            let mut st = inner.lock();
+            st.last_error = Some(e.to_string());
+            st.failing = true;
+        }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(max);
     }
+    inner.lock().failing = false;
     inner.checked.send_replace(true);
     backoff = Duration::from_millis(50);
     loop {
@@ -461,10 +483,15 @@ async fn writer(inner: Arc<Inner>) {
             inner.work.notified().await;
             continue;
         };
-        match write(&inner, &mut known, &id, &p.op).await {
+        let started = std::time::Instant::now();
+        let written = write(&inner, &mut known, &id, &p.op).await;
+        inner.latency.record(started.elapsed());
+        match written {
             Ok(()) => {
                 backoff = Duration::from_millis(50);
-                inner.lock().inflight = None;
+                let mut st = inner.lock();
+                st.inflight = None;
+                st.failing = false;
             }
             Err(e) => {
                 inner.n.errors.fetch_add(1, Ordering::Relaxed);
@@ -474,6 +501,7 @@ async fn writer(inner: Arc<Inner>) {
                 {
                     let mut st = inner.lock();
                     st.last_error = Some(e);
+                    st.failing = true;
                     st.inflight = None;
                     st.put(id, p.op, p.seq, p.since);
                 }

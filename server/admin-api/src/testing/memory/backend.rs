@@ -35,7 +35,7 @@ impl AdminBackend for MemoryBackend {
     fn health(&self) -> BackendResult<'_, Health> {
         let s = self.lock();
         let alive = MemberState::Alive.count_in(&s.members);
-        let checks = vec![
+        let mut checks = vec![
             Check {
                 name: "membership".into(),
                 ok: alive > 1,
@@ -47,6 +47,25 @@ impl AdminBackend for MemoryBackend {
                 detail: "receiver listening on 127.0.0.1:4000".into(),
             },
         ];
+        // As the node: one `store:<path>` check per context with a store.
+        for c in &s.contexts {
+            if let Some(st) = &c.stats.store {
+                checks.push(Check {
+                    name: format!("store:{}", c.context.path),
+                    ok: st.degraded.is_none(),
+                    detail: match &st.degraded {
+                        None => format!(
+                            "{} reachable, {} changes queued",
+                            st.describe, st.queue_depth
+                        ),
+                        Some(w) => format!(
+                            "{} down: {w}; {} changes queued",
+                            st.describe, st.queue_depth
+                        ),
+                    },
+                });
+            }
+        }
         done(Ok(rules::health(s.drain.is_some(), checks)))
     }
 
@@ -190,6 +209,8 @@ impl AdminBackend for MemoryBackend {
         let mut s = self.lock();
         done(Self::context_mut(&mut s, context).map(|c| {
             let active = c.sessions.len() as u64;
+            // The store's counters describe the store, not the manager: a reset keeps them.
+            let store = c.stats.store.take();
             c.stats = ManagerStats {
                 sessions_active: active,
                 max_active: active,
@@ -197,7 +218,7 @@ impl AdminBackend for MemoryBackend {
                 messages_sent: Default::default(),
                 messages_received: Default::default(),
                 valves: Vec::new(),
-                store: None,
+                store,
                 ..data::fresh_stats(context, 0, 0)
             };
             c.stats.sessions_created = 0;

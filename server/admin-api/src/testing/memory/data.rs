@@ -87,11 +87,26 @@ pub(super) fn contexts(now: u64) -> Vec<FakeContext> {
         ],
         active_sessions: 0,
     };
-    [(app, 48), (shop, 23)]
+    let cart = Context {
+        name: "cart".into(),
+        path: "/cart".into(),
+        manager: ManagerKind::Persistent,
+        replication: ReplicationMode::Sync,
+        backups: 0,
+        pipeline: vec![
+            stage("ReplicationValve", StageKind::Valve, None),
+            stage("cart", StageKind::App, None),
+        ],
+        active_sessions: 0,
+    };
+    [(app, 48), (shop, 23), (cart, 7)]
         .into_iter()
         .map(|(context, count)| {
             let sessions = (0..count).map(|i| fake_session(&context, i, now)).collect();
-            let stats = fresh_stats(&context.name, count as u64, now);
+            let mut stats = fresh_stats(&context.name, count as u64, now);
+            if context.manager == ManagerKind::Persistent {
+                stats.store = Some(fake_store(count as u64));
+            }
             FakeContext {
                 context,
                 sessions,
@@ -115,6 +130,8 @@ fn fake_session(context: &Context, i: usize, now: u64) -> (String, FakeSession) 
             .map(|n| (*n).to_owned())
             .collect(),
         ManagerKind::Backup => vec![NODES[(i + 1) % 3].to_owned()],
+        // The store holds the copy every node reads; no member is a backup.
+        ManagerKind::Persistent => Vec::new(),
     };
     let mut attributes = vec![
         ("user".to_owned(), format!("user{i}").into_bytes()),
@@ -153,6 +170,32 @@ fn fake_session(context: &Context, i: usize, now: u64) -> (String, FakeSession) 
             attributes,
         },
     )
+}
+
+/// The SQLite store of the persistent context: up, a little queued, `in_memory` of its
+/// sessions in memory and twice as many in the store.
+pub(super) fn fake_store(in_memory: u64) -> StoreStats {
+    StoreStats {
+        role: StoreRole::Persistent,
+        name: "sqlite".into(),
+        describe: "sqlite data/sessions.db table tomcat_sessions".into(),
+        degraded: None,
+        last_error: None,
+        queue_depth: 0,
+        queue_bytes: 0,
+        queue_lag_ms: 0,
+        queue_full: 0,
+        conflicts: 1,
+        loads: 40,
+        saves: 310,
+        removes: 12,
+        errors: 0,
+        ops_timed: 362,
+        latency_avg_us: 420,
+        latency_max_us: 9_800,
+        in_memory: Some(in_memory),
+        stored: Some(in_memory * 2),
+    }
 }
 
 pub(super) fn fresh_stats(context: &str, active: u64, now: u64) -> ManagerStats {
