@@ -35,6 +35,8 @@ pub struct TestStore {
     pub server: Option<Server>,
     rt: tokio::runtime::Runtime,
     dir: PathBuf,
+    /// The test's own connection to the store, opened on first use.
+    opened: std::sync::OnceLock<std::sync::Arc<dyn shoal_store::Store>>,
 }
 
 impl Drop for TestStore {
@@ -92,6 +94,7 @@ impl TestStore {
             server,
             rt,
             dir,
+            opened: std::sync::OnceLock::new(),
         }
     }
 
@@ -140,7 +143,14 @@ impl TestStore {
     /// straight from the store; `None` if there is no live row for it.
     pub fn stored_counter(&self, id: &str) -> Result<Option<i64>, String> {
         use shoal_session::persistent::record::{decode, Record};
-        let store = self.config.open().map_err(|e| e.to_string())?;
+        let store = match self.opened.get() {
+            Some(s) => s.clone(),
+            None => {
+                let _in_runtime = self.rt.enter();
+                let s = self.config.open().map_err(|e| e.to_string())?;
+                self.opened.get_or_init(|| s).clone()
+            }
+        };
         let row = self
             .rt
             .block_on(store.load("/app", id))
@@ -441,4 +451,123 @@ pub fn balancer_status(front: &str, route: &str) -> Result<String, String> {
         .and_then(|b| b["status"].as_str())
         .map(str::to_string)
         .ok_or_else(|| format!("no backend {route} in {v}"))
+}
+
+/// A bounded load: `clients` threads, each following its own session on `addr` with
+/// `GET /app/counter` until stopped or `max_requests` were sent, recording every answer.
+pub struct CounterLoad {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ok: std::sync::Arc<Vec<std::sync::atomic::AtomicUsize>>,
+    failed: std::sync::Arc<Vec<std::sync::atomic::AtomicUsize>>,
+    handles: Vec<std::thread::JoinHandle<Vec<Result<Answer, String>>>>,
+}
+
+impl CounterLoad {
+    pub fn start(addr: &str, clients: usize, max_requests: usize) -> CounterLoad {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let stop = Arc::new(AtomicBool::new(false));
+        let counts = || Arc::new((0..clients).map(|_| AtomicUsize::new(0)).collect::<Vec<_>>());
+        let (ok, failed) = (counts(), counts());
+        let handles = (0..clients)
+            .map(|i| {
+                let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+                let addr = addr.to_string();
+                std::thread::spawn(move || {
+                    let mut cookie: Option<String> = None;
+                    let mut log = Vec::new();
+                    for _ in 0..max_requests {
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let a = get_counter(&addr, cookie.as_deref());
+                        match &a {
+                            Ok(r) if r.status == 200 => {
+                                if r.cookie.is_some() {
+                                    cookie = r.cookie.clone();
+                                }
+                                ok[i].fetch_add(1, Ordering::Relaxed);
+                            }
+                            _ => {
+                                failed[i].fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        log.push(a);
+                        // Paced, so a client does not spin on a failing node.
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    log
+                })
+            })
+            .collect();
+        CounterLoad {
+            stop,
+            ok,
+            failed,
+            handles,
+        }
+    }
+
+    /// 200 answers per client so far.
+    pub fn successes(&self) -> Vec<usize> {
+        use std::sync::atomic::Ordering;
+        self.ok.iter().map(|c| c.load(Ordering::Relaxed)).collect()
+    }
+
+    /// Failed requests (transport error or not 200) of all clients so far.
+    pub fn failures(&self) -> usize {
+        use std::sync::atomic::Ordering;
+        self.failed.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+
+    /// Waits (deadline `within`) until every client has `n` more successes than in `base`.
+    pub fn wait_successes(&self, base: &[usize], n: usize, within: Duration, what: &str) {
+        wait_for(what, within, || {
+            let now = self.successes();
+            Ok(now.iter().zip(base).all(|(s, b)| *s >= b + n))
+        });
+    }
+
+    /// Stops the clients; every client's answers in order.
+    pub fn stop(self) -> Vec<Vec<Result<Answer, String>>> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.handles
+            .into_iter()
+            .map(|h| h.join().expect("load client thread"))
+            .collect()
+    }
+}
+
+/// Checks one client's answers: the counters of its 200s go up by exactly one, plus at most
+/// one per failed request in between (an unanswered request may have been applied); never
+/// back, never the same twice. Returns the last acknowledged counter and its cookie.
+pub fn check_counts(log: &[Result<Answer, String>]) -> Result<(i64, String), String> {
+    let (mut last, mut failed, mut cookie) = (0i64, 0i64, None::<String>);
+    for a in log {
+        match a {
+            Ok(r) if r.status == 200 => {
+                let c = r.counter.ok_or(format!("200 without counter: {r:?}"))?;
+                if c <= last || c > last + 1 + failed {
+                    return Err(format!(
+                        "counter went from {last} to {c} with {failed} failed requests between"
+                    ));
+                }
+                if r.cookie.is_some() {
+                    cookie = r.cookie.clone();
+                }
+                (last, failed) = (c, 0);
+            }
+            _ => failed += 1,
+        }
+    }
+    match cookie {
+        Some(c) if last > 0 => Ok((last, c)),
+        _ => Err("no successful request".into()),
+    }
+}
+
+/// The session id of a `JSESSIONID=<id>.<route>` cookie.
+pub fn cookie_id(cookie: &str) -> &str {
+    let v = cookie.strip_prefix("JSESSIONID=").unwrap_or(cookie);
+    v.split_once('.').map_or(v, |(id, _)| id)
 }
