@@ -41,7 +41,16 @@ fn outage(mode: &str, store: &mut TestStore) {
             Ok(metric(&nodes, 1, "shoal_store_degraded")? == 1.0)
         });
         let base = load.successes();
-        load.wait_successes(&base, 20, WAIT, &what("served from memory meanwhile"));
+        let served = shoal_testkit::poll_blocking(WAIT, || {
+            load.successes().iter().zip(&base).all(|(s, b)| *s >= b + 20)
+        });
+        if !served {
+            let logs = load.stop();
+            let last: Vec<_> = logs.iter().map(|l| l.iter().rev().take(3).collect::<Vec<_>>()).collect();
+            let log = nodes.log(1);
+            let tail = &log[log.len().saturating_sub(3000)..];
+            panic!("{}", what(&format!("not served from memory during the outage: last answers {last:?}\nnode1 log tail:\n{tail}")));
+        }
         assert_eq!(
             metric(&nodes, 1, "shoal_store_degraded"),
             Ok(1.0),
@@ -109,6 +118,11 @@ fn outage(mode: &str, store: &mut TestStore) {
 #[test]
 fn postgres_killed_and_restarted_under_load() {
     let mut store = TestStore::start(StoreKind::Postgres);
+    // A request that probes the store while it is down waits this long (once per retry
+    // interval); below the test client's 5 s read timeout.
+    if let shoal_store::StoreConfig::Postgres(c) = &mut store.config {
+        c.connect_timeout_ms = 1_000;
+    }
     outage("sticky", &mut store);
     outage("per-request", &mut store);
 }
