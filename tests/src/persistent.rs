@@ -325,7 +325,10 @@ impl Nodes {
         let auth = format!("Bearer {TOKEN}");
         let r = get_blocking(&addr, "/metrics", None, &[("Authorization", &auth)])?;
         if r.status != 200 {
-            return Err(format!("node{i} /metrics answered {}: {}", r.status, r.body));
+            return Err(format!(
+                "node{i} /metrics answered {}: {}",
+                r.status, r.body
+            ));
         }
         Ok(r.body
             .lines()
@@ -467,7 +470,13 @@ impl CounterLoad {
         use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
         use std::sync::Arc;
         let stop = Arc::new(AtomicBool::new(false));
-        let counts = || Arc::new((0..clients).map(|_| AtomicUsize::new(0)).collect::<Vec<_>>());
+        let counts = || {
+            Arc::new(
+                (0..clients)
+                    .map(|_| AtomicUsize::new(0))
+                    .collect::<Vec<_>>(),
+            )
+        };
         let (ok, failed) = (counts(), counts());
         let handles = (0..clients)
             .map(|i| {

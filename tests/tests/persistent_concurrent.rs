@@ -55,7 +55,9 @@ fn concurrent(store: &TestStore) {
         }
         // The route suffix may follow the node that answered; the id stays.
         assert!(
-            a.cookie.as_deref().is_none_or(|c| cookie_id(c) == cookie_id(&cookie)),
+            a.cookie
+                .as_deref()
+                .is_none_or(|c| cookie_id(c) == cookie_id(&cookie)),
             "{}",
             what(&format!("the session changed id: {a:?}"))
         );
@@ -80,7 +82,9 @@ fn concurrent(store: &TestStore) {
     assert_eq!(last.counter, Some(n + 2), "{}", what("final value"));
     println!(
         "{}",
-        what(&format!("{n} acknowledged, {conflicts} retryable conflicts"))
+        what(&format!(
+            "{n} acknowledged, {conflicts} retryable conflicts"
+        ))
     );
     nodes.kill9(1);
     nodes.kill9(2);

@@ -28,7 +28,11 @@ fn expiry(mode: &str, store: &TestStore) {
         c.count(&nodes.http(1), &what("in use on node1 while node2 expires"));
         std::thread::sleep(Duration::from_millis(250));
     }
-    assert!(start.elapsed() > busy, "{}", what("the busy phase was cut short"));
+    assert!(
+        start.elapsed() > busy,
+        "{}",
+        what("the busy phase was cut short")
+    );
     let id = c.id().expect("cookie");
     assert_eq!(
         store.stored_counter(&id),

@@ -10,8 +10,7 @@
 //!
 //! In both, the counters of the answered requests never go back or repeat.
 use shoal_tests::persistent::{
-    check_counts, cookie_id, persistent_config, wait_for, CounterLoad, Nodes, StoreKind,
-    TestStore,
+    check_counts, cookie_id, persistent_config, wait_for, CounterLoad, Nodes, StoreKind, TestStore,
 };
 use std::time::Duration;
 
@@ -42,11 +41,17 @@ fn outage(mode: &str, store: &mut TestStore) {
         });
         let base = load.successes();
         let served = shoal_testkit::poll_blocking(WAIT, || {
-            load.successes().iter().zip(&base).all(|(s, b)| *s >= b + 20)
+            load.successes()
+                .iter()
+                .zip(&base)
+                .all(|(s, b)| *s >= b + 20)
         });
         if !served {
             let logs = load.stop();
-            let last: Vec<_> = logs.iter().map(|l| l.iter().rev().take(3).collect::<Vec<_>>()).collect();
+            let last: Vec<_> = logs
+                .iter()
+                .map(|l| l.iter().rev().take(3).collect::<Vec<_>>())
+                .collect();
             let log = nodes.log(1);
             let tail = &log[log.len().saturating_sub(3000)..];
             panic!("{}", what(&format!("not served from memory during the outage: last answers {last:?}\nnode1 log tail:\n{tail}")));

@@ -16,7 +16,8 @@ fn check_everywhere(nodes: &Nodes, http: &Http, cookies: &[String], expected: i6
     for i in 1..=3 {
         let ck = http.check_counters(&nodes.http(i), cookies, expected, 4);
         assert_eq!(
-            ck.ok, ck.total,
+            ck.ok,
+            ck.total,
             "{what}: node{i} {ck:?}\nnode{i} log:\n{}",
             nodes.log(i)
         );
@@ -26,7 +27,8 @@ fn check_everywhere(nodes: &Nodes, http: &Http, cookies: &[String], expected: i6
 fn whole_cluster(store: &TestStore) {
     let what = |s: &str| format!("delta + write-behind on {:?}: {s}", store.kind);
     let toml = store.toml();
-    let config = |p: shoal_tests::persistent::Ports| write_behind_config("delta", &toml, p.http, p.admin);
+    let config =
+        |p: shoal_tests::persistent::Ports| write_behind_config("delta", &toml, p.http, p.admin);
     let mut nodes = Nodes::start(3, config);
     let http = Http::new();
     let mut cookies = Vec::new();
@@ -54,7 +56,13 @@ fn whole_cluster(store: &TestStore) {
         nodes.spawn(i);
     }
     nodes.wait_mesh();
-    check_everywhere(&nodes, &http, &cookies, 3, &what("after kill -9 of every node"));
+    check_everywhere(
+        &nodes,
+        &http,
+        &cookies,
+        3,
+        &what("after kill -9 of every node"),
+    );
 
     // One more write on every session, then SIGTERM to all at once, without waiting.
     for (n, c) in cookies.iter().enumerate() {
@@ -71,7 +79,13 @@ fn whole_cluster(store: &TestStore) {
         nodes.spawn(i);
     }
     nodes.wait_mesh();
-    check_everywhere(&nodes, &http, &cookies, 4, &what("after SIGTERM of every node"));
+    check_everywhere(
+        &nodes,
+        &http,
+        &cookies,
+        4,
+        &what("after SIGTERM of every node"),
+    );
     for i in 1..=3 {
         nodes.kill9(i);
     }

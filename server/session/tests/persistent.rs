@@ -265,7 +265,10 @@ fn degraded_sticky_node_does_not_ask_the_store_per_request() {
         w.store.down = true;
         w.run_for(500);
         let degraded: Vec<usize> = (0..2).filter(|i| w.core(*i).degraded().is_some()).collect();
-        assert!(!degraded.is_empty(), "seed {seed:#x}: no node noticed the outage");
+        assert!(
+            !degraded.is_empty(),
+            "seed {seed:#x}: no node noticed the outage"
+        );
         let before: Vec<_> = (0..2).map(|i| w.core(i).stats()).collect();
         let acked = w.tally.acked_queued;
         w.run_for(1_500);

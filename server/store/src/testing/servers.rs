@@ -91,9 +91,17 @@ impl Server {
     pub async fn restart(&mut self) -> Result<(), String> {
         let what = format!("{:?} restart", self.kind);
         if let Ok(None) = self.child.try_wait() {
-            return Err(format!("{what}: the server is still running (kill9 it first)"));
+            return Err(format!(
+                "{what}: the server is still running (kill9 it first)"
+            ));
         }
         let log = self.dir.path().join("server.log");
+        if self.kind == Kind::Postgres {
+            // The killed postmaster may linger as a zombie (a container's init need not
+            // reap it), and its pid file would make the new one refuse to start. Its whole
+            // process group is gone, so the file is stale.
+            let _ = std::fs::remove_file(self.dir.path().join("data").join("postmaster.pid"));
+        }
         let mut cmd = Command::new(&self.program);
         cmd.args(&self.args);
         let (child, _) = spawn(&what, &mut cmd, &log)?;
