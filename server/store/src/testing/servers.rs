@@ -98,9 +98,17 @@ impl Server {
         let log = self.dir.path().join("server.log");
         if self.kind == Kind::Postgres {
             // The killed postmaster may linger as a zombie (a container's init need not
-            // reap it), and its pid file would make the new one refuse to start. Its whole
-            // process group is gone, so the file is stale.
-            let _ = std::fs::remove_file(self.dir.path().join("data").join("postmaster.pid"));
+            // reap it), and its lock files would make the new one refuse to start. Its whole
+            // process group is gone, so they are stale.
+            let dir = self.dir.path();
+            let socket = format!(".s.PGSQL.{}", self.port);
+            for stale in [
+                dir.join("data").join("postmaster.pid"),
+                dir.join(format!("{socket}.lock")),
+                dir.join(socket),
+            ] {
+                let _ = std::fs::remove_file(stale);
+            }
         }
         let mut cmd = Command::new(&self.program);
         cmd.args(&self.args);
