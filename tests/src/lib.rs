@@ -8,9 +8,11 @@
 //!
 //! The binary is `target/<profile>/shoal`, found next to the test executable; `scripts/test.sh`
 //! builds the workspace before testing (alone: `cargo build -p shoal && cargo test -p shoal-tests`).
+pub mod cut;
 pub mod frames;
 pub mod front;
 pub mod front_kill;
+pub mod persistent;
 pub mod sessions;
 
 /// Ports for the nodes' listeners, below the kernel's ephemeral range.

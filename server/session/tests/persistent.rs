@@ -220,7 +220,9 @@ fn store_outage_then_recovery() {
         w.store.down = false;
         w.run_for(2_000);
         w.quiesce();
-        w.run_for(1_000);
+        // Requests probe the store at most once per retry interval while it is down, so
+        // recovery is noticed within `retry_max_ms`.
+        w.run_for(sticky().retry_max_ms + 1_000);
         for i in 0..2 {
             let s = w.core(i).stats();
             assert_eq!(s.queue_depth, 0, "seed {seed:#x}: queue drained: {s:?}");
@@ -245,6 +247,63 @@ fn store_outage_then_recovery() {
         w.quiesce();
         assert!(w.tally.acked > acked + 10, "seed {seed:#x}: recovered");
         assert_eq!(w.tally.lost, 0);
+        w.check_store(false);
+    }
+}
+
+/// A real store that is down answers each op only after its connect timeout, so a degraded
+/// sticky node must not ask it per request: once degraded, requests for sessions in memory
+/// are served unverified and their changes queued; at most one request per retry interval
+/// (100 ms doubling) probes the store. Requests keep being acknowledged, and once the store
+/// is back the queue drains.
+#[test]
+fn degraded_sticky_node_does_not_ask_the_store_per_request() {
+    for seed in seeds(30) {
+        let mut w = World::new(seed, 2, sticky(), Policy::Sticky);
+        w.add_clients(4, 1);
+        w.run_for(500);
+        w.store.down = true;
+        w.run_for(500);
+        let degraded: Vec<usize> = (0..2).filter(|i| w.core(*i).degraded().is_some()).collect();
+        assert!(
+            !degraded.is_empty(),
+            "seed {seed:#x}: no node noticed the outage"
+        );
+        let before: Vec<_> = (0..2).map(|i| w.core(i).stats()).collect();
+        let acked = w.tally.acked_queued;
+        w.run_for(1_500);
+        let (mut all_checks, mut all_served) = (0, 0);
+        for i in &degraded {
+            let s = w.core(*i).stats();
+            let checks = s.version_checks - before[*i].version_checks;
+            all_checks += checks;
+            all_served += s.served_unverified - before[*i].served_unverified;
+            assert!(
+                checks <= 15,
+                "seed {seed:#x}: node{i} asked the store {checks} times in 1.5 s while it was down"
+            );
+        }
+        assert!(
+            all_served > 2 * all_checks,
+            "seed {seed:#x}: {all_checks} version checks for {all_served} requests served while down"
+        );
+        assert!(
+            w.tally.acked_queued > acked,
+            "seed {seed:#x}: requests kept being acknowledged (queued)"
+        );
+        assert_eq!(w.tally.unavailable, 0, "seed {seed:#x}");
+        w.store.down = false;
+        w.run_for(2_000);
+        w.quiesce();
+        // Requests probe the store at most once per retry interval while it is down, so
+        // recovery is noticed within `retry_max_ms`.
+        w.run_for(sticky().retry_max_ms + 1_000);
+        for i in 0..2 {
+            let s = w.core(i).stats();
+            assert_eq!(s.queue_depth, 0, "seed {seed:#x}: queue drained: {s:?}");
+            assert!(!s.degraded, "seed {seed:#x}: {s:?}");
+        }
+        assert_eq!(w.tally.queued_lost, 0, "seed {seed:#x}");
         w.check_store(false);
     }
 }

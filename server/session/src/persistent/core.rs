@@ -409,7 +409,11 @@ impl PersistentCore {
             }
             return self.finish(req, Step::Done { queued: false }, now);
         }
-        let write_behind = self.cfg.mode == PersistMode::Sticky && !self.cfg.write_through();
+        // Write-behind, or the store is down: the change is queued (the background retries
+        // save it once the store is back) instead of waiting for the store's timeout.
+        let write_behind = self.cfg.mode == PersistMode::Sticky
+            && (!self.cfg.write_through()
+                || (self.waiting_retry(now) && self.mem.contains_key(&id)));
         if write_behind {
             let Some(was_dirty) = self.mem.get(&id).map(|e| e.dirty_since.is_some()) else {
                 return self.finish(req, Step::Fail(self.conflict_err(&id)), now);
@@ -489,7 +493,9 @@ impl PersistentCore {
         match (state, reply) {
             (ReqState::Verifying, Reply::Version(v)) => self.on_verified(req, id, v, now),
             (ReqState::Verifying, _) => {
-                // Store down: serve the memory copy unverified (sticky keeps serving).
+                // Store down: serve the memory copy unverified (sticky keeps serving), and
+                // let no other request probe it before the next retry.
+                self.schedule_retry(now);
                 self.stats.served_unverified += 1;
                 self.serve_memory(req, id);
             }
@@ -1112,6 +1118,11 @@ impl PersistentCore {
         }
     }
 
+    /// The store is down and the next retry is not due: requests do not ask it.
+    fn waiting_retry(&self, now: Millis) -> bool {
+        self.degraded.is_some() && now < self.retry_at
+    }
+
     fn schedule_retry(&mut self, now: Millis) {
         self.retry_at = now + self.retry_wait;
         self.retry_wait = (self.retry_wait * 2).min(self.cfg.retry_max_ms.max(RETRY_MIN_MS));
@@ -1159,12 +1170,17 @@ impl PersistentCore {
     }
 
     /// The request holds the lock of `id`: find the session.
-    fn start(&mut self, req: ReqId, id: SessionId, _now: Millis) {
+    fn start(&mut self, req: ReqId, id: SessionId, now: Millis) {
         let in_mem = self.cfg.mode == PersistMode::Sticky && self.mem.contains_key(&id);
         if !in_mem {
             return self.load(req, id);
         }
-        if self.cfg.verify_on_access {
+        // While the store is down, a request does not wait for it (each op would take the
+        // store's whole timeout): only one per retry interval probes it.
+        if self.waiting_retry(now) {
+            self.stats.served_unverified += 1;
+            self.serve_memory(req, id);
+        } else if self.cfg.verify_on_access {
             self.req_io(
                 req,
                 ReqState::Verifying,

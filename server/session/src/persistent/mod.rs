@@ -81,7 +81,9 @@
 //!
 //! Any op may answer [`Reply::Unavailable`]; the core is then `degraded` until an op
 //! succeeds. Sticky: requests are served from memory without the version check (counted in
-//! `served_unverified`), changes are queued (coalesced: one entry per session, the latest
+//! `served_unverified`) and without waiting for the store (a real store that is down answers
+//! only after its connect timeout): one request per retry interval probes it, the others
+//! do not ask it. Changes are queued (coalesced: one entry per session, the latest
 //! copy is written), bounded by `write_queue_max` (a change that would exceed it is refused
 //! with [`PersistError::QueueFull`], counted in `queue_full`), and retried on ticks with
 //! backoff (100 ms doubling to `retry_max_ms`) until the queue drains. A session not in

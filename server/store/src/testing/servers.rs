@@ -35,6 +35,9 @@ pub struct Server {
     child: Child,
     /// Signal for a quick, clean stop (PostgreSQL: QUIT, immediate shutdown).
     stop_signal: &'static str,
+    /// How it was started (program and arguments), for [`Server::restart`].
+    program: std::ffi::OsString,
+    args: Vec<std::ffi::OsString>,
     // Last: removed after the process is gone.
     dir: TempDir,
 }
@@ -70,6 +73,83 @@ impl Server {
     /// A port nothing listens on (for unreachable-server tests).
     pub fn closed_port() -> u16 {
         free_port()
+    }
+
+    /// `kill -9` of the server's whole process group (an outage): its port refuses
+    /// connections until [`Server::restart`]. Its data directory stays.
+    pub fn kill9(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again as it was first started (same port, same data directory),
+    /// after [`Server::kill9`]; waits until it answers. PostgreSQL recovers from its WAL.
+    pub async fn restart(&mut self) -> Result<(), String> {
+        let what = format!("{:?} restart", self.kind);
+        if let Ok(None) = self.child.try_wait() {
+            return Err(format!(
+                "{what}: the server is still running (kill9 it first)"
+            ));
+        }
+        let log = self.dir.path().join("server.log");
+        if self.kind == Kind::Postgres {
+            // The killed postmaster may linger as a zombie (a container's init need not
+            // reap it), and its lock files would make the new one refuse to start. Its whole
+            // process group is gone, so they are stale.
+            let dir = self.dir.path();
+            let socket = format!(".s.PGSQL.{}", self.port);
+            for stale in [
+                dir.join("data").join("postmaster.pid"),
+                dir.join(format!("{socket}.lock")),
+                dir.join(socket),
+            ] {
+                let _ = std::fs::remove_file(stale);
+            }
+        }
+        let mut cmd = Command::new(&self.program);
+        cmd.args(&self.args);
+        let (child, _) = spawn(&what, &mut cmd, &log)?;
+        self.child = child;
+        let (kind, port) = (self.kind, self.port);
+        wait_ready(self, &what, &log, || ping(kind, port)).await
+    }
+}
+
+/// One connection and one query to a test server on `port` (as user `shoal`).
+async fn ping(kind: Kind, port: u16) -> Result<(), String> {
+    use sqlx::Connection;
+    match kind {
+        Kind::Postgres => {
+            let url = format!("postgres://shoal:{PASSWORD}@127.0.0.1:{port}/postgres");
+            let c = sqlx::PgConnection::connect(&url)
+                .await
+                .map_err(|e| e.to_string())?;
+            c.close().await.map_err(|e| e.to_string())
+        }
+        Kind::MariaDb => {
+            let url = format!("mysql://shoal:{PASSWORD}@127.0.0.1:{port}/shoal");
+            let c = sqlx::MySqlConnection::connect(&url)
+                .await
+                .map_err(|e| e.to_string())?;
+            c.close().await.map_err(|e| e.to_string())
+        }
+        Kind::Redis => {
+            let url = format!("redis://:{PASSWORD}@127.0.0.1:{port}/0");
+            let client = redis::Client::open(url.as_str()).map_err(|e| e.to_string())?;
+            let mut c = client
+                .get_multiplexed_async_connection()
+                .await
+                .map_err(|e| e.to_string())?;
+            redis::cmd("PING")
+                .query_async::<String>(&mut c)
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string())
+        }
     }
 }
 
@@ -139,8 +219,18 @@ fn run(what: &str, cmd: &mut Command, log: &Path) -> Result<(), String> {
     }
 }
 
+/// How `cmd` is run: its program and arguments (kept to restart a server the same way).
+type Argv = (std::ffi::OsString, Vec<std::ffi::OsString>);
+
+fn argv(cmd: &Command) -> Argv {
+    (
+        cmd.get_program().to_owned(),
+        cmd.get_args().map(|a| a.to_owned()).collect(),
+    )
+}
+
 /// Start the server in its own process group, output to `log`.
-fn spawn(what: &str, cmd: &mut Command, log: &Path) -> Result<Child, String> {
+fn spawn(what: &str, cmd: &mut Command, log: &Path) -> Result<(Child, Argv), String> {
     let out = File::options()
         .create(true)
         .append(true)
@@ -152,6 +242,7 @@ fn spawn(what: &str, cmd: &mut Command, log: &Path) -> Result<Child, String> {
         .stderr(err)
         .process_group(0)
         .spawn()
+        .map(|child| (child, argv(cmd)))
         .map_err(|e| format!("{what}: cannot start {cmd:?}: {e} (is the package installed? see scripts/prereqs.sh)"))
 }
 
@@ -250,7 +341,7 @@ pub async fn postgres() -> Result<Server, String> {
         &log,
     )?;
     let port = free_port();
-    let child = spawn(
+    let (child, (program, args)) = spawn(
         "postgres",
         as_pg(bin.join("postgres"))
             .arg("-D")
@@ -265,6 +356,8 @@ pub async fn postgres() -> Result<Server, String> {
         kind: Kind::Postgres,
         port,
         child,
+        program,
+        args,
         stop_signal: "-QUIT",
         dir,
     };
@@ -308,7 +401,7 @@ pub async fn mariadb() -> Result<Server, String> {
         &log,
     )?;
     let port = free_port();
-    let child = spawn(
+    let (child, (program, args)) = spawn(
         "mariadbd",
         Command::new("mariadbd")
             .arg("--no-defaults")
@@ -333,6 +426,8 @@ pub async fn mariadb() -> Result<Server, String> {
         kind: Kind::MariaDb,
         port,
         child,
+        program,
+        args,
         stop_signal: "-TERM",
         dir,
     };
@@ -370,7 +465,7 @@ pub async fn redis() -> Result<Server, String> {
         .map_err(|e| format!("redis: tempdir: {e}"))?;
     let log = dir.path().join("server.log");
     let port = free_port();
-    let child = spawn(
+    let (child, (program, args)) = spawn(
         "redis-server",
         Command::new("redis-server")
             .args([
@@ -392,6 +487,8 @@ pub async fn redis() -> Result<Server, String> {
         kind: Kind::Redis,
         port,
         child,
+        program,
+        args,
         stop_signal: "-TERM",
         dir,
     };
