@@ -135,6 +135,12 @@ pub struct WriteBehindConfig {
     pub max_bytes: usize,
     /// Longest wait between retries while the store fails (starts at 50 ms, doubles).
     pub retry_max_ms: u64,
+    /// How long a change waits in the queue before it is written (Hazelcast's
+    /// `write-delay-seconds`, Redisson's `writeBehindDelay`): changes to one session within
+    /// this window coalesce into one store write, so a busy session costs the store at most
+    /// one write per window. The lag, and what a kill -9 of every node can lose, grows by as
+    /// much. 0 writes as soon as the writer is free.
+    pub write_delay_ms: u64,
 }
 
 impl Default for WriteBehindConfig {
@@ -143,6 +149,7 @@ impl Default for WriteBehindConfig {
             max_sessions: 10_000,
             max_bytes: 64 << 20,
             retry_max_ms: 2_000,
+            write_delay_ms: 20,
         }
     }
 }

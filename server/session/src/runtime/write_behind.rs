@@ -11,7 +11,9 @@
 //! - **Bounds**: `write_behind.max_sessions` entries and `max_bytes` attribute bytes. A
 //!   request that finds the queue over a bound waits for room (backpressure, counted in
 //!   `full_waits`); nothing is dropped.
-//! - **Writer**: one background task, oldest entry first. Saves are compare-and-set on the
+//! - **Writer**: one background task, oldest entry first, each entry once it is
+//!   `write_delay_ms` old (changes within that window coalesce: a busy session costs at most
+//!   one store write per window; a flush writes at once). Saves are compare-and-set on the
 //!   row version (`Expect::Version(prev stored)` or `Absent`); the row version of a session
 //!   at version `v` is `v + 1` (a new session is version 0, and a row version is never 0).
 //!   On a conflict it loads the row and retries only if its own session ranks higher; it
@@ -190,6 +192,12 @@ impl State {
         Some((id, p))
     }
 
+    /// First enqueue time of the entry the writer takes next.
+    fn first_since(&self) -> Option<Instant> {
+        let (_, id) = self.order.first_key_value()?;
+        self.pending.get(id).map(|p| p.since)
+    }
+
     fn len(&self) -> usize {
         self.pending.len() + usize::from(self.inflight.is_some())
     }
@@ -232,6 +240,10 @@ struct Inner {
     progress: Notify,
     /// The store check passed (the writer writes only after it).
     checked: tokio::sync::watch::Sender<bool>,
+    /// Flushes waiting: the writer ignores `write_delay_ms` while any is.
+    flushers: std::sync::atomic::AtomicUsize,
+    /// Wakes a writer waiting out `write_delay_ms` when a flush starts.
+    flush_now: Notify,
     n: Counters,
     latency: crate::stats::LatencyCounter,
 }
@@ -279,6 +291,8 @@ impl WriteBehind {
             work: Notify::new(),
             progress: Notify::new(),
             checked: tokio::sync::watch::Sender::new(false),
+            flushers: Default::default(),
+            flush_now: Notify::new(),
             n: Counters::default(),
             latency: Default::default(),
         });
@@ -357,6 +371,16 @@ impl WriteBehind {
 
     /// Waits until every queued change is in the store, or `deadline` passes (false).
     pub async fn flush(&self, deadline: Duration) -> bool {
+        /// Counts this flush while it runs (the writer skips its delay meanwhile).
+        struct Flushing<'a>(&'a Inner);
+        impl Drop for Flushing<'_> {
+            fn drop(&mut self) {
+                self.0.flushers.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        self.inner.flushers.fetch_add(1, Ordering::SeqCst);
+        let _flushing = Flushing(&self.inner);
+        self.inner.flush_now.notify_one();
         let end = tokio::time::Instant::now() + deadline;
         loop {
             let notified = self.inner.progress.notified();
@@ -476,8 +500,30 @@ async fn writer(inner: Arc<Inner>) {
     inner.lock().failing = false;
     inner.checked.send_replace(true);
     backoff = Duration::from_millis(50);
+    let delay = Duration::from_millis(inner.cfg.write_delay_ms);
     loop {
-        let next = inner.lock().pop();
+        let next = {
+            let mut st = inner.lock();
+            match st.first_since() {
+                Some(since)
+                    if inner.flushers.load(Ordering::SeqCst) == 0 && since.elapsed() < delay =>
+                {
+                    Err(since + delay)
+                }
+                _ => Ok(st.pop()),
+            }
+        };
+        let next = match next {
+            Ok(next) => next,
+            Err(due) => {
+                // Later changes to this session coalesce into it meanwhile.
+                tokio::select! {
+                    _ = tokio::time::sleep_until(due.into()) => {}
+                    _ = inner.flush_now.notified() => {}
+                }
+                continue;
+            }
+        };
         let Some((id, p)) = next else {
             inner.progress.notify_waiters();
             inner.work.notified().await;
@@ -748,5 +794,54 @@ mod tests {
         assert_eq!(st.bytes, 0);
         assert_eq!(st.len(), 1, "in flight still counts");
         assert_eq!(st.oldest(), Some(t0));
+    }
+
+    fn queue(delay_ms: u64) -> (Arc<WriteBehind>, shoal_store::MemoryStore) {
+        let store = shoal_store::MemoryStore::new();
+        let cfg = WriteBehindConfig {
+            write_delay_ms: delay_ms,
+            ..WriteBehindConfig::default()
+        };
+        let wb = WriteBehind::start("app", "n1", Arc::new(store.clone()), cfg);
+        (wb, store)
+    }
+
+    #[tokio::test]
+    async fn changes_within_the_write_delay_cost_one_store_write() {
+        let (wb, store) = queue(200);
+        let mut s = session(0, 1, 1);
+        for v in 0..20 {
+            s.version = v;
+            assert!(!wb.save(s.clone()), "queue over its bounds");
+        }
+        shoal_testkit::eventually(
+            "the coalesced change is stored",
+            Duration::from_secs(10),
+            || wb.stats().queued == 0 && wb.stats().writes > 0,
+        )
+        .await;
+        assert_eq!(wb.stats().writes, 1, "{:?}", wb.stats());
+        let row = store.version("app", s.id.as_str()).await;
+        assert_eq!(row.ok().flatten(), Some(row_version(19)));
+    }
+
+    #[tokio::test]
+    async fn a_flush_does_not_wait_out_the_write_delay() {
+        let (wb, store) = queue(3_600_000);
+        let s = session(4, 1, 1);
+        assert!(!wb.save(s.clone()), "queue over its bounds");
+        assert!(
+            wb.flush(Duration::from_secs(10)).await,
+            "flush waited for the hour-long delay: {:?}",
+            wb.stats()
+        );
+        let row = store.version("app", s.id.as_str()).await;
+        assert_eq!(row.ok().flatten(), Some(row_version(4)));
+        // After the flush the delay applies again.
+        let mut s2 = s.clone();
+        s2.version = 5;
+        assert!(!wb.save(s2));
+        tokio::task::yield_now().await;
+        assert_eq!(wb.stats().queued, 1);
     }
 }
