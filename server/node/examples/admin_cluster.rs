@@ -109,6 +109,7 @@ async fn node(name: &str, port: u16, members: &[String], token: &str) -> Result<
             plugin("checksum", "checksum-interceptor", &[]),
         ],
         config_dir: None,
+        farm: None,
         admin: Some(
             AdminConfig {
                 admin_token: Some(token.into()),

@@ -70,6 +70,7 @@ pub async fn start_node(name: &str, port: u16, members: &[String]) -> RunningNod
         http: http_config(),
         plugins: Vec::new(),
         config_dir: None,
+        farm: None,
         admin: Some(AdminConfig {
             admin_token: Some(ADMIN.into()),
             read_token: Some(READ.into()),
