@@ -308,3 +308,22 @@ fn files_of_edge_sizes_reach_every_node_and_refusals_leave_nothing_active() {
     let (status, _, _) = call(&nodes[0].admin, "GET", "/api/v1/deployments/cut.bin", b"");
     assert_eq!(status, 404, "a truncated upload is not deployed");
 }
+
+/// A 10 MiB `file` staged and active on three nodes (the benchmark on loopback; the
+/// figure is printed, not asserted: timings are measured, not tested).
+#[test]
+fn ten_mib_reaches_three_nodes() {
+    let names = ["ta", "tb", "tc"];
+    let (nodes, _, _) = start(&names);
+    let content: Vec<u8> = (0..(10usize << 20)).map(|b| (b % 249) as u8).collect();
+    let path = format!("/api/v1/deployments/ten.bin?kind=file&chunk={CHUNK}");
+    let _ = path;
+    let t = std::time::Instant::now();
+    let (status, text) = put(&nodes[0], "ten.bin", "kind=file", &content[..LIMIT]);
+    let took = t.elapsed();
+    assert_eq!(status, 201, "{text}");
+    println!("farm: {} bytes active on 3 nodes in {took:?} (chunk {CHUNK} bytes)", LIMIT);
+    for n in &nodes {
+        assert_eq!(file_on(n, "ten.bin").map(|c| c.len()), Some(LIMIT));
+    }
+}

@@ -96,6 +96,12 @@ impl Driver {
                         change: Change::Deploy(sm),
                         ..
                     } => self.remember(sm.clone()),
+                    Message::Want { digest, offset, .. } => {
+                        tracing::info!(%from, "farm: {from} asks for {digest:?} from offset {offset}");
+                    }
+                    Message::NotHere { digest } => {
+                        tracing::info!(%from, "farm: {from} does not hold {digest:?}");
+                    }
                     Message::Catalog { entries, .. } => {
                         if let Ok(mut v) = self.view.lock() {
                             v.peers.insert(from.clone(), entries.clone());
@@ -317,7 +323,11 @@ impl Driver {
             }
             *high = (*high).max(*offset + bytes.len() as u64);
         }
+        if let Message::Want { digest, offset, .. } = &msg {
+            tracing::info!(%to, "farm: asking {to} for {digest:?} from offset {offset}");
+        }
         let Some(id) = self.ids.get(&to).copied() else {
+            tracing::info!(%to, "farm: no member id for {to}: message dropped");
             return;
         };
         // The future only reports the outcome: dropping it keeps the send.
