@@ -36,7 +36,9 @@ struct Node {
 fn spawn(name: &str, port: u16, ports: &[u16], base: &Path) -> Node {
     let farm = base.join(name);
     let mut http = HttpNode::spawn(name, port, ports, &config(&farm));
-    let ready = http.proc.wait_event("ready", |_| true, Duration::from_secs(10));
+    let ready = http
+        .proc
+        .wait_event("ready", |_| true, Duration::from_secs(10));
     let admin = ready.json["admin"]
         .as_str()
         .unwrap_or_else(|| panic!("{name}: ready without admin: {}", ready.json))
@@ -144,8 +146,16 @@ fn nodes_that_missed_changes_converge_before_they_report_ready() {
         caught < BIG as u64,
         "gb was killed after it had the whole file ({caught} bytes)"
     );
-    assert_eq!(status, 201, "the rollout excludes the dead member and ends: {text}");
-    let (status, text) = call(&nodes[0].admin, "DELETE", "/api/v1/deployments/old.txt", b"");
+    assert_eq!(
+        status, 201,
+        "the rollout excludes the dead member and ends: {text}"
+    );
+    let (status, text) = call(
+        &nodes[0].admin,
+        "DELETE",
+        "/api/v1/deployments/old.txt",
+        b"",
+    );
     assert_eq!(status, 204, "{text}");
     assert!(file_on(&nodes[0], "old.txt").is_none());
     assert_eq!(file_on(&nodes[0], "big.bin").map(|b| b.len()), Some(BIG));
@@ -157,7 +167,13 @@ fn nodes_that_missed_changes_converge_before_they_report_ready() {
             Ok(n) => n,
             Err(_) => {
                 let (_, m) = call(&nodes[0].admin, "GET", "/metrics", b"");
-                panic!("{name} did not come back; ga's farm metrics:\n{}", m.lines().filter(|l| l.starts_with("shoal_farm")).collect::<Vec<_>>().join("\n"));
+                panic!(
+                    "{name} did not come back; ga's farm metrics:\n{}",
+                    m.lines()
+                        .filter(|l| l.starts_with("shoal_farm"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                );
             }
         };
         assert!(
@@ -172,10 +188,15 @@ fn nodes_that_missed_changes_converge_before_they_report_ready() {
         );
         nodes[i] = node;
     }
-    eventually_blocking("no staging file left anywhere", Duration::from_secs(5), || {
-        nodes.iter().all(|n| staged_bytes(&n.farm) == 0)
-    });
+    eventually_blocking(
+        "no staging file left anywhere",
+        Duration::from_secs(5),
+        || nodes.iter().all(|n| staged_bytes(&n.farm) == 0),
+    );
     let (status, text) = call(&nodes[2].admin, "GET", "/api/v1/ready", b"");
     assert_eq!(status, 200, "gc is ready: {text}");
-    assert!(text.contains("\"farm\""), "readiness lists the farm check: {text}");
+    assert!(
+        text.contains("\"farm\""),
+        "readiness lists the farm check: {text}"
+    );
 }

@@ -61,7 +61,11 @@ struct Node {
 
 fn start(names: &[&str]) -> (Vec<Node>, Vec<u16>, PathBuf) {
     let ports = free_ports(names.len());
-    let base = std::env::temp_dir().join(format!("shoal-farm-test-{}-{}", std::process::id(), ports[0]));
+    let base = std::env::temp_dir().join(format!(
+        "shoal-farm-test-{}-{}",
+        std::process::id(),
+        ports[0]
+    ));
     let mut nodes: Vec<Node> = names
         .iter()
         .zip(&ports)
@@ -76,7 +80,9 @@ fn start(names: &[&str]) -> (Vec<Node>, Vec<u16>, PathBuf) {
 fn spawn(name: &str, port: u16, ports: &[u16], base: &Path) -> Node {
     let farm = base.join(name);
     let mut http = HttpNode::spawn(name, port, ports, &config(&farm));
-    let ready = http.proc.wait_event("ready", |_| true, Duration::from_secs(10));
+    let ready = http
+        .proc
+        .wait_event("ready", |_| true, Duration::from_secs(10));
     let admin = ready.json["admin"]
         .as_str()
         .unwrap_or_else(|| panic!("{name}: ready without admin: {}", ready.json))
@@ -87,7 +93,8 @@ fn spawn(name: &str, port: u16, ports: &[u16], base: &Path) -> Node {
 /// A blocking HTTP/1.1 exchange (the admin API and `/app`), returning status, headers, body.
 fn call(addr: &str, method: &str, path: &str, body: &[u8]) -> (u16, String, String) {
     let mut s = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("{addr}: {e}"));
-    s.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
     let head = format!(
         "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {TOKEN}\r\n\
          content-type: application/octet-stream\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
@@ -127,7 +134,12 @@ fn json(text: &str) -> serde_json::Value {
 
 /// States of every node of deployment `name` as `node` reports them.
 fn states(node: &Node, name: &str) -> Vec<(String, String)> {
-    let (status, _, text) = call(&node.admin, "GET", &format!("/api/v1/deployments/{name}"), b"");
+    let (status, _, text) = call(
+        &node.admin,
+        "GET",
+        &format!("/api/v1/deployments/{name}"),
+        b"",
+    );
     if status != 200 {
         return Vec::new();
     }
@@ -150,12 +162,20 @@ fn states(node: &Node, name: &str) -> Vec<(String, String)> {
 }
 
 fn all_active(names: &[&str]) -> Vec<(String, String)> {
-    names.iter().map(|n| (n.to_string(), "active".to_string())).collect()
+    names
+        .iter()
+        .map(|n| (n.to_string(), "active".to_string()))
+        .collect()
 }
 
 fn legacy_header(node: &Node) -> bool {
     let (status, head, _) = call(&node.http.http, "GET", "/app/counter", b"");
-    assert_eq!(status, 200, "{}: /app/counter answered {status}", node.http.name());
+    assert_eq!(
+        status,
+        200,
+        "{}: /app/counter answered {status}",
+        node.http.name()
+    );
     head.contains("x-legacy: 0.1.0")
 }
 
@@ -174,28 +194,53 @@ fn a_plugin_goes_live_on_every_node_and_leaves_everywhere() {
     for n in &nodes {
         assert!(!legacy_header(n), "{}: no plugin yet", n.http.name());
     }
-    let (status, text) = put(&nodes[0], "greeter", "version=1&meta.contexts=/app", &component("legacy-valve"));
+    let (status, text) = put(
+        &nodes[0],
+        "greeter",
+        "version=1&meta.contexts=/app",
+        &component("legacy-valve"),
+    );
     assert_eq!(status, 201, "deploy: {text}");
     let d = json(&text);
     assert_eq!(d["version"], "1");
     assert_eq!(d["kind"], "plugin");
     for n in &nodes {
-        assert!(legacy_header(n), "{}: the deployed valve acts on every node", n.http.name());
+        assert!(
+            legacy_header(n),
+            "{}: the deployed valve acts on every node",
+            n.http.name()
+        );
     }
-    eventually_blocking("every node active, seen from fb", Duration::from_secs(10), || {
-        states(&nodes[1], "greeter") == all_active(&names)
-    });
+    eventually_blocking(
+        "every node active, seen from fb",
+        Duration::from_secs(10),
+        || states(&nodes[1], "greeter") == all_active(&names),
+    );
 
     // A second deploy of the same name while none runs is fine; a conflicting one is 409
     // (checked in the farm core's tests); here: nothing to roll back to for a first version.
-    let (status, _, text) = call(&nodes[2].admin, "POST", "/api/v1/deployments/greeter/rollback", b"");
+    let (status, _, text) = call(
+        &nodes[2].admin,
+        "POST",
+        "/api/v1/deployments/greeter/rollback",
+        b"",
+    );
     assert_eq!(status, 409, "rollback without a previous version: {text}");
     assert!(text.contains("no previous version"), "{text}");
 
-    let (status, _, text) = call(&nodes[1].admin, "DELETE", "/api/v1/deployments/greeter", b"");
+    let (status, _, text) = call(
+        &nodes[1].admin,
+        "DELETE",
+        "/api/v1/deployments/greeter",
+        b"",
+    );
     assert_eq!(status, 204, "undeploy: {text}");
     for n in &nodes {
-        assert!(!legacy_header(n), "{}: undeployed everywhere", n.http.name());
+        assert!(
+            !legacy_header(n),
+            "{}: undeployed everywhere",
+            n.http.name()
+        );
     }
     let (status, _, _) = call(&nodes[0].admin, "GET", "/api/v1/deployments/greeter", b"");
     assert_eq!(status, 404, "an undeployed name is not listed");
@@ -207,7 +252,11 @@ fn a_plugin_goes_live_on_every_node_and_leaves_everywhere() {
             metrics.contains("shoal_farm_deploys_total{outcome=\"activated\"} 1"),
             "{}: one rollout counted:\n{}",
             n.http.name(),
-            metrics.lines().filter(|l| l.contains("shoal_farm")).collect::<Vec<_>>().join("\n")
+            metrics
+                .lines()
+                .filter(|l| l.contains("shoal_farm"))
+                .collect::<Vec<_>>()
+                .join("\n")
         );
     }
 }
@@ -217,7 +266,10 @@ fn files_of_edge_sizes_reach_every_node_and_refusals_leave_nothing_active() {
     let names = ["ea", "eb", "ec"];
     let (nodes, _, _) = start(&names);
     let k = 3;
-    for (i, size) in [0, k * CHUNK, k * CHUNK - 1, k * CHUNK + 1].into_iter().enumerate() {
+    for (i, size) in [0, k * CHUNK, k * CHUNK - 1, k * CHUNK + 1]
+        .into_iter()
+        .enumerate()
+    {
         let content: Vec<u8> = (0..size).map(|b| (b % 251) as u8).collect();
         let name = format!("edge-{i}.bin");
         let (status, text) = put(&nodes[i % 3], &name, "kind=file", &content);
@@ -229,7 +281,11 @@ fn files_of_edge_sizes_reach_every_node_and_refusals_leave_nothing_active() {
                 "{}: {name} ({size} bytes)",
                 n.http.name()
             );
-            assert!(file_on(n, &name) == Some(content.clone()), "{}: {name} byte for byte", n.http.name());
+            assert!(
+                file_on(n, &name) == Some(content.clone()),
+                "{}: {name} byte for byte",
+                n.http.name()
+            );
         }
     }
 
@@ -240,22 +296,45 @@ fn files_of_edge_sizes_reach_every_node_and_refusals_leave_nothing_active() {
     for n in &nodes {
         assert_eq!(file_on(n, "conf.txt").as_deref(), Some(&b"two"[..]));
     }
-    let (status, _, text) = call(&nodes[2].admin, "POST", "/api/v1/deployments/conf.txt/rollback", b"");
+    let (status, _, text) = call(
+        &nodes[2].admin,
+        "POST",
+        "/api/v1/deployments/conf.txt/rollback",
+        b"",
+    );
     assert_eq!(status, 200, "rollback: {text}");
     let d = json(&text);
     assert_eq!(d["version"], "1", "{text}");
     assert_eq!(d["previous_version"], "2", "{text}");
     for n in &nodes {
-        assert_eq!(file_on(n, "conf.txt").as_deref(), Some(&b"one"[..]), "{}", n.http.name());
+        assert_eq!(
+            file_on(n, "conf.txt").as_deref(),
+            Some(&b"one"[..]),
+            "{}",
+            n.http.name()
+        );
     }
 
     // An invalid component: refused by every node's test instantiation, nothing active.
-    let (status, text) = put(&nodes[0], "broken", "kind=plugin", b"\0asm\x0d\x00\x01\x00garbage");
+    let (status, text) = put(
+        &nodes[0],
+        "broken",
+        "kind=plugin",
+        b"\0asm\x0d\x00\x01\x00garbage",
+    );
     assert_eq!(status, 422, "{text}");
-    assert!(text.contains("nothing was activated") && text.contains("not a loadable plugin component"), "{text}");
+    assert!(
+        text.contains("nothing was activated") && text.contains("not a loadable plugin component"),
+        "{text}"
+    );
     for n in &nodes {
         let (status, _, _) = call(&n.admin, "GET", "/api/v1/deployments/broken", b"");
-        assert_eq!(status, 404, "{}: a refused artifact is not deployed", n.http.name());
+        assert_eq!(
+            status,
+            404,
+            "{}: a refused artifact is not deployed",
+            n.http.name()
+        );
     }
 
     // A signature by an untrusted key: refused with the reason; a trusted one is accepted.
@@ -271,13 +350,29 @@ fn files_of_edge_sizes_reach_every_node_and_refusals_leave_nothing_active() {
     let rogue = ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new([9; 32]));
     let bad = SignedManifest::signed(manifest.clone(), &rogue.sk);
     let sig = hex(bad.signature.as_deref().unwrap_or_default());
-    let (status, text) = put(&nodes[1], "signed.txt", &format!("kind=file&version=1&signature={sig}"), &body);
+    let (status, text) = put(
+        &nodes[1],
+        "signed.txt",
+        &format!("kind=file&version=1&signature={sig}"),
+        &body,
+    );
     assert_eq!(status, 422, "{text}");
-    assert!(text.contains("does not verify against any of the 1 trusted keys"), "{text}");
-    assert!(nodes.iter().all(|n| file_on(n, "signed.txt").is_none()), "nothing active after a bad signature");
+    assert!(
+        text.contains("does not verify against any of the 1 trusted keys"),
+        "{text}"
+    );
+    assert!(
+        nodes.iter().all(|n| file_on(n, "signed.txt").is_none()),
+        "nothing active after a bad signature"
+    );
     let good = SignedManifest::signed(manifest, &signer().sk);
     let sig = hex(good.signature.as_deref().unwrap_or_default());
-    let (status, text) = put(&nodes[1], "signed.txt", &format!("kind=file&version=1&signature={sig}"), &body);
+    let (status, text) = put(
+        &nodes[1],
+        "signed.txt",
+        &format!("kind=file&version=1&signature={sig}"),
+        &body,
+    );
     assert_eq!(status, 201, "{text}");
     assert_eq!(json(&text)["signed"], true);
 
@@ -298,13 +393,18 @@ fn files_of_edge_sizes_reach_every_node_and_refusals_leave_nothing_active() {
     s.write_all(&[5u8; 5000]).expect("part of the body");
     let _ = s.shutdown(std::net::Shutdown::Write);
     let (status, _, text) = read_response(s);
-    assert!(status == 0 || status == 422 || status == 400, "truncated upload answered {status} {text}");
+    assert!(
+        status == 0 || status == 422 || status == 400,
+        "truncated upload answered {status} {text}"
+    );
     if status != 0 {
         assert!(text.contains("cut short"), "{text}");
     }
-    eventually_blocking("no staging file left behind", Duration::from_secs(5), || {
-        nodes.iter().all(staging_is_empty)
-    });
+    eventually_blocking(
+        "no staging file left behind",
+        Duration::from_secs(5),
+        || nodes.iter().all(staging_is_empty),
+    );
     let (status, _, _) = call(&nodes[0].admin, "GET", "/api/v1/deployments/cut.bin", b"");
     assert_eq!(status, 404, "a truncated upload is not deployed");
 }
@@ -322,7 +422,10 @@ fn ten_mib_reaches_three_nodes() {
     let (status, text) = put(&nodes[0], "ten.bin", "kind=file", &content[..LIMIT]);
     let took = t.elapsed();
     assert_eq!(status, 201, "{text}");
-    println!("farm: {} bytes active on 3 nodes in {took:?} (chunk {CHUNK} bytes)", LIMIT);
+    println!(
+        "farm: {} bytes active on 3 nodes in {took:?} (chunk {CHUNK} bytes)",
+        LIMIT
+    );
     for n in &nodes {
         assert_eq!(file_on(n, "ten.bin").map(|c| c.len()), Some(LIMIT));
     }

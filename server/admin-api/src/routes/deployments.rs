@@ -94,8 +94,8 @@ fn deploy_request(name: String, pairs: Vec<(String, String)>) -> Result<DeployRe
                 }
                 _ => {
                     return Err(ApiError::bad_request(format!(
-                        "query parameter `{k}` is unknown: use version, kind, signature or meta.<key>"
-                    )))
+                    "query parameter `{k}` is unknown: use version, kind, signature or meta.<key>"
+                )))
                 }
             },
         }

@@ -60,7 +60,9 @@ pub async fn artifact_names_are_checked(b: &dyn AdminBackend) {
             name.len()
         );
     }
-    let r = b.deploy(request("empty-artifact"), body_of(Vec::new())).await;
+    let r = b
+        .deploy(request("empty-artifact"), body_of(Vec::new()))
+        .await;
     assert!(
         matches!(r, Err(BackendError::Invalid(_))),
         "an empty artifact must be refused as Invalid, got {r:?}"

@@ -18,7 +18,10 @@ pub fn plugin_config(sm: &SignedManifest) -> Vec<(String, String)> {
     sm.manifest
         .metadata
         .iter()
-        .filter_map(|(k, v)| k.strip_prefix("config.").map(|k| (k.to_string(), v.clone())))
+        .filter_map(|(k, v)| {
+            k.strip_prefix("config.")
+                .map(|k| (k.to_string(), v.clone()))
+        })
         .collect()
 }
 

@@ -139,7 +139,8 @@ impl ContentStore {
     /// `StageBegin`: create or truncate the staging file of `digest`.
     pub fn stage_begin(&mut self, digest: Digest) -> Result<(), String> {
         let path = self.staging(&digest);
-        let f = File::create(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+        let f =
+            File::create(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
         self.open.insert(digest, f);
         Ok(())
     }
@@ -174,11 +175,14 @@ impl ContentStore {
             return Ok(done);
         }
         let path = self.staging(&digest);
-        let (found, len) = hash_file(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let (found, len) =
+            hash_file(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let err = if len != size {
             Some(format!("size {len} bytes, the manifest says {size}"))
         } else if found != digest {
-            Some(format!("sha256 {found} does not match the manifest's {digest}"))
+            Some(format!(
+                "sha256 {found} does not match the manifest's {digest}"
+            ))
         } else {
             None
         };
@@ -215,7 +219,8 @@ impl ContentStore {
     /// `ReadChunk`: `len` bytes at `offset` of verified content.
     pub fn read_chunk(&self, digest: Digest, offset: u64, len: u64) -> Result<Vec<u8>, String> {
         let path = self.content_path(&digest);
-        let mut f = File::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        let mut f =
+            File::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
         f.seek(SeekFrom::Start(offset))
             .map_err(|e| format!("cannot seek {}: {e}", path.display()))?;
         let mut buf = Vec::with_capacity(len as usize);

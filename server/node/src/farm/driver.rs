@@ -12,8 +12,8 @@ use super::view::{FarmView, Notice};
 use crate::plugins::Plugins;
 use shoal_cluster::{MemberId, SendOptions};
 use shoal_farm::{
-    Action, DeployId, Digest, Event, FarmCore, FarmError, Message, NodeId, Outcome,
-    SignedManifest, Slot, Change,
+    Action, Change, DeployId, Digest, Event, FarmCore, FarmError, Message, NodeId, Outcome,
+    SignedManifest, Slot,
 };
 use shoal_net::Channel;
 use std::collections::HashMap;
@@ -26,13 +26,28 @@ use tokio::sync::{broadcast, oneshot, watch};
 pub type Started = Result<oneshot::Receiver<Outcome>, FarmError>;
 
 pub enum Input {
-    Message { from: MemberId, msg: Message },
-    Up { name: NodeId, id: MemberId },
+    Message {
+        from: MemberId,
+        msg: Message,
+    },
+    Up {
+        name: NodeId,
+        id: MemberId,
+    },
     Down(NodeId),
     Joined,
-    Deploy { sm: SignedManifest, reply: oneshot::Sender<Started> },
-    Undeploy { name: String, reply: oneshot::Sender<Started> },
-    Rollback { name: String, reply: oneshot::Sender<Started> },
+    Deploy {
+        sm: SignedManifest,
+        reply: oneshot::Sender<Started>,
+    },
+    Undeploy {
+        name: String,
+        reply: oneshot::Sender<Started>,
+    },
+    Rollback {
+        name: String,
+        reply: oneshot::Sender<Started>,
+    },
 }
 
 /// Manifests seen in a Prepare (or deployed here), checked by `admit` when their content
@@ -97,10 +112,10 @@ impl Driver {
                         ..
                     } => self.remember(sm.clone()),
                     Message::Want { digest, offset, .. } => {
-                        tracing::info!(%from, "farm: {from} asks for {digest:?} from offset {offset}");
+                        tracing::debug!(%from, "farm: {from} asks for {digest:?} from offset {offset}");
                     }
                     Message::NotHere { digest } => {
-                        tracing::info!(%from, "farm: {from} does not hold {digest:?}");
+                        tracing::debug!(%from, "farm: {from} does not hold {digest:?}");
                     }
                     Message::Catalog { entries, .. } => {
                         if let Ok(mut v) = self.view.lock() {
@@ -324,10 +339,10 @@ impl Driver {
             *high = (*high).max(*offset + bytes.len() as u64);
         }
         if let Message::Want { digest, offset, .. } = &msg {
-            tracing::info!(%to, "farm: asking {to} for {digest:?} from offset {offset}");
+            tracing::debug!(%to, "farm: asking {to} for {digest:?} from offset {offset}");
         }
         let Some(id) = self.ids.get(&to).copied() else {
-            tracing::info!(%to, "farm: no member id for {to}: message dropped");
+            tracing::debug!(%to, "farm: no member id for {to} yet: message dropped (resent on the next timer)");
             return;
         };
         // The future only reports the outcome: dropping it keeps the send.

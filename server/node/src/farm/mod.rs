@@ -122,13 +122,22 @@ impl Farm {
         };
         for slot in catalog.slots() {
             if let Err(e) = apply::apply(&plugins, &store, slot, false) {
-                tracing::error!("farm: {} could not be made live again: {e}", slot.current.describe());
+                tracing::error!(
+                    "farm: {} could not be made live again: {e}",
+                    slot.current.describe()
+                );
                 view.failures.insert(slot.current.name.clone(), e);
             }
         }
         view.catalog = catalog.slots().cloned().collect();
         let tick = cfg.retry_after / 2;
-        let core = FarmCore::new(NodeId::new(me), cfg, catalog, store.verified(), Instant::now());
+        let core = FarmCore::new(
+            NodeId::new(me),
+            cfg,
+            catalog,
+            store.verified(),
+            Instant::now(),
+        );
         let (tx, rx) = std::sync::mpsc::channel();
         let (ready_tx, ready) = watch::channel(false);
         let (notices, _) = broadcast::channel(256);
@@ -347,7 +356,9 @@ async fn follow(mut rx: broadcast::Receiver<MembershipEvent>, tx: Sender<Input>)
             }
             Ok(_) => continue,
             Err(RecvError::Lagged(n)) => {
-                tracing::warn!("farm: {n} membership events missed; the periodic catalog exchange catches up");
+                tracing::warn!(
+                    "farm: {n} membership events missed; the periodic catalog exchange catches up"
+                );
                 continue;
             }
             Err(RecvError::Closed) => return,

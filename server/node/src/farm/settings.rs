@@ -112,7 +112,10 @@ mod tests {
             require_signatures: true,
             ..FarmSettings::default()
         };
-        assert!(s.core_config(1).expect_err("no keys").contains("trusted_keys"));
+        assert!(s
+            .core_config(1)
+            .expect_err("no keys")
+            .contains("trusted_keys"));
         let s = FarmSettings {
             chunk_bytes: 0,
             ..FarmSettings::default()

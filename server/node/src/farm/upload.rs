@@ -91,7 +91,9 @@ where
 mod tests {
     use super::*;
 
-    fn pieces(items: Vec<Result<&'static [u8], &'static str>>) -> impl Stream<Item = Result<bytes::Bytes, String>> + Unpin {
+    fn pieces(
+        items: Vec<Result<&'static [u8], &'static str>>,
+    ) -> impl Stream<Item = Result<bytes::Bytes, String>> + Unpin {
         futures::stream::iter(
             items
                 .into_iter()
@@ -104,21 +106,36 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let _store = super::super::content::ContentStore::open(dir.path()).expect("open");
         let tmp = dir.path().join("staging/upload-a");
-        let (d, n) = receive(dir.path(), tmp.clone(), pieces(vec![Ok(b"abc"), Ok(b"def")]), 6)
-            .await
-            .expect("fits");
+        let (d, n) = receive(
+            dir.path(),
+            tmp.clone(),
+            pieces(vec![Ok(b"abc"), Ok(b"def")]),
+            6,
+        )
+        .await
+        .expect("fits");
         assert_eq!((d, n), (Digest::of(b"abcdef"), 6));
         assert!(dir.path().join("staging").join(d.to_string()).exists());
 
-        let e = receive(dir.path(), tmp.clone(), pieces(vec![Ok(b"abc"), Ok(b"defg")]), 6)
-            .await
-            .expect_err("too large");
+        let e = receive(
+            dir.path(),
+            tmp.clone(),
+            pieces(vec![Ok(b"abc"), Ok(b"defg")]),
+            6,
+        )
+        .await
+        .expect_err("too large");
         assert_eq!(e, UploadError::TooLarge { limit: 6 });
         assert!(!tmp.exists(), "a refused upload leaves no file");
 
-        let e = receive(dir.path(), tmp.clone(), pieces(vec![Ok(b"abc"), Err("reset")]), 6)
-            .await
-            .expect_err("truncated");
+        let e = receive(
+            dir.path(),
+            tmp.clone(),
+            pieces(vec![Ok(b"abc"), Err("reset")]),
+            6,
+        )
+        .await
+        .expect_err("truncated");
         assert!(e.to_string().contains("after 3 bytes"), "{e}");
         assert!(!tmp.exists(), "a truncated upload leaves no file");
 

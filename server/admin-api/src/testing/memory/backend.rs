@@ -366,7 +366,10 @@ impl AdminBackend for MemoryBackend {
                     &mut s,
                     EventKind::Deploy,
                     &request.name,
-                    format!("{}@{} ({} bytes) active on every node", d.name, d.version, d.size_bytes),
+                    format!(
+                        "{}@{} ({} bytes) active on every node",
+                        d.name, d.version, d.size_bytes
+                    ),
                 );
             }
             r

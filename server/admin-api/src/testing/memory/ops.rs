@@ -309,7 +309,12 @@ pub(super) fn rollback(s: &mut State, name: &str) -> Result<Deployment, BackendE
     let Some(current) = s.deployments.iter().find(|x| x.name == name).cloned() else {
         return Err(BackendError::not_found("deployment", name));
     };
-    let Some(mut prev) = s.previous_deployments.iter().find(|x| x.name == name).cloned() else {
+    let Some(mut prev) = s
+        .previous_deployments
+        .iter()
+        .find(|x| x.name == name)
+        .cloned()
+    else {
         return Err(BackendError::Conflict(format!(
             "deployment {name:?} has no previous version to roll back to"
         )));
