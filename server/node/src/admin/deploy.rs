@@ -40,6 +40,10 @@ fn map_error(e: DeployError) -> BackendError {
             FarmError::NotReady | FarmError::NoQuorum { .. } => BackendError::Unavailable(msg),
             FarmError::Wire(_) => BackendError::Internal(msg),
         },
+        // Another rollout of the name holds a member: the 409 of two deploys at once.
+        DeployError::Aborted { summary, .. } if summary.contains(": conflict, ") => {
+            BackendError::Conflict(msg)
+        }
         DeployError::Aborted { .. } => BackendError::Invalid(msg),
         DeployError::Busy(_) => BackendError::Conflict(msg),
         DeployError::Unavailable(_) => BackendError::Unavailable(msg),

@@ -148,17 +148,17 @@ impl ContentStore {
     /// `WriteChunk`: bytes at `offset` of the staging file.
     pub fn write_chunk(&mut self, digest: Digest, offset: u64, bytes: &[u8]) -> Result<(), String> {
         let path = self.staging(&digest);
-        if !self.open.contains_key(&digest) {
-            let f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&path)
-                .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-            self.open.insert(digest, f);
-        }
-        let Some(f) = self.open.get_mut(&digest) else {
-            return Err(format!("{} is not open", path.display()));
+        let f = match self.open.entry(digest) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let f = OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(&path)
+                    .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+                v.insert(f)
+            }
         };
         f.seek(SeekFrom::Start(offset))
             .and_then(|_| f.write_all(bytes))
