@@ -199,4 +199,6 @@ fn nodes_that_missed_changes_converge_before_they_report_ready() {
         text.contains("\"farm\""),
         "readiness lists the farm check: {text}"
     );
+    drop(nodes);
+    let _ = std::fs::remove_dir_all(base);
 }

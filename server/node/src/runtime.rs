@@ -52,6 +52,7 @@ pub struct RunningNode {
     /// [`crate::drain::run`] (the binary does, the same path as SIGTERM).
     pub drain: crate::drain::Drain,
     stop_http: tokio::sync::watch::Sender<bool>,
+    temp_farm_dir: Option<PathBuf>,
     http_task: tokio::task::JoinHandle<std::io::Result<()>>,
     admin_task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -99,15 +100,23 @@ pub async fn start(
     // Members seen before the subscription produce no event for `follow_membership`.
     facts.set_members(channel.members().iter().map(MemberFact::from).collect());
     let link = ChannelLink::new(channel.clone());
-    let farm_settings = parts.farm.take().unwrap_or_else(|| FarmSettings {
-        dir: std::env::temp_dir().join(format!(
+    // Without `[farm]` (embedded nodes, tests) the farm lives in a temporary directory,
+    // removed by `shutdown`.
+    let temp_farm_dir = parts.farm.is_none().then(|| {
+        std::env::temp_dir().join(format!(
             "shoal-farm-{}-{}-{}",
             channel.local().name,
             std::process::id(),
             channel.local().incarnation
-        )),
-        ..FarmSettings::default()
+        ))
     });
+    let farm_settings = match (parts.farm.take(), &temp_farm_dir) {
+        (Some(s), _) => s,
+        (None, dir) => FarmSettings {
+            dir: dir.clone().unwrap_or_else(|| PathBuf::from("data/farm")),
+            ..FarmSettings::default()
+        },
+    };
     let farm = Farm::start(farm_settings, channel.clone(), plugins.clone())
         .map_err(|e| anyhow::anyhow!("farm deployer: {e}"))?;
 
@@ -219,6 +228,7 @@ pub async fn start(
         admin_addr,
         drain,
         stop_http,
+        temp_farm_dir,
         http_task,
         admin_task,
     })
@@ -431,5 +441,8 @@ impl RunningNode {
         self.channel.leave().await;
         self.http.stop();
         self.channel.shutdown().await;
+        if let Some(dir) = &self.temp_farm_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
