@@ -166,7 +166,25 @@ async fn deployments_run_hooks_and_apply_everywhere() {
         "{m}"
     );
 
-    // Every node holds the catalog: any of them undeploys.
+    // Every node holds the catalog (node1 learns it from the rollout, or at the latest from
+    // the next catalog exchange): any of them undeploys.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (s, _) = get(
+            &c,
+            &admin_url(&nodes[0], "/api/v1/deployments/filter2"),
+            READ,
+        )
+        .await;
+        if s == StatusCode::OK {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "node1 never listed filter2 ({s})"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let (s, b) = call(
         &c,
         reqwest::Method::DELETE,
