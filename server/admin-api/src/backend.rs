@@ -16,6 +16,11 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Result of a backend call.
 pub type BackendResult<'a, T> = BoxFuture<'a, Result<T, BackendError>>;
 
+/// The streamed body of an upload, piece by piece as it arrives (never whole in memory);
+/// an error item means the upload was cut short (client gone, length mismatch).
+pub type ArtifactBody =
+    Pin<Box<dyn futures::Stream<Item = Result<axum::body::Bytes, String>> + Send>>;
+
 /// Why a backend call failed. Each message is shown to the operator: say what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BackendError {
@@ -33,6 +38,9 @@ pub enum BackendError {
     /// The request is well-formed but cannot be applied (e.g. not a Wasm component).
     #[error("{0}")]
     Invalid(String),
+    /// The upload is larger than the node accepts (HTTP 413).
+    #[error("{0}")]
+    TooLarge(String),
     /// A node or subsystem needed for the call is unavailable; retrying later may work.
     #[error("{0}")]
     Unavailable(String),
@@ -111,8 +119,13 @@ pub trait AdminBackend: Send + Sync + 'static {
     // --- deployments (cluster-wide) ---
     fn deployments(&self) -> BackendResult<'_, Vec<Deployment>>;
     fn deployment(&self, name: &str) -> BackendResult<'_, Deployment>;
-    fn deploy(&self, name: &str, artifact: Vec<u8>) -> BackendResult<'_, Deployment>;
+    /// Receives `body` (streamed) and deploys it on every node, everywhere or nowhere;
+    /// answers when the rollout has ended. Two deploys of one name at once: `Conflict`.
+    fn deploy(&self, request: DeployRequest, body: ArtifactBody) -> BackendResult<'_, Deployment>;
+    /// Removes the deployment from every node (everywhere or nowhere).
     fn undeploy(&self, name: &str) -> BackendResult<'_, ()>;
+    /// Makes the previous version current again on every node.
+    fn rollback(&self, name: &str) -> BackendResult<'_, Deployment>;
 
     // --- events and metrics ---
     /// Events from now on. A lagging receiver loses the oldest events (SSE says so).

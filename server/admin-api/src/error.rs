@@ -83,6 +83,9 @@ impl From<BackendError> for ApiError {
             BackendError::NotFound { .. } => Self::not_found(detail),
             BackendError::Conflict(_) => Self::new(StatusCode::CONFLICT, "conflict", detail),
             BackendError::Invalid(_) => Self::unprocessable(detail),
+            BackendError::TooLarge(_) => {
+                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too-large", detail)
+            }
             BackendError::Unavailable(_) => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail)
             }

@@ -45,7 +45,7 @@ use axum::{
 use tokio::{net::TcpListener, sync::watch};
 
 pub use auth::Role;
-pub use backend::{AdminBackend, BackendError, BackendResult, BoxFuture};
+pub use backend::{AdminBackend, ArtifactBody, BackendError, BackendResult, BoxFuture};
 pub use config::{AdminConfig, ConfigError, ADMIN_TOKEN_ENV, DEFAULT_BIND, MIN_TOKEN_LEN};
 pub use dto::{Event, EventKind, MemberState};
 pub use error::{ApiError, ApiJson, ApiPath, ApiQuery, PROBLEM_JSON};

@@ -258,7 +258,7 @@ async fn deploy_list_undeploy() {
     assert_eq!(d["size_bytes"], 1000);
     assert!(d["nodes"]
         .as_array()
-        .is_some_and(|n| n.len() == 3 && n.iter().all(|n| n["state"] == "deployed")));
+        .is_some_and(|n| n.len() == 3 && n.iter().all(|n| n["state"] == "active")));
     assert_eq!(
         get(&app, "/api/v1/deployments")
             .await

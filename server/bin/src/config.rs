@@ -21,6 +21,9 @@ pub struct Config {
     /// `[[plugin]]`: Wasm components loaded at start.
     #[serde(default)]
     pub plugin: Vec<shoal_node::plugins::PluginEntry>,
+    /// `[farm]`: the farm deployer's directory, signature policy and limits.
+    #[serde(default)]
+    pub farm: shoal_node::farm::FarmSettings,
 }
 
 /// Per-node values a script or test can override without editing the file.
@@ -100,6 +103,9 @@ impl Config {
         if let Some(a) = self.admin.take() {
             self.admin = Some(a.resolve().map_err(|e| anyhow!("config {file}: {e}"))?);
         }
+        self.farm
+            .core_config(0)
+            .map_err(|e| anyhow!("config {file}: {e}"))?;
         Ok(())
     }
 }
@@ -110,6 +116,23 @@ mod tests {
 
     fn parse(t: &str) -> Result<Config> {
         Config::parse(t, Path::new("node.toml"))
+    }
+
+    #[test]
+    fn farm_section_parses_and_is_checked() {
+        let c = parse(
+            "[farm]\ndir = \"/var/lib/shoal/farm\"\nmin_members = 2\nmax_upload_bytes = 1048576\n",
+        )
+        .expect("valid [farm]");
+        assert_eq!(c.farm.min_members, 2);
+        assert_eq!(c.farm.max_upload_bytes, 1 << 20);
+        let e = parse("[farm]\nwatch = true\n").expect_err("unknown key");
+        assert!(e.to_string().contains("watch"), "{e}");
+        let mut c = parse("[farm]\nrequire_signatures = true\n").expect("parses");
+        let e = c
+            .apply(&Overrides::default(), &None)
+            .expect_err("no trusted key");
+        assert!(e.to_string().contains("trusted_keys"), "{e}");
     }
 
     #[test]

@@ -139,6 +139,7 @@ async fn run_full(
             .as_ref()
             .and_then(|p| p.parent().map(|d| d.to_path_buf())),
         admin: cfg.admin,
+        farm: Some(cfg.farm),
     };
     let node = shoal_node::start(parts, http_listener, admin_listener).await?;
     let ch = node.channel.clone();

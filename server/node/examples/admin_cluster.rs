@@ -128,6 +128,7 @@ async fn node(
             plugin("checksum", "checksum-interceptor", &[]),
         ],
         config_dir: None,
+        farm: None,
         admin: Some(
             AdminConfig {
                 admin_token: Some(token.into()),

@@ -15,13 +15,16 @@
 //! - `url_filters.rs`: Wasm URL filter plugins as each context's ReplicationValve filter.
 //! - [`drain`]: the drain trigger (API, signal, stdin → one [`drain::Drain`]), the valve that
 //!   marks responses, and the sequence that takes the node out ([`drain::run`]).
-//! - `deploy.rs`: deployments (a stand-in the farm deployer replaces): deploy hooks, then
-//!   a Wasm component loaded as a plugin on every node via [`plugins`].
+//! - [`farm`]: the farm deployer: `shoal_farm`'s sans-io core driven over the channel
+//!   (its own magic prefix), a content-addressed directory under `[farm] dir`, two-phase
+//!   activation everywhere or nowhere, deploy hooks, and the readiness gate (a node serves
+//!   only once it holds the cluster's deployments). `plugin` artifacts go live through
+//!   [`plugins`] locally on each node; `file` artifacts as `files/<name>`.
 //! - `admin/`: [`NodeBackend`], the admin API's backend: translates between the concepts
 //!   above and `shoal_admin`'s DTOs, nothing more.
 mod admin;
-mod deploy;
 pub mod drain;
+pub mod farm;
 mod link;
 pub mod plugins;
 pub mod roles;

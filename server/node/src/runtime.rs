@@ -2,6 +2,7 @@
 //! Everything is injected (listeners, config, interceptor stack) so tests run nodes on
 //! port 0 in-process and the binary runs the same code.
 use crate::admin::{NodeBackend, NodeView};
+use crate::farm::{Farm, FarmSettings};
 use crate::link::ChannelLink;
 use crate::plugins::{ControlOp, PluginEntry, Plugins};
 use crate::url_filters::WasmUrlFilters;
@@ -28,6 +29,9 @@ pub struct NodeParts {
     pub config_dir: Option<PathBuf>,
     /// The admin API (tokens); served when `start` is given an admin listener.
     pub admin: Option<shoal_admin::AdminConfig>,
+    /// `[farm]`; `None` (embedded nodes, tests): defaults with a fresh directory under the
+    /// system temp dir, so nothing survives the process.
+    pub farm: Option<crate::farm::FarmSettings>,
 }
 
 /// A running node. Dropping it does not stop it: call [`RunningNode::shutdown`].
@@ -37,6 +41,8 @@ pub struct RunningNode {
     pub http: Arc<HttpNode>,
     pub plugins: Arc<Plugins>,
     pub facts: Arc<SharedFacts>,
+    /// The farm deployer (deployments reach every node verified, live everywhere or nowhere).
+    pub farm: Arc<Farm>,
     pub http_addr: std::net::SocketAddr,
     /// The admin backend (also when no admin listener was given: embedders may mount it).
     pub admin: Arc<NodeBackend>,
@@ -46,6 +52,7 @@ pub struct RunningNode {
     /// [`crate::drain::run`] (the binary does, the same path as SIGTERM).
     pub drain: crate::drain::Drain,
     stop_http: tokio::sync::watch::Sender<bool>,
+    temp_farm_dir: Option<PathBuf>,
     http_task: tokio::task::JoinHandle<std::io::Result<()>>,
     admin_task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -53,7 +60,7 @@ pub struct RunningNode {
 /// Starts a node on `http_listener`; with `admin_listener`, also serves the admin API on it
 /// (tokens from `parts.admin`, defaults when absent: every data endpoint then answers 401).
 pub async fn start(
-    parts: NodeParts,
+    mut parts: NodeParts,
     http_listener: TcpListener,
     admin_listener: Option<TcpListener>,
 ) -> Result<RunningNode> {
@@ -72,6 +79,12 @@ pub async fn start(
     }
 
     let stack = attach_interceptors(parts.stack, &plugins, &parts.plugins)?;
+    // Members with role `node` run the farm deployer (balancers set their own role).
+    parts
+        .settings
+        .meta
+        .entry(crate::roles::META_ROLE.into())
+        .or_insert_with(|| crate::roles::ROLE_NODE.into());
     // The stack moves into the channel's driver: keep its description for the admin API.
     let layers = stack.describe();
     let ack_timeout_ms = parts.settings.node.ack_timeout.as_millis() as u64;
@@ -87,6 +100,25 @@ pub async fn start(
     // Members seen before the subscription produce no event for `follow_membership`.
     facts.set_members(channel.members().iter().map(MemberFact::from).collect());
     let link = ChannelLink::new(channel.clone());
+    // Without `[farm]` (embedded nodes, tests) the farm lives in a temporary directory,
+    // removed by `shutdown`.
+    let temp_farm_dir = parts.farm.is_none().then(|| {
+        std::env::temp_dir().join(format!(
+            "shoal-farm-{}-{}-{}",
+            channel.local().name,
+            std::process::id(),
+            channel.local().incarnation
+        ))
+    });
+    let farm_settings = match (parts.farm.take(), &temp_farm_dir) {
+        (Some(s), _) => s,
+        (None, dir) => FarmSettings {
+            dir: dir.clone().unwrap_or_else(|| PathBuf::from("data/farm")),
+            ..FarmSettings::default()
+        },
+    };
+    let farm = Farm::start(farm_settings, channel.clone(), plugins.clone())
+        .map_err(|e| anyhow::anyhow!("farm deployer: {e}"))?;
 
     let drain = crate::drain::Drain::new();
     let mut valves: BTreeMap<String, Vec<Arc<dyn Valve>>> = BTreeMap::new();
@@ -131,12 +163,14 @@ pub async fn start(
         ack_timeout_ms,
         http_addr,
         drain: drain.clone(),
+        farm: farm.clone(),
     });
     tokio::spawn(demultiplex(
         incoming,
         link.clone(),
         plugins.clone(),
         admin.clone(),
+        farm.clone(),
     ));
     tokio::spawn(follow_membership(
         membership,
@@ -144,6 +178,16 @@ pub async fn start(
         channel.clone(),
         facts.clone(),
     ));
+
+    // A node serves (and reports ready) only once it holds the cluster's deployments: a
+    // rejoining node converges first.
+    let ready_wait = std::time::Duration::from_secs(farm.settings().ready_wait_secs);
+    if !farm.wait_ready(ready_wait).await {
+        tracing::warn!(
+            "farm: not converged with the cluster's deployments after {} s ([farm] ready_wait_secs); serving anyway, the readiness check stays false until it does",
+            ready_wait.as_secs()
+        );
+    }
 
     let (stop_http, mut stopped) = tokio::sync::watch::channel(false);
     let http_task = tokio::spawn(shoal_http::serve(http_listener, http.clone(), async move {
@@ -178,11 +222,13 @@ pub async fn start(
         http,
         plugins,
         facts,
+        farm,
         http_addr,
         admin,
         admin_addr,
         drain,
         stop_http,
+        temp_farm_dir,
         http_task,
         admin_task,
     })
@@ -315,10 +361,16 @@ async fn demultiplex(
     link: Arc<ChannelLink>,
     plugins: Arc<Plugins>,
     admin: Arc<NodeBackend>,
+    farm: Arc<Farm>,
 ) {
     while let Some(msg) = incoming.recv().await {
         if shoal_session::is_session_payload(&msg.payload) {
             link.deliver(msg);
+        } else if crate::farm::is_farm(&msg.payload) {
+            farm.deliver(msg.from, &msg.payload);
+            if let Some(c) = msg.completion {
+                c.complete();
+            }
         } else if ControlOp::is_control(&msg.payload) {
             let result = ControlOp::decode(&msg.payload).and_then(|op| {
                 let r = plugins
@@ -389,5 +441,8 @@ impl RunningNode {
         self.channel.leave().await;
         self.http.stop();
         self.channel.shutdown().await;
+        if let Some(dir) = &self.temp_farm_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }

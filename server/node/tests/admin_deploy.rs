@@ -59,8 +59,9 @@ async fn backup_sessions_show_primary_and_backup() {
     }
 }
 
-/// Deploy hooks veto; non-components are refused; a component deploys as a plugin on every
-/// node and undeploys from every node.
+/// Deploy hooks veto (on every node, before staging: nothing activates); non-components are
+/// refused by the test instantiation; a component deploys as a plugin on every node through
+/// the farm and undeploys from every node, from any node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deployments_run_hooks_and_apply_everywhere() {
     let (guard, filter) = match (
@@ -102,12 +103,20 @@ async fn deployments_run_hooks_and_apply_everywhere() {
         filter.clone(),
     )
     .await;
-    assert_eq!(s, StatusCode::CONFLICT, "{p}");
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
     assert!(
         p["detail"]
             .as_str()
-            .is_some_and(|d| d.contains("over the limit")),
+            .is_some_and(|d| d.contains("over the limit")
+                && d.contains("vetoed by a deploy hook")
+                && d.contains("nothing was activated")),
         "{p}"
+    );
+    let (s, _) = get(&c, &admin_url(&nodes[2], "/api/v1/plugins/filter2"), READ).await;
+    assert_eq!(
+        s,
+        StatusCode::NOT_FOUND,
+        "a vetoed artifact is loaded nowhere"
     );
     // Not a component: refused with the reason.
     let (s, p) = put(
@@ -120,7 +129,7 @@ async fn deployments_run_hooks_and_apply_everywhere() {
     assert!(
         p["detail"]
             .as_str()
-            .is_some_and(|d| d.contains("farm deployer")),
+            .is_some_and(|d| d.contains("not a loadable plugin component")),
         "{p}"
     );
 
@@ -146,7 +155,7 @@ async fn deployments_run_hooks_and_apply_everywhere() {
     assert!(s.is_success(), "{s} {d}");
     let nodes_state = d["nodes"].as_array().expect("nodes");
     assert_eq!(nodes_state.len(), 3, "{d}");
-    assert!(nodes_state.iter().all(|n| n["state"] == "deployed"), "{d}");
+    assert!(nodes_state.iter().all(|n| n["state"] == "active"), "{d}");
     let (s, p) = get(&c, &admin_url(&nodes[2], "/api/v1/plugins/filter2"), READ).await;
     assert_eq!(s, StatusCode::OK, "{p}");
     assert_eq!(p["world"], "url-filter", "{p}");
@@ -157,22 +166,29 @@ async fn deployments_run_hooks_and_apply_everywhere() {
         "{m}"
     );
 
-    let (s, _) = call(
-        &c,
-        reqwest::Method::DELETE,
-        &admin_url(&nodes[0], "/api/v1/deployments/filter2"),
-        ADMIN,
-    )
-    .await;
-    assert_eq!(
-        s,
-        StatusCode::NOT_FOUND,
-        "deployments are listed on the node that deployed them"
-    );
+    // Every node holds the catalog (node1 learns it from the rollout, or at the latest from
+    // the next catalog exchange): any of them undeploys.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (s, _) = get(
+            &c,
+            &admin_url(&nodes[0], "/api/v1/deployments/filter2"),
+            READ,
+        )
+        .await;
+        if s == StatusCode::OK {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "node1 never listed filter2 ({s})"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let (s, b) = call(
         &c,
         reqwest::Method::DELETE,
-        &admin_url(&nodes[1], "/api/v1/deployments/filter2"),
+        &admin_url(&nodes[0], "/api/v1/deployments/filter2"),
         ADMIN,
     )
     .await;

@@ -4,12 +4,14 @@
 
 mod channel;
 mod cluster;
+mod deployments;
 mod plugins;
 mod sessions;
 mod time;
 
 pub use channel::*;
 pub use cluster::*;
+pub use deployments::*;
 pub use plugins::*;
 pub use sessions::*;
 pub use time::{now_ms, rfc3339};

@@ -1,4 +1,4 @@
-//! Wasm plugins and deployments.
+//! Wasm plugins (deployments: `deployments.rs`).
 
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -126,32 +126,3 @@ pub struct LoadPlugin {
 #[derive(ToSchema)]
 #[schema(value_type = String, format = Binary)]
 pub struct Upload(pub Vec<u8>);
-
-/// State of a deployed artifact on one node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum DeployState {
-    Pending,
-    Deployed,
-    Failed,
-    Vetoed,
-}
-
-/// Per-node state of a deployment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct NodeDeployState {
-    pub node: String,
-    pub state: DeployState,
-    pub detail: Option<String>,
-}
-
-/// An artifact deployed to the whole cluster (farm deployment).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct Deployment {
-    #[schema(example = "shop.wasm")]
-    pub name: String,
-    pub digest: String,
-    pub size_bytes: u64,
-    pub deployed_ms: u64,
-    pub nodes: Vec<NodeDeployState>,
-}

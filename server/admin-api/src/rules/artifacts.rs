@@ -4,10 +4,11 @@ use crate::backend::BackendError;
 /// Longest artifact name: it becomes a plugin's name on the node.
 pub const MAX_ARTIFACT_NAME: usize = 64;
 
-/// Checks an artifact's name: 1..=64 letters, digits, `.`, `_`, `-`. The route answers 400
+/// Checks an artifact's name: 1..=64 letters, digits, `.`, `_`, `-`, not starting with `.`. The route answers 400
 /// with this message; a backend that is called directly answers `Invalid`.
 pub fn check_artifact_name(name: &str) -> Result<(), BackendError> {
     let usable = !name.is_empty()
+        && !name.starts_with('.')
         && name.len() <= MAX_ARTIFACT_NAME
         && name
             .bytes()
@@ -16,7 +17,7 @@ pub fn check_artifact_name(name: &str) -> Result<(), BackendError> {
         return Ok(());
     }
     Err(BackendError::Invalid(format!(
-        "artifact name `{name}` is not usable: use 1..={MAX_ARTIFACT_NAME} letters, digits, `.`, `_` or `-` (it becomes the plugin's name)"
+        "artifact name `{name}` is not usable: use 1..={MAX_ARTIFACT_NAME} letters, digits, `.`, `_` or `-`, not starting with `.` (it becomes the plugin's or file's name)"
     )))
 }
 

@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use crate::{
-    backend::{AdminBackend, BackendError},
-    dto::{EventKind, ManagerKind, SessionQuery, SessionSummary, StoreRole},
+    backend::{AdminBackend, ArtifactBody, BackendError},
+    dto::{DeployRequest, EventKind, ManagerKind, SessionQuery, SessionSummary, StoreRole},
     rules::{DEFAULT_PAGE, MAX_ARTIFACT_NAME},
 };
 
@@ -119,20 +119,23 @@ pub async fn unknown_names_are_not_found(b: &dyn AdminBackend, context: &str) {
     not_found("undeploy", b.undeploy("no-such-deployment").await);
 }
 
-/// Artifact names: 1..=[`MAX_ARTIFACT_NAME`] letters, digits, `.`, `_`, `-`; the body must
-/// not be empty. Checked before anything else, so any bytes do.
+/// Artifact names: 1..=[`MAX_ARTIFACT_NAME`] letters, digits, `.`, `_`, `-`, not starting
+/// with `.`; an empty plugin (the default kind) is refused. Names are checked before anything
+/// else, so any bytes do.
 pub async fn artifact_names_are_checked(b: &dyn AdminBackend) {
     let body = b"\0asm\x0d\x00\x01\x00".to_vec();
     let too_long = "a".repeat(MAX_ARTIFACT_NAME + 1);
-    for name in ["", "a/b", "with space", "ä", too_long.as_str()] {
-        let r = b.deploy(name, body.clone()).await;
+    for name in ["", "a/b", "with space", "ä", "..", too_long.as_str()] {
+        let r = b.deploy(request(name), body_of(body.clone())).await;
         assert!(
             matches!(r, Err(BackendError::Invalid(_))),
             "artifact name {name:?} ({} bytes) must be refused as Invalid, got {r:?}",
             name.len()
         );
     }
-    let r = b.deploy("empty-artifact", Vec::new()).await;
+    let r = b
+        .deploy(request("empty-artifact"), body_of(Vec::new()))
+        .await;
     assert!(
         matches!(r, Err(BackendError::Invalid(_))),
         "an empty artifact must be refused as Invalid, got {r:?}"
@@ -141,6 +144,24 @@ pub async fn artifact_names_are_checked(b: &dyn AdminBackend) {
         b.deployment("empty-artifact").await.is_err(),
         "a refused artifact is not listed"
     );
+}
+
+fn request(name: &str) -> DeployRequest {
+    DeployRequest {
+        name: name.to_string(),
+        ..DeployRequest::default()
+    }
+}
+
+/// A body streamed in two pieces (as a client would send it).
+pub fn body_of(bytes: Vec<u8>) -> ArtifactBody {
+    let half = bytes.len() / 2;
+    let (a, b) = bytes.split_at(half);
+    let pieces = vec![
+        Ok(axum::body::Bytes::copy_from_slice(a)),
+        Ok(axum::body::Bytes::copy_from_slice(b)),
+    ];
+    Box::pin(futures::stream::iter(pieces))
 }
 
 fn query(offset: Option<u64>, limit: Option<u32>) -> SessionQuery {

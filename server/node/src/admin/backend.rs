@@ -4,7 +4,7 @@ use super::plugins::config_pairs;
 use super::NodeBackend;
 use crate::plugins::ControlOp;
 use shoal_admin::dto::*;
-use shoal_admin::{rules, AdminBackend, BackendError, BackendResult};
+use shoal_admin::{rules, AdminBackend, ArtifactBody, BackendError, BackendResult};
 use tokio::sync::broadcast;
 
 fn ready<T: Send + 'static>(r: Result<T, BackendError>) -> BackendResult<'static, T> {
@@ -244,18 +244,21 @@ impl AdminBackend for NodeBackend {
     }
 
     fn deployment(&self, name: &str) -> BackendResult<'_, Deployment> {
-        let found = self.deployment_list().into_iter().find(|d| d.name == name);
-        ready(found.ok_or_else(|| BackendError::not_found("deployment", name)))
+        ready(self.deployment_of(name))
     }
 
-    fn deploy(&self, name: &str, artifact: Vec<u8>) -> BackendResult<'_, Deployment> {
-        let name = name.to_owned();
-        Box::pin(async move { self.deploy_artifact(&name, artifact).await })
+    fn deploy(&self, request: DeployRequest, body: ArtifactBody) -> BackendResult<'_, Deployment> {
+        Box::pin(async move { self.deploy_artifact(request, body).await })
     }
 
     fn undeploy(&self, name: &str) -> BackendResult<'_, ()> {
         let name = name.to_owned();
         Box::pin(async move { self.undeploy_artifact(&name).await })
+    }
+
+    fn rollback(&self, name: &str) -> BackendResult<'_, Deployment> {
+        let name = name.to_owned();
+        Box::pin(async move { self.rollback_artifact(&name).await })
     }
 
     fn subscribe(&self) -> broadcast::Receiver<Event> {

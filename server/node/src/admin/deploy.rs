@@ -1,128 +1,280 @@
-//! Deployments ([`crate::deploy`]) as the admin API shows them: the name and body checked by
-//! `shoal_admin::rules`, per-node results as [`Deployment`]s, and the `deploy` / `undeploy`
+//! Deployments ([`crate::farm`]) as the admin API shows them: the request translated to a
+//! [`DeployRequest`](crate::farm::DeployRequest), the farm's view as [`Deployment`]s with
+//! every node's state, its errors as [`BackendError`]s, and the `deploy` / `undeploy`
 //! events. Translation only.
-use super::plugins::map_error;
 use super::NodeBackend;
-use crate::deploy::{self, NodeResults, Refused};
+use crate::farm::{self, DeployError, FarmView, Notice, UploadError};
 use shoal_admin::dto::*;
-use shoal_admin::{rules, BackendError};
+use shoal_admin::{rules, ArtifactBody, BackendError};
+use shoal_farm::{Entry, FarmError, Kind, NodeId, NodeState, Phase, Target};
+use std::sync::{Arc, Weak};
 
-fn node_states(results: &NodeResults) -> Vec<NodeDeployState> {
-    results
-        .iter()
-        .map(|(node, r)| NodeDeployState {
-            node: node.clone(),
-            state: if r.is_ok() {
-                DeployState::Deployed
-            } else {
-                DeployState::Failed
-            },
-            detail: r.as_ref().err().cloned(),
-        })
-        .collect()
+fn kind_dto(k: Kind) -> ArtifactKind {
+    match k {
+        Kind::Plugin => ArtifactKind::Plugin,
+        Kind::Application => ArtifactKind::Application,
+        Kind::File => ArtifactKind::File,
+    }
+}
+
+fn kind_of(k: ArtifactKind) -> Kind {
+    match k {
+        ArtifactKind::Plugin => Kind::Plugin,
+        ArtifactKind::Application => Kind::Application,
+        ArtifactKind::File => Kind::File,
+    }
+}
+
+fn map_error(e: DeployError) -> BackendError {
+    let msg = e.to_string();
+    match e {
+        DeployError::Upload(UploadError::TooLarge { .. }) => BackendError::TooLarge(msg),
+        DeployError::Upload(UploadError::Truncated { .. }) => BackendError::Invalid(msg),
+        DeployError::Upload(UploadError::Storage(_)) => BackendError::Internal(msg),
+        DeployError::Farm(f) => match f {
+            FarmError::Conflict { .. } | FarmError::NoPrevious { .. } => {
+                BackendError::Conflict(msg)
+            }
+            FarmError::NotDeployed { name } => BackendError::not_found("deployment", name),
+            FarmError::Refused(_) | FarmError::Invalid(_) => BackendError::Invalid(msg),
+            FarmError::NotReady | FarmError::NoQuorum { .. } => BackendError::Unavailable(msg),
+            FarmError::Wire(_) => BackendError::Internal(msg),
+        },
+        // Another rollout of the name holds a member: the 409 of two deploys at once.
+        DeployError::Aborted { summary, .. } if summary.contains(": conflict, ") => {
+            BackendError::Conflict(msg)
+        }
+        DeployError::Aborted { .. } => BackendError::Invalid(msg),
+        DeployError::Busy(_) => BackendError::Conflict(msg),
+        DeployError::Unavailable(_) => BackendError::Unavailable(msg),
+    }
+}
+
+/// One node's state from the catalog it announced (or this node's own).
+fn from_entry(node: &str, ours: &Entry, theirs: Option<&Entry>) -> NodeDeployState {
+    let mut s = NodeDeployState {
+        node: node.to_string(),
+        state: DeployState::Pending,
+        version: None,
+        digest: None,
+        generation: None,
+        detail: None,
+    };
+    let Some(e) = theirs else {
+        s.detail = Some("has not announced this deployment yet; it converges".into());
+        return s;
+    };
+    s.generation = Some(e.generation);
+    if let Some(sm) = e.manifest() {
+        s.version = Some(sm.manifest.version.clone());
+        s.digest = Some(sm.manifest.sha256.to_string());
+    }
+    if e.generation == ours.generation && e.deploy == ours.deploy {
+        s.state = DeployState::Active;
+    } else if e.order(ours).is_lt() {
+        s.detail = Some(format!("runs {}; it converges", e.describe()));
+    } else {
+        s.state = DeployState::Active;
+        s.detail = Some(format!("ahead of this node: {}", e.describe()));
+    }
+    if matches!(e.target, Target::Removed) && s.state == DeployState::Active {
+        s.state = DeployState::Pending;
+        s.detail = Some(format!("{} here", e.describe()));
+    }
+    s
+}
+
+/// The deployment `name` as this node sees it; `None` if it is not deployed.
+fn deployment(view: &FarmView, name: &str) -> Option<Deployment> {
+    let slot = view.slot(name)?;
+    let cur = &slot.current;
+    let sm = cur.manifest()?;
+    let m = &sm.manifest;
+    let rollout = view
+        .rollouts
+        .get(name)
+        .filter(|r| r.phase != Phase::Done || r.deploy == cur.deploy);
+    let mut nodes = Vec::new();
+    let mut names: Vec<String> = vec![view.me.clone()];
+    names.extend(view.peers.keys().map(|n| n.0.clone()));
+    if let Some(r) = rollout {
+        for n in r.nodes.keys() {
+            if !names.contains(&n.0) {
+                names.push(n.0.clone());
+            }
+        }
+    }
+    for node in names {
+        let from_rollout = rollout.and_then(|r| r.nodes.get(&NodeId::new(node.clone())));
+        let mut s = match from_rollout {
+            Some(p) => {
+                let (state, detail) = match &p.state {
+                    NodeState::Staging => (
+                        DeployState::Staging,
+                        Some(format!("{} of {} bytes", p.bytes_staged, p.size)),
+                    ),
+                    NodeState::Staged => (DeployState::Staged, None),
+                    NodeState::Failed(r) => (DeployState::Failed, Some(r.clone())),
+                    NodeState::Excluded => (
+                        DeployState::Pending,
+                        Some("left during the rollout; converges when it returns".into()),
+                    ),
+                    NodeState::Activated => (DeployState::Active, None),
+                };
+                NodeDeployState {
+                    node: node.clone(),
+                    state,
+                    version: Some(m.version.clone()),
+                    digest: Some(m.sha256.to_string()),
+                    generation: Some(cur.generation),
+                    detail,
+                }
+            }
+            None if node == view.me => from_entry(&node, cur, Some(cur)),
+            None => {
+                let theirs = view
+                    .peers
+                    .get(&NodeId::new(node.clone()))
+                    .and_then(|es| es.iter().find(|e| e.name == name));
+                from_entry(&node, cur, theirs)
+            }
+        };
+        if node == view.me {
+            if let Some(reason) = view.failures.get(name) {
+                s.state = DeployState::Failed;
+                s.detail = Some(reason.clone());
+            }
+        }
+        nodes.push(s);
+    }
+    Some(Deployment {
+        name: name.to_string(),
+        kind: kind_dto(m.kind),
+        version: m.version.clone(),
+        digest: m.sha256.to_string(),
+        size_bytes: m.size,
+        generation: cur.generation,
+        signed: sm.signature.is_some(),
+        metadata: m.metadata.clone(),
+        previous_version: slot
+            .previous
+            .as_ref()
+            .and_then(|p| p.manifest())
+            .map(|p| p.manifest.version.clone()),
+        deployed_ms: view.applied_ms.get(name).copied().unwrap_or(0),
+        nodes,
+    })
 }
 
 impl NodeBackend {
     pub(super) async fn deploy_artifact(
         &self,
-        name: &str,
-        bytes: Vec<u8>,
+        request: DeployRequest,
+        body: ArtifactBody,
     ) -> Result<Deployment, BackendError> {
-        rules::check_artifact(name, &bytes)?;
-        let size = bytes.len() as u64;
-        let prepared = deploy::prepare(&self.node.plugins, name, bytes).map_err(|refused| {
-            let message = refused.to_string();
-            match refused {
-                Refused::Vetoed { reason, .. } => {
-                    self.emit(
-                        EventKind::Deploy,
-                        name,
-                        format!("deployment of {name} vetoed: {reason}"),
-                    );
-                    BackendError::Conflict(message)
-                }
-                Refused::NotComponent { .. } => BackendError::Invalid(message),
-            }
-        })?;
-        {
-            let mut s = self.lock();
-            let meta = s.plugin_meta.entry(name.to_owned()).or_default();
-            meta.size_bytes = size;
-            meta.loaded_ms = now_ms();
-        }
-        let results = prepared
-            .apply(&self.node.plugins, &self.node.channel)
-            .await
-            .map_err(map_error)?;
-        let mut nodes = node_states(&results);
-        for m in self.node.channel.members() {
-            if !nodes.iter().any(|n| n.node == m.name) {
-                nodes.push(NodeDeployState {
-                    node: m.name,
-                    state: DeployState::Pending,
-                    detail: Some("joined after the deployment was sent".into()),
-                });
-            }
-        }
-        let d = Deployment {
-            name: name.to_owned(),
-            digest: prepared.artifact.digest.clone(),
-            size_bytes: prepared.artifact.size,
-            deployed_ms: now_ms(),
-            nodes,
+        rules::check_artifact_name(&request.name)?;
+        let name = request.name.clone();
+        let signature = match &request.signature {
+            None => None,
+            Some(hex_sig) => Some(hex::decode(hex_sig.trim()).map_err(|e| {
+                BackendError::Invalid(format!(
+                    "signature: not hex ({e}); give the 128 hex digits of the ed25519 signature"
+                ))
+            })?),
         };
-        {
-            let mut s = self.lock();
-            s.plugin_meta.entry(name.to_owned()).or_default().last = results;
-            s.deployments.retain(|x| x.name != name);
-            s.deployments.push(d.clone());
-        }
-        let failed = d
-            .nodes
-            .iter()
-            .filter(|n| n.state != DeployState::Deployed)
-            .count();
-        self.emit(
-            EventKind::Deploy,
-            name,
-            format!(
-                "{name} ({} bytes) deployed on {} node(s), {failed} not confirmed",
-                d.size_bytes,
-                d.nodes.len() - failed
-            ),
-        );
-        Ok(d)
+        let req = farm::DeployRequest {
+            name: name.clone(),
+            version: request.version,
+            kind: kind_of(request.kind),
+            metadata: request.metadata,
+            signature,
+        };
+        let farm = self.node.farm.clone();
+        let r = farm.deploy(req, body).await;
+        self.finish(EventKind::Deploy, &name, "deployed", r)?;
+        self.deployment_of(&name)
     }
 
     pub(super) async fn undeploy_artifact(&self, name: &str) -> Result<(), BackendError> {
-        if !self.lock().deployments.iter().any(|d| d.name == name) {
+        if self.deployment_of(name).is_err() {
             return Err(BackendError::not_found("deployment", name));
         }
-        let results = deploy::undeploy(&self.node.plugins, &self.node.channel, name)
-            .await
-            .map_err(map_error)?;
-        {
-            let mut s = self.lock();
-            s.deployments.retain(|d| d.name != name);
-            s.plugin_meta.remove(name);
+        let r = self.node.farm.undeploy(name).await;
+        self.finish(EventKind::Undeploy, name, "undeployed", r)
+    }
+
+    pub(super) async fn rollback_artifact(&self, name: &str) -> Result<Deployment, BackendError> {
+        self.deployment_of(name)?;
+        let r = self.node.farm.rollback(name).await;
+        self.finish(EventKind::Deploy, name, "rolled back", r)?;
+        self.deployment_of(name)
+    }
+
+    /// The event of a rollout coordinated here, and its error for the API.
+    fn finish(
+        &self,
+        kind: EventKind,
+        name: &str,
+        done: &str,
+        r: Result<(), DeployError>,
+    ) -> Result<(), BackendError> {
+        match r {
+            Ok(()) => {
+                let what = self
+                    .deployment_of(name)
+                    .map(|d| format!("{name}@{} ({} bytes)", d.version, d.size_bytes))
+                    .unwrap_or_else(|_| name.to_string());
+                self.emit(kind, name, format!("{what} {done} on every node"));
+                Ok(())
+            }
+            Err(e) => {
+                let e = map_error(e);
+                self.emit(kind, name, format!("{name} not {done}: {e}"));
+                Err(e)
+            }
         }
-        let failed: Vec<String> = results
-            .iter()
-            .filter_map(|(n, r)| r.as_ref().err().map(|e| format!("{n}: {e}")))
-            .collect();
-        let message = if failed.is_empty() {
-            format!("{name} undeployed from {} node(s)", results.len())
-        } else {
-            format!(
-                "{name} undeployed here; not confirmed by {}",
-                failed.join("; ")
-            )
-        };
-        self.emit(EventKind::Undeploy, name, message);
-        Ok(())
+    }
+
+    pub(super) fn deployment_of(&self, name: &str) -> Result<Deployment, BackendError> {
+        deployment(&self.node.farm.view(), name)
+            .ok_or_else(|| BackendError::not_found("deployment", name))
     }
 
     pub(super) fn deployment_list(&self) -> Vec<Deployment> {
-        self.lock().deployments.clone()
+        let view = self.node.farm.view();
+        view.catalog
+            .iter()
+            .filter_map(|s| deployment(&view, &s.current.name))
+            .collect()
+    }
+}
+
+/// Farm notices of this node (slots made live here, entries refused) as admin events.
+pub(super) async fn follow(backend: Weak<NodeBackend>, farm: Arc<farm::Farm>) {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut rx = farm.notices();
+    loop {
+        let notice = match rx.recv().await {
+            Ok(n) => n,
+            Err(RecvError::Lagged(_)) => continue,
+            Err(RecvError::Closed) => return,
+        };
+        let Some(b) = backend.upgrade() else { return };
+        match notice {
+            Notice::Applied { name, what, result } => {
+                let message = match result {
+                    Ok(()) => format!("{what} live on {}", b.local_name()),
+                    Err(e) => format!("{what} failed on {}: {e}", b.local_name()),
+                };
+                b.emit(EventKind::Deploy, &name, message);
+            }
+            Notice::Refused { from, reason } => {
+                b.emit(
+                    EventKind::Deploy,
+                    &from,
+                    format!("an entry from {from} was refused here: {reason}"),
+                );
+            }
+        }
     }
 }

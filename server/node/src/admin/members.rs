@@ -317,6 +317,16 @@ impl NodeBackend {
                 },
             });
         }
+        let farm = self.node.farm.is_ready();
+        checks.push(Check {
+            name: "farm".into(),
+            ok: farm,
+            detail: if farm {
+                "holds the cluster's deployments".into()
+            } else {
+                "converging with the cluster's deployments (fetching what it missed)".into()
+            },
+        });
         let drain = self.node.drain.state().map(|d| d.detail);
         rules::readiness(drain.as_deref(), checks)
     }

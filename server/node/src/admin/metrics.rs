@@ -159,6 +159,7 @@ impl NodeBackend {
         self.channel_metrics(&mut out).await;
         self.session_metrics(&mut out);
         self.plugin_metrics(&mut out);
+        (self.node.farm.metrics).render(&mut out, self.node.farm.is_ready());
         out
     }
 

@@ -1,6 +1,6 @@
 //! The admin API of a running node: [`NodeBackend`] implements [`shoal_admin::AdminBackend`]
 //! by translating between the node's concepts (channel, HTTP contexts and their session
-//! services, plugins, [`crate::drain`], [`crate::deploy`]) and the API's DTOs. No node
+//! services, plugins, [`crate::drain`], [`crate::farm`]) and the API's DTOs. No node
 //! behaviour lives here; the rules every backend shares come from `shoal_admin::rules`.
 //!
 //! Data flow: an API call → `backend.rs` (the trait, one line per method) → the file of its
@@ -12,7 +12,7 @@
 //! - `channel.rs`: interceptor stack, send options, per-peer traffic.
 //! - `plugins.rs`: plugin operations, always applied on every node.
 //! - `drain.rs`: the drain's status and the `drain` event ([`crate::drain`] does the drain).
-//! - `deploy.rs`: deployments as DTOs and events ([`crate::deploy`] does the deploying).
+//! - `deploy.rs`: deployments as DTOs and events ([`crate::farm`] does the deploying).
 //! - `metrics.rs`: Prometheus text.
 //! - `backend.rs`: the trait implementation, delegating to the above.
 //!
@@ -30,7 +30,7 @@ mod stats;
 
 use crate::plugins::Plugins;
 use members::MemberBook;
-use shoal_admin::dto::{now_ms, Deployment, EventKind};
+use shoal_admin::dto::{now_ms, EventKind};
 use shoal_admin::rules::EventLog;
 use shoal_cluster::LayerInfo;
 use shoal_http::HttpNode;
@@ -54,6 +54,8 @@ pub struct NodeView {
     pub http_addr: std::net::SocketAddr,
     /// The drain trigger, shared with whoever runs the drain (the binary).
     pub drain: crate::drain::Drain,
+    /// The farm deployer (deployments).
+    pub farm: Arc<crate::farm::Farm>,
 }
 
 /// The admin backend of one node.
@@ -67,7 +69,6 @@ pub struct NodeBackend {
 #[derive(Default)]
 struct State {
     book: MemberBook,
-    deployments: Vec<Deployment>,
     /// Operator-facing facts about plugins the registry does not keep.
     plugin_meta: HashMap<String, plugins::PluginMeta>,
     /// Counters at the last reset, per context path.
@@ -93,6 +94,10 @@ impl NodeBackend {
             }
         }
         tokio::spawn(members::follow(Arc::downgrade(&backend), rx));
+        tokio::spawn(deploy::follow(
+            Arc::downgrade(&backend),
+            backend.node.farm.clone(),
+        ));
         tokio::spawn(drain::announce(
             Arc::downgrade(&backend),
             backend.node.drain.clone(),

@@ -82,6 +82,7 @@ pub async fn start_node_with(
         http,
         plugins: Vec::new(),
         config_dir: None,
+        farm: None,
         admin: Some(AdminConfig {
             admin_token: Some(ADMIN.into()),
             read_token: Some(READ.into()),

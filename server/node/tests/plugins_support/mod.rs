@@ -133,6 +133,7 @@ pub fn parts(
         http,
         plugins,
         config_dir: None,
+        farm: None,
         admin: None,
     }
 }

@@ -5,7 +5,7 @@ use tokio::sync::broadcast;
 
 use super::{data, done, ops, MemoryBackend};
 use crate::{
-    backend::{AdminBackend, BackendError, BackendResult},
+    backend::{AdminBackend, ArtifactBody, BackendError, BackendResult},
     dto::*,
     rules,
 };
@@ -359,15 +359,53 @@ impl AdminBackend for MemoryBackend {
         )
     }
 
-    fn deploy(&self, name: &str, artifact: Vec<u8>) -> BackendResult<'_, Deployment> {
+    fn deploy(&self, request: DeployRequest, body: ArtifactBody) -> BackendResult<'_, Deployment> {
+        Box::pin(async move {
+            use futures::StreamExt;
+            // The twin keeps the bytes (it has no disk); bounded like a node's default.
+            let mut body = body;
+            let mut artifact = Vec::new();
+            while let Some(piece) = body.next().await {
+                let piece = piece.map_err(|e| {
+                    BackendError::Invalid(format!(
+                        "the upload was cut short after {} bytes ({e}); nothing was deployed, send it again",
+                        artifact.len()
+                    ))
+                })?;
+                if artifact.len() + piece.len() > crate::MAX_UPLOAD_BYTES {
+                    return Err(BackendError::TooLarge(format!(
+                        "the artifact exceeds the upload limit of {} bytes",
+                        crate::MAX_UPLOAD_BYTES
+                    )));
+                }
+                artifact.extend_from_slice(&piece);
+            }
+            let mut s = self.lock();
+            let r = ops::deploy(&mut s, &request, &artifact);
+            if let Ok(d) = &r {
+                self.emit(
+                    &mut s,
+                    EventKind::Deploy,
+                    &request.name,
+                    format!(
+                        "{}@{} ({} bytes) active on every node",
+                        d.name, d.version, d.size_bytes
+                    ),
+                );
+            }
+            r
+        })
+    }
+
+    fn rollback(&self, name: &str) -> BackendResult<'_, Deployment> {
         let mut s = self.lock();
-        let r = ops::deploy(&mut s, name, &artifact);
+        let r = ops::rollback(&mut s, name);
         if let Ok(d) = &r {
             self.emit(
                 &mut s,
                 EventKind::Deploy,
                 name,
-                format!("{name} ({} bytes) deployed", d.size_bytes),
+                format!("{name} rolled back to {} on every node", d.version),
             );
         }
         done(r)

@@ -37,6 +37,8 @@ struct State {
     send_options: SendOptions,
     plugins: Vec<Plugin>,
     deployments: Vec<Deployment>,
+    /// The version a rollback returns to, per name.
+    previous_deployments: Vec<Deployment>,
 }
 
 impl Default for MemoryBackend {
@@ -65,6 +67,7 @@ impl MemoryBackend {
             send_options,
             plugins: data::plugins(now),
             deployments: Vec::new(),
+            previous_deployments: Vec::new(),
         };
         Self {
             state: Mutex::new(state),

@@ -240,10 +240,26 @@ pub(super) fn unload_plugin(s: &mut State, name: &str) -> Result<(), BackendErro
 
 pub(super) fn deploy(
     s: &mut State,
-    name: &str,
+    req: &DeployRequest,
     artifact: &[u8],
 ) -> Result<Deployment, BackendError> {
-    rules::check_artifact(name, artifact)?;
+    let name = req.name.as_str();
+    rules::check_artifact_name(name)?;
+    if req.kind != ArtifactKind::File {
+        rules::check_artifact(name, artifact)?;
+    }
+    if req.kind == ArtifactKind::Application {
+        return Err(BackendError::Invalid(format!(
+            "{name}: nothing was activated: application kind not supported yet"
+        )));
+    }
+    let digest = digest(artifact);
+    let version = req
+        .version
+        .clone()
+        .unwrap_or_else(|| digest[..12].to_string());
+    let previous = s.deployments.iter().find(|x| x.name == name).cloned();
+    let generation = previous.as_ref().map_or(1, |p| p.generation + 1);
     let nodes = s
         .members
         .iter()
@@ -251,25 +267,66 @@ pub(super) fn deploy(
             MemberState::Gone => NodeDeployState {
                 node: m.name.clone(),
                 state: DeployState::Pending,
-                detail: Some("node is gone; deployed when it rejoins".into()),
+                version: None,
+                digest: None,
+                generation: None,
+                detail: Some("node is gone; converges when it rejoins".into()),
             },
             _ => NodeDeployState {
                 node: m.name.clone(),
-                state: DeployState::Deployed,
+                state: DeployState::Active,
+                version: Some(version.clone()),
+                digest: Some(digest.clone()),
+                generation: Some(generation),
                 detail: None,
             },
         })
         .collect();
     let d = Deployment {
         name: name.to_owned(),
-        digest: digest(artifact),
+        kind: req.kind,
+        version,
+        digest,
         size_bytes: artifact.len() as u64,
+        generation,
+        signed: req.signature.is_some(),
+        metadata: req.metadata.clone(),
+        previous_version: previous.as_ref().map(|p| p.version.clone()),
         deployed_ms: now_ms(),
         nodes,
     };
+    if let Some(p) = previous {
+        s.previous_deployments.retain(|x| x.name != name);
+        s.previous_deployments.push(p);
+    }
     s.deployments.retain(|x| x.name != name);
     s.deployments.push(d.clone());
     Ok(d)
+}
+
+/// The previous version becomes current again (a new generation).
+pub(super) fn rollback(s: &mut State, name: &str) -> Result<Deployment, BackendError> {
+    let Some(current) = s.deployments.iter().find(|x| x.name == name).cloned() else {
+        return Err(BackendError::not_found("deployment", name));
+    };
+    let Some(mut prev) = s
+        .previous_deployments
+        .iter()
+        .find(|x| x.name == name)
+        .cloned()
+    else {
+        return Err(BackendError::Conflict(format!(
+            "deployment {name:?} has no previous version to roll back to"
+        )));
+    };
+    prev.generation = current.generation + 1;
+    prev.previous_version = Some(current.version.clone());
+    prev.deployed_ms = now_ms();
+    s.previous_deployments.retain(|x| x.name != name);
+    s.previous_deployments.push(current);
+    s.deployments.retain(|x| x.name != name);
+    s.deployments.push(prev.clone());
+    Ok(prev)
 }
 
 pub(super) fn metrics(s: &State, secs: f64) -> String {

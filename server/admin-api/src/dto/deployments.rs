@@ -1,0 +1,94 @@
+//! Farm deployments: what an upload asks for, and where each node stands.
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use utoipa::{IntoParams, ToSchema};
+
+/// What an artifact becomes on each node.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ArtifactKind {
+    /// A Wasm component of any plugin world, loaded under the deployment's name
+    /// (metadata `contexts` and `config.<key>`).
+    #[default]
+    Plugin,
+    /// A context with its application component (not supported yet: refused before staging).
+    Application,
+    /// An opaque file, available on each node as `files/<name>` under the farm directory.
+    File,
+}
+
+/// Query of `PUT /api/v1/deployments/{name}`. Metadata goes in further query parameters
+/// named `meta.<key>` (e.g. `meta.contexts=/app`, `meta.config.greeting=hello`).
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeployQuery {
+    /// Version label (default: the first 12 hex digits of the sha256).
+    #[param(example = "1.4.2")]
+    pub version: Option<String>,
+    /// `plugin` (default), `file` or `application`.
+    pub kind: Option<ArtifactKind>,
+    /// ed25519 signature (128 hex digits) of the manifest (name, version, kind, sha256,
+    /// size, metadata); required when the nodes set `[farm] require_signatures`.
+    pub signature: Option<String>,
+}
+
+/// A deploy as the backend receives it (the body is streamed beside it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeployRequest {
+    pub name: String,
+    pub version: Option<String>,
+    pub kind: ArtifactKind,
+    /// Hex of the ed25519 signature, if any.
+    pub signature: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// State of a deployment on one node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeployState {
+    /// Behind the cluster (it converges: fetches, verifies, then applies).
+    Pending,
+    /// Receiving or verifying the content of a rollout.
+    Staging,
+    /// Verified and waiting for every node before activation.
+    Staged,
+    /// The deployment's current version is live here.
+    Active,
+    /// Refused or failed here (`detail` says why).
+    Failed,
+}
+
+/// Per-node state of a deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct NodeDeployState {
+    pub node: String,
+    pub state: DeployState,
+    /// Version this node runs (or stages).
+    pub version: Option<String>,
+    /// sha256 (hex) of what this node runs (or stages).
+    pub digest: Option<String>,
+    pub generation: Option<u64>,
+    pub detail: Option<String>,
+}
+
+/// An artifact deployed to the whole cluster (farm deployment).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Deployment {
+    #[schema(example = "shop.wasm")]
+    pub name: String,
+    pub kind: ArtifactKind,
+    pub version: String,
+    /// sha256 of the content (hex).
+    pub digest: String,
+    pub size_bytes: u64,
+    /// Grows by one with every deploy, undeploy or rollback of the name.
+    pub generation: u64,
+    pub signed: bool,
+    pub metadata: BTreeMap<String, String>,
+    /// The version a rollback returns to, if any.
+    pub previous_version: Option<String>,
+    /// When this node made the current version live (ms since the epoch).
+    pub deployed_ms: u64,
+    pub nodes: Vec<NodeDeployState>,
+}

@@ -1,0 +1,55 @@
+//! Whether this node accepts an artifact before it is staged (run on `Verify`, once size and
+//! sha256 matched, before the content moves under its digest): the kind must be one this
+//! node can make live (a `plugin` must compile and instantiate), and no deploy hook may veto
+//! it. A refusal becomes this node's `Failed{reason}`, so nobody activates.
+use super::apply::{artifact, plugin_config};
+use crate::plugins::Plugins;
+use shoal_farm::{Kind, SignedManifest};
+use shoal_plugin_host::{DeployDecision, PluginSpec};
+use std::path::Path;
+
+/// A name no context has: a test instance placed there never runs on a request.
+const NOWHERE: &str = "\u{0}farm-check";
+
+pub fn admit(plugins: &Plugins, sm: &SignedManifest, content: &Path) -> Result<(), String> {
+    let m = &sm.manifest;
+    match m.kind {
+        Kind::Application => {
+            return Err("application kind not supported yet (deploy a plugin or a file)".into())
+        }
+        Kind::File => {}
+        Kind::Plugin => {
+            let bytes = std::fs::read(content)
+                .map_err(|e| format!("cannot read {}: {e}", content.display()))?;
+            test_instantiate(plugins, &m.name, &bytes, plugin_config(sm))?;
+        }
+    }
+    if let DeployDecision::Veto(reason) = plugins.registry.deploy_hooks_before(&artifact(sm)) {
+        return Err(format!("vetoed by a deploy hook: {reason}"));
+    }
+    Ok(())
+}
+
+/// Compiles the component and creates one instance under a scratch name placed in no
+/// context and disabled at once, then unloads it.
+fn test_instantiate(
+    plugins: &Plugins,
+    name: &str,
+    bytes: &[u8],
+    config: Vec<(String, String)>,
+) -> Result<(), String> {
+    let scratch = format!("farm-check:{name}");
+    plugins.placement.set(&scratch, vec![NOWHERE.into()]);
+    let spec = PluginSpec {
+        config,
+        ..PluginSpec::default()
+    };
+    let r = plugins.registry.load(&scratch, bytes, spec);
+    if r.is_ok() {
+        let _ = plugins.registry.disable(&scratch);
+        let _ = plugins.registry.unload(&scratch);
+    }
+    plugins.placement.remove(&scratch);
+    r.map(|_| ())
+        .map_err(|e| format!("not a loadable plugin component: {e}"))
+}

@@ -1,0 +1,184 @@
+//! Making a slot live on this node, per kind, when the core says `Apply` (and for the
+//! persisted catalog at start):
+//! - `plugin`: loaded (or hot-reloaded: requests in flight finish on the old version) in the
+//!   local [`Plugins`] registry with its config and contexts from the metadata; unloaded on
+//!   undeploy. Metadata: `contexts` (comma-separated paths, empty = every context) and
+//!   `config.<key>` (given to the plugin as `<key>`).
+//! - `file`: `files/<name>` under the farm dir points at the content (swapped atomically).
+//! - `application`: refused before staging (see `admit.rs`), so never applied here.
+//!
+//! The deploy hooks' `after-deploy` / `after-undeploy` run afterwards.
+use super::content::ContentStore;
+use crate::plugins::{ControlOp, Plugins};
+use shoal_farm::{Entry, Kind, SignedManifest, Slot, Target};
+use shoal_plugin_host::{Artifact, PluginError, PluginWorld};
+
+/// The plugin configuration of a `plugin` artifact (metadata `config.<key>`).
+pub fn plugin_config(sm: &SignedManifest) -> Vec<(String, String)> {
+    sm.manifest
+        .metadata
+        .iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix("config.")
+                .map(|k| (k.to_string(), v.clone()))
+        })
+        .collect()
+}
+
+/// The contexts of a `plugin` artifact (metadata `contexts`; empty = every context).
+pub fn plugin_contexts(sm: &SignedManifest) -> Vec<String> {
+    sm.manifest
+        .metadata
+        .get("contexts")
+        .map(|c| {
+            c.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What the deploy hooks see of an artifact.
+pub fn artifact(sm: &SignedManifest) -> Artifact {
+    let m = &sm.manifest;
+    let mut metadata: Vec<(String, String)> = m
+        .metadata
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    metadata.push(("kind".into(), kind_name(m.kind).into()));
+    metadata.push(("version".into(), m.version.clone()));
+    Artifact {
+        name: m.name.clone(),
+        digest: m.sha256.to_string(),
+        size: m.size,
+        metadata,
+    }
+}
+
+pub fn kind_name(k: Kind) -> &'static str {
+    match k {
+        Kind::Plugin => "plugin",
+        Kind::Application => "application",
+        Kind::File => "file",
+    }
+}
+
+fn kind_of(e: Option<&Entry>) -> Option<Kind> {
+    e.and_then(Entry::manifest).map(|sm| sm.manifest.kind)
+}
+
+/// Makes `slot.current` live here. `hooks`: run the deploy hooks' after-calls (not when
+/// the persisted catalog is re-applied at start).
+pub fn apply(
+    plugins: &Plugins,
+    store: &ContentStore,
+    slot: &Slot,
+    hooks: bool,
+) -> Result<(), String> {
+    let name = slot.current.name.as_str();
+    let before = kind_of(slot.previous.as_ref());
+    match &slot.current.target {
+        Target::Removed => {
+            remove(plugins, store, name, before)?;
+            if hooks {
+                hooks_after(plugins, |h| {
+                    plugins.registry.deploy_hook_after_undeploy(h, name)
+                });
+            }
+        }
+        Target::Deployed(sm) => {
+            if before.is_some_and(|k| k != sm.manifest.kind) {
+                remove(plugins, store, name, before)?;
+            }
+            match sm.manifest.kind {
+                Kind::Plugin => apply_plugin(plugins, store, name, sm)?,
+                Kind::File => {
+                    store.link_file(name, &sm.manifest.sha256)?;
+                }
+                Kind::Application => {
+                    return Err(format!(
+                        "{}: application kind not supported yet",
+                        sm.manifest
+                    ))
+                }
+            }
+            if hooks {
+                let a = artifact(sm);
+                hooks_after(plugins, |h| plugins.registry.deploy_hook_after(h, &a));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn remove(
+    plugins: &Plugins,
+    store: &ContentStore,
+    name: &str,
+    kind: Option<Kind>,
+) -> Result<(), String> {
+    match kind {
+        Some(Kind::Plugin) if plugins.registry.info(name).is_ok() => plugins
+            .apply_local(&ControlOp::Unload { name: name.into() })
+            .map(|_| ())
+            .map_err(|e| format!("cannot unload plugin {name}: {e}")),
+        Some(Kind::File) => {
+            store.unlink_file(name);
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+fn apply_plugin(
+    plugins: &Plugins,
+    store: &ContentStore,
+    name: &str,
+    sm: &SignedManifest,
+) -> Result<(), String> {
+    let path = store.content_path(&sm.manifest.sha256);
+    let bytes = std::fs::read(&path)
+        .map_err(|e| format!("{}: cannot read {}: {e}", sm.manifest, path.display()))?;
+    let config = plugin_config(sm);
+    let contexts = plugin_contexts(sm);
+    let fail = |e: PluginError| format!("{}: {e}", sm.manifest);
+    if plugins.registry.info(name).is_ok() {
+        plugins
+            .apply_local(&ControlOp::Reload {
+                name: name.into(),
+                bytes: Some(bytes),
+            })
+            .map_err(fail)?;
+        plugins
+            .apply_local(&ControlOp::Configure {
+                name: name.into(),
+                config,
+            })
+            .map_err(fail)?;
+        plugins.placement.set(name, contexts);
+    } else {
+        plugins
+            .apply_local(&ControlOp::Load {
+                name: name.into(),
+                bytes,
+                config,
+                limits: Default::default(),
+                policy: Default::default(),
+                world: None,
+                contexts,
+            })
+            .map_err(fail)?;
+    }
+    Ok(())
+}
+
+fn hooks_after(plugins: &Plugins, f: impl Fn(&str) -> Result<(), PluginError>) {
+    for hook in plugins.registry.enabled(PluginWorld::DeployHook) {
+        if let Err(e) = f(&hook) {
+            tracing::warn!(hook = %hook, "deploy hook failed after the operation: {e}");
+        }
+    }
+}

@@ -1,0 +1,367 @@
+//! The task that owns a node's [`FarmCore`]: a dedicated thread (storage is blocking I/O and
+//! its actions must run in order) fed by one queue of inputs — decoded messages from the
+//! channel, membership, commands from the API — and a timer; it carries out the core's
+//! actions (send, stage, write, verify, read, apply) and publishes a [`FarmView`] for the
+//! API after each step.
+use super::admit::admit;
+use super::apply::apply;
+use super::content::ContentStore;
+use super::frame::frame;
+use super::metrics::FarmMetrics;
+use super::view::{FarmView, Notice};
+use crate::plugins::Plugins;
+use shoal_cluster::{MemberId, SendOptions};
+use shoal_farm::{
+    Action, Change, DeployId, Digest, Event, FarmCore, FarmError, Message, NodeId, Outcome,
+    SignedManifest, Slot,
+};
+use shoal_net::Channel;
+use std::collections::HashMap;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{broadcast, oneshot, watch};
+
+/// The outcome of a command, once its rollout ends.
+pub type Started = Result<oneshot::Receiver<Outcome>, FarmError>;
+
+pub enum Input {
+    Message {
+        from: MemberId,
+        msg: Message,
+    },
+    Up {
+        name: NodeId,
+        id: MemberId,
+    },
+    Down(NodeId),
+    Joined,
+    Deploy {
+        sm: SignedManifest,
+        reply: oneshot::Sender<Started>,
+    },
+    Undeploy {
+        name: String,
+        reply: oneshot::Sender<Started>,
+    },
+    Rollback {
+        name: String,
+        reply: oneshot::Sender<Started>,
+    },
+}
+
+/// Manifests seen in a Prepare (or deployed here), checked by `admit` when their content
+/// is verified. Bounded: an artifact whose content was already here is never verified.
+const PREPARED_MAX: usize = 256;
+
+pub struct Driver {
+    pub core: FarmCore,
+    pub store: ContentStore,
+    pub plugins: Arc<Plugins>,
+    pub channel: Channel,
+    pub rx: Receiver<Input>,
+    pub view: Arc<Mutex<FarmView>>,
+    pub metrics: Arc<FarmMetrics>,
+    pub ready: watch::Sender<bool>,
+    pub notices: broadcast::Sender<Notice>,
+    pub tick: Duration,
+    pub ids: HashMap<NodeId, MemberId>,
+    pub waiters: HashMap<DeployId, oneshot::Sender<Outcome>>,
+    pub prepared: HashMap<Digest, SignedManifest>,
+    /// Highest chunk offset sent per receiver and digest (a lower one is a resend).
+    pub sent_high: HashMap<(NodeId, Digest), u64>,
+    /// Names of the rollouts started here (their status is published).
+    pub coordinated: std::collections::BTreeSet<String>,
+    pub finished: Vec<(oneshot::Sender<Outcome>, Outcome)>,
+}
+
+impl Driver {
+    pub fn run(mut self) {
+        let mut next_tick = Instant::now() + self.tick;
+        loop {
+            let wait = next_tick.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(wait) {
+                Ok(input) => self.input(input),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            let now = Instant::now();
+            if now >= next_tick {
+                self.core.handle_timeout(now);
+                next_tick = now + self.tick;
+            }
+            self.run_actions();
+            self.publish();
+            for (w, outcome) in self.finished.drain(..) {
+                let _ = w.send(outcome);
+            }
+        }
+    }
+
+    fn input(&mut self, input: Input) {
+        let now = Instant::now();
+        match input {
+            Input::Message { from, msg } => {
+                let Some(from) = self.name_of(from) else {
+                    FarmMetrics::inc(&self.metrics.decode_failures);
+                    return;
+                };
+                match &msg {
+                    Message::Prepare {
+                        change: Change::Deploy(sm),
+                        ..
+                    } => self.remember(sm.clone()),
+                    Message::Want { digest, offset, .. } => {
+                        tracing::debug!(%from, "farm: {from} asks for {digest:?} from offset {offset}");
+                    }
+                    Message::NotHere { digest } => {
+                        tracing::debug!(%from, "farm: {from} does not hold {digest:?}");
+                    }
+                    Message::Catalog { entries, .. } => {
+                        if let Ok(mut v) = self.view.lock() {
+                            v.peers.insert(from.clone(), entries.clone());
+                        }
+                    }
+                    _ => {}
+                }
+                self.core.handle_message(now, from, msg);
+            }
+            Input::Up { name, id } => {
+                self.ids.insert(name.clone(), id);
+                self.core.handle_member_up(now, name);
+            }
+            Input::Down(name) => {
+                self.ids.remove(&name);
+                self.sent_high.retain(|(n, _), _| *n != name);
+                if let Ok(mut v) = self.view.lock() {
+                    v.peers.remove(&name);
+                }
+                self.core.handle_member_down(now, name);
+            }
+            Input::Joined => self.core.handle_joined(now),
+            Input::Deploy { sm, reply } => {
+                self.remember(sm.clone());
+                self.coordinated.insert(sm.manifest.name.clone());
+                let r = self.core.deploy(now, sm);
+                self.started(r, reply);
+            }
+            Input::Undeploy { name, reply } => {
+                self.coordinated.insert(name.clone());
+                let r = self.core.undeploy(now, &name);
+                self.started(r, reply);
+            }
+            Input::Rollback { name, reply } => {
+                self.coordinated.insert(name.clone());
+                let r = self.core.rollback(now, &name);
+                self.started(r, reply);
+            }
+        }
+    }
+
+    /// The member name of a sender (the farm names nodes by member name).
+    fn name_of(&self, id: MemberId) -> Option<NodeId> {
+        if let Some((n, _)) = self.ids.iter().find(|(_, i)| **i == id) {
+            return Some(n.clone());
+        }
+        self.channel
+            .members()
+            .into_iter()
+            .find(|m| m.id == id)
+            .map(|m| NodeId::new(m.name))
+    }
+
+    fn remember(&mut self, sm: SignedManifest) {
+        if self.prepared.len() >= PREPARED_MAX {
+            self.prepared.clear();
+        }
+        self.prepared.insert(sm.manifest.sha256, sm);
+    }
+
+    fn started(&mut self, r: Result<DeployId, FarmError>, reply: oneshot::Sender<Started>) {
+        let answer = r.map(|id| {
+            let (tx, rx) = oneshot::channel();
+            self.waiters.insert(id, tx);
+            rx
+        });
+        let _ = reply.send(answer);
+    }
+
+    /// Carries out actions until the core has none left (answers produce more).
+    fn run_actions(&mut self) {
+        let mut applied = false;
+        loop {
+            let actions = self.core.take_actions();
+            if actions.is_empty() {
+                break;
+            }
+            for a in actions {
+                applied |= self.action(a);
+            }
+        }
+        if applied {
+            if let Err(e) = self.store.save_catalog(self.core.catalog()) {
+                tracing::error!("farm: {e}; the deployed set may not survive a restart");
+            }
+            self.store.collect_garbage(&self.core.referenced());
+        }
+    }
+
+    /// Returns true for an `Apply`.
+    fn action(&mut self, a: Action) -> bool {
+        let now = Instant::now();
+        match a {
+            Action::Send { to, msg } => self.send(to, msg),
+            Action::StageBegin { digest, .. } => {
+                if let Err(e) = self.store.stage_begin(digest) {
+                    tracing::warn!("farm: {e}");
+                }
+            }
+            Action::WriteChunk {
+                digest,
+                offset,
+                bytes,
+            } => {
+                FarmMetrics::add(&self.metrics.bytes_received, bytes.len() as u64);
+                if let Err(e) = self.store.write_chunk(digest, offset, &bytes) {
+                    tracing::warn!("farm: {e}");
+                }
+            }
+            Action::Verify { digest, size } => {
+                let r = self.verify(digest, size);
+                if let Err(e) = &r {
+                    FarmMetrics::inc(&self.metrics.verify_failures);
+                    tracing::warn!("farm: content {digest:?} refused here: {e}");
+                }
+                self.core.handle_verified(now, digest, r);
+            }
+            Action::ReadChunk {
+                to,
+                digest,
+                offset,
+                len,
+            } => {
+                let r = self.store.read_chunk(digest, offset, len);
+                self.core.handle_chunk_read(now, to, digest, offset, r);
+            }
+            Action::Apply { slot } => {
+                self.apply(&slot);
+                return true;
+            }
+            Action::Event(e) => self.event(e),
+        }
+        false
+    }
+
+    fn verify(&mut self, digest: Digest, size: u64) -> Result<(), String> {
+        let path = self.store.check(digest, size)?;
+        if let Some(sm) = self.prepared.remove(&digest) {
+            if let Err(e) = admit(&self.plugins, &sm, &path) {
+                self.store.discard(digest);
+                return Err(e);
+            }
+        }
+        self.store.commit(digest)
+    }
+
+    fn apply(&mut self, slot: &Slot) {
+        let name = slot.current.name.clone();
+        let r = apply(&self.plugins, &self.store, slot, true);
+        let what = slot.current.describe();
+        match &r {
+            Ok(()) => tracing::info!("farm: {what} is live on this node"),
+            Err(e) => {
+                FarmMetrics::inc(&self.metrics.apply_failures);
+                tracing::error!("farm: {what} could not be made live here: {e}");
+            }
+        }
+        if let Ok(mut v) = self.view.lock() {
+            v.applied_ms
+                .insert(name.clone(), shoal_admin::dto::now_ms());
+            match &r {
+                Ok(()) => v.failures.remove(&name),
+                Err(e) => v.failures.insert(name.clone(), e.clone()),
+            };
+        }
+        let _ = self.notices.send(Notice::Applied {
+            name,
+            what,
+            result: r,
+        });
+    }
+
+    fn event(&mut self, e: Event) {
+        match e {
+            Event::RolloutFinished {
+                deploy,
+                name,
+                outcome,
+            } => {
+                let c = match outcome {
+                    Outcome::Activated { .. } => &self.metrics.deploys_activated,
+                    Outcome::Aborted { .. } => &self.metrics.deploys_aborted,
+                };
+                FarmMetrics::inc(c);
+                tracing::info!(%name, %deploy, "farm: rollout finished: {}", outcome.summary());
+                if let Some(w) = self.waiters.remove(&deploy) {
+                    // Answered after the view is published, so the caller reads the result.
+                    self.finished.push((w, outcome));
+                }
+            }
+            Event::Ready => {
+                tracing::info!("farm: this node holds the cluster's deployments");
+                let _ = self.ready.send(true);
+            }
+            Event::Refused { from, reason } => {
+                tracing::warn!(%from, "farm: an entry offered by a peer was refused here: {reason}");
+                let _ = self.notices.send(Notice::Refused {
+                    from: from.to_string(),
+                    reason,
+                });
+            }
+        }
+    }
+
+    /// Best effort, no acknowledgement, in call order (chunks never wait for an ack, so
+    /// session replication keeps its place on the links; the core's window bounds them).
+    fn send(&mut self, to: NodeId, msg: Message) {
+        if let Message::Chunk {
+            digest,
+            offset,
+            bytes,
+        } = &msg
+        {
+            FarmMetrics::inc(&self.metrics.chunks_sent);
+            FarmMetrics::add(&self.metrics.bytes_sent, bytes.len() as u64);
+            let high = self.sent_high.entry((to.clone(), *digest)).or_insert(0);
+            if *offset < *high || (*offset == 0 && *high > 0) {
+                FarmMetrics::inc(&self.metrics.chunks_resent);
+            }
+            *high = (*high).max(*offset + bytes.len() as u64);
+        }
+        if let Message::Want { digest, offset, .. } = &msg {
+            tracing::debug!(%to, "farm: asking {to} for {digest:?} from offset {offset}");
+        }
+        let Some(id) = self.ids.get(&to).copied() else {
+            tracing::debug!(%to, "farm: no member id for {to} yet: message dropped (resent on the next timer)");
+            return;
+        };
+        // The future only reports the outcome: dropping it keeps the send.
+        drop(self.channel.send_now(&[id], frame(&msg), SendOptions(0)));
+    }
+
+    fn publish(&mut self) {
+        let ready = self.core.is_ready();
+        let catalog: Vec<Slot> = self.core.catalog().slots().cloned().collect();
+        let Ok(mut v) = self.view.lock() else {
+            return;
+        };
+        v.ready = ready;
+        v.in_sync = self.core.in_sync();
+        v.catalog = catalog;
+        for n in &self.coordinated {
+            if let Some(r) = self.core.rollout(n) {
+                v.rollouts.insert(n.clone(), r);
+            }
+        }
+    }
+}

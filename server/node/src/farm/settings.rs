@@ -1,0 +1,125 @@
+//! `[farm]` in the node's config file: where the farm deployer keeps its content and
+//! catalog, who may sign artifacts, and the transfer and upload limits.
+use serde::{Deserialize, Serialize};
+use shoal_farm::{FarmConfig, TrustPolicy};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FarmSettings {
+    /// Content-addressed artifacts, staging files, the catalog and `files/<name>`; relative
+    /// paths are relative to the working directory (like `data/sessions.db`). Each node
+    /// needs its own.
+    pub dir: PathBuf,
+    /// Refuse unsigned artifacts (and always refuse badly signed ones).
+    pub require_signatures: bool,
+    /// ed25519 public keys (64 hex digits each) whose signatures are trusted.
+    pub trusted_keys: Vec<String>,
+    /// A rollout starts only on a node that sees this many members (itself included); set
+    /// it to a majority of the cluster.
+    pub min_members: usize,
+    /// Bytes per chunk on the channel (1 byte ..= 1 MiB).
+    pub chunk_bytes: u64,
+    /// Chunks in flight per receiver (flow control: keeps session replication moving).
+    pub window: u64,
+    /// Largest artifact accepted by `PUT /api/v1/deployments/{name}` (413 above).
+    pub max_upload_bytes: u64,
+    /// A rollout whose members have not all staged by then is aborted everywhere.
+    pub stage_deadline_secs: u64,
+    /// How long a starting node waits to converge with the cluster's deployments before it
+    /// reports ready anyway (logged; the readiness check stays false until it converges).
+    pub ready_wait_secs: u64,
+}
+
+impl Default for FarmSettings {
+    fn default() -> Self {
+        let core = FarmConfig::default();
+        FarmSettings {
+            dir: PathBuf::from("data/farm"),
+            require_signatures: false,
+            trusted_keys: Vec::new(),
+            min_members: core.min_members,
+            chunk_bytes: core.chunk_size,
+            window: core.window,
+            max_upload_bytes: 256 << 20,
+            stage_deadline_secs: core.stage_deadline.as_secs(),
+            ready_wait_secs: 60,
+        }
+    }
+}
+
+impl FarmSettings {
+    /// The core's configuration; errors name the `[farm]` key.
+    pub fn core_config(&self, incarnation: u64) -> Result<FarmConfig, String> {
+        let mut keys = Vec::new();
+        for (i, k) in self.trusted_keys.iter().enumerate() {
+            let bytes = hex::decode(k.trim()).map_err(|e| {
+                format!("[farm] trusted_keys[{i}]: not hex ({e}); give the 64 hex digits of an ed25519 public key")
+            })?;
+            let key: [u8; 32] = bytes.try_into().map_err(|b: Vec<u8>| {
+                format!(
+                    "[farm] trusted_keys[{i}]: {} bytes, an ed25519 public key is 32 (64 hex digits)",
+                    b.len()
+                )
+            })?;
+            keys.push(key);
+        }
+        if self.require_signatures && keys.is_empty() {
+            return Err(
+                "[farm] require_signatures = true needs at least one key in trusted_keys".into(),
+            );
+        }
+        if self.min_members == 0 {
+            return Err("[farm] min_members must be at least 1".into());
+        }
+        if self.max_upload_bytes == 0 {
+            return Err("[farm] max_upload_bytes must be greater than 0".into());
+        }
+        let stage_deadline = Duration::from_secs(self.stage_deadline_secs.max(1));
+        let cfg = FarmConfig {
+            incarnation,
+            chunk_size: self.chunk_bytes,
+            window: self.window,
+            stage_deadline,
+            reservation_ttl: stage_deadline + stage_deadline / 2,
+            min_members: self.min_members,
+            trust: TrustPolicy {
+                require_signatures: self.require_signatures,
+                trusted_keys: keys,
+            },
+            ..FarmConfig::default()
+        };
+        cfg.validate().map_err(|e| format!("[farm] {e}"))?;
+        Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_bad_keys_are_named() {
+        assert!(FarmSettings::default().core_config(1).is_ok());
+        let s = FarmSettings {
+            trusted_keys: vec!["zz".into()],
+            ..FarmSettings::default()
+        };
+        let e = s.core_config(1).expect_err("bad hex");
+        assert!(e.contains("trusted_keys[0]"), "{e}");
+        let s = FarmSettings {
+            require_signatures: true,
+            ..FarmSettings::default()
+        };
+        assert!(s
+            .core_config(1)
+            .expect_err("no keys")
+            .contains("trusted_keys"));
+        let s = FarmSettings {
+            chunk_bytes: 0,
+            ..FarmSettings::default()
+        };
+        assert!(s.core_config(1).expect_err("chunk").contains("[farm]"));
+    }
+}

@@ -1,0 +1,147 @@
+//! A streamed upload (`PUT /api/v1/deployments/{name}`): the body is written to a staging
+//! file piece by piece while its sha256 is computed, never held whole in memory. Over the
+//! size limit, or cut short, it stops and leaves nothing behind.
+use futures::{Stream, StreamExt};
+use sha2::{Digest as _, Sha256};
+use shoal_farm::Digest;
+use std::path::{Path, PathBuf};
+use tokio::io::AsyncWriteExt;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UploadError {
+    #[error("the artifact exceeds the upload limit of {limit} bytes ([farm] max_upload_bytes on this node); raise the limit or shrink the artifact")]
+    TooLarge { limit: u64 },
+    #[error("the upload was cut short after {received} bytes ({why}); nothing was deployed, send it again")]
+    Truncated { received: u64, why: String },
+    #[error("{0}")]
+    Storage(String),
+}
+
+/// Receives `body` into `staging/upload-*` under `dir`, then moves it to the staging file
+/// of its digest (what the coordinator's `Verify` checks). Returns digest and size.
+pub async fn receive<S, E>(
+    dir: &Path,
+    tmp: PathBuf,
+    mut body: S,
+    limit: u64,
+) -> Result<(Digest, u64), UploadError>
+where
+    S: Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let mut file = tokio::fs::File::create(&tmp)
+        .await
+        .map_err(|e| UploadError::Storage(format!("cannot create {}: {e}", tmp.display())))?;
+    let mut hash = Sha256::new();
+    let mut len = 0u64;
+    let result = loop {
+        match body.next().await {
+            None => break Ok(()),
+            Some(Err(e)) => {
+                break Err(UploadError::Truncated {
+                    received: len,
+                    why: e.to_string(),
+                })
+            }
+            Some(Ok(piece)) => {
+                len += piece.len() as u64;
+                if len > limit {
+                    break Err(UploadError::TooLarge { limit });
+                }
+                hash.update(&piece);
+                if let Err(e) = file.write_all(&piece).await {
+                    break Err(UploadError::Storage(format!(
+                        "cannot write {}: {e}",
+                        tmp.display()
+                    )));
+                }
+            }
+        }
+    };
+    let result = match result {
+        Ok(()) => file
+            .flush()
+            .await
+            .map_err(|e| UploadError::Storage(format!("cannot write {}: {e}", tmp.display()))),
+        e => e,
+    };
+    drop(file);
+    if let Err(e) = result {
+        let _ = tokio::fs::remove_file(&tmp).await;
+        return Err(e);
+    }
+    let digest = Digest(hash.finalize().into());
+    let hex = digest.to_string();
+    let content = dir.join("content").join(&hex);
+    if tokio::fs::try_exists(&content).await.unwrap_or(false) {
+        let _ = tokio::fs::remove_file(&tmp).await;
+        return Ok((digest, len));
+    }
+    let staging = dir.join("staging").join(&hex);
+    tokio::fs::rename(&tmp, &staging).await.map_err(|e| {
+        UploadError::Storage(format!(
+            "cannot move the upload to {}: {e}",
+            staging.display()
+        ))
+    })?;
+    Ok((digest, len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pieces(
+        items: Vec<Result<&'static [u8], &'static str>>,
+    ) -> impl Stream<Item = Result<bytes::Bytes, String>> + Unpin {
+        futures::stream::iter(
+            items
+                .into_iter()
+                .map(|r| r.map(bytes::Bytes::from_static).map_err(String::from)),
+        )
+    }
+
+    #[tokio::test]
+    async fn uploads_are_hashed_limited_and_cleaned_up() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let _store = super::super::content::ContentStore::open(dir.path()).expect("open");
+        let tmp = dir.path().join("staging/upload-a");
+        let (d, n) = receive(
+            dir.path(),
+            tmp.clone(),
+            pieces(vec![Ok(b"abc"), Ok(b"def")]),
+            6,
+        )
+        .await
+        .expect("fits");
+        assert_eq!((d, n), (Digest::of(b"abcdef"), 6));
+        assert!(dir.path().join("staging").join(d.to_string()).exists());
+
+        let e = receive(
+            dir.path(),
+            tmp.clone(),
+            pieces(vec![Ok(b"abc"), Ok(b"defg")]),
+            6,
+        )
+        .await
+        .expect_err("too large");
+        assert_eq!(e, UploadError::TooLarge { limit: 6 });
+        assert!(!tmp.exists(), "a refused upload leaves no file");
+
+        let e = receive(
+            dir.path(),
+            tmp.clone(),
+            pieces(vec![Ok(b"abc"), Err("reset")]),
+            6,
+        )
+        .await
+        .expect_err("truncated");
+        assert!(e.to_string().contains("after 3 bytes"), "{e}");
+        assert!(!tmp.exists(), "a truncated upload leaves no file");
+
+        let (d, n) = receive(dir.path(), tmp.clone(), pieces(vec![]), 6)
+            .await
+            .expect("empty");
+        assert_eq!((d, n), (Digest::of(b""), 0));
+    }
+}
