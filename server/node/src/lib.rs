@@ -20,6 +20,7 @@
 //! - `admin/`: [`NodeBackend`], the admin API's backend: translates between the concepts
 //!   above and `shoal_admin`'s DTOs, nothing more.
 mod admin;
+pub mod apps;
 mod deploy;
 pub mod drain;
 mod link;
