@@ -62,7 +62,7 @@ pub struct HttpApp {
     pre: ProxyPre<AppState>,
     limits: Limits,
     host: Arc<HttpAppHost>,
-    busy: Semaphore,
+    busy: Arc<Semaphore>,
 }
 
 impl HttpAppHost {
@@ -119,7 +119,7 @@ impl HttpAppHost {
             name: name.to_string(),
             digest: hex::encode(Sha256::digest(bytes)),
             pre,
-            busy: Semaphore::new(limits.max_instances.max(1) as usize),
+            busy: Arc::new(Semaphore::new(limits.max_instances.max(1) as usize)),
             limits,
             host: self.clone(),
         };
@@ -212,7 +212,7 @@ impl HttpApp {
         B::Error: std::fmt::Display,
     {
         let fail = |status: u16, reason: String| AppFailure { status, reason };
-        let Ok(_permit) = self.busy.try_acquire() else {
+        let Ok(permit) = self.busy.clone().try_acquire_owned() else {
             return Err(fail(
                 503,
                 format!(
@@ -221,7 +221,7 @@ impl HttpApp {
                 ),
             ));
         };
-        let _ticking = self.host.ticker.guard();
+        let ticking = self.host.ticker.guard();
         let req = req.map(|b| {
             b.map_err(|e| wasmtime_wasi_http::Error::InternalError(Some(e.to_string())))
         });
@@ -237,7 +237,12 @@ impl HttpApp {
         })();
         let (req, out) = setup.map_err(|e: wasmtime::Error| fail(400, format!("request refused: {e:#}")))?;
         let pre = self.pre.clone();
+        let host = self.host.clone();
         let guest = async move {
+            // Held while the guest runs, even past the caller's timeout: the engine and its
+            // epoch ticker live and tick until the guest reaches its deadline (a guest
+            // outliving its host would loop forever), and the instance counts as busy.
+            let _running = (permit, ticking, host);
             let proxy = pre.instantiate_async(&mut store).await?;
             let r = proxy
                 .wasi_http_incoming_handler()

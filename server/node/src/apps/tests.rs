@@ -48,9 +48,13 @@ async fn two_nodes() -> (MemoryCluster, Vec<(Arc<HttpNode>, SocketAddr)>) {
     (mem, nodes)
 }
 
+/// A GET that fails the test rather than hang it.
 async fn get(addr: SocketAddr, path: &str, cookie: Option<&str>) -> Reply {
-    shoal_testkit::get(&addr.to_string(), path, cookie, &[])
+    let addr = addr.to_string();
+    let get = shoal_testkit::get(&addr, path, cookie, &[]);
+    tokio::time::timeout(Duration::from_secs(20), get)
         .await
+        .unwrap_or_else(|_| panic!("GET {path}: no answer within 20 s"))
         .unwrap_or_else(|e| panic!("GET {path}: {e}"))
 }
 
