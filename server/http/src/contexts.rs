@@ -30,10 +30,7 @@ pub(crate) struct Contexts {
 
 impl Contexts {
     fn current(&self) -> Table {
-        self.table
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.table.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Copy-on-write change of the table; the swap is one pointer under the lock.

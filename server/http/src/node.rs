@@ -253,8 +253,15 @@ impl HttpNodeBuilder {
                 .unwrap_or_default();
             let filter = self.url_filters.get(&ctx.path).cloned();
             let app = self.apps.get(&ctx.path).unwrap_or(&bench);
-            let router =
-                pipeline::build(&self.config, ctx, service, extra, filter, app.as_ref(), None)?;
+            let router = pipeline::build(
+                &self.config,
+                ctx,
+                service,
+                extra,
+                filter,
+                app.as_ref(),
+                None,
+            )?;
             served.insert(Served {
                 config: ctx.clone(),
                 router,

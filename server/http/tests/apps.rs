@@ -79,7 +79,9 @@ async fn an_installed_context_serves_converges_on_a_later_node_and_is_removed() 
     assert_eq!(done.ok(), Some(Installed::Created));
     let r = get(a, "/shop/count", None).await;
     assert_eq!((r.status, r.body.as_str()), (200, "version=1 n=1"), "{r:?}");
-    let sid = r.session_id().unwrap_or_else(|| panic!("no session: {r:?}"));
+    let sid = r
+        .session_id()
+        .unwrap_or_else(|| panic!("no session: {r:?}"));
     // Node 2 has no /shop yet: the session's replication messages reach it and are
     // dropped without harm; it still serves /app.
     assert_eq!(get(b, "/shop/count", Some(&sid)).await.status, 404);
@@ -88,21 +90,18 @@ async fn an_installed_context_serves_converges_on_a_later_node_and_is_removed() 
     // Installed later on node 2: its state transfer fetches node 1's session.
     let done = c.node(2).node.install_context(shop(), parts(1));
     assert_eq!(done.ok(), Some(Installed::Created));
-    eventually("node2 has node1's /shop session", Duration::from_secs(10), || {
-        holds(&c, 2, "/shop", &sid)
-    })
+    eventually(
+        "node2 has node1's /shop session",
+        Duration::from_secs(10),
+        || holds(&c, 2, "/shop", &sid),
+    )
     .await;
     let r = get(b, "/shop/count", Some(&sid)).await;
     assert_eq!((r.status, r.body.as_str()), (200, "version=1 n=2"), "{r:?}");
     // ... and from now on it replicates both ways.
     let r = get(a, "/shop/count", Some(&sid)).await;
     assert_eq!(r.body, "version=1 n=3", "{r:?}");
-    assert!(c
-        .node(1)
-        .node
-        .contexts()
-        .iter()
-        .any(|x| x.path == "/shop"));
+    assert!(c.node(1).node.contexts().iter().any(|x| x.path == "/shop"));
 
     assert!(
         c.node(1)
@@ -120,7 +119,10 @@ async fn an_installed_context_serves_converges_on_a_later_node_and_is_removed() 
     assert_eq!(get(a, "/shop/count", Some(&sid)).await.status, 404);
     assert!(c.node(1).node.registry().service("/shop").is_none());
     // The other node and the other context are untouched.
-    assert_eq!(get(b, "/shop/count", Some(&sid)).await.body, "version=1 n=4");
+    assert_eq!(
+        get(b, "/shop/count", Some(&sid)).await.body,
+        "version=1 n=4"
+    );
     assert_eq!(get(a, "/app/counter", None).await.status, 200);
 }
 
@@ -219,7 +221,10 @@ async fn static_files_are_served_under_the_context_before_its_application() {
     let r = get(a, "/site/css/site.css", None).await;
     assert_eq!((r.status, r.body.as_str()), (200, "body{}"), "{r:?}");
     assert_eq!(r.header("content-type"), Some("text/css"), "{r:?}");
-    assert!(r.session_id().is_none(), "static files touch no session: {r:?}");
+    assert!(
+        r.session_id().is_none(),
+        "static files touch no session: {r:?}"
+    );
     let r = get(a, "/site/", None).await;
     assert_eq!((r.status, r.body.as_str()), (200, "<h1>site</h1>"), "{r:?}");
     // Not a file: the application (the bench app) answers.

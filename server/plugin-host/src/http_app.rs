@@ -103,7 +103,8 @@ impl HttpAppHost {
                 name: name.to_string(),
             });
         }
-        let component = Component::new(&self.engine, bytes).map_err(|e| compile(format!("{e:#}")))?;
+        let component =
+            Component::new(&self.engine, bytes).map_err(|e| compile(format!("{e:#}")))?;
         if !exports_handler(&self.engine, &component) {
             return Err(compile(
                 "not a wasi:http application: it does not export wasi:http/incoming-handler@0.2.x"
@@ -222,9 +223,8 @@ impl HttpApp {
             ));
         };
         let ticking = self.host.ticker.guard();
-        let req = req.map(|b| {
-            b.map_err(|e| wasmtime_wasi_http::Error::InternalError(Some(e.to_string())))
-        });
+        let req = req
+            .map(|b| b.map_err(|e| wasmtime_wasi_http::Error::InternalError(Some(e.to_string()))));
         let mut store = self.store(Some(session));
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let setup = (|| -> wasmtime::Result<_> {
@@ -235,7 +235,8 @@ impl HttpApp {
             let out = store.data_mut().http().new_response_outparam(sender)?;
             Ok((req, out))
         })();
-        let (req, out) = setup.map_err(|e: wasmtime::Error| fail(400, format!("request refused: {e:#}")))?;
+        let (req, out) =
+            setup.map_err(|e: wasmtime::Error| fail(400, format!("request refused: {e:#}")))?;
         let pre = self.pre.clone();
         let host = self.host.clone();
         let guest = async move {
@@ -295,18 +296,22 @@ impl HttpApp {
         match tokio::time::timeout(self.limits.call_timeout, run).await {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err((status, why))) => Err(fail(
-                if why.contains("time limit") { 504 } else { status },
+                if why.contains("time limit") {
+                    504
+                } else {
+                    status
+                },
                 format!("application {}: {why}", self.name),
             )),
             Err(_) => {
                 abort.abort();
                 Err(fail(
-                504,
-                format!(
-                    "application {}: no complete response within its time limit of {:?}",
-                    self.name, self.limits.call_timeout
-                ),
-            ))
+                    504,
+                    format!(
+                        "application {}: no complete response within its time limit of {:?}",
+                        self.name, self.limits.call_timeout
+                    ),
+                ))
             }
         }
     }

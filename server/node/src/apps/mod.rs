@@ -13,10 +13,10 @@
 //! session through `session.rs` (the session is looked up before the component runs, so
 //! nothing inside the sandbox waits on the network).
 mod session;
-mod valve;
-mod wasi_http;
 #[cfg(test)]
 mod tests;
+mod valve;
+mod wasi_http;
 
 use shoal_http::App;
 use shoal_plugin_host::{HttpAppHost, Limits, PluginRegistry, PluginSpec};

@@ -42,7 +42,11 @@ async fn two_nodes() -> (MemoryCluster, Vec<(Arc<HttpNode>, SocketAddr)>) {
             .await
             .unwrap_or_else(|e| panic!("bind: {e}"));
         let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-        tokio::spawn(shoal_http::serve(listener, node.clone(), std::future::pending()));
+        tokio::spawn(shoal_http::serve(
+            listener,
+            node.clone(),
+            std::future::pending(),
+        ));
         nodes.push((node, addr));
     }
     (mem, nodes)
@@ -87,12 +91,19 @@ async fn a_wasi_http_app_counts_in_a_replicated_session_and_survives_misbehaviou
     let (a, b) = (nodes[0].1, nodes[1].1);
 
     let r = get(a, "/hello/hello", None).await;
-    assert_eq!((r.status, r.body.as_str()), (200, "hello from wasi:http\n"), "{r:?}");
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (200, "hello from wasi:http\n"),
+        "{r:?}"
+    );
     assert!(r.cookie.is_none(), "no session without asking: {r:?}");
 
     let r = get(a, "/hello/counter", None).await;
     assert_eq!((r.status, r.field("counter")), (200, Some("1")), "{r:?}");
-    let cookie = r.cookie.clone().unwrap_or_else(|| panic!("no session cookie: {r:?}"));
+    let cookie = r
+        .cookie
+        .clone()
+        .unwrap_or_else(|| panic!("no session cookie: {r:?}"));
     let r = get(a, "/hello/counter", Some(&cookie)).await;
     assert_eq!(r.field("counter"), Some("2"), "{r:?}");
     // The session replicated: the other node goes on counting.
@@ -104,7 +115,11 @@ async fn a_wasi_http_app_counts_in_a_replicated_session_and_survives_misbehaviou
     let r = get(a, "/hello/loop", None).await;
     assert_eq!(r.status, 504, "{r:?}");
     assert!(r.body.contains("hello-http@1"), "{r:?}");
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     // A panic is a trap: 500 naming the application.
     let r = get(a, "/hello/trap", None).await;
     assert_eq!(r.status, 500, "{r:?}");
@@ -139,7 +154,10 @@ async fn a_valve_world_app_serves_a_context_and_its_session_replicates() {
     let (a, b) = (nodes[0].1, nodes[1].1);
     let r = get(a, "/wasm/counter", None).await;
     assert_eq!((r.status, r.field("counter")), (200, Some("1")), "{r:?}");
-    let cookie = r.cookie.clone().unwrap_or_else(|| panic!("no session cookie: {r:?}"));
+    let cookie = r
+        .cookie
+        .clone()
+        .unwrap_or_else(|| panic!("no session cookie: {r:?}"));
     let r = get(b, "/wasm/counter", Some(&cookie)).await;
     assert_eq!((r.status, r.field("counter")), (200, Some("2")), "{r:?}");
     // The native app of /app is untouched.

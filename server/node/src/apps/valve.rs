@@ -87,7 +87,11 @@ async fn handle(app: &ValveApp, req: Request) -> Response {
         }
         Ok(ValveOutcome::Next { .. }) => plain(
             StatusCode::NOT_FOUND,
-            format!("error=not-found detail=\"application {} does not answer {}\"\n", app.name(), request.path),
+            format!(
+                "error=not-found detail=\"application {} does not answer {}\"\n",
+                app.name(),
+                request.path
+            ),
         ),
         Err(e) => plain(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -42,9 +42,10 @@ async fn handle(app: &HttpApp, req: Request) -> Response {
     }
     // wasi:http wants an authority: the Host header, or this node.
     if parts.uri.authority().is_none() && !parts.headers.contains_key(http::header::HOST) {
-        parts
-            .headers
-            .insert(http::header::HOST, http::HeaderValue::from_static("localhost"));
+        parts.headers.insert(
+            http::header::HOST,
+            http::HeaderValue::from_static("localhost"),
+        );
     }
     let handle = parts.extensions.get::<SessionHandle>().cloned();
     let access = HandleAccess::looked_up(handle).await;
