@@ -80,14 +80,9 @@ impl HttpAppHost {
         }))
     }
 
-    /// Whether `bytes` is a component exporting `wasi:http/incoming-handler` (false for
-    /// anything else, including bytes that are not a component).
-    pub fn is_http_app(&self, bytes: &[u8]) -> bool {
-        Component::new(&self.engine, bytes).is_ok_and(|c| exports_handler(&self.engine, &c))
-    }
-
     /// Compiles `bytes` as application `name`, checks that every import is provided and
-    /// the handler exported, and instantiates it once. Errors name `name` and the reason.
+    /// the handler exported. Errors name `name` and the reason;
+    /// [`PluginError::NotHttpApp`] for a component without the handler (e.g. a valve).
     pub fn load(
         self: &Arc<Self>,
         name: &str,
@@ -106,10 +101,9 @@ impl HttpAppHost {
         let component =
             Component::new(&self.engine, bytes).map_err(|e| compile(format!("{e:#}")))?;
         if !exports_handler(&self.engine, &component) {
-            return Err(compile(
-                "not a wasi:http application: it does not export wasi:http/incoming-handler@0.2.x"
-                    .into(),
-            ));
+            return Err(PluginError::NotHttpApp {
+                name: name.to_string(),
+            });
         }
         let pre = self
             .linker

@@ -19,7 +19,7 @@ mod valve;
 mod wasi_http;
 
 use shoal_http::App;
-use shoal_plugin_host::{HttpAppHost, Limits, PluginRegistry, PluginSpec};
+use shoal_plugin_host::{HttpAppHost, Limits, PluginError, PluginRegistry, PluginSpec};
 use std::sync::Arc;
 use thiserror::Error;
 
@@ -88,13 +88,14 @@ pub async fn app_from_component(
         name: config.name.clone(),
         reason,
     };
-    if hosts.http.is_http_app(bytes) {
-        let app = hosts
-            .http
-            .load(&config.name, bytes, config.limits.clone())
-            .map_err(|e| invalid(e.to_string()))?;
-        app.check().await.map_err(|e| invalid(e.to_string()))?;
-        return Ok((Arc::new(WasiHttpApp::new(app)), AppKind::WasiHttp));
+    match hosts.http.load(&config.name, bytes, config.limits.clone()) {
+        Ok(app) => {
+            app.check().await.map_err(|e| invalid(e.to_string()))?;
+            return Ok((Arc::new(WasiHttpApp::new(app)), AppKind::WasiHttp));
+        }
+        // Compiled once more by the plugin engine (another engine configuration).
+        Err(PluginError::NotHttpApp { .. }) => {}
+        Err(e) => return Err(invalid(e.to_string())),
     }
     let spec = PluginSpec {
         config: config.config.clone(),

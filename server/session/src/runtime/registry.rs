@@ -84,7 +84,10 @@ impl SessionRegistry {
     /// NO_CONTEXT_MANAGER. Until a node adds `ctx`, its pump acknowledges and drops the
     /// context's messages, so a context installed on one node before another converges
     /// through that state transfer. `store` replaces the one the `[store]` settings
-    /// describe (tests). Returns the context's manager and whether it is new.
+    /// describe (tests). The pump's tick stays the one chosen at start (the smallest
+    /// `sweep_interval_ms` of the configured contexts, at most 1 s), so a context added
+    /// later with a shorter sweep interval is swept at that tick. Returns the context's
+    /// manager and whether it is new.
     pub fn add_context(
         &self,
         ctx: &str,
