@@ -118,30 +118,37 @@ impl HttpConfig {
         }
         let mut seen = std::collections::BTreeSet::new();
         for c in &self.contexts {
-            if !c.path.starts_with('/') || c.path.ends_with('/') || c.path.len() < 2 {
-                return Err(ConfigError::BadPath(c.path.clone()));
-            }
             if !seen.insert(c.path.clone()) {
                 return Err(ConfigError::DuplicatePath(c.path.clone()));
             }
-            c.filter()?;
-            if c.session.manager == shoal_session::ManagerKind::Persistent {
-                c.session
-                    .persistent
-                    .validate(c.session.max_inactive_secs)
-                    .map_err(|e| {
-                        ConfigError::Invalid(format!(
-                            "context `{}` [session.persistent]: {e}",
-                            c.path
-                        ))
-                    })?;
-            }
+            c.validate()?;
             if c.app != "bench" {
                 return Err(ConfigError::UnknownApp {
                     path: c.path.clone(),
                     app: c.app.clone(),
                 });
             }
+        }
+        Ok(())
+    }
+}
+
+impl ContextConfig {
+    /// Checks one context's path, filter and session settings (its `app` name is the
+    /// caller's: a context installed at run time brings its own application).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let c = self;
+        if !c.path.starts_with('/') || c.path.ends_with('/') || c.path.len() < 2 {
+            return Err(ConfigError::BadPath(c.path.clone()));
+        }
+        c.filter()?;
+        if c.session.manager == shoal_session::ManagerKind::Persistent {
+            c.session
+                .persistent
+                .validate(c.session.max_inactive_secs)
+                .map_err(|e| {
+                    ConfigError::Invalid(format!("context `{}` [session.persistent]: {e}", c.path))
+                })?;
         }
         Ok(())
     }

@@ -15,7 +15,9 @@
 //! Module map:
 //! - `config`: the `[http]` section (`HttpConfig`, `ContextConfig`) and its checks.
 //! - `node`: `HttpNode` and its builder: validates the config, starts the session managers,
-//!   assembles one pipeline per context.
+//!   assembles one pipeline per context; installs and removes contexts at run time.
+//! - `contexts`: the table of served contexts, looked up per request and swapped
+//!   atomically (requests in flight finish on the pipeline they started on).
 //! - `server`: `serve`, the accept loop over an already-bound listener, with graceful
 //!   shutdown.
 //! - `pipeline`: each context's chain of valves and its application, built in one function.
@@ -34,6 +36,7 @@
 mod app;
 mod bench;
 mod config;
+mod contexts;
 mod error;
 mod handle;
 mod node;
@@ -46,6 +49,6 @@ pub use bench::BenchApp;
 pub use config::{ConfigError, ContextConfig, HttpConfig, DEFAULT_URL_FILTER};
 pub use error::HttpError;
 pub use handle::SessionHandle;
-pub use node::{HttpNode, HttpNodeBuilder};
+pub use node::{ContextParts, HttpNode, HttpNodeBuilder, Installed};
 pub use server::serve;
 pub use valve::{Next, Request, Response, UrlFilter, Valve};

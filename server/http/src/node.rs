@@ -1,24 +1,59 @@
 //! `HttpNode`: one node's HTTP side (its contexts, their session managers and pipelines),
-//! started through [`HttpNodeBuilder`].
+//! started through [`HttpNodeBuilder`]. Contexts can be installed, replaced and removed
+//! while the node serves ([`HttpNode::install_context`], [`HttpNode::remove_context`]).
 use crate::app::App;
 use crate::bench::BenchApp;
-use crate::config::{ConfigError, HttpConfig};
+use crate::config::{ConfigError, ContextConfig, HttpConfig};
+use crate::contexts::{Contexts, Served};
 use crate::pipeline;
 use crate::valve::{UrlFilter, Valve};
 use axum::Router;
 use shoal_session::{ClusterLink, SessionRegistry};
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 pub struct HttpNode {
     config: HttpConfig,
     registry: Arc<SessionRegistry>,
-    /// Plugin valves per context path, run innermost (see [`crate::Valve`]).
-    extra_valves: BTreeMap<String, Vec<Arc<dyn Valve>>>,
-    /// URL filters (plugins) per context path, asked by the ReplicationValve.
-    url_filters: BTreeMap<String, Arc<dyn UrlFilter>>,
-    /// Applications chosen per context path; the others serve the bench app.
-    apps: BTreeMap<String, Arc<dyn App>>,
+    /// Every served context (the configured ones and those installed since).
+    contexts: Contexts,
+    /// One install or removal at a time, so the session manager and the pipeline of a
+    /// context always change together.
+    changes: Mutex<()>,
+}
+
+/// What a context installed at run time is made of besides its [`ContextConfig`]; every
+/// part is optional (no app = the bench app).
+#[derive(Default, Clone)]
+pub struct ContextParts {
+    /// The application at the end of the pipeline.
+    pub app: Option<Arc<dyn App>>,
+    /// Plugin valves, run innermost in this order.
+    pub valves: Vec<Arc<dyn Valve>>,
+    /// Asked by the ReplicationValve after the context's regex.
+    pub url_filter: Option<Arc<dyn UrlFilter>>,
+    /// A directory of static files served under the context path (GET and HEAD of a file
+    /// that exists; everything else goes to the pipeline). Files are served without
+    /// touching the session.
+    pub static_dir: Option<PathBuf>,
+    /// The store of a persistent context or of a replicated one with a write-behind store,
+    /// instead of the one its `[store]` settings describe (tests pass the memory twin).
+    pub store: Option<Arc<dyn shoal_store::Store>>,
+}
+
+/// What [`HttpNode::install_context`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Installed {
+    /// The context did not exist: new session manager, state transfer started.
+    Created,
+    /// The context existed with the same session settings: its manager and sessions are
+    /// kept, the pipeline (application, valves, filter, static files) is swapped.
+    Replaced,
+    /// The context existed with other session settings: it got a new manager (this node's
+    /// sessions of the context are fetched back from the other nodes by state transfer).
+    ReplacedManager,
 }
 
 /// What an [`HttpNode`] starts with besides its configuration; every part is optional.
@@ -61,31 +96,102 @@ impl HttpNode {
         &self.config
     }
 
-    /// All contexts, each behind its pipeline.
+    /// Every context, each behind its pipeline. The router looks the context up per
+    /// request, so contexts installed or removed later are served without a new router.
     pub fn router(&self) -> Result<Router, ConfigError> {
-        let bench: Arc<dyn App> = Arc::new(BenchApp);
-        let mut router = Router::new();
-        for ctx in &self.config.contexts {
-            let Some(service) = self.registry.service(&ctx.path) else {
-                continue;
-            };
-            let extra = self
-                .extra_valves
-                .get(&ctx.path)
-                .cloned()
-                .unwrap_or_default();
-            let filter = self.url_filters.get(&ctx.path).cloned();
-            let app = self.apps.get(&ctx.path).unwrap_or(&bench);
-            router = router.merge(pipeline::build(
-                &self.config,
-                ctx,
-                service,
-                extra,
-                filter,
-                app.as_ref(),
-            )?);
+        Ok(Router::new().fallback_service(self.contexts.clone()))
+    }
+
+    /// The settings of every context served now (configured and installed).
+    pub fn contexts(&self) -> Vec<ContextConfig> {
+        self.contexts.configs()
+    }
+
+    /// Creates context `ctx.path` or replaces it, atomically: requests in flight finish on
+    /// the old pipeline, the next ones run on the new. A new context gets a session manager
+    /// whose state transfer starts now (sessions other nodes already hold for it arrive
+    /// before it serves: the SessionValve waits for the transfer as on a joining node). A
+    /// replaced context with the same session settings keeps its manager, so no session
+    /// is lost by a redeploy. Must run inside a tokio runtime.
+    pub fn install_context(
+        &self,
+        ctx: ContextConfig,
+        parts: ContextParts,
+    ) -> Result<Installed, ConfigError> {
+        ctx.validate()?;
+        if parts.app.is_none() && ctx.app != "bench" {
+            return Err(ConfigError::UnknownApp {
+                path: ctx.path.clone(),
+                app: ctx.app.clone(),
+            });
         }
-        Ok(router)
+        if let Some(dir) = &parts.static_dir {
+            if !dir.is_dir() {
+                return Err(ConfigError::Invalid(format!(
+                    "context `{}`: static files directory {} does not exist or is not a directory",
+                    ctx.path,
+                    dir.display()
+                )));
+            }
+        }
+        let _one = self.changes.lock().unwrap_or_else(|p| p.into_inner());
+        let existed = self.contexts.get(&ctx.path).is_some();
+        let (service, new_manager) = self
+            .registry
+            .add_context(&ctx.path, &ctx.session, parts.store.clone())
+            .map_err(ConfigError::Invalid)?;
+        let bench: Arc<dyn App> = Arc::new(BenchApp);
+        let app = parts.app.unwrap_or(bench);
+        let router = pipeline::build(
+            &self.config,
+            &ctx,
+            service,
+            parts.valves,
+            parts.url_filter,
+            app.as_ref(),
+            parts.static_dir.as_deref(),
+        );
+        let router = match router {
+            Ok(r) => r,
+            Err(e) => {
+                if !existed {
+                    self.registry.remove_context(&ctx.path);
+                }
+                return Err(e);
+            }
+        };
+        let path = ctx.path.clone();
+        self.contexts.insert(Served {
+            config: ctx,
+            router,
+        });
+        let installed = match (existed, new_manager) {
+            (false, _) => Installed::Created,
+            (true, false) => Installed::Replaced,
+            (true, true) => Installed::ReplacedManager,
+        };
+        tracing::info!(context = %path, app = %app.name(), ?installed, "context installed");
+        Ok(installed)
+    }
+
+    /// Removes context `path`: the next requests under it get 404, requests in flight
+    /// finish, and its session manager stops (a store behind it is flushed within
+    /// `store_deadline`). False when the node has no such context.
+    pub async fn remove_context(&self, path: &str, store_deadline: Duration) -> bool {
+        let service = {
+            let _one = self.changes.lock().unwrap_or_else(|p| p.into_inner());
+            if self.contexts.remove(path).is_none() {
+                return false;
+            }
+            self.registry.remove_context(path)
+        };
+        if let Some(s) = service {
+            if !SessionRegistry::stop_service_stores(&s, store_deadline).await {
+                tracing::warn!(context = %path, "context removed before its store was flushed");
+            }
+        }
+        tracing::info!(context = %path, "context removed");
+        true
     }
 
     /// Stops replicating (shutdown, or a simulated crash in tests).
@@ -134,12 +240,38 @@ impl HttpNodeBuilder {
             .collect();
         let registry = SessionRegistry::start_with_stores(self.link, &contexts, &self.stores)
             .map_err(ConfigError::Invalid)?;
+        let served = Contexts::default();
+        let bench: Arc<dyn App> = Arc::new(BenchApp);
+        for ctx in &self.config.contexts {
+            let Some(service) = registry.service(&ctx.path) else {
+                continue;
+            };
+            let extra = self
+                .extra_valves
+                .get(&ctx.path)
+                .cloned()
+                .unwrap_or_default();
+            let filter = self.url_filters.get(&ctx.path).cloned();
+            let app = self.apps.get(&ctx.path).unwrap_or(&bench);
+            let router = pipeline::build(
+                &self.config,
+                ctx,
+                service,
+                extra,
+                filter,
+                app.as_ref(),
+                None,
+            )?;
+            served.insert(Served {
+                config: ctx.clone(),
+                router,
+            });
+        }
         Ok(Arc::new(HttpNode {
             config: self.config,
             registry,
-            extra_valves: self.extra_valves,
-            url_filters: self.url_filters,
-            apps: self.apps,
+            contexts: served,
+            changes: Mutex::new(()),
         }))
     }
 }

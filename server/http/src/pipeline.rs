@@ -8,12 +8,15 @@ use crate::valve::{
 use axum::Router;
 use http::HeaderName;
 use shoal_session::SessionService;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tower::ServiceBuilder;
+use tower_http::services::ServeDir;
 
 /// The pipeline of one context: built-in valves, then `extra` valves (plugins) in order,
 /// then `app`; `url_filter` is asked by the ReplicationValve after the context's regex.
+/// Files of `static_dir` are served before the pipeline (GET/HEAD of an existing file).
 /// Returns a router serving paths under `ctx.path`.
 pub(crate) fn build(
     http: &HttpConfig,
@@ -22,6 +25,7 @@ pub(crate) fn build(
     extra: Vec<Arc<dyn Valve>>,
     url_filter: Option<Arc<dyn UrlFilter>>,
     app: &dyn App,
+    static_dir: Option<&Path>,
 ) -> Result<Router, ConfigError> {
     let header = HeaderName::from_bytes(http.session_header.as_bytes()).map_err(|e| {
         ConfigError::Invalid(format!("session_header `{}`: {e}", http.session_header))
@@ -52,5 +56,15 @@ pub(crate) fn build(
         // Plugin valves, innermost, in configured order.
         .layer(ValveLayer::chain(extra))
         .service(app);
-    Ok(Router::new().nest_service(&ctx.path, pipeline))
+    Ok(match static_dir {
+        // Static files first, without the session; the rest goes down the pipeline.
+        Some(dir) => Router::new().nest_service(
+            &ctx.path,
+            ServeDir::new(dir)
+                .append_index_html_on_directories(true)
+                .call_fallback_on_method_not_allowed(true)
+                .fallback(pipeline),
+        ),
+        None => Router::new().nest_service(&ctx.path, pipeline),
+    })
 }

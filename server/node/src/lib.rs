@@ -20,9 +20,12 @@
 //!   activation everywhere or nowhere, deploy hooks, and the readiness gate (a node serves
 //!   only once it holds the cluster's deployments). `plugin` artifacts go live through
 //!   [`plugins`] locally on each node; `file` artifacts as `files/<name>`.
+//! - [`apps`]: a context's application from a component (`wasi:http/incoming-handler` or
+//!   valve-world), compiled and test-instantiated before it goes live.
 //! - `admin/`: [`NodeBackend`], the admin API's backend: translates between the concepts
 //!   above and `shoal_admin`'s DTOs, nothing more.
 mod admin;
+pub mod apps;
 pub mod drain;
 pub mod farm;
 mod link;

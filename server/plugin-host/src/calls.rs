@@ -3,7 +3,7 @@
 //! world).
 use crate::error::PluginError;
 use crate::generation::{AcquireError, Generation, Live};
-use crate::plugin::{Answer, FailureKind};
+use crate::plugin::{Answer, FailureKind, Plugin};
 use crate::registry::PluginRegistry;
 use crate::session::{lend, SessionAccess, SessionResource};
 use crate::types::{
@@ -24,60 +24,7 @@ impl PluginRegistry {
         check: impl FnOnce(&R, &Generation) -> Result<(), String>,
     ) -> Result<Result<R, Answer>, PluginError> {
         let plugin = self.lookup(name)?;
-        let version = plugin
-            .generation()
-            .ok_or_else(|| PluginError::Engine("poisoned plugin lock".into()))?;
-        if version.world != world {
-            return Err(PluginError::WrongWorld {
-                name: name.to_string(),
-                expected: world,
-                found: version.world,
-            });
-        }
-        if let Some(answer) = plugin.gate() {
-            return Ok(Err(answer));
-        }
-        let mut live = match version.acquire() {
-            Ok(live) => live,
-            Err(AcquireError::Busy) => {
-                let why = format!(
-                    "{} instances busy for {:?}",
-                    version.limits.max_instances, version.limits.call_timeout
-                );
-                return Ok(Err(plugin.failed(version.number, FailureKind::Busy, &why)));
-            }
-            Err(AcquireError::Instantiate(why)) => {
-                return Ok(Err(plugin.failed(
-                    version.number,
-                    FailureKind::Instantiation,
-                    &why,
-                )));
-            }
-        };
-        live.store.set_epoch_deadline(version.ticks);
-        live.store.data_mut().limiter.hit = false;
-        match call(&mut live, &version) {
-            Ok(result) => match check(&result, &version) {
-                Ok(()) => {
-                    version.release(live);
-                    plugin.succeeded();
-                    Ok(Ok(result))
-                }
-                Err(why) => {
-                    version.discard(live);
-                    Ok(Err(plugin.failed(
-                        version.number,
-                        FailureKind::BadOutput,
-                        &why,
-                    )))
-                }
-            },
-            Err(e) => {
-                let kind = classify(&e, live.store.data().limiter.hit);
-                version.discard(live);
-                Ok(Err(plugin.failed(version.number, kind, &format!("{e:#}"))))
-            }
-        }
+        run_on(&plugin, world, call, check)
     }
 
     /// Whether the valve wants the request body (read once per version).
@@ -97,41 +44,7 @@ impl PluginRegistry {
         request: &HttpRequest,
         session: &mut dyn SessionAccess,
     ) -> Result<ValveOutcome, PluginError> {
-        let result = self.run(
-            name,
-            PluginWorld::Valve,
-            |live, version| {
-                let Live { store, exports } = live;
-                let Exports::Valve(valve) = exports else {
-                    return Err(world_mismatch());
-                };
-                with_wit_request(request, version.wants_body, |req| {
-                    lend(
-                        store,
-                        |s| &mut s.data_mut().session,
-                        session,
-                        |store| {
-                            let borrow = Resource::<SessionResource>::new_borrow(0);
-                            valve.call_handle(store, req, borrow)
-                        },
-                    )
-                })
-            },
-            |outcome, version| check_outcome(outcome, version.limits.max_output_bytes),
-        )?;
-        Ok(match result {
-            Ok(http::Outcome::Next(next)) => ValveOutcome::Next {
-                set_request_headers: next.set_request_headers,
-                add_response_headers: next.add_response_headers,
-            },
-            Ok(http::Outcome::Respond(r)) => ValveOutcome::Respond(HttpResponse {
-                status: r.status,
-                headers: r.headers,
-                body: r.body,
-            }),
-            Err(Answer::Skip) => ValveOutcome::pass(),
-            Err(Answer::Closed) => ValveOutcome::Respond(unavailable(name)),
-        })
+        valve_call_on(&*self.lookup(name)?, request, session)
     }
 
     /// Whether `request` may touch the session (false: do not replicate after it).
@@ -235,6 +148,113 @@ impl PluginRegistry {
         )
         .map(|_| ())
     }
+}
+
+/// [`PluginRegistry::run`] on a plugin already looked up (a registered plugin, or a
+/// context's application, which is not in the registry's list).
+pub(crate) fn run_on<R>(
+    plugin: &Plugin,
+    world: PluginWorld,
+    call: impl FnOnce(&mut Live, &Generation) -> wasmtime::Result<R>,
+    check: impl FnOnce(&R, &Generation) -> Result<(), String>,
+) -> Result<Result<R, Answer>, PluginError> {
+    let version = plugin
+        .generation()
+        .ok_or_else(|| PluginError::Engine("poisoned plugin lock".into()))?;
+    if version.world != world {
+        return Err(PluginError::WrongWorld {
+            name: plugin.name.clone(),
+            expected: world,
+            found: version.world,
+        });
+    }
+    if let Some(answer) = plugin.gate() {
+        return Ok(Err(answer));
+    }
+    let mut live = match version.acquire() {
+        Ok(live) => live,
+        Err(AcquireError::Busy) => {
+            let why = format!(
+                "{} instances busy for {:?}",
+                version.limits.max_instances, version.limits.call_timeout
+            );
+            return Ok(Err(plugin.failed(version.number, FailureKind::Busy, &why)));
+        }
+        Err(AcquireError::Instantiate(why)) => {
+            return Ok(Err(plugin.failed(
+                version.number,
+                FailureKind::Instantiation,
+                &why,
+            )));
+        }
+    };
+    live.store.set_epoch_deadline(version.ticks);
+    live.store.data_mut().limiter.hit = false;
+    match call(&mut live, &version) {
+        Ok(result) => match check(&result, &version) {
+            Ok(()) => {
+                version.release(live);
+                plugin.succeeded();
+                Ok(Ok(result))
+            }
+            Err(why) => {
+                version.discard(live);
+                Ok(Err(plugin.failed(
+                    version.number,
+                    FailureKind::BadOutput,
+                    &why,
+                )))
+            }
+        },
+        Err(e) => {
+            let kind = classify(&e, live.store.data().limiter.hit);
+            version.discard(live);
+            Ok(Err(plugin.failed(version.number, kind, &format!("{e:#}"))))
+        }
+    }
+}
+
+/// [`PluginRegistry::valve_call`] on a plugin already looked up.
+pub(crate) fn valve_call_on(
+    plugin: &Plugin,
+    request: &HttpRequest,
+    session: &mut dyn SessionAccess,
+) -> Result<ValveOutcome, PluginError> {
+    let result = run_on(
+        plugin,
+        PluginWorld::Valve,
+        |live, version| {
+            let Live { store, exports } = live;
+            let Exports::Valve(valve) = exports else {
+                return Err(world_mismatch());
+            };
+            with_wit_request(request, version.wants_body, |req| {
+                lend(
+                    store,
+                    |s| &mut s.data_mut().session,
+                    session,
+                    |store| {
+                        let borrow = Resource::<SessionResource>::new_borrow(0);
+                        valve.call_handle(store, req, borrow)
+                    },
+                )
+            })
+        },
+        |outcome, version| check_outcome(outcome, version.limits.max_output_bytes),
+    )?;
+    Ok(match result {
+        Ok(http::Outcome::Next(next)) => ValveOutcome::Next {
+            set_request_headers: next.set_request_headers,
+            add_response_headers: next.add_response_headers,
+        },
+        Ok(http::Outcome::Respond(r)) => ValveOutcome::Respond(HttpResponse {
+            status: r.status,
+            headers: r.headers,
+            body: r.body,
+        }),
+        Err(Answer::Skip) => ValveOutcome::pass(),
+        Err(Answer::Closed) => ValveOutcome::Respond(unavailable(&plugin.name)),
+    })
 }
 
 fn classify(e: &wasmtime::Error, memory_hit: bool) -> FailureKind {

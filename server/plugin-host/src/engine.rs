@@ -189,7 +189,7 @@ fn probe(engine: &Engine) -> Result<(), PluginError> {
 /// Epoch time only matters while plugin code can run, i.e. while a plugin version exists
 /// (loaded, or finishing calls after an unload): without one the thread parks instead of
 /// waking every millisecond (~1.5% of a core per node with no plugin at all).
-struct Ticker {
+pub(crate) struct Ticker {
     stop: Arc<AtomicBool>,
     /// One strong count per live plugin version ([`TickGuard`]), plus the ticker's own.
     versions: Arc<()>,
@@ -205,7 +205,7 @@ pub(crate) struct TickGuard {
 const PARKED_RECHECK: Duration = Duration::from_millis(100);
 
 impl Ticker {
-    fn start(engine: &Engine, tick: Duration) -> Ticker {
+    pub(crate) fn start(engine: &Engine, tick: Duration) -> Ticker {
         let stop = Arc::new(AtomicBool::new(false));
         let versions = Arc::new(());
         let (weak, flag, live) = (engine.weak(), stop.clone(), Arc::downgrade(&versions));
@@ -234,7 +234,7 @@ impl Ticker {
     }
 
     /// A guard for a new plugin version; wakes a parked ticker.
-    fn guard(&self) -> TickGuard {
+    pub(crate) fn guard(&self) -> TickGuard {
         let guard = TickGuard {
             _live: self.versions.clone(),
         };

@@ -45,6 +45,8 @@ pub enum PluginError {
     AlreadyLoaded { name: String },
     #[error("plugin {name}: bad limits: {reason}")]
     Limits { name: String, reason: String },
+    #[error("application {name}: not a wasi:http application (it does not export wasi:http/incoming-handler@0.2.x)")]
+    NotHttpApp { name: String },
     #[error("plugin engine: {0}")]
     Engine(String),
 }

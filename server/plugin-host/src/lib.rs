@@ -14,6 +14,11 @@
 //!   [`PluginRegistry::url_filter`], [`PluginRegistry::deploy_hook_before`] and friends) and
 //!   `run`, which takes an instance from the current generation, calls it under its limits
 //!   and hands a failure to the plugin's policy.
+//! - `valve_app.rs`: [`ValveApp`], a valve-world component serving a context as its
+//!   application (outside the registry's list), calling through `calls`.
+//! - `http_app.rs`: [`HttpAppHost`] and [`HttpApp`], `wasi:http` applications (world
+//!   `shoal:http-app/http-app`, `wit/http-app/`): their own async engine and linker
+//!   (WASI, `wasi:http`, the session interface), one instance per request.
 //! - `interceptor.rs`: [`WasmInterceptor`], an interceptor plugin as a layer of
 //!   `shoal_cluster`'s stack, calling through `calls`.
 //! - `plugin.rs`: a loaded plugin: its current generation, health and failure policy.
@@ -61,6 +66,7 @@ mod engine;
 mod error;
 mod facts;
 mod generation;
+mod http_app;
 mod imports;
 mod interceptor;
 mod metrics;
@@ -69,11 +75,13 @@ mod registry;
 mod session;
 mod state;
 mod types;
+mod valve_app;
 mod wit;
 
 pub use engine::EngineOptions;
 pub use error::PluginError;
 pub use facts::{ClusterFacts, MemberFact, SharedFacts};
+pub use http_app::{AppFailure, HttpApp, HttpAppHost};
 pub use interceptor::WasmInterceptor;
 pub use metrics::{MetricKind, MetricSample};
 pub use registry::{PluginRegistry, PluginSpec};
@@ -82,6 +90,7 @@ pub use types::{
     Artifact, DeployDecision, FailureCounts, FailurePolicy, HttpRequest, HttpResponse, Limits,
     PluginInfo, PluginState, PluginWorld, ValveOutcome,
 };
+pub use valve_app::ValveApp;
 pub use wit::{CURRENT_WIT_VERSION, SUPPORTED_WIT_VERSIONS};
 
 // The registry is shared between request handlers and the channel's stack.

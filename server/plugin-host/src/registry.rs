@@ -257,7 +257,7 @@ impl PluginRegistry {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn build(
+    pub(crate) fn build(
         &self,
         name: &str,
         bytes: &[u8],

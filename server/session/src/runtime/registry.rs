@@ -2,6 +2,7 @@
 //! cluster link and runs the pump task: incoming messages are decoded once and routed by
 //! context (a context this node lacks answers GET_ALL_SESSIONS with NO_CONTEXT_MANAGER),
 //! membership events go to every context, and a ticker drives sweepers and timeouts.
+//! Contexts may be added and removed while the node runs ([`SessionRegistry::add_context`]).
 use super::link::{ClusterLink, LinkEvent};
 use super::persistent::PersistentService;
 use super::service::SessionService;
@@ -13,13 +14,15 @@ use crate::persistent::CoreParams;
 use rand::SeedableRng;
 use shoal_store::Store;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
 pub struct SessionRegistry {
     link: Arc<dyn ClusterLink>,
-    services: Arc<BTreeMap<String, Arc<SessionService>>>,
+    /// Read by the pump for every message; written only when a context is added or
+    /// removed.
+    services: Arc<RwLock<Services>>,
     pump: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -42,51 +45,15 @@ impl SessionRegistry {
         contexts: &[(String, ManagerConfig)],
         stores: &BTreeMap<String, Arc<dyn Store>>,
     ) -> Result<Arc<Self>, String> {
-        let local = link.local();
         let mut services = BTreeMap::new();
         for (ctx, cfg) in contexts {
-            let rng = rand::rngs::StdRng::from_entropy();
-            let manager = build_manager(ctx, local.id, &local.name, cfg.clone(), rng);
-            let mut service = SessionService::new(manager, link.clone());
-            if cfg.manager == ManagerKind::Persistent {
-                cfg.persistent
-                    .validate(cfg.max_inactive_secs)
-                    .map_err(|e| format!("context `{ctx}` [session.persistent]: {e}"))?;
-                let store = match stores.get(ctx) {
-                    Some(s) => s.clone(),
-                    None => cfg
-                        .store_config()
-                        .open()
-                        .map_err(|e| format!("context `{ctx}` [session.store]: {e}"))?,
-                };
-                let params = CoreParams {
-                    app: ctx.clone(),
-                    node: local.id,
-                    route: local.name.clone(),
-                    store: store.describe(),
-                    max_inactive_secs: cfg.max_inactive_secs,
-                    limits: cfg.limits.clone(),
-                };
-                let p =
-                    PersistentService::start(params, cfg.persistent.clone(), store, link.clone());
-                service = service.with_persistent(p);
-            } else if cfg.store.is_some() {
-                let store = match stores.get(ctx) {
-                    Some(s) => s.clone(),
-                    None => cfg
-                        .store_config()
-                        .open()
-                        .map_err(|e| format!("context `{ctx}` [session.store]: {e}"))?,
-                };
-                let wb = WriteBehind::start(ctx, &local.name, store, cfg.write_behind.clone());
-                service = service.with_write_behind(wb);
-            }
+            let service = build_service(&link, ctx, cfg, stores.get(ctx).cloned())?;
             services.insert(ctx.clone(), Arc::new(service));
         }
-        let services = Arc::new(services);
+        let services = Arc::new(RwLock::new(services));
         let events = link.subscribe();
         let members: Vec<_> = link.members().iter().map(|m| m.id).collect();
-        for s in services.values() {
+        for s in read(&services).values() {
             s.start(&members);
         }
         let tick = contexts
@@ -108,11 +75,68 @@ impl SessionRegistry {
         }))
     }
 
+    /// Adds context `ctx` while the node runs (the farm deployer installing an
+    /// application), or keeps it when it already runs with the same settings, so its
+    /// sessions survive an application's redeploy. With other settings, the context gets a
+    /// new manager (its sessions on this node are dropped; other nodes keep theirs and the
+    /// new manager's state transfer fetches them back). A new manager starts its state
+    /// transfer now: members that already run `ctx` send their sessions, the others answer
+    /// NO_CONTEXT_MANAGER. Until a node adds `ctx`, its pump acknowledges and drops the
+    /// context's messages, so a context installed on one node before another converges
+    /// through that state transfer. `store` replaces the one the `[store]` settings
+    /// describe (tests). The pump's tick stays the one chosen at start (the smallest
+    /// `sweep_interval_ms` of the configured contexts, at most 1 s), so a context added
+    /// later with a shorter sweep interval is swept at that tick. Returns the context's
+    /// manager and whether it is new.
+    pub fn add_context(
+        &self,
+        ctx: &str,
+        cfg: &ManagerConfig,
+        store: Option<Arc<dyn Store>>,
+    ) -> Result<(Arc<SessionService>, bool), String> {
+        let service = {
+            // Under the write lock: two installs of one context at once make one manager.
+            let mut services = write(&self.services);
+            if let Some(s) = services.get(ctx) {
+                if s.config() == cfg {
+                    return Ok((s.clone(), false));
+                }
+                tracing::info!(context = %ctx, "session manager replaced (settings changed)");
+            }
+            let service = Arc::new(build_service(&self.link, ctx, cfg, store)?);
+            services.insert(ctx.to_string(), service.clone());
+            service
+        };
+        let members: Vec<_> = self.link.members().iter().map(|m| m.id).collect();
+        service.start(&members);
+        Ok((service, true))
+    }
+
+    /// Removes context `ctx` (an application undeployed): its messages are dropped from
+    /// now on, and a joining node asking for its sessions hears NO_CONTEXT_MANAGER. Returns
+    /// the manager so the caller can flush its store ([`Self::stop_service_stores`]).
+    pub fn remove_context(&self, ctx: &str) -> Option<Arc<SessionService>> {
+        write(&self.services).remove(ctx)
+    }
+
+    /// Graceful stop of one removed context's store (see [`Self::stop_stores`]).
+    pub async fn stop_service_stores(service: &SessionService, deadline: Duration) -> bool {
+        let started = std::time::Instant::now();
+        let mut all = true;
+        if let Some(p) = service.persistent() {
+            all &= p.stop(deadline).await;
+        }
+        if let Some(wb) = service.write_behind() {
+            all &= wb.flush(deadline.saturating_sub(started.elapsed())).await;
+        }
+        all
+    }
+
     /// Waits for the store check of every persistent context (and of every replicated
     /// context with a write-behind store): the first failure, naming
     /// the context, the store, the table or column and what to do.
     pub async fn check_stores(&self, timeout: Duration) -> Result<(), String> {
-        for (ctx, s) in self.services.iter() {
+        for (ctx, s) in self.snapshot() {
             if let Some(p) = s.persistent() {
                 p.wait_checked(timeout)
                     .await
@@ -134,12 +158,13 @@ impl SessionRegistry {
     pub async fn stop_stores(&self, deadline: Duration) -> bool {
         let started = std::time::Instant::now();
         let mut all = true;
-        for s in self.services.values() {
+        let services = self.snapshot();
+        for (_, s) in &services {
             if let Some(p) = s.persistent() {
                 all &= p.stop(deadline).await;
             }
         }
-        for s in self.services.values() {
+        for (_, s) in &services {
             if let Some(wb) = s.write_behind() {
                 all &= wb.flush(deadline.saturating_sub(started.elapsed())).await;
             }
@@ -148,11 +173,23 @@ impl SessionRegistry {
     }
 
     pub fn service(&self, context: &str) -> Option<Arc<SessionService>> {
-        self.services.get(context).cloned()
+        read(&self.services).get(context).cloned()
     }
 
-    pub fn services(&self) -> impl Iterator<Item = &Arc<SessionService>> {
-        self.services.values()
+    /// The contexts' managers now (contexts may be added and removed while the node runs).
+    pub fn services(&self) -> std::vec::IntoIter<Arc<SessionService>> {
+        read(&self.services)
+            .values()
+            .cloned()
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+
+    fn snapshot(&self) -> Vec<(String, Arc<SessionService>)> {
+        read(&self.services)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 
     pub fn link(&self) -> &Arc<dyn ClusterLink> {
@@ -161,7 +198,7 @@ impl SessionRegistry {
 
     /// Waits until every context finished its state transfer; false on timeout.
     pub async fn wait_ready(&self, timeout: Duration) -> bool {
-        for s in self.services.values() {
+        for s in self.services() {
             if !s.wait_ready(timeout).await {
                 return false;
             }
@@ -183,9 +220,61 @@ impl Drop for SessionRegistry {
     }
 }
 
+type Services = BTreeMap<String, Arc<SessionService>>;
+
+fn read(s: &RwLock<Services>) -> std::sync::RwLockReadGuard<'_, Services> {
+    s.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write(s: &RwLock<Services>) -> std::sync::RwLockWriteGuard<'_, Services> {
+    s.write().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One context's manager, with its persistent core or write-behind store when its
+/// settings ask for one (`store` replaces the one `[store]` describes).
+fn build_service(
+    link: &Arc<dyn ClusterLink>,
+    ctx: &str,
+    cfg: &ManagerConfig,
+    store: Option<Arc<dyn Store>>,
+) -> Result<SessionService, String> {
+    let local = link.local();
+    let rng = rand::rngs::StdRng::from_entropy();
+    let manager = build_manager(ctx, local.id, &local.name, cfg.clone(), rng);
+    let mut service = SessionService::new(manager, link.clone());
+    let open = |store: Option<Arc<dyn Store>>| match store {
+        Some(s) => Ok(s),
+        None => cfg
+            .store_config()
+            .open()
+            .map_err(|e| format!("context `{ctx}` [session.store]: {e}")),
+    };
+    if cfg.manager == ManagerKind::Persistent {
+        cfg.persistent
+            .validate(cfg.max_inactive_secs)
+            .map_err(|e| format!("context `{ctx}` [session.persistent]: {e}"))?;
+        let store = open(store)?;
+        let params = CoreParams {
+            app: ctx.to_string(),
+            node: local.id,
+            route: local.name.clone(),
+            store: store.describe(),
+            max_inactive_secs: cfg.max_inactive_secs,
+            limits: cfg.limits.clone(),
+        };
+        let p = PersistentService::start(params, cfg.persistent.clone(), store, link.clone());
+        service = service.with_persistent(p);
+    } else if cfg.store.is_some() {
+        let store = open(store)?;
+        let wb = WriteBehind::start(ctx, &local.name, store, cfg.write_behind.clone());
+        service = service.with_write_behind(wb);
+    }
+    Ok(service)
+}
+
 async fn pump(
     link: Arc<dyn ClusterLink>,
-    services: Arc<BTreeMap<String, Arc<SessionService>>>,
+    services: Arc<RwLock<Services>>,
     mut events: tokio::sync::mpsc::UnboundedReceiver<LinkEvent>,
     tick: Duration,
 ) {
@@ -195,8 +284,8 @@ async fn pump(
         tokio::select! {
             ev = events.recv() => match ev {
                 None => return,
-                Some(LinkEvent::MemberAdded(m)) => services.values().for_each(|s| s.on_member(m.id, true)),
-                Some(LinkEvent::MemberRemoved(m)) => services.values().for_each(|s| s.on_member(m.id, false)),
+                Some(LinkEvent::MemberAdded(m)) => read(&services).values().for_each(|s| s.on_member(m.id, true)),
+                Some(LinkEvent::MemberRemoved(m)) => read(&services).values().for_each(|s| s.on_member(m.id, false)),
                 Some(LinkEvent::Message(inc)) => {
                     let env = match message::decode(&inc.payload) {
                         Ok(env) => env,
@@ -206,7 +295,8 @@ async fn pump(
                             continue;
                         }
                     };
-                    match services.get(&env.context) {
+                    let service = read(&services).get(&env.context).cloned();
+                    match service {
                         Some(s) => s.on_message(inc.from, env.msg, inc.done),
                         None => {
                             if let SessionMessage::GetAllSessions { request } = env.msg {
@@ -219,7 +309,7 @@ async fn pump(
                     }
                 }
             },
-            _ = ticker.tick() => services.values().for_each(|s| s.tick()),
+            _ = ticker.tick() => read(&services).values().for_each(|s| s.tick()),
         }
     }
 }
