@@ -70,6 +70,8 @@ log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
 metric() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >> "$METRICS"; }
 get() { awk -F'\t' -v m="$1" -v k="$2" '$1 == m && $2 == k {print $3}' "$METRICS" | tail -1; }
 rss_kib() { awk '/^VmRSS:/{print $2}' "/proc/$1/status" 2> /dev/null; }
+# VmRSS split: private memory (RssAnon) and mapped pages of the binary and libraries (RssFile).
+rss_split() { awk '/^RssAnon:/{a=$2} /^RssFile:/{f=$2} END {printf "anon %.1f MiB + file %.1f MiB", a/1024, f/1024}' "/proc/$1/status" 2> /dev/null; }
 wait_until() { # timeout_s what command...: polls the command until it succeeds or the deadline passes
   local deadline=$(( $(now_ms) + $1 * 1000 )) secs=$1 what=$2
   shift 2
@@ -392,11 +394,13 @@ memory() {
   start_cluster "$v" "$k" 1 "$cfg"
   p=${PID[$v:1]}
   metric "$v" "rss_kib_idle" "$(rss_kib "$p")"
+  metric "$v" "rss_split_idle" "$(rss_split "$p")"
   metric "$v" "load" "$(python3 "$LOADER" load --port "$(port "$HTTP_BASE" "$k" 1)" --sessions "$LOAD_SESSIONS" --size "$LOAD_SIZE")"
   metric "$v" "rss_kib_loaded" "$(rss_kib "$p")"
   metric "$v" "stats_after_load" "$(curl -s --max-time 2 "http://127.0.0.1:$(port "$HTTP_BASE" "$k" 1)/app/stats")"
   sleep 3 # the background pass (every process_expires_frequency ticks of 1 s) has run since
   metric "$v" "rss_kib_loaded_3s" "$(rss_kib "$p")"
+  metric "$v" "rss_split_loaded_3s" "$(rss_split "$p")"
   metric "$v" "vmhwm_kib" "$(awk '/^VmHWM:/{print $2}' "/proc/$p/status")"
   rows="$(python3 -c 'import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute("select count(*) from tomcat_sessions").fetchone()[0])' "$RUN/$v/sessions.db" 2>&1 || true)"
   metric "$v" "store_rows" "$rows"
@@ -449,6 +453,8 @@ summary() {
       "$(awk '{print $1 / 1024}' <<< "$(get memory rss_kib_idle)")" "$(awk '{print $1 / 1024}' <<< "$(get memory rss_kib_loaded)")" \
       "$(awk '{print $1 / 1024}' <<< "$(get memory rss_kib_loaded_3s)")" "$(awk '{print $1 / 1024}' <<< "$(get memory vmhwm_kib)")" \
       "$(awk -v l="$RSS_LIMIT_KIB" 'BEGIN {print l / 1024}')" "$(get memory store_rows)"
+    echo "VmRSS split: idle $(get memory rss_split_idle); loaded $(get memory rss_split_loaded_3s)"
+    echo
     echo "load: $(get memory load)"
     echo "after the load: $(get memory stats_after_load)"
   fi
