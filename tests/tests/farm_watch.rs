@@ -110,7 +110,10 @@ fn a_slowly_written_file_is_deployed_once_complete_and_undeployed_when_removed()
     assert_eq!(d["size_bytes"], content.len() as u64, "{d}");
     assert_eq!(d["metadata"]["source"], "watch-dir", "{d}");
     let on_disk = std::fs::read(farm_dir.join("files").join("data.bin")).expect("files/data.bin");
-    assert!(on_disk == content, "files/data.bin differs from the written file");
+    assert!(
+        on_disk == content,
+        "files/data.bin differs from the written file"
+    );
 
     // A later file is deployed after data.bin was looked at again: data.bin must still be at
     // its first generation (deployed exactly once).

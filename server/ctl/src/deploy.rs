@@ -51,7 +51,11 @@ pub fn kind_param(kind: Kind) -> &'static str {
 
 /// The query of the PUT. The file is hashed first so the rollout lines can be told apart from
 /// the previous version's, and so a signature can cover sha256 and size.
-fn query(args: &DeployArgs<'_>, sha_hex: &str, size: u64) -> anyhow::Result<Vec<(String, String)>> {
+fn query(
+    args: &DeployArgs<'_>,
+    sha256: &shoal_farm::Digest,
+    size: u64,
+) -> anyhow::Result<Vec<(String, String)>> {
     let mut q = vec![("kind".to_string(), kind_param(args.kind).to_string())];
     // The node's default version is the first 12 hex digits of the sha256; a signature must
     // cover the version the node will build, so it is spelled out when signing.
@@ -60,14 +64,11 @@ fn query(args: &DeployArgs<'_>, sha_hex: &str, size: u64) -> anyhow::Result<Vec<
         let key = sign::read_key(key_file)?;
         let manifest = Manifest {
             name: args.name.clone(),
-            version: version.clone().unwrap_or_else(|| sha_hex[..12].to_string()),
+            version: version
+                .clone()
+                .unwrap_or_else(|| sha256.to_string()[..12].to_string()),
             kind: args.kind,
-            sha256: shoal_farm::Digest(
-                hex::decode(sha_hex)
-                    .ok()
-                    .and_then(|b| b.try_into().ok())
-                    .unwrap_or([0; 32]),
-            ),
+            sha256: *sha256,
             size,
             metadata: args.metadata.clone(),
         };
@@ -86,7 +87,7 @@ fn query(args: &DeployArgs<'_>, sha_hex: &str, size: u64) -> anyhow::Result<Vec<
 pub async fn run(client: &Client, args: DeployArgs<'_>, quiet: bool) -> anyhow::Result<Deployment> {
     let (sha256, size) = sign::digest_file(args.file)?;
     let sha_hex = sha256.to_string();
-    let query = query(&args, &sha_hex, size)?;
+    let query = query(&args, &sha256, size)?;
     let path = format!("/api/v1/deployments/{}", client::segment(&args.name));
 
     let bar = if quiet {
