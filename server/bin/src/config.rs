@@ -106,6 +106,15 @@ impl Config {
         self.farm
             .core_config(0)
             .map_err(|e| anyhow!("config {file}: {e}"))?;
+        if let Some(w) = &self.farm.watch_dir {
+            if w.starts_with(&self.farm.dir) || self.farm.dir.starts_with(w) {
+                return Err(anyhow!(
+                    "config {file}: [farm] watch_dir {} overlaps [farm] dir {}; give the watch directory its own place",
+                    w.display(),
+                    self.farm.dir.display()
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -133,6 +142,16 @@ mod tests {
             .apply(&Overrides::default(), &None)
             .expect_err("no trusted key");
         assert!(e.to_string().contains("trusted_keys"), "{e}");
+        let mut c = parse("[farm]\nwatch_dir = \"/srv/shoal/drop\"\n").expect("watch_dir");
+        assert_eq!(
+            c.farm.watch_dir.as_deref(),
+            Some(Path::new("/srv/shoal/drop"))
+        );
+        assert!(c.apply(&Overrides::default(), &None).is_ok());
+        let mut c =
+            parse("[farm]\ndir = \"/srv/farm\"\nwatch_dir = \"/srv/farm/drop\"\n").expect("parses");
+        let e = c.apply(&Overrides::default(), &None).expect_err("overlap");
+        assert!(e.to_string().contains("watch_dir"), "{e}");
     }
 
     #[test]

@@ -207,4 +207,29 @@ impl Client {
             .await
             .with_context(|| format!("{method} {path}: unexpected answer"))
     }
+
+    /// PUTs a body stream of `len` bytes (the caller shows the progress) and reads the JSON
+    /// answer.
+    pub async fn put_stream<T, S>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        len: u64,
+        body: S,
+    ) -> anyhow::Result<T>
+    where
+        T: DeserializeOwned,
+        S: futures::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + 'static,
+    {
+        let req = self
+            .request(Method::PUT, path)
+            .query(query)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .header(reqwest::header::CONTENT_LENGTH, len)
+            .body(reqwest::Body::wrap_stream(body));
+        let res = self.execute(req).await?;
+        res.json()
+            .await
+            .with_context(|| format!("PUT {path}: unexpected answer"))
+    }
 }

@@ -6,6 +6,10 @@
 //! - `lib.rs`: [`Ctl`] and its subcommands (clap), and [`run`], one arm per command.
 //! - `client.rs`: the HTTP client (reqwest, plain HTTP): bearer token, problem+json errors
 //!   as [`shoal_admin::ApiError`], the SSE event stream, an upload progress bar.
+//! - `deploy.rs`: `shoal ctl deploy`: the file streamed with a progress bar, then per-node
+//!   state lines until the rollout ends.
+//! - `sign.rs`: `shoal ctl keygen` and `deploy --sign-key` (ed25519 over the manifest, as the
+//!   nodes verify it).
 //! - `drain.rs`: `shoal ctl drain`: starts a node's drain and follows it until its admin API
 //!   stops answering.
 //! - `print.rs`: tables from the API's DTOs ([`shoal_admin::dto`]).
@@ -13,8 +17,10 @@
 //! The `shoal` binary mounts [`Ctl`] as its `ctl` subcommand and calls [`run`].
 
 mod client;
+mod deploy;
 mod drain;
 mod print;
+mod sign;
 
 use std::path::PathBuf;
 
@@ -57,15 +63,32 @@ pub enum CtlCommand {
     /// List and manage Wasm plugins (applied on every node).
     #[command(subcommand)]
     Plugins(PluginsCommand),
-    /// Deploy an artifact to every node, with a progress bar.
+    /// Deploy an artifact to every node (everywhere or nowhere): the file is streamed with a
+    /// progress bar, then each node's state is shown until the rollout ends.
     Deploy {
         file: PathBuf,
         /// Artifact name (default: the file name).
         #[arg(long)]
         name: Option<String>,
+        /// Version label (default: the first 12 hex digits of the sha256).
+        #[arg(long)]
+        version: Option<String>,
+        #[arg(long, value_enum, default_value_t = DeployKind::Plugin)]
+        kind: DeployKind,
+        /// Metadata `key=value` (repeat), e.g. `--meta contexts=/app`.
+        #[arg(long = "meta", value_name = "KEY=VALUE")]
+        meta: Vec<String>,
+        /// Sign the manifest with this key (written by `shoal ctl keygen`).
+        #[arg(long, value_name = "FILE")]
+        sign_key: Option<PathBuf>,
     },
     /// Undeploy an artifact from every node.
     Undeploy { name: String },
+    /// Make the previous version of a deployment current again on every node.
+    Rollback { name: String },
+    /// Write an ed25519 key pair for signing artifacts into a directory: `farm-signing.key`
+    /// (secret, for --sign-key) and `farm-signing.pub` (for `[farm] trusted_keys`).
+    Keygen { dir: PathBuf },
     /// Deployed artifacts and their state per node.
     Deployments,
     /// Contexts with manager, replication mode, pipeline and session store status.
@@ -89,6 +112,24 @@ pub enum CtlCommand {
         #[arg(long)]
         count: Option<u64>,
     },
+}
+
+/// What a deployed artifact becomes on each node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DeployKind {
+    Plugin,
+    Application,
+    File,
+}
+
+impl From<DeployKind> for shoal_farm::Kind {
+    fn from(k: DeployKind) -> Self {
+        match k {
+            DeployKind::Plugin => shoal_farm::Kind::Plugin,
+            DeployKind::Application => shoal_farm::Kind::Application,
+            DeployKind::File => shoal_farm::Kind::File,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -172,7 +213,14 @@ pub async fn run(ctl: Ctl) -> anyhow::Result<()> {
         }
         CtlCommand::Sessions(cmd) => sessions(&client, json, cmd).await,
         CtlCommand::Plugins(cmd) => plugins(&client, json, cmd).await,
-        CtlCommand::Deploy { file, name } => {
+        CtlCommand::Deploy {
+            file,
+            name,
+            version,
+            kind,
+            meta,
+            sign_key,
+        } => {
             let name = match name {
                 Some(n) => n,
                 None => file
@@ -183,12 +231,36 @@ pub async fn run(ctl: Ctl) -> anyhow::Result<()> {
                         format!("{}: give the artifact a name with --name", file.display())
                     })?,
             };
-            let bytes = read(&file)?;
-            let path = format!("/api/v1/deployments/{}", client::segment(&name));
-            let d: Deployment = client
-                .upload(reqwest::Method::PUT, &path, &[], bytes)
-                .await?;
+            let args = deploy::DeployArgs {
+                file: &file,
+                name,
+                version,
+                kind: kind.into(),
+                metadata: deploy::parse_meta(&meta)?,
+                sign_key: sign_key.as_deref(),
+            };
+            let d = deploy::run(&client, args, json).await?;
             print::output(json, &d, print::deployment)
+        }
+        CtlCommand::Rollback { name } => {
+            let path = format!("/api/v1/deployments/{}/rollback", client::segment(&name));
+            let d: Deployment = client.call(reqwest::Method::POST, &path).await?;
+            print::output(json, &d, print::deployment)
+        }
+        CtlCommand::Keygen { dir } => {
+            let (secret, public) = sign::keygen(&dir)?;
+            let pk = std::fs::read_to_string(&public)
+                .with_context(|| format!("cannot read {}", public.display()))?;
+            println!(
+                "secret key {} (keep it off the nodes; pass it to --sign-key)",
+                secret.display()
+            );
+            println!("public key {}", public.display());
+            println!(
+                "add to every node's config:\n[farm]\ntrusted_keys = [\"{}\"]",
+                pk.trim()
+            );
+            Ok(())
         }
         CtlCommand::Undeploy { name } => {
             client

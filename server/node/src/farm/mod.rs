@@ -11,6 +11,7 @@
 //! - `apply.rs`: making a slot live per kind (plugin, file) and the hooks after.
 //! - `view.rs`: what the API reads ([`FarmView`]) and the notices for the event stream.
 //! - `metrics.rs`: counters and their `/metrics` lines.
+//! - `watch.rs`: `[farm] watch_dir`, files dropped there deployed, removed ones undeployed.
 mod admit;
 mod apply;
 mod content;
@@ -20,6 +21,9 @@ mod metrics;
 mod settings;
 mod upload;
 mod view;
+// `watch` is tokio's channel here.
+#[path = "watch.rs"]
+mod watch_dir;
 
 pub use apply::kind_name;
 pub use frame::is_farm;
@@ -181,7 +185,7 @@ impl Farm {
             })
             .map_err(|e| format!("cannot start the farm thread: {e}"))?;
         tokio::spawn(follow(events, tx.clone()));
-        Ok(Arc::new(Farm {
+        let farm = Arc::new(Farm {
             tx: Mutex::new(tx),
             view,
             ready,
@@ -189,7 +193,11 @@ impl Farm {
             busy: Mutex::new(BTreeSet::new()),
             metrics,
             notices,
-        }))
+        });
+        if let Some(dir) = farm.settings.watch_dir.clone() {
+            watch_dir::start(dir, Arc::downgrade(&farm))?;
+        }
+        Ok(farm)
     }
 
     pub fn settings(&self) -> &FarmSettings {

@@ -30,6 +30,11 @@ pub struct FarmSettings {
     /// How long a starting node waits to converge with the cluster's deployments before it
     /// reports ready anyway (logged; the readiness check stays false until it converges).
     pub ready_wait_secs: u64,
+    /// A directory this node watches (Tomcat's watchDir): files dropped there are deployed to
+    /// the cluster, removed ones undeployed (see `watch.rs` for the settle rule). Set it on
+    /// one node only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watch_dir: Option<PathBuf>,
 }
 
 impl Default for FarmSettings {
@@ -45,6 +50,7 @@ impl Default for FarmSettings {
             max_upload_bytes: 256 << 20,
             stage_deadline_secs: core.stage_deadline.as_secs(),
             ready_wait_secs: 60,
+            watch_dir: None,
         }
     }
 }
