@@ -113,7 +113,9 @@ pub async fn start(
     let farm_settings = match (parts.farm.take(), &temp_farm_dir) {
         (Some(s), _) => s,
         (None, dir) => FarmSettings {
-            dir: dir.clone().unwrap_or_else(|| PathBuf::from("data/farm")),
+            dir: dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(crate::farm::NODE_DIR)),
             ..FarmSettings::default()
         },
     };

@@ -18,6 +18,9 @@ pub struct ContentStore {
     dir: PathBuf,
     /// Staging files being written by a transfer.
     open: HashMap<Digest, File>,
+    /// `<dir>/lock`, locked for as long as this node runs: a second node given the same
+    /// dir would clear this one's staging files and overwrite its catalog.
+    _lock: File,
 }
 
 fn hex_of(d: &Digest) -> String {
@@ -64,6 +67,20 @@ impl ContentStore {
                 )
             })?;
         }
+        let lock_path = dir.join("lock");
+        let lock = File::create(&lock_path).map_err(|e| {
+            format!(
+                "[farm] dir: cannot create {} ({e}); set [farm] dir to a writable directory",
+                lock_path.display()
+            )
+        })?;
+        if let Err(e) = lock.try_lock() {
+            return Err(format!(
+                "[farm] dir {} is in use by another running node ({e}): give each node its own \
+                 dir (the default, data/farm/{{node}}, is one per node name)",
+                dir.display()
+            ));
+        }
         if let Ok(entries) = fs::read_dir(dir.join("staging")) {
             for e in entries.flatten() {
                 let _ = fs::remove_file(e.path());
@@ -72,6 +89,7 @@ impl ContentStore {
         Ok(ContentStore {
             dir: dir.to_path_buf(),
             open: HashMap::new(),
+            _lock: lock,
         })
     }
 
@@ -277,6 +295,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_dir_serves_one_running_node_at_a_time() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = ContentStore::open(dir.path()).expect("open");
+        let second = ContentStore::open(dir.path()).err().unwrap_or_default();
+        assert!(
+            second.contains("in use by another running node"),
+            "{second}"
+        );
+        drop(first);
+        ContentStore::open(dir.path()).expect("free again once the first node is gone");
+    }
+
+    #[test]
     fn staged_content_is_verified_moved_and_read_back() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut s = ContentStore::open(dir.path()).expect("open");
@@ -310,6 +341,7 @@ mod tests {
         assert_eq!(s.load_catalog().expect("empty"), Catalog::default());
         s.save_catalog(&Catalog::default()).expect("save");
         fs::write(dir.path().join("staging/leftover"), b"x").expect("write");
+        drop(s); // the node stops
         let s = ContentStore::open(dir.path()).expect("reopen");
         assert!(!dir.path().join("staging/leftover").exists());
         assert_eq!(s.load_catalog().expect("load"), Catalog::default());

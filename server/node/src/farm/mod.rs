@@ -28,7 +28,7 @@ mod watch_dir;
 pub use apply::kind_name;
 pub use frame::is_farm;
 pub use metrics::FarmMetrics;
-pub use settings::FarmSettings;
+pub use settings::{FarmSettings, NODE_DIR};
 pub use upload::UploadError;
 pub use view::{FarmView, Notice};
 
@@ -115,6 +115,9 @@ impl Farm {
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
         let cfg = settings.core_config(incarnation)?;
+        // From here on `settings.dir` is this node's own directory (`{node}` expanded).
+        let mut settings = settings;
+        settings.dir = settings.node_dir(&channel.local().name);
         let store = content::ContentStore::open(&settings.dir)?;
         let catalog = store
             .load_catalog()

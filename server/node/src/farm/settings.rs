@@ -41,7 +41,7 @@ impl Default for FarmSettings {
     fn default() -> Self {
         let core = FarmConfig::default();
         FarmSettings {
-            dir: PathBuf::from("data/farm"),
+            dir: PathBuf::from(NODE_DIR),
             require_signatures: false,
             trusted_keys: Vec::new(),
             min_members: core.min_members,
@@ -55,7 +55,33 @@ impl Default for FarmSettings {
     }
 }
 
+/// The default `[farm] dir`: one directory per node name, so that nodes started from one
+/// working directory (`shoal demo`, a local cluster) never share one.
+pub const NODE_DIR: &str = "data/farm/{node}";
+
 impl FarmSettings {
+    /// `dir` with `{node}` replaced by this node's member name (characters other than
+    /// letters, digits, `.`, `-` and `_` become `_`), so one config file serves every node.
+    pub fn node_dir(&self, node: &str) -> PathBuf {
+        let safe: String = node
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        // `.`, `..` or nothing would name another directory.
+        let safe = if safe.chars().all(|c| c == '.') {
+            format!("_{safe}")
+        } else {
+            safe
+        };
+        PathBuf::from(self.dir.to_string_lossy().replace("{node}", &safe))
+    }
+
     /// The core's configuration; errors name the `[farm]` key.
     pub fn core_config(&self, incarnation: u64) -> Result<FarmConfig, String> {
         let mut keys = Vec::new();
@@ -104,6 +130,20 @@ impl FarmSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_dir_is_one_per_node_name() {
+        let s = FarmSettings::default();
+        assert_eq!(s.node_dir("node1"), PathBuf::from("data/farm/node1"));
+        assert_ne!(s.node_dir("node1"), s.node_dir("node2"));
+        assert_eq!(s.node_dir("../x y"), PathBuf::from("data/farm/.._x_y"));
+        assert_eq!(s.node_dir(".."), PathBuf::from("data/farm/_.."));
+        let fixed = FarmSettings {
+            dir: PathBuf::from("/srv/farm"),
+            ..FarmSettings::default()
+        };
+        assert_eq!(fixed.node_dir("node1"), PathBuf::from("/srv/farm"));
+    }
 
     #[test]
     fn defaults_are_valid_and_bad_keys_are_named() {
