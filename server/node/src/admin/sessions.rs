@@ -25,7 +25,7 @@ pub(super) fn api_name(path: &str) -> String {
 
 impl NodeBackend {
     pub(super) fn context_config(&self, name: &str) -> Result<ContextConfig, BackendError> {
-        let contexts = &self.node.http.config().contexts;
+        let contexts = &self.node.http.contexts();
         let wanted = name.trim_start_matches('/');
         contexts
             .iter()
@@ -391,7 +391,7 @@ impl NodeBackend {
                 .into_iter()
                 .map(|m| (m.id, m.name)),
         );
-        for ctx in &self.node.http.config().contexts {
+        for ctx in &self.node.http.contexts() {
             let Some(svc) = self.node.http.registry().service(&ctx.path) else {
                 continue;
             };
