@@ -140,8 +140,7 @@ impl NodeBackend {
     pub(super) fn all_contexts(&self) -> Vec<Context> {
         self.node
             .http
-            .config()
-            .contexts
+            .contexts()
             .iter()
             .map(|c| self.context_view(c))
             .collect()
