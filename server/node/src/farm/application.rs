@@ -62,47 +62,11 @@ impl Applications {
         })
     }
 
-    /// The context an `application` artifact creates, from its metadata, validated.
+    /// The context an `application` artifact creates, from its metadata, validated; not one
+    /// of the config file's contexts.
     pub fn context_config(&self, sm: &SignedManifest) -> Result<ContextConfig, String> {
+        let ctx = context_of(sm)?;
         let m = &sm.manifest;
-        let path = m
-            .metadata
-            .get("path")
-            .map(|p| p.trim())
-            .filter(|p| !p.is_empty())
-            .ok_or_else(|| {
-                format!(
-                    "application {}: metadata `path` is required (the context path, e.g. meta.path=/hello)",
-                    m.name
-                )
-            })?;
-        let mut ctx = match m.metadata.get("context") {
-            None => ContextConfig::default(),
-            Some(text) => {
-                let table: toml::Table = toml::from_str(text).map_err(|e| {
-                    format!(
-                        "application {}: metadata `context` is not valid TOML: {e}",
-                        m.name
-                    )
-                })?;
-                if let Some(k) = ["path", "app"].iter().find(|k| table.contains_key(**k)) {
-                    return Err(format!(
-                        "application {}: metadata `context` must not set `{k}` (the path is metadata `path`, the application is the artifact)",
-                        m.name
-                    ));
-                }
-                table.try_into::<ContextConfig>().map_err(|e| {
-                    format!(
-                        "application {}: metadata `context`: {e} (the keys of a [[http.contexts]] table: url_filter, jvm_route_binder, session)",
-                        m.name
-                    )
-                })?
-            }
-        };
-        ctx.path = path.to_string();
-        ctx.app = format!("application {}", m.name);
-        ctx.validate()
-            .map_err(|e| format!("application {}: {e}", m.name))?;
         if self
             .http
             .config()
@@ -227,5 +191,113 @@ impl Applications {
             );
         }
         Ok(())
+    }
+}
+
+/// The context an `application` artifact creates, from its metadata (`path`, `context`),
+/// validated.
+pub fn context_of(sm: &SignedManifest) -> Result<ContextConfig, String> {
+    let m = &sm.manifest;
+    let path = m
+            .metadata
+            .get("path")
+            .map(|p| p.trim())
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| {
+                format!(
+                    "application {}: metadata `path` is required (the context path, e.g. meta.path=/hello)",
+                    m.name
+                )
+            })?;
+    let mut ctx = match m.metadata.get("context") {
+        None => ContextConfig::default(),
+        Some(text) => {
+            let table: toml::Table = toml::from_str(text).map_err(|e| {
+                format!(
+                    "application {}: metadata `context` is not valid TOML: {e}",
+                    m.name
+                )
+            })?;
+            if let Some(k) = ["path", "app"].iter().find(|k| table.contains_key(**k)) {
+                return Err(format!(
+                        "application {}: metadata `context` must not set `{k}` (the path is metadata `path`, the application is the artifact)",
+                        m.name
+                    ));
+            }
+            table.try_into::<ContextConfig>().map_err(|e| {
+                    format!(
+                        "application {}: metadata `context`: {e} (the keys of a [[http.contexts]] table: url_filter, jvm_route_binder, session)",
+                        m.name
+                    )
+                })?
+        }
+    };
+    ctx.path = path.to_string();
+    ctx.app = format!("application {}", m.name);
+    ctx.validate()
+        .map_err(|e| format!("application {}: {e}", m.name))?;
+    Ok(ctx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::context_of;
+    use shoal_farm::{Digest, Kind, Manifest, SignedManifest};
+
+    fn app(meta: &[(&str, &str)]) -> SignedManifest {
+        SignedManifest {
+            manifest: Manifest {
+                name: "shop".into(),
+                version: "1".into(),
+                kind: Kind::Application,
+                sha256: Digest::of(b"x"),
+                size: 1,
+                metadata: meta
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            },
+            signature: None,
+        }
+    }
+
+    fn refused(meta: &[(&str, &str)]) -> String {
+        match context_of(&app(meta)) {
+            Ok(c) => panic!("accepted: {c:?}"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn the_context_comes_from_path_and_a_toml_context() {
+        let c = context_of(&app(&[("path", "/shop")])).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.path, "/shop");
+        assert_eq!(c.session, shoal_http::ContextConfig::default().session);
+        let c = context_of(&app(&[
+            ("path", " /shop "),
+            (
+                "context",
+                "url_filter = \"\"\nsession = { manager = \"backup\" }",
+            ),
+        ]))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.path, "/shop");
+        assert_eq!(c.url_filter, "");
+        assert_eq!(c.session.manager, shoal_session::ManagerKind::Backup);
+    }
+
+    #[test]
+    fn bad_metadata_is_refused_with_the_key() {
+        assert!(refused(&[]).contains("metadata `path` is required"));
+        assert!(refused(&[("path", "shop")]).contains("shop"));
+        let e = refused(&[("path", "/shop"), ("context", "path = \"/x\"")]);
+        assert!(e.contains("must not set `path`"), "{e}");
+        let e = refused(&[("path", "/shop"), ("context", "sesion = 1")]);
+        assert!(
+            e.contains("metadata `context`") && e.contains("sesion"),
+            "{e}"
+        );
+        let e = refused(&[("path", "/shop"), ("context", "session = {")]);
+        assert!(e.contains("not valid TOML"), "{e}");
     }
 }
