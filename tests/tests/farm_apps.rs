@@ -4,7 +4,7 @@
 //! under a bounded load fails no request and loses no increment; a restarted node serves
 //! the context as soon as it is ready; an invalid component is refused everywhere; undeploy
 //! removes the context everywhere (404). The valve-world `bench-app` runs as an application
-//! too.
+//! too; moved to another path by a redeploy and back by a rollback; bad metadata is refused.
 use shoal_testkit::eventually_blocking;
 use shoal_tests::free_ports;
 use shoal_tests::sessions::{Http, HttpNode};
@@ -208,9 +208,14 @@ fn a_wasi_http_application_creates_a_replicated_context_everywhere_and_leaves_ev
         std::thread::spawn(move || {
             let client = Http::new();
             let mut n = expected;
+            // Requests answered before the redeploy returned; then 10 more on the new version.
+            let mut during = None;
             for i in 0..LOAD_MAX {
-                if stop.load(std::sync::atomic::Ordering::Relaxed) && i > 10 {
-                    break;
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let d = *during.get_or_insert(i);
+                    if i >= d + 10 {
+                        break;
+                    }
                 }
                 let addr = &addrs[i % addrs.len()];
                 n += 1;
@@ -224,21 +229,22 @@ fn a_wasi_http_application_creates_a_replicated_context_everywhere_and_leaves_ev
                     Err(e) => return Err(format!("request {i}: {e}")),
                 }
             }
-            Ok((n, cookie))
+            Ok((n, cookie, during.unwrap_or(LOAD_MAX)))
         })
     };
     let (status, text) = deploy(&nodes[1], "hello", "2", "/hello", &hello);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     assert_eq!(status, 201, "redeploy: {text}");
     assert_eq!(json(&text)["version"], "2", "{text}");
-    let (after, mut cookie) = load
+    let (after, mut cookie, during) = load
         .join()
         .unwrap_or_else(|_| panic!("the load thread panicked"))
         .unwrap_or_else(|e| panic!("under a redeploy: {e}"));
     assert!(
-        after > expected + 10,
-        "the load ran during the redeploy ({after})"
+        during > 0,
+        "the load ran while the redeploy was rolling out ({during} requests)"
     );
+    eprintln!("{during} requests answered during the redeploy, none failed");
     let got = bump(&client, &nodes[2].http.http, "/hello/counter", &mut cookie)
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(got, after + 1, "the session survived the redeploy");
@@ -344,6 +350,35 @@ fn a_valve_world_application_and_bad_context_settings() {
             n.http.name()
         );
     }
+    // Version 2 moves the application to /wasm2: /wasm goes everywhere; a rollback brings
+    // /wasm back and removes /wasm2.
+    let (status, text) = call(
+        &nodes[0].admin,
+        "PUT",
+        &format!(
+            "/api/v1/deployments/bench?kind=application&version=2&meta.path=/wasm2&meta.config.context=/wasm2&meta.context={}",
+            encode(CONTEXT)
+        ),
+        &bench,
+    );
+    assert_eq!(status, 201, "redeploy at another path: {text}");
+    for n in &nodes {
+        assert_eq!(client.get(&n.http.http, "/wasm/counter", None).status, 404);
+        assert_eq!(client.get(&n.http.http, "/wasm2/counter", None).status, 200);
+    }
+    let (status, text) = call(
+        &nodes[1].admin,
+        "POST",
+        "/api/v1/deployments/bench/rollback",
+        b"",
+    );
+    assert_eq!(status, 200, "rollback: {text}");
+    assert_eq!(json(&text)["version"], "1", "{text}");
+    for n in &nodes {
+        assert_eq!(client.get(&n.http.http, "/wasm2/counter", None).status, 404);
+        assert_eq!(client.get(&n.http.http, "/wasm/counter", None).status, 200);
+    }
+
     let (status, text) = call(&nodes[2].admin, "DELETE", "/api/v1/deployments/bench", b"");
     assert_eq!(status, 204, "undeploy: {text}");
     eventually_blocking("/wasm gone everywhere", Duration::from_secs(5), || {
