@@ -211,6 +211,12 @@ pub fn context_of(sm: &SignedManifest) -> Result<ContextConfig, String> {
             })?;
     let mut ctx = match m.metadata.get("context") {
         None => ContextConfig::default(),
+        Some(text) if text.trim_start().starts_with('/') => {
+            return Err(format!(
+                "application {}: metadata `context` is {text:?}: the context path goes in metadata `path`; `context` holds TOML settings such as session = {{ manager = \"delta\" }}",
+                m.name
+            ))
+        }
         Some(text) => {
             let table: toml::Table = toml::from_str(text).map_err(|e| {
                 format!(
@@ -297,6 +303,8 @@ mod tests {
             e.contains("metadata `context`") && e.contains("sesion"),
             "{e}"
         );
+        let e = refused(&[("path", "/shop"), ("context", "/shop")]);
+        assert!(e.contains("goes in metadata `path`"), "{e}");
         let e = refused(&[("path", "/shop"), ("context", "session = {")]);
         assert!(e.contains("not valid TOML"), "{e}");
     }
