@@ -2,7 +2,8 @@
 //! Everything is injected (listeners, config, interceptor stack) so tests run nodes on
 //! port 0 in-process and the binary runs the same code.
 use crate::admin::{NodeBackend, NodeView};
-use crate::farm::{Farm, FarmSettings};
+use crate::apps::AppHosts;
+use crate::farm::{Applications, Farm, FarmSettings};
 use crate::link::ChannelLink;
 use crate::plugins::{ControlOp, PluginEntry, Plugins};
 use crate::url_filters::WasmUrlFilters;
@@ -12,7 +13,7 @@ use shoal_cluster::InterceptorStack;
 use shoal_http::{HttpConfig, HttpNode, UrlFilter, Valve};
 use shoal_net::{Channel, ChannelSettings, Incoming, MembershipEvent};
 use shoal_plugin_host::{
-    ClusterFacts, EngineOptions, MemberFact, PluginRegistry, PluginWorld, SharedFacts,
+    ClusterFacts, EngineOptions, HttpAppHost, MemberFact, PluginRegistry, PluginWorld, SharedFacts,
 };
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -119,8 +120,6 @@ pub async fn start(
             ..FarmSettings::default()
         },
     };
-    let farm = Farm::start(farm_settings, channel.clone(), plugins.clone())
-        .map_err(|e| anyhow::anyhow!("farm deployer: {e}"))?;
 
     let drain = crate::drain::Drain::new();
     let mut valves: BTreeMap<String, Vec<Arc<dyn Valve>>> = BTreeMap::new();
@@ -154,6 +153,18 @@ pub async fn start(
         .check_stores(STORE_CHECK_WAIT)
         .await
         .map_err(|e| anyhow::anyhow!("session store check failed: {e}"))?;
+    // After the HTTP node: `application` deployments install contexts in it.
+    let apps = Applications::new(
+        AppHosts {
+            plugins: plugins.registry.clone(),
+            http: HttpAppHost::new().context("cannot start the wasi:http application engine")?,
+        },
+        http.clone(),
+        plugins.clone(),
+        drain.clone(),
+    );
+    let farm = Farm::start(farm_settings, channel.clone(), plugins.clone(), apps)
+        .map_err(|e| anyhow::anyhow!("farm deployer: {e}"))?;
 
     let http_addr = http_listener.local_addr()?;
     // Before the demultiplexer: plugin operations from other members become admin events.

@@ -11,7 +11,8 @@ pub enum ArtifactKind {
     /// (metadata `contexts` and `config.<key>`).
     #[default]
     Plugin,
-    /// A context with its application component (not supported yet: refused before staging).
+    /// A context with its application component (metadata `path`, `context` as TOML,
+    /// `config.<key>`).
     Application,
     /// An opaque file, available on each node as `files/<name>` under the farm directory.
     File,

@@ -16,8 +16,7 @@ impl AdminBackend for NodeBackend {
         let contexts = self
             .node
             .http
-            .config()
-            .contexts
+            .contexts()
             .iter()
             .map(|c| super::sessions::api_name(&c.path))
             .collect();

@@ -142,7 +142,7 @@ impl NodeBackend {
             .get(&info.name)
             .cloned()
             .unwrap_or_default();
-        let contexts = &self.node.http.config().contexts;
+        let contexts = &self.node.http.contexts();
         let attached_to = match info.world {
             HostWorld::Valve | HostWorld::UrlFilter => contexts
                 .iter()

@@ -25,7 +25,7 @@ pub(super) fn api_name(path: &str) -> String {
 
 impl NodeBackend {
     pub(super) fn context_config(&self, name: &str) -> Result<ContextConfig, BackendError> {
-        let contexts = &self.node.http.config().contexts;
+        let contexts = &self.node.http.contexts();
         let wanted = name.trim_start_matches('/');
         contexts
             .iter()
@@ -140,8 +140,7 @@ impl NodeBackend {
     pub(super) fn all_contexts(&self) -> Vec<Context> {
         self.node
             .http
-            .config()
-            .contexts
+            .contexts()
             .iter()
             .map(|c| self.context_view(c))
             .collect()
@@ -391,7 +390,7 @@ impl NodeBackend {
                 .into_iter()
                 .map(|m| (m.id, m.name)),
         );
-        for ctx in &self.node.http.config().contexts {
+        for ctx in &self.node.http.contexts() {
             let Some(svc) = self.node.http.registry().service(&ctx.path) else {
                 continue;
             };

@@ -1,7 +1,8 @@
 //! Whether this node accepts an artifact before it is staged (run on `Verify`, once size and
 //! sha256 matched, before the content moves under its digest): the kind must be one this
-//! node can make live (a `plugin` must compile and instantiate), and no deploy hook may veto
-//! it. A refusal becomes this node's `Failed{reason}`, so nobody activates.
+//! node can make live (a `plugin` or an `application` must compile and instantiate, an
+//! application's context settings must be valid), and no deploy hook may veto it. A refusal becomes this node's `Failed{reason}`, so nobody activates.
+use super::application::Applications;
 use super::apply::{artifact, plugin_config};
 use crate::plugins::Plugins;
 use shoal_farm::{Kind, SignedManifest};
@@ -11,11 +12,18 @@ use std::path::Path;
 /// A name no context has: a test instance placed there never runs on a request.
 const NOWHERE: &str = "\u{0}farm-check";
 
-pub fn admit(plugins: &Plugins, sm: &SignedManifest, content: &Path) -> Result<(), String> {
+pub fn admit(
+    plugins: &Plugins,
+    apps: &Applications,
+    sm: &SignedManifest,
+    content: &Path,
+) -> Result<(), String> {
     let m = &sm.manifest;
     match m.kind {
         Kind::Application => {
-            return Err("application kind not supported yet (deploy a plugin or a file)".into())
+            let bytes = std::fs::read(content)
+                .map_err(|e| format!("cannot read {}: {e}", content.display()))?;
+            apps.check(sm, &bytes)?;
         }
         Kind::File => {}
         Kind::Plugin => {

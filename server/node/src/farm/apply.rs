@@ -5,9 +5,11 @@
 //!   undeploy. Metadata: `contexts` (comma-separated paths, empty = every context) and
 //!   `config.<key>` (given to the plugin as `<key>`).
 //! - `file`: `files/<name>` under the farm dir points at the content (swapped atomically).
-//! - `application`: refused before staging (see `admit.rs`), so never applied here.
+//! - `application`: its context created or its pipeline swapped (see `application.rs`);
+//!   removed on undeploy, or when a redeploy moves it to another path.
 //!
 //! The deploy hooks' `after-deploy` / `after-undeploy` run afterwards.
+use super::application::Applications;
 use super::content::ContentStore;
 use crate::plugins::{ControlOp, Plugins};
 use shoal_farm::{Entry, Kind, SignedManifest, Slot, Target};
@@ -74,15 +76,17 @@ fn kind_of(e: Option<&Entry>) -> Option<Kind> {
 /// the persisted catalog is re-applied at start).
 pub fn apply(
     plugins: &Plugins,
+    apps: &Applications,
     store: &ContentStore,
     slot: &Slot,
     hooks: bool,
 ) -> Result<(), String> {
     let name = slot.current.name.as_str();
+    let previous = slot.previous.as_ref().and_then(Entry::manifest);
     let before = kind_of(slot.previous.as_ref());
     match &slot.current.target {
         Target::Removed => {
-            remove(plugins, store, name, before)?;
+            remove(plugins, apps, store, name, previous)?;
             if hooks {
                 hooks_after(plugins, |h| {
                     plugins.registry.deploy_hook_after_undeploy(h, name)
@@ -90,8 +94,12 @@ pub fn apply(
             }
         }
         Target::Deployed(sm) => {
-            if before.is_some_and(|k| k != sm.manifest.kind) {
-                remove(plugins, store, name, before)?;
+            let moved = |p: &SignedManifest| {
+                p.manifest.kind == Kind::Application
+                    && p.manifest.metadata.get("path") != sm.manifest.metadata.get("path")
+            };
+            if before.is_some_and(|k| k != sm.manifest.kind) || previous.is_some_and(moved) {
+                remove(plugins, apps, store, name, previous)?;
             }
             match sm.manifest.kind {
                 Kind::Plugin => apply_plugin(plugins, store, name, sm)?,
@@ -99,10 +107,12 @@ pub fn apply(
                     store.link_file(name, &sm.manifest.sha256)?;
                 }
                 Kind::Application => {
-                    return Err(format!(
-                        "{}: application kind not supported yet",
-                        sm.manifest
-                    ))
+                    let path = store.content_path(&sm.manifest.sha256);
+                    apps.install(sm, || {
+                        std::fs::read(&path).map_err(|e| {
+                            format!("{}: cannot read {}: {e}", sm.manifest, path.display())
+                        })
+                    })?
                 }
             }
             if hooks {
@@ -116,11 +126,12 @@ pub fn apply(
 
 fn remove(
     plugins: &Plugins,
+    apps: &Applications,
     store: &ContentStore,
     name: &str,
-    kind: Option<Kind>,
+    previous: Option<&SignedManifest>,
 ) -> Result<(), String> {
-    match kind {
+    match previous.map(|p| p.manifest.kind) {
         Some(Kind::Plugin) if plugins.registry.info(name).is_ok() => plugins
             .apply_local(&ControlOp::Unload { name: name.into() })
             .map(|_| ())
@@ -129,6 +140,7 @@ fn remove(
             store.unlink_file(name);
             Ok(())
         }
+        Some(Kind::Application) => previous.map_or(Ok(()), |p| apps.remove(p)),
         _ => Ok(()),
     }
 }

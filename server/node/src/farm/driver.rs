@@ -4,6 +4,7 @@
 //! actions (send, stage, write, verify, read, apply) and publishes a [`FarmView`] for the
 //! API after each step.
 use super::admit::admit;
+use super::application::Applications;
 use super::apply::apply;
 use super::content::ContentStore;
 use super::frame::frame;
@@ -58,6 +59,7 @@ pub struct Driver {
     pub core: FarmCore,
     pub store: ContentStore,
     pub plugins: Arc<Plugins>,
+    pub apps: Arc<Applications>,
     pub channel: Channel,
     pub rx: Receiver<Input>,
     pub view: Arc<Mutex<FarmView>>,
@@ -76,6 +78,23 @@ pub struct Driver {
 }
 
 impl Driver {
+    /// Makes the persisted deployments live again (no hooks), before any input: the node
+    /// reports ready only afterwards. Runs on the farm thread (applications compile there).
+    pub fn reapply(&mut self) {
+        let slots: Vec<Slot> = self.core.catalog().slots().cloned().collect();
+        for slot in &slots {
+            if let Err(e) = apply(&self.plugins, &self.apps, &self.store, slot, false) {
+                tracing::error!(
+                    "farm: {} could not be made live again: {e}",
+                    slot.current.describe()
+                );
+                if let Ok(mut v) = self.view.lock() {
+                    v.failures.insert(slot.current.name.clone(), e);
+                }
+            }
+        }
+    }
+
     pub fn run(mut self) {
         let mut next_tick = Instant::now() + self.tick;
         loop {
@@ -255,7 +274,7 @@ impl Driver {
     fn verify(&mut self, digest: Digest, size: u64) -> Result<(), String> {
         let path = self.store.check(digest, size)?;
         if let Some(sm) = self.prepared.remove(&digest) {
-            if let Err(e) = admit(&self.plugins, &sm, &path) {
+            if let Err(e) = admit(&self.plugins, &self.apps, &sm, &path) {
                 self.store.discard(digest);
                 return Err(e);
             }
@@ -265,7 +284,7 @@ impl Driver {
 
     fn apply(&mut self, slot: &Slot) {
         let name = slot.current.name.clone();
-        let r = apply(&self.plugins, &self.store, slot, true);
+        let r = apply(&self.plugins, &self.apps, &self.store, slot, true);
         let what = slot.current.describe();
         match &r {
             Ok(()) => tracing::info!("farm: {what} is live on this node"),

@@ -8,11 +8,13 @@
 //! - `content.rs`: the content-addressed directory (staging, verify, catalog file, links).
 //! - `upload.rs`: a streamed upload into a staging file, with the size limit.
 //! - `admit.rs`: the checks before staging (kind, test instantiation, deploy hooks' veto).
-//! - `apply.rs`: making a slot live per kind (plugin, file) and the hooks after.
+//! - `apply.rs`: making a slot live per kind (plugin, application, file) and the hooks after.
+//! - `application.rs`: the `application` kind: a context installed with its component.
 //! - `view.rs`: what the API reads ([`FarmView`]) and the notices for the event stream.
 //! - `metrics.rs`: counters and their `/metrics` lines.
 //! - `watch.rs`: `[farm] watch_dir`, files dropped there deployed, removed ones undeployed.
 mod admit;
+mod application;
 mod apply;
 mod content;
 mod driver;
@@ -25,6 +27,7 @@ mod view;
 #[path = "watch.rs"]
 mod watch_dir;
 
+pub use application::Applications;
 pub use apply::kind_name;
 pub use frame::is_farm;
 pub use metrics::FarmMetrics;
@@ -103,12 +106,13 @@ impl Drop for BusyGuard<'_> {
 }
 
 impl Farm {
-    /// Opens the farm dir, makes the persisted deployments live again, and starts the
-    /// driver and the membership follower. Needs a Tokio runtime (the caller's).
+    /// Opens the farm dir, starts the driver (which first makes the persisted deployments
+    /// live again) and the membership follower. Needs a Tokio runtime (the caller's).
     pub fn start(
         settings: FarmSettings,
         channel: Channel,
         plugins: Arc<Plugins>,
+        apps: Arc<Applications>,
     ) -> Result<Arc<Farm>, String> {
         let incarnation = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -127,15 +131,6 @@ impl Farm {
             me: me.clone(),
             ..FarmView::default()
         };
-        for slot in catalog.slots() {
-            if let Err(e) = apply::apply(&plugins, &store, slot, false) {
-                tracing::error!(
-                    "farm: {} could not be made live again: {e}",
-                    slot.current.describe()
-                );
-                view.failures.insert(slot.current.name.clone(), e);
-            }
-        }
         view.catalog = catalog.slots().cloned().collect();
         let tick = cfg.retry_after / 2;
         let core = FarmCore::new(
@@ -164,6 +159,7 @@ impl Farm {
             core,
             store,
             plugins,
+            apps,
             channel,
             rx,
             view: view.clone(),
@@ -184,6 +180,8 @@ impl Farm {
             .spawn(move || {
                 // Plugin operations change the channel's stack through the runtime.
                 let _guard = rt.enter();
+                let mut driver = driver;
+                driver.reapply();
                 driver.run();
             })
             .map_err(|e| format!("cannot start the farm thread: {e}"))?;
