@@ -96,13 +96,32 @@ async fn a_refused_deploy_fails_with_the_reason() {
     let file = dir.path().join("app.wasm");
     std::fs::write(&file, component()).expect("write");
     let f = file.to_str().expect("utf8");
-    // The twin refuses applications: nothing activated, and the error says so.
+    // An application without the context path it creates: nothing activated, and the
+    // error says what to add.
     let e = ctl(&url, &["deploy", f, "--kind", "application"])
         .await
         .expect_err("refused");
     let text = format!("{e:#}");
     assert!(text.contains("nothing was activated"), "{text}");
+    assert!(text.contains("meta.path"), "{text}");
     assert!(backend.deployment("app.wasm").await.is_err());
+    ctl(
+        &url,
+        &[
+            "deploy",
+            f,
+            "--kind",
+            "application",
+            "--meta",
+            "path=/hello",
+        ],
+    )
+    .await
+    .expect("an application with its path deploys");
+    assert!(backend.deployment("app.wasm").await.is_ok());
+    ctl(&url, &["undeploy", "app.wasm"])
+        .await
+        .expect("undeploy");
 
     let e = ctl(&url, &["deploy", f, "--meta", "novalue"])
         .await

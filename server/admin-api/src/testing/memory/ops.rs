@@ -248,9 +248,13 @@ pub(super) fn deploy(
     if req.kind != ArtifactKind::File {
         rules::check_artifact(name, artifact)?;
     }
-    if req.kind == ArtifactKind::Application {
+    // As the node: an application names the context it creates.
+    if req.kind == ArtifactKind::Application
+        && !req.metadata.get("path").is_some_and(|p| p.starts_with('/'))
+    {
         return Err(BackendError::Invalid(format!(
-            "{name}: nothing was activated: application kind not supported yet"
+            "{name}: nothing was activated: application {name}: metadata `path` is required \
+             (the context path, e.g. meta.path=/hello)"
         )));
     }
     let digest = digest(artifact);
