@@ -71,6 +71,19 @@ impl NodeSpec {
     }
 }
 
+/// The working directory of a spawned node: its own, so that what a node keeps under its
+/// working directory (the farm's `data/farm/<name>`, locked while it runs) is never shared
+/// with a node of the same name in another test of this binary, which runs in parallel.
+/// Keyed by name and receiver port, so a restarted node finds its directory again.
+pub fn node_workdir(spec: &NodeSpec) -> PathBuf {
+    let dir = std::env::temp_dir()
+        .join(format!("shoal-tests-{}", std::process::id()))
+        .join(format!("{}-{}", spec.name, spec.port));
+    std::fs::create_dir_all(&dir)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    dir
+}
+
 /// One event line with the instant it was read.
 #[derive(Clone, Debug)]
 pub struct Ev {
@@ -111,6 +124,7 @@ impl NodeProc {
             cmd.arg("--config").arg(c);
         }
         cmd.args(extra);
+        cmd.current_dir(node_workdir(&spec));
         cmd.env_remove("SHOAL_CLUSTER_SECRET");
         if let Some(s) = &spec.secret {
             cmd.env("SHOAL_CLUSTER_SECRET", s);

@@ -104,11 +104,15 @@ pub async fn start(
     // Without `[farm]` (embedded nodes, tests) the farm lives in a temporary directory,
     // removed by `shutdown`.
     let temp_farm_dir = parts.farm.is_none().then(|| {
+        // Unique per node of this process: in-process nodes of one name may start within
+        // one millisecond (same incarnation).
+        static STARTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         std::env::temp_dir().join(format!(
-            "shoal-farm-{}-{}-{}",
+            "shoal-farm-{}-{}-{}-{}",
             channel.local().name,
             std::process::id(),
-            channel.local().incarnation
+            channel.local().incarnation,
+            STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ))
     });
     let farm_settings = match (parts.farm.take(), &temp_farm_dir) {

@@ -8,7 +8,7 @@ use sqlx::sqlite::SqliteConnection;
 use sqlx::{AssertSqlSafe, Connection, Row};
 
 /// A value bound to a statement.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) enum Arg {
     I64(i64),
     Text(String),
@@ -107,7 +107,29 @@ impl Backend {
     }
 
     /// Run a query; its rows as values of `kinds` (one per column, in order).
+    ///
+    /// Every query here only reads, so one that failed because its connection was cut (a
+    /// restarted server cuts every idle connection; the failure drops them all) is tried once
+    /// more on a new connection: a server restart costs readers nothing. Writes are never
+    /// tried twice (their outcome is unknown).
     pub(crate) async fn fetch(
+        &self,
+        sql: &str,
+        args: Vec<Arg>,
+        kinds: &[Kind],
+    ) -> Result<Vec<Vec<Val>>, sqlx::Error> {
+        match self.fetch_once(sql, args.clone(), kinds).await {
+            Err(e)
+                if !super::conns::connection_survives(&e)
+                    && !matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed) =>
+            {
+                self.fetch_once(sql, args, kinds).await
+            }
+            r => r,
+        }
+    }
+
+    async fn fetch_once(
         &self,
         sql: &str,
         args: Vec<Arg>,

@@ -127,6 +127,13 @@ impl<C: Connection> Lease<'_, C> {
 /// Errors the server answered at the SQL level (a constraint, a type or a missing row):
 /// the connection is still in a known state.
 pub(crate) fn connection_survives(e: &sqlx::Error) -> bool {
+    if let sqlx::Error::Database(d) = e {
+        // Except the server's connection exceptions (SQLSTATE 08…) and shutdowns (57P…:
+        // "terminating connection due to unexpected postmaster exit"): they end the session.
+        return !d
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P"));
+    }
     matches!(
         e,
         sqlx::Error::Database(_)

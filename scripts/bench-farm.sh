@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Farm deployer benchmark (issue 11): how long a 10 MiB artifact takes to be staged and active
+# on 3 nodes, measured as the wall time of `PUT /api/v1/deployments/{name}` (it answers when the
+# rollout has ended: active everywhere, or failed). Release build, loopback, 3 `shoal node`
+# processes; median of $RUNS deploys, each a new version of the same name.
+#
+#   cargo build --release -p shoal && scripts/bench-farm.sh
+#   SIZE_MIB=50 RUNS=3 scripts/bench-farm.sh
+#
+# Anchor (shared/peers/tomcat/notes.md): Tomcat's FarmWarDeployer, the same 10 MiB dropped into
+# its watch directory, served on the three nodes after 15.0, 17.1 and 16.9 s.
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")/.." && pwd)"
+SIZE_MIB="${SIZE_MIB:-10}"
+RUNS="${RUNS:-5}"
+SRC_BIN="${SHOAL_BIN:-$HERE/target/release/shoal}"
+[ -x "$SRC_BIN" ] || { echo "no $SRC_BIN: run cargo build --release -p shoal first" >&2; exit 2; }
+OUT="$(mktemp -d /tmp/shoal-bench-farm.XXXXXX)"
+BIN="$OUT/shoal"
+cp "$SRC_BIN" "$BIN"
+export SHOAL_ADMIN_TOKEN="bench-farm-token-0123456789abcdef"
+BASE=$(( 30000 + RANDOM % 20000 ))
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2> /dev/null || true; done; wait 2> /dev/null || true; }
+trap cleanup EXIT
+log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
+
+members=()
+for i in 1 2 3; do members+=(--member "127.0.0.1:$((BASE + i))"); done
+for i in 1 2 3; do
+  mkdir -p "$OUT/node$i"
+  printf '[http]\nbind = "127.0.0.1"\n\n[[http.contexts]]\npath = "/app"\n\n[farm]\ndir = "%s"\nmax_upload_bytes = %d\n' \
+    "$OUT/node$i/farm" $(( (SIZE_MIB + 1) << 20 )) > "$OUT/node$i/node.toml"
+  (cd "$OUT/node$i" && exec "$BIN" node --worker-threads 1 --name "node$i" --port "$((BASE + i))" "${members[@]}" \
+    --http-port "$((BASE + 10 + i))" --admin-port "$((BASE + 20 + i))" --config "$OUT/node$i/node.toml" \
+    > "$OUT/node$i/out" 2> "$OUT/node$i/log") &
+  PIDS+=($!)
+done
+ready() { curl -sf -o /dev/null --max-time 1 -H "authorization: Bearer $SHOAL_ADMIN_TOKEN" "http://127.0.0.1:$1/api/v1/ready"; }
+deadline=$(( $(date +%s) + 60 ))
+for i in 1 2 3; do
+  until ready $((BASE + 20 + i)); do
+    (( $(date +%s) < deadline )) || { echo "node$i not ready after 60 s: $(tail -3 "$OUT/node$i/log")" >&2; exit 1; }
+    sleep 0.2
+  done
+done
+# All three must see each other before a rollout counts them.
+until [ "$(curl -s -H "authorization: Bearer $SHOAL_ADMIN_TOKEN" "http://127.0.0.1:$((BASE + 21))/api/v1/cluster/members" | grep -o '"name"' | wc -l)" -ge 3 ]; do
+  (( $(date +%s) < deadline )) || { echo "members did not meet within 60 s" >&2; exit 1; }
+  sleep 0.2
+done
+log "3 nodes ready; artifact ${SIZE_MIB} MiB; $RUNS deploys"
+head -c $(( SIZE_MIB << 20 )) /dev/urandom > "$OUT/artifact.bin"
+times=()
+for ((r = 1; r <= RUNS; r++)); do
+  # A new version each run (a different byte at the end: new content, full transfer).
+  printf '%08d' "$r" | dd of="$OUT/artifact.bin" bs=1 seek=$(( (SIZE_MIB << 20) - 8 )) conv=notrunc status=none
+  t0=$(date +%s%N)
+  code=$(curl -s -o "$OUT/put-$r.json" -w '%{http_code}' -X PUT -H "authorization: Bearer $SHOAL_ADMIN_TOKEN" \
+    -H 'content-type: application/octet-stream' --data-binary @"$OUT/artifact.bin" \
+    "http://127.0.0.1:$((BASE + 21))/api/v1/deployments/big.bin?kind=file&version=r$r")
+  t1=$(date +%s%N)
+  [[ "$code" == 2* ]] || { echo "deploy $r answered $code: $(head -c 400 "$OUT/put-$r.json")" >&2; exit 1; }
+  ms=$(( (t1 - t0) / 1000000 ))
+  times+=("$ms")
+  # Active on every node with this content.
+  for i in 1 2 3; do cmp -s "$OUT/artifact.bin" "$OUT/node$i/farm/files/big.bin" || { echo "node$i holds other bytes after deploy $r" >&2; exit 1; }; done
+  log "deploy $r: ${ms} ms (upload + transfer to 2 peers + verify + two-phase activation), bytes identical on 3 nodes"
+done
+median=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}')
+echo "date_utc=$(date -u +%Y-%m-%dT%H:%M:%SZ) git=$(git -C "$HERE" rev-parse --short HEAD 2> /dev/null || echo ?) cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//') x $(nproc)"
+echo "farm deploy of ${SIZE_MIB} MiB, active on 3 nodes: median ${median} ms over $RUNS runs (${times[*]} ms); Tomcat FarmWarDeployer anchor: 15.0-17.1 s"
