@@ -12,7 +12,7 @@
 //! - `application.rs`: the `application` kind: a context installed with its component.
 //! - `view.rs`: what the API reads ([`FarmView`]) and the notices for the event stream.
 //! - `metrics.rs`: counters and their `/metrics` lines.
-//! - `watch.rs`: `[farm] watch_dir`, files dropped there deployed, removed ones undeployed.
+//! - `watch_dir.rs`: `[farm] watch_dir`, files dropped there deployed, removed ones undeployed.
 mod admit;
 mod application;
 mod apply;
@@ -23,8 +23,6 @@ mod metrics;
 mod settings;
 mod upload;
 mod view;
-// `watch` is tokio's channel here.
-#[path = "watch.rs"]
 mod watch_dir;
 
 pub use application::Applications;

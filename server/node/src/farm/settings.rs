@@ -31,7 +31,7 @@ pub struct FarmSettings {
     /// reports ready anyway (logged; the readiness check stays false until it converges).
     pub ready_wait_secs: u64,
     /// A directory this node watches (Tomcat's watchDir): files dropped there are deployed to
-    /// the cluster, removed ones undeployed (see `watch.rs` for the settle rule). Set it on
+    /// the cluster, removed ones undeployed (see `watch_dir.rs` for the settle rule). Set it on
     /// one node only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub watch_dir: Option<PathBuf>,
