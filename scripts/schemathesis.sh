@@ -13,6 +13,11 @@ VENV=target/schemathesis/venv
 MAX_EXAMPLES=30
 if [[ "${1:-}" == "--max-examples" ]]; then MAX_EXAMPLES="$2"; shift 2; fi
 
+# A venv whose interpreter path went stale (the target dir was moved or copied) cannot run:
+# make it again.
+if [[ -e "$VENV" ]] && ! "$VENV/bin/schemathesis" --version > /dev/null 2>&1; then
+    rm -rf "$VENV"
+fi
 if [[ ! -x "$VENV/bin/schemathesis" ]]; then
     python3 -m venv "$VENV" || { echo "schemathesis.sh: python3 -m venv failed: install python3-venv (apt-get install python3-venv)" >&2; exit 1; }
     "$VENV/bin/pip" install --quiet "schemathesis>=4.32,<5" \
