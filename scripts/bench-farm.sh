@@ -6,6 +6,8 @@
 #
 #   cargo build --release -p shoal && scripts/bench-farm.sh
 #   SIZE_MIB=50 RUNS=3 scripts/bench-farm.sh
+#   P99=1 SIZE_MIB=50 scripts/bench-farm.sh   # also: p99 of replicated /app/counter (wrk, as
+#                                             # bench-persistent.sh) without and during deploys
 #
 # Anchor (shared/peers/tomcat/notes.md): Tomcat's FarmWarDeployer, the same 10 MiB dropped into
 # its watch directory, served on the three nodes after 15.0, 17.1 and 16.9 s.
@@ -29,7 +31,7 @@ members=()
 for i in 1 2 3; do members+=(--member "127.0.0.1:$((BASE + i))"); done
 for i in 1 2 3; do
   mkdir -p "$OUT/node$i"
-  printf '[http]\nbind = "127.0.0.1"\n\n[[http.contexts]]\npath = "/app"\n\n[farm]\ndir = "%s"\nmax_upload_bytes = %d\n' \
+  printf '[http]\nbind = "127.0.0.1"\n\n[[http.contexts]]\npath = "/app"\n\n[http.contexts.session]\nmanager = "delta"\nreplication = "sync"\n\n[farm]\ndir = "%s"\nmax_upload_bytes = %d\n' \
     "$OUT/node$i/farm" $(( (SIZE_MIB + 1) << 20 )) > "$OUT/node$i/node.toml"
   (cd "$OUT/node$i" && exec "$BIN" node --worker-threads 1 --name "node$i" --port "$((BASE + i))" "${members[@]}" \
     --http-port "$((BASE + 10 + i))" --admin-port "$((BASE + 20 + i))" --config "$OUT/node$i/node.toml" \
@@ -70,3 +72,33 @@ done
 median=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}')
 echo "date_utc=$(date -u +%Y-%m-%dT%H:%M:%SZ) git=$(git -C "$HERE" rev-parse --short HEAD 2> /dev/null || echo ?) cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//') x $(nproc)"
 echo "farm deploy of ${SIZE_MIB} MiB, active on 3 nodes: median ${median} ms over $RUNS runs (${times[*]} ms); Tomcat FarmWarDeployer anchor: 15.0-17.1 s"
+
+if [ "${P99:-0}" = 1 ]; then
+  command -v wrk > /dev/null || { echo "wrk not found: apt-get install wrk (scripts/prereqs.sh)" >&2; exit 1; }
+  LUA="$HERE/../shared/peers/tomcat/lua/session.lua"
+  [ -f "$LUA" ] || LUA="$(cd "$HERE/.." && pwd)/shared/peers/tomcat/lua/session.lua"
+  [ -f "$LUA" ] || { echo "no session.lua (shared/peers/tomcat/lua)" >&2; exit 1; }
+  url="http://127.0.0.1:$((BASE + 11))/app/counter"
+  p99() { awk '/ 99%/ {v = $2; if (v ~ /us$/) {sub(/us$/, "", v); v /= 1000} else if (v ~ /ms$/) {sub(/ms$/, "", v)} else if (v ~ /s$/) {sub(/s$/, "", v); v *= 1000}; print v}' "$1"; }
+  rps() { awk '/Requests\/sec/ {print $2}' "$1"; }
+  wrk -t2 -c32 -d5s --latency -s "$LUA" "$url" > /dev/null 2>&1 # warm-up
+  for round in 1 2 3; do
+    wrk -t2 -c32 -d10s --latency -s "$LUA" "$url" > "$OUT/wrk-quiet-$round.txt" 2>&1
+    wrk -t2 -c32 -d10s --latency -s "$LUA" "$url" > "$OUT/wrk-deploy-$round.txt" 2>&1 &
+    w=$!
+    # Deploys back to back during the run (each a new version: a full transfer to 2 peers).
+    n=0
+    while kill -0 "$w" 2> /dev/null && ((n < 20)); do
+      n=$((n + 1))
+      printf '%08d' "$((round * 100 + n))" | dd of="$OUT/artifact.bin" bs=1 seek=$(( (SIZE_MIB << 20) - 8 )) conv=notrunc status=none
+      curl -s -o /dev/null -X PUT -H "authorization: Bearer $SHOAL_ADMIN_TOKEN" -H 'content-type: application/octet-stream' \
+        --data-binary @"$OUT/artifact.bin" "http://127.0.0.1:$((BASE + 21))/api/v1/deployments/big.bin?kind=file&version=p$round-$n"
+    done
+    wait "$w"
+    log "round $round: quiet p99 $(p99 "$OUT/wrk-quiet-$round.txt") ms ($(rps "$OUT/wrk-quiet-$round.txt") req/s); during $n deploys of ${SIZE_MIB} MiB p99 $(p99 "$OUT/wrk-deploy-$round.txt") ms ($(rps "$OUT/wrk-deploy-$round.txt") req/s)"
+    echo "$(p99 "$OUT/wrk-quiet-$round.txt") $(p99 "$OUT/wrk-deploy-$round.txt")" >> "$OUT/p99.txt"
+  done
+  q=$(awk '{print $1}' "$OUT/p99.txt" | sort -n | sed -n 2p)
+  d=$(awk '{print $2}' "$OUT/p99.txt" | sort -n | sed -n 2p)
+  echo "replicated /app/counter (delta sync, 3 nodes, wrk -t2 -c32 -d10s on node1), median of 3: p99 ${q} ms without a deploy, ${d} ms during back-to-back ${SIZE_MIB} MiB deploys (ratio $(awk -v a="$d" -v b="$q" 'BEGIN {printf "%.2f", a / b}'); target <= 2)"
+fi
