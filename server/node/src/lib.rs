@@ -11,6 +11,7 @@
 //!   read by `link.rs` (balancers are not session peers) and by the binary.
 //! - [`plugins`]: plugins from the config, and operator operations applied cluster-wide
 //!   ([`plugins::ControlOp`] over the channel, applied to the plugin host's registry).
+//! - `session_access.rs`: the session as plugins and applications see it.
 //! - `wasm_valves.rs`: Wasm valve plugins as one valve in each context's pipeline.
 //! - `url_filters.rs`: Wasm URL filter plugins as each context's ReplicationValve filter.
 //! - [`drain`]: the drain trigger (API, signal, stdin → one [`drain::Drain`]), the valve that
@@ -32,6 +33,7 @@ mod link;
 pub mod plugins;
 pub mod roles;
 mod runtime;
+mod session_access;
 mod url_filters;
 mod wasm_valves;
 

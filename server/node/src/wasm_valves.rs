@@ -2,17 +2,14 @@
 //! enabled valve plugins in pipeline order, so load / enable / disable / reorder / reload
 //! through the admin API take effect on the next request without rebuilding routers.
 //!
-//! The session is lent to each plugin through [`HandleAccess`], a synchronous
-//! [`SessionAccess`] over the request's [`SessionHandle`]: the session is looked up (which
-//! may fetch it from a backup node) *before* the plugin runs, so no call blocks inside the
-//! sandbox on the network.
+//! The session is lent to each plugin through `crate::session_access::HandleAccess`
+//! (looked up before the plugin runs).
+use crate::session_access::HandleAccess;
 use axum::body::Body;
 use futures::future::BoxFuture;
-use futures::FutureExt;
 use http::{HeaderName, HeaderValue, StatusCode};
 use shoal_http::{Next, Request, Response, SessionHandle, Valve};
-use shoal_plugin_host::{HttpRequest, PluginRegistry, PluginWorld, SessionAccess, ValveOutcome};
-use shoal_session::AttrValue;
+use shoal_plugin_host::{HttpRequest, PluginRegistry, PluginWorld, ValveOutcome};
 use std::sync::Arc;
 
 /// Largest request body handed to a valve that asks for bodies.
@@ -161,60 +158,5 @@ fn append_header(h: &mut http::HeaderMap, k: &str, v: &str) {
         HeaderValue::from_str(v),
     ) {
         h.append(name, val);
-    }
-}
-
-/// `SessionAccess` over a request's `SessionHandle` (already looked up).
-struct HandleAccess {
-    handle: Option<SessionHandle>,
-}
-
-impl SessionAccess for HandleAccess {
-    fn id(&self) -> Option<String> {
-        self.handle.as_ref()?.id()
-    }
-    fn is_new(&self) -> bool {
-        self.handle
-            .as_ref()
-            .is_some_and(|h| h.cookie_to_set().is_some() && h.requested_route().is_none())
-    }
-    fn get(&self, name: &str) -> Option<Vec<u8>> {
-        match self.handle.as_ref()?.attribute(name)? {
-            AttrValue::Bytes(b) => Some(b),
-            AttrValue::Json(s) => Some(s.into_bytes()),
-        }
-    }
-    fn set(&mut self, name: &str, value: Vec<u8>) {
-        if let Some(h) = &self.handle {
-            if let Err(e) = h.set_attribute(name, AttrValue::Bytes(value)) {
-                tracing::debug!("plugin attribute {name} refused: {e}");
-            }
-        }
-    }
-    fn remove(&mut self, name: &str) {
-        if let Some(h) = &self.handle {
-            h.remove_attribute(name);
-        }
-    }
-    fn attribute_names(&self) -> Vec<String> {
-        self.handle
-            .as_ref()
-            .map(|h| h.attribute_names())
-            .unwrap_or_default()
-    }
-    fn invalidate(&mut self) {
-        if let Some(h) = &self.handle {
-            h.invalidate();
-        }
-    }
-    fn create(&mut self) -> String {
-        let Some(h) = &self.handle else {
-            return String::new();
-        };
-        // The lookup already happened, so `get(true)` completes without waiting.
-        match h.get(true).now_or_never() {
-            Some(true) => h.id().unwrap_or_default(),
-            _ => String::new(),
-        }
     }
 }

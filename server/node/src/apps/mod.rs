@@ -10,9 +10,8 @@
 //!   `bench-app`.
 //!
 //! Both see the request path as the client sent it (context included) and the request's
-//! session through `session.rs` (the session is looked up before the component runs, so
+//! session through `crate::session_access` (the session is looked up before the component runs, so
 //! nothing inside the sandbox waits on the network).
-mod session;
 #[cfg(test)]
 mod tests;
 mod valve;

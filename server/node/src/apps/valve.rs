@@ -1,6 +1,6 @@
 //! A valve-world component that answers requests (like the example `bench-app`) as a
 //! context's [`App`]. A request it lets through (`next`) has nothing after it: 404.
-use super::session::HandleAccess;
+use crate::session_access::HandleAccess;
 use axum::body::Body;
 use axum::extract::{OriginalUri, Request};
 use axum::response::Response;

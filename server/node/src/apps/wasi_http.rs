@@ -1,7 +1,7 @@
 //! A `wasi:http` application as a context's [`App`]: every request under the context goes
 //! to the component, with the path as the client sent it (context included) and the
 //! request's session lent through `shoal:http-app/session`.
-use super::session::HandleAccess;
+use crate::session_access::HandleAccess;
 use axum::body::Body;
 use axum::extract::{OriginalUri, Request};
 use axum::response::Response;

@@ -1,17 +1,20 @@
-//! [`SessionAccess`] over a request's [`SessionHandle`] (already looked up), owned so it
-//! can go with a `wasi:http` request into its store.
+//! [`SessionAccess`] over a request's [`SessionHandle`], the one way plugins (valves) and
+//! applications (valve-world and `wasi:http`) reach a session. The session is looked up
+//! (which may fetch it from a backup node) *before* the component runs, so no call blocks
+//! inside the sandbox on the network; owned, so it can go with a `wasi:http` request into
+//! its store.
 use futures::FutureExt;
 use shoal_http::SessionHandle;
 use shoal_plugin_host::SessionAccess;
 use shoal_session::AttrValue;
 
-pub(super) struct HandleAccess {
-    pub(super) handle: Option<SessionHandle>,
+pub(crate) struct HandleAccess {
+    pub(crate) handle: Option<SessionHandle>,
 }
 
 impl HandleAccess {
     /// Looks the request's session up (it may come from a backup node), then lends it.
-    pub(super) async fn looked_up(handle: Option<SessionHandle>) -> HandleAccess {
+    pub(crate) async fn looked_up(handle: Option<SessionHandle>) -> HandleAccess {
         if let Some(h) = &handle {
             h.get(false).await;
         }
@@ -35,7 +38,7 @@ impl SessionAccess for HandleAccess {
     fn set(&mut self, name: &str, value: Vec<u8>) {
         if let Some(h) = &self.handle {
             if let Err(e) = h.set_attribute(name, AttrValue::Bytes(value)) {
-                tracing::debug!("application attribute {name} refused: {e}");
+                tracing::debug!("attribute {name} set by a component refused: {e}");
             }
         }
     }
