@@ -42,7 +42,7 @@ pub enum Message {
     Chunk {
         digest: Digest,
         offset: u64,
-        #[serde(with = "super::raw_bytes")]
+        #[serde(with = "serde_bytes")]
         bytes: Vec<u8>,
     },
     /// Receiver → holder: everything below `next` is written (cumulative acknowledgement).
