@@ -39,6 +39,12 @@ pub struct ApiError {
     /// The request path that caused it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
+    /// Machine-readable reason of a 409 on a deployment (beside the text in `detail`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<crate::dto::ConflictReason>,
+    /// The rollout holding the name, with `reason: deploy-in-progress`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub competing: Option<crate::dto::CompetingDeploy>,
     /// Extra header for 401 (`WWW-Authenticate`); not part of the body.
     #[serde(skip)]
     #[schema(ignore)]
@@ -53,6 +59,8 @@ impl ApiError {
             status: status.as_u16(),
             detail: detail.into(),
             instance: None,
+            reason: None,
+            competing: None,
             www_authenticate: None,
         }
     }
@@ -82,6 +90,12 @@ impl From<BackendError> for ApiError {
         match e {
             BackendError::NotFound { .. } => Self::not_found(detail),
             BackendError::Conflict(_) => Self::new(StatusCode::CONFLICT, "conflict", detail),
+            BackendError::DeployConflict(c) => {
+                let mut e = Self::new(StatusCode::CONFLICT, "conflict", detail);
+                e.reason = Some(c.reason);
+                e.competing = c.competing;
+                e
+            }
             BackendError::Invalid(_) => Self::unprocessable(detail),
             BackendError::TooLarge(_) => {
                 Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too-large", detail)

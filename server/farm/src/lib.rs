@@ -91,7 +91,7 @@ mod transfer;
 mod wire;
 
 pub use artifact::{Digest, Kind, Manifest, SignedManifest, TrustPolicy};
-pub use catalog::{Catalog, DeployId, Entry, Generation, Slot, Target};
+pub use catalog::{Catalog, DeployId, Entry, Generation, Holder, Slot, Target};
 pub use error::FarmError;
 pub use node::{
     Action, Event, FarmConfig, FarmCore, NodeProgress, NodeState, Outcome, Phase, RolloutStatus,

@@ -186,6 +186,8 @@ impl Sim {
                 require_signatures: !self.lax.contains(&i),
                 trusted_keys: vec![*self.trusted.pk],
             },
+            // Every simulated node shares the virtual clock.
+            clock_origin_ms: 1_000_000,
         }
     }
 
@@ -767,7 +769,7 @@ impl Sim {
                             self.violation(format!("bad artifact {} was activated", x.label));
                         }
                     }
-                    Outcome::Aborted { failures } => {
+                    Outcome::Aborted { failures, .. } => {
                         self.report.aborted += 1;
                         if self.applied_ever.contains(&deploy) {
                             self.violation(format!(
