@@ -186,3 +186,32 @@ pub struct ApiQuery<T>(pub T);
 #[derive(Debug, FromRequestParts)]
 #[from_request(via(axum::extract::Path), rejection(ApiError))]
 pub struct ApiPath<T>(pub T);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dto::{CompetingDeploy, ConflictReason, DeployConflict};
+
+    #[test]
+    fn a_deploy_conflict_is_a_409_with_a_typed_reason_beside_the_text() {
+        let e = ApiError::from(BackendError::DeployConflict(DeployConflict {
+            reason: ConflictReason::DeployInProgress,
+            competing: Some(CompetingDeploy {
+                deploy: "n1/7.3".into(),
+                node: "n1".into(),
+                version: Some("2".into()),
+            }),
+            detail: "deployment \"app\" is being changed".into(),
+        }));
+        let v = serde_json::to_value(&e).expect("json");
+        assert_eq!(v["status"], 409);
+        assert_eq!(v["type"], "urn:shoal:problem:conflict");
+        assert_eq!(v["reason"], "deploy-in-progress");
+        assert_eq!(v["competing"]["node"], "n1");
+        assert_eq!(v["competing"]["version"], "2");
+        assert_eq!(v["detail"], "deployment \"app\" is being changed");
+        // Other problems carry neither member.
+        let v = serde_json::to_value(ApiError::not_found("x")).expect("json");
+        assert!(v.get("reason").is_none() && v.get("competing").is_none(), "{v}");
+    }
+}

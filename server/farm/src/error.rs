@@ -8,7 +8,7 @@ pub enum FarmError {
     /// Another rollout of the same name holds it (HTTP 409).
     #[error(
         "deployment {name:?} is being changed by rollout {} (version {}, coordinated by node {}); retry when it has finished",
-        holder.deploy, holder.version.as_deref().unwrap_or("none: an undeploy"), holder.deploy.origin
+        .holder.deploy, .holder.version.as_deref().unwrap_or("none: an undeploy"), .holder.deploy.origin
     )]
     Conflict { name: String, holder: Holder },
     /// The manifest is refused by this node's signature policy.

@@ -25,28 +25,30 @@ fn kind_of(k: ArtifactKind) -> Kind {
     }
 }
 
+/// A 409 with its typed reason and, if known, the rollout holding the name.
+fn conflict(reason: ConflictReason, holder: Option<Holder>, detail: String) -> BackendError {
+    BackendError::DeployConflict(DeployConflict {
+        reason,
+        competing: holder.map(|h| CompetingDeploy {
+            deploy: h.deploy.to_string(),
+            node: h.deploy.origin.to_string(),
+            version: h.version,
+        }),
+        detail,
+    })
+}
+
 fn map_error(e: DeployError) -> BackendError {
     let msg = e.to_string();
-    let conflict = |reason, holder: Option<Holder>| {
-        BackendError::DeployConflict(DeployConflict {
-            reason,
-            competing: holder.map(|h| CompetingDeploy {
-                deploy: h.deploy.to_string(),
-                node: h.deploy.origin.to_string(),
-                version: h.version,
-            }),
-            detail: msg.clone(),
-        })
-    };
     match e {
         DeployError::Upload(UploadError::TooLarge { .. }) => BackendError::TooLarge(msg),
         DeployError::Upload(UploadError::Truncated { .. }) => BackendError::Invalid(msg),
         DeployError::Upload(UploadError::Storage(_)) => BackendError::Internal(msg),
         DeployError::Farm(f) => match f {
             FarmError::Conflict { holder, .. } => {
-                conflict(ConflictReason::DeployInProgress, Some(holder))
+                conflict(ConflictReason::DeployInProgress, Some(holder), msg)
             }
-            FarmError::NoPrevious { .. } => conflict(ConflictReason::NoPreviousVersion, None),
+            FarmError::NoPrevious { .. } => conflict(ConflictReason::NoPreviousVersion, None, msg),
             FarmError::NotDeployed { name } => BackendError::not_found("deployment", name),
             FarmError::Refused(_) | FarmError::Invalid(_) => BackendError::Invalid(msg),
             FarmError::NotReady | FarmError::NoQuorum { .. } => BackendError::Unavailable(msg),
@@ -56,9 +58,9 @@ fn map_error(e: DeployError) -> BackendError {
         DeployError::Aborted {
             conflict: Some(holder),
             ..
-        } => conflict(ConflictReason::DeployInProgress, Some(holder)),
+        } => conflict(ConflictReason::DeployInProgress, Some(holder), msg),
         DeployError::Aborted { .. } => BackendError::Invalid(msg),
-        DeployError::Busy(_, holder) => conflict(ConflictReason::DeployInProgress, holder),
+        DeployError::Busy(_, holder) => conflict(ConflictReason::DeployInProgress, holder, msg),
         DeployError::Unavailable(_) => BackendError::Unavailable(msg),
     }
 }
