@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 /// Small chunks and a window of 1 keep a transfer in flight long enough to be caught;
 /// a short stage deadline makes orphaned reservations expire within the test
 /// (reservation TTL = 1.5 × the deadline = 6 s).
-const FARM: &str = "chunk_bytes = 1024\nwindow = 1\nstage_deadline_secs = 4\nmax_upload_bytes = 8388608";
+const FARM: &str =
+    "chunk_bytes = 1024\nwindow = 1\nstage_deadline_secs = 4\nmax_upload_bytes = 8388608";
 
 fn content(size: usize, seed: u8) -> Vec<u8> {
     (0..size)
@@ -66,7 +67,10 @@ fn a_corrupted_chunk_is_refused_naming_node_and_artifact() {
     let body = content(10_000, 1);
     let (status, text) = nodes[0].put("blob.bin", "kind=file&version=1", &body);
     assert_eq!(status, 422, "{text}");
-    let detail = json(&text)["detail"].as_str().unwrap_or_default().to_string();
+    let detail = json(&text)["detail"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     assert!(
         detail.contains("nothing was activated")
             && detail.contains("node kb")
@@ -75,11 +79,18 @@ fn a_corrupted_chunk_is_refused_naming_node_and_artifact() {
         "the refusal names the node, the artifact and the check: {detail}"
     );
     for n in &nodes {
-        assert!(n.deployment("blob.bin").is_none(), "{}: not deployed", n.name());
+        assert!(
+            n.deployment("blob.bin").is_none(),
+            "{}: not deployed",
+            n.name()
+        );
         assert!(n.file("blob.bin").is_none(), "{}: nothing live", n.name());
     }
     let failures = nodes[1].metrics("shoal_farm_failures_total{kind=\"verify\"}");
-    assert_eq!(failures, vec!["shoal_farm_failures_total{kind=\"verify\"} 1"]);
+    assert_eq!(
+        failures,
+        vec!["shoal_farm_failures_total{kind=\"verify\"} 1"]
+    );
     eventually_blocking(
         "no staging file left behind",
         Duration::from_secs(5),
@@ -100,7 +111,11 @@ fn a_corrupted_chunk_is_refused_naming_node_and_artifact() {
     assert!(skew < 2_000, "loopback activation skew {skew} ms");
     let at: Vec<u64> = d["nodes"]
         .as_array()
-        .map(|a| a.iter().filter_map(|n| n["activated_ms"].as_u64()).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|n| n["activated_ms"].as_u64())
+                .collect()
+        })
         .unwrap_or_default();
     assert_eq!(at.len(), 3, "every node reported its activation: {d}");
     let spread = at.iter().max().unwrap_or(&0) - at.iter().min().unwrap_or(&0);
@@ -142,7 +157,10 @@ fn the_coordinator_killed_mid_transfer_leaves_the_old_version_everywhere() {
     });
     nodes[0].http.proc.kill9();
     let caught = nodes[1].staged_bytes();
-    assert!(caught < big.len() as u64, "killed mid-transfer ({caught} bytes)");
+    assert!(
+        caught < big.len() as u64,
+        "killed mid-transfer ({caught} bytes)"
+    );
     let (status, _, _) = deploy.join().expect("deploy thread");
     assert_eq!(status, 0, "the killed coordinator never answered");
 
@@ -153,8 +171,18 @@ fn the_coordinator_killed_mid_transfer_leaves_the_old_version_everywhere() {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         for n in survivors {
-            assert_eq!(n.file("conf.bin").as_deref(), Some(&b"one"[..]), "{}", n.name());
-            assert_eq!(version_on(n, "conf.bin").as_deref(), Some("1"), "{}", n.name());
+            assert_eq!(
+                n.file("conf.bin").as_deref(),
+                Some(&b"one"[..]),
+                "{}",
+                n.name()
+            );
+            assert_eq!(
+                version_on(n, "conf.bin").as_deref(),
+                Some("1"),
+                "{}",
+                n.name()
+            );
         }
         let (status, text) = survivors[0].put("conf.bin", "kind=file&version=3", &v3);
         if status == 201 {
@@ -167,7 +195,10 @@ fn the_coordinator_killed_mid_transfer_leaves_the_old_version_everywhere() {
         if status == 409 {
             let p = json(&text);
             assert_eq!(p["reason"], "deploy-in-progress", "{text}");
-            assert_eq!(p["competing"]["node"], "la", "the dead coordinator's rollout: {text}");
+            assert_eq!(
+                p["competing"]["node"], "la",
+                "the dead coordinator's rollout: {text}"
+            );
             assert_eq!(p["competing"]["version"], "2", "{text}");
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -184,11 +215,17 @@ fn the_coordinator_killed_mid_transfer_leaves_the_old_version_everywhere() {
         nodes[0].farm.clone(),
         &config(&nodes[0].farm, FARM, ""),
     );
-    assert_eq!(node.file("conf.bin"), Some(v3.clone()), "la converged before ready");
+    assert_eq!(
+        node.file("conf.bin"),
+        Some(v3.clone()),
+        "la converged before ready"
+    );
     nodes[0] = node;
     eventually_blocking("all active at version 3", Duration::from_secs(10), || {
         nodes[1].states("conf.bin") == all_active(&names)
-            && nodes.iter().all(|n| version_on(n, "conf.bin").as_deref() == Some("3"))
+            && nodes
+                .iter()
+                .all(|n| version_on(n, "conf.bin").as_deref() == Some("3"))
     });
     eventually_blocking(
         "no staging file left anywhere",
@@ -245,8 +282,18 @@ fn the_coordinator_killed_in_its_commit_window_activates_nothing() {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         for n in survivors {
-            assert_eq!(n.file("conf.bin").as_deref(), Some(&b"one"[..]), "{}", n.name());
-            assert_eq!(version_on(n, "conf.bin").as_deref(), Some("1"), "{}", n.name());
+            assert_eq!(
+                n.file("conf.bin").as_deref(),
+                Some(&b"one"[..]),
+                "{}",
+                n.name()
+            );
+            assert_eq!(
+                version_on(n, "conf.bin").as_deref(),
+                Some("1"),
+                "{}",
+                n.name()
+            );
         }
         let (status, text) = survivors[1].put("conf.bin", "kind=file&version=3", &v3);
         if status == 201 {
@@ -267,9 +314,17 @@ fn the_coordinator_killed_in_its_commit_window_activates_nothing() {
         ports[0],
         &ports,
         nodes[0].farm.clone(),
-        &config(&nodes[0].farm, FARM, "[farm.faults]\nhold_activate_ms = 60000\n"),
+        &config(
+            &nodes[0].farm,
+            FARM,
+            "[farm.faults]\nhold_activate_ms = 60000\n",
+        ),
     );
-    assert_eq!(node.file("conf.bin"), Some(v3.clone()), "ma converged before ready");
+    assert_eq!(
+        node.file("conf.bin"),
+        Some(v3.clone()),
+        "ma converged before ready"
+    );
     assert_eq!(version_on(&node, "conf.bin").as_deref(), Some("3"));
     nodes[0] = node;
     drop(nodes);
@@ -311,7 +366,10 @@ fn two_deploys_of_one_name_at_once_one_wins_the_other_gets_a_typed_409() {
     let p = json(&answers[loser].1);
     assert_eq!(p["status"], 409);
     assert_eq!(p["reason"], "deploy-in-progress", "typed reason: {p}");
-    assert_eq!(p["competing"]["node"], names[winner], "the winner is named: {p}");
+    assert_eq!(
+        p["competing"]["node"], names[winner],
+        "the winner is named: {p}"
+    );
     assert_eq!(p["competing"]["version"], format!("v{winner}"), "{p}");
     assert!(
         p["detail"].as_str().is_some_and(|d| d.contains("race.bin")),
@@ -353,7 +411,10 @@ fn a_deploy_hook_veto_refuses_the_artifact_with_the_hooks_reason() {
     for from in [1, 2] {
         let (status, text) = nodes[from].put("big.bin", "kind=file&version=1", &big);
         assert_eq!(status, 422, "{text}");
-        let detail = json(&text)["detail"].as_str().unwrap_or_default().to_string();
+        let detail = json(&text)["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         assert!(
             detail.contains("nothing was activated")
                 && detail.contains(&format!("node {}", names[from]))
@@ -362,7 +423,11 @@ fn a_deploy_hook_veto_refuses_the_artifact_with_the_hooks_reason() {
             "the hook's reason, naming the node: {detail}"
         );
         for n in &nodes {
-            assert!(n.deployment("big.bin").is_none(), "{}: not deployed", n.name());
+            assert!(
+                n.deployment("big.bin").is_none(),
+                "{}: not deployed",
+                n.name()
+            );
             assert!(n.file("big.bin").is_none(), "{}: nothing live", n.name());
         }
     }

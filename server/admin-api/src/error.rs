@@ -212,6 +212,9 @@ mod tests {
         assert_eq!(v["detail"], "deployment \"app\" is being changed");
         // Other problems carry neither member.
         let v = serde_json::to_value(ApiError::not_found("x")).expect("json");
-        assert!(v.get("reason").is_none() && v.get("competing").is_none(), "{v}");
+        assert!(
+            v.get("reason").is_none() && v.get("competing").is_none(),
+            "{v}"
+        );
     }
 }

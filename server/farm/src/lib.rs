@@ -54,7 +54,8 @@
 //!   Loss, duplication and reordering are tolerated.
 //! - Storage actions for one digest arrive in order: `StageBegin` (create/truncate the
 //!   staging file), `WriteChunk`s at contiguous rising offsets, `Verify` (check exact size
-//!   and sha256, move it under its digest durably, answer `handle_verified`). Memory stays
+//!   and sha256, move it under its digest durably, answer `handle_verified`). `StageDiscard`
+//!   deletes the staging file of an abandoned transfer. Memory stays
 //!   bounded per transfer: `window` chunks in flight, at most `2 × window` buffered ahead. On the coordinator, the upload must be
 //!   stored as the staging file of its digest before `deploy`; `Verify` checks it.
 //! - `ReadChunk` reads verified content and answers `handle_chunk_read` (an error makes the

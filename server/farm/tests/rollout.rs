@@ -230,7 +230,10 @@ fn the_activation_skew_is_reported() {
     deploy(&mut s, 0, "app", &bytes(3 * CHUNK, 42)).expect("starts");
     s.advance(3_000);
     let st = s.core(0).and_then(|c| c.rollout("app")).expect("status");
-    assert!(st.nodes.values().all(|p| p.activated_ms.is_some()), "{st:?}");
+    assert!(
+        st.nodes.values().all(|p| p.activated_ms.is_some()),
+        "{st:?}"
+    );
     let skew = st.activation_skew_ms().expect("a skew once finished");
     // One message delay at most on the simulated network (all nodes share its clock).
     assert!(skew < 1_000, "{skew} ms");

@@ -104,6 +104,12 @@ pub enum Action {
         offset: u64,
         bytes: Vec<u8>,
     },
+    /// Delete the staging file of `digest`: its transfer was abandoned (no live member
+    /// holds the content and no reservation or pending entry needs it, e.g. its
+    /// coordinator died mid-transfer).
+    StageDiscard {
+        digest: Digest,
+    },
     /// Check that the staged file (or, on the coordinator, the uploaded file) is exactly
     /// `size` bytes with sha256 `digest`, make it durable under its digest, and answer with
     /// `handle_verified`. Only then may it be activated.

@@ -643,6 +643,9 @@ impl Sim {
             Action::StageBegin { digest, .. } => {
                 self.nodes[i].store.partial.insert(digest, Vec::new());
             }
+            Action::StageDiscard { digest } => {
+                self.nodes[i].store.partial.remove(&digest);
+            }
             Action::WriteChunk {
                 digest,
                 offset,

@@ -239,6 +239,7 @@ impl Driver {
                     tracing::warn!("farm: {e}");
                 }
             }
+            Action::StageDiscard { digest } => self.store.discard(digest),
             Action::WriteChunk {
                 digest,
                 offset,
@@ -364,6 +365,12 @@ impl Driver {
             std::thread::sleep(hold);
         }
         self.faults.outgoing(&to, &mut msg);
+        // The core stamps Activated when it decides to apply; the Apply it queued before
+        // this Send has run by now (a component may take a while to swap in), so the
+        // instant reported to the coordinator is when the version went live here.
+        if let Message::Activated { at_ms, .. } = &mut msg {
+            *at_ms = shoal_admin::dto::now_ms();
+        }
         if let Message::Chunk {
             digest,
             offset,
