@@ -33,26 +33,6 @@ fn version_on(node: &FarmNode, name: &str) -> Option<String> {
         .and_then(|d| d["version"].as_str().map(str::to_string))
 }
 
-/// Deploys `body` from `node` until it is accepted (409s while orphaned reservations live
-/// are expected; each must carry the typed reason), within `within`.
-fn deploy_when_free(node: &FarmNode, name: &str, query: &str, body: &[u8], within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
-        let (status, text) = node.put(name, query, body);
-        match status {
-            201 => return,
-            409 | 503 if Instant::now() < deadline => {
-                if status == 409 {
-                    let p = json(&text);
-                    assert_eq!(p["reason"], "deploy-in-progress", "{text}");
-                }
-                std::thread::sleep(Duration::from_millis(200));
-            }
-            _ => panic!("{}: deploy of {name}: {status} {text}", node.name()),
-        }
-    }
-}
-
 #[test]
 fn a_corrupted_chunk_is_refused_naming_node_and_artifact() {
     let names = ["ka", "kb", "kc"];
