@@ -35,6 +35,9 @@ pub enum BackendError {
     /// The request conflicts with the current state (e.g. a plugin name already in use).
     #[error("{0}")]
     Conflict(String),
+    /// A deployment change refused because of another one (HTTP 409 with a typed reason).
+    #[error("{}", .0.detail)]
+    DeployConflict(crate::dto::DeployConflict),
     /// The request is well-formed but cannot be applied (e.g. not a Wasm component).
     #[error("{0}")]
     Invalid(String),

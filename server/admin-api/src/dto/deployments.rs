@@ -71,6 +71,10 @@ pub struct NodeDeployState {
     pub digest: Option<String>,
     pub generation: Option<u64>,
     pub detail: Option<String>,
+    /// When this node made the version live, by its own clock (ms since the epoch), as it
+    /// reported to the node that coordinated the rollout (absent on other nodes' views).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activated_ms: Option<u64>,
 }
 
 /// An artifact deployed to the whole cluster (farm deployment).
@@ -91,5 +95,43 @@ pub struct Deployment {
     pub previous_version: Option<String>,
     /// When this node made the current version live (ms since the epoch).
     pub deployed_ms: u64,
+    /// The spread between the first and the last node's activation instant of the rollout
+    /// that made the current version live (each node's own clock; known on the node that
+    /// coordinated it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activation_skew_ms: Option<u64>,
     pub nodes: Vec<NodeDeployState>,
+}
+
+/// Why a deploy, undeploy or rollback was refused with 409: the `reason` member of the
+/// problem, beside its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConflictReason {
+    /// Another rollout of the same name is running (`competing` names it); retry when it
+    /// has finished.
+    DeployInProgress,
+    /// A rollback was asked for but the name has no previous version.
+    NoPreviousVersion,
+}
+
+/// The rollout that holds a name, in a 409 `deploy-in-progress`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CompetingDeploy {
+    /// The rollout's id (`<node>/<incarnation>.<seq>`).
+    #[schema(example = "node1/1765111234567.3")]
+    pub deploy: String,
+    /// The node coordinating it.
+    #[schema(example = "node1")]
+    pub node: String,
+    /// The version it deploys (absent for an undeploy).
+    pub version: Option<String>,
+}
+
+/// A refused deployment change: the text and its typed reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployConflict {
+    pub reason: ConflictReason,
+    pub competing: Option<CompetingDeploy>,
+    pub detail: String,
 }

@@ -56,6 +56,8 @@ pub struct FarmCore {
     next_sync: Instant,
     sync_cursor: usize,
     actions: Vec<Action>,
+    /// The `now` of [`FarmCore::new`], the instant of `cfg.clock_origin_ms`.
+    started: Instant,
     /// Messages to this node itself (the coordinator is also a member).
     loopback: VecDeque<Message>,
 }
@@ -90,6 +92,7 @@ impl FarmCore {
             next_seq: 1,
             sync_cursor: 0,
             actions: Vec::new(),
+            started: now,
             loopback: VecDeque::new(),
         }
     }
@@ -242,6 +245,12 @@ impl FarmCore {
         }
     }
 
+    /// This node's wall clock at `now` (ms since the Unix epoch).
+    fn wall_ms(&self, now: Instant) -> u64 {
+        let elapsed = now.saturating_duration_since(self.started).as_millis() as u64;
+        self.cfg.clock_origin_ms.saturating_add(elapsed)
+    }
+
     fn event(&mut self, e: Event) {
         self.actions.push(Action::Event(e));
     }
@@ -255,9 +264,13 @@ impl FarmCore {
                 change,
             } => self.on_prepare(now, from, deploy, name, base, change),
             Message::Staged { deploy } => self.on_staged(now, from, deploy),
-            Message::Failed { deploy, reason } => self.on_failed(now, from, deploy, reason),
+            Message::Failed {
+                deploy,
+                reason,
+                conflict,
+            } => self.on_failed(now, from, deploy, reason, conflict),
             Message::Activate { deploy, entry } => self.on_activate(now, from, deploy, entry),
-            Message::Activated { deploy } => self.on_activated(now, from, deploy),
+            Message::Activated { deploy, at_ms } => self.on_activated(now, from, deploy, at_ms),
             Message::Abort { deploy } => self.on_abort(deploy),
             Message::Want {
                 digest,

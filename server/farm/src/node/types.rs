@@ -1,7 +1,7 @@
 //! Public types of the core's API: configuration, the actions the runtime carries out,
 //! the events it reports, and the per-node progress of a rollout.
 use crate::artifact::{Digest, TrustPolicy};
-use crate::catalog::{DeployId, Generation, Slot};
+use crate::catalog::{DeployId, Generation, Holder, Slot};
 use crate::node_id::NodeId;
 use crate::wire::Message;
 use std::collections::BTreeMap;
@@ -33,6 +33,12 @@ pub struct FarmConfig {
     /// never staged. 1 disables the check.
     pub min_members: usize,
     pub trust: TrustPolicy,
+    /// Wall-clock ms (since the Unix epoch) at the `now` given to [`FarmCore::new`]: a
+    /// member reports its activation instant as this plus the time elapsed since, so the
+    /// coordinator can report the skew between the first and the last node's activation.
+    ///
+    /// [`FarmCore::new`]: super::FarmCore::new
+    pub clock_origin_ms: u64,
 }
 
 impl Default for FarmConfig {
@@ -47,6 +53,7 @@ impl Default for FarmConfig {
             sync_interval: Duration::from_secs(2),
             min_members: 1,
             trust: TrustPolicy::default(),
+            clock_origin_ms: 0,
         }
     }
 }
@@ -97,6 +104,12 @@ pub enum Action {
         offset: u64,
         bytes: Vec<u8>,
     },
+    /// Delete the staging file of `digest`: its transfer was abandoned (no live member
+    /// holds the content and no reservation or pending entry needs it, e.g. its
+    /// coordinator died mid-transfer).
+    StageDiscard {
+        digest: Digest,
+    },
     /// Check that the staged file (or, on the coordinator, the uploaded file) is exactly
     /// `size` bytes with sha256 `digest`, make it durable under its digest, and answer with
     /// `handle_verified`. Only then may it be activated.
@@ -139,8 +152,12 @@ pub enum Event {
 pub enum Outcome {
     /// Every live member staged; the change is current at `generation`.
     Activated { generation: Generation },
-    /// Nobody activated; each failure names the node and the reason.
-    Aborted { failures: Vec<(NodeId, String)> },
+    /// Nobody activated; each failure names the node and the reason. `conflict`: the
+    /// rollout of the same name that held a member (two deploys at once; HTTP 409).
+    Aborted {
+        failures: Vec<(NodeId, String)>,
+        conflict: Option<Holder>,
+    },
 }
 
 impl Outcome {
@@ -148,7 +165,7 @@ impl Outcome {
     pub fn summary(&self) -> String {
         match self {
             Outcome::Activated { generation } => format!("active at generation {generation}"),
-            Outcome::Aborted { failures } => failures
+            Outcome::Aborted { failures, .. } => failures
                 .iter()
                 .map(|(n, r)| format!("node {n}: {r}"))
                 .collect::<Vec<_>>()
@@ -177,6 +194,9 @@ pub struct NodeProgress {
     /// Bytes sent so far (reads issued), ≥ `bytes_staged`.
     pub bytes_sent: u64,
     pub size: u64,
+    /// When the member made the change current (its wall clock, ms since the Unix epoch),
+    /// as it reported in `Activated`.
+    pub activated_ms: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -196,6 +216,36 @@ pub struct RolloutStatus {
     pub name: String,
     pub base: Generation,
     pub phase: Phase,
+    /// The version it deploys (`None` for an undeploy).
+    pub version: Option<String>,
     pub outcome: Option<Outcome>,
     pub nodes: BTreeMap<NodeId, NodeProgress>,
+}
+
+impl RolloutStatus {
+    /// This rollout as the typed reason of a conflict with another.
+    pub fn holder(&self) -> Holder {
+        Holder {
+            deploy: self.deploy.clone(),
+            version: self.version.clone(),
+        }
+    }
+
+    /// The spread between the first and the last member's activation instant (each by its
+    /// own clock), once every member that was not excluded has reported one; `None` before
+    /// or for an aborted rollout.
+    pub fn activation_skew_ms(&self) -> Option<u64> {
+        if !matches!(self.outcome, Some(Outcome::Activated { .. })) {
+            return None;
+        }
+        let mut at = Vec::new();
+        for p in self.nodes.values() {
+            match (&p.state, p.activated_ms) {
+                (NodeState::Excluded, _) => {}
+                (_, Some(ms)) => at.push(ms),
+                (_, None) => return None,
+            }
+        }
+        Some(at.iter().max()? - at.iter().min()?)
+    }
 }

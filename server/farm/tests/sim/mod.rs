@@ -186,6 +186,8 @@ impl Sim {
                 require_signatures: !self.lax.contains(&i),
                 trusted_keys: vec![*self.trusted.pk],
             },
+            // Every simulated node shares the virtual clock.
+            clock_origin_ms: 1_000_000,
         }
     }
 
@@ -641,6 +643,9 @@ impl Sim {
             Action::StageBegin { digest, .. } => {
                 self.nodes[i].store.partial.insert(digest, Vec::new());
             }
+            Action::StageDiscard { digest } => {
+                self.nodes[i].store.partial.remove(&digest);
+            }
             Action::WriteChunk {
                 digest,
                 offset,
@@ -767,7 +772,7 @@ impl Sim {
                             self.violation(format!("bad artifact {} was activated", x.label));
                         }
                     }
-                    Outcome::Aborted { failures } => {
+                    Outcome::Aborted { failures, .. } => {
                         self.report.aborted += 1;
                         if self.applied_ever.contains(&deploy) {
                             self.violation(format!(

@@ -6,7 +6,7 @@ use super::NodeBackend;
 use crate::farm::{self, DeployError, FarmView, Notice, UploadError};
 use shoal_admin::dto::*;
 use shoal_admin::{rules, ArtifactBody, BackendError};
-use shoal_farm::{Entry, FarmError, Kind, NodeId, NodeState, Phase, Target};
+use shoal_farm::{Entry, FarmError, Holder, Kind, NodeId, NodeState, Phase, Target};
 use std::sync::{Arc, Weak};
 
 fn kind_dto(k: Kind) -> ArtifactKind {
@@ -25,6 +25,19 @@ fn kind_of(k: ArtifactKind) -> Kind {
     }
 }
 
+/// A 409 with its typed reason and, if known, the rollout holding the name.
+fn conflict(reason: ConflictReason, holder: Option<Holder>, detail: String) -> BackendError {
+    BackendError::DeployConflict(DeployConflict {
+        reason,
+        competing: holder.map(|h| CompetingDeploy {
+            deploy: h.deploy.to_string(),
+            node: h.deploy.origin.to_string(),
+            version: h.version,
+        }),
+        detail,
+    })
+}
+
 fn map_error(e: DeployError) -> BackendError {
     let msg = e.to_string();
     match e {
@@ -32,20 +45,22 @@ fn map_error(e: DeployError) -> BackendError {
         DeployError::Upload(UploadError::Truncated { .. }) => BackendError::Invalid(msg),
         DeployError::Upload(UploadError::Storage(_)) => BackendError::Internal(msg),
         DeployError::Farm(f) => match f {
-            FarmError::Conflict { .. } | FarmError::NoPrevious { .. } => {
-                BackendError::Conflict(msg)
+            FarmError::Conflict { holder, .. } => {
+                conflict(ConflictReason::DeployInProgress, Some(holder), msg)
             }
+            FarmError::NoPrevious { .. } => conflict(ConflictReason::NoPreviousVersion, None, msg),
             FarmError::NotDeployed { name } => BackendError::not_found("deployment", name),
             FarmError::Refused(_) | FarmError::Invalid(_) => BackendError::Invalid(msg),
             FarmError::NotReady | FarmError::NoQuorum { .. } => BackendError::Unavailable(msg),
             FarmError::Wire(_) => BackendError::Internal(msg),
         },
-        // Another rollout of the name holds a member: the 409 of two deploys at once.
-        DeployError::Aborted { summary, .. } if summary.contains(": conflict, ") => {
-            BackendError::Conflict(msg)
-        }
+        // Another rollout of the name held a member: the 409 of two deploys at once.
+        DeployError::Aborted {
+            conflict: Some(holder),
+            ..
+        } => conflict(ConflictReason::DeployInProgress, Some(holder), msg),
         DeployError::Aborted { .. } => BackendError::Invalid(msg),
-        DeployError::Busy(_) => BackendError::Conflict(msg),
+        DeployError::Busy(_, holder) => conflict(ConflictReason::DeployInProgress, holder, msg),
         DeployError::Unavailable(_) => BackendError::Unavailable(msg),
     }
 }
@@ -59,6 +74,7 @@ fn from_entry(node: &str, ours: &Entry, theirs: Option<&Entry>) -> NodeDeploySta
         digest: None,
         generation: None,
         detail: None,
+        activated_ms: None,
     };
     let Some(e) = theirs else {
         s.detail = Some("has not announced this deployment yet; it converges".into());
@@ -128,6 +144,7 @@ fn deployment(view: &FarmView, name: &str) -> Option<Deployment> {
                     digest: Some(m.sha256.to_string()),
                     generation: Some(cur.generation),
                     detail,
+                    activated_ms: p.activated_ms,
                 }
             }
             None if node == view.me => from_entry(&node, cur, Some(cur)),
@@ -162,6 +179,9 @@ fn deployment(view: &FarmView, name: &str) -> Option<Deployment> {
             .and_then(|p| p.manifest())
             .map(|p| p.manifest.version.clone()),
         deployed_ms: view.applied_ms.get(name).copied().unwrap_or(0),
+        activation_skew_ms: rollout
+            .filter(|r| r.deploy == cur.deploy)
+            .and_then(|r| r.activation_skew_ms()),
         nodes,
     })
 }
@@ -220,11 +240,16 @@ impl NodeBackend {
     ) -> Result<(), BackendError> {
         match r {
             Ok(()) => {
-                let what = self
-                    .deployment_of(name)
+                let d = self.deployment_of(name).ok();
+                let what = d
+                    .as_ref()
                     .map(|d| format!("{name}@{} ({} bytes)", d.version, d.size_bytes))
-                    .unwrap_or_else(|_| name.to_string());
-                self.emit(kind, name, format!("{what} {done} on every node"));
+                    .unwrap_or_else(|| name.to_string());
+                let skew = d
+                    .and_then(|d| d.activation_skew_ms)
+                    .map(|ms| format!(", activation skew {ms} ms"))
+                    .unwrap_or_default();
+                self.emit(kind, name, format!("{what} {done} on every node{skew}"));
                 Ok(())
             }
             Err(e) => {

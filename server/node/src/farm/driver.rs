@@ -7,6 +7,7 @@ use super::admit::admit;
 use super::application::Applications;
 use super::apply::apply;
 use super::content::ContentStore;
+use super::faults::FarmFaults;
 use super::frame::frame;
 use super::metrics::FarmMetrics;
 use super::view::{FarmView, Notice};
@@ -75,6 +76,9 @@ pub struct Driver {
     /// Names of the rollouts started here (their status is published).
     pub coordinated: std::collections::BTreeSet<String>,
     pub finished: Vec<(oneshot::Sender<Outcome>, Outcome)>,
+    /// `[farm.faults]` (tests only) and the rollouts already held by it.
+    pub faults: FarmFaults,
+    pub held: std::collections::HashSet<DeployId>,
 }
 
 impl Driver {
@@ -235,6 +239,7 @@ impl Driver {
                     tracing::warn!("farm: {e}");
                 }
             }
+            Action::StageDiscard { digest } => self.store.discard(digest),
             Action::WriteChunk {
                 digest,
                 offset,
@@ -320,6 +325,14 @@ impl Driver {
                     Outcome::Aborted { .. } => &self.metrics.deploys_aborted,
                 };
                 FarmMetrics::inc(c);
+                let skew = self
+                    .core
+                    .rollout(&name)
+                    .and_then(|r| r.activation_skew_ms());
+                if let Some(ms) = skew {
+                    self.metrics.observe_skew(ms);
+                    tracing::info!(%name, %deploy, "farm: activation skew {ms} ms");
+                }
                 tracing::info!(%name, %deploy, "farm: rollout finished: {}", outcome.summary());
                 if let Some(w) = self.waiters.remove(&deploy) {
                     // Answered after the view is published, so the caller reads the result.
@@ -342,7 +355,22 @@ impl Driver {
 
     /// Best effort, no acknowledgement, in call order (chunks never wait for an ack, so
     /// session replication keeps its place on the links; the core's window bounds them).
-    fn send(&mut self, to: NodeId, msg: Message) {
+    fn send(&mut self, to: NodeId, mut msg: Message) {
+        if let Some(hold) = self.faults.hold(&msg, &mut self.held) {
+            self.publish();
+            tracing::warn!(
+                "farm: [farm.faults] holding the commit of a rollout for {} ms before Activate",
+                hold.as_millis()
+            );
+            std::thread::sleep(hold);
+        }
+        self.faults.outgoing(&to, &mut msg);
+        // The core stamps Activated when it decides to apply; the Apply it queued before
+        // this Send has run by now (a component may take a while to swap in), so the
+        // instant reported to the coordinator is when the version went live here.
+        if let Message::Activated { at_ms, .. } = &mut msg {
+            *at_ms = shoal_admin::dto::now_ms();
+        }
         if let Message::Chunk {
             digest,
             offset,

@@ -13,11 +13,13 @@
 //! - `view.rs`: what the API reads ([`FarmView`]) and the notices for the event stream.
 //! - `metrics.rs`: counters and their `/metrics` lines.
 //! - `watch_dir.rs`: `[farm] watch_dir`, files dropped there deployed, removed ones undeployed.
+//! - `faults.rs`: `[farm.faults]`, fault injection for the multi-process fault tests (off).
 mod admit;
 mod application;
 mod apply;
 mod content;
 mod driver;
+mod faults;
 mod frame;
 mod metrics;
 mod settings;
@@ -27,6 +29,7 @@ mod watch_dir;
 
 pub use application::Applications;
 pub use apply::kind_name;
+pub use faults::FarmFaults;
 pub use frame::is_farm;
 pub use metrics::FarmMetrics;
 pub use settings::{FarmSettings, NODE_DIR};
@@ -38,7 +41,7 @@ use driver::{Driver, Input, Started};
 use futures::Stream;
 use shoal_cluster::roles::{META_ROLE, ROLE_NODE};
 use shoal_cluster::Member;
-use shoal_farm::{FarmCore, FarmError, Kind, Manifest, NodeId, Outcome, SignedManifest};
+use shoal_farm::{FarmCore, FarmError, Holder, Kind, Manifest, NodeId, Outcome, SignedManifest};
 use shoal_net::{Channel, MembershipEvent};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -66,12 +69,17 @@ pub enum DeployError {
     Upload(#[from] UploadError),
     #[error(transparent)]
     Farm(#[from] FarmError),
-    /// Nobody activated; the text names each node and its reason.
+    /// Nobody activated; the text names each node and its reason. `conflict`: another
+    /// rollout of the name held a member (two deploys at once).
     #[error("{name}: nothing was activated: {summary}")]
-    Aborted { name: String, summary: String },
-    /// Another request on this node is changing the name.
+    Aborted {
+        name: String,
+        summary: String,
+        conflict: Option<Holder>,
+    },
+    /// Another request on this node is changing the name (its rollout, once started).
     #[error("deployment {0:?} is being changed by another request on this node; retry when it has finished")]
-    Busy(String),
+    Busy(String, Option<Holder>),
     #[error("{0}")]
     Unavailable(String),
 }
@@ -181,6 +189,8 @@ impl Farm {
             sent_high: Default::default(),
             coordinated: Default::default(),
             finished: Vec::new(),
+            faults: settings.faults.clone(),
+            held: Default::default(),
         };
         let rt = tokio::runtime::Handle::current();
         std::thread::Builder::new()
@@ -263,7 +273,13 @@ impl Farm {
             .lock()
             .map_err(|_| DeployError::Unavailable("the farm deployer stopped".into()))?;
         if !b.insert(name.to_string()) {
-            return Err(DeployError::Busy(name.to_string()));
+            let holder = self
+                .view()
+                .rollouts
+                .get(name)
+                .filter(|r| r.outcome.is_none())
+                .map(|r| r.holder());
+            return Err(DeployError::Busy(name.to_string(), holder));
         }
         Ok(BusyGuard(self, name.to_string()))
     }
@@ -280,7 +296,7 @@ impl Farm {
             if r.outcome.is_none() {
                 return Err(FarmError::Conflict {
                     name: req.name.clone(),
-                    holder: r.deploy.clone(),
+                    holder: r.holder(),
                 }
                 .into());
             }
@@ -350,9 +366,10 @@ impl Farm {
             .map_err(|_| stopped())?;
         match outcome {
             Outcome::Activated { .. } => Ok(()),
-            aborted @ Outcome::Aborted { .. } => Err(DeployError::Aborted {
+            Outcome::Aborted { ref conflict, .. } => Err(DeployError::Aborted {
                 name: name.to_string(),
-                summary: aborted.summary(),
+                summary: outcome.summary(),
+                conflict: conflict.clone(),
             }),
         }
     }

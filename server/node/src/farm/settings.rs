@@ -1,5 +1,6 @@
 //! `[farm]` in the node's config file: where the farm deployer keeps its content and
 //! catalog, who may sign artifacts, and the transfer and upload limits.
+use super::faults::FarmFaults;
 use serde::{Deserialize, Serialize};
 use shoal_farm::{FarmConfig, TrustPolicy};
 use std::path::PathBuf;
@@ -35,6 +36,9 @@ pub struct FarmSettings {
     /// one node only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub watch_dir: Option<PathBuf>,
+    /// Fault injection for tests only (`[farm.faults]`, see `faults.rs`); off by default.
+    #[serde(skip_serializing_if = "FarmFaults::is_off")]
+    pub faults: FarmFaults,
 }
 
 impl Default for FarmSettings {
@@ -51,6 +55,7 @@ impl Default for FarmSettings {
             stage_deadline_secs: core.stage_deadline.as_secs(),
             ready_wait_secs: 60,
             watch_dir: None,
+            faults: FarmFaults::default(),
         }
     }
 }
@@ -116,6 +121,8 @@ impl FarmSettings {
             stage_deadline,
             reservation_ttl: stage_deadline + stage_deadline / 2,
             min_members: self.min_members,
+            // The incarnation is the start time in ms: the origin of activation instants.
+            clock_origin_ms: incarnation,
             trust: TrustPolicy {
                 require_signatures: self.require_signatures,
                 trusted_keys: keys,

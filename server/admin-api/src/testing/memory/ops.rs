@@ -275,6 +275,7 @@ pub(super) fn deploy(
                 digest: None,
                 generation: None,
                 detail: Some("node is gone; converges when it rejoins".into()),
+                activated_ms: None,
             },
             _ => NodeDeployState {
                 node: m.name.clone(),
@@ -283,6 +284,7 @@ pub(super) fn deploy(
                 digest: Some(digest.clone()),
                 generation: Some(generation),
                 detail: None,
+                activated_ms: None,
             },
         })
         .collect();
@@ -297,6 +299,7 @@ pub(super) fn deploy(
         metadata: req.metadata.clone(),
         previous_version: previous.as_ref().map(|p| p.version.clone()),
         deployed_ms: now_ms(),
+        activation_skew_ms: None,
         nodes,
     };
     if let Some(p) = previous {
@@ -319,9 +322,11 @@ pub(super) fn rollback(s: &mut State, name: &str) -> Result<Deployment, BackendE
         .find(|x| x.name == name)
         .cloned()
     else {
-        return Err(BackendError::Conflict(format!(
-            "deployment {name:?} has no previous version to roll back to"
-        )));
+        return Err(BackendError::DeployConflict(DeployConflict {
+            reason: ConflictReason::NoPreviousVersion,
+            competing: None,
+            detail: format!("deployment {name:?} has no previous version to roll back to"),
+        }));
     };
     prev.generation = current.generation + 1;
     prev.previous_version = Some(current.version.clone());
