@@ -52,7 +52,11 @@ fn deploy_and_finish(s: &mut Sim, size: u64) -> (Vec<Vec<(u64, u64)>>, u64) {
     };
     assert_eq!(outcome, Outcome::Activated { generation: 1 });
     for i in 0..3 {
-        assert_eq!(s.blob(i, &Digest::of(&bytes)), Some(bytes.clone()), "node {i}");
+        assert_eq!(
+            s.blob(i, &Digest::of(&bytes)),
+            Some(bytes.clone()),
+            "node {i}"
+        );
     }
     let mut per = vec![Vec::new(); 3];
     for &(t, from, to, len) in &s.report.chunks[first_chunk..] {
@@ -102,7 +106,10 @@ fn each_receiver_has_its_own_bucket_and_unpaced_is_faster() {
     let mut s = sim(Some(RATE));
     let (per, took_paced) = deploy_and_finish(&mut s, size);
     // Both receivers move at the full rate at once (not half each).
-    let ends: Vec<u64> = per[1..].iter().map(|c| c.last().map_or(0, |c| c.0)).collect();
+    let ends: Vec<u64> = per[1..]
+        .iter()
+        .map(|c| c.last().map_or(0, |c| c.0))
+        .collect();
     let starts: Vec<u64> = per[1..].iter().map(|c| c[0].0).collect();
     for (s, e) in starts.iter().zip(&ends) {
         let rate = size as f64 / ((e - s) as f64 / 1e6);

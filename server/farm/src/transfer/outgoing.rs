@@ -81,7 +81,10 @@ mod tests {
             o.issue(len);
             sent += len;
         }
-        assert_eq!(sent, 300, "three chunks of 100 bytes, then the window is full");
+        assert_eq!(
+            sent, 300,
+            "three chunks of 100 bytes, then the window is full"
+        );
         o.ack(100, now);
         assert_eq!(o.peek(100, 3), Some((300, 100)));
         o.issue(100);

@@ -673,7 +673,9 @@ impl Sim {
             Action::Send { to, msg } => {
                 if let Some(j) = self.index(&to) {
                     if let shoal_farm::Message::Chunk { bytes, .. } = &msg {
-                        self.report.chunks.push((self.now_us, i, j, bytes.len() as u64));
+                        self.report
+                            .chunks
+                            .push((self.now_us, i, j, bytes.len() as u64));
                     }
                     self.net_send(i, j, encode(&msg));
                 }

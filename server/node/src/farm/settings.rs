@@ -195,10 +195,7 @@ mod tests {
         };
         assert!(s.core_config(1).expect_err("chunk").contains("[farm]"));
         let paced = FarmSettings::default().core_config(1).expect("defaults");
-        assert_eq!(
-            paced.transfer_rate,
-            Some(DEFAULT_TRANSFER_RATE_MIB_S << 20)
-        );
+        assert_eq!(paced.transfer_rate, Some(DEFAULT_TRANSFER_RATE_MIB_S << 20));
         let unpaced = FarmSettings {
             transfer_rate_mib_s: 0,
             ..FarmSettings::default()

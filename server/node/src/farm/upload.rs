@@ -113,7 +113,8 @@ fn write_and_hash(
     let mut out = std::io::BufWriter::with_capacity(256 << 10, file);
     let mut hash = Sha256::new();
     let mut len = 0u64;
-    let failed = |e: std::io::Error| UploadError::Storage(format!("cannot write {}: {e}", at.display()));
+    let failed =
+        |e: std::io::Error| UploadError::Storage(format!("cannot write {}: {e}", at.display()));
     while let Some(piece) = rx.blocking_recv() {
         hash.update(&piece);
         out.write_all(&piece).map_err(failed)?;
