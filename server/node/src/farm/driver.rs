@@ -38,6 +38,7 @@ pub enum Input {
     },
     Down(NodeId),
     Joined,
+    /// A deploy of an upload (`Farm::deploy`): its staging file was hashed as received.
     Deploy {
         sm: SignedManifest,
         reply: oneshot::Sender<Started>,
@@ -177,6 +178,8 @@ impl Driver {
             }
             Input::Joined => self.core.handle_joined(now),
             Input::Deploy { sm, reply } => {
+                // Its content is an upload hashed as it was received (`upload::receive`).
+                self.store.vouch(sm.manifest.sha256, sm.manifest.size);
                 self.remember(sm.clone());
                 self.coordinated.insert(sm.manifest.name.clone());
                 let r = self.core.deploy(now, sm);
