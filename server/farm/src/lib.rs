@@ -11,11 +11,11 @@
 //! - `catalog/` — [`Entry`] (one committed change of a name: [`Generation`], [`DeployId`],
 //!   [`Target`]), [`Slot`] (current + previous) and [`Catalog`] (a node's deployed set).
 //! - `transfer/` — chunk arithmetic ([`chunk_count`], [`chunk_len`]), the receiver's
-//!   in-order cursor and the sender's window.
+//!   in-order cursor, the sender's window and its token bucket per receiver (pacing).
 //! - `wire/` — [`Message`], [`Change`], and the versioned byte form ([`encode`], [`decode`],
 //!   [`WireError`]).
 //! - `node/` — [`FarmCore`]: `member` (Prepare → Staged/Failed), `rollout` (the coordinator),
-//!   `stream` (content transfer), `adopt` (making an entry current), `sync` (membership,
+//!   `stream` (content transfer, paced per receiver), `adopt` (making an entry current), `sync` (membership,
 //!   catalog exchange, readiness), `timers`; `types` holds [`FarmConfig`], [`Action`],
 //!   [`Event`], [`Outcome`], [`RolloutStatus`].
 //! - `error` — [`FarmError`], why a command cannot start here. `node_id` — [`NodeId`].
@@ -63,7 +63,8 @@
 //! - `Apply{slot}` makes `slot.current` live atomically (in-flight requests finish on the old
 //!   version), keeps `slot.previous` for rollback, and persists the catalog. On restart pass
 //!   the persisted [`Catalog`] and the digests of verified content to [`FarmCore::new`].
-//! - Call `handle_timeout` at least every `retry_after / 2`.
+//! - Call `handle_timeout` at least every `retry_after / 2`, and at
+//!   [`FarmCore::poll_timeout`] when it is `Some` (the next paced chunk, `transfer_rate`).
 //! - Content no slot or reservation references ([`FarmCore::referenced`]) may be deleted.
 //!
 //! # Rules and their reasons

@@ -18,7 +18,7 @@ use crate::artifact::{Digest, SignedManifest};
 use crate::catalog::{Catalog, DeployId, Entry};
 use crate::error::FarmError;
 use crate::node_id::NodeId;
-use crate::transfer::{Incoming, Outgoing};
+use crate::transfer::{Incoming, Outgoing, Pacer};
 use crate::wire::{Change, Message};
 use member::Reservation;
 use rollout::Rollout;
@@ -50,6 +50,8 @@ pub struct FarmCore {
     owed_activated: BTreeMap<DeployId, (NodeId, String, crate::catalog::Generation)>,
     incoming: BTreeMap<Digest, Incoming>,
     outgoing: BTreeMap<(NodeId, Digest), Outgoing>,
+    /// Token buckets per receiver (`transfer_rate`), shared by its transfers.
+    pacers: BTreeMap<NodeId, Pacer>,
     /// Coordinator side: the running rollout per name, then its last status.
     rollouts: BTreeMap<String, Rollout>,
     next_seq: u64,
@@ -88,6 +90,7 @@ impl FarmCore {
             owed_activated: BTreeMap::new(),
             incoming: BTreeMap::new(),
             outgoing: BTreeMap::new(),
+            pacers: BTreeMap::new(),
             rollouts: BTreeMap::new(),
             next_seq: 1,
             sync_cursor: 0,
@@ -137,10 +140,17 @@ impl FarmCore {
         self.chunk_read(now, to, digest, offset, result);
         self.settle(now);
     }
-    /// Call at least every `retry_after / 2` (resends, stalls, deadlines, gossip).
+    /// Call at least every `retry_after / 2` (resends, stalls, deadlines, gossip), and at
+    /// [`FarmCore::poll_timeout`] (paced chunks).
     pub fn handle_timeout(&mut self, now: Instant) {
         self.timers(now);
+        self.pump_paced(now);
         self.settle(now);
+    }
+    /// When pacing (`transfer_rate`) next lets a chunk leave: call `handle_timeout` then
+    /// (besides the periodic calls). None while no paced transfer waits for its bucket.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.next_paced()
     }
 
     // ---- commands -----------------------------------------------------------------------

@@ -15,8 +15,16 @@ pub struct FarmConfig {
     /// Bytes per chunk (64 KiB: large enough to keep a link busy with a small window,
     /// small enough not to hold a session-replication frame behind it for long).
     pub chunk_size: u64,
-    /// Chunks in flight per receiver above its acknowledgement (flow control).
+    /// Chunks in flight per receiver above its acknowledgement (flow control). It also
+    /// bounds how many chunk bytes can queue ahead of a session-replication frame on the
+    /// link to a receiver: `window × chunk_size`.
     pub window: u64,
+    /// Pacing: at most this many bytes per second leave for each receiver (a token bucket
+    /// holding `transfer_burst` bytes); `None` sends as fast as acknowledgements return.
+    /// Deploy traffic then cannot take the link or the CPUs that session replication needs.
+    pub transfer_rate: Option<u64>,
+    /// The token bucket's size: bytes that may leave at once after a pause (≥ `chunk_size`).
+    pub transfer_burst: u64,
     /// Resend period for unanswered Prepare / Activate, and the stall time after which a
     /// receiver asks again from its cursor (or another holder).
     pub retry_after: Duration,
@@ -47,6 +55,8 @@ impl Default for FarmConfig {
             incarnation: 0,
             chunk_size: 64 << 10,
             window: 8,
+            transfer_rate: None,
+            transfer_burst: 4 * (64 << 10),
             retry_after: Duration::from_millis(500),
             stage_deadline: Duration::from_secs(60),
             reservation_ttl: Duration::from_secs(90),
@@ -69,6 +79,23 @@ impl FarmConfig {
         }
         if self.window == 0 {
             return Err("window must be at least 1 chunk".into());
+        }
+        if let Some(rate) = self.transfer_rate {
+            if self.transfer_burst < self.chunk_size {
+                return Err(format!(
+                    "transfer_burst ({} bytes) must hold at least one chunk ({} bytes)",
+                    self.transfer_burst, self.chunk_size
+                ));
+            }
+            // Slower than a chunk per stall period, receivers would take the pace for a stall.
+            let floor = (self.chunk_size as f64 * 2.0 / self.retry_after.as_secs_f64().max(1e-3))
+                .ceil() as u64;
+            if rate < floor {
+                return Err(format!(
+                    "transfer_rate ({rate} bytes/s) is below {floor} bytes/s (two chunks per retry_after of {} ms): receivers would take the pacing for a stall; raise the rate or lower chunk_size",
+                    self.retry_after.as_millis()
+                ));
+            }
         }
         if self.retry_after.is_zero() || self.sync_interval.is_zero() {
             return Err("retry_after and sync_interval must be greater than 0 ms".into());

@@ -28,9 +28,10 @@ use tokio::sync::{broadcast, oneshot, watch};
 pub type Started = Result<oneshot::Receiver<Outcome>, FarmError>;
 
 pub enum Input {
-    Message {
+    /// A farm frame as received (decoded here, off the channel's thread).
+    Frame {
         from: MemberId,
-        msg: Message,
+        payload: Vec<u8>,
     },
     Up {
         name: NodeId,
@@ -38,6 +39,7 @@ pub enum Input {
     },
     Down(NodeId),
     Joined,
+    /// A deploy of an upload (`Farm::deploy`): its staging file was hashed as received.
     Deploy {
         sm: SignedManifest,
         reply: oneshot::Sender<Started>,
@@ -102,7 +104,13 @@ impl Driver {
     pub fn run(mut self) {
         let mut next_tick = Instant::now() + self.tick;
         loop {
-            let wait = next_tick.saturating_duration_since(Instant::now());
+            // The periodic timers, or sooner the next paced chunks (`transfer_rate`), at most
+            // one wake-up a millisecond (the bucket holds 10 ms: the rate is kept).
+            let wake = self.core.poll_timeout().map_or(next_tick, |p| {
+                p.max(Instant::now() + Duration::from_millis(1))
+                    .min(next_tick)
+            });
+            let wait = wake.saturating_duration_since(Instant::now());
             match self.rx.recv_timeout(wait) {
                 Ok(input) => self.input(input),
                 Err(RecvTimeoutError::Timeout) => {}
@@ -112,6 +120,8 @@ impl Driver {
             if now >= next_tick {
                 self.core.handle_timeout(now);
                 next_tick = now + self.tick;
+            } else if self.core.poll_timeout().is_some_and(|p| now >= p) {
+                self.core.handle_timeout(now);
             }
             self.run_actions();
             self.publish();
@@ -124,7 +134,16 @@ impl Driver {
     fn input(&mut self, input: Input) {
         let now = Instant::now();
         match input {
-            Input::Message { from, msg } => {
+            Input::Frame { from, payload } => {
+                let msg = match super::frame::unframe(&payload) {
+                    Ok(msg) => msg,
+                    Err(e) => {
+                        FarmMetrics::inc(&self.metrics.decode_failures);
+                        tracing::warn!(from = %from.to_hex(), "farm: dropped a frame: {e}");
+                        return;
+                    }
+                };
+                drop(payload);
                 let Some(from) = self.name_of(from) else {
                     FarmMetrics::inc(&self.metrics.decode_failures);
                     return;
@@ -163,6 +182,8 @@ impl Driver {
             }
             Input::Joined => self.core.handle_joined(now),
             Input::Deploy { sm, reply } => {
+                // Its content is an upload hashed as it was received (`upload::receive`).
+                self.store.vouch(sm.manifest.sha256, sm.manifest.size);
                 self.remember(sm.clone());
                 self.coordinated.insert(sm.manifest.name.clone());
                 let r = self.core.deploy(now, sm);

@@ -96,9 +96,10 @@ pub struct Farm {
 }
 
 /// The farm thread's work (writing chunks, the sha256 of whole artifacts, compiling
-/// components) yields the CPU to serving requests: nice 10 for this thread (on Linux the
-/// nice value is per thread). A deploy on a busy node takes longer; requests do not wait.
-fn lower_priority() {
+/// components) and the upload writer's (sha256 and writes of an upload) yield the CPU to
+/// serving requests: nice 10 for the calling thread (on Linux the nice value is per
+/// thread). A deploy on a busy node takes longer; requests do not wait.
+pub(crate) fn lower_priority() {
     #[cfg(target_os = "linux")]
     if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 10) {
         tracing::debug!("farm thread: cannot lower its priority: {e}");
@@ -233,18 +234,11 @@ impl Farm {
             .map_err(|_| DeployError::Unavailable("the farm deployer stopped".into()))
     }
 
-    /// A farm frame from member `from` (see [`is_farm`]); undecodable frames are dropped
-    /// and counted.
-    pub fn deliver(&self, from: shoal_cluster::MemberId, payload: &[u8]) {
-        match frame::unframe(payload) {
-            Ok(msg) => {
-                let _ = self.send(Input::Message { from, msg });
-            }
-            Err(e) => {
-                FarmMetrics::inc(&self.metrics.decode_failures);
-                tracing::warn!(from = %from.to_hex(), "farm: dropped a frame: {e}");
-            }
-        }
+    /// A farm frame from member `from` (see [`is_farm`]). It is decoded on the farm thread
+    /// (a chunk is a 64 KiB copy: not on the thread that drains the channel for session
+    /// replication); undecodable frames are dropped and counted there.
+    pub fn deliver(&self, from: shoal_cluster::MemberId, payload: Vec<u8>) {
+        let _ = self.send(Input::Frame { from, payload });
     }
 
     pub fn is_ready(&self) -> bool {
