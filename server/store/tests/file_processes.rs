@@ -67,10 +67,12 @@ async fn processes_sharing_a_directory_lose_no_write() {
             String::from_utf8_lossy(&out.stderr)
         );
         let text = String::from_utf8_lossy(&out.stdout);
-        let mine: Vec<u64> = text
-            .lines()
-            .filter_map(|l| l.strip_prefix("ACK "))
-            .map(|v| v.trim().parse().expect("a version"))
+        // libtest may print its own text on the same line: take every token after `ACK`.
+        let tokens: Vec<&str> = text.split_whitespace().collect();
+        let mine: Vec<u64> = tokens
+            .windows(2)
+            .filter(|w| w[0] == "ACK")
+            .map(|w| w[1].parse().expect("a version"))
             .collect();
         assert_eq!(mine.len(), TASKS * ROUNDS, "worker output:\n{text}");
         acked.extend(mine);

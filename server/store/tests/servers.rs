@@ -132,8 +132,13 @@ async fn postgres_conforms_and_reports_errors() {
     let two: Vec<_> = (0..2)
         .map(|_| StoreConfig::Postgres(good.clone()).open().expect("opens"))
         .collect();
-    suite::shared_cas_no_lost_write(&two, &format!("/shared{:08x}", rand::random::<u32>()), 4, 25)
-        .await;
+    suite::shared_cas_no_lost_write(
+        &two,
+        &format!("/shared{:08x}", rand::random::<u32>()),
+        4,
+        25,
+    )
+    .await;
 
     let wrong = SqlStore::postgres(&SqlConfig {
         connection_password: Some(Secret("nope".into())),
@@ -185,8 +190,13 @@ async fn mariadb_conforms_and_reports_errors() {
     let two: Vec<_> = (0..2)
         .map(|_| StoreConfig::Mysql(good.clone()).open().expect("opens"))
         .collect();
-    suite::shared_cas_no_lost_write(&two, &format!("/shared{:08x}", rand::random::<u32>()), 4, 25)
-        .await;
+    suite::shared_cas_no_lost_write(
+        &two,
+        &format!("/shared{:08x}", rand::random::<u32>()),
+        4,
+        25,
+    )
+    .await;
 
     let wrong = SqlStore::mysql(&SqlConfig {
         connection_password: Some(Secret("nope".into())),
@@ -233,8 +243,13 @@ async fn redis_conforms_and_reports_errors() {
     let two: Vec<_> = (0..2)
         .map(|_| StoreConfig::Redis(good.clone()).open().expect("opens"))
         .collect();
-    suite::shared_cas_no_lost_write(&two, &format!("/shared{:08x}", rand::random::<u32>()), 4, 25)
-        .await;
+    suite::shared_cas_no_lost_write(
+        &two,
+        &format!("/shared{:08x}", rand::random::<u32>()),
+        4,
+        25,
+    )
+    .await;
 
     let wrong_url = good.url.replace(servers::PASSWORD, "nope");
     let wrong = StoreConfig::Redis(shoal_store::RedisConfig {

@@ -200,7 +200,9 @@ impl State {
             if self.inflight.contains_key(id) {
                 continue; // one write per session at a time: it waits for the running one
             }
-            let Some(p) = self.pending.get(id) else { continue };
+            let Some(p) = self.pending.get(id) else {
+                continue;
+            };
             if !now_all && p.since.elapsed() < delay {
                 return Next::Wait(p.since + delay);
             }
@@ -208,8 +210,12 @@ impl State {
             break;
         }
         let Some(seq) = found else { return Next::Empty };
-        let Some(id) = self.order.remove(&seq) else { return Next::Empty };
-        let Some(p) = self.pending.remove(&id) else { return Next::Empty };
+        let Some(id) = self.order.remove(&seq) else {
+            return Next::Empty;
+        };
+        let Some(p) = self.pending.remove(&id) else {
+            return Next::Empty;
+        };
         self.bytes -= p.bytes;
         self.inflight.insert(id.clone(), p.since);
         Next::Take(id, p)

@@ -114,6 +114,8 @@ mod tests {
             "a second open file of the stripe must wait"
         );
         drop(held);
-        let (_again, _) = b.lock_file("/app", "X").expect("free once the first is closed");
+        let (_again, _) = b
+            .lock_file("/app", "X")
+            .expect("free once the first is closed");
     }
 }

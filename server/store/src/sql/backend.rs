@@ -78,7 +78,8 @@ impl DbError {
             DbError::Sqlx(sqlx::Error::Database(db)) => db.is_unique_violation(),
             DbError::Sqlite(rusqlite::Error::SqliteFailure(f, _)) => matches!(
                 f.extended_code,
-                rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY | rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                    | rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
             ),
             _ => false,
         }
@@ -207,7 +208,12 @@ impl Backend {
     pub(crate) async fn probe(&self) -> Result<(), DbError> {
         Ok(match self {
             Backend::Sqlite(db) => db.probe().await?,
-            Backend::Postgres(p) => PgConnection::connect_with(p.options()).await?.close().await?,
+            Backend::Postgres(p) => {
+                PgConnection::connect_with(p.options())
+                    .await?
+                    .close()
+                    .await?
+            }
             Backend::MySql(p) => {
                 MySqlConnection::connect_with(p.options())
                     .await?

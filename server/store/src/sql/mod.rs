@@ -250,9 +250,7 @@ impl Store for SqlStore {
                 args.extend([version, valid, mi, la, owner, data]);
                 match self.backend.execute(&self.sql.insert, args).await {
                     Ok(_) => Ok(Cas::Done),
-                    Err(e) if e.is_unique_violation() => {
-                        self.conflict(&s.app, &s.id).await
-                    }
+                    Err(e) if e.is_unique_violation() => self.conflict(&s.app, &s.id).await,
                     Err(e) => Err(self.error("insert", e)),
                 }
             }

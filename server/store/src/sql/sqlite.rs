@@ -170,8 +170,8 @@ fn open(o: &Options) -> Result<Connection, DbError> {
 fn busy(n: i32, limit: Duration) -> bool {
     let n = u32::try_from(n).unwrap_or(0);
     // Sleeps before retry n: 50, 100, 200, 400, 800, 1600, then 3200 µs each.
-    let slept_us: u64 = (0..n.min(6)).map(|i| 50u64 << i).sum::<u64>()
-        + u64::from(n.saturating_sub(6)) * 3_200;
+    let slept_us: u64 =
+        (0..n.min(6)).map(|i| 50u64 << i).sum::<u64>() + u64::from(n.saturating_sub(6)) * 3_200;
     if u128::from(slept_us) >= limit.as_micros() {
         return false;
     }
@@ -229,7 +229,9 @@ fn exec_read(
 fn connection_in_doubt(e: &rusqlite::Error) -> bool {
     use rusqlite::ErrorCode::*;
     match e.sqlite_error_code() {
-        Some(ConstraintViolation | TypeMismatch | TooBig | ApiMisuse | OperationInterrupted) => false,
+        Some(ConstraintViolation | TypeMismatch | TooBig | ApiMisuse | OperationInterrupted) => {
+            false
+        }
         Some(Unknown) => false, // SQLITE_ERROR: a bad statement (no such table or column)
         Some(DatabaseBusy | DatabaseLocked) => false,
         Some(_) => true,
@@ -237,7 +239,10 @@ fn connection_in_doubt(e: &rusqlite::Error) -> bool {
     }
 }
 
-fn connection<'c>(o: &Options, conn: &'c mut Option<Connection>) -> Result<&'c Connection, DbError> {
+fn connection<'c>(
+    o: &Options,
+    conn: &'c mut Option<Connection>,
+) -> Result<&'c Connection, DbError> {
     if conn.is_none() {
         *conn = Some(open(o)?);
     }
