@@ -13,11 +13,7 @@
 //!   `full_waits`); nothing is dropped.
 //! - **Writer**: one background task, oldest entry first, each entry once it is
 //!   `write_delay_ms` old (changes within that window coalesce: a busy session costs at most
-//!   one store write per window; a flush writes at once), with up to [`IN_FLIGHT`] writes of
-//!   different sessions at once (never two of one session), so that a store connection
-//!   carries them pipelined: one write and one read system call on each side for a batch of
-//!   writes instead of one each (Redis: write-behind cost 11% of the cluster's req/s with
-//!   one write at a time). Saves are compare-and-set on the
+//!   one store write per window; a flush writes at once). Saves are compare-and-set on the
 //!   row version (`Expect::Version(prev stored)` or `Absent`); the row version of a session
 //!   at version `v` is `v + 1` (a new session is version 0, and a row version is never 0).
 //!   On a conflict it loads the row and retries only if its own session ranks higher; it
@@ -131,9 +127,6 @@ impl Op {
     }
 }
 
-/// Writes of different sessions the writer keeps going at once.
-pub(crate) const IN_FLIGHT: usize = 16;
-
 /// The row version of a session at `version` (rows start at 1, sessions at 0).
 fn row_version(version: u64) -> u64 {
     version.saturating_add(1)
@@ -153,8 +146,8 @@ struct State {
     order: BTreeMap<u64, SessionId>,
     next_seq: u64,
     bytes: usize,
-    /// The entries being written: id -> first enqueue time.
-    inflight: HashMap<SessionId, Instant>,
+    /// The entry being written: its id and first enqueue time.
+    inflight: Option<(SessionId, Instant)>,
     last_error: Option<String>,
     /// The last store operation failed and none has succeeded since: the store counts as
     /// down (health and the admin API show it degraded).
@@ -191,38 +184,22 @@ impl State {
         );
     }
 
-    /// The oldest entry whose session is not being written, if it is due (`delay` old, or
-    /// at once when `now_all`): taken and marked in flight. `Wait(t)`: the next one is due at
-    /// `t`.
-    fn pop_due(&mut self, delay: Duration, now_all: bool) -> Next {
-        let mut found = None;
-        for (seq, id) in &self.order {
-            if self.inflight.contains_key(id) {
-                continue; // one write per session at a time: it waits for the running one
-            }
-            let Some(p) = self.pending.get(id) else {
-                continue;
-            };
-            if !now_all && p.since.elapsed() < delay {
-                return Next::Wait(p.since + delay);
-            }
-            found = Some(*seq);
-            break;
-        }
-        let Some(seq) = found else { return Next::Empty };
-        let Some(id) = self.order.remove(&seq) else {
-            return Next::Empty;
-        };
-        let Some(p) = self.pending.remove(&id) else {
-            return Next::Empty;
-        };
+    fn pop(&mut self) -> Option<(SessionId, Pending)> {
+        let (_, id) = self.order.pop_first()?;
+        let p = self.pending.remove(&id)?;
         self.bytes -= p.bytes;
-        self.inflight.insert(id.clone(), p.since);
-        Next::Take(id, p)
+        self.inflight = Some((id.clone(), p.since));
+        Some((id, p))
+    }
+
+    /// First enqueue time of the entry the writer takes next.
+    fn first_since(&self) -> Option<Instant> {
+        let (_, id) = self.order.first_key_value()?;
+        self.pending.get(id).map(|p| p.since)
     }
 
     fn len(&self) -> usize {
-        self.pending.len() + self.inflight.len()
+        self.pending.len() + usize::from(self.inflight.is_some())
     }
 
     fn oldest(&self) -> Option<Instant> {
@@ -231,19 +208,11 @@ impl State {
             .first_key_value()
             .and_then(|(_, id)| self.pending.get(id))
             .map(|p| p.since);
-        match (queued, self.inflight.values().min().copied()) {
+        match (queued, self.inflight.as_ref().map(|(_, t)| *t)) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
     }
-}
-
-/// What the writer takes next.
-enum Next {
-    Take(SessionId, Pending),
-    /// The oldest entry is due then.
-    Wait(Instant),
-    Empty,
 }
 
 #[derive(Default)]
@@ -532,90 +501,55 @@ async fn writer(inner: Arc<Inner>) {
     inner.checked.send_replace(true);
     backoff = Duration::from_millis(50);
     let delay = Duration::from_millis(inner.cfg.write_delay_ms);
-    let mut running: tokio::task::JoinSet<Written> = tokio::task::JoinSet::new();
     loop {
-        // Start every due write, up to IN_FLIGHT at once.
-        let mut due = None;
-        while running.len() < IN_FLIGHT {
-            let now_all = inner.flushers.load(Ordering::SeqCst) > 0;
-            let next = inner.lock().pop_due(delay, now_all);
-            match next {
-                Next::Take(id, p) => {
-                    let (inner, was) = (inner.clone(), known.get(&id).copied());
-                    running.spawn(async move {
-                        let started = std::time::Instant::now();
-                        let (result, known) = write(&inner, was, &id, &p.op).await;
-                        inner.latency.record(started.elapsed());
-                        Written {
-                            id,
-                            p,
-                            result,
-                            known,
-                        }
-                    });
+        let next = {
+            let mut st = inner.lock();
+            match st.first_since() {
+                Some(since)
+                    if inner.flushers.load(Ordering::SeqCst) == 0 && since.elapsed() < delay =>
+                {
+                    Err(since + delay)
                 }
-                Next::Wait(t) => {
-                    due = Some(t);
-                    break;
-                }
-                Next::Empty => break,
+                _ => Ok(st.pop()),
             }
-        }
-        if running.is_empty() {
-            match due {
-                // Later changes to these sessions coalesce into them meanwhile.
-                Some(t) => {
-                    tokio::select! {
-                        _ = tokio::time::sleep_until(t.into()) => {}
-                        _ = inner.flush_now.notified() => {}
-                    }
-                }
-                None => {
-                    inner.progress.notify_waiters();
-                    inner.work.notified().await;
-                }
-            }
-            continue;
-        }
-        let done = tokio::select! {
-            done = running.join_next() => done,
-            // New or newly due entries may start beside the running writes.
-            _ = inner.work.notified(), if running.len() < IN_FLIGHT => None,
-            _ = sleep_until_opt(due), if running.len() < IN_FLIGHT => None,
-            _ = inner.flush_now.notified(), if running.len() < IN_FLIGHT => None,
         };
-        let Some(done) = done else { continue };
-        let w = match done {
-            Ok(w) => w,
-            Err(e) => {
-                // A write task panicked: its entry is lost from the queue (logged).
-                inner.n.errors.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(app = %inner.app, "write-behind: a write task failed: {e}");
+        let next = match next {
+            Ok(next) => next,
+            Err(due) => {
+                // Later changes to this session coalesce into it meanwhile.
+                tokio::select! {
+                    _ = tokio::time::sleep_until(due.into()) => {}
+                    _ = inner.flush_now.notified() => {}
+                }
                 continue;
             }
         };
-        match w.result {
+        let Some((id, p)) = next else {
+            inner.progress.notify_waiters();
+            inner.work.notified().await;
+            continue;
+        };
+        let started = std::time::Instant::now();
+        let written = write(&inner, &mut known, &id, &p.op).await;
+        inner.latency.record(started.elapsed());
+        match written {
             Ok(()) => {
                 backoff = Duration::from_millis(50);
-                match w.known {
-                    Some(v) => known.insert(w.id.clone(), v),
-                    None => known.remove(&w.id),
-                };
                 let mut st = inner.lock();
-                st.inflight.remove(&w.id);
+                st.inflight = None;
                 st.failing = false;
             }
             Err(e) => {
                 inner.n.errors.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(app = %inner.app, session = %w.id, "write-behind: {e}");
+                tracing::debug!(app = %inner.app, session = %id, "write-behind: {e}");
                 // Unknown outcome: forget what we knew of the row.
-                known.remove(&w.id);
+                known.remove(&id);
                 {
                     let mut st = inner.lock();
                     st.last_error = Some(e);
                     st.failing = true;
-                    st.inflight.remove(&w.id);
-                    st.put(w.id, w.p.op, w.p.seq, w.p.since);
+                    st.inflight = None;
+                    st.put(id, p.op, p.seq, p.since);
                 }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(max);
@@ -625,36 +559,10 @@ async fn writer(inner: Arc<Inner>) {
     }
 }
 
-/// A finished write: the entry, its outcome and the row version now known (`None`: unknown).
-struct Written {
-    id: SessionId,
-    p: Pending,
-    result: Result<(), String>,
-    known: Option<u64>,
-}
-
-async fn sleep_until_opt(t: Option<Instant>) {
-    match t {
-        Some(t) => tokio::time::sleep_until(t.into()).await,
-        None => std::future::pending().await,
-    }
-}
-
 /// Writes one coalesced change. `Err`: the store failed (retry later).
-/// `known`: the row version this node last read or wrote; returned updated.
 async fn write(
     inner: &Inner,
-    mut known: Option<u64>,
-    id: &SessionId,
-    op: &Op,
-) -> (Result<(), String>, Option<u64>) {
-    let r = write_known(inner, &mut known, id, op).await;
-    (r, known)
-}
-
-async fn write_known(
-    inner: &Inner,
-    known: &mut Option<u64>,
+    known: &mut HashMap<SessionId, u64>,
     id: &SessionId,
     op: &Op,
 ) -> Result<(), String> {
@@ -683,7 +591,7 @@ async fn write_known(
         }
         Op::Remove(version) => {
             let hides = row_version(*version);
-            let mut current = match known.take() {
+            let mut current = match known.remove(id) {
                 Some(v) => Some(v),
                 None => store.version(app, id.as_str()).await.map_err(err)?,
             };
@@ -710,12 +618,10 @@ async fn write_known(
             Ok(())
         }
         Op::Save(s) => {
-            let mut live = (**s).clone();
-            live.is_new = false;
-            let row_v = row_version(live.version);
-            let (rank, max_inactive, last_access) =
-                (live.rank(), live.max_inactive_secs, live.last_access);
-            let data = match record::encode(id, &Record::Live(live)) {
+            let mut s = (**s).clone();
+            s.is_new = false;
+            let row_v = row_version(s.version);
+            let data = match record::encode(id, &Record::Live(s.clone())) {
                 Ok(d) => d,
                 Err(e) => {
                     // Can never succeed: counted, logged, not retried.
@@ -730,13 +636,13 @@ async fn write_known(
                 app: app.to_owned(),
                 version: row_v,
                 valid: true,
-                max_inactive_s: i64::from(max_inactive),
-                last_access_ms: i64::try_from(last_access).unwrap_or(i64::MAX),
+                max_inactive_s: i64::from(s.max_inactive_secs),
+                last_access_ms: i64::try_from(s.last_access).unwrap_or(i64::MAX),
                 owner: Some(inner.route.clone()),
                 data,
             };
-            let mut expect = match *known {
-                Some(v) => Expect::Version(v),
+            let mut expect = match known.get(id) {
+                Some(v) => Expect::Version(*v),
                 None => Expect::Absent,
             };
             for _ in 0..4 {
@@ -757,7 +663,7 @@ async fn write_known(
                 }
                 match store.save(&row, expect).await.map_err(err)? {
                     Cas::Done => {
-                        *known = Some(row_v);
+                        known.insert(id.clone(), row_v);
                         n.writes.fetch_add(1, Ordering::Relaxed);
                         return Ok(());
                     }
@@ -766,7 +672,7 @@ async fn write_known(
                         if current.is_none() {
                             // The row was removed under us (another node invalidated or
                             // expired it): never re-create it.
-                            *known = None;
+                            known.remove(id);
                             n.stale_skipped.fetch_add(1, Ordering::Relaxed);
                             return Ok(());
                         }
@@ -775,9 +681,9 @@ async fn write_known(
                             expect = Expect::Absent;
                             continue;
                         };
-                        *known = Some(theirs.version);
+                        known.insert(id.clone(), theirs.version);
                         let ours_wins = match record::decode(id, &theirs.data) {
-                            Ok(Record::Live(t)) => rank > t.rank(),
+                            Ok(Record::Live(t)) => s.rank() > t.rank(),
                             // A takeover tombstone or a row we cannot read: not ours to
                             // overwrite.
                             _ => false,
@@ -883,28 +789,11 @@ mod tests {
         assert_eq!(st.pending.len(), 1);
         assert_eq!(st.order.len(), 1);
         assert_eq!(st.oldest(), Some(t0));
-        let Next::Take(id, p) = st.pop_due(Duration::ZERO, false) else {
-            panic!("one entry is due")
-        };
+        let (_, p) = st.pop().expect("one");
         assert_eq!(version_of(&p.op), ('s', 2));
         assert_eq!(st.bytes, 0);
         assert_eq!(st.len(), 1, "in flight still counts");
         assert_eq!(st.oldest(), Some(t0));
-        // A change enqueued while its session is being written waits for that write.
-        st.put(id.clone(), Op::Remove(2), 2, Instant::now());
-        assert!(matches!(st.pop_due(Duration::ZERO, true), Next::Empty));
-        st.inflight.remove(&id);
-        assert!(matches!(st.pop_due(Duration::ZERO, true), Next::Take(..)));
-    }
-
-    #[test]
-    fn entries_wait_out_the_write_delay_unless_flushed() {
-        let mut st = State::default();
-        let s = session(1, 1, 1);
-        st.put(s.id.clone(), Op::Save(Box::new(s)), 0, Instant::now());
-        let delay = Duration::from_secs(60);
-        assert!(matches!(st.pop_due(delay, false), Next::Wait(_)));
-        assert!(matches!(st.pop_due(delay, true), Next::Take(..)));
     }
 
     fn queue(delay_ms: u64) -> (Arc<WriteBehind>, shoal_store::MemoryStore) {
