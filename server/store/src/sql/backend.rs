@@ -206,20 +206,16 @@ impl Backend {
     /// Open and close one connection outside the pool: its error says why (refused,
     /// credentials, unknown database) where a pool would only time out.
     pub(crate) async fn probe(&self) -> Result<(), DbError> {
-        Ok(match self {
-            Backend::Sqlite(db) => db.probe().await?,
-            Backend::Postgres(p) => {
-                PgConnection::connect_with(p.options())
-                    .await?
-                    .close()
-                    .await?
-            }
-            Backend::MySql(p) => {
-                MySqlConnection::connect_with(p.options())
-                    .await?
-                    .close()
-                    .await?
-            }
-        })
+        match self {
+            Backend::Sqlite(db) => db.probe().await,
+            Backend::Postgres(p) => Ok(PgConnection::connect_with(p.options())
+                .await?
+                .close()
+                .await?),
+            Backend::MySql(p) => Ok(MySqlConnection::connect_with(p.options())
+                .await?
+                .close()
+                .await?),
+        }
     }
 }
