@@ -129,6 +129,16 @@ async fn postgres_conforms_and_reports_errors() {
     let pg = started(servers::postgres().await);
     let good = sql(pg.config());
     suite::run_all(StoreConfig::Postgres(good.clone()).open().expect("opens")).await;
+    let two: Vec<_> = (0..2)
+        .map(|_| StoreConfig::Postgres(good.clone()).open().expect("opens"))
+        .collect();
+    suite::shared_cas_no_lost_write(
+        &two,
+        &format!("/shared{:08x}", rand::random::<u32>()),
+        4,
+        25,
+    )
+    .await;
 
     let wrong = SqlStore::postgres(&SqlConfig {
         connection_password: Some(Secret("nope".into())),
@@ -177,6 +187,16 @@ async fn mariadb_conforms_and_reports_errors() {
     let db = started(servers::mariadb().await);
     let good = sql(db.config());
     suite::run_all(StoreConfig::Mysql(good.clone()).open().expect("opens")).await;
+    let two: Vec<_> = (0..2)
+        .map(|_| StoreConfig::Mysql(good.clone()).open().expect("opens"))
+        .collect();
+    suite::shared_cas_no_lost_write(
+        &two,
+        &format!("/shared{:08x}", rand::random::<u32>()),
+        4,
+        25,
+    )
+    .await;
 
     let wrong = SqlStore::mysql(&SqlConfig {
         connection_password: Some(Secret("nope".into())),
@@ -220,6 +240,16 @@ async fn redis_conforms_and_reports_errors() {
         panic!("redis config")
     };
     suite::run_all(StoreConfig::Redis(good.clone()).open().expect("opens")).await;
+    let two: Vec<_> = (0..2)
+        .map(|_| StoreConfig::Redis(good.clone()).open().expect("opens"))
+        .collect();
+    suite::shared_cas_no_lost_write(
+        &two,
+        &format!("/shared{:08x}", rand::random::<u32>()),
+        4,
+        25,
+    )
+    .await;
 
     let wrong_url = good.url.replace(servers::PASSWORD, "nope");
     let wrong = StoreConfig::Redis(shoal_store::RedisConfig {
