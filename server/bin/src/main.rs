@@ -11,6 +11,7 @@ mod bench_detect;
 mod config;
 mod demo;
 mod logfmt;
+mod malloc;
 mod node;
 
 use clap::{Parser, Subcommand};
@@ -50,6 +51,8 @@ enum Cmd {
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
+    // Before any thread exists (see malloc.rs).
+    malloc::limit_arenas();
     let cli = Cli::parse();
     logfmt::init();
     let mut builder = tokio::runtime::Builder::new_multi_thread();
