@@ -24,6 +24,9 @@ pub struct Config {
     /// `[farm]`: the farm deployer's directory, signature policy and limits.
     #[serde(default)]
     pub farm: shoal_node::farm::FarmSettings,
+    /// `[log]`: the log's format (read before the rest, see `logfmt::LogConfig::peek`).
+    #[serde(default)]
+    pub log: crate::logfmt::LogConfig,
 }
 
 /// Per-node values a script or test can override without editing the file.
