@@ -13,9 +13,13 @@ fn tomcat_file(name: &str) -> PathBuf {
 
 #[test]
 fn imported_tomcat_configs_start_a_node() {
-    for (i, file) in ["seed002-default.xml", "seed003-howto.xml", "seed000-static-membership.xml"]
-        .iter()
-        .enumerate()
+    for (i, file) in [
+        "seed002-default.xml",
+        "seed003-howto.xml",
+        "seed000-static-membership.xml",
+    ]
+    .iter()
+    .enumerate()
     {
         let out = temp_file("imported.toml", "");
         let run = Command::new(shoal_bin())
@@ -32,7 +36,12 @@ fn imported_tomcat_configs_start_a_node() {
         );
         let text = std::fs::read_to_string(&out).expect("imported file");
         assert!(text.contains("[[http.contexts]]"), "{file}:\n{text}");
-        let mut spec = NodeSpec::new(&format!("imported{i}"), free_port(), &[], "import-secret-0123456789");
+        let mut spec = NodeSpec::new(
+            &format!("imported{i}"),
+            free_port(),
+            &[],
+            "import-secret-0123456789",
+        );
         spec.config = Some(out);
         // The imported file's own HTTP port (8080) may be taken on a test machine.
         let node = NodeProc::spawn_with(spec, &["--http-port", "0"]);

@@ -39,7 +39,10 @@ fn log_format_flag_writes_json_lines_with_the_node_name() {
         .expect("the channel's start is logged");
     let v: Value = serde_json::from_str(&listening).expect("JSON");
     // The event's own fields are fields of the object.
-    assert!(v["member"].as_str().is_some_and(|m| m.contains("jsonlog1")), "{v}");
+    assert!(
+        v["member"].as_str().is_some_and(|m| m.contains("jsonlog1")),
+        "{v}"
+    );
     assert!(v["message"].as_str().is_some(), "{v}");
     let node = stop(node);
     json_lines(&node, "jsonlog1");

@@ -24,8 +24,13 @@ pub struct Config {
     /// `[farm]`: the farm deployer's directory, signature policy and limits.
     #[serde(default)]
     pub farm: shoal_node::farm::FarmSettings,
-    /// `[log]`: the log's format (read before the rest, see `logfmt::LogConfig::peek`).
+    /// `[log]`: the log's format. Read before the rest (`logfmt::LogConfig::peek`, the logger
+    /// comes first); here so that the key is accepted and a bad value names the file.
     #[serde(default)]
+    #[allow(
+        dead_code,
+        reason = "read by LogConfig::peek before the file is loaded"
+    )]
     pub log: crate::logfmt::LogConfig,
 }
 

@@ -113,7 +113,7 @@ pub async fn run(a: DemoArgs) -> Result<()> {
         }
     }
     drop(tx);
-    let result = match wait_formed(&mut nodes, &mut starts, &mut signals).await {
+    let result = match wait_formed(&nodes, &mut starts, &mut signals).await {
         Ok(true) => serve(&a, listener, &nodes, &token, generated, wasm, signals).await,
         Ok(false) => Ok(()),
         Err(e) => {
@@ -133,7 +133,7 @@ pub async fn run(a: DemoArgs) -> Result<()> {
 /// that starts but does not see everyone within [`FORM_WITHIN`] is reported, not fatal.
 /// `Ok(false)`: Ctrl-C or SIGTERM came first.
 async fn wait_formed(
-    nodes: &mut [NodeChild],
+    nodes: &[NodeChild],
     starts: &mut mpsc::UnboundedReceiver<StartEvent>,
     signals: &mut crate::node::Signals,
 ) -> Result<bool> {

@@ -42,8 +42,8 @@ pub fn run(cmd: ConfigCmd) -> Result<()> {
 fn import(a: ImportArgs) -> Result<()> {
     let mut texts = Vec::new();
     for f in &a.files {
-        let text = std::fs::read_to_string(f)
-            .with_context(|| format!("cannot read {}", f.display()))?;
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
         texts.push((f.display().to_string(), text));
     }
     let imported = convert(&texts)?;
@@ -52,7 +52,9 @@ fn import(a: ImportArgs) -> Result<()> {
     }
     let text = imported.render();
     match &a.output {
-        Some(p) => std::fs::write(p, text).with_context(|| format!("cannot write {}", p.display()))?,
+        Some(p) => {
+            std::fs::write(p, text).with_context(|| format!("cannot write {}", p.display()))?
+        }
         None => print!("{text}"),
     }
     Ok(())

@@ -34,15 +34,26 @@ fn tomcat_default_cluster_is_async_multicast_delta() {
     let (text, cfg, warnings) = import(&["seed002-default.xml"]);
     assert!(warnings.is_empty(), "{warnings:?}");
     let c = &cfg.cluster;
-    assert_eq!(c.membership.provider, shoal_net::Provider::Multicast, "{text}");
+    assert_eq!(
+        c.membership.provider,
+        shoal_net::Provider::Multicast,
+        "{text}"
+    );
     assert_eq!(c.membership.multicast.address, "228.0.0.4");
     assert_eq!(c.membership.multicast.port, 45564);
     let s = session(&cfg);
     assert_eq!(s.manager, shoal_session::ManagerKind::Delta);
-    assert_eq!(s.replication, shoal_session::ReplicationMode::Async, "{text}");
+    assert_eq!(
+        s.replication,
+        shoal_session::ReplicationMode::Async,
+        "{text}"
+    );
     let ctx = &cfg.http.as_ref().expect("[http]").contexts[0];
     assert!(ctx.jvm_route_binder);
-    assert_eq!(ctx.url_filter, "", "Tomcat's default ReplicationValve has no filter");
+    assert_eq!(
+        ctx.url_filter, "",
+        "Tomcat's default ReplicationValve has no filter"
+    );
     // What changed meaning says so.
     assert!(text.contains("# CHANGED: Tomcat's \"auto\""), "{text}");
     assert!(text.contains("# Not imported"), "{text}");
@@ -61,12 +72,23 @@ fn cluster_howto_example_converts() {
     assert_eq!(names, ["Throughput"], "{text}");
     let s = session(&cfg);
     assert_eq!(s.manager, shoal_session::ManagerKind::Backup);
-    assert_eq!(s.replication, shoal_session::ReplicationMode::Sync, "mapSendOptions=6");
+    assert_eq!(
+        s.replication,
+        shoal_session::ReplicationMode::Sync,
+        "mapSendOptions=6"
+    );
     let ctx = &cfg.http.as_ref().expect("[http]").contexts[0];
     assert!(ctx.url_filter.starts_with(".*\\.gif"), "{}", ctx.url_filter);
-    assert!(!ctx.jvm_route_binder, "valves listed without JvmRouteBinderValve");
+    assert!(
+        !ctx.jvm_route_binder,
+        "valves listed without JvmRouteBinderValve"
+    );
     assert!(cfg.farm.watch_dir.is_none(), "watchEnabled=false");
-    for unmapped in ["<Receiver maxThreads>", "<Deployer tempDir>", "notifyListenersOnReplication"] {
+    for unmapped in [
+        "<Receiver maxThreads>",
+        "<Deployer tempDir>",
+        "notifyListenersOnReplication",
+    ] {
         assert!(text.contains(unmapped), "{unmapped} not listed:\n{text}");
     }
 }
@@ -110,7 +132,10 @@ fn seed000_raw_ampersand_is_a_clear_error() {
     let raw = text.replace("&amp;", "&");
     let e = convert(&[(name, raw)]).err().expect("not well-formed");
     let e = e.to_string();
-    assert!(e.contains("seed000-context.xml") && e.contains("&amp;"), "{e}");
+    assert!(
+        e.contains("seed000-context.xml") && e.contains("&amp;"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -127,7 +152,10 @@ fn seed001_tomcat5_cluster_with_dirty_flag_converts() {
 fn server_and_context_files_combine() {
     let (_, cfg, _) = import(&["seed000-static-membership.xml", "seed000-context.xml"]);
     assert_eq!(cfg.cluster.membership.members, ["172.16.1.100:5000"]);
-    assert_eq!(session(&cfg).manager, shoal_session::ManagerKind::Persistent);
+    assert_eq!(
+        session(&cfg).manager,
+        shoal_session::ManagerKind::Persistent
+    );
 }
 
 #[test]
@@ -141,7 +169,11 @@ fn unknown_class_names_are_warnings_naming_them() {
       </Cluster>"#;
     let imported = convert(&[("server.xml".into(), xml.into())]).expect("converts");
     let w = imported.warnings.join("\n");
-    for name in ["com.example.MyInterceptor", "com.example.AuditValve", "com.example.RedisManager"] {
+    for name in [
+        "com.example.MyInterceptor",
+        "com.example.AuditValve",
+        "com.example.RedisManager",
+    ] {
         assert!(w.contains(name), "{name} not named:\n{w}");
     }
     let text = imported.render();

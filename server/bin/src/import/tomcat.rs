@@ -47,17 +47,15 @@ fn int(n: Node, attr: &str, out: &mut Out) -> Option<i64> {
     match v.trim().parse::<i64>() {
         Ok(i) => Some(i),
         Err(_) => {
-            out.warn(format!(
-                "{} = {v:?} is not a number; left out",
-                at(n, attr)
-            ));
+            out.warn(format!("{} = {v:?} is not a number; left out", at(n, attr)));
             None
         }
     }
 }
 
 fn boolean(n: Node, attr: &str) -> Option<bool> {
-    n.attribute(attr).map(|v| v.trim().eq_ignore_ascii_case("true"))
+    n.attribute(attr)
+        .map(|v| v.trim().eq_ignore_ascii_case("true"))
 }
 
 /// Every attribute of `n` that the mapping did not take, listed as having no equivalent.
@@ -199,9 +197,17 @@ pub fn import(docs: &[(&str, Document)]) -> Imported {
 }
 
 fn has_channel_parts(doc: &Document) -> bool {
-    ["Channel", "Membership", "Receiver", "Sender", "Interceptor", "Valve", "Deployer"]
-        .iter()
-        .any(|t| elements(doc, t).next().is_some())
+    [
+        "Channel",
+        "Membership",
+        "Receiver",
+        "Sender",
+        "Interceptor",
+        "Valve",
+        "Deployer",
+    ]
+    .iter()
+    .any(|t| elements(doc, t).next().is_some())
 }
 
 /// `<Cluster>`'s own attributes (Tomcat 5's carried the manager's).
@@ -234,9 +240,15 @@ fn cluster_element(c: Node, out: &mut Out) {
             "a shoal node always starts its whole channel",
         );
     }
-    for a in ["heartbeatBackgroundEnabled", "notifyLifecycleListenerOnFailure"] {
+    for a in [
+        "heartbeatBackgroundEnabled",
+        "notifyLifecycleListenerOnFailure",
+    ] {
         if c.attribute(a).is_some() {
-            out.no_equivalent(&at(c, a), "shoal runs its heartbeat and membership events itself");
+            out.no_equivalent(
+                &at(c, a),
+                "shoal runs its heartbeat and membership events itself",
+            );
         }
     }
 }
@@ -400,8 +412,20 @@ fn static_members(parent: Node, out: &mut Out) {
     }
     if !members.is_empty() {
         let list: Vec<toml::Value> = members.into_iter().map(toml::Value::String).collect();
-        out.set("cluster.membership", "provider", "static", "<Interceptor className=StaticMembershipInterceptor>", None);
-        out.set("cluster.membership", "members", list, "<Member host port>", None);
+        out.set(
+            "cluster.membership",
+            "provider",
+            "static",
+            "<Interceptor className=StaticMembershipInterceptor>",
+            None,
+        );
+        out.set(
+            "cluster.membership",
+            "members",
+            list,
+            "<Member host port>",
+            None,
+        );
     }
 }
 
@@ -475,25 +499,48 @@ fn interceptor(i: Node, out: &mut Out) {
     let layer = match cls {
         "TcpFailureDetector" => {
             if let Some(ms) = int(i, "connectTimeout", out) {
-                out.set("cluster.failure_detector", "verify_timeout_ms", ms, &at(i, "connectTimeout"), None);
+                out.set(
+                    "cluster.failure_detector",
+                    "verify_timeout_ms",
+                    ms,
+                    &at(i, "connectTimeout"),
+                    None,
+                );
             }
             rest(i, &["connectTimeout"], "shoal's verification is a TCP connect plus the peer's challenge frame (performSendTest, performReadTest, readTestTimeout)", out);
-            out.no_equivalent("<Interceptor className=TcpFailureDetector>", "always on in shoal: [cluster.failure_detector]");
+            out.no_equivalent(
+                "<Interceptor className=TcpFailureDetector>",
+                "always on in shoal: [cluster.failure_detector]",
+            );
             return;
         }
         "TcpPingInterceptor" => {
             if let Some(ms) = int(i, "interval", out) {
-                out.set("cluster.failure_detector", "ping_interval_ms", ms, &at(i, "interval"), None);
+                out.set(
+                    "cluster.failure_detector",
+                    "ping_interval_ms",
+                    ms,
+                    &at(i, "interval"),
+                    None,
+                );
             }
             rest(i, &["interval"], "not a setting in shoal", out);
-            out.no_equivalent("<Interceptor className=TcpPingInterceptor>", "always on in shoal: [cluster.failure_detector] ping_interval_ms");
+            out.no_equivalent(
+                "<Interceptor className=TcpPingInterceptor>",
+                "always on in shoal: [cluster.failure_detector] ping_interval_ms",
+            );
             return;
         }
         "MessageDispatchInterceptor" | "MessageDispatch15Interceptor" => {
             if let Some(b) = int(i, "maxQueueSize", out) {
                 out.set("cluster.sender", "queue_bytes", b, &at(i, "maxQueueSize"), Some("when the queue is full shoal makes the sender wait (and counts it); Tomcat sent synchronously instead"));
             }
-            rest(i, &["maxQueueSize"], "shoal's queue has one sender per member (maxThreads, keepAliveTime, alwaysSend)", out);
+            rest(
+                i,
+                &["maxQueueSize"],
+                "shoal's queue has one sender per member (maxThreads, keepAliveTime, alwaysSend)",
+                out,
+            );
             out.no_equivalent(&format!("<Interceptor className={cls}>"), "always on in shoal: asynchronous replication queues in [cluster.sender] queue_bytes");
             return;
         }
@@ -503,7 +550,15 @@ fn interceptor(i: Node, out: &mut Out) {
         }
         "DomainFilterInterceptor" => {
             if let Some(d) = i.attribute("domain") {
-                out.set("cluster", "domain", d, &at(i, "domain"), Some("enforced at the handshake: a member of another domain is never connected"));
+                out.set(
+                    "cluster",
+                    "domain",
+                    d,
+                    &at(i, "domain"),
+                    Some(
+                        "enforced at the handshake: a member of another domain is never connected",
+                    ),
+                );
             }
             return;
         }
@@ -517,7 +572,10 @@ fn interceptor(i: Node, out: &mut Out) {
         }
         "NonBlockingCoordinator" | "SimpleCoordinator" => "Coordinator",
         "TwoPhaseCommitInterceptor" => {
-            out.no_equivalent("<Interceptor className=TwoPhaseCommitInterceptor>", "shoal's synchronous replication already waits for every member to apply a change");
+            out.no_equivalent(
+                "<Interceptor className=TwoPhaseCommitInterceptor>",
+                "shoal's synchronous replication already waits for every member to apply a change",
+            );
             return;
         }
         _ => {
@@ -592,11 +650,21 @@ fn deployer(d: Node, out: &mut Out) {
             out.no_equivalent(&at(d, a), "shoal keeps staged and active artifacts under [farm] dir (data/farm/{node}), not in WAR directories");
         }
     }
-    rest(d, &["watchEnabled", "watchDir", "tempDir", "deployDir"], "not a setting in shoal (shoal deploys Wasm components, not WARs)", out);
+    rest(
+        d,
+        &["watchEnabled", "watchDir", "tempDir", "deployDir"],
+        "not a setting in shoal (shoal deploys Wasm components, not WARs)",
+        out,
+    );
 }
 
 /// One `[[http.contexts]]` from a context's `<Manager>` (or the cluster's template).
-fn context(m: Option<Node>, docs: &[(&str, Document)], valves: &Valves, out: &mut Out) {
+fn context<'a, 'i>(
+    m: Option<Node<'a, 'i>>,
+    docs: &'a [(&str, Document<'i>)],
+    valves: &Valves,
+    out: &mut Out,
+) {
     let template = docs
         .iter()
         .find_map(|(_, d)| elements(d, "Manager").find(|m| has_ancestor(*m, "Cluster")));
@@ -628,14 +696,34 @@ fn context(m: Option<Node>, docs: &[(&str, Document)], valves: &Valves, out: &mu
         Some("shoal runs applications as Wasm components ([[plugin]]); `bench` is the built-in sample until yours is deployed"),
     );
     match (&valves.url_filter, valves.replication) {
-        (Some(f), _) => out.set_at(idx, "url_filter", f.as_str(), "<Valve className=ReplicationValve filter>", None),
-        (None, true) => out.set_at(idx, "url_filter", "", "<Valve className=ReplicationValve> without filter", Some("every request replicates, as in Tomcat; shoal's default skips static files")),
-        (None, false) if cluster.is_some() && !valves.listed => out.set_at(idx, "url_filter", "", "<Cluster> default ReplicationValve (no filter)", Some("every request replicates, as in Tomcat; shoal's default skips static files")),
+        (Some(f), _) => out.set_at(
+            idx,
+            "url_filter",
+            f.as_str(),
+            "<Valve className=ReplicationValve filter>",
+            None,
+        ),
+        (None, true) => out.set_at(
+            idx,
+            "url_filter",
+            "",
+            "<Valve className=ReplicationValve> without filter",
+            Some("every request replicates, as in Tomcat; shoal's default skips static files"),
+        ),
+        (None, false) if cluster.is_some() && !valves.listed => out.set_at(
+            idx,
+            "url_filter",
+            "",
+            "<Cluster> default ReplicationValve (no filter)",
+            Some("every request replicates, as in Tomcat; shoal's default skips static files"),
+        ),
         _ => {}
     }
     let jvm_route = match valves.jvm_route_binder {
         Some(on) => Some((on, "<Valve className=JvmRouteBinderValve>")),
-        None if cluster.is_some() && !valves.listed => Some((true, "<Cluster> default valves: JvmRouteBinderValve")),
+        None if cluster.is_some() && !valves.listed => {
+            Some((true, "<Cluster> default valves: JvmRouteBinderValve"))
+        }
         // Valves were listed without JvmRouteBinderValve: Tomcat does not rewrite ids.
         None if valves.listed => Some((false, "<Valve> list without JvmRouteBinderValve")),
         None => None,
@@ -654,7 +742,13 @@ fn context(m: Option<Node>, docs: &[(&str, Document)], valves: &Valves, out: &mu
             }
         }
         None if cluster.is_some() => {
-            out.set(session, "manager", "delta", "<Cluster> without <Manager>: Tomcat's default DeltaManager", None);
+            out.set(
+                session,
+                "manager",
+                "delta",
+                "<Cluster> without <Manager>: Tomcat's default DeltaManager",
+                None,
+            );
         }
         None => {}
     }
@@ -672,14 +766,40 @@ fn tomcat5_manager(c: Node, out: &mut Out) {
     let cls = c.attribute("managerClassName").unwrap_or_default();
     let short = cls.rsplit('.').next().unwrap_or(cls);
     match short {
-        "DeltaManager" => out.set(session, "manager", "delta", "<Cluster managerClassName=DeltaManager>", None),
+        "DeltaManager" => out.set(
+            session,
+            "manager",
+            "delta",
+            "<Cluster managerClassName=DeltaManager>",
+            None,
+        ),
         "SimpleTcpReplicationManager" => {
-            out.set(session, "manager", "delta", "<Cluster managerClassName=SimpleTcpReplicationManager>", None);
-            out.set(session, "replicate_whole_session", true, "SimpleTcpReplicationManager sends whole sessions", None);
+            out.set(
+                session,
+                "manager",
+                "delta",
+                "<Cluster managerClassName=SimpleTcpReplicationManager>",
+                None,
+            );
+            out.set(
+                session,
+                "replicate_whole_session",
+                true,
+                "SimpleTcpReplicationManager sends whole sessions",
+                None,
+            );
         }
         _ => {
-            out.warn(format!("<Cluster managerClassName=\"{cls}\"> is unknown; DeltaManager used"));
-            out.set(session, "manager", "delta", "unknown managerClassName", None);
+            out.warn(format!(
+                "<Cluster managerClassName=\"{cls}\"> is unknown; DeltaManager used"
+            ));
+            out.set(
+                session,
+                "manager",
+                "delta",
+                "unknown managerClassName",
+                None,
+            );
         }
     }
     if let Some(dirty) = boolean(c, "useDirtyFlag") {
@@ -699,7 +819,10 @@ fn flags_without_equivalent(m: Node, out: &mut Out) {
         out.no_equivalent(&at(m, "expireSessionsOnShutdown"), "a stopping shoal node drains and hands its sessions on; it never expires them cluster-wide");
     }
     if m.attribute("notifyListenersOnReplication").is_some() {
-        out.no_equivalent(&at(m, "notifyListenersOnReplication"), "shoal has no servlet session listeners; plugins see sessions through the request");
+        out.no_equivalent(
+            &at(m, "notifyListenersOnReplication"),
+            "shoal has no servlet session listeners; plugins see sessions through the request",
+        );
     }
 }
 
@@ -709,8 +832,18 @@ fn manager_element(m: Node, cluster: Option<Node>, out: &mut Out) {
     let cls = class_of(m);
     match cls {
         "DeltaManager" | "BackupManager" => {
-            let kind = if cls == "DeltaManager" { "delta" } else { "backup" };
-            out.set(session, "manager", kind, &format!("<Manager className={cls}>"), None);
+            let kind = if cls == "DeltaManager" {
+                "delta"
+            } else {
+                "backup"
+            };
+            out.set(
+                session,
+                "manager",
+                kind,
+                &format!("<Manager className={cls}>"),
+                None,
+            );
             if cls == "BackupManager" {
                 let (mode, from, changed) = replication(m, "mapSendOptions", 6, out);
                 out.set(session, "replication", mode, &from, changed);
@@ -722,32 +855,79 @@ fn manager_element(m: Node, cluster: Option<Node>, out: &mut Out) {
                 out.set(session, "replication", mode, &from, changed);
             }
             if let Some(s) = int(m, "stateTransferTimeout", out) {
-                out.set(session, "state_transfer_timeout_secs", s.max(1), &at(m, "stateTransferTimeout"), Some("shoal then asks the next member instead of starting with partial state"));
+                out.set(
+                    session,
+                    "state_transfer_timeout_secs",
+                    s.max(1),
+                    &at(m, "stateTransferTimeout"),
+                    Some("shoal then asks the next member instead of starting with partial state"),
+                );
             }
             if let Some(n) = int(m, "sendAllSessionsSize", out) {
-                out.set(session, "send_all_sessions_size", n.max(1), &at(m, "sendAllSessionsSize"), None);
+                out.set(
+                    session,
+                    "send_all_sessions_size",
+                    n.max(1),
+                    &at(m, "sendAllSessionsSize"),
+                    None,
+                );
             }
             if let Some(s) = int(m, "maxInactiveInterval", out) {
-                out.set(session, "max_inactive_secs", s.max(0), &at(m, "maxInactiveInterval"), None);
+                out.set(
+                    session,
+                    "max_inactive_secs",
+                    s.max(0),
+                    &at(m, "maxInactiveInterval"),
+                    None,
+                );
             }
             flags_without_equivalent(m, out);
             rest(
                 m,
-                &["mapSendOptions", "rpcTimeout", "stateTransferTimeout", "sendAllSessionsSize", "maxInactiveInterval", "expireSessionsOnShutdown", "notifyListenersOnReplication"],
+                &[
+                    "mapSendOptions",
+                    "rpcTimeout",
+                    "stateTransferTimeout",
+                    "sendAllSessionsSize",
+                    "maxInactiveInterval",
+                    "expireSessionsOnShutdown",
+                    "notifyListenersOnReplication",
+                ],
                 "not a setting of shoal's managers",
                 out,
             );
         }
         "PersistentManager" => persistent(m, out),
         "StandardManager" | "" => {
-            out.set(session, "manager", "delta", &format!("<Manager className={}>", if cls.is_empty() { "StandardManager" } else { cls }), Some("shoal has no single-node manager: the sessions are replicated to every member"));
+            out.set(
+                session,
+                "manager",
+                "delta",
+                &format!(
+                    "<Manager className={}>",
+                    if cls.is_empty() {
+                        "StandardManager"
+                    } else {
+                        cls
+                    }
+                ),
+                Some(
+                    "shoal has no single-node manager: the sessions are replicated to every member",
+                ),
+            );
         }
         _ => {
             out.warn(format!(
                 "<Manager className=\"{}\"> is unknown to shoal; DeltaManager used",
                 m.attribute("className").unwrap_or_default()
             ));
-            out.set(session, "manager", "delta", "unknown <Manager className>", None);
+            out.set(
+                session,
+                "manager",
+                "delta",
+                "unknown <Manager className>",
+                None,
+            );
         }
     }
 }
@@ -755,8 +935,20 @@ fn manager_element(m: Node, cluster: Option<Node>, out: &mut Out) {
 fn persistent(m: Node, out: &mut Out) {
     let session = "http.contexts.session";
     let p = "http.contexts.session.persistent";
-    out.set(session, "manager", "persistent", "<Manager className=PersistentManager>", None);
-    out.set(p, "mode", "sticky", "PersistentManager (sticky load balancing)", None);
+    out.set(
+        session,
+        "manager",
+        "persistent",
+        "<Manager className=PersistentManager>",
+        None,
+    );
+    out.set(
+        p,
+        "mode",
+        "sticky",
+        "PersistentManager (sticky load balancing)",
+        None,
+    );
     for (attr, key) in [
         ("maxIdleBackup", "max_idle_backup"),
         ("maxIdleSwap", "max_idle_swap"),
@@ -774,18 +966,41 @@ fn persistent(m: Node, out: &mut Out) {
         out.set(p, "save_on_restart", b, &at(m, "saveOnRestart"), None);
     }
     if let Some(f) = int(m, "processExpiresFrequency", out) {
-        out.set(p, "process_expires_frequency", f.max(1), &at(m, "processExpiresFrequency"), Some("counted in shoal's 1 s ticks (Tomcat: backgroundProcessorDelay, 10 s)"));
+        out.set(
+            p,
+            "process_expires_frequency",
+            f.max(1),
+            &at(m, "processExpiresFrequency"),
+            Some("counted in shoal's 1 s ticks (Tomcat: backgroundProcessorDelay, 10 s)"),
+        );
     }
     if let Some(s) = int(m, "maxInactiveInterval", out) {
-        out.set(session, "max_inactive_secs", s.max(0), &at(m, "maxInactiveInterval"), None);
+        out.set(
+            session,
+            "max_inactive_secs",
+            s.max(0),
+            &at(m, "maxInactiveInterval"),
+            None,
+        );
     }
     rest(
         m,
-        &["maxIdleBackup", "maxIdleSwap", "minIdleSwap", "maxActiveSessions", "saveOnRestart", "processExpiresFrequency", "maxInactiveInterval"],
+        &[
+            "maxIdleBackup",
+            "maxIdleSwap",
+            "minIdleSwap",
+            "maxActiveSessions",
+            "saveOnRestart",
+            "processExpiresFrequency",
+            "maxInactiveInterval",
+        ],
         "not a setting of shoal's persistent manager",
         out,
     );
-    for s in m.children().filter(|c| c.is_element() && c.tag_name().name() == "Store") {
+    for s in m
+        .children()
+        .filter(|c| c.is_element() && c.tag_name().name() == "Store")
+    {
         store(s, out);
     }
 }
@@ -878,4 +1093,3 @@ fn jdbc_url(url: &str) -> Option<(&'static str, String, Option<String>, Option<S
     }
     Some((kind, format!("{scheme}://{base}"), user, password))
 }
-
