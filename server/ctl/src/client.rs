@@ -63,7 +63,7 @@ impl Client {
             // reqwest's own TLS setup (system roots) takes the process's default provider.
             None => {
                 let _ = shoal_tls::rustls::crypto::CryptoProvider::install_default(
-                    shoal_tls::rustls::crypto::ring::default_provider(),
+                    shoal_tls::provider().as_ref().clone(),
                 );
             }
         }

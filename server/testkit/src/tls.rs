@@ -90,6 +90,7 @@ impl TlsReply {
 /// One `GET path` over TLS to `addr` (server name `localhost`), trusting only the CA
 /// certificates in the PEM text `ca_pem`; `Connection: close`, the answer read to its end.
 /// A certificate the CA did not sign is an `Err` naming the TLS failure.
+#[allow(deprecated)] // ring's provider, as shoal-tls (no aws-lc-rs C build)
 pub async fn https_get(addr: SocketAddr, ca_pem: &str, path: &str) -> std::io::Result<TlsReply> {
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();

@@ -26,7 +26,10 @@ pub use rustls;
 pub use tokio_rustls;
 
 /// The crypto provider of every config: ring, named explicitly so that another crate
-/// enabling aws-lc-rs in rustls does not make the process default ambiguous.
+/// enabling aws-lc-rs in rustls does not make the process default ambiguous. (rustls
+/// deprecates ring's provider for lacking post-quantum key exchange; aws-lc-rs would need
+/// cmake and a long C build.)
+#[allow(deprecated)]
 pub fn provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
     static PROVIDER: std::sync::OnceLock<std::sync::Arc<rustls::crypto::CryptoProvider>> =
         std::sync::OnceLock::new();
