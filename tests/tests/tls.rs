@@ -99,10 +99,18 @@ fn https_listeners_verify_refuse_plain_http_and_reload_the_certificate() {
             .enable_all()
             .build()
             .expect("runtime")
-            .block_on(shoal_testkit::get(&addr.to_string(), "/api/v1/health", None, &[]))
+            .block_on(shoal_testkit::get(
+                &addr.to_string(),
+                "/api/v1/health",
+                None,
+                &[],
+            ))
             .expect("an answer");
         assert_eq!(plain.status, 400, "{plain:?}");
-        assert!(plain.body.contains(&format!("https://{addr}/")), "{plain:?}");
+        assert!(
+            plain.body.contains(&format!("https://{addr}/")),
+            "{plain:?}"
+        );
     }
 
     // ctl with --ca works; without it the unknown CA is refused and --ca is suggested.
@@ -121,7 +129,10 @@ fn https_listeners_verify_refuse_plain_http_and_reload_the_certificate() {
     assert!(stderr.contains("--ca"), "{stderr}");
     let out = ctl(&format!("http://127.0.0.1:{admin_port}"), None);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && stderr.contains("https://"), "{stderr}");
+    assert!(
+        !out.status.success() && stderr.contains("https://"),
+        "{stderr}"
+    );
 
     // The certificate renewed on disk is served without a restart (both listeners).
     let second = pki.ca.issue("node1-second");
@@ -151,7 +162,13 @@ fn a_key_that_does_not_match_the_certificate_stops_the_start_naming_both_files()
     std::fs::write(pki.path("key.pem"), &b.key_pem).expect("write");
     let config = write_config(pki.dir.path(), free_port(), free_port());
     let mut child = Command::new(shoal_bin())
-        .args(["node", "--name", "node1", "--port", &free_port().to_string()])
+        .args([
+            "node",
+            "--name",
+            "node1",
+            "--port",
+            &free_port().to_string(),
+        ])
         .arg("--config")
         .arg(&config)
         .env("SHOAL_CLUSTER_SECRET", "tls-test-secret-0123456789")

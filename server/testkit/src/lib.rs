@@ -22,6 +22,6 @@ mod tls;
 mod wait;
 
 pub use http::{get, get_blocking, session_cookie, Reply};
-pub use tls::{https_get, Issued, TestCa, TlsReply};
 pub use ports::{free_port, free_ports, free_run};
+pub use tls::{https_get, Issued, TestCa, TlsReply};
 pub use wait::{eventually, eventually_blocking, poll, poll_blocking, POLL_EVERY};

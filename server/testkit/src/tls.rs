@@ -108,7 +108,8 @@ pub async fn https_get(addr: SocketAddr, ca_pem: &str, path: &str) -> std::io::R
     .with_no_client_auth();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = tokio::net::TcpStream::connect(addr).await?;
-    let name = rustls::pki_types::ServerName::try_from("localhost").map_err(std::io::Error::other)?;
+    let name =
+        rustls::pki_types::ServerName::try_from("localhost").map_err(std::io::Error::other)?;
     let mut tls = connector.connect(name, tcp).await?;
     let peer_leaf = tls
         .get_ref()

@@ -158,7 +158,8 @@ impl TlsListener {
                 let (tcp, addr) = accept_tcp(&listener).await;
                 let (tls, tx) = (tls.clone(), tx.clone());
                 tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(tcp, &tls, local)).await {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(tcp, &tls, local)).await
+                    {
                         Ok(Some(stream)) => {
                             let _ = tx.send((stream, addr)).await;
                         }

@@ -37,7 +37,10 @@ impl Upstream {
             match tls.filter(|_| backend.tls) {
                 None => Ok(BackendStream::Plain(tcp)),
                 Some(tls) => {
-                    let host = backend.authority.host().trim_matches(|c| c == '[' || c == ']');
+                    let host = backend
+                        .authority
+                        .host()
+                        .trim_matches(|c| c == '[' || c == ']');
                     let name = shoal_tls::rustls::pki_types::ServerName::try_from(host.to_owned())
                         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
                     let s = tls.connect(name, tcp).await?;
