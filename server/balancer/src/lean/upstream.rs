@@ -35,7 +35,7 @@ impl Upstream {
             let tcp = TcpStream::connect(backend.authority.as_str()).await?;
             let _ = tcp.set_nodelay(true);
             match tls.filter(|_| backend.tls) {
-                None => Ok(BackendStream::Plain(tcp)),
+                None => Ok::<_, io::Error>(BackendStream::Plain(tcp)),
                 Some(tls) => {
                     let host = backend
                         .authority
