@@ -87,6 +87,7 @@ impl Rollout {
         RolloutStatus {
             deploy: self.deploy.clone(),
             name: self.name.clone(),
+            change: self.change.clone(),
             base: self.base,
             phase: self.phase,
             outcome: self.outcome.clone(),

@@ -7,6 +7,7 @@
 //! - `content/<sha256>`: verified content (size and sha256 checked, fsynced, renamed in).
 //! - `catalog.bin`: the slots last applied (written to a temporary file, fsynced, renamed).
 //! - `files/<name>`: a symlink to the current content of a `file` deployment (swapped by rename).
+//! - `static/<sha256>/`: the unpacked static files of an application bundle (`bundle.rs`).
 use sha2::{Digest as _, Sha256};
 use shoal_farm::{Catalog, Digest, Slot};
 use std::collections::{BTreeSet, HashMap};

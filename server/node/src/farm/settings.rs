@@ -35,6 +35,10 @@ pub struct FarmSettings {
     /// one node only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub watch_dir: Option<PathBuf>,
+    /// Most files the static-file bundle of one application may hold (see `bundle.rs`).
+    pub static_max_files: u64,
+    /// Most bytes the files of one bundle may unpack to.
+    pub static_max_bytes: u64,
 }
 
 impl Default for FarmSettings {
@@ -51,6 +55,8 @@ impl Default for FarmSettings {
             stage_deadline_secs: core.stage_deadline.as_secs(),
             ready_wait_secs: 60,
             watch_dir: None,
+            static_max_files: 10_000,
+            static_max_bytes: 256 << 20,
         }
     }
 }
@@ -104,6 +110,9 @@ impl FarmSettings {
         }
         if self.min_members == 0 {
             return Err("[farm] min_members must be at least 1".into());
+        }
+        if self.static_max_files == 0 || self.static_max_bytes == 0 {
+            return Err("[farm] static_max_files and static_max_bytes must be greater than 0".into());
         }
         if self.max_upload_bytes == 0 {
             return Err("[farm] max_upload_bytes must be greater than 0".into());
