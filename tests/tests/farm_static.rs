@@ -73,7 +73,8 @@ fn exchange(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body
         head.push_str(&format!("{k}: {v}\r\n"));
     }
     head.push_str("\r\n");
-    s.write_all(head.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    s.write_all(head.as_bytes())
+        .unwrap_or_else(|e| panic!("{e}"));
     s.write_all(body).unwrap_or_else(|e| panic!("{e}"));
     let mut raw = Vec::new();
     let _ = s.read_to_end(&mut raw);
@@ -185,7 +186,10 @@ fn same_everywhere(nodes: &[Node], path: &str, want: &[u8]) -> String {
             .to_string();
         etags.push(etag);
     }
-    assert!(etags.windows(2).all(|w| w[0] == w[1]), "ETags differ: {etags:?}");
+    assert!(
+        etags.windows(2).all(|w| w[0] == w[1]),
+        "ETags differ: {etags:?}"
+    );
     etags.remove(0)
 }
 
@@ -203,7 +207,9 @@ fn an_application_bundle_serves_its_files_on_every_node_and_changes_with_it() {
         .zip(&ports)
         .map(|(name, port)| {
             let mut http = HttpNode::spawn(name, *port, &ports, &config(&base.join(name)));
-            let ready = http.proc.wait_event("ready", |_| true, Duration::from_secs(20));
+            let ready = http
+                .proc
+                .wait_event("ready", |_| true, Duration::from_secs(20));
             let admin = ready.json["admin"]
                 .as_str()
                 .unwrap_or_else(|| panic!("{name}: ready without admin: {}", ready.json))
@@ -222,34 +228,72 @@ fn an_application_bundle_serves_its_files_on_every_node_and_changes_with_it() {
 
     // v1 through node sa: packed by the ctl, active everywhere.
     let out = deploy_site(&nodes[0].admin, &site, "1");
-    assert!(out.status.success(), "deploy v1: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "deploy v1: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let css1 = same_everywhere(&nodes, "/site/css/site.css", b"body{color:red}");
     let index1 = same_everywhere(&nodes, "/site/", b"<h1>v1</h1>");
     for n in &nodes {
         let addr = &n.http.http;
         let a = exchange(addr, "GET", "/site/css/site.css", &[], b"");
-        assert_eq!(a.header("content-type"), Some("text/css"), "{}", n.http.name());
+        assert_eq!(
+            a.header("content-type"),
+            Some("text/css"),
+            "{}",
+            n.http.name()
+        );
         // Revalidation: 304, no body, same ETag.
-        let a = exchange(addr, "GET", "/site/css/site.css", &[("if-none-match", &css1)], b"");
-        assert_eq!((a.status, a.body.len()), (304, 0), "{}: revalidation", n.http.name());
+        let a = exchange(
+            addr,
+            "GET",
+            "/site/css/site.css",
+            &[("if-none-match", &css1)],
+            b"",
+        );
+        assert_eq!(
+            (a.status, a.body.len()),
+            (304, 0),
+            "{}: revalidation",
+            n.http.name()
+        );
         assert_eq!(a.header("etag"), Some(css1.as_str()));
         let a = exchange(addr, "HEAD", "/site/index.html", &[], b"");
         assert_eq!(a.status, 200, "{}: HEAD", n.http.name());
         // Not in the bundle: the application answers.
         let a = exchange(addr, "GET", "/site/hello", &[], b"");
-        assert_eq!((a.status, a.text()), (200, "hello from wasi:http\n".to_string()), "{}", n.http.name());
+        assert_eq!(
+            (a.status, a.text()),
+            (200, "hello from wasi:http\n".to_string()),
+            "{}",
+            n.http.name()
+        );
     }
 
     // v2 through node sb with a changed stylesheet: after activation every node serves it.
     std::fs::write(site.join("css/site.css"), "body{color:blue}").unwrap_or_else(|e| panic!("{e}"));
     let out = deploy_site(&nodes[1].admin, &site, "2");
-    assert!(out.status.success(), "deploy v2: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "deploy v2: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let css2 = same_everywhere(&nodes, "/site/css/site.css", b"body{color:blue}");
     assert_ne!(css1, css2, "a changed file has a new ETag");
     let index2 = same_everywhere(&nodes, "/site/", b"<h1>v1</h1>");
-    assert_eq!(index1, index2, "an unchanged file keeps its ETag across redeploys");
+    assert_eq!(
+        index1, index2,
+        "an unchanged file keeps its ETag across redeploys"
+    );
     for n in &nodes {
-        let a = exchange(&n.http.http, "GET", "/site/css/site.css", &[("if-none-match", &css1)], b"");
+        let a = exchange(
+            &n.http.http,
+            "GET",
+            "/site/css/site.css",
+            &[("if-none-match", &css1)],
+            b"",
+        );
         assert_eq!(a.status, 200, "{}: the old ETag is stale", n.http.name());
     }
 
@@ -269,26 +313,49 @@ fn an_application_bundle_serves_its_files_on_every_node_and_changes_with_it() {
         "the error names the entry: {text}"
     );
     for name in names {
-        assert!(text.contains(&format!("node {name}")), "every node refused: {text}");
+        assert!(
+            text.contains(&format!("node {name}")),
+            "every node refused: {text}"
+        );
     }
     for n in &nodes {
         let a = exchange(&n.admin, "GET", "/api/v1/deployments/site", &[], b"");
-        let d: serde_json::Value = serde_json::from_slice(&a.body).unwrap_or_else(|e| panic!("{e}"));
+        let d: serde_json::Value =
+            serde_json::from_slice(&a.body).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(d["version"], "2", "{}: nothing changed: {d}", n.http.name());
     }
     same_everywhere(&nodes, "/site/css/site.css", b"body{color:blue}");
-    for dir in [base.clone(), base.parent().map(Path::to_path_buf).unwrap_or_default()] {
-        assert!(!dir.join("escaped.txt").exists(), "nothing escaped to {}", dir.display());
+    for dir in [
+        base.clone(),
+        base.parent().map(Path::to_path_buf).unwrap_or_default(),
+    ] {
+        assert!(
+            !dir.join("escaped.txt").exists(),
+            "nothing escaped to {}",
+            dir.display()
+        );
     }
 
     // Rollback: v1's files and ETags come back together with v1's component.
-    let a = exchange(&nodes[0].admin, "POST", "/api/v1/deployments/site/rollback", &[], b"");
+    let a = exchange(
+        &nodes[0].admin,
+        "POST",
+        "/api/v1/deployments/site/rollback",
+        &[],
+        b"",
+    );
     assert_eq!(a.status, 200, "rollback: {}", a.text());
     let back = same_everywhere(&nodes, "/site/css/site.css", b"body{color:red}");
     assert_eq!(back, css1, "the rolled-back file has its old ETag");
 
     // Undeploy: files and application are gone everywhere.
-    let a = exchange(&nodes[1].admin, "DELETE", "/api/v1/deployments/site", &[], b"");
+    let a = exchange(
+        &nodes[1].admin,
+        "DELETE",
+        "/api/v1/deployments/site",
+        &[],
+        b"",
+    );
     assert_eq!(a.status, 204, "undeploy: {}", a.text());
     for n in &nodes {
         for path in ["/site/css/site.css", "/site/hello"] {

@@ -64,15 +64,20 @@ fn walk(
             dir.display()
         );
     }
-    let entries = std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))?;
+    let entries =
+        std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))?;
     for e in entries {
         let e = e.with_context(|| format!("cannot list {}", dir.display()))?;
         let path = e.path();
         let Some(name) = e.file_name().to_str().map(str::to_owned) else {
             bail!("--static: {} has a name that is not UTF-8", path.display());
         };
-        let meta = std::fs::metadata(&path)
-            .with_context(|| format!("--static: cannot stat {} (a dangling link?)", path.display()))?;
+        let meta = std::fs::metadata(&path).with_context(|| {
+            format!(
+                "--static: cannot stat {} (a dangling link?)",
+                path.display()
+            )
+        })?;
         let rel = format!("{prefix}{name}");
         if meta.is_dir() {
             walk(&path, format!("{rel}/"), out, depth + 1)?;
@@ -104,7 +109,10 @@ mod tests {
         let (a, b) = (dir.path().join("a.tar"), dir.path().join("b.tar"));
         assert_eq!(pack(&wasm, &site, &a).unwrap_or_else(|e| panic!("{e}")), 2);
         pack(&wasm, &site, &b).unwrap_or_else(|e| panic!("{e}"));
-        let (ba, bb) = (std::fs::read(&a).unwrap_or_default(), std::fs::read(&b).unwrap_or_default());
+        let (ba, bb) = (
+            std::fs::read(&a).unwrap_or_default(),
+            std::fs::read(&b).unwrap_or_default(),
+        );
         assert_eq!(ba, bb, "same inputs, same bytes");
         let mut names = Vec::new();
         let mut ar = tar::Archive::new(ba.as_slice());
@@ -112,8 +120,13 @@ mod tests {
             let e = e.unwrap_or_else(|e| panic!("{e}"));
             names.push(String::from_utf8_lossy(&e.path_bytes()).into_owned());
         }
-        assert_eq!(names, ["component.wasm", "static/css/site.css", "static/index.html"]);
-        let e = pack(&wasm, &dir.path().join("nope"), &a).err().map(|e| e.to_string());
+        assert_eq!(
+            names,
+            ["component.wasm", "static/css/site.css", "static/index.html"]
+        );
+        let e = pack(&wasm, &dir.path().join("nope"), &a)
+            .err()
+            .map(|e| e.to_string());
         assert!(e.is_some_and(|e| e.contains("nope")));
     }
 }

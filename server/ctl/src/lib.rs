@@ -247,13 +247,15 @@ pub async fn run(ctl: Ctl) -> anyhow::Result<()> {
                     anyhow::bail!("--static needs --kind application (static files are served under an application's context)")
                 }
                 Some(dir) => {
-                    let out = std::env::temp_dir().join(format!(
-                        "shoal-bundle-{}-{name}.tar",
-                        std::process::id()
-                    ));
+                    let out = std::env::temp_dir()
+                        .join(format!("shoal-bundle-{}-{name}.tar", std::process::id()));
                     let n = bundle::pack(&file, dir, &out)?;
                     if !json {
-                        eprintln!("packed {} and {n} static files of {} into one bundle", file.display(), dir.display());
+                        eprintln!(
+                            "packed {} and {n} static files of {} into one bundle",
+                            file.display(),
+                            dir.display()
+                        );
                     }
                     Some(TempFile(out))
                 }

@@ -205,10 +205,11 @@ impl Service<Request<Body>> for ServeStatic {
     fn call(&mut self, req: Request<Body>) -> Self::Future {
         let fallback = self.fallback.clone();
         let read = matches!(*req.method(), Method::GET | Method::HEAD);
-        let hit = read
-            .then(|| self.files.lookup(req.uri().path()))
-            .flatten()
-            .map(|(rel, etag)| (self.files.root().join(rel), etag.clone()));
+        let hit = match read {
+            true => self.files.lookup(req.uri().path()),
+            false => None,
+        }
+        .map(|(rel, etag)| (self.files.root().join(rel), etag.clone()));
         Box::pin(async move {
             let Some((path, etag)) = hit else {
                 return fallback.oneshot(req).await;
@@ -218,13 +219,9 @@ impl Service<Request<Body>> for ServeStatic {
                 res.headers_mut().insert(ETAG, etag);
                 return Ok(res);
             }
-            let mut res = match ServeFile::new(&path).oneshot(req).await {
-                Ok(r) => r.map(Body::new),
-                Err(e) => {
-                    tracing::warn!("static file {}: {e}", path.display());
-                    return Ok(StatusCode::INTERNAL_SERVER_ERROR.into_response());
-                }
-            };
+            // ServeFile answers I/O errors itself (404, 500); its error type is Infallible.
+            let Ok(res) = ServeFile::new(&path).oneshot(req).await;
+            let mut res = res.map(Body::new);
             if res.status().is_success() {
                 res.headers_mut().insert(ETAG, etag);
             }

@@ -108,6 +108,8 @@ pub enum RolloutNodeState {
     Failed,
     /// Left the cluster during the rollout: not waited for; converges when it returns.
     Excluded,
+    /// Had not staged when the rollout was aborted (another node failed): nothing changed here.
+    Cancelled,
 }
 
 /// One node's progress in a rollout.

@@ -174,11 +174,19 @@ fn rollout(view: &FarmView, r: &RolloutStatus) -> Rollout {
         Change::Deploy(sm) => Some(&sm.manifest),
         Change::Undeploy => None,
     };
+    let aborted = matches!(r.outcome, Some(Outcome::Aborted { .. }));
     let nodes = r
         .nodes
         .iter()
         .map(|(n, p)| {
             let (state, detail) = match &p.state {
+                NodeState::Staging | NodeState::Staged if aborted => (
+                    RolloutNodeState::Cancelled,
+                    Some(
+                        "the rollout was aborted (see the failed nodes); nothing changed here"
+                            .into(),
+                    ),
+                ),
                 NodeState::Staging => (RolloutNodeState::Receiving, None),
                 NodeState::Staged => (RolloutNodeState::Staged, None),
                 NodeState::Activated => (RolloutNodeState::Active, None),

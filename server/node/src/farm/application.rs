@@ -19,13 +19,13 @@
 //! sessions are kept), with this node's drain valve, wasm valves and url filters as the
 //! contexts of the config file get them. Undeploy ([`Applications::remove`]): the context
 //! goes (404 afterwards) once its store is flushed.
+use super::bundle::Opened;
 use crate::apps::{app_from_component, AppConfig, AppHosts};
 use crate::drain::Drain;
 use crate::plugins::Plugins;
 use crate::url_filters::WasmUrlFilters;
 use crate::wasm_valves::WasmValves;
 use shoal_farm::{Digest, SignedManifest};
-use super::bundle::Opened;
 use shoal_http::{
     App, ContextConfig, ContextParts, HttpNode, Installed, StaticFiles, UrlFilter, Valve,
 };

@@ -82,7 +82,10 @@ impl Bundles {
         let read_err = |e: std::io::Error| format!("cannot read {}: {e}", content.display());
         let mut f = File::open(content).map_err(read_err)?;
         let mut head = Vec::with_capacity(512);
-        (&mut f).take(512).read_to_end(&mut head).map_err(read_err)?;
+        (&mut f)
+            .take(512)
+            .read_to_end(&mut head)
+            .map_err(read_err)?;
         if !is_tar(&head) {
             return Ok(Opened {
                 component: fs::read(content).map_err(read_err)?,
@@ -93,9 +96,12 @@ impl Bundles {
         let unpack_to = if dest.is_dir() {
             None
         } else {
-            Some(self.root.join(format!(".{digest}.{}.tmp", std::process::id())))
+            Some(
+                self.root
+                    .join(format!(".{digest}.{}.tmp", std::process::id())),
+            )
         };
-        let result = (|| {
+        let result = (|| -> Result<Vec<u8>, String> {
             let f = File::open(content).map_err(read_err)?;
             if let Some(tmp) = &unpack_to {
                 let _ = fs::remove_dir_all(tmp);
@@ -174,7 +180,9 @@ fn unpack(input: impl Read, dest: Option<&Path>, limits: &Limits) -> Result<Vec<
                     continue;
                 }
                 if rel[0] != STATIC {
-                    return Err(at("not under static/ (a bundle holds component.wasm and static/…)"));
+                    return Err(at(
+                        "not under static/ (a bundle holds component.wasm and static/…)",
+                    ));
                 }
                 if let Some(d) = dest {
                     let p = join(d, &rel[1..]);
@@ -190,7 +198,10 @@ fn unpack(input: impl Read, dest: Option<&Path>, limits: &Limits) -> Result<Vec<
                 )))
             }
         }
-        let size = entry.header().size().map_err(|e| at(&format!("bad size ({e})")))?;
+        let size = entry
+            .header()
+            .size()
+            .map_err(|e| at(&format!("bad size ({e})")))?;
         if rel.len() == 1 && rel[0] == COMPONENT {
             if component.is_some() {
                 return Err(at("appears twice"));
@@ -255,7 +266,10 @@ fn relative(raw: &[u8]) -> Result<Vec<String>, String> {
                 return Err("`..` in its path would lead out of the bundle".into())
             }
             Component::RootDir | Component::Prefix(_) => {
-                return Err("an absolute path; bundle entries are relative (component.wasm, static/…)".into())
+                return Err(
+                    "an absolute path; bundle entries are relative (component.wasm, static/…)"
+                        .into(),
+                )
             }
         }
     }
@@ -292,7 +306,8 @@ mod tests {
                 h.set_size(0);
                 h.as_old_mut().linkname[..data.len()].copy_from_slice(data);
                 h.set_cksum();
-                b.append(&h, std::io::empty()).unwrap_or_else(|e| panic!("{e}"));
+                b.append(&h, std::io::empty())
+                    .unwrap_or_else(|e| panic!("{e}"));
             } else {
                 h.set_size(data.len() as u64);
                 h.set_cksum();
@@ -337,7 +352,10 @@ mod tests {
         assert_eq!(files.len(), 2);
         let d = b.dir_of(&Digest::of(&t));
         assert_eq!(files.root(), d);
-        assert_eq!(fs::read(d.join("css/site.css")).ok().as_deref(), Some(b"body{}".as_slice()));
+        assert_eq!(
+            fs::read(d.join("css/site.css")).ok().as_deref(),
+            Some(b"body{}".as_slice())
+        );
         // Opened again (a restart): the directory is reused, the component read again.
         let again = open(&b, dir.path(), &t).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(again.component, WASM);
@@ -350,7 +368,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let b = bundles(dir.path());
         let refused = |entries: &[(&str, tar::EntryType, &[u8])]| {
-            let e = open(&b, dir.path(), &tar_of(entries)).err().unwrap_or_default();
+            let e = open(&b, dir.path(), &tar_of(entries))
+                .err()
+                .unwrap_or_default();
             let left: Vec<_> = fs::read_dir(dir.path().join("static"))
                 .map(|r| r.flatten().map(|e| e.file_name()).collect())
                 .unwrap_or_default();
@@ -359,9 +379,15 @@ mod tests {
         };
         let c = ("component.wasm", F, WASM);
         let e = refused(&[c, ("static/../../etc/evil", F, b"x")]);
-        assert!(e.contains("entry `static/../../etc/evil`") && e.contains(".."), "{e}");
+        assert!(
+            e.contains("entry `static/../../etc/evil`") && e.contains(".."),
+            "{e}"
+        );
         let e = refused(&[c, ("/etc/passwd", F, b"x")]);
-        assert!(e.contains("entry `/etc/passwd`") && e.contains("absolute"), "{e}");
+        assert!(
+            e.contains("entry `/etc/passwd`") && e.contains("absolute"),
+            "{e}"
+        );
         let e = refused(&[c, ("static/up", tar::EntryType::Symlink, b"../../x")]);
         assert!(e.contains("entry `static/up`") && e.contains("link"), "{e}");
         let e = refused(&[c, ("static/a", F, b"1"), ("static/a", F, b"2")]);
@@ -370,12 +396,21 @@ mod tests {
         let mut entries = vec![c];
         entries.extend(many.iter().map(|n| (n.as_str(), F, b"x".as_slice())));
         let e = refused(&entries);
-        assert!(e.contains("entry `static/f3`") && e.contains("static_max_files"), "{e}");
+        assert!(
+            e.contains("entry `static/f3`") && e.contains("static_max_files"),
+            "{e}"
+        );
         let big = vec![1u8; 101];
         let e = refused(&[c, ("static/big", F, &big)]);
-        assert!(e.contains("entry `static/big`") && e.contains("static_max_bytes"), "{e}");
+        assert!(
+            e.contains("entry `static/big`") && e.contains("static_max_bytes"),
+            "{e}"
+        );
         let e = refused(&[c, ("other.txt", F, b"x")]);
-        assert!(e.contains("entry `other.txt`") && e.contains("static/"), "{e}");
+        assert!(
+            e.contains("entry `other.txt`") && e.contains("static/"),
+            "{e}"
+        );
         let e = refused(&[("static/a", F, b"x")]);
         assert!(e.contains("no component.wasm"), "{e}");
     }

@@ -86,7 +86,14 @@ impl Driver {
     pub fn reapply(&mut self) {
         let slots: Vec<Slot> = self.core.catalog().slots().cloned().collect();
         for slot in &slots {
-            if let Err(e) = apply(&self.plugins, &self.apps, &self.store, &self.bundles, slot, false) {
+            if let Err(e) = apply(
+                &self.plugins,
+                &self.apps,
+                &self.store,
+                &self.bundles,
+                slot,
+                false,
+            ) {
                 tracing::error!(
                     "farm: {} could not be made live again: {e}",
                     slot.current.describe()
@@ -289,7 +296,14 @@ impl Driver {
 
     fn apply(&mut self, slot: &Slot) {
         let name = slot.current.name.clone();
-        let r = apply(&self.plugins, &self.apps, &self.store, &self.bundles, slot, true);
+        let r = apply(
+            &self.plugins,
+            &self.apps,
+            &self.store,
+            &self.bundles,
+            slot,
+            true,
+        );
         let what = slot.current.describe();
         match &r {
             Ok(()) => tracing::info!("farm: {what} is live on this node"),

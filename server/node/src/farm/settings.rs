@@ -112,7 +112,9 @@ impl FarmSettings {
             return Err("[farm] min_members must be at least 1".into());
         }
         if self.static_max_files == 0 || self.static_max_bytes == 0 {
-            return Err("[farm] static_max_files and static_max_bytes must be greater than 0".into());
+            return Err(
+                "[farm] static_max_files and static_max_bytes must be greater than 0".into(),
+            );
         }
         if self.max_upload_bytes == 0 {
             return Err("[farm] max_upload_bytes must be greater than 0".into());

@@ -331,7 +331,11 @@ fn abort(s: &mut State, req: &DeployRequest, artifact: &[u8], reason: &str) -> B
         .iter()
         .map(|n| format!("node {n}: {reason}"))
         .collect();
-    let error = format!("{}: nothing was activated: {}", req.name, failures.join("; "));
+    let error = format!(
+        "{}: nothing was activated: {}",
+        req.name,
+        failures.join("; ")
+    );
     let size = artifact.len() as u64;
     record(
         s,
@@ -379,7 +383,11 @@ fn record(
         id: format!("node1/{}", s.rollouts.len() + 1),
         undeploy: false,
         kind: Some(req.kind),
-        version: Some(req.version.clone().unwrap_or_else(|| digest[..12].to_string())),
+        version: Some(
+            req.version
+                .clone()
+                .unwrap_or_else(|| digest[..12].to_string()),
+        ),
         digest: Some(digest),
         size_bytes: artifact.len() as u64,
         phase: RolloutPhase::Done,
