@@ -129,6 +129,9 @@ pub trait AdminBackend: Send + Sync + 'static {
     fn undeploy(&self, name: &str) -> BackendResult<'_, ()>;
     /// Makes the previous version current again on every node.
     fn rollback(&self, name: &str) -> BackendResult<'_, Deployment>;
+    /// Rollouts coordinated by this node with each node's progress: the running ones and
+    /// the last one of each name, most recent first.
+    fn rollouts(&self) -> BackendResult<'_, Vec<Rollout>>;
 
     // --- events and metrics ---
     /// Events from now on. A lagging receiver loses the oldest events (SSE says so).

@@ -135,3 +135,79 @@ pub struct DeployConflict {
     pub competing: Option<CompetingDeploy>,
     pub detail: String,
 }
+
+/// Where one node stands in a rollout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RolloutNodeState {
+    /// Receiving the content (`bytes_received` of `size_bytes`), or verifying it.
+    Receiving,
+    /// Verified (and test-loaded); waits for every node before activation.
+    Staged,
+    /// The change is live here.
+    Active,
+    /// Refused or failed here (`detail` says why); nobody activates.
+    Failed,
+    /// Left the cluster during the rollout: not waited for; converges when it returns.
+    Excluded,
+    /// Had not staged when the rollout was aborted (another node failed): nothing changed here.
+    Cancelled,
+}
+
+/// One node's progress in a rollout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RolloutNode {
+    pub node: String,
+    pub state: RolloutNodeState,
+    /// Bytes this node acknowledged to the coordinating node.
+    pub bytes_received: u64,
+    /// Why it failed, or what it waits for.
+    pub detail: Option<String>,
+}
+
+/// The stage a rollout is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RolloutPhase {
+    /// The coordinating node checks its own copy.
+    Checking,
+    /// Nodes receive and verify the content.
+    Staging,
+    /// Every node staged; activation sent, waiting for confirmations.
+    Committing,
+    Done,
+}
+
+/// How a rollout ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RolloutOutcome {
+    /// Live on every node (that stayed).
+    Activated,
+    /// Nothing was activated anywhere (`error` names each failed node and its reason).
+    Aborted,
+}
+
+/// A deploy, undeploy or rollback coordinated by this node, with each node's progress:
+/// the running ones and the last one of each name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Rollout {
+    #[schema(example = "shop.wasm")]
+    pub name: String,
+    /// The rollout's id (coordinating node, incarnation, sequence).
+    pub id: String,
+    /// True for an undeploy (no content is transferred).
+    pub undeploy: bool,
+    pub kind: Option<ArtifactKind>,
+    pub version: Option<String>,
+    /// sha256 (hex) of the content being deployed.
+    pub digest: Option<String>,
+    pub size_bytes: u64,
+    pub phase: RolloutPhase,
+    pub outcome: Option<RolloutOutcome>,
+    /// When aborted: each failed node and its reason.
+    pub error: Option<String>,
+    /// When this node started it (ms since the epoch).
+    pub started_ms: u64,
+    pub nodes: Vec<RolloutNode>,
+}

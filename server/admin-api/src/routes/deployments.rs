@@ -15,6 +15,17 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_deployments))
         .routes(routes!(get_deployment, deploy, undeploy))
         .routes(routes!(rollback))
+        .routes(routes!(list_rollouts))
+}
+
+/// Rollouts coordinated by this node (deploys, undeploys and rollbacks started through it),
+/// each with every node's progress: those running and the last one of each name. Poll it
+/// while a deploy runs to follow each node (`receiving` with bytes, `staged`, `active`,
+/// `failed` with the reason).
+#[utoipa::path(get, path = "/api/v1/rollouts", tag = "deployments",
+    responses((status = 200, description = "Rollouts, most recent first", body = [Rollout])))]
+async fn list_rollouts(State(s): State<AppState>) -> Result<ApiJson<Vec<Rollout>>, ApiError> {
+    Ok(ApiJson(s.backend.rollouts().await?))
 }
 
 /// Deployed artifacts with their state on each node.

@@ -92,6 +92,7 @@ impl Rollout {
         RolloutStatus {
             deploy: self.deploy.clone(),
             name: self.name.clone(),
+            change: self.change.clone(),
             base: self.base,
             phase: self.phase,
             version: super::member::holder(&self.deploy, &self.change).version,

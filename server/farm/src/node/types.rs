@@ -3,7 +3,7 @@
 use crate::artifact::{Digest, TrustPolicy};
 use crate::catalog::{DeployId, Generation, Holder, Slot};
 use crate::node_id::NodeId;
-use crate::wire::Message;
+use crate::wire::{Change, Message};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -241,6 +241,8 @@ pub enum Phase {
 pub struct RolloutStatus {
     pub deploy: DeployId,
     pub name: String,
+    /// What the rollout changes (the manifest it deploys, or an undeploy).
+    pub change: Change,
     pub base: Generation,
     pub phase: Phase,
     /// The version it deploys (`None` for an undeploy).

@@ -6,7 +6,10 @@ use super::NodeBackend;
 use crate::farm::{self, DeployError, FarmView, Notice, UploadError};
 use shoal_admin::dto::*;
 use shoal_admin::{rules, ArtifactBody, BackendError};
-use shoal_farm::{Entry, FarmError, Holder, Kind, NodeId, NodeState, Phase, Target};
+use shoal_farm::{
+    Change, Entry, FarmError, Holder, Kind, NodeId, NodeState, Outcome, Phase, RolloutStatus,
+    Target,
+};
 use std::sync::{Arc, Weak};
 
 fn kind_dto(k: Kind) -> ArtifactKind {
@@ -186,7 +189,79 @@ fn deployment(view: &FarmView, name: &str) -> Option<Deployment> {
     })
 }
 
+/// A rollout coordinated here, as the API shows it.
+fn rollout(view: &FarmView, r: &RolloutStatus) -> Rollout {
+    let sm = match &r.change {
+        Change::Deploy(sm) => Some(&sm.manifest),
+        Change::Undeploy => None,
+    };
+    let aborted = matches!(r.outcome, Some(Outcome::Aborted { .. }));
+    let nodes = r
+        .nodes
+        .iter()
+        .map(|(n, p)| {
+            let (state, detail) = match &p.state {
+                NodeState::Staging | NodeState::Staged if aborted => (
+                    RolloutNodeState::Cancelled,
+                    Some(
+                        "the rollout was aborted (see the failed nodes); nothing changed here"
+                            .into(),
+                    ),
+                ),
+                NodeState::Staging => (RolloutNodeState::Receiving, None),
+                NodeState::Staged => (RolloutNodeState::Staged, None),
+                NodeState::Activated => (RolloutNodeState::Active, None),
+                NodeState::Failed(reason) => (RolloutNodeState::Failed, Some(reason.clone())),
+                NodeState::Excluded => (
+                    RolloutNodeState::Excluded,
+                    Some("left during the rollout; converges when it returns".into()),
+                ),
+            };
+            RolloutNode {
+                node: n.0.clone(),
+                state,
+                bytes_received: p.bytes_staged,
+                detail,
+            }
+        })
+        .collect();
+    let (outcome, error) = match &r.outcome {
+        None => (None, None),
+        Some(Outcome::Activated { .. }) => (Some(RolloutOutcome::Activated), None),
+        Some(aborted @ Outcome::Aborted { .. }) => {
+            (Some(RolloutOutcome::Aborted), Some(aborted.summary()))
+        }
+    };
+    Rollout {
+        name: r.name.clone(),
+        id: r.deploy.to_string(),
+        undeploy: sm.is_none(),
+        kind: sm.map(|m| kind_dto(m.kind)),
+        version: sm.map(|m| m.version.clone()),
+        digest: sm.map(|m| m.sha256.to_string()),
+        size_bytes: sm.map_or(0, |m| m.size),
+        phase: match r.phase {
+            Phase::LocalCheck => RolloutPhase::Checking,
+            Phase::Staging => RolloutPhase::Staging,
+            Phase::Committing => RolloutPhase::Committing,
+            Phase::Done => RolloutPhase::Done,
+        },
+        outcome,
+        error,
+        started_ms: view.rollout_started_ms.get(&r.name).copied().unwrap_or(0),
+        nodes,
+    }
+}
+
 impl NodeBackend {
+    /// Rollouts coordinated here, most recent first.
+    pub(super) fn rollout_list(&self) -> Vec<Rollout> {
+        let view = self.node.farm.view();
+        let mut out: Vec<Rollout> = view.rollouts.values().map(|r| rollout(&view, r)).collect();
+        out.sort_by(|a, b| b.started_ms.cmp(&a.started_ms));
+        out
+    }
+
     pub(super) async fn deploy_artifact(
         &self,
         request: DeployRequest,

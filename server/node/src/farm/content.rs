@@ -8,6 +8,7 @@
 //!   upload's sha256 is the one computed as it was received).
 //! - `catalog.bin`: the slots last applied (written to a temporary file, fsynced, renamed).
 //! - `files/<name>`: a symlink to the current content of a `file` deployment (swapped by rename).
+//! - `static/<sha256>/`: the unpacked static files of an application bundle (`bundle.rs`).
 use sha2::{Digest as _, Sha256};
 use shoal_farm::{Catalog, Digest, Slot};
 use std::collections::{BTreeSet, HashMap};

@@ -6,6 +6,7 @@
 use super::admit::admit;
 use super::application::Applications;
 use super::apply::apply;
+use super::bundle::Bundles;
 use super::content::ContentStore;
 use super::faults::FarmFaults;
 use super::frame::frame;
@@ -61,6 +62,8 @@ const PREPARED_MAX: usize = 256;
 pub struct Driver {
     pub core: FarmCore,
     pub store: ContentStore,
+    /// Where applications' static-file bundles are unpacked.
+    pub bundles: Bundles,
     pub plugins: Arc<Plugins>,
     pub apps: Arc<Applications>,
     pub channel: Channel,
@@ -89,7 +92,14 @@ impl Driver {
     pub fn reapply(&mut self) {
         let slots: Vec<Slot> = self.core.catalog().slots().cloned().collect();
         for slot in &slots {
-            if let Err(e) = apply(&self.plugins, &self.apps, &self.store, slot, false) {
+            if let Err(e) = apply(
+                &self.plugins,
+                &self.apps,
+                &self.store,
+                &self.bundles,
+                slot,
+                false,
+            ) {
                 tracing::error!(
                     "farm: {} could not be made live again: {e}",
                     slot.current.describe()
@@ -246,7 +256,9 @@ impl Driver {
             if let Err(e) = self.store.save_catalog(self.core.catalog()) {
                 tracing::error!("farm: {e}; the deployed set may not survive a restart");
             }
-            self.store.collect_garbage(&self.core.referenced());
+            let referenced = self.core.referenced();
+            self.store.collect_garbage(&referenced);
+            self.bundles.collect_garbage(&referenced);
         }
     }
 
@@ -300,7 +312,7 @@ impl Driver {
     fn verify(&mut self, digest: Digest, size: u64) -> Result<(), String> {
         let path = self.store.check(digest, size)?;
         if let Some(sm) = self.prepared.remove(&digest) {
-            if let Err(e) = admit(&self.plugins, &self.apps, &sm, &path) {
+            if let Err(e) = admit(&self.plugins, &self.apps, &self.bundles, &sm, &path) {
                 self.store.discard(digest);
                 return Err(e);
             }
@@ -310,7 +322,14 @@ impl Driver {
 
     fn apply(&mut self, slot: &Slot) {
         let name = slot.current.name.clone();
-        let r = apply(&self.plugins, &self.apps, &self.store, slot, true);
+        let r = apply(
+            &self.plugins,
+            &self.apps,
+            &self.store,
+            &self.bundles,
+            slot,
+            true,
+        );
         let what = slot.current.describe();
         match &r {
             Ok(()) => tracing::info!("farm: {what} is live on this node"),
@@ -428,6 +447,10 @@ impl Driver {
         v.catalog = catalog;
         for n in &self.coordinated {
             if let Some(r) = self.core.rollout(n) {
+                if v.rollouts.get(n).is_none_or(|old| old.deploy != r.deploy) {
+                    v.rollout_started_ms
+                        .insert(n.clone(), shoal_admin::dto::now_ms());
+                }
                 v.rollouts.insert(n.clone(), r);
             }
         }

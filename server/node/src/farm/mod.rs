@@ -10,6 +10,8 @@
 //! - `admit.rs`: the checks before staging (kind, test instantiation, deploy hooks' veto).
 //! - `apply.rs`: making a slot live per kind (plugin, application, file) and the hooks after.
 //! - `application.rs`: the `application` kind: a context installed with its component.
+//! - `bundle.rs`: an application's static files (a tar with `component.wasm` and `static/`),
+//!   unpacked with limits into `static/<sha256>/` and served under the context.
 //! - `view.rs`: what the API reads ([`FarmView`]) and the notices for the event stream.
 //! - `metrics.rs`: counters and their `/metrics` lines.
 //! - `watch_dir.rs`: `[farm] watch_dir`, files dropped there deployed, removed ones undeployed.
@@ -17,6 +19,7 @@
 mod admit;
 mod application;
 mod apply;
+mod bundle;
 mod content;
 mod driver;
 mod faults;
@@ -140,6 +143,13 @@ impl Farm {
         let mut settings = settings;
         settings.dir = settings.node_dir(&channel.local().name);
         let store = content::ContentStore::open(&settings.dir)?;
+        let bundles = bundle::Bundles::open(
+            settings.dir.join("static"),
+            bundle::Limits {
+                max_files: settings.static_max_files,
+                max_bytes: settings.static_max_bytes,
+            },
+        )?;
         let catalog = store
             .load_catalog()
             .map_err(|e| format!("[farm] dir: {e}"))?;
@@ -175,6 +185,7 @@ impl Farm {
         let driver = Driver {
             core,
             store,
+            bundles,
             plugins,
             apps,
             channel,

@@ -44,6 +44,10 @@ pub struct FarmSettings {
     /// Fault injection for tests only (`[farm.faults]`, see `faults.rs`); off by default.
     #[serde(skip_serializing_if = "FarmFaults::is_off")]
     pub faults: FarmFaults,
+    /// Most files the static-file bundle of one application may hold (see `bundle.rs`).
+    pub static_max_files: u64,
+    /// Most bytes the files of one bundle may unpack to.
+    pub static_max_bytes: u64,
 }
 
 impl Default for FarmSettings {
@@ -62,6 +66,8 @@ impl Default for FarmSettings {
             ready_wait_secs: 60,
             watch_dir: None,
             faults: FarmFaults::default(),
+            static_max_files: 10_000,
+            static_max_bytes: 256 << 20,
         }
     }
 }
@@ -120,6 +126,11 @@ impl FarmSettings {
         }
         if self.min_members == 0 {
             return Err("[farm] min_members must be at least 1".into());
+        }
+        if self.static_max_files == 0 || self.static_max_bytes == 0 {
+            return Err(
+                "[farm] static_max_files and static_max_bytes must be greater than 0".into(),
+            );
         }
         if self.max_upload_bytes == 0 {
             return Err("[farm] max_upload_bytes must be greater than 0".into());
