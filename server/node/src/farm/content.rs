@@ -365,7 +365,10 @@ mod tests {
         let d = Digest::of(b"uploaded");
         fs::write(dir.path().join("staging").join(d.to_string()), b"uploadeD").expect("write");
         s.vouch(d, 7);
-        assert!(s.check(d, 8).is_err(), "a size other than the vouched one is hashed");
+        assert!(
+            s.check(d, 8).is_err(),
+            "a size other than the vouched one is hashed"
+        );
         fs::write(dir.path().join("staging").join(d.to_string()), b"uploadeD").expect("write");
         s.vouch(d, 8);
         s.check(d, 8).expect("vouched: the size matches");
@@ -374,7 +377,10 @@ mod tests {
         s.vouch(d, 8);
         s.stage_begin(d).expect("begin");
         s.write_chunk(d, 0, b"uploadeD").expect("w");
-        assert!(s.check(d, 8).is_err(), "a transfer's bytes are always hashed");
+        assert!(
+            s.check(d, 8).is_err(),
+            "a transfer's bytes are always hashed"
+        );
     }
 
     #[test]
