@@ -77,6 +77,9 @@ async fn deploy(
 }
 
 /// The query as a [`DeployRequest`]: `version`, `kind`, `signature`, `meta.<key>`.
+// ApiError is the problem+json body itself (what every handler returns); these two are
+// not on a hot path.
+#[allow(clippy::result_large_err)]
 fn deploy_request(name: String, pairs: Vec<(String, String)>) -> Result<DeployRequest, ApiError> {
     let mut r = DeployRequest {
         name,

@@ -258,7 +258,7 @@ impl NodeBackend {
     pub(super) fn rollout_list(&self) -> Vec<Rollout> {
         let view = self.node.farm.view();
         let mut out: Vec<Rollout> = view.rollouts.values().map(|r| rollout(&view, r)).collect();
-        out.sort_by(|a, b| b.started_ms.cmp(&a.started_ms));
+        out.sort_by_key(|r| std::cmp::Reverse(r.started_ms));
         out
     }
 

@@ -29,7 +29,7 @@ impl FarmFaults {
     /// Mangles `msg` on its way to `to` if a knob says so.
     pub(super) fn outgoing(&self, to: &NodeId, msg: &mut Message) {
         if let Message::Chunk { offset, bytes, .. } = msg {
-            if *offset == 0 && self.corrupt_chunks_to.iter().any(|n| *n == to.0) {
+            if *offset == 0 && self.corrupt_chunks_to.contains(&to.0) {
                 if let Some(b) = bytes.first_mut() {
                     *b ^= 0xff;
                     tracing::warn!(%to, "farm: [farm.faults] corrupted the first chunk sent to {to}");
