@@ -53,6 +53,26 @@ fn int(n: Node, attr: &str, out: &mut Out) -> Option<i64> {
     }
 }
 
+/// The integer `attr` of `n`, if present, as `path.key` (its comment names the attribute).
+fn int_to(n: Node, attr: &str, path: &str, key: &str, changed: Option<&str>, out: &mut Out) {
+    int_at_least(n, attr, path, key, i64::MIN, changed, out);
+}
+
+/// [`int_to`] with the value raised to at least `min`.
+fn int_at_least(
+    n: Node,
+    attr: &str,
+    path: &str,
+    key: &str,
+    min: i64,
+    changed: Option<&str>,
+    out: &mut Out,
+) {
+    if let Some(v) = int(n, attr, out) {
+        out.set(path, key, v.max(min), &at(n, attr), changed);
+    }
+}
+
 fn boolean(n: Node, attr: &str) -> Option<bool> {
     n.attribute(attr)
         .map(|v| v.trim().eq_ignore_ascii_case("true"))
@@ -340,30 +360,16 @@ fn membership(m: Node, out: &mut Out) {
                     out.set("cluster.membership.multicast", key, v, &at(m, attr), None);
                 }
             }
-            if let Some(p) = int(m, "port", out) {
-                out.set("cluster.membership.multicast", "port", p, &at(m, "port"), None);
-            }
-            if let Some(f) = int(m, "frequency", out) {
-                out.set("cluster.membership.multicast", "frequency_ms", f, &at(m, "frequency"), None);
-            }
-            if let Some(t) = int(m, "ttl", out) {
-                out.set("cluster.membership.multicast", "ttl", t, &at(m, "ttl"), None);
-            }
+            int_to(m, "port", "cluster.membership.multicast", "port", None, out);
+            int_to(m, "frequency", "cluster.membership.multicast", "frequency_ms", None, out);
+            int_to(m, "ttl", "cluster.membership.multicast", "ttl", None, out);
             if let Some(b) = boolean(m, "localLoopbackDisabled") {
                 out.set("cluster.membership.multicast", "loopback", !b, &at(m, "localLoopbackDisabled"), None);
             }
             if let Some(d) = m.attribute("domain") {
                 out.set("cluster", "domain", d, &at(m, "domain"), Some("shoal refuses members of other domains at the handshake (Tomcat's DomainFilterInterceptor), not only in membership"));
             }
-            if let Some(t) = int(m, "dropTime", out) {
-                out.set(
-                    "cluster.failure_detector",
-                    "suspect_after_ms",
-                    t,
-                    &at(m, "dropTime"),
-                    Some("Tomcat drops a member after this long without a beacon; shoal suspects it after this long without any frame and verifies it over TCP before dropping it (shoal's default: 600 ms)"),
-                );
-            }
+            int_to(m, "dropTime", "cluster.failure_detector", "suspect_after_ms", Some("Tomcat drops a member after this long without a beacon; shoal suspects it after this long without any frame and verifies it over TCP before dropping it (shoal's default: 600 ms)"), out);
             rest(
                 m,
                 &["address", "bind", "port", "frequency", "ttl", "localLoopbackDisabled", "domain", "dropTime"],
@@ -447,12 +453,8 @@ fn receiver(r: Node, out: &mut Out) {
         ),
         Some(a) => out.set("cluster.receiver", "address", a, &at(r, "address"), None),
     }
-    if let Some(p) = int(r, "port", out) {
-        out.set("cluster.receiver", "port", p, &at(r, "port"), None);
-    }
-    if let Some(b) = int(r, "autoBind", out) {
-        out.set("cluster.receiver", "auto_bind", b, &at(r, "autoBind"), None);
-    }
+    int_to(r, "port", "cluster.receiver", "port", None, out);
+    int_to(r, "autoBind", "cluster.receiver", "auto_bind", None, out);
     rest(
         r,
         &["address", "port", "autoBind"],
@@ -471,9 +473,7 @@ fn sender(s: Node, out: &mut Out) {
                 t.attribute("className").unwrap_or_default()
             )),
         }
-        if let Some(ms) = int(t, "timeout", out) {
-            out.set("cluster.sender", "timeout_ms", ms, &at(t, "timeout"), None);
-        }
+        int_to(t, "timeout", "cluster.sender", "timeout_ms", None, out);
         rest(
             t,
             &["timeout"],
@@ -498,15 +498,14 @@ fn interceptor(i: Node, out: &mut Out) {
     let cls = class_of(i);
     let layer = match cls {
         "TcpFailureDetector" => {
-            if let Some(ms) = int(i, "connectTimeout", out) {
-                out.set(
-                    "cluster.failure_detector",
-                    "verify_timeout_ms",
-                    ms,
-                    &at(i, "connectTimeout"),
-                    None,
-                );
-            }
+            int_to(
+                i,
+                "connectTimeout",
+                "cluster.failure_detector",
+                "verify_timeout_ms",
+                None,
+                out,
+            );
             rest(i, &["connectTimeout"], "shoal's verification is a TCP connect plus the peer's challenge frame (performSendTest, performReadTest, readTestTimeout)", out);
             out.no_equivalent(
                 "<Interceptor className=TcpFailureDetector>",
@@ -515,15 +514,14 @@ fn interceptor(i: Node, out: &mut Out) {
             return;
         }
         "TcpPingInterceptor" => {
-            if let Some(ms) = int(i, "interval", out) {
-                out.set(
-                    "cluster.failure_detector",
-                    "ping_interval_ms",
-                    ms,
-                    &at(i, "interval"),
-                    None,
-                );
-            }
+            int_to(
+                i,
+                "interval",
+                "cluster.failure_detector",
+                "ping_interval_ms",
+                None,
+                out,
+            );
             rest(i, &["interval"], "not a setting in shoal", out);
             out.no_equivalent(
                 "<Interceptor className=TcpPingInterceptor>",
@@ -532,9 +530,7 @@ fn interceptor(i: Node, out: &mut Out) {
             return;
         }
         "MessageDispatchInterceptor" | "MessageDispatch15Interceptor" => {
-            if let Some(b) = int(i, "maxQueueSize", out) {
-                out.set("cluster.sender", "queue_bytes", b, &at(i, "maxQueueSize"), Some("when the queue is full shoal makes the sender wait (and counts it); Tomcat sent synchronously instead"));
-            }
+            int_to(i, "maxQueueSize", "cluster.sender", "queue_bytes", Some("when the queue is full shoal makes the sender wait (and counts it); Tomcat sent synchronously instead"), out);
             rest(
                 i,
                 &["maxQueueSize"],
@@ -847,40 +843,47 @@ fn manager_element(m: Node, cluster: Option<Node>, out: &mut Out) {
             if cls == "BackupManager" {
                 let (mode, from, changed) = replication(m, "mapSendOptions", 6, out);
                 out.set(session, "replication", mode, &from, changed);
-                if let Some(ms) = int(m, "rpcTimeout", out) {
-                    out.set(session, "fetch_timeout_ms", ms, &at(m, "rpcTimeout"), Some("how long a request waits for a session fetched from its primary or backup"));
-                }
+                int_to(
+                    m,
+                    "rpcTimeout",
+                    session,
+                    "fetch_timeout_ms",
+                    Some(
+                        "how long a request waits for a session fetched from its primary or backup",
+                    ),
+                    out,
+                );
             } else if let Some(c) = cluster {
                 let (mode, from, changed) = replication(c, "channelSendOptions", 8, out);
                 out.set(session, "replication", mode, &from, changed);
             }
-            if let Some(s) = int(m, "stateTransferTimeout", out) {
-                out.set(
-                    session,
-                    "state_transfer_timeout_secs",
-                    s.max(1),
-                    &at(m, "stateTransferTimeout"),
-                    Some("shoal then asks the next member instead of starting with partial state"),
-                );
-            }
-            if let Some(n) = int(m, "sendAllSessionsSize", out) {
-                out.set(
-                    session,
-                    "send_all_sessions_size",
-                    n.max(1),
-                    &at(m, "sendAllSessionsSize"),
-                    None,
-                );
-            }
-            if let Some(s) = int(m, "maxInactiveInterval", out) {
-                out.set(
-                    session,
-                    "max_inactive_secs",
-                    s.max(0),
-                    &at(m, "maxInactiveInterval"),
-                    None,
-                );
-            }
+            int_at_least(
+                m,
+                "stateTransferTimeout",
+                session,
+                "state_transfer_timeout_secs",
+                1,
+                Some("shoal then asks the next member instead of starting with partial state"),
+                out,
+            );
+            int_at_least(
+                m,
+                "sendAllSessionsSize",
+                session,
+                "send_all_sessions_size",
+                1,
+                None,
+                out,
+            );
+            int_at_least(
+                m,
+                "maxInactiveInterval",
+                session,
+                "max_inactive_secs",
+                0,
+                None,
+                out,
+            );
             flags_without_equivalent(m, out);
             rest(
                 m,
@@ -965,24 +968,24 @@ fn persistent(m: Node, out: &mut Out) {
     if let Some(b) = boolean(m, "saveOnRestart") {
         out.set(p, "save_on_restart", b, &at(m, "saveOnRestart"), None);
     }
-    if let Some(f) = int(m, "processExpiresFrequency", out) {
-        out.set(
-            p,
-            "process_expires_frequency",
-            f.max(1),
-            &at(m, "processExpiresFrequency"),
-            Some("counted in shoal's 1 s ticks (Tomcat: backgroundProcessorDelay, 10 s)"),
-        );
-    }
-    if let Some(s) = int(m, "maxInactiveInterval", out) {
-        out.set(
-            session,
-            "max_inactive_secs",
-            s.max(0),
-            &at(m, "maxInactiveInterval"),
-            None,
-        );
-    }
+    int_at_least(
+        m,
+        "processExpiresFrequency",
+        p,
+        "process_expires_frequency",
+        1,
+        Some("counted in shoal's 1 s ticks (Tomcat: backgroundProcessorDelay, 10 s)"),
+        out,
+    );
+    int_at_least(
+        m,
+        "maxInactiveInterval",
+        session,
+        "max_inactive_secs",
+        0,
+        None,
+        out,
+    );
     rest(
         m,
         &[
