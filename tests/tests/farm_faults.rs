@@ -28,6 +28,14 @@ fn content(size: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
+/// `name` is neither deployed nor live on any of `nodes`.
+fn nowhere(nodes: &[FarmNode], name: &str) {
+    for n in nodes {
+        assert!(n.deployment(name).is_none(), "{}: not deployed", n.name());
+        assert!(n.file(name).is_none(), "{}: nothing live", n.name());
+    }
+}
+
 fn version_on(node: &FarmNode, name: &str) -> Option<String> {
     node.deployment(name)
         .and_then(|d| d["version"].as_str().map(str::to_string))
@@ -58,14 +66,7 @@ fn a_corrupted_chunk_is_refused_naming_node_and_artifact() {
             && detail.contains("sha256"),
         "the refusal names the node, the artifact and the check: {detail}"
     );
-    for n in &nodes {
-        assert!(
-            n.deployment("blob.bin").is_none(),
-            "{}: not deployed",
-            n.name()
-        );
-        assert!(n.file("blob.bin").is_none(), "{}: nothing live", n.name());
-    }
+    nowhere(&nodes, "blob.bin");
     let failures = nodes[1].metrics("shoal_farm_failures_total{kind=\"verify\"}");
     assert_eq!(
         failures,
@@ -307,14 +308,7 @@ fn a_deploy_hook_veto_refuses_the_artifact_with_the_hooks_reason() {
                 && detail.contains("big.bin is 2000 bytes, over the limit of 1000 bytes"),
             "the hook's reason, naming the node: {detail}"
         );
-        for n in &nodes {
-            assert!(
-                n.deployment("big.bin").is_none(),
-                "{}: not deployed",
-                n.name()
-            );
-            assert!(n.file("big.bin").is_none(), "{}: nothing live", n.name());
-        }
+        nowhere(&nodes, "big.bin");
     }
     // Under the limit the hook allows it.
     let small = content(500, 7);
