@@ -26,6 +26,16 @@ impl Front {
     /// `shoal balancer` with static `(route, host:port)` backends, or joined to the cluster
     /// (`join` = channel ports of the members, with `secret`).
     pub fn balancer(backends: &[(String, String)], join: &[u16], secret: &str) -> Front {
+        Self::balancer_with(backends, join, secret, &[])
+    }
+
+    /// [`Front::balancer`] with extra arguments (e.g. `--backend-ca FILE`).
+    pub fn balancer_with(
+        backends: &[(String, String)],
+        join: &[u16],
+        secret: &str,
+        extra: &[&str],
+    ) -> Front {
         let port = free_port();
         let mut cmd = Command::new(shoal_bin());
         cmd.args(["balancer", "--listen", &format!("127.0.0.1:{port}")]);
@@ -38,6 +48,7 @@ impl Front {
                 cmd.args(["--member", &format!("127.0.0.1:{p}")]);
             }
         }
+        cmd.args(extra);
         cmd.env("SHOAL_CLUSTER_SECRET", secret)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())

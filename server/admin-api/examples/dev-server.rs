@@ -31,6 +31,7 @@ async fn main() -> anyhow::Result<()> {
         bind: ([127, 0, 0, 1], args.port).into(),
         admin_token: Some(args.admin_token),
         read_token: Some(args.read_token),
+        tls: None,
     };
     config.validate()?;
     let listener = tokio::net::TcpListener::bind(config.bind).await?;

@@ -27,6 +27,9 @@ pub struct AdminConfig {
     pub admin_token: Option<String>,
     /// Token of the read-only role (every `GET`, `/metrics`), e.g. for dashboards and scrapers.
     pub read_token: Option<String>,
+    /// `[admin.tls]`: serve the API and UI over HTTPS only (plain HTTP to the port gets a
+    /// `400` naming `https://`). Absent: plain HTTP, fit for the loopback default.
+    pub tls: Option<shoal_tls::TlsFiles>,
 }
 
 impl Default for AdminConfig {
@@ -35,6 +38,7 @@ impl Default for AdminConfig {
             bind: DEFAULT_BIND.parse().unwrap_or_else(|_| unreachable_bind()),
             admin_token: None,
             read_token: None,
+            tls: None,
         }
     }
 }

@@ -42,7 +42,7 @@ use axum::{
     routing::get,
     Router,
 };
-use tokio::{net::TcpListener, sync::watch};
+use tokio::sync::watch;
 
 pub use auth::Role;
 pub use backend::{AdminBackend, ArtifactBody, BackendError, BackendResult, BoxFuture};
@@ -123,7 +123,7 @@ fn build(
 /// Serves the admin API on `listener` until `shutdown` completes, then closes SSE streams
 /// and waits for in-flight requests.
 pub async fn serve(
-    listener: TcpListener,
+    listener: impl Into<shoal_tls::Listener>,
     backend: Arc<dyn AdminBackend>,
     config: AdminConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -135,7 +135,8 @@ pub async fn serve(
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     let app = build(backend, &config, stop_rx);
-    tracing::info!(addr = ?listener.local_addr().ok(), "admin API listening");
+    let listener = listener.into();
+    tracing::info!(addr = ?listener.local_addr().ok(), tls = listener.is_tls(), "admin API listening");
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;

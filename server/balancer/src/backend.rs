@@ -19,6 +19,8 @@ pub(crate) struct BackendState {
     pub route: String,
     pub authority: Authority,
     pub health_uri: Uri,
+    /// HTTPS to this backend.
+    pub tls: bool,
     /// False after a failed connection or `fail_threshold` failed probes; a probe success
     /// sets it again.
     up: AtomicBool,
@@ -43,6 +45,7 @@ impl BackendState {
             route: target.route,
             authority: target.authority,
             health_uri: target.health_uri,
+            tls: target.tls,
             // Optimistic start, like mod_jk and HAProxy: a dead node is found by the first
             // connection attempt or probe, and a live one serves at once.
             up: AtomicBool::new(true),

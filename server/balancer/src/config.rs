@@ -58,6 +58,11 @@ pub struct BalancerConfig {
     /// fewer threads, the more events each wake-up handles: on a machine whose cores are
     /// busy with the nodes, 1 costs the least CPU per request.
     pub threads: usize,
+    /// PEM file of the CA the backends' certificates chain to. Set: the balancer speaks
+    /// HTTPS to every backend (nodes with `[http.tls]`), checking each certificate against
+    /// this CA and the backend's host; absent: plain HTTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_ca: Option<std::path::PathBuf>,
 }
 
 /// One node behind the balancer.
@@ -102,6 +107,7 @@ impl Default for BalancerConfig {
             session_header: "X-Shoal-Session".into(),
             status_path: "/balancer/status".into(),
             threads: 1,
+            backend_ca: None,
         }
     }
 }
@@ -112,6 +118,8 @@ pub(crate) struct Target {
     pub route: String,
     pub authority: Authority,
     pub health_uri: Uri,
+    /// HTTPS to this backend (`backend_ca` is set).
+    pub tls: bool,
 }
 
 impl BalancerConfig {
@@ -196,11 +204,19 @@ impl BalancerConfig {
         {
             return Err("route must be non-empty and use only letters, digits, '-' and '_'".into());
         }
-        let raw = b.addr.strip_prefix("http://").unwrap_or(&b.addr);
+        let tls = self.backend_ca.is_some();
+        let raw = match (b.addr.split_once("://"), tls) {
+            (None, _) => b.addr.as_str(),
+            (Some(("http", rest)), false) | (Some(("https", rest)), true) => rest,
+            (Some(("https", _)), false) => {
+                return Err("an https:// backend needs `backend_ca`, the PEM file of the CA its certificate chains to".into())
+            }
+            (Some(("http", _)), true) => {
+                return Err("`backend_ca` is set, so every backend speaks HTTPS: write host:port or https://host:port".into())
+            }
+            (Some((scheme, _)), _) => return Err(format!("unknown scheme {scheme:?}; write host:port")),
+        };
         let raw = raw.strip_suffix('/').unwrap_or(raw);
-        if b.addr.starts_with("https://") {
-            return Err("https backends are not supported; use the node's plain HTTP port".into());
-        }
         let authority: Authority = raw
             .parse()
             .map_err(|e| format!("addr must be host:port or http://host:port ({e})"))?;
@@ -213,7 +229,7 @@ impl BalancerConfig {
         let path = b.health_path.as_deref().unwrap_or(&self.health_path);
         check_path(path).map_err(|r| format!("health_path: {r}"))?;
         let health_uri = Uri::builder()
-            .scheme("http")
+            .scheme(if tls { "https" } else { "http" })
             .authority(authority.clone())
             .path_and_query(path)
             .build()
@@ -222,6 +238,7 @@ impl BalancerConfig {
             route: b.route.clone(),
             authority,
             health_uri,
+            tls,
         })
     }
 }

@@ -2,8 +2,10 @@
 //! the configuration, the backends, the hyper client pool and the counters.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -18,8 +20,11 @@ use crate::stats::BalancerStats;
 pub(crate) struct Inner {
     pub config: BalancerConfig,
     pub registry: Registry,
-    /// Pooled keep-alive connections to the backends, used by the hyper path and probes.
-    pub client: Client<HttpConnector, Body>,
+    /// Pooled keep-alive connections to the backends, used by the hyper path and probes
+    /// (HTTPS for `https` URIs, i.e. when `backend_ca` is set).
+    pub client: Client<HttpsConnector<HttpConnector>, Body>,
+    /// The lean path's TLS to the backends, when `backend_ca` is set.
+    pub tls: Option<shoal_tls::tokio_rustls::TlsConnector>,
     /// Rotates the starting point of new-session picks.
     pub rr: AtomicUsize,
     pub requests: AtomicU64,
@@ -33,6 +38,25 @@ impl Inner {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(config.connect_timeout));
         connector.set_nodelay(true);
+        // The URI's scheme chooses: plain backends never touch the TLS config.
+        connector.enforce_http(false);
+        let tls_config = match &config.backend_ca {
+            Some(ca) => shoal_tls::client_config(ca, "balancer backend_ca"),
+            None => shoal_tls::client_config_without_roots(),
+        }
+        .map_err(|e| BalancerError::InvalidSetting {
+            key: "backend_ca",
+            reason: e.to_string(),
+        })?;
+        let tls = config
+            .backend_ca
+            .is_some()
+            .then(|| shoal_tls::tokio_rustls::TlsConnector::from(Arc::new(tls_config.clone())));
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let client = Client::builder(TokioExecutor::new())
             // Below the usual node keep-alive timeouts (Tomcat: 20 s), so the balancer, not
             // the node, closes idle connections and requests rarely race a closing one.
@@ -46,6 +70,7 @@ impl Inner {
             config,
             registry,
             client,
+            tls,
             rr: AtomicUsize::new(0),
             requests: AtomicU64::new(0),
             retries: AtomicU64::new(0),

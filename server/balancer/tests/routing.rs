@@ -195,7 +195,7 @@ fn bad_config_names_the_entry() {
     ]);
     assert!(e.contains("configured twice"), "{e}");
     let e = bad(vec![Backend::new("n", "https://127.0.0.1:1")]);
-    assert!(e.contains("https"), "{e}");
+    assert!(e.contains("https") && e.contains("backend_ca"), "{e}");
 }
 
 #[test]

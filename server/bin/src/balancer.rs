@@ -41,6 +41,10 @@ pub struct BalancerArgs {
     /// Cluster secret (prefer SHOAL_CLUSTER_SECRET: flags are visible in `ps`).
     #[arg(long)]
     pub secret: Option<String>,
+    /// PEM file of the CA the backends' certificates chain to: the balancer then speaks
+    /// HTTPS to every backend (overrides `backend_ca` of the config file).
+    #[arg(long, value_name = "FILE")]
+    pub backend_ca: Option<PathBuf>,
 }
 
 pub async fn run(a: BalancerArgs) -> Result<()> {
@@ -57,6 +61,9 @@ pub async fn run(a: BalancerArgs) -> Result<()> {
     };
     if let Some(l) = a.listen {
         cfg.listen = l;
+    }
+    if let Some(ca) = &a.backend_ca {
+        cfg.backend_ca = Some(ca.clone());
     }
     if !a.backends.is_empty() {
         cfg.backends = a

@@ -1,6 +1,7 @@
 //! A small typed client of the admin API: bearer token, problem+json errors turned into
 //! messages, uploads with a progress bar.
 
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context as _};
@@ -24,6 +25,18 @@ pub struct Client {
     token: Option<String>,
 }
 
+/// An error and its causes on one line (reqwest's own message hides the TLS reason).
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    out
+}
+
 /// Percent-encodes one path segment.
 pub fn segment(s: &str) -> String {
     let mut out = String::new();
@@ -38,11 +51,23 @@ pub fn segment(s: &str) -> String {
 }
 
 impl Client {
-    pub fn new(base: &str, token: Option<String>) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .build()
-            .context("cannot build the HTTP client")?;
+    /// `ca`: the PEM file the admin API's certificate must chain to (`--ca`); without it,
+    /// an `https://` base is checked against the system's trusted roots.
+    pub fn new(base: &str, token: Option<String>, ca: Option<&Path>) -> anyhow::Result<Self> {
+        let mut builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(5));
+        match ca {
+            Some(ca) => {
+                let tls = shoal_tls::client_config(ca, "--ca")?;
+                builder = builder.tls_backend_preconfigured(tls);
+            }
+            // reqwest's own TLS setup (system roots) takes the process's default provider.
+            None => {
+                let _ = shoal_tls::rustls::crypto::CryptoProvider::install_default(
+                    shoal_tls::provider().as_ref().clone(),
+                );
+            }
+        }
+        let http = builder.build().context("cannot build the HTTP client")?;
         Ok(Self {
             http,
             base: base.trim_end_matches('/').to_owned(),
@@ -60,10 +85,13 @@ impl Client {
 
     async fn execute(&self, req: reqwest::RequestBuilder) -> anyhow::Result<Response> {
         let res = req.send().await.map_err(|e| {
-            anyhow!(
-                "cannot reach the admin API at {} ({e}); is the node running and is --url right?",
-                self.base
-            )
+            let why = causes(&e);
+            let hint = if why.contains("certificate") || why.contains("Certificate") {
+                "; pass --ca FILE with the CA that signed the admin API's certificate"
+            } else {
+                "; is the node running and is --url right?"
+            };
+            anyhow!("cannot reach the admin API at {} ({why}){hint}", self.base)
         })?;
         if res.status().is_success() {
             return Ok(res);

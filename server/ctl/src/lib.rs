@@ -47,6 +47,10 @@ pub struct Ctl {
     /// Bearer token (admin, or read-only for reads).
     #[arg(long, env = "SHOAL_ADMIN_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
+    /// PEM file of the CA that signed the admin API's certificate (an `https://` --url);
+    /// without it, the system's trusted roots are used.
+    #[arg(long, env = "SHOAL_ADMIN_CA", value_name = "FILE", global = true)]
+    pub ca: Option<std::path::PathBuf>,
     /// Print the API's JSON instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
@@ -211,7 +215,7 @@ pub enum PluginsCommand {
 
 /// Runs one `shoal ctl` command against `ctl.url`.
 pub async fn run(ctl: Ctl) -> anyhow::Result<()> {
-    let client = Client::new(&ctl.url, ctl.token.clone())?;
+    let client = Client::new(&ctl.url, ctl.token.clone(), ctl.ca.as_deref())?;
     let json = ctl.json;
     match ctl.command {
         CtlCommand::Status => status(&client, json).await,
@@ -304,7 +308,7 @@ pub async fn run(ctl: Ctl) -> anyhow::Result<()> {
         }
         CtlCommand::Drain { node, timeout_secs } => {
             let target = match node {
-                Some(url) => Client::new(&url, ctl.token.clone())?,
+                Some(url) => Client::new(&url, ctl.token.clone(), ctl.ca.as_deref())?,
                 None => client,
             };
             drain::run(&target, json, std::time::Duration::from_secs(timeout_secs)).await

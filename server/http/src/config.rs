@@ -7,6 +7,10 @@
 //! port = 18081
 //! cookie_name = "JSESSIONID"
 //!
+//! [http.tls]                    # optional: HTTPS (certificate reloaded on change)
+//! cert = "tls/fullchain.pem"
+//! key = "tls/key.pem"
+//!
 //! [[http.contexts]]
 //! path = "/app"
 //! app = "bench"
@@ -40,6 +44,10 @@ pub struct HttpConfig {
     /// How long a request waits for a joining node's state transfer before a 503.
     pub ready_wait_ms: u64,
     pub contexts: Vec<ContextConfig>,
+    /// `[http.tls]`: serve HTTPS with this certificate and key (reloaded when they change
+    /// on disk). Absent: plain HTTP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<shoal_tls::TlsFiles>,
 }
 
 impl Default for HttpConfig {
@@ -51,6 +59,7 @@ impl Default for HttpConfig {
             session_header: "X-Shoal-Session".into(),
             ready_wait_ms: 5000,
             contexts: vec![ContextConfig::default()],
+            tls: None,
         }
     }
 }

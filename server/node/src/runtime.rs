@@ -60,11 +60,23 @@ pub struct RunningNode {
 
 /// Starts a node on `http_listener`; with `admin_listener`, also serves the admin API on it
 /// (tokens from `parts.admin`, defaults when absent: every data endpoint then answers 401).
+/// `[http.tls]` / `[admin.tls]` make the listeners serve HTTPS; their files are read here,
+/// before anything starts, so a missing or mismatched certificate stops the start.
 pub async fn start(
     mut parts: NodeParts,
     http_listener: TcpListener,
     admin_listener: Option<TcpListener>,
 ) -> Result<RunningNode> {
+    let dir = parts.config_dir.clone();
+    let http_tls = server_tls(parts.http.tls.as_ref(), dir.as_deref(), "[http.tls]")?;
+    let admin_tls = match (&admin_listener, &parts.admin) {
+        (Some(_), Some(a)) => server_tls(a.tls.as_ref(), dir.as_deref(), "[admin.tls]")?,
+        _ => None,
+    };
+    let http_listener = shoal_tls::Listener::new(http_listener, http_tls)?;
+    let admin_listener = admin_listener
+        .map(|l| shoal_tls::Listener::new(l, admin_tls))
+        .transpose()?;
     let facts = SharedFacts::new(MemberFact::default());
     let node_facts = Arc::new(NodeFacts {
         shared: facts.clone(),
@@ -249,6 +261,22 @@ pub async fn start(
         http_task,
         admin_task,
     })
+}
+
+/// Loads a listener's certificate (paths relative to the config file's directory).
+fn server_tls(
+    files: Option<&shoal_tls::TlsFiles>,
+    dir: Option<&std::path::Path>,
+    what: &str,
+) -> Result<Option<shoal_tls::ServerTls>> {
+    let Some(files) = files else {
+        return Ok(None);
+    };
+    let files = match dir {
+        Some(d) => files.clone().relative_to(d),
+        None => files.clone(),
+    };
+    Ok(Some(shoal_tls::ServerTls::load(&files, what)?))
 }
 
 /// What plugins see of the cluster (`host.local-member`, `members`, `active-sessions`):

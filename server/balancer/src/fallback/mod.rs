@@ -131,7 +131,7 @@ async fn attempt(
     body: Body,
 ) -> Result<Response<Body>, Failure> {
     let uri = Uri::builder()
-        .scheme("http")
+        .scheme(if backend.tls { "https" } else { "http" })
         .authority(backend.authority.clone())
         .path_and_query(parts.uri.path_and_query().map_or("/", |p| p.as_str()))
         .build()

@@ -366,7 +366,8 @@ impl Conn {
             self.upstreams.remove(i);
         }
         let timeout = self.inner.config.connect_timeout;
-        let upstream = Upstream::connect(backend, timeout, READ_CHUNK).await?;
+        let tls = self.inner.tls.as_ref();
+        let upstream = Upstream::connect(backend, tls, timeout, READ_CHUNK).await?;
         if self.upstreams.len() >= MAX_UPSTREAMS {
             self.upstreams.remove(0);
         }

@@ -1,9 +1,14 @@
-//! A kept-alive connection from one client connection to one backend.
+//! A kept-alive connection from one client connection to one backend, plain or TLS
+//! (`backend_ca`).
 
 use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use shoal_tls::tokio_rustls::{client::TlsStream, TlsConnector};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::backend::BackendState;
@@ -12,19 +17,37 @@ use crate::retry::Failure;
 /// A kept-alive connection to one backend, owned by one client connection.
 pub(super) struct Upstream {
     pub backend: Arc<BackendState>,
-    pub stream: TcpStream,
+    pub stream: BackendStream,
     /// Response bytes read from the backend.
     pub buf: Vec<u8>,
 }
 
 impl Upstream {
     /// Connects to `backend` within `timeout`; a failure means nothing was sent.
+    /// With `tls` (the backend is HTTPS), the handshake counts in the same `timeout`.
     pub(super) async fn connect(
         backend: &Arc<BackendState>,
+        tls: Option<&TlsConnector>,
         timeout: Duration,
         buf_capacity: usize,
     ) -> Result<Upstream, Failure> {
-        let connect = TcpStream::connect(backend.authority.as_str());
+        let connect = async {
+            let tcp = TcpStream::connect(backend.authority.as_str()).await?;
+            let _ = tcp.set_nodelay(true);
+            match tls.filter(|_| backend.tls) {
+                None => Ok::<_, io::Error>(BackendStream::Plain(tcp)),
+                Some(tls) => {
+                    let host = backend
+                        .authority
+                        .host()
+                        .trim_matches(|c| c == '[' || c == ']');
+                    let name = shoal_tls::rustls::pki_types::ServerName::try_from(host.to_owned())
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+                    let s = tls.connect(name, tcp).await?;
+                    Ok(BackendStream::Tls(Box::new(s)))
+                }
+            }
+        };
         let stream = match tokio::time::timeout(timeout, connect).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
@@ -37,7 +60,6 @@ impl Upstream {
                 return Err(Failure::NotSent(why));
             }
         };
-        let _ = stream.set_nodelay(true);
         Ok(Upstream {
             backend: backend.clone(),
             stream,
@@ -49,6 +71,80 @@ impl Upstream {
     /// Costs no system call unless the socket became readable, which an idle one is not.
     pub(super) fn alive(&self) -> bool {
         let mut probe = [0u8; 1];
-        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+        match &self.stream {
+            BackendStream::Plain(s) => {
+                matches!(s.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+            }
+            // Peeked, not read: the bytes (a close_notify) belong to the TLS session.
+            BackendStream::Tls(s) => {
+                let mut cx = Context::from_waker(std::task::Waker::noop());
+                let mut buf = ReadBuf::new(&mut probe);
+                s.get_ref().0.poll_peek(&mut cx, &mut buf).is_pending()
+            }
+        }
+    }
+}
+
+/// A backend connection: plain TCP or TLS over TCP.
+pub(super) enum BackendStream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for BackendStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            BackendStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            BackendStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for BackendStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            BackendStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            BackendStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            BackendStream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            BackendStream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            BackendStream::Plain(s) => s.is_write_vectored(),
+            BackendStream::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            BackendStream::Plain(s) => Pin::new(s).poll_flush(cx),
+            BackendStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            BackendStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            BackendStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
     }
 }
