@@ -137,7 +137,7 @@ impl Http {
             .enable_all()
             .build()
             .expect("tokio runtime");
-        let client = reqwest::Client::builder()
+        let client = shoal_testkit::http_client_builder()
             .no_proxy()
             .timeout(Duration::from_secs(20))
             .build()

@@ -66,7 +66,7 @@ impl Admin {
             .enable_all()
             .build()
             .expect("runtime");
-        let client = reqwest::Client::builder()
+        let client = shoal_testkit::http_client_builder()
             .no_proxy()
             .timeout(Duration::from_secs(20))
             .build()

@@ -229,10 +229,7 @@ fn the_balancer_speaks_https_to_a_tls_node_with_backend_ca() {
     shoal_testkit::eventually_blocking(
         "the balancer's HTTPS health probe marks node1 up",
         Duration::from_secs(15),
-        || {
-            get(&front.addr, "/balancer/status", None)
-                .is_ok_and(|s| s.body.contains("\"status\":\"up\""))
-        },
+        || shoal_tests::persistent::balancer_status(&front.addr, "node1").is_ok_and(|s| s == "up"),
     );
 
     // A session through the balancer's lean path, over TLS to the node, sticky.

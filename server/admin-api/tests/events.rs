@@ -137,7 +137,7 @@ async fn serve_answers_on_a_socket_and_shuts_down_despite_open_sse() {
             let _ = stop_rx.await;
         },
     ));
-    let client = reqwest::Client::new();
+    let client = shoal_testkit::http_client();
     let base = format!("http://{addr}");
     let members: serde_json::Value = client
         .get(format!("{base}/api/v1/cluster/members"))

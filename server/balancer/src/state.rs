@@ -52,8 +52,11 @@ impl Inner {
             .backend_ca
             .is_some()
             .then(|| shoal_tls::tokio_rustls::TlsConnector::from(Arc::new(tls_config.clone())));
+        // hyper-rustls sets ALPN itself (from `enable_http1`) and refuses a config that has it.
+        let mut hyper_tls = tls_config;
+        hyper_tls.alpn_protocols.clear();
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls_config)
+            .with_tls_config(hyper_tls)
             .https_or_http()
             .enable_http1()
             .wrap_connector(connector);

@@ -54,18 +54,13 @@ impl Client {
     /// `ca`: the PEM file the admin API's certificate must chain to (`--ca`); without it,
     /// an `https://` base is checked against the system's trusted roots.
     pub fn new(base: &str, token: Option<String>, ca: Option<&Path>) -> anyhow::Result<Self> {
+        // reqwest's own TLS setup (system roots) takes the process's default provider.
+        shoal_tls::install_default_provider();
+        #[allow(clippy::disallowed_methods)] // the provider is installed just above
         let mut builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(5));
-        match ca {
-            Some(ca) => {
-                let tls = shoal_tls::client_config(ca, "--ca")?;
-                builder = builder.tls_backend_preconfigured(tls);
-            }
-            // reqwest's own TLS setup (system roots) takes the process's default provider.
-            None => {
-                let _ = shoal_tls::rustls::crypto::CryptoProvider::install_default(
-                    shoal_tls::provider().as_ref().clone(),
-                );
-            }
+        if let Some(ca) = ca {
+            let tls = shoal_tls::client_config(ca, "--ca")?;
+            builder = builder.tls_backend_preconfigured(tls);
         }
         let http = builder.build().context("cannot build the HTTP client")?;
         Ok(Self {

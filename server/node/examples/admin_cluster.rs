@@ -144,7 +144,7 @@ async fn node(
 
 /// Requests that keep the channel busy: a session per node, touched in turn.
 async fn traffic(urls: Vec<String>) {
-    let client = reqwest::Client::new();
+    let client = shoal_testkit::http_client();
     let mut cookies: Vec<Option<String>> = vec![None; urls.len()];
     for i in 0.. {
         let n = i % urls.len();
@@ -198,7 +198,7 @@ async fn main() -> Result<()> {
         .iter()
         .map(|n| format!("http://{}", n.http_addr))
         .collect();
-    let client = reqwest::Client::new();
+    let client = shoal_testkit::http_client();
     for i in 0..a.sessions {
         let ctx = if i % 4 == 3 { "shop" } else { "app" };
         client

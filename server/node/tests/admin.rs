@@ -11,7 +11,7 @@ use std::time::Duration;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_over_the_admin_api() {
     let nodes = cluster().await;
-    let c = Client::new();
+    let c = shoal_testkit::http_client();
 
     // Members: three alive, seen from each node.
     for n in &nodes {

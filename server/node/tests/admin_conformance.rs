@@ -3,7 +3,7 @@
 mod common;
 
 use common::{http_url, start_node};
-use reqwest::{Client, StatusCode};
+use reqwest::StatusCode;
 use shoal_admin::testing::suite;
 use std::time::Duration;
 
@@ -18,7 +18,7 @@ async fn the_node_backend_conforms() {
         "a lone node is ready"
     );
     // Sessions for the suite: each request without a cookie makes a new one.
-    let c = Client::new();
+    let c = shoal_testkit::http_client();
     for _ in 0..5 {
         let r = c
             .get(http_url(&node, "/app/counter"))

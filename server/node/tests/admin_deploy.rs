@@ -2,7 +2,7 @@
 mod common;
 
 use common::{admin_url, call, cluster, get, http_url, put, ADMIN, READ};
-use reqwest::{Client, StatusCode};
+use reqwest::StatusCode;
 use serde_json::Value;
 
 /// BackupManager placement: a /shop session made on node1 has node1 as primary and one
@@ -10,7 +10,7 @@ use serde_json::Value;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_sessions_show_primary_and_backup() {
     let nodes = cluster().await;
-    let c = Client::new();
+    let c = shoal_testkit::http_client();
     let r = c
         .get(http_url(&nodes[0], "/shop/counter"))
         .send()
@@ -75,7 +75,7 @@ async fn deployments_run_hooks_and_apply_everywhere() {
         }
     };
     let nodes = cluster().await;
-    let c = Client::new();
+    let c = shoal_testkit::http_client();
     let limit = filter.len() - 1;
     let r = c
         .post(admin_url(&nodes[0], "/api/v1/plugins"))
@@ -221,7 +221,7 @@ async fn pipeline_reorder_applies_everywhere() {
         }
     };
     let nodes = cluster().await;
-    let c = Client::new();
+    let c = shoal_testkit::http_client();
     for name in ["first", "second"] {
         let r = c
             .post(admin_url(&nodes[0], "/api/v1/plugins"))

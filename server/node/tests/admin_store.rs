@@ -65,7 +65,7 @@ async fn a_persistent_context_shows_its_store() {
             .await,
         "a lone node is ready"
     );
-    let c = Client::new();
+    let c = shoal_testkit::http_client();
     for _ in 0..3 {
         let r = c
             .get(http_url(&node, "/cart/counter"))
@@ -240,7 +240,7 @@ async fn a_store_outage_shows_as_degraded_and_recovers() {
             .await,
         "ready"
     );
-    let c = Client::new();
+    let c = shoal_testkit::http_client();
     let (s, wb_cookie) = counter(&c, &node, "/wb", None).await;
     assert_eq!(s, StatusCode::OK);
     let (s, pf_cookie) = counter(&c, &node, "/pf", None).await;

@@ -37,3 +37,12 @@ pub fn provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
         .get_or_init(|| std::sync::Arc::new(rustls::crypto::ring::default_provider()))
         .clone()
 }
+
+/// Makes [`provider`] the process's default crypto provider, once; a provider installed
+/// earlier is kept. reqwest (built without a provider of its own) takes the default when it
+/// builds a client, and panics if there is none: every process that builds one calls this
+/// first.
+pub fn install_default_provider() {
+    // Err means a default was already installed: that one stays.
+    let _ = rustls::crypto::CryptoProvider::install_default(provider().as_ref().clone());
+}
