@@ -67,14 +67,12 @@ fn client_config_names_a_bad_ca_file() {
     let dir = tempfile::tempdir().expect("temp dir");
     let ca = dir.path().join("ca.pem");
     let msg = shoal_tls::client_config(&ca, "--ca")
-        .err()
-        .expect("missing")
+        .expect_err("missing")
         .to_string();
     assert!(msg.contains("--ca") && msg.contains("ca.pem"), "{msg}");
     std::fs::write(&ca, "hello").expect("write");
     let msg = shoal_tls::client_config(&ca, "--ca")
-        .err()
-        .expect("no cert")
+        .expect_err("no cert")
         .to_string();
     assert!(msg.contains("ca.pem"), "{msg}");
     TestCa::new("ok").write_ca(&ca);
