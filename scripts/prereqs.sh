@@ -23,9 +23,9 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   python3 -c 'import ensurepip' 2>/dev/null || { apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null; }
 fi
 # componentize-py: verifies the Python route of plugins (server/plugin-host/tests/python.rs).
-# Optional: without it that test prints a skip.
+# Without it that test fails, saying how to install it.
 if command -v python3 >/dev/null && ! command -v componentize-py >/dev/null; then
   echo "prereqs: installing componentize-py (Python plugins)"
   python3 -m pip install --quiet componentize-py==0.25.1 >/dev/null 2>&1 \
-    || echo "prereqs: could not install componentize-py; the Python plugin test will be skipped" >&2
+    || echo "prereqs: could not install componentize-py; the Python plugin test will fail" >&2
 fi

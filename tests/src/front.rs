@@ -69,11 +69,10 @@ impl Front {
     }
 
     /// HAProxy with deploy/haproxy/haproxy.cfg, node addresses replaced by `nodes` (in route
-    /// order node1..node3). `None` (with a printed reason) when haproxy is not installed.
-    pub fn haproxy(nodes: &[String]) -> Option<Front> {
-        if Command::new("haproxy").arg("-v").output().is_err() {
-            println!("SKIP: haproxy is not installed (apt-get install haproxy)");
-            return None;
+    /// order node1..node3). Panics, saying how to install it, when haproxy is missing.
+    pub fn haproxy(nodes: &[String]) -> Front {
+        if let Err(e) = Command::new("haproxy").arg("-v").output() {
+            panic!("haproxy cannot run ({e}): apt-get install haproxy (scripts/prereqs.sh does)");
         }
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/haproxy/haproxy.cfg");
         let mut cfg = std::fs::read_to_string(path).expect("read deploy/haproxy/haproxy.cfg");
@@ -103,7 +102,7 @@ impl Front {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        Some(front)
+        front
     }
 }
 

@@ -31,10 +31,9 @@ fn python_url_filter_loads_and_answers() {
             .arg(&component)
             .output();
         match built {
-            Err(e) => {
-                println!("SKIPPED python_url_filter_loads_and_answers: componentize-py not runnable ({e}); install it with `pip install componentize-py`");
-                return;
-            }
+            Err(e) => panic!(
+                "componentize-py not runnable ({e}): install it with `pip install componentize-py==0.25.1` (scripts/prereqs.sh does)"
+            ),
             Ok(o) if !o.status.success() => panic!(
                 "componentize-py failed: {}",
                 String::from_utf8_lossy(&o.stderr)
