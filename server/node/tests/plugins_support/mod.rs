@@ -145,7 +145,7 @@ pub async fn shutdown(nodes: Vec<RunningNode>) {
 }
 
 /// One browser: keeps the session cookie the nodes set.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Browser {
     client: reqwest::Client,
     pub cookie: Option<String>,
@@ -153,7 +153,10 @@ pub struct Browser {
 
 impl Browser {
     pub fn new() -> Browser {
-        Browser::default()
+        Browser {
+            client: shoal_testkit::http_client(),
+            cookie: None,
+        }
     }
 
     /// GET `path` on `node`: (status, body, response headers).
