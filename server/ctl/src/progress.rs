@@ -135,8 +135,9 @@ fn state_text(n: &RolloutNode) -> String {
 pub fn line(n: &RolloutNode, size: u64) -> String {
     const WIDTH: u64 = 20;
     let got = bytes_shown(n, size);
-    let pct = if size == 0 { 100 } else { got * 100 / size };
-    let filled = if size == 0 { WIDTH } else { got * WIDTH / size };
+    // An empty artifact is complete at once.
+    let pct = (got * 100).checked_div(size).unwrap_or(100);
+    let filled = (got * WIDTH).checked_div(size).unwrap_or(WIDTH);
     let mut bar: String = "=".repeat(filled as usize);
     if filled < WIDTH {
         bar.push('>');
