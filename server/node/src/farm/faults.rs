@@ -107,3 +107,79 @@ impl FarmFaults {
         Some((deploy.clone(), Duration::from_millis(self.hold_activate_ms)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shoal_farm::{Entry, Target};
+
+    fn activate(seq: u64) -> Message {
+        let deploy = DeployId {
+            origin: NodeId::new("a"),
+            incarnation: 1,
+            seq,
+        };
+        Message::Activate {
+            entry: Entry {
+                name: "x".into(),
+                generation: 1,
+                deploy: deploy.clone(),
+                target: Target::Removed,
+            },
+            deploy,
+        }
+    }
+
+    #[test]
+    fn hold_at_names_a_point_and_an_unknown_one_is_refused() {
+        let f: FarmFaults =
+            toml::from_str("hold_activate_ms = 5\nhold_at = \"after-first-activate\"\n")
+                .expect("parses");
+        assert_eq!(f.hold_at, HoldAt::AfterFirstActivate);
+        let e = toml::from_str::<FarmFaults>("hold_at = \"later\"\n")
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            e.contains("hold_at") && e.contains("before-own-activation"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn each_point_holds_once_per_rollout_where_it_says() {
+        let mut sent = HashMap::new();
+        let mut f = FarmFaults {
+            hold_activate_ms: 5,
+            ..FarmFaults::default()
+        };
+        assert!(f.hold_send(&activate(1), &mut sent).is_some(), "first");
+        assert!(f.hold_send(&activate(1), &mut sent).is_none(), "once");
+        f.hold_at = HoldAt::AfterFirstActivate;
+        assert!(
+            f.hold_send(&activate(2), &mut sent).is_none(),
+            "first leaves"
+        );
+        assert!(
+            f.hold_send(&activate(2), &mut sent).is_some(),
+            "second held"
+        );
+        f.hold_at = HoldAt::BeforeOwnActivation;
+        assert!(f.hold_send(&activate(3), &mut sent).is_none());
+        let Message::Activate { entry, .. } = activate(3) else {
+            unreachable!()
+        };
+        let slot = Slot {
+            current: entry,
+            previous: None,
+        };
+        let me = NodeId::new("a");
+        assert!(
+            f.hold_apply(&me, &slot, &mut sent).is_some(),
+            "own apply held"
+        );
+        assert!(f.hold_apply(&me, &slot, &mut sent).is_none(), "once");
+        assert!(f
+            .hold_apply(&NodeId::new("b"), &slot, &mut HashMap::new())
+            .is_none());
+    }
+}
