@@ -246,6 +246,13 @@ fn ctl_drain_drains_a_node_that_exits_0_and_peers_see_it_leave() {
     let mut node3 = Command::new(shoal_bin())
         .args(["node", "--name", "node3", "--bind", "127.0.0.1"])
         .args(["--port", &all[2].channel.to_string()])
+        // Its farm's default dir (data/farm/node3) in a temp dir, never in the source tree.
+        .current_dir(shoal_tests::node_workdir(&NodeSpec::new(
+            "node3",
+            all[2].channel,
+            &[],
+            secret,
+        )))
         .args(&members)
         .arg("--config")
         .arg(node_config(all[2], "delta"))

@@ -389,3 +389,41 @@ fn a_valve_world_application_and_bad_context_settings() {
     drop(nodes);
     let _ = std::fs::remove_dir_all(base);
 }
+
+/// A node down while an application is deployed and another undeployed: when it comes back,
+/// its first answer (it serves HTTP only once ready) already has the new context and no
+/// longer the removed one.
+#[test]
+fn a_node_down_during_a_deploy_and_an_undeploy_serves_the_new_set_from_its_first_request() {
+    let names = ["da", "db", "dc"];
+    let (mut nodes, ports, base) = start(&names);
+    let client = Http::new();
+    let hello = component("hello-http");
+    let (status, text) = deploy(&nodes[0], "old", "1", "/old", &hello);
+    assert_eq!(status, 201, "deploy /old: {text}");
+    let r = client.get(&nodes[2].http.http, "/old/hello", None);
+    assert_eq!(r.status, 200, "dc serves /old before it goes down");
+
+    drop(nodes.remove(2));
+    let (status, text) = deploy(&nodes[1], "hello", "1", "/hello", &hello);
+    assert_eq!(status, 201, "deploy /hello while dc is down: {text}");
+    let (status, text) = call(&nodes[0].admin, "DELETE", "/api/v1/deployments/old", b"");
+    assert_eq!(status, 204, "undeploy /old while dc is down: {text}");
+
+    let dc = spawn("dc", ports[2], &ports, &base);
+    let r = client.get(&dc.http.http, "/hello/hello", None);
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (200, "hello from wasi:http\n"),
+        "dc's first answer has /hello, deployed while it was down"
+    );
+    let r = client.get(&dc.http.http, "/old/hello", None);
+    assert_eq!(
+        r.status, 404,
+        "dc no longer serves /old, undeployed while it was down"
+    );
+    assert!(lists_context(&dc, "hello") && !lists_context(&dc, "old"));
+    nodes.push(dc);
+    drop(nodes);
+    let _ = std::fs::remove_dir_all(base);
+}

@@ -134,3 +134,56 @@ fn ctl_deploys_signed_artifacts_and_reports_refusals() {
     assert!(!out.status.success(), "second undeploy succeeded");
     let _ = std::fs::remove_dir_all(&base);
 }
+
+/// `shoal ctl deploy` on a 3-node cluster, its stderr a pipe (not a terminal): plain
+/// progress lines per node from `GET /api/v1/rollouts`, bytes received of the size while
+/// the content travels (paced at 1 MiB/s so it takes seconds), then the final state.
+#[test]
+fn ctl_deploy_prints_a_progress_line_per_node() {
+    use shoal_tests::farm::{config, start, TOKEN as FARM_TOKEN};
+    let names = ["pa", "pb", "pc"];
+    let (nodes, _, base) = start("farm-ctl-progress", &names, |_, dir| {
+        config(
+            dir,
+            "transfer_rate_mib_s = 1\nmax_upload_bytes = 8388608",
+            "",
+        )
+    });
+    std::fs::create_dir_all(&base).expect("base dir");
+    let file = base.join("big.bin");
+    let size = 3 << 20;
+    let body: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&file, &body).expect("write");
+    let out = Command::new(shoal_bin())
+        .args(["ctl", "--url", &format!("http://{}", nodes[0].admin)])
+        .args(["--token", FARM_TOKEN, "deploy"])
+        .arg(&file)
+        .args(["--kind", "file", "--version", "1"])
+        .output()
+        .expect("run shoal ctl deploy");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "deploy: {err}");
+    let total = format!("/{size} bytes");
+    for n in names {
+        let lines: Vec<&str> = err
+            .lines()
+            .filter(|l| l.trim_start().starts_with(&format!("{n} ")) && l.contains(&total))
+            .collect();
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("100%") && l.ends_with("active")),
+            "{n}: a final progress line, active:\n{err}"
+        );
+        if n != names[0] {
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l.ends_with("receiving") && !l.contains("100%")),
+                "{n}: a line while it was receiving:\n{err}"
+            );
+        }
+    }
+    drop(nodes);
+    let _ = std::fs::remove_dir_all(base);
+}

@@ -1,17 +1,19 @@
 //! Faults during a farm deploy, on real `shoal node` processes: a corrupted chunk, the
-//! coordinating node killed (`kill -9`) during the transfer and, separately, in its commit
-//! window (every member staged, no Activate sent yet), two deploys of one name started at
-//! once on two nodes, and a deploy hook's veto. Each ends with nothing half-active: by the
-//! rule of `shoal_farm` (a coordinator that dies before its commit point leaves only
-//! reservations, which expire; nobody activates), the survivors keep the old version, and
-//! a restarted coordinator converges to the cluster's current set before it reports ready.
+//! coordinating node killed (`kill -9`) during the transfer and at every point of its commit
+//! window, two deploys of one name started at once on two nodes, and a deploy hook's veto.
+//! Each ends with nothing half-active, by the rule of `shoal_farm` ("The commit window"):
+//! the coordinator activates its own copy last, after every other member confirmed. Killed
+//! before any Activate reached a member, nobody runs the change (reservations expire) and
+//! the survivors keep the old version; killed after one member activated, every survivor
+//! rolls forward; either way the restarted coordinator converges to the survivors' set
+//! before it reports ready.
 //!
 //! Faults are injected with `[farm.faults]` (test-only knobs, off by default,
 //! `server/node/src/farm/faults.rs`): `corrupt_chunks_to` flips a byte of the first chunk
 //! a node sends to the named members (the receivers' own sha256 check must catch it), and
-//! `hold_activate_ms` holds the coordinator in its commit window, after publishing that
-//! every member staged, so the test kills it there on a condition, not on timing. (A
-//! member killed mid-transfer is covered by `farm_converge.rs`.)
+//! `hold_activate_ms` with `hold_at` holds the coordinator at a named point of its commit
+//! window and logs it, so the test kills it there on a condition, not on timing. (A member
+//! killed mid-transfer is covered by `farm_converge.rs`.)
 use shoal_testkit::eventually_blocking;
 use shoal_tests::farm::{all_active, component, config, json, start, FarmNode};
 use std::time::{Duration, Instant};
@@ -213,6 +215,171 @@ fn the_coordinator_killed_mid_transfer_leaves_the_old_version_everywhere() {
         Duration::from_secs(10),
         || nodes.iter().all(|n| n.staged_bytes() == 0),
     );
+    drop(nodes);
+    let _ = std::fs::remove_dir_all(base);
+}
+
+/// `ma` coordinates version 2 of conf.bin (version 1 live everywhere) and is held at
+/// `hold_at` of its commit window; returns the nodes once the hold is logged, the ports, the
+/// base dir and the deploy thread.
+type Deploying = std::thread::JoinHandle<(u16, String, String)>;
+fn hold_the_coordinator_at(
+    test: &str,
+    names: [&'static str; 3],
+    hold_at: &str,
+    v2: &[u8],
+) -> (Vec<FarmNode>, Vec<u16>, std::path::PathBuf, Deploying) {
+    let faults = format!("[farm.faults]\nhold_activate_ms = 60000\nhold_at = \"{hold_at}\"\n");
+    let (nodes, ports, base) = start(test, &names, |n, dir| {
+        config(dir, FARM, if n == names[0] { &faults } else { "" })
+    });
+    let (status, text) = nodes[1].put("conf.bin", "kind=file&version=1", b"one");
+    assert_eq!(status, 201, "{text}");
+    let admin = nodes[0].admin.clone();
+    let body = v2.to_vec();
+    let deploy = std::thread::spawn(move || {
+        shoal_tests::farm::call(
+            &admin,
+            "PUT",
+            "/api/v1/deployments/conf.bin?kind=file&version=2",
+            &body,
+        )
+    });
+    let line = nodes[0].http.proc.wait_log(
+        &["[farm.faults] holding rollout", hold_at],
+        Duration::from_secs(30),
+    );
+    assert!(line.is_some(), "{} held at {hold_at}", names[0]);
+    (nodes, ports, base, deploy)
+}
+
+/// Kills the held coordinator: its PUT never answers.
+fn kill_coordinator(nodes: &mut [FarmNode], deploy: Deploying) {
+    nodes[0].http.proc.kill9();
+    let (status, _, _) = deploy.join().expect("deploy thread");
+    assert_eq!(status, 0, "the killed coordinator never answered");
+}
+
+/// Restarts the coordinator (without the fault) and checks it runs `content` at `version`
+/// by the time it reports ready, like every survivor.
+fn restart_coordinator_converges(
+    nodes: &mut [FarmNode],
+    ports: &[u16],
+    content: &[u8],
+    version: &str,
+) {
+    let name = nodes[0].name().to_string();
+    let node = FarmNode::spawn(
+        &name,
+        ports[0],
+        ports,
+        nodes[0].farm.clone(),
+        &config(&nodes[0].farm, FARM, ""),
+    );
+    assert_eq!(
+        node.file("conf.bin").as_deref(),
+        Some(content),
+        "{name} converged before ready"
+    );
+    assert_eq!(version_on(&node, "conf.bin").as_deref(), Some(version));
+    nodes[0] = node;
+    for n in nodes.iter() {
+        assert_eq!(n.file("conf.bin").as_deref(), Some(content), "{}", n.name());
+        assert_eq!(
+            version_on(n, "conf.bin").as_deref(),
+            Some(version),
+            "{}",
+            n.name()
+        );
+    }
+}
+
+#[test]
+fn the_coordinator_killed_before_any_activate_activates_nothing() {
+    let names = ["ma", "mb", "mc"];
+    let v2 = content(20_000, 3);
+    let (mut nodes, ports, base, deploy) =
+        hold_the_coordinator_at("farm-kill-commit", names, "before-first-activate", &v2);
+    let staged = vec![
+        ("ma".to_string(), "staged".to_string()),
+        ("mb".to_string(), "staged".to_string()),
+        ("mc".to_string(), "staged".to_string()),
+    ];
+    assert_eq!(nodes[0].states("conf.bin"), staged, "every node staged");
+    kill_coordinator(&mut nodes, deploy);
+
+    // Staged everywhere, activated nowhere: the survivors stay on version 1 until their
+    // reservations expire, then version 3 goes live.
+    let survivors = &nodes[1..];
+    let v3 = b"three".to_vec();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        for n in survivors {
+            assert_eq!(
+                n.file("conf.bin").as_deref(),
+                Some(&b"one"[..]),
+                "{}",
+                n.name()
+            );
+            assert_eq!(
+                version_on(n, "conf.bin").as_deref(),
+                Some("1"),
+                "{}",
+                n.name()
+            );
+        }
+        let (status, text) = survivors[1].put("conf.bin", "kind=file&version=3", &v3);
+        if status == 201 {
+            break;
+        }
+        assert!(
+            matches!(status, 409 | 503) && Instant::now() < deadline,
+            "version 3 from mc: {status} {text}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // ma restarts (its version 2 was never committed, nor active on it) and converges to
+    // version 3.
+    restart_coordinator_converges(&mut nodes, &ports, &v3, "3");
+    drop(nodes);
+    let _ = std::fs::remove_dir_all(base);
+}
+
+#[test]
+fn the_coordinator_killed_after_one_member_activated_rolls_forward_everywhere() {
+    let names = ["qa", "qb", "qc"];
+    let v2 = content(20_000, 8);
+    let (mut nodes, ports, base, deploy) =
+        hold_the_coordinator_at("farm-kill-first", names, "after-first-activate", &v2);
+    // qb got the first Activate; qa itself is not live yet (it activates last).
+    eventually_blocking("qb runs version 2", Duration::from_secs(10), || {
+        nodes[1].file("conf.bin").as_deref() == Some(&v2[..])
+    });
+    assert_eq!(nodes[0].file("conf.bin").as_deref(), Some(&b"one"[..]));
+    kill_coordinator(&mut nodes, deploy);
+    // qc never got Activate from qa: it adopts version 2 from qb, well before its
+    // reservation would expire (6 s).
+    eventually_blocking("qc rolls forward", Duration::from_secs(5), || {
+        nodes[2].file("conf.bin").as_deref() == Some(&v2[..])
+    });
+    restart_coordinator_converges(&mut nodes, &ports, &v2, "2");
+    drop(nodes);
+    let _ = std::fs::remove_dir_all(base);
+}
+
+#[test]
+fn the_coordinator_killed_before_its_own_activation_follows_the_members() {
+    let names = ["ra", "rb", "rc"];
+    let v2 = content(20_000, 9);
+    let (mut nodes, ports, base, deploy) =
+        hold_the_coordinator_at("farm-kill-own", names, "before-own-activation", &v2);
+    // Held before its own Apply: both members run version 2, ra still runs version 1.
+    for n in &nodes[1..] {
+        assert_eq!(n.file("conf.bin").as_deref(), Some(&v2[..]), "{}", n.name());
+    }
+    assert_eq!(nodes[0].file("conf.bin").as_deref(), Some(&b"one"[..]));
+    kill_coordinator(&mut nodes, deploy);
+    restart_coordinator_converges(&mut nodes, &ports, &v2, "2");
     drop(nodes);
     let _ = std::fs::remove_dir_all(base);
 }

@@ -243,11 +243,15 @@ fn wasm_app_available() -> bool {
     }
 }
 
-/// The node config shared by every node (ports and names come as flags).
+/// The node config shared by every node (ports and names come as flags). The farm lives
+/// in the demo's temp dir (removed at exit), not in `data/farm/<node>` under the cwd.
 fn write_config(dir: &Path, wasm: bool) -> Result<PathBuf> {
     let mut text = String::from(
         "# written by `shoal demo`\n[http]\nbind = \"127.0.0.1\"\n\n[[http.contexts]]\npath = \"/app\"\napp = \"bench\"\n\n[http.contexts.session]\nmanager = \"delta\"\nreplication = \"sync\"\n",
     );
+    let farm = dir.join("farm").join("{node}");
+    let farm = toml::Value::String(farm.display().to_string());
+    text.push_str(&format!("\n[farm]\ndir = {farm}\n"));
     if wasm {
         text.push_str(
             "\n# The Wasm bench app answers /app before the native app behind it.\n[[plugin]]\nname = \"bench-app\"\npath = \"example:bench-app\"\n",

@@ -1,9 +1,9 @@
 //! `shoal ctl deploy`: streams a file to `PUT /api/v1/deployments/{name}` (read in 64 KiB
 //! pieces, never whole in memory) with an upload progress bar, then follows the rollout by
-//! polling `GET /api/v1/deployments/{name}` and prints one line per node whenever its state
-//! changes (the API reports per-node state, not per-node bytes, so after the upload these are
-//! state lines, not bars). Ends when the PUT answers: the rollout is over, everywhere or
-//! nowhere; on failure the error names each failed node and its reason.
+//! polling `GET /api/v1/rollouts`: a progress bar per node (bytes received of the size, then
+//! staged / active / failed; `progress.rs`). Ends when the PUT answers: the rollout is over,
+//! everywhere or nowhere; then one state line per node from `GET /api/v1/deployments/{name}`,
+//! and on failure the error names each failed node and its reason.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use indicatif::{ProgressBar, ProgressStyle};
-use shoal_admin::dto::{DeployState, Deployment, NodeDeployState};
+use shoal_admin::dto::{DeployState, Deployment, NodeDeployState, Rollout};
 use shoal_farm::{Kind, Manifest};
 
 use crate::client::{self, Client};
+use crate::progress::{self, NodeProgress};
 use crate::sign;
 
 /// What `shoal ctl deploy` was asked for.
@@ -110,7 +111,9 @@ pub async fn run(client: &Client, args: DeployArgs<'_>, quiet: bool) -> anyhow::
     let put = client.put_stream(&path, &query_ref, size, body);
     tokio::pin!(put);
 
-    // Follow the rollout while the PUT is open: one line per node and state change.
+    // Follow the rollout while the PUT is open: a progress bar (or line) per node.
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut nodes = NodeProgress::new(tty, quiet);
     let mut seen: BTreeMap<String, (DeployState, Option<String>)> = BTreeMap::new();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let result = loop {
@@ -127,13 +130,21 @@ pub async fn run(client: &Client, args: DeployArgs<'_>, quiet: bool) -> anyhow::
                         eprintln!("uploaded {} ({size} bytes, sha256 {}); rollout:", args.name, &sha_hex[..12]);
                     }
                 }
-                if let Ok(d) = client.get::<Deployment>(&path, &[]).await {
-                    report(&d.nodes, &sha_hex, &mut seen, quiet);
+                if let Ok(rs) = client.get::<Vec<Rollout>>("/api/v1/rollouts", &[]).await {
+                    if let Some(r) = progress::find(&rs, &args.name, &sha_hex) {
+                        nodes.update(r);
+                    }
                 }
             }
         }
     };
     bar.finish_and_clear();
+    if let Ok(rs) = client.get::<Vec<Rollout>>("/api/v1/rollouts", &[]).await {
+        if let Some(r) = progress::find(&rs, &args.name, &sha_hex) {
+            nodes.update(r);
+        }
+    }
+    nodes.finish();
     let final_state = client.get::<Deployment>(&path, &[]).await.ok();
     if let Some(d) = &final_state {
         report(&d.nodes, &sha_hex, &mut seen, quiet);

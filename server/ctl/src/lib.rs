@@ -6,8 +6,10 @@
 //! - `lib.rs`: [`Ctl`] and its subcommands (clap), and [`run`], one arm per command.
 //! - `client.rs`: the HTTP client (reqwest, plain HTTP): bearer token, problem+json errors
 //!   as [`shoal_admin::ApiError`], the SSE event stream, an upload progress bar.
-//! - `deploy.rs`: `shoal ctl deploy`: the file streamed with a progress bar, then per-node
-//!   state lines until the rollout ends.
+//! - `deploy.rs`: `shoal ctl deploy`: the file streamed with a progress bar, then the
+//!   rollout followed until it ends, then a state line per node.
+//! - `progress.rs`: the rollout's progress per node (`GET /api/v1/rollouts`): bars redrawn
+//!   in place on a terminal, plain periodic lines otherwise.
 //! - `bundle.rs`: `deploy --static DIR`: an application's component and static files packed
 //!   into one reproducible tar.
 //! - `sign.rs`: `shoal ctl keygen` and `deploy --sign-key` (ed25519 over the manifest, as the
@@ -23,6 +25,7 @@ mod client;
 mod deploy;
 mod drain;
 mod print;
+mod progress;
 mod sign;
 
 use std::path::PathBuf;

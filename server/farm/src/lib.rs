@@ -36,8 +36,10 @@
 //!    cursor (resume), possibly from another holder.
 //! 5. At size bytes it asks the runtime to `Verify` (size and sha256), then answers `Staged`.
 //! 6. Every live member staged → the coordinator checks it still runs `base` (CAS) and sends
-//!    `Activate{entry: generation base + 1}`; members apply and answer `Activated{at_ms}`
-//!    (their clock), from which the coordinator reports the activation skew.
+//!    `Activate{entry: generation base + 1}` to every other member; members apply and
+//!    answer `Activated{at_ms}` (their clock), from which the coordinator reports the
+//!    activation skew. The coordinator applies its own copy **last**, once every other
+//!    member confirmed or left.
 //! 7. Any `Failed`, or the stage deadline, before that point → `Abort`: nobody activates.
 //! 8. Members that leave are excluded from the rollout; they converge when they return.
 //! 9. Every node exchanges its catalog on join and periodically; an entry ahead of ours in
@@ -68,12 +70,31 @@
 //! - Content no slot or reservation references ([`FarmCore::referenced`]) may be deleted.
 //!
 //! # Rules and their reasons
-//! - **Everywhere or nowhere.** The commit point is the coordinator's decision to send
-//!   Activate, taken only after every live member staged verified content. Before it, any
+//! - **Everywhere or nowhere.** The commit point is the first Activate that reaches a
+//!   member, sent only after every live member staged verified content. Before it, any
 //!   failure aborts and nothing is active anywhere. After it, the change rolls *forward*:
 //!   members that missed Activate (loss, coordinator death) learn the entry from a peer's
-//!   catalog. A coordinator that dies before the commit point leaves reservations that
-//!   expire after `reservation_ttl`; nobody activates.
+//!   catalog.
+//! - **The commit window (a coordinator killed inside it).** The coordinator makes its
+//!   own copy live only after every other member confirmed `Activated` (or left), so it is
+//!   never the only node running a change: killed at any step, the survivors end with one
+//!   outcome and its restart brings back nothing they do not run.
+//!   - killed before any Activate reached a member (during transfer, or all staged):
+//!     nobody runs the change, the coordinator included (it had not applied it); the
+//!     members' reservations expire after `reservation_ttl`; everyone stays on the old
+//!     version, and the restarted coordinator keeps it (or adopts what the survivors
+//!     deployed meanwhile);
+//!   - killed after Activate reached some members only: those run the change; every
+//!     staged survivor, seeing its coordinator leave, sends its catalog to every member
+//!     at once and adopts the entry from one that runs it (its content is already
+//!     verified there): all new; the restarted coordinator adopts it from their catalogs
+//!     before it reports ready;
+//!   - killed after every member activated, before or after its own activation: all
+//!     new; the restarted coordinator is equal or adopts it before ready.
+//!
+//!   The one exception is a rollout whose members stay live but silent past
+//!   `2 × stage_deadline` after the commit: the coordinator then applies its own copy
+//!   anyway (the decision was taken) and they converge from its catalog.
 //! - **Two rollouts of one name.** A member holds one reservation per name. Of two rollouts
 //!   that meet at a member, the smaller [`DeployId`] takes it over (the larger is told, with
 //!   the winner as the typed reason, and aborts). The larger cannot have committed: that

@@ -1,6 +1,9 @@
 //! Coordinator side: one rollout per name at a time. Stage on every live member (this
 //! node first, checking its upload), then compare-and-set the generation and Activate
-//! everywhere; any failure or the deadline before that point aborts everywhere.
+//! every other member; any failure or the deadline before that point aborts everywhere.
+//! The coordinator activates its own copy **last**, once every other member confirmed
+//! (or left): a coordinator killed anywhere in its commit window is never the only node
+//! running the new version, so its restart never brings back a change no survivor runs.
 use super::types::{Event, NodeProgress, NodeState, Outcome, Phase, RolloutStatus};
 use super::FarmCore;
 use crate::artifact::Digest;
@@ -27,6 +30,8 @@ pub(super) struct Rollout {
     nodes: BTreeMap<NodeId, NodeState>,
     /// Each member's activation instant as it reported it (its wall clock, ms).
     activated_ms: BTreeMap<NodeId, u64>,
+    /// The coordinator sent Activate to itself (after every other member confirmed).
+    own_sent: bool,
     /// The rollout of the same name that made a member refuse this one.
     conflict: Option<Holder>,
     outcome: Option<Outcome>,
@@ -156,6 +161,7 @@ impl FarmCore {
             last_sent: now,
             nodes,
             activated_ms: BTreeMap::new(),
+            own_sent: false,
             conflict: None,
             outcome: None,
         };
@@ -262,21 +268,46 @@ impl FarmCore {
         }
     }
 
-    /// Commits when every remaining member staged; finishes when every one activated.
+    /// Commits when every remaining member staged; activates this node once every other
+    /// one activated (or left); finishes when this node activated too.
     fn advance(&mut self, now: Instant, name: &str) {
+        let me = self.me.clone();
         let Some(r) = self.rollouts.get(name) else {
             return;
         };
-        let settled = |ok: &NodeState| {
+        let settled = |ok: &NodeState, others_only: bool| {
             r.nodes
-                .values()
-                .all(|s| s == ok || *s == NodeState::Excluded)
+                .iter()
+                .filter(|(n, _)| !others_only || **n != me)
+                .all(|(_, s)| s == ok || *s == NodeState::Excluded)
         };
         match r.phase {
-            Phase::Staging if settled(&NodeState::Staged) => self.commit(now, name),
-            Phase::Committing if settled(&NodeState::Activated) => self.finish_activated(name),
+            Phase::Staging if settled(&NodeState::Staged, false) => self.commit(now, name),
+            Phase::Committing if settled(&NodeState::Activated, false) => {
+                self.finish_activated(name)
+            }
+            Phase::Committing if !r.own_sent && settled(&NodeState::Activated, true) => {
+                self.activate_own(name)
+            }
             _ => {}
         }
+    }
+
+    /// The last step of a commit: this node's own copy goes live.
+    fn activate_own(&mut self, name: &str) {
+        let me = self.me.clone();
+        let Some(r) = self.rollouts.get_mut(name) else {
+            return;
+        };
+        if r.own_sent {
+            return;
+        }
+        r.own_sent = true;
+        let msg = Message::Activate {
+            deploy: r.deploy.clone(),
+            entry: r.entry(),
+        };
+        self.send(&me, msg);
     }
 
     /// The compare-and-set: only if this node still runs the base generation.
@@ -302,10 +333,16 @@ impl FarmCore {
             deploy: r.deploy.clone(),
             entry: r.entry(),
         };
-        let to: Vec<NodeId> = r.waiting(&NodeState::Staged);
+        let to: Vec<NodeId> = r
+            .waiting(&NodeState::Staged)
+            .into_iter()
+            .filter(|n| *n != me)
+            .collect();
         for n in to {
             self.send(&n, msg.clone());
         }
+        // With no other member left, this node activates at once.
+        self.advance(now, name);
     }
 
     fn finish_activated(&mut self, name: &str) {
@@ -399,7 +436,9 @@ impl FarmCore {
                         entry: r.entry(),
                     };
                     for n in r.waiting(&NodeState::Staged) {
-                        sends.push((n, msg.clone()));
+                        if n != me || r.own_sent {
+                            sends.push((n, msg.clone()));
+                        }
                     }
                 }
                 _ => {}
@@ -411,8 +450,10 @@ impl FarmCore {
         for name in to_abort {
             self.abort(now, &name);
         }
-        // Members that never confirmed converge through the catalog exchange.
+        // Members that never confirmed converge through the catalog exchange; the commit
+        // was decided, so this node rolls forward too.
         for name in to_finish {
+            self.activate_own(&name);
             self.finish_activated(&name);
         }
     }

@@ -19,6 +19,16 @@ impl FarmCore {
 
     pub(super) fn member_down(&mut self, now: Instant, peer: NodeId) {
         self.members.remove(&peer);
+        // The coordinator of a rollout staged here left, maybe inside its commit window:
+        // the survivors exchange catalogs at once, so if Activate reached any of them,
+        // every staged one adopts the entry from it now (roll forward), instead of at the
+        // next anti-entropy round; if it reached none, the reservations expire.
+        if self.reservations.values().any(|r| r.coordinator == peer) {
+            let members: Vec<NodeId> = self.members.iter().cloned().collect();
+            for m in members {
+                self.push_catalog(&m, false);
+            }
+        }
         self.heard.remove(&peer);
         self.outgoing.retain(|(to, _), _| *to != peer);
         for h in self.holders.values_mut() {

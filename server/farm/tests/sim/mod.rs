@@ -114,6 +114,19 @@ struct SimNode {
     wake_us: Option<u64>,
 }
 
+/// A named point of a coordinator's rollout where a test kills it (`Sim::kill_at`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KillAt {
+    /// Every member staged, before the first Activate leaves the coordinator.
+    BeforeFirstActivate,
+    /// One Activate left (it will be delivered), before the second one.
+    AfterFirstActivate,
+    /// Every other member was sent Activate; before the coordinator's own copy goes live.
+    BeforeOwnActivation,
+    /// Right after the coordinator made its own copy live (and persisted its catalog).
+    AfterOwnActivation,
+}
+
 /// What a bad deploy must be refused with.
 struct Expect {
     label: String,
@@ -144,6 +157,9 @@ pub struct Sim {
     expect_refusal: HashMap<DeployId, Expect>,
     aborted: BTreeSet<DeployId>,
     applied_ever: BTreeSet<DeployId>,
+    /// A node to kill at a point of a rollout it coordinates, and Activates it sent so far.
+    kill_at: Option<(usize, KillAt)>,
+    activates_sent: u32,
     pub report: Report,
 }
 
@@ -169,6 +185,8 @@ impl Sim {
             expect_refusal: HashMap::new(),
             aborted: BTreeSet::new(),
             applied_ever: BTreeSet::new(),
+            kill_at: None,
+            activates_sent: 0,
             report: Report::default(),
             cfg,
         };
@@ -671,6 +689,52 @@ impl Sim {
 
     fn act(&mut self, i: usize, a: Action) {
         let now = self.now();
+        if self.nodes[i].core.is_none() {
+            // Killed while carrying out its actions: the rest never happen.
+            return;
+        }
+        if self.kill_point_reached(i, &a) {
+            self.kill_at = None;
+            return self.kill(i);
+        }
+        let after_own =
+            matches!(&a, Action::Apply { slot } if slot.current.deploy.origin == self.nodes[i].id);
+        self.carry_out(i, a, now);
+        if after_own && self.kill_at == Some((i, KillAt::AfterOwnActivation)) {
+            self.kill_at = None;
+            self.kill(i);
+        }
+    }
+
+    /// True when `a`, about to be carried out by node `i`, is where `kill_at` says to die.
+    fn kill_point_reached(&mut self, i: usize, a: &Action) -> bool {
+        let Some((k, point)) = self.kill_at else {
+            return false;
+        };
+        if k != i {
+            return false;
+        }
+        match a {
+            Action::Send {
+                msg: shoal_farm::Message::Activate { .. },
+                ..
+            } => {
+                self.activates_sent += 1;
+                match point {
+                    KillAt::BeforeFirstActivate => true,
+                    KillAt::AfterFirstActivate => self.activates_sent == 2,
+                    _ => false,
+                }
+            }
+            Action::Apply { slot } => {
+                point == KillAt::BeforeOwnActivation
+                    && slot.current.deploy.origin == self.nodes[i].id
+            }
+            _ => false,
+        }
+    }
+
+    fn carry_out(&mut self, i: usize, a: Action, now: Instant) {
         match a {
             Action::Send { to, msg } => {
                 if let Some(j) = self.index(&to) {
@@ -790,6 +854,26 @@ impl Sim {
         }
         if self.aborted.contains(&e.deploy) {
             self.violation(format!("{id} activated aborted rollout {}", e.deploy));
+        }
+        // The commit window rule: a coordinator activates its own rollout last, so it is
+        // never the only node running it (unless no other member is left in the rollout).
+        if e.deploy.origin == id && !self.applied_ever.contains(&e.deploy) {
+            let alone = self.nodes[i]
+                .core
+                .as_ref()
+                .and_then(|c| c.rollout(&e.name))
+                .filter(|r| r.deploy == e.deploy)
+                .is_none_or(|r| {
+                    r.nodes
+                        .iter()
+                        .all(|(n, s)| *n == id || s.state == shoal_farm::NodeState::Excluded)
+                });
+            if !alone {
+                self.violation(format!(
+                    "{id} activated its own rollout {} before any other member",
+                    e.deploy
+                ));
+            }
         }
         self.trace(|| format!("{id} applies {} ({})", e.describe(), e.deploy));
         self.applied_ever.insert(e.deploy.clone());
@@ -1044,6 +1128,15 @@ impl Sim {
     }
     pub fn kill_node(&mut self, i: usize) {
         self.kill(i);
+    }
+    /// Kills node `i` when it reaches `point` of a rollout it coordinates.
+    pub fn kill_at(&mut self, i: usize, point: KillAt) {
+        self.kill_at = Some((i, point));
+        self.activates_sent = 0;
+    }
+    /// Whether node `i` is alive and ready.
+    pub fn is_ready(&self, i: usize) -> bool {
+        self.nodes[i].core.as_ref().is_some_and(|c| c.is_ready())
     }
     pub fn restart_node(&mut self, i: usize) {
         self.restart(i);

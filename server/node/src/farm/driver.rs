@@ -81,9 +81,9 @@ pub struct Driver {
     /// Names of the rollouts started here (their status is published).
     pub coordinated: std::collections::BTreeSet<String>,
     pub finished: Vec<(oneshot::Sender<Outcome>, Outcome)>,
-    /// `[farm.faults]` (tests only) and the rollouts already held by it.
+    /// `[farm.faults]` (tests only), and per rollout the Activates it counted.
     pub faults: FarmFaults,
-    pub held: std::collections::HashSet<DeployId>,
+    pub held: HashMap<DeployId, u32>,
 }
 
 impl Driver {
@@ -301,6 +301,10 @@ impl Driver {
                 self.core.handle_chunk_read(now, to, digest, offset, r);
             }
             Action::Apply { slot } => {
+                let me = self.core.me().clone();
+                if let Some(h) = self.faults.hold_apply(&me, &slot, &mut self.held) {
+                    self.hold(h);
+                }
                 self.apply(&slot);
                 return true;
             }
@@ -381,6 +385,8 @@ impl Driver {
             }
             Event::Ready => {
                 tracing::info!("farm: this node holds the cluster's deployments");
+                // The API shows the converged set from the moment the node says ready.
+                self.publish();
                 let _ = self.ready.send(true);
             }
             Event::Refused { from, reason } => {
@@ -396,13 +402,8 @@ impl Driver {
     /// Best effort, no acknowledgement, in call order (chunks never wait for an ack, so
     /// session replication keeps its place on the links; the core's window bounds them).
     fn send(&mut self, to: NodeId, mut msg: Message) {
-        if let Some(hold) = self.faults.hold(&msg, &mut self.held) {
-            self.publish();
-            tracing::warn!(
-                "farm: [farm.faults] holding the commit of a rollout for {} ms before Activate",
-                hold.as_millis()
-            );
-            std::thread::sleep(hold);
+        if let Some(h) = self.faults.hold_send(&msg, &mut self.held) {
+            self.hold(h);
         }
         self.faults.outgoing(&to, &mut msg);
         // The core stamps Activated when it decides to apply; the Apply it queued before
@@ -434,6 +435,18 @@ impl Driver {
         };
         // The future only reports the outcome: dropping it keeps the send.
         drop(self.channel.send_now(&[id], frame(&msg), SendOptions(0)));
+    }
+
+    /// `[farm.faults] hold_activate_ms`: publishes the view, says where, and holds the
+    /// farm thread (a test kills the node meanwhile).
+    fn hold(&mut self, (deploy, hold): (DeployId, std::time::Duration)) {
+        self.publish();
+        tracing::warn!(
+            "farm: [farm.faults] holding rollout {deploy} at {} for {} ms",
+            self.faults.hold_at.name(),
+            hold.as_millis()
+        );
+        std::thread::sleep(hold);
     }
 
     fn publish(&mut self) {
