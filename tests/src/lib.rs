@@ -13,6 +13,7 @@ pub mod farm;
 pub mod frames;
 pub mod front;
 pub mod front_kill;
+pub mod history;
 pub mod persistent;
 pub mod sessions;
 
