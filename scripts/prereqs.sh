@@ -8,7 +8,7 @@ if ! rustup target list --installed 2>/dev/null | grep -q '^wasm32-unknown-unkno
   }
 fi
 # haproxy (server/balancer/tests/haproxy.rs runs deploy/haproxy/haproxy.cfg) and wrk (the
-# balancer bench). Installed only when root with apt-get; otherwise those tests print a skip.
+# balancer bench). Installed only when root with apt-get; otherwise those tests fail saying so.
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   command -v haproxy >/dev/null || { echo "prereqs: installing haproxy"; apt-get update -qq && apt-get install -y -qq haproxy >/dev/null; }
   command -v wrk >/dev/null || { echo "prereqs: installing wrk"; apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
@@ -19,6 +19,8 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || { echo "prereqs: installing postgresql"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
   command -v mariadbd >/dev/null || { echo "prereqs: installing mariadb-server"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server >/dev/null; }
   command -v redis-server >/dev/null || { echo "prereqs: installing redis-server"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+  # nftables: the fault tests cut links between nodes in network namespaces (tests/src/netns.rs).
+  command -v nft >/dev/null || { echo "prereqs: installing nftables"; apt-get update -qq && apt-get install -y -qq nftables >/dev/null; }
   # python3-venv for schemathesis (scripts/schemathesis.sh).
   python3 -c 'import ensurepip' 2>/dev/null || { apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null; }
 fi

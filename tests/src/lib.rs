@@ -13,6 +13,8 @@ pub mod farm;
 pub mod frames;
 pub mod front;
 pub mod front_kill;
+pub mod history;
+pub mod netns;
 pub mod persistent;
 pub mod sessions;
 
@@ -57,6 +59,10 @@ pub struct NodeSpec {
     pub members: Vec<u16>,
     pub secret: Option<String>,
     pub config: Option<PathBuf>,
+    /// Static members at other addresses (`host:port`), e.g. nodes in other namespaces.
+    pub member_addrs: Vec<String>,
+    /// The network namespace the node runs in (`ip netns exec`), see [`netns::Lab`].
+    pub netns: Option<String>,
 }
 
 impl NodeSpec {
@@ -68,6 +74,8 @@ impl NodeSpec {
             members: members.to_vec(),
             secret: Some(secret.into()),
             config: None,
+            member_addrs: Vec::new(),
+            netns: None,
         }
     }
 }
@@ -109,7 +117,14 @@ impl NodeProc {
 
     /// Like [`NodeProc::spawn`], with extra command-line arguments (e.g. `--http-port 0`).
     pub fn spawn_with(spec: NodeSpec, extra: &[&str]) -> NodeProc {
-        let mut cmd = Command::new(shoal_bin());
+        let mut cmd = match &spec.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(shoal_bin());
+                c
+            }
+            None => Command::new(shoal_bin()),
+        };
         cmd.args([
             "node",
             "--json-events",
@@ -120,6 +135,9 @@ impl NodeProc {
         cmd.args(["--port", &spec.port.to_string(), "--bind", &spec.bind]);
         for p in &spec.members {
             cmd.args(["--member", &format!("127.0.0.1:{p}")]);
+        }
+        for a in &spec.member_addrs {
+            cmd.args(["--member", a]);
         }
         if let Some(c) = &spec.config {
             cmd.arg("--config").arg(c);
