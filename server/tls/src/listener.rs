@@ -16,8 +16,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
+use tokio_rustls::{server, TlsStream};
 
 /// A client has this long to finish its handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -99,7 +99,7 @@ impl Listener {
                 (Stream::Plain(s), addr)
             }
             Listener::Tls(l) => match l.accepted.recv().await {
-                Some((s, addr)) => (Stream::Tls(Box::new(s)), addr),
+                Some((s, addr)) => (Stream::Tls(Box::new(TlsStream::Server(s))), addr),
                 // The accept task is gone (it only ends when aborted): nothing more comes.
                 None => std::future::pending().await,
             },
@@ -139,7 +139,7 @@ async fn accept_tcp(l: &TcpListener) -> (TcpStream, SocketAddr) {
 /// The TLS side: a task accepts TCP connections and runs each handshake in its own task.
 pub struct TlsListener {
     local: SocketAddr,
-    accepted: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    accepted: mpsc::Receiver<(server::TlsStream<TcpStream>, SocketAddr)>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -182,7 +182,7 @@ async fn handshake(
     tcp: TcpStream,
     tls: &ServerTls,
     local: SocketAddr,
-) -> Option<TlsStream<TcpStream>> {
+) -> Option<server::TlsStream<TcpStream>> {
     let mut first = [0u8; 1];
     match tcp.peek(&mut first).await {
         Ok(1) if first[0] != TLS_HANDSHAKE_RECORD && first[0].is_ascii_uppercase() => {
@@ -223,7 +223,8 @@ async fn answer_plain_http(mut tcp: TcpStream, tls: &ServerTls, local: SocketAdd
     .await;
 }
 
-/// A connection of a [`Listener`]: plain TCP or TLS over TCP.
+/// A connection: plain TCP or TLS over TCP, accepted by a [`Listener`] (TLS server side)
+/// or opened by a client such as the balancer (TLS client side).
 pub enum Stream {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),

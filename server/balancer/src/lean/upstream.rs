@@ -2,13 +2,13 @@
 //! (`backend_ca`).
 
 use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::Context;
 use std::time::Duration;
 
-use shoal_tls::tokio_rustls::{client::TlsStream, TlsConnector};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use shoal_tls::tokio_rustls::{TlsConnector, TlsStream};
+use shoal_tls::Stream as BackendStream;
+use tokio::io::ReadBuf;
 use tokio::net::TcpStream;
 
 use crate::backend::BackendState;
@@ -44,7 +44,7 @@ impl Upstream {
                     let name = shoal_tls::rustls::pki_types::ServerName::try_from(host.to_owned())
                         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
                     let s = tls.connect(name, tcp).await?;
-                    Ok(BackendStream::Tls(Box::new(s)))
+                    Ok(BackendStream::Tls(Box::new(TlsStream::Client(s))))
                 }
             }
         };
@@ -81,70 +81,6 @@ impl Upstream {
                 let mut buf = ReadBuf::new(&mut probe);
                 s.get_ref().0.poll_peek(&mut cx, &mut buf).is_pending()
             }
-        }
-    }
-}
-
-/// A backend connection: plain TCP or TLS over TCP.
-pub(super) enum BackendStream {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-}
-
-impl AsyncRead for BackendStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            BackendStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            BackendStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for BackendStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            BackendStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            BackendStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            BackendStream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            BackendStream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
-        }
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        match self {
-            BackendStream::Plain(s) => s.is_write_vectored(),
-            BackendStream::Tls(s) => s.is_write_vectored(),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            BackendStream::Plain(s) => Pin::new(s).poll_flush(cx),
-            BackendStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            BackendStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            BackendStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 }
