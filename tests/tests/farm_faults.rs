@@ -151,32 +151,9 @@ fn the_coordinator_killed_mid_transfer_leaves_the_old_version_everywhere() {
     // after they expired: the survivors deploy version 3 once the name is free.
     let survivors = &nodes[1..];
     let v3 = b"three".to_vec();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        for n in survivors {
-            assert_eq!(
-                n.file("conf.bin").as_deref(),
-                Some(&b"one"[..]),
-                "{}",
-                n.name()
-            );
-            assert_eq!(
-                version_on(n, "conf.bin").as_deref(),
-                Some("1"),
-                "{}",
-                n.name()
-            );
-        }
-        let (status, text) = survivors[0].put("conf.bin", "kind=file&version=3", &v3);
-        if status == 201 {
-            break;
-        }
-        assert!(
-            matches!(status, 409 | 503) && Instant::now() < deadline,
-            "version 3 from lb: {status} {text}"
-        );
+    survivors_keep_v1_until_v3_goes_live(survivors, 0, &v3, |status, text| {
         if status == 409 {
-            let p = json(&text);
+            let p = json(text);
             assert_eq!(p["reason"], "deploy-in-progress", "{text}");
             assert_eq!(
                 p["competing"]["node"], "la",
@@ -184,8 +161,7 @@ fn the_coordinator_killed_mid_transfer_leaves_the_old_version_everywhere() {
             );
             assert_eq!(p["competing"]["version"], "2", "{text}");
         }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    });
     for n in survivors {
         assert_eq!(n.file("conf.bin"), Some(v3.clone()), "{}", n.name());
     }
@@ -217,6 +193,45 @@ fn the_coordinator_killed_mid_transfer_leaves_the_old_version_everywhere() {
     );
     drop(nodes);
     let _ = std::fs::remove_dir_all(base);
+}
+
+/// While a dead coordinator's reservations live, every survivor keeps version 1 of
+/// conf.bin (file and API); `survivors[from]` retries version 3 until the name is free
+/// (each refusal, 409 or 503, is passed to `refused`), within 30 s.
+fn survivors_keep_v1_until_v3_goes_live(
+    survivors: &[FarmNode],
+    from: usize,
+    v3: &[u8],
+    refused: impl Fn(u16, &str),
+) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        for n in survivors {
+            assert_eq!(
+                n.file("conf.bin").as_deref(),
+                Some(&b"one"[..]),
+                "{}",
+                n.name()
+            );
+            assert_eq!(
+                version_on(n, "conf.bin").as_deref(),
+                Some("1"),
+                "{}",
+                n.name()
+            );
+        }
+        let (status, text) = survivors[from].put("conf.bin", "kind=file&version=3", v3);
+        if status == 201 {
+            return;
+        }
+        assert!(
+            matches!(status, 409 | 503) && Instant::now() < deadline,
+            "version 3 from {}: {status} {text}",
+            survivors[from].name()
+        );
+        refused(status, &text);
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// `ma` coordinates version 2 of conf.bin (version 1 live everywhere) and is held at
@@ -312,32 +327,7 @@ fn the_coordinator_killed_before_any_activate_activates_nothing() {
     // reservations expire, then version 3 goes live.
     let survivors = &nodes[1..];
     let v3 = b"three".to_vec();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        for n in survivors {
-            assert_eq!(
-                n.file("conf.bin").as_deref(),
-                Some(&b"one"[..]),
-                "{}",
-                n.name()
-            );
-            assert_eq!(
-                version_on(n, "conf.bin").as_deref(),
-                Some("1"),
-                "{}",
-                n.name()
-            );
-        }
-        let (status, text) = survivors[1].put("conf.bin", "kind=file&version=3", &v3);
-        if status == 201 {
-            break;
-        }
-        assert!(
-            matches!(status, 409 | 503) && Instant::now() < deadline,
-            "version 3 from mc: {status} {text}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    survivors_keep_v1_until_v3_goes_live(survivors, 1, &v3, |_, _| {});
     // ma restarts (its version 2 was never committed, nor active on it) and converges to
     // version 3.
     restart_coordinator_converges(&mut nodes, &ports, &v3, "3");
