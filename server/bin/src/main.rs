@@ -4,6 +4,7 @@
 //! - `shoal demo`: a local 3-node cluster on 127.0.0.1 (child processes), Ctrl-C stops it.
 //! - `shoal balancer`: the sticky reverse proxy (static backends or `--join` the cluster).
 //! - `shoal ctl`: the admin API from a terminal.
+//! - `shoal plugin`: write, build and try a Wasm plugin (new, build, test).
 //! - `shoal bench-channel`: channel throughput / latency / failure-detection figures.
 mod balancer;
 mod bench;
@@ -36,6 +37,9 @@ enum Cmd {
     Balancer(balancer::BalancerArgs),
     /// Administer a running cluster through a node's admin API.
     Ctl(shoal_ctl::Ctl),
+    /// Write, build and try a Wasm plugin: `new`, `build`, `test` (then `ctl plugins load`).
+    #[command(subcommand)]
+    Plugin(shoal_plugin_dev::PluginCommand),
     /// Measure the channel: throughput, sync_ack latency, kill -9 detection.
     BenchChannel(bench::BenchArgs),
 }
@@ -69,6 +73,8 @@ fn main() -> anyhow::Result<()> {
             Cmd::BenchChannel(a) => bench::run(a).await,
             Cmd::Balancer(a) => balancer::run(a).await,
             Cmd::Ctl(c) => shoal_ctl::run(c).await,
+            // Blocking (cargo, compilation): off the async workers.
+            Cmd::Plugin(p) => tokio::task::spawn_blocking(move || shoal_plugin_dev::run(p)).await?,
         }
     });
     if let Err(e) = &r {

@@ -328,7 +328,7 @@ impl PluginRegistry {
     fn swap(&self, plugin: &Plugin, version: Generation) -> Result<PluginInfo, PluginError> {
         let number = version.number;
         *plugin.current.write().map_err(|_| poisoned())? = Arc::new(version);
-        tracing::info!(plugin = %plugin.name, version = number, "plugin version activated");
+        tracing::info!(plugin = %plugin.name, generation = number, "plugin generation activated");
         Ok(self.info_of(plugin))
     }
 
@@ -364,7 +364,7 @@ impl PluginRegistry {
         let (calls, failures) = plugin.counts();
         PluginInfo {
             name: plugin.name.clone(),
-            version: version.as_ref().map_or(0, |v| v.number),
+            generation: version.as_ref().map_or(0, |v| v.number),
             digest: version
                 .as_ref()
                 .map(|v| v.digest.clone())
@@ -382,6 +382,7 @@ impl PluginRegistry {
                 .map(|v| v.context.config.clone())
                 .unwrap_or_default(),
             calls,
+            responded: plugin.responded(),
             failures,
             last_error,
             instances: version.as_ref().map_or(0, |v| v.alive()),
