@@ -180,7 +180,7 @@ perf_stop() { # perf-pid file -> count
 store_toml() { # kind variant -> the [..session.store] table
   case $1 in
     sqlite) printf 'kind = "sqlite"\npath = "%s"\n' "$RUN/$2/sessions.db" ;;
-    file) printf 'kind = "file"\ndirectory = "%s"\n' "$RUN/$2/store-node\${NODE}" ;;
+    file) printf 'kind = "file"\ndirectory = "%s"\n' "$RUN/$2/store" ;; # shared by the nodes (flock per id)
     redis) printf 'kind = "redis"\nurl = "redis://:%s@127.0.0.1:%s/0"\nkey_prefix = "%s"\n' "$PW" "$REDIS_PORT" "$2" ;;
     postgres) printf 'kind = "postgres"\nconnection_url = "postgres://shoal@127.0.0.1:%s/postgres"\nconnection_password = "%s"\nsession_table = "%s"\n' \
       "$PG_PORT" "$PW" "${2//-/_}" ;;

@@ -9,6 +9,11 @@ export CARGO_TERM_COLOR=never
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 cargo build --workspace --all-targets
 status=0
+# The README's first command (`cargo run --release -p shoal -- demo`) must serve the Wasm app,
+# not fall back to the native one (e.g. a missing wasm32 target, a stale build-script result).
+# The components come from the same build script in both profiles, so the binary the build
+# above made checks it (no second build of wasmtime with other features).
+"${CARGO_TARGET_DIR:-target}/debug/shoal" demo --check || status=1
 mkdir -p target
 cargo test --workspace --no-fail-fast 2>&1 | tee target/cargo-test.log || status=1
 # The admin API fuzzed against its own OpenAPI document (schemathesis, PyPI), and the admin

@@ -122,10 +122,19 @@ await test('plugins', async () => {
 await test('deployments', async () => {
   await page.goto(`${base}/ui/#/deployments`);
   await page.waitForSelector('#deploy-form');
-  // The form deploys a plugin: a real node test-loads it, so SHOAL_UI_ARTIFACT names a real component.
+  // Every node state the page shows while deploys run (live progress is polled).
+  await page.evaluate(() => {
+    window.seenStates = new Set();
+    new MutationObserver(() => {
+      for (const el of document.querySelectorAll('#deployments .node-state')) window.seenStates.add(el.dataset.state);
+    }).observe(document.getElementById('deployments'), { childList: true, subtree: true });
+  });
+  // The form deploys a plugin: a real node test-loads it, so SHOAL_UI_ARTIFACT names a real
+  // component; the fake cluster gets a file.
   const real = process.env.SHOAL_UI_ARTIFACT;
   const artifact = real ? readFileSync(real) : Buffer.alloc(3 * 1024 * 1024, 7);
   const name = real ? 'shop.wasm' : 'shop.war';
+  await page.selectOption('#deploy-kind', real ? 'plugin' : 'file');
   await page.setInputFiles('#deploy-file', { name, mimeType: 'application/octet-stream', buffer: artifact });
   await page.click('#deploy-form button[type=submit]');
   await page.waitForSelector(`tr[data-deployment="${name}"]`);
@@ -133,8 +142,37 @@ await test('deployments', async () => {
   const p = await page.$eval('#deploy-progress', (el) => [el.value, el.max]);
   assert(p[0] === p[1] && p[1] === artifact.length, `progress ended at ${p}`);
   const d = await api('GET', `/api/v1/deployments/${name}`);
-  assert(d.nodes.length > 0 && d.nodes.every((n) => n.state === 'active'), `active on every node: ${JSON.stringify(d.nodes)}`);
+  assert(d.nodes.length === 3 && d.nodes.every((n) => n.state === 'active'), `active on the three nodes: ${JSON.stringify(d.nodes)}`);
+  // One row per node, each `active`, named as the API names them.
+  const row = `tr[data-deployment="${name}"] .node-state`;
+  await page.waitForFunction((sel) => [...document.querySelectorAll(sel)].filter((el) => el.dataset.state === 'active').length === 3, row);
+  const shown = await page.$$eval(row, (els) => els.map((el) => el.dataset.node).sort());
+  assert(JSON.stringify(shown) === JSON.stringify(d.nodes.map((n) => n.node).sort()), `node rows ${shown}`);
   await page.screenshot({ path: `${shots}/deployments.png`, fullPage: true });
+
+  // A component no node can load: the nodes that checked it say `failed: <reason>` (a real
+  // coordinator checks its own copy first, so the others show `cancelled`); nothing active.
+  await page.selectOption('#deploy-kind', 'plugin');
+  await page.setInputFiles('#deploy-file', { name: 'broken.wasm', mimeType: 'application/wasm', buffer: Buffer.from('not a component at all') });
+  await page.click('#deploy-form button[type=submit]');
+  await page.waitForFunction(() => document.getElementById('deploy-pct').textContent === 'failed');
+  const aborted = 'tr[data-deployment="broken.wasm"][data-rollout="aborted"] .node-state';
+  await page.waitForFunction((sel) => document.querySelectorAll(sel).length === 3, aborted);
+  const states = await page.$$eval(aborted, (els) => els.map((el) => el.dataset.state));
+  assert(states.includes('failed') && states.every((s) => s === 'failed' || s === 'cancelled'), `node states: ${states}`);
+  const reasons = await page.$$eval(`${aborted}[data-state="failed"] .node-text`, (els) => els.map((el) => el.textContent));
+  assert(reasons.every((t) => t.startsWith('failed: ') && t.includes('not a loadable plugin component')), `failure rows: ${reasons.join(' | ')}`);
+  const rollouts = await api('GET', '/api/v1/rollouts');
+  const broken = rollouts.find((r) => r.name === 'broken.wasm');
+  assert(broken && broken.outcome === 'aborted' && broken.nodes.length === 3, `rollout of broken.wasm: ${JSON.stringify(broken)}`);
+  const gone = await fetch(`${base}/api/v1/deployments/broken.wasm`, { headers: { Authorization: `Bearer ${token}` } });
+  assert(gone.status === 404, `nothing of broken.wasm is deployed (${gone.status})`);
+  const seen = await page.evaluate(() => [...window.seenStates]);
+  console.log(`     node states shown during the deploys: ${seen.join(', ')}`);
+  assert(seen.includes('failed') && seen.includes('active'), `states shown: ${seen}`);
+  await page.screenshot({ path: `${shots}/deployments-failed.png`, fullPage: true });
+  // The failed deploy's 422 is logged by Chromium as a failed resource load.
+  for (let i = pageErrors.length - 1; i >= 0; i--) if (pageErrors[i].includes('status of 422')) pageErrors.splice(i, 1);
 });
 
 await test('api-docs', async () => {

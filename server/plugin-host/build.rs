@@ -2,6 +2,14 @@
 //! each module into a component, so tests, benches and the node find them at
 //! `plugins/target/components/<name>.component.wasm` (exported as `SHOAL_PLUGIN_COMPONENTS`).
 //!
+//! The wasm32 standard library is installed with `rustup target add` when it is missing, so
+//! the README's first command gives the whole demo on a fresh machine. (A `rust-toolchain.toml`
+//! naming the target does not do it: rustup 1.29 ignores its `targets` for a toolchain that is
+//! already installed, and with `RUSTUP_AUTO_INSTALL=1` it updated `stable` to a newer release.)
+//! The target's directory in the sysroot is watched: a build while it is missing runs this
+//! script again (cargo reruns a script whose watched path does not exist), and once it
+//! appears the examples are built, instead of replaying a cached "target missing" warning.
+//!
 //! A failure does not fail this crate's build (the server works without the examples):
 //! it is passed on as `SHOAL_PLUGIN_BUILD_ERROR`, and every test needing the examples fails
 //! with it. `SHOAL_SKIP_PLUGIN_BUILD=1` skips the step.
@@ -32,7 +40,7 @@ fn main() {
                 .to_string(),
         )
     } else {
-        build_all(&plugins, &out)
+        ensure_target().and_then(|()| build_all(&plugins, &out))
     };
     let error = match result {
         Ok(()) => String::new(),
@@ -46,6 +54,40 @@ fn main() {
         "cargo:rustc-env=SHOAL_PLUGIN_BUILD_ERROR={}",
         error.replace('\n', " | ")
     );
+}
+
+/// Makes sure the wasm32 standard library of the toolchain building us is installed: watches
+/// its directory, and installs it with rustup (which knows the toolchain from
+/// `RUSTUP_TOOLCHAIN`, set by its cargo proxy) when it is missing.
+fn ensure_target() -> Result<(), String> {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let sysroot = Command::new(&rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .map_err(|e| format!("cannot run {rustc} --print sysroot: {e}"))?;
+    let sysroot = String::from_utf8_lossy(&sysroot.stdout).trim().to_string();
+    let dir = Path::new(&sysroot).join("lib/rustlib").join(TARGET);
+    println!("cargo:rerun-if-changed={}", dir.display());
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let output = Command::new("rustup")
+        .args(["target", "add", TARGET])
+        .output()
+        .map_err(|e| {
+            format!(
+                "the {TARGET} target is missing from {sysroot} and rustup cannot be run ({e}): \
+                 install that target's standard library for this toolchain"
+            )
+        })?;
+    if !output.status.success() {
+        return Err(format!(
+            "the {TARGET} target is missing and `rustup target add {TARGET}` failed (offline?): {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    println!("cargo:warning=installed the {TARGET} target with rustup, for the example plugins");
+    Ok(())
 }
 
 fn build_all(plugins: &Path, out: &Path) -> Result<(), String> {

@@ -9,6 +9,7 @@
 //! The binary is `target/<profile>/shoal`, found next to the test executable; `scripts/test.sh`
 //! builds the workspace before testing (alone: `cargo build -p shoal && cargo test -p shoal-tests`).
 pub mod cut;
+pub mod farm;
 pub mod frames;
 pub mod front;
 pub mod front_kill;

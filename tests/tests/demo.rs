@@ -133,3 +133,72 @@ fn demo_starts_answers_and_stops_cleanly() {
         "balancer still answers"
     );
 }
+
+/// Runs `shoal demo --native` on a fresh run of ports with `env` and `RUST_BACKTRACE=1`,
+/// expecting it to fail: returns its stderr lines, asserting it exits non-zero within 15 s.
+fn demo_that_fails(ports: u16, env: &[(&str, &str)]) -> Vec<String> {
+    let (base, http, admin, front) = (ports, ports + 3, ports + 6, ports + 9);
+    let mut cmd = Command::new(shoal_bin());
+    cmd.arg("demo")
+        .args(["--native", "--for", "60"])
+        .args(["--base-port", &base.to_string()])
+        .args(["--http-port", &http.to_string()])
+        .args(["--admin-port", &admin.to_string()])
+        .args(["--balancer-port", &front.to_string()])
+        .env_remove("SHOAL_ADMIN_TOKEN")
+        .env("RUST_BACKTRACE", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn shoal demo");
+    let err = child.stderr.take().expect("stderr");
+    let reader = std::thread::spawn(move || {
+        BufReader::new(err)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+    });
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Ok(Some(s)) = child.try_wait() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the demo did not exit within 15 s of a node failing to start");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let lines = reader.join().expect("stderr reader");
+    assert!(!status.success(), "demo exit status {status}: {lines:#?}");
+    lines
+}
+
+#[test]
+fn demo_with_a_short_admin_token_fails_with_one_line() {
+    let lines = demo_that_fails(shoal_tests::free_run(10), &[("SHOAL_ADMIN_TOKEN", "short")]);
+    assert_eq!(lines.len(), 1, "one line, no backtrace: {lines:#?}");
+    let l = &lines[0];
+    // Every node refuses the token; whichever reports first is named.
+    assert!(
+        l.starts_with("error: node") && l.contains(" did not start: "),
+        "{l}"
+    );
+    assert!(l.contains("SHOAL_ADMIN_TOKEN") && l.contains("16"), "{l}");
+}
+
+#[test]
+fn demo_with_a_port_in_use_fails_with_one_line_naming_the_node() {
+    let ports = shoal_tests::free_run(10);
+    // node2's HTTP port is taken.
+    let taken = ports + 4;
+    let _squatter = std::net::TcpListener::bind(("127.0.0.1", taken)).expect("bind the squatter");
+    let lines = demo_that_fails(ports, &[]);
+    assert_eq!(lines.len(), 1, "one line, no backtrace: {lines:#?}");
+    let l = &lines[0];
+    assert!(l.contains("node2 did not start"), "{l}");
+    assert!(l.contains(&format!("127.0.0.1:{taken}")), "{l}");
+    assert!(l.contains("--http-port"), "{l}");
+}

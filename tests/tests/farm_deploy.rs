@@ -7,11 +7,12 @@
 //! Each node has its own `[farm] dir` (checked on disk: `files/<name>` and `staging/`).
 use shoal_farm::{Digest, Kind, Manifest, SignedManifest};
 use shoal_testkit::eventually_blocking;
+use shoal_tests::farm::{call, read_response};
 use shoal_tests::free_ports;
 use shoal_tests::sessions::HttpNode;
 use shoal_tests::temp_file;
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -88,34 +89,6 @@ fn spawn(name: &str, port: u16, ports: &[u16], base: &Path) -> Node {
         .unwrap_or_else(|| panic!("{name}: ready without admin: {}", ready.json))
         .to_string();
     Node { http, admin, farm }
-}
-
-/// A blocking HTTP/1.1 exchange (the admin API and `/app`), returning status, headers, body.
-fn call(addr: &str, method: &str, path: &str, body: &[u8]) -> (u16, String, String) {
-    let mut s = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("{addr}: {e}"));
-    s.set_read_timeout(Some(Duration::from_secs(60)))
-        .expect("timeout");
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {TOKEN}\r\n\
-         content-type: application/octet-stream\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).expect("write head");
-    s.write_all(body).expect("write body");
-    read_response(s)
-}
-
-fn read_response(mut s: std::net::TcpStream) -> (u16, String, String) {
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, head.to_lowercase(), body.to_string())
 }
 
 fn put(node: &Node, name: &str, query: &str, body: &[u8]) -> (u16, String) {

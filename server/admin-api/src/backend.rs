@@ -35,6 +35,9 @@ pub enum BackendError {
     /// The request conflicts with the current state (e.g. a plugin name already in use).
     #[error("{0}")]
     Conflict(String),
+    /// A deployment change refused because of another one (HTTP 409 with a typed reason).
+    #[error("{}", .0.detail)]
+    DeployConflict(crate::dto::DeployConflict),
     /// The request is well-formed but cannot be applied (e.g. not a Wasm component).
     #[error("{0}")]
     Invalid(String),
@@ -126,6 +129,9 @@ pub trait AdminBackend: Send + Sync + 'static {
     fn undeploy(&self, name: &str) -> BackendResult<'_, ()>;
     /// Makes the previous version current again on every node.
     fn rollback(&self, name: &str) -> BackendResult<'_, Deployment>;
+    /// Rollouts coordinated by this node with each node's progress: the running ones and
+    /// the last one of each name, most recent first.
+    fn rollouts(&self) -> BackendResult<'_, Vec<Rollout>>;
 
     // --- events and metrics ---
     /// Events from now on. A lagging receiver loses the oldest events (SSE says so).

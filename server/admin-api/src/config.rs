@@ -65,9 +65,19 @@ impl AdminConfig {
 
     /// What a node does with its `[admin]` section: applies `SHOAL_ADMIN_TOKEN`, then validates.
     pub fn resolve(self) -> Result<Self, ConfigError> {
+        let from_file = self.admin_token.clone();
         let config = self.with_env();
-        config.validate()?;
-        Ok(config)
+        match config.validate() {
+            // Name the variable the short token came from, not only the key it replaced.
+            Err(ConfigError::TokenTooShort {
+                key: "admin_token",
+                len,
+            }) if config.admin_token != from_file => Err(ConfigError::TokenTooShort {
+                key: "admin_token (from SHOAL_ADMIN_TOKEN)",
+                len,
+            }),
+            other => other.map(|()| config),
+        }
     }
 
     /// Checks the tokens. A config without any token is valid: every data endpoint then
@@ -110,7 +120,7 @@ mod tests {
         assert_eq!(
             too_short,
             Err(ConfigError::TokenTooShort {
-                key: "admin_token",
+                key: "admin_token (from SHOAL_ADMIN_TOKEN)",
                 len: 5
             })
         );

@@ -39,6 +39,12 @@ pub struct ApiError {
     /// The request path that caused it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
+    /// Machine-readable reason of a 409 on a deployment (beside the text in `detail`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<crate::dto::ConflictReason>,
+    /// The rollout holding the name, with `reason: deploy-in-progress`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub competing: Option<crate::dto::CompetingDeploy>,
     /// Extra header for 401 (`WWW-Authenticate`); not part of the body.
     #[serde(skip)]
     #[schema(ignore)]
@@ -53,6 +59,8 @@ impl ApiError {
             status: status.as_u16(),
             detail: detail.into(),
             instance: None,
+            reason: None,
+            competing: None,
             www_authenticate: None,
         }
     }
@@ -82,6 +90,12 @@ impl From<BackendError> for ApiError {
         match e {
             BackendError::NotFound { .. } => Self::not_found(detail),
             BackendError::Conflict(_) => Self::new(StatusCode::CONFLICT, "conflict", detail),
+            BackendError::DeployConflict(c) => {
+                let mut e = Self::new(StatusCode::CONFLICT, "conflict", detail);
+                e.reason = Some(c.reason);
+                e.competing = c.competing;
+                e
+            }
             BackendError::Invalid(_) => Self::unprocessable(detail),
             BackendError::TooLarge(_) => {
                 Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too-large", detail)
@@ -172,3 +186,35 @@ pub struct ApiQuery<T>(pub T);
 #[derive(Debug, FromRequestParts)]
 #[from_request(via(axum::extract::Path), rejection(ApiError))]
 pub struct ApiPath<T>(pub T);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dto::{CompetingDeploy, ConflictReason, DeployConflict};
+
+    #[test]
+    fn a_deploy_conflict_is_a_409_with_a_typed_reason_beside_the_text() {
+        let e = ApiError::from(BackendError::DeployConflict(DeployConflict {
+            reason: ConflictReason::DeployInProgress,
+            competing: Some(CompetingDeploy {
+                deploy: "n1/7.3".into(),
+                node: "n1".into(),
+                version: Some("2".into()),
+            }),
+            detail: "deployment \"app\" is being changed".into(),
+        }));
+        let v = serde_json::to_value(&e).expect("json");
+        assert_eq!(v["status"], 409);
+        assert_eq!(v["type"], "urn:shoal:problem:conflict");
+        assert_eq!(v["reason"], "deploy-in-progress");
+        assert_eq!(v["competing"]["node"], "n1");
+        assert_eq!(v["competing"]["version"], "2");
+        assert_eq!(v["detail"], "deployment \"app\" is being changed");
+        // Other problems carry neither member.
+        let v = serde_json::to_value(ApiError::not_found("x")).expect("json");
+        assert!(
+            v.get("reason").is_none() && v.get("competing").is_none(),
+            "{v}"
+        );
+    }
+}

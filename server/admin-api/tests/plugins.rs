@@ -256,7 +256,9 @@ async fn channel_stack_send_options_peers_and_reorder() {
 #[tokio::test]
 async fn deploy_list_undeploy() {
     let (app, _) = app();
-    let body = Some(("application/octet-stream", vec![7u8; 1000]));
+    let mut wasm = b"\0asm\x0d\x00\x01\x00".to_vec();
+    wasm.resize(1000, 7);
+    let body = Some(("application/octet-stream", wasm));
     let r = call(
         &app,
         Method::PUT,

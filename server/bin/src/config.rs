@@ -24,6 +24,14 @@ pub struct Config {
     /// `[farm]`: the farm deployer's directory, signature policy and limits.
     #[serde(default)]
     pub farm: shoal_node::farm::FarmSettings,
+    /// `[log]`: the log's format. Read before the rest (`logfmt::LogConfig::peek`, the logger
+    /// comes first); here so that the key is accepted and a bad value names the file.
+    #[serde(default)]
+    #[allow(
+        dead_code,
+        reason = "read by LogConfig::peek before the file is loaded"
+    )]
+    pub log: crate::logfmt::LogConfig,
 }
 
 /// Per-node values a script or test can override without editing the file.

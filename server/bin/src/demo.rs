@@ -12,9 +12,11 @@ use shoal_balancer::{Backend, Balancer, BalancerConfig};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
@@ -36,6 +38,10 @@ pub struct DemoArgs {
     /// Serve the native bench app instead of the Wasm one.
     #[arg(long)]
     pub native: bool,
+    /// Only say which bench app the demo would serve, and exit: status 0 for the Wasm app,
+    /// 1 if it would fall back to the native one (`scripts/test.sh` checks the release build).
+    #[arg(long)]
+    pub check: bool,
     /// Stop by itself after this many seconds (scripts and tests).
     #[arg(long = "for")]
     pub run_for: Option<u64>,
@@ -45,11 +51,38 @@ struct NodeChild {
     name: String,
     child: Child,
     stdin: Option<tokio::process::ChildStdin>,
+    /// The node's log lines while it starts, shown only once every node has started: a
+    /// demo that cannot start prints one line with the reason, not three nodes' logs.
+    held: HeldLog,
 }
 
+/// Log lines held back while `Some`; written to stderr as they come once `None`.
+type HeldLog = Arc<Mutex<Option<Vec<String>>>>;
+
+/// What a node's event reader reports while the demo waits for the cluster to form.
+enum StartEvent {
+    /// The node is up (`ready`).
+    Started(usize),
+    /// The node finished its state transfer and sees all its peers.
+    Formed(usize),
+    /// The node exited before it was up, with its reason.
+    Failed(usize, String),
+}
+
+/// How long the nodes get to start and see each other.
+const FORM_WITHIN: Duration = Duration::from_secs(20);
+
 pub async fn run(a: DemoArgs) -> Result<()> {
+    if a.check {
+        anyhow::ensure!(
+            wasm_app_available(),
+            "the demo would serve the native bench app, not the Wasm one"
+        );
+        println!("demo: serves the Wasm bench app (plugin bench-app)");
+        return Ok(());
+    }
     // Installed before any node starts: Ctrl-C or SIGTERM at any point stops everything.
-    let signals = crate::node::Signals::install()?;
+    let mut signals = crate::node::Signals::install()?;
     let exe = std::env::current_exe().context("cannot locate the shoal executable")?;
     let dir = std::env::temp_dir().join(format!("shoal-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -61,47 +94,119 @@ pub async fn run(a: DemoArgs) -> Result<()> {
     };
     let secret = format!("{:032x}", rand::random::<u128>());
 
+    // Bound before any node starts: a taken balancer port fails at once, alone.
+    let listen = SocketAddr::from(([127, 0, 0, 1], a.balancer_port));
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen} (--balancer-port)"))?;
     let ports: Vec<u16> = (0..a.nodes).map(|i| a.base_port + i).collect();
     let mut nodes = Vec::new();
+    let (tx, mut starts) = mpsc::unbounded_channel();
     for i in 0..a.nodes {
-        let n = spawn_node(&exe, &a, i, &ports, &config, &secret, &token)
-            .with_context(|| format!("cannot start node{}", i + 1))?;
-        nodes.push(n);
+        match spawn_node(&exe, &a, i, &ports, &config, &secret, &token, tx.clone()) {
+            Ok(n) => nodes.push(n),
+            Err(e) => {
+                kill(&mut nodes).await;
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e.context(format!("cannot start node{}", i + 1)));
+            }
+        }
     }
-    let result = serve(&a, &mut nodes, &token, generated, wasm, signals).await;
+    drop(tx);
+    let result = match wait_formed(&nodes, &mut starts, &mut signals).await {
+        Ok(true) => serve(&a, listener, &nodes, &token, generated, wasm, signals).await,
+        Ok(false) => Ok(()),
+        Err(e) => {
+            // Nothing was served yet: no drain, just stop the others.
+            kill(&mut nodes).await;
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+    };
     stop(&mut nodes).await;
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
 
+/// Waits until every node has started and formed the cluster. Fails at once, naming the node
+/// and its reason, when one exits during start-up (a port in use, a bad token, ...). A node
+/// that starts but does not see everyone within [`FORM_WITHIN`] is reported, not fatal.
+/// `Ok(false)`: Ctrl-C or SIGTERM came first.
+async fn wait_formed(
+    nodes: &[NodeChild],
+    starts: &mut mpsc::UnboundedReceiver<StartEvent>,
+    signals: &mut crate::node::Signals,
+) -> Result<bool> {
+    let deadline = tokio::time::Instant::now() + FORM_WITHIN;
+    let mut started = vec![false; nodes.len()];
+    let mut formed = vec![false; nodes.len()];
+    while !formed.iter().all(|f| *f) {
+        let ev = tokio::select! {
+            ev = tokio::time::timeout_at(deadline, starts.recv()) => ev,
+            () = signals.wait() => return Ok(false),
+        };
+        match ev {
+            Ok(Some(StartEvent::Started(i))) => started[i] = true,
+            Ok(Some(StartEvent::Formed(i))) => (started[i], formed[i]) = (true, true),
+            Ok(Some(StartEvent::Failed(i, why))) => {
+                anyhow::bail!("{} did not start: {why}", nodes[i].name)
+            }
+            Ok(None) => anyhow::bail!("the nodes' event readers stopped"),
+            Err(_) => break,
+        }
+    }
+    if let Some(i) = started.iter().position(|s| !s) {
+        anyhow::bail!(
+            "{} did not start within {} s (a slow machine? see `shoal node --help`)",
+            nodes[i].name,
+            FORM_WITHIN.as_secs()
+        );
+    }
+    for (n, f) in nodes.iter().zip(&formed) {
+        if !f {
+            tracing::warn!(
+                "{} started but did not see all its peers within {} s; going on",
+                n.name,
+                FORM_WITHIN.as_secs()
+            );
+        }
+    }
+    // Everyone is up: show what the nodes logged while starting, then their logs as they come.
+    for n in nodes.iter() {
+        let held = n.held.lock().ok().and_then(|mut h| h.take());
+        for l in held.unwrap_or_default() {
+            eprintln!("[{}] {l}", n.name);
+        }
+    }
+    Ok(true)
+}
+
 /// Waits for the nodes, runs the balancer until Ctrl-C / SIGTERM / `--for`.
 async fn serve(
     a: &DemoArgs,
-    nodes: &mut [NodeChild],
+    listener: tokio::net::TcpListener,
+    nodes: &[NodeChild],
     token: &str,
     generated: bool,
     wasm: bool,
     mut signals: crate::node::Signals,
 ) -> Result<()> {
-    let mut backends = Vec::new();
-    let peers = nodes.len().saturating_sub(1);
-    for (i, n) in nodes.iter_mut().enumerate() {
-        wait_ready(n, peers).await?;
-        backends.push(Backend::new(
-            n.name.clone(),
-            format!("127.0.0.1:{}", a.http_port + i as u16),
-        ));
-    }
-    let listen = SocketAddr::from(([127, 0, 0, 1], a.balancer_port));
+    let backends = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            Backend::new(
+                n.name.clone(),
+                format!("127.0.0.1:{}", a.http_port + i as u16),
+            )
+        })
+        .collect();
     let cfg = BalancerConfig {
-        listen,
+        listen: listener.local_addr()?,
         backends,
         ..BalancerConfig::default()
     };
     let balancer = Balancer::new(cfg).context("balancer configuration")?;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen} (--balancer-port)"))?;
     print_banner(a, nodes, token, generated, wasm);
     let run_for = a.run_for;
     balancer
@@ -153,6 +258,7 @@ fn write_config(dir: &Path, wasm: bool) -> Result<PathBuf> {
     Ok(path)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn spawn_node(
     exe: &Path,
     a: &DemoArgs,
@@ -161,6 +267,7 @@ fn spawn_node(
     config: &Path,
     secret: &str,
     token: &str,
+    starts: mpsc::UnboundedSender<StartEvent>,
 ) -> Result<NodeChild> {
     let name = format!("node{}", i + 1);
     let mut cmd = Command::new(exe);
@@ -182,66 +289,80 @@ fn spawn_node(
         .process_group(0)
         .kill_on_drop(true);
     let mut child = cmd.spawn()?;
+    let held: HeldLog = Arc::new(Mutex::new(Some(Vec::new())));
     if let Some(err) = child.stderr.take() {
-        tokio::spawn(prefix_lines(format!("[{name}]"), err));
+        tokio::spawn(relay_log(format!("[{name}]"), err, held.clone()));
     }
-    let stdin = child.stdin.take();
-    Ok(NodeChild { name, child, stdin })
-}
-
-/// Reads the node's events until it is `ready`, has finished its state transfer and sees
-/// its `peers` (the banner then means "formed", not "started": the first requests do not
-/// race the members finding each other). Keeps reading afterwards (a full pipe would block
-/// the node). A node that starts but does not see everyone in time is reported, not fatal.
-async fn wait_ready(n: &mut NodeChild, peers: usize) -> Result<()> {
-    let out = n
-        .child
+    let out = child
         .stdout
         .take()
         .context("node stdout was not captured")?;
-    let mut lines = BufReader::new(out).lines();
-    let (mut started, mut sessions) = (false, false);
-    let mut seen = std::collections::BTreeSet::new();
-    let formed = tokio::time::timeout(Duration::from_secs(20), async {
-        while let Ok(Some(l)) = lines.next_line().await {
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(&l) else {
-                continue;
-            };
-            let name = v["name"].as_str().unwrap_or_default().to_owned();
-            match v["event"].as_str() {
-                Some("ready") => started = true,
-                Some("sessions_ready") => sessions = v["ready"] == true,
-                Some("member_added") => {
-                    seen.insert(name);
-                }
-                Some("member_disappeared") => {
-                    seen.remove(&name);
-                }
-                _ => {}
-            }
-            if started && sessions && seen.len() >= peers {
-                return true;
-            }
-        }
-        false
+    let peers = ports.len().saturating_sub(1);
+    tokio::spawn(read_events(i as usize, peers, out, held.clone(), starts));
+    let stdin = child.stdin.take();
+    Ok(NodeChild {
+        name,
+        child,
+        stdin,
+        held,
     })
-    .await
-    .unwrap_or(false);
+}
+
+/// Reads node `i`'s events: reports when it is `ready`, when it has finished its state
+/// transfer and sees its `peers` (the banner then means "formed", not "started": the first
+/// requests do not race the members finding each other), or why it exited before it was up
+/// (its `fatal` event, else its last log line). Keeps reading afterwards (a full pipe would
+/// block the node).
+async fn read_events(
+    i: usize,
+    peers: usize,
+    out: tokio::process::ChildStdout,
+    held: HeldLog,
+    starts: mpsc::UnboundedSender<StartEvent>,
+) {
+    let mut lines = BufReader::new(out).lines();
+    let (mut started, mut sessions, mut formed) = (false, false, false);
+    let mut fatal = None;
+    let mut seen = std::collections::BTreeSet::new();
+    while let Ok(Some(l)) = lines.next_line().await {
+        if formed {
+            continue;
+        }
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&l) else {
+            continue;
+        };
+        let name = v["name"].as_str().unwrap_or_default().to_owned();
+        match v["event"].as_str() {
+            Some("ready") => {
+                started = true;
+                let _ = starts.send(StartEvent::Started(i));
+            }
+            Some("fatal") => fatal = v["error"].as_str().map(str::to_owned),
+            Some("sessions_ready") => sessions = v["ready"] == true,
+            Some("member_added") => {
+                seen.insert(name);
+            }
+            Some("member_disappeared") => {
+                seen.remove(&name);
+            }
+            _ => {}
+        }
+        if started && sessions && seen.len() >= peers {
+            formed = true;
+            let _ = starts.send(StartEvent::Formed(i));
+        }
+    }
     if !started {
-        anyhow::bail!(
-            "{} did not start (see its log lines above; a port in use? change --base-port, --http-port or --admin-port)",
-            n.name
-        );
+        let last_line = || {
+            held.lock()
+                .ok()
+                .and_then(|h| h.as_ref().and_then(|v| v.last().cloned()))
+        };
+        let why = fatal.or_else(last_line).unwrap_or_else(|| {
+            "it exited without a reason (run `shoal node` alone to see why)".into()
+        });
+        let _ = starts.send(StartEvent::Failed(i, why));
     }
-    if !formed {
-        tracing::warn!(
-            "{} started but within 20 s saw {} of its {peers} peers (sessions ready: {sessions}); going on",
-            n.name,
-            seen.len()
-        );
-    }
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Ok(())
 }
 
 fn print_banner(a: &DemoArgs, nodes: &[NodeChild], token: &str, generated: bool, wasm: bool) {
@@ -319,11 +440,23 @@ async fn stop(nodes: &mut [NodeChild]) {
     }
 }
 
-/// Copies a child's log lines to our stderr, prefixed with its name (three nodes, one terminal).
-async fn prefix_lines(prefix: String, err: tokio::process::ChildStderr) {
+/// Kills nodes that never served (a failed start): nothing to drain.
+async fn kill(nodes: &mut [NodeChild]) {
+    for n in nodes.iter_mut() {
+        let _ = n.child.kill().await;
+    }
+}
+
+/// Copies a child's log lines to our stderr, prefixed with its name (three nodes, one
+/// terminal); holds them back while the node starts (see [`NodeChild::held`]).
+async fn relay_log(prefix: String, err: tokio::process::ChildStderr, held: HeldLog) {
     let mut lines = BufReader::new(err).lines();
     while let Ok(Some(l)) = lines.next_line().await {
-        eprintln!("{prefix} {l}");
+        let Ok(mut h) = held.lock() else { return };
+        match h.as_mut() {
+            Some(v) => v.push(l),
+            None => eprintln!("{prefix} {l}"),
+        }
     }
 }
 

@@ -5,16 +5,21 @@
 //! - `shoal balancer`: the sticky reverse proxy (static backends or `--join` the cluster).
 //! - `shoal ctl`: the admin API from a terminal.
 //! - `shoal plugin`: write, build and try a Wasm plugin (new, build, test).
+//! - `shoal config import`: a Tomcat server.xml / context.xml as a node file.
 //! - `shoal bench-channel`: channel throughput / latency / failure-detection figures.
 mod balancer;
 mod bench;
 mod bench_detect;
 mod config;
 mod demo;
+mod import;
 mod logfmt;
+mod malloc;
 mod node;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
+use std::process::ExitCode;
 
 #[derive(Parser)]
 #[command(
@@ -25,6 +30,10 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
+    /// Log lines on stderr as text or as one JSON object per line (a node's file may say
+    /// `[log] format = "json"`; this flag wins).
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<logfmt::LogFormat>,
 }
 
 #[derive(Subcommand)]
@@ -42,6 +51,9 @@ enum Cmd {
     Plugin(shoal_plugin_dev::PluginCommand),
     /// Measure the channel: throughput, sync_ack latency, kill -9 detection.
     BenchChannel(bench::BenchArgs),
+    /// Node configuration files: `shoal config import server.xml [context.xml …]`.
+    #[command(subcommand)]
+    Config(import::ConfigCmd),
 }
 
 /// With the `mimalloc` feature: mimalloc instead of glibc malloc. The request path allocates
@@ -53,9 +65,57 @@ enum Cmd {
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn main() -> anyhow::Result<()> {
+/// An error ends the process with status 1 and ONE line: the error and its causes, never a
+/// backtrace (`RUST_BACKTRACE` or not). These are errors a user can cause and fix (a port in
+/// use, a bad key, an unreachable node); bugs panic, and a panic keeps its backtrace.
+fn main() -> ExitCode {
+    // Before any thread exists (see malloc.rs).
+    malloc::limit_arenas();
     let cli = Cli::parse();
-    logfmt::init();
+    logfmt::init(log_format(&cli));
+    if let Cmd::Node(node::NodeArgs {
+        overrides: config::Overrides {
+            name: Some(name), ..
+        },
+        ..
+    }) = &cli.cmd
+    {
+        // Errors before the config is resolved carry the name too.
+        logfmt::set_node_name(name);
+    }
+    // The terminal commands speak to a person: a plain `error: ...` line. The servers log it,
+    // so it lands where their other log lines go, in their format.
+    let plain = matches!(cli.cmd, Cmd::Ctl(_) | Cmd::Demo(_) | Cmd::Config(_));
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if plain => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--log-format`, else a node's `[log] format`, else text.
+fn log_format(cli: &Cli) -> logfmt::LogFormat {
+    if let Some(f) = cli.log_format {
+        return f;
+    }
+    match &cli.cmd {
+        Cmd::Node(a) => a
+            .config
+            .as_deref()
+            .and_then(logfmt::LogConfig::peek)
+            .map(|l| l.format)
+            .unwrap_or_default(),
+        _ => logfmt::LogFormat::Text,
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Cmd::Node(node::NodeArgs {
         worker_threads: Some(n),
@@ -65,8 +125,11 @@ fn main() -> anyhow::Result<()> {
         anyhow::ensure!(*n > 0, "--worker-threads must be at least 1");
         builder.worker_threads(*n);
     }
-    let rt = builder.enable_all().build()?;
-    let r = rt.block_on(async {
+    let rt = builder
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(async {
         match cli.cmd {
             Cmd::Node(a) => node::run(a).await,
             Cmd::Demo(a) => demo::run(a).await,
@@ -75,10 +138,7 @@ fn main() -> anyhow::Result<()> {
             Cmd::Ctl(c) => shoal_ctl::run(c).await,
             // Blocking (cargo, compilation): off the async workers.
             Cmd::Plugin(p) => tokio::task::spawn_blocking(move || shoal_plugin_dev::run(p)).await?,
+            Cmd::Config(c) => import::run(c),
         }
-    });
-    if let Err(e) = &r {
-        tracing::error!("{e:#}");
-    }
-    r
+    })
 }

@@ -2,7 +2,7 @@
 //!
 //! For tests and scripts, `--json-events` prints one JSON object per line on stdout:
 //! `ready`, `member_added`, `member_suspected`, `member_disappeared`, `received`,
-//! `send_report`, `stats`; a full node adds `sessions_ready` (state transfer done), `draining`
+//! `send_report`, `stats`, `fatal` (the error that stopped it); a full node adds `sessions_ready` (state transfer done), `draining`
 //! and `drained`. `--control-stdin` reads commands, one per line:
 //! `send async|ack|sync|plain TEXT` (to every member), `stats`, `leave`, `quit`.
 //! A full node (`[http]`) drains on SIGTERM, Ctrl-C, `quit` or `POST /api/v1/cluster/drain`
@@ -43,7 +43,18 @@ pub struct NodeArgs {
     pub worker_threads: Option<usize>,
 }
 
+/// Runs the node; with `--json-events`, an error that stops it is also reported as a
+/// `{"event": "fatal", "error": "..."}` line (how `shoal demo` names the reason a node failed).
 pub async fn run(args: NodeArgs) -> Result<()> {
+    let json = args.json_events;
+    let r = run_node(args).await;
+    if let (true, Err(e)) = (json, &r) {
+        println!("{}", json!({"event": "fatal", "error": format!("{e:#}")}));
+    }
+    r
+}
+
+async fn run_node(args: NodeArgs) -> Result<()> {
     // Before anything can announce readiness: a SIGTERM during start-up stops the node the
     // normal way instead of killing it (the default action while no handler is installed).
     let mut signals = Signals::install()?;
@@ -52,6 +63,7 @@ pub async fn run(args: NodeArgs) -> Result<()> {
         None => Config::default(),
     };
     cfg.apply(&args.overrides, &args.config)?;
+    crate::logfmt::set_node_name(&cfg.cluster.name);
     let secret = cfg.cluster.resolve_secret();
     let settings = cfg.cluster.settings(secret)?;
     let stack = build_stack(&cfg.cluster).with_context(|| {

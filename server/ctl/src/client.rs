@@ -71,11 +71,13 @@ impl Client {
         Err(self.problem(res).await)
     }
 
+    /// A problem+json answer as an error: the status, the text and, for a 409 on a
+    /// deployment, its typed reason and the competing rollout.
     async fn problem(&self, res: Response) -> anyhow::Error {
         let status = res.status();
         let body = res.bytes().await.unwrap_or_default();
         let detail = serde_json::from_slice::<ApiError>(&body)
-            .map(|p| p.detail)
+            .map(|p| describe(&p))
             .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
         let hint = match (status, &self.token) {
             (StatusCode::UNAUTHORIZED, None) => " (pass --token or set SHOAL_ADMIN_TOKEN)",
@@ -248,5 +250,52 @@ impl Client {
         res.json()
             .await
             .with_context(|| format!("PUT {path}: unexpected answer"))
+    }
+}
+
+/// The problem's text, then its typed reason if any (`[reason: deploy-in-progress;
+/// competing rollout node1/…3, version 2, on node node1]`).
+fn describe(p: &ApiError) -> String {
+    let Some(reason) = p.reason else {
+        return p.detail.clone();
+    };
+    let reason = serde_json::to_value(reason)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| format!("{reason:?}"));
+    let competing = p
+        .competing
+        .as_ref()
+        .map(|c| {
+            format!(
+                "; competing rollout {}, version {}, on node {}",
+                c.deploy,
+                c.version.as_deref().unwrap_or("none (an undeploy)"),
+                c.node
+            )
+        })
+        .unwrap_or_default();
+    format!("{} [reason: {reason}{competing}]", p.detail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shoal_admin::dto::{CompetingDeploy, ConflictReason};
+
+    #[test]
+    fn a_typed_conflict_is_printed_with_its_reason_and_competitor() {
+        let mut p = ApiError::new(StatusCode::CONFLICT, "conflict", "app is being changed");
+        assert_eq!(describe(&p), "app is being changed");
+        p.reason = Some(ConflictReason::DeployInProgress);
+        p.competing = Some(CompetingDeploy {
+            deploy: "n1/7.3".into(),
+            node: "n1".into(),
+            version: Some("2".into()),
+        });
+        assert_eq!(
+            describe(&p),
+            "app is being changed [reason: deploy-in-progress; competing rollout n1/7.3, version 2, on node n1]"
+        );
     }
 }

@@ -8,6 +8,8 @@
 //!   as [`shoal_admin::ApiError`], the SSE event stream, an upload progress bar.
 //! - `deploy.rs`: `shoal ctl deploy`: the file streamed with a progress bar, then per-node
 //!   state lines until the rollout ends.
+//! - `bundle.rs`: `deploy --static DIR`: an application's component and static files packed
+//!   into one reproducible tar.
 //! - `sign.rs`: `shoal ctl keygen` and `deploy --sign-key` (ed25519 over the manifest, as the
 //!   nodes verify it).
 //! - `drain.rs`: `shoal ctl drain`: starts a node's drain and follows it until its admin API
@@ -16,6 +18,7 @@
 //!
 //! The `shoal` binary mounts [`Ctl`] as its `ctl` subcommand and calls [`run`].
 
+mod bundle;
 mod client;
 mod deploy;
 mod drain;
@@ -81,6 +84,11 @@ pub enum CtlCommand {
         /// Sign the manifest with this key (written by `shoal ctl keygen`).
         #[arg(long, value_name = "FILE")]
         sign_key: Option<PathBuf>,
+        /// With `--kind application`: serve the files of DIR under the context path. The
+        /// component and DIR are packed into one bundle (a tar: `component.wasm`, `static/…`)
+        /// deployed, verified and activated as one artifact.
+        #[arg(long = "static", value_name = "DIR")]
+        static_dir: Option<PathBuf>,
     },
     /// Undeploy an artifact from every node.
     Undeploy { name: String },
@@ -278,6 +286,7 @@ pub async fn run(ctl: Ctl) -> anyhow::Result<()> {
             kind,
             meta,
             sign_key,
+            static_dir,
         } => {
             let name = match name {
                 Some(n) => n,
@@ -289,6 +298,27 @@ pub async fn run(ctl: Ctl) -> anyhow::Result<()> {
                         format!("{}: give the artifact a name with --name", file.display())
                     })?,
             };
+            // A bundle is packed to a temporary file, removed when the deploy ends.
+            let bundle = match &static_dir {
+                None => None,
+                Some(_) if kind != DeployKind::Application => {
+                    anyhow::bail!("--static needs --kind application (static files are served under an application's context)")
+                }
+                Some(dir) => {
+                    let out = std::env::temp_dir()
+                        .join(format!("shoal-bundle-{}-{name}.tar", std::process::id()));
+                    let n = bundle::pack(&file, dir, &out)?;
+                    if !json {
+                        eprintln!(
+                            "packed {} and {n} static files of {} into one bundle",
+                            file.display(),
+                            dir.display()
+                        );
+                    }
+                    Some(TempFile(out))
+                }
+            };
+            let file = bundle.as_ref().map_or(file, |b| b.0.clone());
             let args = deploy::DeployArgs {
                 file: &file,
                 name,
@@ -594,4 +624,13 @@ async fn pipeline(
         .collect();
     warn_placement(&here);
     print::output(json, &ctx, print::pipeline)
+}
+
+/// A file removed when dropped (the packed bundle of `deploy --static`).
+struct TempFile(PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }

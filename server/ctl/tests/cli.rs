@@ -70,7 +70,10 @@ async fn reads_and_changes_through_the_api() {
 
     let dir = tempfile::tempdir().expect("tmp");
     let file = dir.path().join("big.bin");
-    std::fs::write(&file, vec![5u8; 300_000]).expect("write");
+    // A plugin artifact: the twin, as a node, refuses bytes without a Wasm header.
+    let mut bytes = b"\0asm\x01\0\0\0".to_vec();
+    bytes.resize(300_000, 5);
+    std::fs::write(&file, bytes).expect("write");
     ctl(&url, ADMIN, &["deploy", file.to_str().expect("utf8")])
         .await
         .expect("deploy");

@@ -1,15 +1,16 @@
 //! The one error enum of the crate: why a deploy, undeploy or rollback cannot start here.
 //! Protocol failures after the start are reported per node in `Outcome::Aborted`.
-use crate::catalog::DeployId;
+use crate::catalog::Holder;
 use crate::wire::WireError;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FarmError {
     /// Another rollout of the same name holds it (HTTP 409).
     #[error(
-        "deployment {name:?} is being changed by rollout {holder}; retry when it has finished"
+        "deployment {name:?} is being changed by rollout {} (version {}, coordinated by node {}); retry when it has finished",
+        .holder.deploy, .holder.version.as_deref().unwrap_or("none: an undeploy"), .holder.deploy.origin
     )]
-    Conflict { name: String, holder: DeployId },
+    Conflict { name: String, holder: Holder },
     /// The manifest is refused by this node's signature policy.
     #[error("{0}")]
     Refused(String),

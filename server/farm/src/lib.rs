@@ -11,11 +11,11 @@
 //! - `catalog/` — [`Entry`] (one committed change of a name: [`Generation`], [`DeployId`],
 //!   [`Target`]), [`Slot`] (current + previous) and [`Catalog`] (a node's deployed set).
 //! - `transfer/` — chunk arithmetic ([`chunk_count`], [`chunk_len`]), the receiver's
-//!   in-order cursor and the sender's window.
+//!   in-order cursor, the sender's window and its token bucket per receiver (pacing).
 //! - `wire/` — [`Message`], [`Change`], and the versioned byte form ([`encode`], [`decode`],
 //!   [`WireError`]).
 //! - `node/` — [`FarmCore`]: `member` (Prepare → Staged/Failed), `rollout` (the coordinator),
-//!   `stream` (content transfer), `adopt` (making an entry current), `sync` (membership,
+//!   `stream` (content transfer, paced per receiver), `adopt` (making an entry current), `sync` (membership,
 //!   catalog exchange, readiness), `timers`; `types` holds [`FarmConfig`], [`Action`],
 //!   [`Event`], [`Outcome`], [`RolloutStatus`].
 //! - `error` — [`FarmError`], why a command cannot start here. `node_id` — [`NodeId`].
@@ -26,14 +26,18 @@
 //!    then it verifies its own upload.
 //! 2. It sends `Prepare{deploy, name, base, change}` to every live member.
 //! 3. A member refuses (`Failed{reason}`) a bad signature, a stale base (its generation ≠
-//!    base: the compare-and-set), or a name reserved by another rollout (conflict).
+//!    base: the compare-and-set), or a name reserved by another rollout (conflict, with that
+//!    rollout as `Failed{conflict}`) — unless the new rollout's id is smaller and it would
+//!    otherwise accept it: then the reserved one is told it lost (and aborts), so of two
+//!    deploys of one name started at once exactly one wins.
 //! 4. Otherwise it reserves the name and pulls the content: `Want{digest, offset}` →
 //!    `Chunk{offset, bytes}` in a window → cumulative `ChunkAck{next}` (overtaking chunks
 //!    wait in a small buffer; three acks without progress resend); a stall re-asks from its
 //!    cursor (resume), possibly from another holder.
 //! 5. At size bytes it asks the runtime to `Verify` (size and sha256), then answers `Staged`.
 //! 6. Every live member staged → the coordinator checks it still runs `base` (CAS) and sends
-//!    `Activate{entry: generation base + 1}`; members apply and answer `Activated`.
+//!    `Activate{entry: generation base + 1}`; members apply and answer `Activated{at_ms}`
+//!    (their clock), from which the coordinator reports the activation skew.
 //! 7. Any `Failed`, or the stage deadline, before that point → `Abort`: nobody activates.
 //! 8. Members that leave are excluded from the rollout; they converge when they return.
 //! 9. Every node exchanges its catalog on join and periodically; an entry ahead of ours in
@@ -50,7 +54,8 @@
 //!   Loss, duplication and reordering are tolerated.
 //! - Storage actions for one digest arrive in order: `StageBegin` (create/truncate the
 //!   staging file), `WriteChunk`s at contiguous rising offsets, `Verify` (check exact size
-//!   and sha256, move it under its digest durably, answer `handle_verified`). Memory stays
+//!   and sha256, move it under its digest durably, answer `handle_verified`). `StageDiscard`
+//!   deletes the staging file of an abandoned transfer. Memory stays
 //!   bounded per transfer: `window` chunks in flight, at most `2 × window` buffered ahead. On the coordinator, the upload must be
 //!   stored as the staging file of its digest before `deploy`; `Verify` checks it.
 //! - `ReadChunk` reads verified content and answers `handle_chunk_read` (an error makes the
@@ -58,7 +63,8 @@
 //! - `Apply{slot}` makes `slot.current` live atomically (in-flight requests finish on the old
 //!   version), keeps `slot.previous` for rollback, and persists the catalog. On restart pass
 //!   the persisted [`Catalog`] and the digests of verified content to [`FarmCore::new`].
-//! - Call `handle_timeout` at least every `retry_after / 2`.
+//! - Call `handle_timeout` at least every `retry_after / 2`, and at
+//!   [`FarmCore::poll_timeout`] when it is `Some` (the next paced chunk, `transfer_rate`).
 //! - Content no slot or reservation references ([`FarmCore::referenced`]) may be deleted.
 //!
 //! # Rules and their reasons
@@ -68,6 +74,11 @@
 //!   members that missed Activate (loss, coordinator death) learn the entry from a peer's
 //!   catalog. A coordinator that dies before the commit point leaves reservations that
 //!   expire after `reservation_ttl`; nobody activates.
+//! - **Two rollouts of one name.** A member holds one reservation per name. Of two rollouts
+//!   that meet at a member, the smaller [`DeployId`] takes it over (the larger is told, with
+//!   the winner as the typed reason, and aborts). The larger cannot have committed: that
+//!   needs the smaller one's coordinator staged for it, and that node has held the smaller
+//!   one's own reservation since it started.
 //! - **At most two versions live** (old and new, during the commit window), because a
 //!   rollout needs a base equal to every live member's generation and a member reserved by
 //!   one rollout refuses others of the same name.
@@ -91,7 +102,7 @@ mod transfer;
 mod wire;
 
 pub use artifact::{Digest, Kind, Manifest, SignedManifest, TrustPolicy};
-pub use catalog::{Catalog, DeployId, Entry, Generation, Slot, Target};
+pub use catalog::{Catalog, DeployId, Entry, Generation, Holder, Slot, Target};
 pub use error::FarmError;
 pub use node::{
     Action, Event, FarmConfig, FarmCore, NodeProgress, NodeState, Outcome, Phase, RolloutStatus,

@@ -118,3 +118,13 @@ fn partitions_with_a_still_minority() {
 fn corrupted_frames_never_activate() {
     run_seeds("corrupt", |seed| scenario(4000 + seed));
 }
+
+/// Pacing (`transfer_rate`) on every node, with kills, restarts, late joiners and a rough
+/// network: transfers are slower, every invariant still holds and every node converges.
+#[test]
+fn paced_transfers_keep_every_invariant() {
+    run_seeds("paced", |seed| SimConfig {
+        transfer_rate: Some(16 << 10),
+        ..scenario(2000 + seed)
+    });
+}

@@ -150,7 +150,7 @@ fn members_refuse_unsigned_from_a_lax_coordinator() {
     s.deploy(0, SignedManifest::unsigned(m), content)
         .expect("the lax node starts it");
     s.advance(3_000);
-    let Outcome::Aborted { failures } = outcome(&s, 0, "plug") else {
+    let Outcome::Aborted { failures, .. } = outcome(&s, 0, "plug") else {
         panic!("activated")
     };
     assert!(!failures.is_empty());
@@ -171,7 +171,7 @@ fn second_deploy_of_a_name_gets_a_conflict() {
     let first = deploy(&mut s, 0, "app", &a).expect("first starts");
     let err = deploy(&mut s, 0, "app", &bytes(5, 5)).expect_err("second refused");
     assert!(
-        matches!(&err, FarmError::Conflict { holder, .. } if *holder == first),
+        matches!(&err, FarmError::Conflict { holder, .. } if holder.deploy == first),
         "{err}"
     );
     // From another node, while the first holds its reservation there.
@@ -180,6 +180,75 @@ fn second_deploy_of_a_name_gets_a_conflict() {
     assert!(matches!(err, FarmError::Conflict { .. }), "{err}");
     s.advance(3_000);
     assert_eq!(outcome(&s, 0, "app"), Outcome::Activated { generation: 1 });
+}
+
+/// Two deploys of one name started at the same instant on two nodes (neither has heard of
+/// the other): the smaller rollout id wins everywhere, whichever started first; the other
+/// aborts with the winner as the typed reason, and nothing of it is active anywhere.
+#[test]
+fn two_deploys_at_once_the_smaller_rollout_id_wins() {
+    for first in [0, 1] {
+        let mut s = quiet_sim(3);
+        let (x, y) = (bytes(20 * CHUNK, 40), bytes(20 * CHUNK + 3, 41));
+        let (ix, iy) = (first, 1 - first);
+        let dx = deploy(&mut s, ix, "app", &x).expect("starts");
+        let dy = deploy(&mut s, iy, "app", &y).expect("starts too: it has not heard of the other");
+        s.advance(5_000);
+        let (win, lose, wi, li, content) = if dx < dy {
+            (dx, dy, ix, iy, &x)
+        } else {
+            (dy, dx, iy, ix, &y)
+        };
+        assert_eq!(outcome(&s, wi, "app"), Outcome::Activated { generation: 1 });
+        let Outcome::Aborted { failures, conflict } = outcome(&s, li, "app") else {
+            panic!("both activated")
+        };
+        let holder = conflict.expect("a typed conflict");
+        assert_eq!(holder.deploy, win, "the winner is named: {failures:?}");
+        assert!(holder.version.is_some());
+        assert!(
+            failures.iter().any(|(_, r)| r.contains("conflict")),
+            "{failures:?}"
+        );
+        for i in 0..3 {
+            let e = s.applied(i, "app").expect("deployed");
+            assert_eq!(e.deploy, win, "n{i} runs the winner, never {lose}");
+            let Target::Deployed(sm) = &e.target else {
+                panic!("removed")
+            };
+            assert_eq!(sm.manifest.sha256, Digest::of(content));
+        }
+        let r = s.converged();
+        assert!(r.violations.is_empty(), "{:?}", r.violations);
+    }
+}
+
+/// Each member reports when it activated; the coordinator reports the spread.
+#[test]
+fn the_activation_skew_is_reported() {
+    let mut s = quiet_sim(3);
+    deploy(&mut s, 0, "app", &bytes(3 * CHUNK, 42)).expect("starts");
+    s.advance(3_000);
+    let st = s.core(0).and_then(|c| c.rollout("app")).expect("status");
+    assert!(
+        st.nodes.values().all(|p| p.activated_ms.is_some()),
+        "{st:?}"
+    );
+    let skew = st.activation_skew_ms().expect("a skew once finished");
+    // One message delay at most on the simulated network (all nodes share its clock).
+    assert!(skew < 1_000, "{skew} ms");
+    // An aborted rollout has none.
+    let mut s = quiet_sim(3);
+    s.make_lax(1);
+    s.advance(2_000);
+    let content = bytes(10, 43);
+    let m = s.manifest_for("plug", &content);
+    s.deploy(1, SignedManifest::unsigned(m), content)
+        .expect("the lax node starts it");
+    s.advance(3_000);
+    let st = s.core(1).and_then(|c| c.rollout("plug")).expect("status");
+    assert!(matches!(st.outcome, Some(Outcome::Aborted { .. })));
+    assert_eq!(st.activation_skew_ms(), None);
 }
 
 #[test]

@@ -26,6 +26,8 @@
 //! - `handle`: `SessionHandle`, a request's lazy view of its session.
 //! - `app`: the `App` trait, what a context serves at the end of its pipeline.
 //! - `bench`: `BenchApp`, the default app (the Tomcat peer harness contract).
+//! - `static_files`: `StaticFiles`, files served under a context before its pipeline
+//!   (a fixed index with sha256 ETags, 304 on `If-None-Match`).
 //! - `error`: `HttpError` and its one-line responses.
 //!
 //! Entry points: [`HttpNode::builder`] … [`HttpNodeBuilder::start`], then
@@ -42,6 +44,7 @@ mod handle;
 mod node;
 mod pipeline;
 mod server;
+mod static_files;
 mod valve;
 
 pub use app::App;
@@ -51,4 +54,5 @@ pub use error::HttpError;
 pub use handle::SessionHandle;
 pub use node::{ContextParts, HttpNode, HttpNodeBuilder, Installed};
 pub use server::serve;
+pub use static_files::StaticFiles;
 pub use valve::{Next, Request, Response, UrlFilter, Valve};

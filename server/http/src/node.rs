@@ -6,11 +6,11 @@ use crate::bench::BenchApp;
 use crate::config::{ConfigError, ContextConfig, HttpConfig};
 use crate::contexts::{Contexts, Served};
 use crate::pipeline;
+use crate::static_files::StaticFiles;
 use crate::valve::{UrlFilter, Valve};
 use axum::Router;
 use shoal_session::{ClusterLink, SessionRegistry};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -34,10 +34,10 @@ pub struct ContextParts {
     pub valves: Vec<Arc<dyn Valve>>,
     /// Asked by the ReplicationValve after the context's regex.
     pub url_filter: Option<Arc<dyn UrlFilter>>,
-    /// A directory of static files served under the context path (GET and HEAD of a file
-    /// that exists; everything else goes to the pipeline). Files are served without
-    /// touching the session.
-    pub static_dir: Option<PathBuf>,
+    /// Static files served under the context path (GET and HEAD of an indexed file, with
+    /// its ETag; everything else goes to the pipeline). Files are served without touching
+    /// the session.
+    pub static_files: Option<StaticFiles>,
     /// The store of a persistent context or of a replicated one with a write-behind store,
     /// instead of the one its `[store]` settings describe (tests pass the memory twin).
     pub store: Option<Arc<dyn shoal_store::Store>>,
@@ -125,15 +125,6 @@ impl HttpNode {
                 app: ctx.app.clone(),
             });
         }
-        if let Some(dir) = &parts.static_dir {
-            if !dir.is_dir() {
-                return Err(ConfigError::Invalid(format!(
-                    "context `{}`: static files directory {} does not exist or is not a directory",
-                    ctx.path,
-                    dir.display()
-                )));
-            }
-        }
         let _one = self.changes.lock().unwrap_or_else(|p| p.into_inner());
         let existed = self.contexts.get(&ctx.path).is_some();
         let (service, new_manager) = self
@@ -149,7 +140,7 @@ impl HttpNode {
             parts.valves,
             parts.url_filter,
             app.as_ref(),
-            parts.static_dir.as_deref(),
+            parts.static_files.as_ref(),
         );
         let router = match router {
             Ok(r) => r,

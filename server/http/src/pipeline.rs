@@ -2,21 +2,20 @@
 //! goes down the list to the application and the response comes back up.
 use crate::app::App;
 use crate::config::{ConfigError, ContextConfig, HttpConfig};
+use crate::static_files::StaticFiles;
 use crate::valve::{
     JvmRouteBinderValve, ReplicationValve, SessionValve, UrlFilter, Valve, ValveLayer,
 };
 use axum::Router;
 use http::HeaderName;
 use shoal_session::SessionService;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tower::ServiceBuilder;
-use tower_http::services::ServeDir;
 
 /// The pipeline of one context: built-in valves, then `extra` valves (plugins) in order,
 /// then `app`; `url_filter` is asked by the ReplicationValve after the context's regex.
-/// Files of `static_dir` are served before the pipeline (GET/HEAD of an existing file).
+/// `static_files` are served before the pipeline (GET/HEAD of an indexed file, with its ETag).
 /// Returns a router serving paths under `ctx.path`.
 pub(crate) fn build(
     http: &HttpConfig,
@@ -25,7 +24,7 @@ pub(crate) fn build(
     extra: Vec<Arc<dyn Valve>>,
     url_filter: Option<Arc<dyn UrlFilter>>,
     app: &dyn App,
-    static_dir: Option<&Path>,
+    static_files: Option<&StaticFiles>,
 ) -> Result<Router, ConfigError> {
     let header = HeaderName::from_bytes(http.session_header.as_bytes()).map_err(|e| {
         ConfigError::Invalid(format!("session_header `{}`: {e}", http.session_header))
@@ -56,14 +55,11 @@ pub(crate) fn build(
         // Plugin valves, innermost, in configured order.
         .layer(ValveLayer::chain(extra))
         .service(app);
-    Ok(match static_dir {
+    Ok(match static_files {
         // Static files first, without the session; the rest goes down the pipeline.
-        Some(dir) => Router::new().nest_service(
+        Some(files) => Router::new().nest_service(
             &ctx.path,
-            ServeDir::new(dir)
-                .append_index_html_on_directories(true)
-                .call_fallback_on_method_not_allowed(true)
-                .fallback(pipeline),
+            files.in_front_of(Router::new().fallback_service(pipeline)),
         ),
         None => Router::new().nest_service(&ctx.path, pipeline),
     })

@@ -5,9 +5,10 @@ mod common;
 
 use axum::routing::any;
 use axum::{Extension, Router};
-use common::{get, TestCluster};
+use common::{get, get_with, TestCluster};
 use shoal_http::{
     App, ConfigError, ContextConfig, ContextParts, HttpConfig, Installed, SessionHandle,
+    StaticFiles,
 };
 use shoal_session::{AttrValue, SessionService};
 use shoal_testkit::eventually;
@@ -211,8 +212,9 @@ async fn static_files_are_served_under_the_context_before_its_application() {
         path: "/site".into(),
         ..ContextConfig::default()
     };
+    let files = StaticFiles::scan(dir.path()).unwrap_or_else(|e| panic!("{e}"));
     let parts = ContextParts {
-        static_dir: Some(dir.path().to_path_buf()),
+        static_files: Some(files.clone()),
         ..ContextParts::default()
     };
     let done = c.node(1).node.install_context(ctx, parts);
@@ -225,6 +227,29 @@ async fn static_files_are_served_under_the_context_before_its_application() {
         r.session_id().is_none(),
         "static files touch no session: {r:?}"
     );
+    let etag = files.etag("css/site.css").map(str::to_string);
+    assert!(
+        etag.is_some() && r.header("etag") == etag.as_deref(),
+        "{r:?}"
+    );
+    // Revalidation of an unchanged file: 304 with the same ETag, no body.
+    let r = get_with(
+        a,
+        "/site/css/site.css",
+        None,
+        &[("if-none-match", etag.as_deref().unwrap_or(""))],
+    )
+    .await;
+    assert_eq!((r.status, r.body.as_str()), (304, ""), "{r:?}");
+    assert_eq!(r.header("etag"), etag.as_deref(), "{r:?}");
+    let r = get_with(
+        a,
+        "/site/css/site.css",
+        None,
+        &[("if-none-match", "\"stale\"")],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
     let r = get(a, "/site/", None).await;
     assert_eq!((r.status, r.body.as_str()), (200, "<h1>site</h1>"), "{r:?}");
     // Not a file: the application (the bench app) answers.
@@ -249,16 +274,10 @@ async fn a_bad_install_is_refused_with_the_reason_and_changes_nothing() {
         node.install_context(bad_path, parts(1)),
         Err(ConfigError::BadPath(_))
     ));
-    let no_dir = ContextParts {
-        static_dir: Some("/nonexistent/shoal-static".into()),
-        ..parts(1)
-    };
-    let e = node.install_context(shop(), no_dir).err();
-    let msg = e.map(|e| e.to_string()).unwrap_or_default();
-    assert!(
-        msg.contains("/shop") && msg.contains("/nonexistent/shoal-static"),
-        "{msg}"
-    );
+    let msg = StaticFiles::scan("/nonexistent/shoal-static".as_ref())
+        .err()
+        .unwrap_or_default();
+    assert!(msg.contains("/nonexistent/shoal-static"), "{msg}");
     let unknown_app = ContextConfig {
         app: "nope".into(),
         ..shop()

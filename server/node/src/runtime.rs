@@ -384,7 +384,7 @@ async fn demultiplex(
         if shoal_session::is_session_payload(&msg.payload) {
             link.deliver(msg);
         } else if crate::farm::is_farm(&msg.payload) {
-            farm.deliver(msg.from, &msg.payload);
+            farm.deliver(msg.from, msg.payload);
             if let Some(c) = msg.completion {
                 c.complete();
             }

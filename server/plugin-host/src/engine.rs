@@ -25,7 +25,8 @@ pub struct EngineOptions {
     /// Epoch tick: the granularity of per-call time limits.
     pub tick: Duration,
     /// Where compiled code is kept across restarts (wasmtime's cache, keyed by the bytes
-    /// and the engine's configuration). `None`: compile at every start.
+    /// and the engine's configuration). `None`: compile at every start. Needs the
+    /// `compile-cache` feature (else the engine refuses to start, saying so).
     pub cache_dir: Option<PathBuf>,
 }
 
@@ -153,12 +154,7 @@ fn build_engine(options: &EngineOptions, pooling: bool) -> Result<Engine, Plugin
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     if let Some(dir) = &options.cache_dir {
-        let mut cache_config = wasmtime::CacheConfig::new();
-        cache_config.with_directory(dir.clone());
-        let cache = wasmtime::Cache::new(cache_config).map_err(|e| {
-            PluginError::Engine(format!("compile cache in {}: {e:#}", dir.display()))
-        })?;
-        config.cache(Some(cache));
+        set_cache(&mut config, dir)?;
     }
     let engine = Engine::new(&config).map_err(|e| PluginError::Engine(format!("{e:#}")))?;
     if pooling {
@@ -167,6 +163,25 @@ fn build_engine(options: &EngineOptions, pooling: bool) -> Result<Engine, Plugin
         probe(&engine)?;
     }
     Ok(engine)
+}
+
+#[cfg(feature = "compile-cache")]
+fn set_cache(config: &mut Config, dir: &std::path::Path) -> Result<(), PluginError> {
+    let mut cache_config = wasmtime::CacheConfig::new();
+    cache_config.with_directory(dir.to_path_buf());
+    let cache = wasmtime::Cache::new(cache_config)
+        .map_err(|e| PluginError::Engine(format!("compile cache in {}: {e:#}", dir.display())))?;
+    config.cache(Some(cache));
+    Ok(())
+}
+
+#[cfg(not(feature = "compile-cache"))]
+fn set_cache(_config: &mut Config, dir: &std::path::Path) -> Result<(), PluginError> {
+    Err(PluginError::Engine(format!(
+        "compile cache in {}: this build has no compile cache; build shoal-plugin-host \
+         with the `compile-cache` feature or leave `cache_dir` unset",
+        dir.display()
+    )))
 }
 
 /// `(component)` in binary form (magic, component-model version 0x0d, layer 1). Binary

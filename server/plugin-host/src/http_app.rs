@@ -22,7 +22,7 @@ use crate::types::Limits;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use sha2::{Digest, Sha256};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
@@ -48,8 +48,16 @@ const INCOMING_HANDLER: &str = "wasi:http/incoming-handler@0.2";
 /// Granularity of the time limit.
 const TICK: Duration = Duration::from_millis(1);
 
-/// One node's `wasi:http` application engine.
+/// One node's `wasi:http` application engine, created by the first application loaded: a
+/// node without applications never maps or runs wasmtime's compiler.
 pub struct HttpAppHost {
+    engine: OnceLock<Arc<AppEngine>>,
+    /// Serializes the engine's creation.
+    init: Mutex<()>,
+}
+
+/// The engine, its epoch ticker and the linker.
+struct AppEngine {
     engine: Engine,
     linker: Linker<AppState>,
     ticker: Ticker,
@@ -61,22 +69,43 @@ pub struct HttpApp {
     digest: String,
     pre: ProxyPre<AppState>,
     limits: Limits,
-    host: Arc<HttpAppHost>,
+    host: Arc<AppEngine>,
     busy: Arc<Semaphore>,
 }
 
 impl HttpAppHost {
+    /// The host; its engine is built by the first [`HttpAppHost::load`].
     pub fn new() -> Result<Arc<HttpAppHost>, PluginError> {
+        Ok(Arc::new(HttpAppHost {
+            engine: OnceLock::new(),
+            init: Mutex::new(()),
+        }))
+    }
+
+    /// The engine, created on first use (an error is returned to every load until one
+    /// succeeds).
+    fn engine(&self) -> Result<&Arc<AppEngine>, PluginError> {
+        if let Some(engine) = self.engine.get() {
+            return Ok(engine);
+        }
+        let _init = self.init.lock().map_err(|_| {
+            PluginError::Engine("a lock was poisoned by a panic; restart the node".into())
+        })?;
+        if let Some(engine) = self.engine.get() {
+            return Ok(engine);
+        }
         let mut config = Config::new();
         config.wasm_component_model(true).epoch_interruption(true);
         let engine = Engine::new(&config).map_err(|e| PluginError::Engine(format!("{e:#}")))?;
         let linker = linker(&engine)
             .map_err(|e| PluginError::Engine(format!("linking wasi:http imports: {e:#}")))?;
         let ticker = Ticker::start(&engine, TICK);
-        Ok(Arc::new(HttpAppHost {
-            engine,
-            linker,
-            ticker,
+        Ok(self.engine.get_or_init(|| {
+            Arc::new(AppEngine {
+                engine,
+                linker,
+                ticker,
+            })
         }))
     }
 
@@ -98,14 +127,15 @@ impl HttpAppHost {
                 name: name.to_string(),
             });
         }
+        let host = self.engine()?;
         let component =
-            Component::new(&self.engine, bytes).map_err(|e| compile(format!("{e:#}")))?;
-        if !exports_handler(&self.engine, &component) {
+            Component::new(&host.engine, bytes).map_err(|e| compile(format!("{e:#}")))?;
+        if !exports_handler(&host.engine, &component) {
             return Err(PluginError::NotHttpApp {
                 name: name.to_string(),
             });
         }
-        let pre = self
+        let pre = host
             .linker
             .instantiate_pre(&component)
             .map_err(|e| compile(format!("imports shoal cannot provide: {e:#}")))?;
@@ -116,7 +146,7 @@ impl HttpAppHost {
             pre,
             busy: Arc::new(Semaphore::new(limits.max_instances.max(1) as usize)),
             limits,
-            host: self.clone(),
+            host: host.clone(),
         };
         Ok(app)
     }

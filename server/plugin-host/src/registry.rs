@@ -11,7 +11,7 @@ use crate::types::{FailurePolicy, Limits, PluginInfo, PluginWorld};
 use crate::wit::{detect_version, detect_world};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Instant;
 
 /// How to load a plugin.
@@ -34,26 +34,50 @@ struct Plugins {
 
 /// All plugins of a node. Cheap to share (`Arc`); every method takes `&self`.
 pub struct PluginRegistry {
-    pub(crate) engine: PluginEngine,
+    /// Created by the first load (see [`PluginRegistry::engine`]).
+    engine: OnceLock<PluginEngine>,
+    /// Serializes the engine's creation (two first loads at once build one engine).
+    engine_init: Mutex<()>,
+    options: EngineOptions,
     facts: Arc<dyn ClusterFacts>,
     plugins: RwLock<Plugins>,
 }
 
 impl PluginRegistry {
+    /// The wasmtime engine (cranelift, the pooling allocator, the epoch ticker) is created
+    /// by the first plugin load, not here: a node without plugins never maps or runs that
+    /// code, which kept ~10 MiB of its resident memory (README, "Benchmarks").
     pub fn new(
         options: EngineOptions,
         facts: Arc<dyn ClusterFacts>,
     ) -> Result<PluginRegistry, PluginError> {
         Ok(PluginRegistry {
-            engine: PluginEngine::new(options)?,
+            engine: OnceLock::new(),
+            engine_init: Mutex::new(()),
+            options,
             facts,
             plugins: RwLock::default(),
         })
     }
 
-    /// Whether instances come from the pooling allocator (false after a fallback).
+    /// The engine, created on first use. An error (no engine can be built here) is
+    /// returned to every load until one succeeds.
+    pub(crate) fn engine(&self) -> Result<&PluginEngine, PluginError> {
+        if let Some(engine) = self.engine.get() {
+            return Ok(engine);
+        }
+        let _init = self.engine_init.lock().map_err(|_| poisoned())?;
+        if let Some(engine) = self.engine.get() {
+            return Ok(engine);
+        }
+        let engine = PluginEngine::new(self.options.clone())?;
+        Ok(self.engine.get_or_init(|| engine))
+    }
+
+    /// Whether instances come from the pooling allocator (false after a fallback, or when no
+    /// engine can be built). Creates the engine if no plugin was loaded yet.
     pub fn pooling(&self) -> bool {
-        self.engine.pooling
+        self.engine().is_ok_and(|e| e.pooling)
     }
 
     /// Compiles (or reuses the compiled code of) `bytes`, checks the world, creates the
@@ -158,7 +182,9 @@ impl PluginRegistry {
             .map(|v| v.digest.clone())
             .collect();
         drop(plugins);
-        self.engine.retain_compiled(&digests);
+        if let Some(engine) = self.engine.get() {
+            engine.retain_compiled(&digests);
+        }
         tracing::info!(plugin = name, "plugin unloaded");
         Ok(())
     }
@@ -269,9 +295,10 @@ impl PluginRegistry {
     ) -> Result<Generation, PluginError> {
         self.check_limits(name, &limits)?;
         let digest = hex::encode(Sha256::digest(bytes));
-        let component = self.engine.compile(name, &digest, bytes)?;
-        let wit = detect_version(name, &self.engine.engine, &component)?;
-        let world = detect_world(name, &self.engine.engine, &component)?;
+        let engine = self.engine()?;
+        let component = engine.compile(name, &digest, bytes)?;
+        let wit = detect_version(name, &engine.engine, &component)?;
+        let world = detect_world(name, &engine.engine, &component)?;
         if let Some(expected) = expected.filter(|e| *e != world) {
             return Err(PluginError::WrongWorld {
                 name: name.to_string(),
@@ -287,7 +314,7 @@ impl PluginRegistry {
             Instant::now(),
         ));
         Generation::new(
-            &self.engine,
+            engine,
             number,
             digest,
             (world, wit),
@@ -314,7 +341,7 @@ impl PluginRegistry {
             old.context.epoch,
         ));
         let version = Generation::new(
-            &self.engine,
+            self.engine()?,
             old.number + 1,
             old.digest.clone(),
             (old.world, old.wit),
@@ -339,7 +366,7 @@ impl PluginRegistry {
                 reason,
             })
         };
-        let max = self.engine.options.max_memory_bytes;
+        let max = self.options.max_memory_bytes;
         if limits.memory_bytes > max {
             return bad(format!(
                 "memory_bytes {} is over the engine's maximum of {max}",
@@ -392,7 +419,9 @@ impl PluginRegistry {
 
 impl Drop for PluginRegistry {
     fn drop(&mut self) {
-        self.engine.shutdown();
+        if let Some(engine) = self.engine.get_mut() {
+            engine.shutdown();
+        }
     }
 }
 

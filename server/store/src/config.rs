@@ -32,7 +32,7 @@ pub enum StoreConfig {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
-    /// The directory of session files (Tomcat's `directory`); one node per directory.
+    /// The directory of session files (Tomcat's `directory`); nodes may share one (`flock`).
     pub directory: PathBuf,
 }
 

@@ -79,11 +79,21 @@ async fn file_store_keeps_every_file_inside_its_directory() {
         e.to_string().contains("BAD.session") && e.to_string().contains("magic"),
         "{e}"
     );
-    // A crash between write and rename leaves a temp file; check removes it, keys ignore it.
-    std::fs::write(dir.join("app-%2Fapp").join("T.session.tmp.1234"), b"x").expect("write");
+    // A crash between write and rename leaves a temp file; keys ignore it, and check removes
+    // it once it is old (a fresh one may be another process's save in progress).
+    let tmp = dir.join("app-%2Fapp").join("T.session.tmp.1234");
+    std::fs::write(&tmp, b"x").expect("write");
     assert_eq!(store.keys("/app").await.ok(), Some(vec!["BAD".to_string()]));
     store.check().await.expect("check");
-    assert!(!dir.join("app-%2Fapp").join("T.session.tmp.1234").exists());
+    assert!(tmp.exists(), "a fresh temporary file is left alone");
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(120);
+    std::fs::File::options()
+        .write(true)
+        .open(&tmp)
+        .and_then(|f| f.set_modified(old))
+        .expect("backdate");
+    store.check().await.expect("check");
+    assert!(!tmp.exists(), "a crash's temporary file is removed");
 }
 
 #[tokio::test]
@@ -204,4 +214,26 @@ fn sql_names_are_checked() {
     })
     .expect_err("refused");
     assert!(e.to_string().contains("session_table"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_file_stores_on_one_directory_lose_no_write() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let stores: Vec<Arc<dyn Store>> = (0..2)
+        .map(|_| Arc::new(FileStore::new(dir.path().join("shared"))) as Arc<dyn Store>)
+        .collect();
+    suite::shared_cas_no_lost_write(&stores, "/shared", 4, 40).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_sqlite_stores_on_one_file_lose_no_write() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let stores: Vec<Arc<dyn Store>> = (0..2)
+        .map(|_| {
+            StoreConfig::Sqlite(sqlite_config(dir.path().join("shared.db")))
+                .open()
+                .expect("opens")
+        })
+        .collect();
+    suite::shared_cas_no_lost_write(&stores, "/shared", 4, 40).await;
 }

@@ -124,11 +124,22 @@ async fn exec(cfg: &StoreConfig, stmt: &str) {
     r.unwrap_or_else(|e| panic!("{stmt}: {e}"));
 }
 
+/// Two stores opened from one config share its records: concurrent compare-and-sets through
+/// both lose no acknowledged write.
+async fn two_share_without_loss(config: StoreConfig) {
+    let two: Vec<_> = (0..2)
+        .map(|_| config.clone().open().expect("opens"))
+        .collect();
+    let app = format!("/shared{:08x}", rand::random::<u32>());
+    suite::shared_cas_no_lost_write(&two, &app, 4, 25).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_conforms_and_reports_errors() {
     let pg = started(servers::postgres().await);
     let good = sql(pg.config());
     suite::run_all(StoreConfig::Postgres(good.clone()).open().expect("opens")).await;
+    two_share_without_loss(StoreConfig::Postgres(good.clone())).await;
 
     let wrong = SqlStore::postgres(&SqlConfig {
         connection_password: Some(Secret("nope".into())),
@@ -177,6 +188,7 @@ async fn mariadb_conforms_and_reports_errors() {
     let db = started(servers::mariadb().await);
     let good = sql(db.config());
     suite::run_all(StoreConfig::Mysql(good.clone()).open().expect("opens")).await;
+    two_share_without_loss(StoreConfig::Mysql(good.clone())).await;
 
     let wrong = SqlStore::mysql(&SqlConfig {
         connection_password: Some(Secret("nope".into())),
@@ -220,6 +232,7 @@ async fn redis_conforms_and_reports_errors() {
         panic!("redis config")
     };
     suite::run_all(StoreConfig::Redis(good.clone()).open().expect("opens")).await;
+    two_share_without_loss(StoreConfig::Redis(good.clone())).await;
 
     let wrong_url = good.url.replace(servers::PASSWORD, "nope");
     let wrong = StoreConfig::Redis(shoal_store::RedisConfig {

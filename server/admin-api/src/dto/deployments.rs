@@ -71,6 +71,10 @@ pub struct NodeDeployState {
     pub digest: Option<String>,
     pub generation: Option<u64>,
     pub detail: Option<String>,
+    /// When this node made the version live, by its own clock (ms since the epoch), as it
+    /// reported to the node that coordinated the rollout (absent on other nodes' views).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activated_ms: Option<u64>,
 }
 
 /// An artifact deployed to the whole cluster (farm deployment).
@@ -91,5 +95,119 @@ pub struct Deployment {
     pub previous_version: Option<String>,
     /// When this node made the current version live (ms since the epoch).
     pub deployed_ms: u64,
+    /// The spread between the first and the last node's activation instant of the rollout
+    /// that made the current version live (each node's own clock; known on the node that
+    /// coordinated it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activation_skew_ms: Option<u64>,
     pub nodes: Vec<NodeDeployState>,
+}
+
+/// Why a deploy, undeploy or rollback was refused with 409: the `reason` member of the
+/// problem, beside its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConflictReason {
+    /// Another rollout of the same name is running (`competing` names it); retry when it
+    /// has finished.
+    DeployInProgress,
+    /// A rollback was asked for but the name has no previous version.
+    NoPreviousVersion,
+}
+
+/// The rollout that holds a name, in a 409 `deploy-in-progress`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CompetingDeploy {
+    /// The rollout's id (`<node>/<incarnation>.<seq>`).
+    #[schema(example = "node1/1765111234567.3")]
+    pub deploy: String,
+    /// The node coordinating it.
+    #[schema(example = "node1")]
+    pub node: String,
+    /// The version it deploys (absent for an undeploy).
+    pub version: Option<String>,
+}
+
+/// A refused deployment change: the text and its typed reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployConflict {
+    pub reason: ConflictReason,
+    pub competing: Option<CompetingDeploy>,
+    pub detail: String,
+}
+
+/// Where one node stands in a rollout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RolloutNodeState {
+    /// Receiving the content (`bytes_received` of `size_bytes`), or verifying it.
+    Receiving,
+    /// Verified (and test-loaded); waits for every node before activation.
+    Staged,
+    /// The change is live here.
+    Active,
+    /// Refused or failed here (`detail` says why); nobody activates.
+    Failed,
+    /// Left the cluster during the rollout: not waited for; converges when it returns.
+    Excluded,
+    /// Had not staged when the rollout was aborted (another node failed): nothing changed here.
+    Cancelled,
+}
+
+/// One node's progress in a rollout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RolloutNode {
+    pub node: String,
+    pub state: RolloutNodeState,
+    /// Bytes this node acknowledged to the coordinating node.
+    pub bytes_received: u64,
+    /// Why it failed, or what it waits for.
+    pub detail: Option<String>,
+}
+
+/// The stage a rollout is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RolloutPhase {
+    /// The coordinating node checks its own copy.
+    Checking,
+    /// Nodes receive and verify the content.
+    Staging,
+    /// Every node staged; activation sent, waiting for confirmations.
+    Committing,
+    Done,
+}
+
+/// How a rollout ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RolloutOutcome {
+    /// Live on every node (that stayed).
+    Activated,
+    /// Nothing was activated anywhere (`error` names each failed node and its reason).
+    Aborted,
+}
+
+/// A deploy, undeploy or rollback coordinated by this node, with each node's progress:
+/// the running ones and the last one of each name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Rollout {
+    #[schema(example = "shop.wasm")]
+    pub name: String,
+    /// The rollout's id (coordinating node, incarnation, sequence).
+    pub id: String,
+    /// True for an undeploy (no content is transferred).
+    pub undeploy: bool,
+    pub kind: Option<ArtifactKind>,
+    pub version: Option<String>,
+    /// sha256 (hex) of the content being deployed.
+    pub digest: Option<String>,
+    pub size_bytes: u64,
+    pub phase: RolloutPhase,
+    pub outcome: Option<RolloutOutcome>,
+    /// When aborted: each failed node and its reason.
+    pub error: Option<String>,
+    /// When this node started it (ms since the epoch).
+    pub started_ms: u64,
+    pub nodes: Vec<RolloutNode>,
 }

@@ -15,6 +15,17 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_deployments))
         .routes(routes!(get_deployment, deploy, undeploy))
         .routes(routes!(rollback))
+        .routes(routes!(list_rollouts))
+}
+
+/// Rollouts coordinated by this node (deploys, undeploys and rollbacks started through it),
+/// each with every node's progress: those running and the last one of each name. Poll it
+/// while a deploy runs to follow each node (`receiving` with bytes, `staged`, `active`,
+/// `failed` with the reason).
+#[utoipa::path(get, path = "/api/v1/rollouts", tag = "deployments",
+    responses((status = 200, description = "Rollouts, most recent first", body = [Rollout])))]
+async fn list_rollouts(State(s): State<AppState>) -> Result<ApiJson<Vec<Rollout>>, ApiError> {
+    Ok(ApiJson(s.backend.rollouts().await?))
 }
 
 /// Deployed artifacts with their state on each node.
@@ -48,7 +59,7 @@ async fn get_deployment(
     request_body(content = Upload, content_type = "application/octet-stream", description = "The artifact, streamed"),
     responses((status = 201, description = "Active on every node (per-node state inside)", body = Deployment),
         (status = 400, description = "Bad name or query", body = ApiError, content_type = "application/problem+json"),
-        (status = 409, description = "The name is being changed by another deploy", body = ApiError, content_type = "application/problem+json"),
+        (status = 409, description = "The name is being changed by another deploy: `reason` is `deploy-in-progress` and `competing` names that rollout (id, node, version); of two deploys started at once, the smaller rollout id wins", body = ApiError, content_type = "application/problem+json"),
         (status = 413, description = "Artifact larger than `[farm] max_upload_bytes`", body = ApiError, content_type = "application/problem+json"),
         (status = 422, description = "Refused or failed on a node (the message names the node and the reason); nothing was activated", body = ApiError, content_type = "application/problem+json"),
         (status = 503, description = "The node is still converging, or sees too few members", body = ApiError, content_type = "application/problem+json")))]
@@ -66,6 +77,9 @@ async fn deploy(
 }
 
 /// The query as a [`DeployRequest`]: `version`, `kind`, `signature`, `meta.<key>`.
+// ApiError is the problem+json body itself (what every handler returns); these two are
+// not on a hot path.
+#[allow(clippy::result_large_err)]
 fn deploy_request(name: String, pairs: Vec<(String, String)>) -> Result<DeployRequest, ApiError> {
     let mut r = DeployRequest {
         name,
@@ -109,7 +123,7 @@ fn deploy_request(name: String, pairs: Vec<(String, String)>) -> Result<DeployRe
     params(("name" = String, Path, description = "Artifact name")),
     responses((status = 204, description = "Undeployed everywhere"),
         (status = 404, description = "Not deployed", body = ApiError, content_type = "application/problem+json"),
-        (status = 409, description = "The name is being changed by another request", body = ApiError, content_type = "application/problem+json")))]
+        (status = 409, description = "The name is being changed by another request (`reason: deploy-in-progress`, `competing` names it)", body = ApiError, content_type = "application/problem+json")))]
 async fn undeploy(
     State(s): State<AppState>,
     ApiPath(name): ApiPath<String>,
@@ -124,7 +138,7 @@ async fn undeploy(
     params(("name" = String, Path, description = "Artifact name")),
     responses((status = 200, description = "Rolled back (per-node state inside)", body = Deployment),
         (status = 404, description = "Not deployed", body = ApiError, content_type = "application/problem+json"),
-        (status = 409, description = "No previous version, or another request is changing the name", body = ApiError, content_type = "application/problem+json")))]
+        (status = 409, description = "No previous version (`reason: no-previous-version`), or another request is changing the name (`reason: deploy-in-progress`)", body = ApiError, content_type = "application/problem+json")))]
 async fn rollback(
     State(s): State<AppState>,
     ApiPath(name): ApiPath<String>,

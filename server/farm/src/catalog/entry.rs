@@ -30,6 +30,15 @@ impl fmt::Display for DeployId {
     }
 }
 
+/// The rollout holding a name when another is refused (the typed reason of a conflict):
+/// its id (which names the coordinating node) and the version it deploys (`None` for an
+/// undeploy).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    pub deploy: DeployId,
+    pub version: Option<String>,
+}
+
 /// What a committed change makes live.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Target {

@@ -5,5 +5,5 @@
 mod entry;
 mod slots;
 
-pub use entry::{DeployId, Entry, Generation, Target};
+pub use entry::{DeployId, Entry, Generation, Holder, Target};
 pub use slots::{Catalog, Slot};

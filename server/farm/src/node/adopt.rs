@@ -26,7 +26,7 @@ impl FarmCore {
         self.owed_activated
             .insert(deploy, (from.clone(), entry.name.clone(), entry.generation));
         self.offer(now, entry, &from);
-        self.pay_owed();
+        self.pay_owed(now);
     }
 
     /// Considers `entry`, announced by `from`, for adoption.
@@ -75,7 +75,7 @@ impl FarmCore {
     }
 
     /// Makes `entry` current (its content is verified, or it is a removal).
-    pub(super) fn apply(&mut self, _now: Instant, entry: Entry) {
+    pub(super) fn apply(&mut self, now: Instant, entry: Entry) {
         let name = entry.name.clone();
         if let Some(r) = self.reservations.remove(&name) {
             if r.deploy != entry.deploy {
@@ -88,6 +88,7 @@ impl FarmCore {
                     Message::Failed {
                         deploy: r.deploy,
                         reason,
+                        conflict: None,
                     },
                 );
             }
@@ -101,11 +102,12 @@ impl FarmCore {
         }
         let slot = self.catalog.install(entry);
         self.actions.push(Action::Apply { slot });
-        self.pay_owed();
+        self.pay_owed(now);
     }
 
-    /// Answers Activate messages whose entry (or a later one) is now current here.
-    fn pay_owed(&mut self) {
+    /// Answers Activate messages whose entry (or a later one) is now current here, with
+    /// this node's activation instant (the runtime applies before it sends the answer).
+    fn pay_owed(&mut self, now: Instant) {
         let mut done: Vec<DeployId> = Vec::new();
         for (d, (_, name, generation)) in &self.owed_activated {
             let reached = self
@@ -116,9 +118,10 @@ impl FarmCore {
                 done.push(d.clone());
             }
         }
+        let at_ms = self.wall_ms(now);
         for d in done {
             if let Some((to, _, _)) = self.owed_activated.remove(&d) {
-                self.send(&to, Message::Activated { deploy: d });
+                self.send(&to, Message::Activated { deploy: d, at_ms });
             }
         }
     }

@@ -3,7 +3,7 @@
 //! Failed; drops the reservation on Abort or when it expires.
 use super::FarmCore;
 use crate::artifact::Digest;
-use crate::catalog::{DeployId, Generation};
+use crate::catalog::{DeployId, Generation, Holder};
 use crate::node_id::NodeId;
 use crate::wire::{Change, Message};
 use std::time::Instant;
@@ -26,6 +26,21 @@ impl Reservation {
             Change::Undeploy => None,
         }
     }
+
+    pub(super) fn holder(&self) -> Holder {
+        holder(&self.deploy, &self.change)
+    }
+}
+
+/// `deploy` of `change` as the typed reason of a conflict.
+pub(super) fn holder(deploy: &DeployId, change: &Change) -> Holder {
+    Holder {
+        deploy: deploy.clone(),
+        version: match change {
+            Change::Deploy(sm) => Some(sm.manifest.version.clone()),
+            Change::Undeploy => None,
+        },
+    }
 }
 
 impl FarmCore {
@@ -47,12 +62,26 @@ impl FarmCore {
                 return;
             }
             if r.expires > now {
-                let reason = format!(
-                    "{name}: conflict, this node is staged for rollout {} of the same name",
-                    r.deploy
-                );
-                self.send(&from, Message::Failed { deploy, reason });
-                return;
+                // Two rollouts of one name at once: the smaller rollout id wins, an order
+                // every node agrees on, so exactly one of them can stage everywhere.
+                let wins = deploy < r.deploy && self.check_prepare(&name, base, &change).is_ok();
+                if !wins {
+                    let reason = format!(
+                        "{name}: conflict, this node is staged for rollout {} of the same name",
+                        r.deploy
+                    );
+                    let conflict = Some(r.holder());
+                    self.send(
+                        &from,
+                        Message::Failed {
+                            deploy,
+                            reason,
+                            conflict,
+                        },
+                    );
+                    return;
+                }
+                self.preempt(&name, &deploy, &change);
             }
             self.reservations.remove(&name);
         }
@@ -66,7 +95,14 @@ impl FarmCore {
             return;
         }
         if let Err(reason) = self.check_prepare(&name, base, &change) {
-            self.send(&from, Message::Failed { deploy, reason });
+            self.send(
+                &from,
+                Message::Failed {
+                    deploy,
+                    reason,
+                    conflict: None,
+                },
+            );
             return;
         }
         let staged = match &change {
@@ -130,6 +166,28 @@ impl FarmCore {
         Ok(())
     }
 
+    /// The reservation of `name` gives way to `winner` (a smaller rollout id): its
+    /// coordinator is told, and aborts. Safe even if this node had answered Staged: the
+    /// loser cannot have committed, because committing needs the winner's coordinator
+    /// staged for it, and that node has held the winner's own reservation since the
+    /// winner started (it refuses the loser, which is larger).
+    fn preempt(&mut self, name: &str, winner: &DeployId, change: &Change) {
+        let Some(r) = self.reservations.remove(name) else {
+            return;
+        };
+        let reason = format!(
+            "{name}: conflict, this node went to rollout {winner} of the same name (of two at once, the smaller rollout id wins)"
+        );
+        self.send(
+            &r.coordinator,
+            Message::Failed {
+                deploy: r.deploy,
+                reason,
+                conflict: Some(holder(winner, change)),
+            },
+        );
+    }
+
     pub(super) fn on_abort(&mut self, deploy: DeployId) {
         self.reservations.retain(|_, r| r.deploy != deploy);
     }
@@ -184,6 +242,7 @@ impl FarmCore {
                             Message::Failed {
                                 deploy: r.deploy,
                                 reason,
+                                conflict: None,
                             },
                         );
                     }

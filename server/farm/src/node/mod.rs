@@ -18,7 +18,7 @@ use crate::artifact::{Digest, SignedManifest};
 use crate::catalog::{Catalog, DeployId, Entry};
 use crate::error::FarmError;
 use crate::node_id::NodeId;
-use crate::transfer::{Incoming, Outgoing};
+use crate::transfer::{Incoming, Outgoing, Pacer};
 use crate::wire::{Change, Message};
 use member::Reservation;
 use rollout::Rollout;
@@ -50,12 +50,16 @@ pub struct FarmCore {
     owed_activated: BTreeMap<DeployId, (NodeId, String, crate::catalog::Generation)>,
     incoming: BTreeMap<Digest, Incoming>,
     outgoing: BTreeMap<(NodeId, Digest), Outgoing>,
+    /// Token buckets per receiver (`transfer_rate`), shared by its transfers.
+    pacers: BTreeMap<NodeId, Pacer>,
     /// Coordinator side: the running rollout per name, then its last status.
     rollouts: BTreeMap<String, Rollout>,
     next_seq: u64,
     next_sync: Instant,
     sync_cursor: usize,
     actions: Vec<Action>,
+    /// The `now` of [`FarmCore::new`], the instant of `cfg.clock_origin_ms`.
+    started: Instant,
     /// Messages to this node itself (the coordinator is also a member).
     loopback: VecDeque<Message>,
 }
@@ -86,10 +90,12 @@ impl FarmCore {
             owed_activated: BTreeMap::new(),
             incoming: BTreeMap::new(),
             outgoing: BTreeMap::new(),
+            pacers: BTreeMap::new(),
             rollouts: BTreeMap::new(),
             next_seq: 1,
             sync_cursor: 0,
             actions: Vec::new(),
+            started: now,
             loopback: VecDeque::new(),
         }
     }
@@ -134,10 +140,17 @@ impl FarmCore {
         self.chunk_read(now, to, digest, offset, result);
         self.settle(now);
     }
-    /// Call at least every `retry_after / 2` (resends, stalls, deadlines, gossip).
+    /// Call at least every `retry_after / 2` (resends, stalls, deadlines, gossip), and at
+    /// [`FarmCore::poll_timeout`] (paced chunks).
     pub fn handle_timeout(&mut self, now: Instant) {
         self.timers(now);
+        self.pump_paced(now);
         self.settle(now);
+    }
+    /// When pacing (`transfer_rate`) next lets a chunk leave: call `handle_timeout` then
+    /// (besides the periodic calls). None while no paced transfer waits for its bucket.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.next_paced()
     }
 
     // ---- commands -----------------------------------------------------------------------
@@ -242,6 +255,12 @@ impl FarmCore {
         }
     }
 
+    /// This node's wall clock at `now` (ms since the Unix epoch).
+    fn wall_ms(&self, now: Instant) -> u64 {
+        let elapsed = now.saturating_duration_since(self.started).as_millis() as u64;
+        self.cfg.clock_origin_ms.saturating_add(elapsed)
+    }
+
     fn event(&mut self, e: Event) {
         self.actions.push(Action::Event(e));
     }
@@ -255,9 +274,13 @@ impl FarmCore {
                 change,
             } => self.on_prepare(now, from, deploy, name, base, change),
             Message::Staged { deploy } => self.on_staged(now, from, deploy),
-            Message::Failed { deploy, reason } => self.on_failed(now, from, deploy, reason),
+            Message::Failed {
+                deploy,
+                reason,
+                conflict,
+            } => self.on_failed(now, from, deploy, reason, conflict),
             Message::Activate { deploy, entry } => self.on_activate(now, from, deploy, entry),
-            Message::Activated { deploy } => self.on_activated(now, from, deploy),
+            Message::Activated { deploy, at_ms } => self.on_activated(now, from, deploy, at_ms),
             Message::Abort { deploy } => self.on_abort(deploy),
             Message::Want {
                 digest,

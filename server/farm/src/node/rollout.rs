@@ -4,7 +4,7 @@
 use super::types::{Event, NodeProgress, NodeState, Outcome, Phase, RolloutStatus};
 use super::FarmCore;
 use crate::artifact::Digest;
-use crate::catalog::{DeployId, Entry, Generation, Target};
+use crate::catalog::{DeployId, Entry, Generation, Holder, Target};
 use crate::error::FarmError;
 use crate::node_id::NodeId;
 use crate::transfer::Outgoing;
@@ -25,6 +25,10 @@ pub(super) struct Rollout {
     last_sent: Instant,
     /// Every member live at the start, this node included.
     nodes: BTreeMap<NodeId, NodeState>,
+    /// Each member's activation instant as it reported it (its wall clock, ms).
+    activated_ms: BTreeMap<NodeId, u64>,
+    /// The rollout of the same name that made a member refuse this one.
+    conflict: Option<Holder>,
     outcome: Option<Outcome>,
 }
 
@@ -80,6 +84,7 @@ impl Rollout {
                     bytes_staged: staged,
                     bytes_sent: sent.max(staged),
                     size,
+                    activated_ms: self.activated_ms.get(n).copied(),
                 };
                 (n.clone(), p)
             })
@@ -87,8 +92,10 @@ impl Rollout {
         RolloutStatus {
             deploy: self.deploy.clone(),
             name: self.name.clone(),
+            change: self.change.clone(),
             base: self.base,
             phase: self.phase,
+            version: super::member::holder(&self.deploy, &self.change).version,
             outcome: self.outcome.clone(),
             nodes,
         }
@@ -115,13 +122,13 @@ impl FarmCore {
         if let Some(r) = self.rollouts.get(name).filter(|r| r.phase != Phase::Done) {
             return Err(FarmError::Conflict {
                 name: name.into(),
-                holder: r.deploy.clone(),
+                holder: super::member::holder(&r.deploy, &r.change),
             });
         }
         if let Some(r) = self.reservations.get(name).filter(|r| r.expires > now) {
             return Err(FarmError::Conflict {
                 name: name.into(),
-                holder: r.deploy.clone(),
+                holder: r.holder(),
             });
         }
         if self.pending.contains_key(name) {
@@ -148,6 +155,8 @@ impl FarmCore {
             deadline: now + self.cfg.stage_deadline,
             last_sent: now,
             nodes,
+            activated_ms: BTreeMap::new(),
+            conflict: None,
             outcome: None,
         };
         let msg = r.prepare();
@@ -193,6 +202,7 @@ impl FarmCore {
         from: NodeId,
         deploy: DeployId,
         reason: String,
+        conflict: Option<Holder>,
     ) {
         let Some(r) = self.rollout_of(&deploy) else {
             return;
@@ -203,11 +213,20 @@ impl FarmCore {
         if let Some(s) = r.nodes.get_mut(&from) {
             *s = NodeState::Failed(reason);
         }
+        if r.conflict.is_none() {
+            r.conflict = conflict;
+        }
         let name = r.name.clone();
         self.abort(now, &name);
     }
 
-    pub(super) fn on_activated(&mut self, now: Instant, from: NodeId, deploy: DeployId) {
+    pub(super) fn on_activated(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        deploy: DeployId,
+        at_ms: u64,
+    ) {
         let Some(r) = self.rollout_of(&deploy) else {
             return;
         };
@@ -216,6 +235,7 @@ impl FarmCore {
         }
         if let Some(s) = r.nodes.get_mut(&from) {
             *s = NodeState::Activated;
+            r.activated_ms.entry(from).or_insert(at_ms);
         }
         let name = r.name.clone();
         self.advance(now, &name);
@@ -319,7 +339,10 @@ impl FarmCore {
                 _ => None,
             })
             .collect();
-        let outcome = Outcome::Aborted { failures };
+        let outcome = Outcome::Aborted {
+            failures,
+            conflict: r.conflict.clone(),
+        };
         r.outcome = Some(outcome.clone());
         let deploy = r.deploy.clone();
         let to: Vec<NodeId> = r.nodes.keys().cloned().collect();

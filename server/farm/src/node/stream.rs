@@ -5,7 +5,7 @@ use super::FarmCore;
 use crate::artifact::Digest;
 use crate::node::Action;
 use crate::node_id::NodeId;
-use crate::transfer::{Incoming, IncomingState, Outgoing};
+use crate::transfer::{Incoming, IncomingState, Outgoing, Pacer};
 use crate::wire::Message;
 use std::time::Instant;
 
@@ -92,18 +92,20 @@ impl FarmCore {
             .or_insert_with(|| Outgoing::new(size, offset, now));
         // A Want restarts the window at the receiver's cursor (it saw a stall or a gap).
         o.restart(offset, now);
-        self.pump(&key);
+        self.pump(now, &key);
     }
 
     pub(super) fn on_chunk_ack(&mut self, now: Instant, from: NodeId, digest: Digest, next: u64) {
         let key = (from, digest);
         if let Some(o) = self.outgoing.get_mut(&key) {
             o.ack(next, now);
-            self.pump(&key);
+            self.pump(now, &key);
         }
     }
 
-    fn pump(&mut self, key: &(NodeId, Digest)) {
+    /// Issues the reads of the chunks that may leave for `key.0` now: within the window and,
+    /// when pacing is on, within that receiver's token bucket.
+    fn pump(&mut self, now: Instant, key: &(NodeId, Digest)) {
         let Some(o) = self.outgoing.get_mut(key) else {
             return;
         };
@@ -111,7 +113,19 @@ impl FarmCore {
             self.outgoing.remove(key);
             return;
         }
-        for (offset, len) in o.pump(self.cfg.chunk_size, self.cfg.window) {
+        let (chunk, window) = (self.cfg.chunk_size, self.cfg.window);
+        while let Some((offset, len)) = o.peek(chunk, window) {
+            if let Some(rate) = self.cfg.transfer_rate {
+                let burst = self.cfg.transfer_burst;
+                let pacer = self
+                    .pacers
+                    .entry(key.0.clone())
+                    .or_insert_with(|| Pacer::new(rate, burst, now));
+                if !pacer.take(now, len) {
+                    break;
+                }
+            }
+            o.issue(len);
             self.actions.push(Action::ReadChunk {
                 to: key.0.clone(),
                 digest: key.1,
@@ -119,6 +133,34 @@ impl FarmCore {
                 len,
             });
         }
+    }
+
+    /// Paced transfers whose tokens have come in send their next chunks.
+    pub(super) fn pump_paced(&mut self, now: Instant) {
+        if self.cfg.transfer_rate.is_none() {
+            return;
+        }
+        let keys: Vec<(NodeId, Digest)> = self.outgoing.keys().cloned().collect();
+        for key in &keys {
+            self.pump(now, key);
+        }
+        let outgoing = &self.outgoing;
+        self.pacers
+            .retain(|n, _| outgoing.keys().any(|(to, _)| to == n));
+    }
+
+    /// The earliest time a paced transfer may send its next chunk (None: none is waiting
+    /// for tokens; window-bound transfers wait for acknowledgements, not for time).
+    pub(super) fn next_paced(&self) -> Option<Instant> {
+        self.cfg.transfer_rate?;
+        let (chunk, window) = (self.cfg.chunk_size, self.cfg.window);
+        self.outgoing
+            .iter()
+            .filter_map(|((to, _), o)| {
+                let (_, len) = o.peek(chunk, window)?;
+                Some(self.pacers.get(to)?.ready_at(len))
+            })
+            .min()
     }
 
     pub(super) fn chunk_read(

@@ -60,6 +60,8 @@ impl FarmCore {
             if sources.is_empty() {
                 // Nobody needs it or nobody has it: forget the partial transfer.
                 self.incoming.remove(&digest);
+                self.actions
+                    .push(crate::node::Action::StageDiscard { digest });
                 continue;
             }
             // Rotate to the next source after the current one (the current may be stuck).

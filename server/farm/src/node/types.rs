@@ -1,9 +1,9 @@
 //! Public types of the core's API: configuration, the actions the runtime carries out,
 //! the events it reports, and the per-node progress of a rollout.
 use crate::artifact::{Digest, TrustPolicy};
-use crate::catalog::{DeployId, Generation, Slot};
+use crate::catalog::{DeployId, Generation, Holder, Slot};
 use crate::node_id::NodeId;
-use crate::wire::Message;
+use crate::wire::{Change, Message};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -15,8 +15,16 @@ pub struct FarmConfig {
     /// Bytes per chunk (64 KiB: large enough to keep a link busy with a small window,
     /// small enough not to hold a session-replication frame behind it for long).
     pub chunk_size: u64,
-    /// Chunks in flight per receiver above its acknowledgement (flow control).
+    /// Chunks in flight per receiver above its acknowledgement (flow control). It also
+    /// bounds how many chunk bytes can queue ahead of a session-replication frame on the
+    /// link to a receiver: `window × chunk_size`.
     pub window: u64,
+    /// Pacing: at most this many bytes per second leave for each receiver (a token bucket
+    /// holding `transfer_burst` bytes); `None` sends as fast as acknowledgements return.
+    /// Deploy traffic then cannot take the link or the CPUs that session replication needs.
+    pub transfer_rate: Option<u64>,
+    /// The token bucket's size: bytes that may leave at once after a pause (≥ `chunk_size`).
+    pub transfer_burst: u64,
     /// Resend period for unanswered Prepare / Activate, and the stall time after which a
     /// receiver asks again from its cursor (or another holder).
     pub retry_after: Duration,
@@ -33,6 +41,12 @@ pub struct FarmConfig {
     /// never staged. 1 disables the check.
     pub min_members: usize,
     pub trust: TrustPolicy,
+    /// Wall-clock ms (since the Unix epoch) at the `now` given to [`FarmCore::new`]: a
+    /// member reports its activation instant as this plus the time elapsed since, so the
+    /// coordinator can report the skew between the first and the last node's activation.
+    ///
+    /// [`FarmCore::new`]: super::FarmCore::new
+    pub clock_origin_ms: u64,
 }
 
 impl Default for FarmConfig {
@@ -41,12 +55,15 @@ impl Default for FarmConfig {
             incarnation: 0,
             chunk_size: 64 << 10,
             window: 8,
+            transfer_rate: None,
+            transfer_burst: 4 * (64 << 10),
             retry_after: Duration::from_millis(500),
             stage_deadline: Duration::from_secs(60),
             reservation_ttl: Duration::from_secs(90),
             sync_interval: Duration::from_secs(2),
             min_members: 1,
             trust: TrustPolicy::default(),
+            clock_origin_ms: 0,
         }
     }
 }
@@ -62,6 +79,23 @@ impl FarmConfig {
         }
         if self.window == 0 {
             return Err("window must be at least 1 chunk".into());
+        }
+        if let Some(rate) = self.transfer_rate {
+            if self.transfer_burst < self.chunk_size {
+                return Err(format!(
+                    "transfer_burst ({} bytes) must hold at least one chunk ({} bytes)",
+                    self.transfer_burst, self.chunk_size
+                ));
+            }
+            // Slower than a chunk per stall period, receivers would take the pace for a stall.
+            let floor = (self.chunk_size as f64 * 2.0 / self.retry_after.as_secs_f64().max(1e-3))
+                .ceil() as u64;
+            if rate < floor {
+                return Err(format!(
+                    "transfer_rate ({rate} bytes/s) is below {floor} bytes/s (two chunks per retry_after of {} ms): receivers would take the pacing for a stall; raise the rate or lower chunk_size",
+                    self.retry_after.as_millis()
+                ));
+            }
         }
         if self.retry_after.is_zero() || self.sync_interval.is_zero() {
             return Err("retry_after and sync_interval must be greater than 0 ms".into());
@@ -96,6 +130,12 @@ pub enum Action {
         digest: Digest,
         offset: u64,
         bytes: Vec<u8>,
+    },
+    /// Delete the staging file of `digest`: its transfer was abandoned (no live member
+    /// holds the content and no reservation or pending entry needs it, e.g. its
+    /// coordinator died mid-transfer).
+    StageDiscard {
+        digest: Digest,
     },
     /// Check that the staged file (or, on the coordinator, the uploaded file) is exactly
     /// `size` bytes with sha256 `digest`, make it durable under its digest, and answer with
@@ -139,8 +179,12 @@ pub enum Event {
 pub enum Outcome {
     /// Every live member staged; the change is current at `generation`.
     Activated { generation: Generation },
-    /// Nobody activated; each failure names the node and the reason.
-    Aborted { failures: Vec<(NodeId, String)> },
+    /// Nobody activated; each failure names the node and the reason. `conflict`: the
+    /// rollout of the same name that held a member (two deploys at once; HTTP 409).
+    Aborted {
+        failures: Vec<(NodeId, String)>,
+        conflict: Option<Holder>,
+    },
 }
 
 impl Outcome {
@@ -148,7 +192,7 @@ impl Outcome {
     pub fn summary(&self) -> String {
         match self {
             Outcome::Activated { generation } => format!("active at generation {generation}"),
-            Outcome::Aborted { failures } => failures
+            Outcome::Aborted { failures, .. } => failures
                 .iter()
                 .map(|(n, r)| format!("node {n}: {r}"))
                 .collect::<Vec<_>>()
@@ -177,6 +221,9 @@ pub struct NodeProgress {
     /// Bytes sent so far (reads issued), ≥ `bytes_staged`.
     pub bytes_sent: u64,
     pub size: u64,
+    /// When the member made the change current (its wall clock, ms since the Unix epoch),
+    /// as it reported in `Activated`.
+    pub activated_ms: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -194,8 +241,40 @@ pub enum Phase {
 pub struct RolloutStatus {
     pub deploy: DeployId,
     pub name: String,
+    /// What the rollout changes (the manifest it deploys, or an undeploy).
+    pub change: Change,
     pub base: Generation,
     pub phase: Phase,
+    /// The version it deploys (`None` for an undeploy).
+    pub version: Option<String>,
     pub outcome: Option<Outcome>,
     pub nodes: BTreeMap<NodeId, NodeProgress>,
+}
+
+impl RolloutStatus {
+    /// This rollout as the typed reason of a conflict with another.
+    pub fn holder(&self) -> Holder {
+        Holder {
+            deploy: self.deploy.clone(),
+            version: self.version.clone(),
+        }
+    }
+
+    /// The spread between the first and the last member's activation instant (each by its
+    /// own clock), once every member that was not excluded has reported one; `None` before
+    /// or for an aborted rollout.
+    pub fn activation_skew_ms(&self) -> Option<u64> {
+        if !matches!(self.outcome, Some(Outcome::Activated { .. })) {
+            return None;
+        }
+        let mut at = Vec::new();
+        for p in self.nodes.values() {
+            match (&p.state, p.activated_ms) {
+                (NodeState::Excluded, _) => {}
+                (_, Some(ms)) => at.push(ms),
+                (_, None) => return None,
+            }
+        }
+        Some(at.iter().max()? - at.iter().min()?)
+    }
 }

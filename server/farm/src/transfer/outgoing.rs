@@ -27,16 +27,16 @@ impl Outgoing {
         }
     }
 
-    /// The (offset, len) of chunks to read and send now, keeping at most `window` chunks
-    /// beyond the ack.
-    pub(crate) fn pump(&mut self, chunk: u64, window: u64) -> Vec<(u64, u64)> {
-        let mut out = Vec::new();
-        while self.next < self.size && self.next - self.acked < window * chunk {
-            let len = chunk_len(self.size, chunk, self.next);
-            out.push((self.next, len));
-            self.next += len;
-        }
-        out
+    /// The (offset, len) of the next chunk to read and send, if the window has room for it
+    /// (at most `window` chunks beyond the ack). `issue` sends it.
+    pub(crate) fn peek(&self, chunk: u64, window: u64) -> Option<(u64, u64)> {
+        (self.next < self.size && self.next - self.acked < window * chunk)
+            .then(|| (self.next, chunk_len(self.size, chunk, self.next)))
+    }
+
+    /// The chunk `peek` returned is sent.
+    pub(crate) fn issue(&mut self, len: u64) {
+        self.next += len;
     }
 
     pub(crate) fn ack(&mut self, next: u64, now: Instant) {
@@ -64,5 +64,30 @@ impl Outgoing {
 
     pub(crate) fn done(&self) -> bool {
         self.acked >= self.size
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn at_most_a_window_leaves_beyond_the_ack() {
+        let now = Instant::now();
+        let mut o = Outgoing::new(10 * 100, 0, now);
+        let mut sent = 0;
+        while let Some((off, len)) = o.peek(100, 3) {
+            assert_eq!(off, sent);
+            o.issue(len);
+            sent += len;
+        }
+        assert_eq!(
+            sent, 300,
+            "three chunks of 100 bytes, then the window is full"
+        );
+        o.ack(100, now);
+        assert_eq!(o.peek(100, 3), Some((300, 100)));
+        o.issue(100);
+        assert_eq!(o.peek(100, 3), None);
     }
 }

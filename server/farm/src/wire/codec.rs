@@ -3,8 +3,9 @@
 //! failure says what was wrong.
 use super::message::Message;
 
-/// The version this build writes and the only one it reads.
-pub const WIRE_VERSION: u8 = 1;
+/// The version this build writes and the only one it reads (2: `Failed` carries the
+/// conflicting rollout, `Activated` the member's activation instant).
+pub const WIRE_VERSION: u8 = 2;
 
 /// Upper bound of one decoded message (a chunk of at most 1 MiB plus headers); bincode
 /// refuses length prefixes beyond it instead of allocating.

@@ -1,6 +1,6 @@
 //! The farm protocol's messages (see the crate docs for the exchange).
 use crate::artifact::{Digest, SignedManifest};
-use crate::catalog::{DeployId, Entry, Generation};
+use crate::catalog::{DeployId, Entry, Generation, Holder};
 use serde::{Deserialize, Serialize};
 
 /// What a rollout changes for its name.
@@ -23,11 +23,17 @@ pub enum Message {
     /// Member → coordinator: the change is staged (content verified), reserved for `deploy`.
     Staged { deploy: DeployId },
     /// Member → coordinator: refused or failed; the reason names the artifact and the node.
-    Failed { deploy: DeployId, reason: String },
+    /// `conflict`: another rollout of the name holds this node (the typed reason of a 409).
+    Failed {
+        deploy: DeployId,
+        reason: String,
+        conflict: Option<Holder>,
+    },
     /// Coordinator → member: the rollout is committed; make `entry` current.
     Activate { deploy: DeployId, entry: Entry },
-    /// Member → coordinator: `entry` of `deploy` is current here.
-    Activated { deploy: DeployId },
+    /// Member → coordinator: `entry` of `deploy` is current here since `at_ms` (wall clock
+    /// of the member, ms since the Unix epoch): the coordinator reports the activation skew.
+    Activated { deploy: DeployId, at_ms: u64 },
     /// Coordinator → member: the rollout is aborted; drop the reservation.
     Abort { deploy: DeployId },
     /// Receiver → holder: send the bytes of `digest` from `offset` on (start or resume).

@@ -37,6 +37,8 @@ pub struct SimConfig {
     /// Client operations per tick (probability).
     pub op_rate: f64,
     pub bad_deploys: bool,
+    /// Pacing per receiver (`FarmConfig::transfer_rate`), bytes per second; None = unpaced.
+    pub transfer_rate: Option<u64>,
 }
 
 impl SimConfig {
@@ -51,6 +53,7 @@ impl SimConfig {
             joiners: 0,
             op_rate: 0.15,
             bad_deploys: true,
+            transfer_rate: None,
         }
     }
 }
@@ -67,6 +70,8 @@ pub struct Report {
     pub joiners: u64,
     pub decode_errors: u64,
     pub frames: u64,
+    /// Every chunk handed to the network: (time in µs, sender, receiver, bytes).
+    pub chunks: Vec<(u64, usize, usize, u64)>,
 }
 
 enum Ev {
@@ -84,6 +89,11 @@ enum Ev {
     },
     Tick,
     ViewSync,
+    /// The core's `poll_timeout` (a paced chunk may leave).
+    Wake {
+        node: usize,
+        inc: u64,
+    },
 }
 
 struct SimNode {
@@ -100,6 +110,8 @@ struct SimNode {
     /// When the current incarnation started, and when each applied entry was applied.
     started_us: u64,
     applied_at: BTreeMap<String, u64>,
+    /// The Wake scheduled for this node (µs), if any.
+    wake_us: Option<u64>,
 }
 
 /// What a bad deploy must be refused with.
@@ -176,16 +188,20 @@ impl Sim {
         FarmConfig {
             incarnation: inc,
             chunk_size: CHUNK,
-            window: 4,
             retry_after: Duration::from_millis(200),
             stage_deadline: Duration::from_secs(8),
             reservation_ttl: Duration::from_secs(12),
             sync_interval: Duration::from_secs(1),
+            window: 4,
+            transfer_rate: self.cfg.transfer_rate,
+            transfer_burst: 4 * CHUNK,
             min_members: self.cfg.nodes / 2 + 1,
             trust: TrustPolicy {
                 require_signatures: !self.lax.contains(&i),
                 trusted_keys: vec![*self.trusted.pk],
             },
+            // Every simulated node shares the virtual clock.
+            clock_origin_ms: 1_000_000,
         }
     }
 
@@ -224,6 +240,7 @@ impl Sim {
             joined: false,
             started_us: self.now_us,
             applied_at: BTreeMap::new(),
+            wake_us: None,
         });
         self.side.push(0);
     }
@@ -336,6 +353,16 @@ impl Sim {
                     self.sync_view(i);
                 }
             }
+            Ev::Wake { node, inc } => {
+                if self.nodes[node].inc != inc || self.nodes[node].wake_us != Some(self.now_us) {
+                    return;
+                }
+                self.nodes[node].wake_us = None;
+                if let Some(core) = self.nodes[node].core.as_mut() {
+                    core.handle_timeout(now);
+                    self.drive(node);
+                }
+            }
         }
     }
 
@@ -384,6 +411,7 @@ impl Sim {
         let n = &mut self.nodes[i];
         n.core = None;
         n.inc += 1;
+        n.wake_us = None;
         n.ready = false;
         n.view.clear();
         n.store.partial.clear();
@@ -396,6 +424,7 @@ impl Sim {
         let cfg = self.config_for(i, self.nodes[i].inc);
         let n = &mut self.nodes[i];
         n.inc += 1;
+        n.wake_us = None;
         n.ready = false;
         n.joined = false;
         n.view.clear();
@@ -622,11 +651,21 @@ impl Sim {
             };
             let actions = core.take_actions();
             if actions.is_empty() {
-                return;
+                break;
             }
             for a in actions {
                 self.act(i, a);
             }
+        }
+        // The runtime's timer: wake the core when pacing lets its next chunk leave.
+        let Some(at) = self.nodes[i].core.as_ref().and_then(|c| c.poll_timeout()) else {
+            return;
+        };
+        let at_us = (at.saturating_duration_since(self.base).as_micros() as u64).max(self.now_us);
+        if self.nodes[i].wake_us.is_none_or(|w| at_us < w) {
+            self.nodes[i].wake_us = Some(at_us);
+            let inc = self.nodes[i].inc;
+            self.schedule(at_us - self.now_us, Ev::Wake { node: i, inc });
         }
     }
 
@@ -635,11 +674,19 @@ impl Sim {
         match a {
             Action::Send { to, msg } => {
                 if let Some(j) = self.index(&to) {
+                    if let shoal_farm::Message::Chunk { bytes, .. } = &msg {
+                        self.report
+                            .chunks
+                            .push((self.now_us, i, j, bytes.len() as u64));
+                    }
                     self.net_send(i, j, encode(&msg));
                 }
             }
             Action::StageBegin { digest, .. } => {
                 self.nodes[i].store.partial.insert(digest, Vec::new());
+            }
+            Action::StageDiscard { digest } => {
+                self.nodes[i].store.partial.remove(&digest);
             }
             Action::WriteChunk {
                 digest,
@@ -767,7 +814,7 @@ impl Sim {
                             self.violation(format!("bad artifact {} was activated", x.label));
                         }
                     }
-                    Outcome::Aborted { failures } => {
+                    Outcome::Aborted { failures, .. } => {
                         self.report.aborted += 1;
                         if self.applied_ever.contains(&deploy) {
                             self.violation(format!(
@@ -953,6 +1000,10 @@ impl Sim {
     }
     pub fn trusted_key(&self) -> &KeyPair {
         &self.trusted
+    }
+    /// Virtual time since the start, in µs.
+    pub fn now_us(&self) -> u64 {
+        self.now_us
     }
     /// Runs events for `ms` of virtual time (no client operations unless chaos is on).
     pub fn advance(&mut self, ms: u64) {

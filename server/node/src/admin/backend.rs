@@ -255,6 +255,10 @@ impl AdminBackend for NodeBackend {
         Box::pin(async move { self.undeploy_artifact(&name).await })
     }
 
+    fn rollouts(&self) -> BackendResult<'_, Vec<Rollout>> {
+        ready(Ok(self.rollout_list()))
+    }
+
     fn rollback(&self, name: &str) -> BackendResult<'_, Deployment> {
         let name = name.to_owned();
         Box::pin(async move { self.rollback_artifact(&name).await })

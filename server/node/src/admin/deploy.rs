@@ -6,7 +6,10 @@ use super::NodeBackend;
 use crate::farm::{self, DeployError, FarmView, Notice, UploadError};
 use shoal_admin::dto::*;
 use shoal_admin::{rules, ArtifactBody, BackendError};
-use shoal_farm::{Entry, FarmError, Kind, NodeId, NodeState, Phase, Target};
+use shoal_farm::{
+    Change, Entry, FarmError, Holder, Kind, NodeId, NodeState, Outcome, Phase, RolloutStatus,
+    Target,
+};
 use std::sync::{Arc, Weak};
 
 fn kind_dto(k: Kind) -> ArtifactKind {
@@ -25,6 +28,19 @@ fn kind_of(k: ArtifactKind) -> Kind {
     }
 }
 
+/// A 409 with its typed reason and, if known, the rollout holding the name.
+fn conflict(reason: ConflictReason, holder: Option<Holder>, detail: String) -> BackendError {
+    BackendError::DeployConflict(DeployConflict {
+        reason,
+        competing: holder.map(|h| CompetingDeploy {
+            deploy: h.deploy.to_string(),
+            node: h.deploy.origin.to_string(),
+            version: h.version,
+        }),
+        detail,
+    })
+}
+
 fn map_error(e: DeployError) -> BackendError {
     let msg = e.to_string();
     match e {
@@ -32,20 +48,22 @@ fn map_error(e: DeployError) -> BackendError {
         DeployError::Upload(UploadError::Truncated { .. }) => BackendError::Invalid(msg),
         DeployError::Upload(UploadError::Storage(_)) => BackendError::Internal(msg),
         DeployError::Farm(f) => match f {
-            FarmError::Conflict { .. } | FarmError::NoPrevious { .. } => {
-                BackendError::Conflict(msg)
+            FarmError::Conflict { holder, .. } => {
+                conflict(ConflictReason::DeployInProgress, Some(holder), msg)
             }
+            FarmError::NoPrevious { .. } => conflict(ConflictReason::NoPreviousVersion, None, msg),
             FarmError::NotDeployed { name } => BackendError::not_found("deployment", name),
             FarmError::Refused(_) | FarmError::Invalid(_) => BackendError::Invalid(msg),
             FarmError::NotReady | FarmError::NoQuorum { .. } => BackendError::Unavailable(msg),
             FarmError::Wire(_) => BackendError::Internal(msg),
         },
-        // Another rollout of the name holds a member: the 409 of two deploys at once.
-        DeployError::Aborted { summary, .. } if summary.contains(": conflict, ") => {
-            BackendError::Conflict(msg)
-        }
+        // Another rollout of the name held a member: the 409 of two deploys at once.
+        DeployError::Aborted {
+            conflict: Some(holder),
+            ..
+        } => conflict(ConflictReason::DeployInProgress, Some(holder), msg),
         DeployError::Aborted { .. } => BackendError::Invalid(msg),
-        DeployError::Busy(_) => BackendError::Conflict(msg),
+        DeployError::Busy(_, holder) => conflict(ConflictReason::DeployInProgress, holder, msg),
         DeployError::Unavailable(_) => BackendError::Unavailable(msg),
     }
 }
@@ -59,6 +77,7 @@ fn from_entry(node: &str, ours: &Entry, theirs: Option<&Entry>) -> NodeDeploySta
         digest: None,
         generation: None,
         detail: None,
+        activated_ms: None,
     };
     let Some(e) = theirs else {
         s.detail = Some("has not announced this deployment yet; it converges".into());
@@ -128,6 +147,7 @@ fn deployment(view: &FarmView, name: &str) -> Option<Deployment> {
                     digest: Some(m.sha256.to_string()),
                     generation: Some(cur.generation),
                     detail,
+                    activated_ms: p.activated_ms,
                 }
             }
             None if node == view.me => from_entry(&node, cur, Some(cur)),
@@ -162,11 +182,86 @@ fn deployment(view: &FarmView, name: &str) -> Option<Deployment> {
             .and_then(|p| p.manifest())
             .map(|p| p.manifest.version.clone()),
         deployed_ms: view.applied_ms.get(name).copied().unwrap_or(0),
+        activation_skew_ms: rollout
+            .filter(|r| r.deploy == cur.deploy)
+            .and_then(|r| r.activation_skew_ms()),
         nodes,
     })
 }
 
+/// A rollout coordinated here, as the API shows it.
+fn rollout(view: &FarmView, r: &RolloutStatus) -> Rollout {
+    let sm = match &r.change {
+        Change::Deploy(sm) => Some(&sm.manifest),
+        Change::Undeploy => None,
+    };
+    let aborted = matches!(r.outcome, Some(Outcome::Aborted { .. }));
+    let nodes = r
+        .nodes
+        .iter()
+        .map(|(n, p)| {
+            let (state, detail) = match &p.state {
+                NodeState::Staging | NodeState::Staged if aborted => (
+                    RolloutNodeState::Cancelled,
+                    Some(
+                        "the rollout was aborted (see the failed nodes); nothing changed here"
+                            .into(),
+                    ),
+                ),
+                NodeState::Staging => (RolloutNodeState::Receiving, None),
+                NodeState::Staged => (RolloutNodeState::Staged, None),
+                NodeState::Activated => (RolloutNodeState::Active, None),
+                NodeState::Failed(reason) => (RolloutNodeState::Failed, Some(reason.clone())),
+                NodeState::Excluded => (
+                    RolloutNodeState::Excluded,
+                    Some("left during the rollout; converges when it returns".into()),
+                ),
+            };
+            RolloutNode {
+                node: n.0.clone(),
+                state,
+                bytes_received: p.bytes_staged,
+                detail,
+            }
+        })
+        .collect();
+    let (outcome, error) = match &r.outcome {
+        None => (None, None),
+        Some(Outcome::Activated { .. }) => (Some(RolloutOutcome::Activated), None),
+        Some(aborted @ Outcome::Aborted { .. }) => {
+            (Some(RolloutOutcome::Aborted), Some(aborted.summary()))
+        }
+    };
+    Rollout {
+        name: r.name.clone(),
+        id: r.deploy.to_string(),
+        undeploy: sm.is_none(),
+        kind: sm.map(|m| kind_dto(m.kind)),
+        version: sm.map(|m| m.version.clone()),
+        digest: sm.map(|m| m.sha256.to_string()),
+        size_bytes: sm.map_or(0, |m| m.size),
+        phase: match r.phase {
+            Phase::LocalCheck => RolloutPhase::Checking,
+            Phase::Staging => RolloutPhase::Staging,
+            Phase::Committing => RolloutPhase::Committing,
+            Phase::Done => RolloutPhase::Done,
+        },
+        outcome,
+        error,
+        started_ms: view.rollout_started_ms.get(&r.name).copied().unwrap_or(0),
+        nodes,
+    }
+}
+
 impl NodeBackend {
+    /// Rollouts coordinated here, most recent first.
+    pub(super) fn rollout_list(&self) -> Vec<Rollout> {
+        let view = self.node.farm.view();
+        let mut out: Vec<Rollout> = view.rollouts.values().map(|r| rollout(&view, r)).collect();
+        out.sort_by_key(|r| std::cmp::Reverse(r.started_ms));
+        out
+    }
+
     pub(super) async fn deploy_artifact(
         &self,
         request: DeployRequest,
@@ -220,11 +315,16 @@ impl NodeBackend {
     ) -> Result<(), BackendError> {
         match r {
             Ok(()) => {
-                let what = self
-                    .deployment_of(name)
+                let d = self.deployment_of(name).ok();
+                let what = d
+                    .as_ref()
                     .map(|d| format!("{name}@{} ({} bytes)", d.version, d.size_bytes))
-                    .unwrap_or_else(|_| name.to_string());
-                self.emit(kind, name, format!("{what} {done} on every node"));
+                    .unwrap_or_else(|| name.to_string());
+                let skew = d
+                    .and_then(|d| d.activation_skew_ms)
+                    .map(|ms| format!(", activation skew {ms} ms"))
+                    .unwrap_or_default();
+                self.emit(kind, name, format!("{what} {done} on every node{skew}"));
                 Ok(())
             }
             Err(e) => {

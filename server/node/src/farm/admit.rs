@@ -1,9 +1,10 @@
 //! Whether this node accepts an artifact before it is staged (run on `Verify`, once size and
 //! sha256 matched, before the content moves under its digest): the kind must be one this
 //! node can make live (a `plugin` or an `application` must compile and instantiate, an
-//! application's context settings must be valid), and no deploy hook may veto it. A refusal becomes this node's `Failed{reason}`, so nobody activates.
+//! application's context settings must be valid, its static-file bundle unpack), and no deploy hook may veto it. A refusal becomes this node's `Failed{reason}`, so nobody activates.
 use super::application::Applications;
 use super::apply::{artifact, plugin_config};
+use super::bundle::Bundles;
 use crate::plugins::Plugins;
 use shoal_farm::{Kind, SignedManifest};
 use shoal_plugin_host::{DeployDecision, PluginSpec};
@@ -15,15 +16,16 @@ const NOWHERE: &str = "\u{0}farm-check";
 pub fn admit(
     plugins: &Plugins,
     apps: &Applications,
+    bundles: &Bundles,
     sm: &SignedManifest,
     content: &Path,
 ) -> Result<(), String> {
     let m = &sm.manifest;
     match m.kind {
         Kind::Application => {
-            let bytes = std::fs::read(content)
-                .map_err(|e| format!("cannot read {}: {e}", content.display()))?;
-            apps.check(sm, &bytes)?;
+            // A bundle is unpacked (and its entries checked) here, before staged.
+            let opened = bundles.open_app(content, &m.sha256)?;
+            apps.check(sm, opened)?;
         }
         Kind::File => {}
         Kind::Plugin => {

@@ -9,8 +9,8 @@
 //!   in the config file);
 //! - `config.<key>`: given to a valve-world application as `<key>`.
 //!
-//! Static files are not part of this kind yet (a context's pipeline can serve a directory,
-//! but no artifact carries one).
+//! The artifact may be a bundle (see `bundle.rs`): `component.wasm` and `static/…`, the
+//! files served under the context path before the application (ETag = their sha256).
 //!
 //! Before staging ([`Applications::check`]): the context settings are validated and the
 //! component is compiled and instantiated once; the instance is kept for the apply, so a
@@ -19,13 +19,16 @@
 //! sessions are kept), with this node's drain valve, wasm valves and url filters as the
 //! contexts of the config file get them. Undeploy ([`Applications::remove`]): the context
 //! goes (404 afterwards) once its store is flushed.
+use super::bundle::Opened;
 use crate::apps::{app_from_component, AppConfig, AppHosts};
 use crate::drain::Drain;
 use crate::plugins::Plugins;
 use crate::url_filters::WasmUrlFilters;
 use crate::wasm_valves::WasmValves;
 use shoal_farm::{Digest, SignedManifest};
-use shoal_http::{App, ContextConfig, ContextParts, HttpNode, Installed, UrlFilter, Valve};
+use shoal_http::{
+    App, ContextConfig, ContextParts, HttpNode, Installed, StaticFiles, UrlFilter, Valve,
+};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -37,13 +40,20 @@ const CHECKED_MAX: usize = 16;
 
 type CheckedKey = (Digest, BTreeMap<String, String>);
 
+/// A compiled application and its static files, ready to be installed.
+#[derive(Clone)]
+struct Checked {
+    app: Arc<dyn App>,
+    static_files: Option<StaticFiles>,
+}
+
 /// What the farm needs to run applications on this node.
 pub struct Applications {
     hosts: AppHosts,
     http: Arc<HttpNode>,
     plugins: Arc<Plugins>,
     drain: Drain,
-    checked: Mutex<HashMap<CheckedKey, Arc<dyn App>>>,
+    checked: Mutex<HashMap<CheckedKey, Checked>>,
 }
 
 impl Applications {
@@ -104,22 +114,24 @@ impl Applications {
     }
 
     /// The checks before staging: the context settings, then compile and instantiate.
-    pub fn check(&self, sm: &SignedManifest, bytes: &[u8]) -> Result<(), String> {
+    pub fn check(&self, sm: &SignedManifest, opened: Opened) -> Result<(), String> {
         self.context_config(sm)?;
-        let app = self.compile(sm, bytes)?;
+        let app = self.compile(sm, &opened.component)?;
         let mut checked = self.checked.lock().unwrap_or_else(|p| p.into_inner());
         if checked.len() >= CHECKED_MAX {
             checked.clear();
         }
-        checked.insert(Self::key(sm), app);
+        let static_files = opened.static_files;
+        checked.insert(Self::key(sm), Checked { app, static_files });
         Ok(())
     }
 
-    /// Creates the context or swaps its pipeline atomically.
+    /// Creates the context or swaps its pipeline (application and static files together)
+    /// atomically. `open` reads the artifact when it was not checked since this start.
     pub fn install(
         &self,
         sm: &SignedManifest,
-        bytes: impl FnOnce() -> Result<Vec<u8>, String>,
+        open: impl FnOnce() -> Result<Opened, String>,
     ) -> Result<(), String> {
         let ctx = self.context_config(sm)?;
         let cached = self
@@ -127,10 +139,17 @@ impl Applications {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&Self::key(sm));
-        let app = match cached {
-            Some(app) => app,
-            None => self.compile(sm, &bytes()?)?,
+        let Checked { app, static_files } = match cached {
+            Some(c) => c,
+            None => {
+                let opened = open()?;
+                Checked {
+                    app: self.compile(sm, &opened.component)?,
+                    static_files: opened.static_files,
+                }
+            }
         };
+        let files = static_files.as_ref().map_or(0, StaticFiles::len);
         let path = ctx.path.clone();
         let wasm: Arc<dyn Valve> = Arc::new(WasmValves {
             registry: self.plugins.registry.clone(),
@@ -147,7 +166,7 @@ impl Applications {
             // The drain mark goes on every response, as on the config file's contexts.
             valves: vec![self.drain.valve(), wasm],
             url_filter: Some(filter),
-            static_dir: None,
+            static_files,
             store: None,
         };
         let how = self
@@ -161,7 +180,10 @@ impl Applications {
                 "replaced with a new session manager (its sessions come back from the other nodes)"
             }
         };
-        tracing::info!("farm: context {path} of application {} {what}", sm.manifest);
+        tracing::info!(
+            "farm: context {path} of application {} {what}, {files} static files",
+            sm.manifest
+        );
         Ok(())
     }
 

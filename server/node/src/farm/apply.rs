@@ -5,11 +5,13 @@
 //!   undeploy. Metadata: `contexts` (comma-separated paths, empty = every context) and
 //!   `config.<key>` (given to the plugin as `<key>`).
 //! - `file`: `files/<name>` under the farm dir points at the content (swapped atomically).
-//! - `application`: its context created or its pipeline swapped (see `application.rs`);
+//! - `application`: its context created or its pipeline swapped, with its static files
+//!   (see `application.rs`, `bundle.rs`);
 //!   removed on undeploy, or when a redeploy moves it to another path.
 //!
 //! The deploy hooks' `after-deploy` / `after-undeploy` run afterwards.
 use super::application::Applications;
+use super::bundle::Bundles;
 use super::content::ContentStore;
 use crate::plugins::{ControlOp, Plugins};
 use shoal_farm::{Entry, Kind, SignedManifest, Slot, Target};
@@ -78,6 +80,7 @@ pub fn apply(
     plugins: &Plugins,
     apps: &Applications,
     store: &ContentStore,
+    bundles: &Bundles,
     slot: &Slot,
     hooks: bool,
 ) -> Result<(), String> {
@@ -109,9 +112,9 @@ pub fn apply(
                 Kind::Application => {
                     let path = store.content_path(&sm.manifest.sha256);
                     apps.install(sm, || {
-                        std::fs::read(&path).map_err(|e| {
-                            format!("{}: cannot read {}: {e}", sm.manifest, path.display())
-                        })
+                        bundles
+                            .open_app(&path, &sm.manifest.sha256)
+                            .map_err(|e| format!("{}: {e}", sm.manifest))
                     })?
                 }
             }

@@ -6,7 +6,9 @@
 use super::admit::admit;
 use super::application::Applications;
 use super::apply::apply;
+use super::bundle::Bundles;
 use super::content::ContentStore;
+use super::faults::FarmFaults;
 use super::frame::frame;
 use super::metrics::FarmMetrics;
 use super::view::{FarmView, Notice};
@@ -27,9 +29,10 @@ use tokio::sync::{broadcast, oneshot, watch};
 pub type Started = Result<oneshot::Receiver<Outcome>, FarmError>;
 
 pub enum Input {
-    Message {
+    /// A farm frame as received (decoded here, off the channel's thread).
+    Frame {
         from: MemberId,
-        msg: Message,
+        payload: Vec<u8>,
     },
     Up {
         name: NodeId,
@@ -37,6 +40,7 @@ pub enum Input {
     },
     Down(NodeId),
     Joined,
+    /// A deploy of an upload (`Farm::deploy`): its staging file was hashed as received.
     Deploy {
         sm: SignedManifest,
         reply: oneshot::Sender<Started>,
@@ -58,6 +62,8 @@ const PREPARED_MAX: usize = 256;
 pub struct Driver {
     pub core: FarmCore,
     pub store: ContentStore,
+    /// Where applications' static-file bundles are unpacked.
+    pub bundles: Bundles,
     pub plugins: Arc<Plugins>,
     pub apps: Arc<Applications>,
     pub channel: Channel,
@@ -75,6 +81,9 @@ pub struct Driver {
     /// Names of the rollouts started here (their status is published).
     pub coordinated: std::collections::BTreeSet<String>,
     pub finished: Vec<(oneshot::Sender<Outcome>, Outcome)>,
+    /// `[farm.faults]` (tests only) and the rollouts already held by it.
+    pub faults: FarmFaults,
+    pub held: std::collections::HashSet<DeployId>,
 }
 
 impl Driver {
@@ -83,7 +92,14 @@ impl Driver {
     pub fn reapply(&mut self) {
         let slots: Vec<Slot> = self.core.catalog().slots().cloned().collect();
         for slot in &slots {
-            if let Err(e) = apply(&self.plugins, &self.apps, &self.store, slot, false) {
+            if let Err(e) = apply(
+                &self.plugins,
+                &self.apps,
+                &self.store,
+                &self.bundles,
+                slot,
+                false,
+            ) {
                 tracing::error!(
                     "farm: {} could not be made live again: {e}",
                     slot.current.describe()
@@ -98,7 +114,13 @@ impl Driver {
     pub fn run(mut self) {
         let mut next_tick = Instant::now() + self.tick;
         loop {
-            let wait = next_tick.saturating_duration_since(Instant::now());
+            // The periodic timers, or sooner the next paced chunks (`transfer_rate`), at most
+            // one wake-up a millisecond (the bucket holds 10 ms: the rate is kept).
+            let wake = self.core.poll_timeout().map_or(next_tick, |p| {
+                p.max(Instant::now() + Duration::from_millis(1))
+                    .min(next_tick)
+            });
+            let wait = wake.saturating_duration_since(Instant::now());
             match self.rx.recv_timeout(wait) {
                 Ok(input) => self.input(input),
                 Err(RecvTimeoutError::Timeout) => {}
@@ -108,6 +130,8 @@ impl Driver {
             if now >= next_tick {
                 self.core.handle_timeout(now);
                 next_tick = now + self.tick;
+            } else if self.core.poll_timeout().is_some_and(|p| now >= p) {
+                self.core.handle_timeout(now);
             }
             self.run_actions();
             self.publish();
@@ -120,7 +144,16 @@ impl Driver {
     fn input(&mut self, input: Input) {
         let now = Instant::now();
         match input {
-            Input::Message { from, msg } => {
+            Input::Frame { from, payload } => {
+                let msg = match super::frame::unframe(&payload) {
+                    Ok(msg) => msg,
+                    Err(e) => {
+                        FarmMetrics::inc(&self.metrics.decode_failures);
+                        tracing::warn!(from = %from.to_hex(), "farm: dropped a frame: {e}");
+                        return;
+                    }
+                };
+                drop(payload);
                 let Some(from) = self.name_of(from) else {
                     FarmMetrics::inc(&self.metrics.decode_failures);
                     return;
@@ -159,6 +192,8 @@ impl Driver {
             }
             Input::Joined => self.core.handle_joined(now),
             Input::Deploy { sm, reply } => {
+                // Its content is an upload hashed as it was received (`upload::receive`).
+                self.store.vouch(sm.manifest.sha256, sm.manifest.size);
                 self.remember(sm.clone());
                 self.coordinated.insert(sm.manifest.name.clone());
                 let r = self.core.deploy(now, sm);
@@ -221,7 +256,9 @@ impl Driver {
             if let Err(e) = self.store.save_catalog(self.core.catalog()) {
                 tracing::error!("farm: {e}; the deployed set may not survive a restart");
             }
-            self.store.collect_garbage(&self.core.referenced());
+            let referenced = self.core.referenced();
+            self.store.collect_garbage(&referenced);
+            self.bundles.collect_garbage(&referenced);
         }
     }
 
@@ -235,6 +272,7 @@ impl Driver {
                     tracing::warn!("farm: {e}");
                 }
             }
+            Action::StageDiscard { digest } => self.store.discard(digest),
             Action::WriteChunk {
                 digest,
                 offset,
@@ -274,7 +312,7 @@ impl Driver {
     fn verify(&mut self, digest: Digest, size: u64) -> Result<(), String> {
         let path = self.store.check(digest, size)?;
         if let Some(sm) = self.prepared.remove(&digest) {
-            if let Err(e) = admit(&self.plugins, &self.apps, &sm, &path) {
+            if let Err(e) = admit(&self.plugins, &self.apps, &self.bundles, &sm, &path) {
                 self.store.discard(digest);
                 return Err(e);
             }
@@ -284,7 +322,14 @@ impl Driver {
 
     fn apply(&mut self, slot: &Slot) {
         let name = slot.current.name.clone();
-        let r = apply(&self.plugins, &self.apps, &self.store, slot, true);
+        let r = apply(
+            &self.plugins,
+            &self.apps,
+            &self.store,
+            &self.bundles,
+            slot,
+            true,
+        );
         let what = slot.current.describe();
         match &r {
             Ok(()) => tracing::info!("farm: {what} is live on this node"),
@@ -320,6 +365,14 @@ impl Driver {
                     Outcome::Aborted { .. } => &self.metrics.deploys_aborted,
                 };
                 FarmMetrics::inc(c);
+                let skew = self
+                    .core
+                    .rollout(&name)
+                    .and_then(|r| r.activation_skew_ms());
+                if let Some(ms) = skew {
+                    self.metrics.observe_skew(ms);
+                    tracing::info!(%name, %deploy, "farm: activation skew {ms} ms");
+                }
                 tracing::info!(%name, %deploy, "farm: rollout finished: {}", outcome.summary());
                 if let Some(w) = self.waiters.remove(&deploy) {
                     // Answered after the view is published, so the caller reads the result.
@@ -342,7 +395,22 @@ impl Driver {
 
     /// Best effort, no acknowledgement, in call order (chunks never wait for an ack, so
     /// session replication keeps its place on the links; the core's window bounds them).
-    fn send(&mut self, to: NodeId, msg: Message) {
+    fn send(&mut self, to: NodeId, mut msg: Message) {
+        if let Some(hold) = self.faults.hold(&msg, &mut self.held) {
+            self.publish();
+            tracing::warn!(
+                "farm: [farm.faults] holding the commit of a rollout for {} ms before Activate",
+                hold.as_millis()
+            );
+            std::thread::sleep(hold);
+        }
+        self.faults.outgoing(&to, &mut msg);
+        // The core stamps Activated when it decides to apply; the Apply it queued before
+        // this Send has run by now (a component may take a while to swap in), so the
+        // instant reported to the coordinator is when the version went live here.
+        if let Message::Activated { at_ms, .. } = &mut msg {
+            *at_ms = shoal_admin::dto::now_ms();
+        }
         if let Message::Chunk {
             digest,
             offset,
@@ -379,6 +447,10 @@ impl Driver {
         v.catalog = catalog;
         for n in &self.coordinated {
             if let Some(r) = self.core.rollout(n) {
+                if v.rollouts.get(n).is_none_or(|old| old.deploy != r.deploy) {
+                    v.rollout_started_ms
+                        .insert(n.clone(), shoal_admin::dto::now_ms());
+                }
                 v.rollouts.insert(n.clone(), r);
             }
         }

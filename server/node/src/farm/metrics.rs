@@ -1,4 +1,4 @@
-//! The farm's counters and their lines in `/metrics` ([`FarmMetrics::render`], called from
+//! The farm's counters, the activation-skew histogram, and their lines in `/metrics` ([`FarmMetrics::render`], called from
 //! the admin backend's metrics with one line).
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,7 +14,15 @@ pub struct FarmMetrics {
     pub decode_failures: AtomicU64,
     pub verify_failures: AtomicU64,
     pub apply_failures: AtomicU64,
+    /// Activation skew of the rollouts coordinated here: a count per bucket of
+    /// [`SKEW_BUCKETS_MS`] (not cumulative; `render` sums them), then sum and count.
+    skew_buckets: [AtomicU64; SKEW_BUCKETS_MS.len()],
+    skew_sum_ms: AtomicU64,
+    skew_count: AtomicU64,
 }
+
+/// Upper bounds (ms) of the activation-skew histogram buckets; `+Inf` follows.
+const SKEW_BUCKETS_MS: [u64; 10] = [1, 5, 10, 25, 50, 100, 250, 1_000, 5_000, 30_000];
 
 fn add(c: &AtomicU64, n: u64) {
     c.fetch_add(n, Ordering::Relaxed);
@@ -26,6 +34,33 @@ impl FarmMetrics {
     }
     pub fn add(c: &AtomicU64, n: u64) {
         add(c, n);
+    }
+
+    /// One activated rollout's spread between its first and last node's activation.
+    pub fn observe_skew(&self, ms: u64) {
+        if let Some(i) = SKEW_BUCKETS_MS.iter().position(|b| ms <= *b) {
+            add(&self.skew_buckets[i], 1);
+        }
+        add(&self.skew_sum_ms, ms);
+        add(&self.skew_count, 1);
+    }
+
+    fn render_skew(&self, out: &mut String) {
+        let name = "shoal_farm_activation_skew_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Spread between the first and the last node's activation instant, per rollout coordinated by this node (each node's own clock).\n# TYPE {name} histogram"
+        );
+        let mut cumulative = 0;
+        for (b, c) in SKEW_BUCKETS_MS.iter().zip(&self.skew_buckets) {
+            cumulative += c.load(Ordering::Relaxed);
+            let le = *b as f64 / 1000.0;
+            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
+        }
+        let count = self.skew_count.load(Ordering::Relaxed);
+        let sum = self.skew_sum_ms.load(Ordering::Relaxed) as f64 / 1000.0;
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {count}");
     }
 
     /// Prometheus text (0.0.4) of the counters, plus `shoal_farm_ready`.
@@ -72,6 +107,7 @@ impl FarmMetrics {
                 ("{kind=\"apply\"}", get(&self.apply_failures)),
             ],
         );
+        self.render_skew(out);
         let _ = writeln!(
             out,
             "# HELP shoal_farm_ready 1 once this node holds the cluster's deployments.\n# TYPE shoal_farm_ready gauge\nshoal_farm_ready {}",

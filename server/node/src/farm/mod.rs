@@ -10,14 +10,19 @@
 //! - `admit.rs`: the checks before staging (kind, test instantiation, deploy hooks' veto).
 //! - `apply.rs`: making a slot live per kind (plugin, application, file) and the hooks after.
 //! - `application.rs`: the `application` kind: a context installed with its component.
+//! - `bundle.rs`: an application's static files (a tar with `component.wasm` and `static/`),
+//!   unpacked with limits into `static/<sha256>/` and served under the context.
 //! - `view.rs`: what the API reads ([`FarmView`]) and the notices for the event stream.
 //! - `metrics.rs`: counters and their `/metrics` lines.
 //! - `watch_dir.rs`: `[farm] watch_dir`, files dropped there deployed, removed ones undeployed.
+//! - `faults.rs`: `[farm.faults]`, fault injection for the multi-process fault tests (off).
 mod admit;
 mod application;
 mod apply;
+mod bundle;
 mod content;
 mod driver;
+mod faults;
 mod frame;
 mod metrics;
 mod settings;
@@ -27,6 +32,7 @@ mod watch_dir;
 
 pub use application::Applications;
 pub use apply::kind_name;
+pub use faults::FarmFaults;
 pub use frame::is_farm;
 pub use metrics::FarmMetrics;
 pub use settings::{FarmSettings, NODE_DIR};
@@ -38,7 +44,7 @@ use driver::{Driver, Input, Started};
 use futures::Stream;
 use shoal_cluster::roles::{META_ROLE, ROLE_NODE};
 use shoal_cluster::Member;
-use shoal_farm::{FarmCore, FarmError, Kind, Manifest, NodeId, Outcome, SignedManifest};
+use shoal_farm::{FarmCore, FarmError, Holder, Kind, Manifest, NodeId, Outcome, SignedManifest};
 use shoal_net::{Channel, MembershipEvent};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -66,12 +72,17 @@ pub enum DeployError {
     Upload(#[from] UploadError),
     #[error(transparent)]
     Farm(#[from] FarmError),
-    /// Nobody activated; the text names each node and its reason.
+    /// Nobody activated; the text names each node and its reason. `conflict`: another
+    /// rollout of the name held a member (two deploys at once).
     #[error("{name}: nothing was activated: {summary}")]
-    Aborted { name: String, summary: String },
-    /// Another request on this node is changing the name.
+    Aborted {
+        name: String,
+        summary: String,
+        conflict: Option<Holder>,
+    },
+    /// Another request on this node is changing the name (its rollout, once started).
     #[error("deployment {0:?} is being changed by another request on this node; retry when it has finished")]
-    Busy(String),
+    Busy(String, Option<Holder>),
     #[error("{0}")]
     Unavailable(String),
 }
@@ -88,9 +99,10 @@ pub struct Farm {
 }
 
 /// The farm thread's work (writing chunks, the sha256 of whole artifacts, compiling
-/// components) yields the CPU to serving requests: nice 10 for this thread (on Linux the
-/// nice value is per thread). A deploy on a busy node takes longer; requests do not wait.
-fn lower_priority() {
+/// components) and the upload writer's (sha256 and writes of an upload) yield the CPU to
+/// serving requests: nice 10 for the calling thread (on Linux the nice value is per
+/// thread). A deploy on a busy node takes longer; requests do not wait.
+pub(crate) fn lower_priority() {
     #[cfg(target_os = "linux")]
     if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 10) {
         tracing::debug!("farm thread: cannot lower its priority: {e}");
@@ -131,6 +143,13 @@ impl Farm {
         let mut settings = settings;
         settings.dir = settings.node_dir(&channel.local().name);
         let store = content::ContentStore::open(&settings.dir)?;
+        let bundles = bundle::Bundles::open(
+            settings.dir.join("static"),
+            bundle::Limits {
+                max_files: settings.static_max_files,
+                max_bytes: settings.static_max_bytes,
+            },
+        )?;
         let catalog = store
             .load_catalog()
             .map_err(|e| format!("[farm] dir: {e}"))?;
@@ -166,6 +185,7 @@ impl Farm {
         let driver = Driver {
             core,
             store,
+            bundles,
             plugins,
             apps,
             channel,
@@ -181,6 +201,8 @@ impl Farm {
             sent_high: Default::default(),
             coordinated: Default::default(),
             finished: Vec::new(),
+            faults: settings.faults.clone(),
+            held: Default::default(),
         };
         let rt = tokio::runtime::Handle::current();
         std::thread::Builder::new()
@@ -223,18 +245,11 @@ impl Farm {
             .map_err(|_| DeployError::Unavailable("the farm deployer stopped".into()))
     }
 
-    /// A farm frame from member `from` (see [`is_farm`]); undecodable frames are dropped
-    /// and counted.
-    pub fn deliver(&self, from: shoal_cluster::MemberId, payload: &[u8]) {
-        match frame::unframe(payload) {
-            Ok(msg) => {
-                let _ = self.send(Input::Message { from, msg });
-            }
-            Err(e) => {
-                FarmMetrics::inc(&self.metrics.decode_failures);
-                tracing::warn!(from = %from.to_hex(), "farm: dropped a frame: {e}");
-            }
-        }
+    /// A farm frame from member `from` (see [`is_farm`]). It is decoded on the farm thread
+    /// (a chunk is a 64 KiB copy: not on the thread that drains the channel for session
+    /// replication); undecodable frames are dropped and counted there.
+    pub fn deliver(&self, from: shoal_cluster::MemberId, payload: Vec<u8>) {
+        let _ = self.send(Input::Frame { from, payload });
     }
 
     pub fn is_ready(&self) -> bool {
@@ -263,7 +278,13 @@ impl Farm {
             .lock()
             .map_err(|_| DeployError::Unavailable("the farm deployer stopped".into()))?;
         if !b.insert(name.to_string()) {
-            return Err(DeployError::Busy(name.to_string()));
+            let holder = self
+                .view()
+                .rollouts
+                .get(name)
+                .filter(|r| r.outcome.is_none())
+                .map(|r| r.holder());
+            return Err(DeployError::Busy(name.to_string(), holder));
         }
         Ok(BusyGuard(self, name.to_string()))
     }
@@ -280,7 +301,7 @@ impl Farm {
             if r.outcome.is_none() {
                 return Err(FarmError::Conflict {
                     name: req.name.clone(),
-                    holder: r.deploy.clone(),
+                    holder: r.holder(),
                 }
                 .into());
             }
@@ -350,9 +371,10 @@ impl Farm {
             .map_err(|_| stopped())?;
         match outcome {
             Outcome::Activated { .. } => Ok(()),
-            aborted @ Outcome::Aborted { .. } => Err(DeployError::Aborted {
+            Outcome::Aborted { ref conflict, .. } => Err(DeployError::Aborted {
                 name: name.to_string(),
-                summary: aborted.summary(),
+                summary: outcome.summary(),
+                conflict: conflict.clone(),
             }),
         }
     }

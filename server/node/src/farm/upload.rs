@@ -1,11 +1,17 @@
 //! A streamed upload (`PUT /api/v1/deployments/{name}`): the body is written to a staging
 //! file piece by piece while its sha256 is computed, never held whole in memory. Over the
 //! size limit, or cut short, it stops and leaves nothing behind.
+//!
+//! The request's task only receives the pieces; hashing and writing run on a thread of
+//! their own at the farm's low priority (nice 10), fed through a short queue. On a busy
+//! node that thread yields the CPU to serving requests, its queue fills and the upload
+//! slows down (TCP pushes back on the client) instead of the requests.
 use futures::{Stream, StreamExt};
 use sha2::{Digest as _, Sha256};
 use shoal_farm::Digest;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use tokio::io::AsyncWriteExt;
+use tokio::sync::{mpsc, oneshot};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UploadError {
@@ -16,6 +22,10 @@ pub enum UploadError {
     #[error("{0}")]
     Storage(String),
 }
+
+/// Pieces of the body waiting for the writer thread (hyper's pieces are at most a few
+/// tens of KiB: the queue holds well under a MiB).
+const QUEUE_PIECES: usize = 16;
 
 /// Receives `body` into `staging/upload-*` under `dir`, then moves it to the staging file
 /// of its digest (what the coordinator's `Verify` checks). Returns digest and size.
@@ -29,12 +39,18 @@ where
     S: Stream<Item = Result<bytes::Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
-    let mut file = tokio::fs::File::create(&tmp)
-        .await
-        .map_err(|e| UploadError::Storage(format!("cannot create {}: {e}", tmp.display())))?;
-    let mut hash = Sha256::new();
+    let (pieces, rx) = mpsc::channel(QUEUE_PIECES);
+    let (done_tx, done) = oneshot::channel();
+    let at = tmp.clone();
+    std::thread::Builder::new()
+        .name("shoal-farm-upload".into())
+        .spawn(move || {
+            super::lower_priority();
+            let _ = done_tx.send(write_and_hash(&at, rx));
+        })
+        .map_err(|e| UploadError::Storage(format!("cannot start the upload writer: {e}")))?;
     let mut len = 0u64;
-    let result = loop {
+    let received = loop {
         match body.next().await {
             None => break Ok(()),
             Some(Err(e)) => {
@@ -48,29 +64,29 @@ where
                 if len > limit {
                     break Err(UploadError::TooLarge { limit });
                 }
-                hash.update(&piece);
-                if let Err(e) = file.write_all(&piece).await {
-                    break Err(UploadError::Storage(format!(
-                        "cannot write {}: {e}",
-                        tmp.display()
-                    )));
+                if pieces.send(piece).await.is_err() {
+                    // The writer stopped on an error: it is reported below.
+                    break Ok(());
                 }
             }
         }
     };
-    let result = match result {
-        Ok(()) => file
-            .flush()
-            .await
-            .map_err(|e| UploadError::Storage(format!("cannot write {}: {e}", tmp.display()))),
-        e => e,
+    drop(pieces);
+    let written = done.await.unwrap_or_else(|_| {
+        Err(UploadError::Storage(format!(
+            "the upload writer of {} stopped",
+            tmp.display()
+        )))
+    });
+    let result = received.and(written);
+    let (digest, written_len) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(e);
+        }
     };
-    drop(file);
-    if let Err(e) = result {
-        let _ = tokio::fs::remove_file(&tmp).await;
-        return Err(e);
-    }
-    let digest = Digest(hash.finalize().into());
+    let len = written_len;
     let hex = digest.to_string();
     let content = dir.join("content").join(&hex);
     if tokio::fs::try_exists(&content).await.unwrap_or(false) {
@@ -85,6 +101,27 @@ where
         ))
     })?;
     Ok((digest, len))
+}
+
+/// The writer thread: creates `at`, appends each piece and hashes it until the queue closes.
+fn write_and_hash(
+    at: &Path,
+    mut rx: mpsc::Receiver<bytes::Bytes>,
+) -> Result<(Digest, u64), UploadError> {
+    let file = std::fs::File::create(at)
+        .map_err(|e| UploadError::Storage(format!("cannot create {}: {e}", at.display())))?;
+    let mut out = std::io::BufWriter::with_capacity(256 << 10, file);
+    let mut hash = Sha256::new();
+    let mut len = 0u64;
+    let failed =
+        |e: std::io::Error| UploadError::Storage(format!("cannot write {}: {e}", at.display()));
+    while let Some(piece) = rx.blocking_recv() {
+        hash.update(&piece);
+        out.write_all(&piece).map_err(failed)?;
+        len += piece.len() as u64;
+    }
+    out.flush().map_err(failed)?;
+    Ok((Digest(hash.finalize().into()), len))
 }
 
 #[cfg(test)]

@@ -18,6 +18,8 @@ pub struct FarmView {
     pub failures: BTreeMap<String, String>,
     /// The running or last rollout of each name started on this node.
     pub rollouts: BTreeMap<String, RolloutStatus>,
+    /// When each of those rollouts was first published (ms since the epoch).
+    pub rollout_started_ms: BTreeMap<String, u64>,
     /// When each name's current slot was applied here (ms since the epoch).
     pub applied_ms: BTreeMap<String, u64>,
 }

@@ -166,17 +166,17 @@ impl PersistentService {
         let s = self.clone();
         tokio::spawn(async move {
             let started = std::time::Instant::now();
+            let (token, name) = (op.token, op.kind.name());
             let reply =
-                match tokio::time::timeout(OP_TIMEOUT, run_op(s.store.as_ref(), &op.kind)).await {
+                match tokio::time::timeout(OP_TIMEOUT, run_op(s.store.as_ref(), op.kind)).await {
                     Ok(r) => r,
                     Err(_) => Reply::Unavailable(format!(
-                        "{} did not answer within {} s",
-                        op.kind.name(),
+                        "{name} did not answer within {} s",
                         OP_TIMEOUT.as_secs()
                     )),
                 };
             s.latency.record(started.elapsed());
-            s.call(|core, now| core.on_reply(op.token, reply, now));
+            s.call(|core, now| core.on_reply(token, reply, now));
         });
     }
 
@@ -217,10 +217,11 @@ impl PersistentService {
         ReqId(self.next_req.fetch_add(1, Ordering::Relaxed))
     }
 
-    async fn wait(rx: oneshot::Receiver<Step>, store: &str) -> Step {
+    async fn wait(&self, rx: oneshot::Receiver<Step>) -> Step {
+        // The store's description only on the rare failure (it is a new string each time).
         rx.await.unwrap_or_else(|_| {
             Step::Fail(PersistError::Unavailable {
-                store: store.to_owned(),
+                store: self.store.describe(),
                 reason: "the context stopped while the request waited".into(),
             })
         })
@@ -237,7 +238,7 @@ impl PersistentService {
             inner.core.begin(req, full_id, super::service::now_ms());
             self.drain(&mut inner);
         }
-        Self::wait(rx, &self.store.describe()).await
+        self.wait(rx).await
     }
 
     /// A new session for a request that got `Missing`.
@@ -254,7 +255,7 @@ impl PersistentService {
             inner.core.end(req, end, super::service::now_ms());
             self.drain(&mut inner);
         }
-        let step = Self::wait(rx, &self.store.describe()).await;
+        let step = self.wait(rx).await;
         // After a failure the core may still hold the request (and its session's lock).
         self.abort(req);
         step
@@ -316,10 +317,10 @@ impl PersistentService {
 }
 
 /// Runs one op on the store and maps the answer into the core's vocabulary.
-async fn run_op(store: &dyn Store, kind: &OpKind) -> Reply {
+async fn run_op(store: &dyn Store, kind: OpKind) -> Reply {
     let unavailable = |e: shoal_store::StoreError| Reply::Unavailable(e.to_string());
     match kind {
-        OpKind::Load { app, id } => match store.load(app, id.as_str()).await {
+        OpKind::Load { app, id } => match store.load(&app, id.as_str()).await {
             Ok(None) => Reply::Loaded(None),
             Ok(Some(s)) => match from_stored(s) {
                 Ok(row) => Reply::Loaded(Some(row)),
@@ -327,14 +328,14 @@ async fn run_op(store: &dyn Store, kind: &OpKind) -> Reply {
             },
             Err(e) => unavailable(e),
         },
-        OpKind::Version { app, id } => match store.version(app, id.as_str()).await {
+        OpKind::Version { app, id } => match store.version(&app, id.as_str()).await {
             Ok(v) => Reply::Version(v),
             Err(e) => unavailable(e),
         },
         OpKind::Save { row, expect } => {
             let expect = match expect {
                 Expect::Absent => shoal_store::Expect::Absent,
-                Expect::Version(v) => shoal_store::Expect::Version(*v),
+                Expect::Version(v) => shoal_store::Expect::Version(v),
             };
             match store.save(&to_stored(row), expect).await {
                 Ok(Cas::Done) => Reply::Saved(SaveResult::Done),
@@ -346,14 +347,14 @@ async fn run_op(store: &dyn Store, kind: &OpKind) -> Reply {
             app,
             id,
             expect_version,
-        } => match store.remove(app, id.as_str(), *expect_version).await {
+        } => match store.remove(&app, id.as_str(), expect_version).await {
             Ok(Cas::Done) => Reply::Removed(RemoveResult::Done),
             Ok(Cas::Conflict { .. }) => Reply::Removed(RemoveResult::Conflict),
             Err(e) => unavailable(e),
         },
         OpKind::Expired { app, now, limit } => {
-            let now = i64::try_from(*now).unwrap_or(i64::MAX);
-            match store.expired(app, now, *limit).await {
+            let now = i64::try_from(now).unwrap_or(i64::MAX);
+            match store.expired(&app, now, limit).await {
                 // An id shoal did not issue cannot be a session of this context: skipped.
                 Ok(list) => Reply::Expired(
                     list.into_iter()
@@ -366,16 +367,16 @@ async fn run_op(store: &dyn Store, kind: &OpKind) -> Reply {
     }
 }
 
-fn to_stored(row: &Row) -> StoredSession {
+fn to_stored(row: Row) -> StoredSession {
     StoredSession {
         id: row.id.as_str().to_owned(),
-        app: row.app.clone(),
+        app: row.app,
         version: row.version,
         valid: row.valid,
         max_inactive_s: i64::from(row.max_inactive_s),
         last_access_ms: i64::try_from(row.last_access_ms).unwrap_or(i64::MAX),
-        owner: row.owner.clone(),
-        data: row.data.clone(),
+        owner: row.owner,
+        data: row.data,
     }
 }
 

@@ -3,11 +3,11 @@
 //! over the old file and fsyncs the directory, so a reader sees the old or the new file,
 //! never a mix, and a crash leaves at most a temporary file (removed by `check`).
 //!
-//! Compare-and-set holds a per-id async lock of this process while it reads the stored
-//! version and renames. That is correct for one process per directory, which is how shoal
-//! uses it (the directory is under the node's data directory). A directory shared by several
-//! processes (NFS between nodes) would need `flock` on a lock file around the compare and the
-//! rename; this store does not do that, so do not share one directory between nodes.
+//! Compare-and-set holds the id's lock ([`locks`]: an async mutex of this process, then an
+//! exclusive `flock` on one of 256 lock files under `<directory>/.locks`) while it reads the
+//! stored version and renames, so several processes (two nodes in per-request mode) can
+//! share one directory: no two of them interleave a compare and a rename of one id. Reads
+//! take no lock (a rename is atomic: a reader sees the old or the new file).
 //!
 //! Ids pass [`crate::check_id`] (`[A-Za-z0-9_-]{1,128}`) and app names are escaped into one
 //! path component, so no key can name a path outside the directory.
@@ -45,13 +45,13 @@ struct Inner {
 impl FileStore {
     /// A store over `dir` (created by `check`).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        let dir = dir.into();
+        let dir: PathBuf = dir.into();
         let label = format!("file store {}", dir.display());
         Self {
             inner: Arc::new(Inner {
+                locks: KeyLocks::new(&dir),
                 dir,
                 label,
-                locks: KeyLocks::new(),
             }),
         }
     }
@@ -102,6 +102,15 @@ impl FileStore {
                 location: self.inner.dir.display().to_string(),
                 detail: e.to_string(),
             })?
+    }
+
+    /// The cross-process lock of (app, id) (see [`locks`]), held until the file is dropped.
+    fn lock_file(&self, app: &str, id: &str) -> Result<File, StoreError> {
+        self.inner
+            .locks
+            .lock_file(app, id)
+            .map(|(f, _)| f)
+            .map_err(|e| self.io("lock", &self.inner.locks.file_path(app, id), e))
     }
 
     /// The metadata only (no data read), or `None` when there is no file.
@@ -202,7 +211,9 @@ impl FileStore {
             }
             for f in fs::read_dir(&app_dir).map_err(|e| self.io("list", &app_dir, e))? {
                 let f = f.map_err(|e| self.io("list", &app_dir, e))?.path();
-                if f.to_str().is_some_and(|n| n.contains(TMP)) {
+                // Only a crash's leftovers: another process sharing the directory may be
+                // writing a temporary file right now.
+                if f.to_str().is_some_and(|n| n.contains(TMP)) && is_stale(&f) {
                     let _ = fs::remove_file(&f);
                 }
             }
@@ -225,6 +236,18 @@ fn app_component(app: &str) -> String {
     }
     out
 }
+
+/// A temporary file older than [`STALE_TMP`]: no save takes that long, so a crash left it.
+fn is_stale(path: &Path) -> bool {
+    fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age >= STALE_TMP)
+}
+
+/// Age after which `check` removes a temporary file.
+const STALE_TMP: std::time::Duration = std::time::Duration::from_secs(60);
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
@@ -260,7 +283,9 @@ impl Store for FileStore {
         let path = self.path(&session.app, &session.id)?;
         let _held = self.inner.locks.lock(&session.app, &session.id).await;
         let bytes = format::encode(session);
+        let (app, id) = (session.app.clone(), session.id.clone());
         self.blocking(move |s| {
+            let _file_lock = s.lock_file(&app, &id)?;
             let current = s.read_meta(&path)?.map(|m| m.version);
             let matches = match expect {
                 Expect::Absent => current.is_none(),
@@ -278,9 +303,13 @@ impl Store for FileStore {
     async fn remove(&self, app: &str, id: &str, version: u64) -> Result<Cas, StoreError> {
         let path = self.path(app, id)?;
         let _held = self.inner.locks.lock(app, id).await;
-        self.blocking(move |s| match s.read_meta(&path)?.map(|m| m.version) {
-            Some(v) if v == version => s.delete(&path).map(|()| Cas::Done),
-            current => Ok(Cas::Conflict { current }),
+        let (app, id) = (app.to_owned(), id.to_owned());
+        self.blocking(move |s| {
+            let _file_lock = s.lock_file(&app, &id)?;
+            match s.read_meta(&path)?.map(|m| m.version) {
+                Some(v) if v == version => s.delete(&path).map(|()| Cas::Done),
+                current => Ok(Cas::Conflict { current }),
+            }
         })
         .await
     }
@@ -294,17 +323,21 @@ impl Store for FileStore {
     ) -> Result<Cas, StoreError> {
         let path = self.path(app, id)?;
         let _held = self.inner.locks.lock(app, id).await;
-        self.blocking(move |s| match s.read_all(&path)? {
-            Some(mut rec) if rec.version == version => {
-                if last_access_ms > rec.last_access_ms {
-                    rec.last_access_ms = last_access_ms;
-                    s.write_atomic(&path, &format::encode(&rec))?;
+        let (app, id) = (app.to_owned(), id.to_owned());
+        self.blocking(move |s| {
+            let _file_lock = s.lock_file(&app, &id)?;
+            match s.read_all(&path)? {
+                Some(mut rec) if rec.version == version => {
+                    if last_access_ms > rec.last_access_ms {
+                        rec.last_access_ms = last_access_ms;
+                        s.write_atomic(&path, &format::encode(&rec))?;
+                    }
+                    Ok(Cas::Done)
                 }
-                Ok(Cas::Done)
+                other => Ok(Cas::Conflict {
+                    current: other.map(|r| r.version),
+                }),
             }
-            other => Ok(Cas::Conflict {
-                current: other.map(|r| r.version),
-            }),
         })
         .await
     }

@@ -6,7 +6,9 @@
 //! Return shape of the writes: `{1, ""}` done, `{0, current}` conflict (`""`: no record).
 
 /// ARGV: expect ("" = absent), id, version, valid, max_inactive_s, last_access_ms,
-/// has_owner ("1"/"0"), owner, data, expire_at_ms ("" = never).
+/// has_owner ("1"/"0"), owner, data, expire_at_ms ("" = never). The hash is overwritten in
+/// place (one `HSET`; no `DEL` and re-create), its `owner` dropped and its expiry cleared
+/// when the new record has none.
 pub(super) const SAVE: &str = r#"
 local cur = redis.call('HGET', KEYS[1], 'v')
 if ARGV[1] == '' then
@@ -14,10 +16,14 @@ if ARGV[1] == '' then
 elseif cur ~= ARGV[1] then
   return {0, cur or ''}
 end
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'v', ARGV[3], 'valid', ARGV[4], 'mi', ARGV[5], 'la', ARGV[6], 'data', ARGV[9])
-if ARGV[7] == '1' then redis.call('HSET', KEYS[1], 'owner', ARGV[8]) end
+if ARGV[7] == '1' then
+  redis.call('HSET', KEYS[1], 'v', ARGV[3], 'valid', ARGV[4], 'mi', ARGV[5], 'la', ARGV[6], 'data', ARGV[9], 'owner', ARGV[8])
+else
+  redis.call('HSET', KEYS[1], 'v', ARGV[3], 'valid', ARGV[4], 'mi', ARGV[5], 'la', ARGV[6], 'data', ARGV[9])
+  if cur then redis.call('HDEL', KEYS[1], 'owner') end
+end
 if ARGV[10] == '' then
+  if cur then redis.call('PERSIST', KEYS[1]) end
   redis.call('ZADD', KEYS[2], '+inf', ARGV[2])
 else
   redis.call('PEXPIREAT', KEYS[1], ARGV[10])

@@ -1,10 +1,12 @@
-//! The three sqlx drivers behind one small interface: run a statement with bound values and
+//! The three drivers behind one small interface: run a statement with bound values and
 //! get rows affected, or fetch rows as values of the kinds asked for. This keeps the store's
-//! logic in one place without sqlx's generic executor bounds.
+//! logic in one place without sqlx's generic executor bounds. PostgreSQL and MySQL/MariaDB
+//! go through sqlx; SQLite through rusqlite on dedicated threads with group commit
+//! (`sqlite.rs` says why).
 use super::conns::Conns;
+use super::sqlite::SqliteDb;
 use sqlx::mysql::MySqlConnection;
 use sqlx::postgres::PgConnection;
-use sqlx::sqlite::SqliteConnection;
 use sqlx::{AssertSqlSafe, Connection, Row};
 
 /// A value bound to a statement.
@@ -34,12 +36,62 @@ pub(crate) enum Val {
     OptBytes(Option<Vec<u8>>),
 }
 
+/// What a driver answered instead of a result.
+#[derive(Debug)]
+pub(crate) enum DbError {
+    Sqlx(sqlx::Error),
+    Sqlite(rusqlite::Error),
+    /// SQLite: the transaction this write was part of failed as a whole (nothing of it was
+    /// committed), with the reason.
+    Batch(String),
+    /// SQLite: the connection thread is gone or could not answer.
+    Gone(String),
+}
+
+impl std::fmt::Display for DbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DbError::Sqlx(e) => e.fmt(f),
+            DbError::Sqlite(e) => e.fmt(f),
+            DbError::Batch(m) => write!(f, "the transaction of this write failed: {m}"),
+            DbError::Gone(m) => f.write_str(m),
+        }
+    }
+}
+
+impl From<sqlx::Error> for DbError {
+    fn from(e: sqlx::Error) -> Self {
+        DbError::Sqlx(e)
+    }
+}
+
+impl From<rusqlite::Error> for DbError {
+    fn from(e: rusqlite::Error) -> Self {
+        DbError::Sqlite(e)
+    }
+}
+
+impl DbError {
+    /// An insert over an existing primary key.
+    pub(crate) fn is_unique_violation(&self) -> bool {
+        match self {
+            DbError::Sqlx(sqlx::Error::Database(db)) => db.is_unique_violation(),
+            DbError::Sqlite(rusqlite::Error::SqliteFailure(f, _)) => matches!(
+                f.extended_code,
+                rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                    | rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+            ),
+            _ => false,
+        }
+    }
+}
+
 /// The connections (lazy: nothing connects until the first statement; one round trip per
 /// statement, see `conns.rs`), whose options `check` also uses to open one more connection
 /// directly and report why a server cannot be reached.
 #[derive(Debug)]
 pub(crate) enum Backend {
-    Sqlite(Conns<SqliteConnection>),
+    Sqlite(SqliteDb),
     Postgres(Conns<PgConnection>),
     MySql(Conns<MySqlConnection>),
 }
@@ -96,9 +148,9 @@ macro_rules! decode_rows {
 
 impl Backend {
     /// Run a statement; the number of rows it changed.
-    pub(crate) async fn execute(&self, sql: &str, args: Vec<Arg>) -> Result<u64, sqlx::Error> {
+    pub(crate) async fn execute(&self, sql: &str, args: Vec<Arg>) -> Result<u64, DbError> {
         Ok(match self {
-            Backend::Sqlite(p) => on_conn!(p, |c| bind_all!(sql, args).execute(c))?.rows_affected(),
+            Backend::Sqlite(db) => db.execute(sql, args).await?,
             Backend::Postgres(p) => {
                 on_conn!(p, |c| bind_all!(sql, args).execute(c))?.rows_affected()
             }
@@ -117,15 +169,18 @@ impl Backend {
         sql: &str,
         args: Vec<Arg>,
         kinds: &[Kind],
-    ) -> Result<Vec<Vec<Val>>, sqlx::Error> {
+    ) -> Result<Vec<Vec<Val>>, DbError> {
+        if let Backend::Sqlite(db) = self {
+            return db.fetch(sql, args, kinds).await;
+        }
         match self.fetch_once(sql, args.clone(), kinds).await {
             Err(e)
                 if !super::conns::connection_survives(&e)
                     && !matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed) =>
             {
-                self.fetch_once(sql, args, kinds).await
+                Ok(self.fetch_once(sql, args, kinds).await?)
             }
-            r => r,
+            r => Ok(r?),
         }
     }
 
@@ -136,10 +191,7 @@ impl Backend {
         kinds: &[Kind],
     ) -> Result<Vec<Vec<Val>>, sqlx::Error> {
         match self {
-            Backend::Sqlite(p) => {
-                let rows = on_conn!(p, |c| bind_all!(sql, args).fetch_all(c))?;
-                decode_rows!(rows, kinds)
-            }
+            Backend::Sqlite(_) => Err(sqlx::Error::PoolClosed),
             Backend::Postgres(p) => {
                 let rows = on_conn!(p, |c| bind_all!(sql, args).fetch_all(c))?;
                 decode_rows!(rows, kinds)
@@ -153,21 +205,17 @@ impl Backend {
 
     /// Open and close one connection outside the pool: its error says why (refused,
     /// credentials, unknown database) where a pool would only time out.
-    pub(crate) async fn probe(&self) -> Result<(), sqlx::Error> {
+    pub(crate) async fn probe(&self) -> Result<(), DbError> {
         match self {
-            Backend::Sqlite(p) => {
-                SqliteConnection::connect_with(p.options())
-                    .await?
-                    .close()
-                    .await
-            }
-            Backend::Postgres(p) => PgConnection::connect_with(p.options()).await?.close().await,
-            Backend::MySql(p) => {
-                MySqlConnection::connect_with(p.options())
-                    .await?
-                    .close()
-                    .await
-            }
+            Backend::Sqlite(db) => db.probe().await,
+            Backend::Postgres(p) => Ok(PgConnection::connect_with(p.options())
+                .await?
+                .close()
+                .await?),
+            Backend::MySql(p) => Ok(MySqlConnection::connect_with(p.options())
+                .await?
+                .close()
+                .await?),
         }
     }
 }

@@ -4,12 +4,12 @@ use super::backend::Backend;
 use super::conns::Conns;
 use super::dialect::Dialect;
 use super::names::Names;
+use super::sqlite::{self, SqliteDb};
 use super::SqlStore;
 use crate::config::SqlConfig;
 use crate::error::StoreError;
 use sqlx::mysql::MySqlConnectOptions;
 use sqlx::postgres::PgConnectOptions;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -33,7 +33,7 @@ fn conns<C: sqlx::Connection>(c: &SqlConfig, options: C::Options) -> Conns<C> {
 impl SqlStore {
     /// SQLite: the file at `path`, in WAL mode (readers do not block the writer) with
     /// `synchronous = NORMAL` (a committed write survives a crash of the process; a power
-    /// loss may lose the last commits).
+    /// loss may lose the last commits), on rusqlite threads with group commit (`sqlite.rs`).
     pub fn sqlite(c: &SqlConfig) -> Result<Self, StoreError> {
         let label = "sqlite store";
         Names::from_config(label, c)?;
@@ -51,17 +51,13 @@ impl SqlStore {
                 "sqlite takes `path`, not `connection_url`",
             ));
         }
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            // 512 KiB of page cache per connection instead of SQLite's 2 MiB: with the
-            // default 8 connections that was up to 16 MiB of a node's memory, for pages the
-            // OS caches anyway (a node holding 10,000 sessions should stay within 40 MiB).
-            .pragma("cache_size", "-512")
-            .busy_timeout(Duration::from_millis(c.connect_timeout_ms.max(1_000)));
-        let backend = Backend::Sqlite(conns(c, options));
+        let backend = Backend::Sqlite(SqliteDb::new(sqlite::Options {
+            path: path.clone(),
+            busy_timeout: Duration::from_millis(c.connect_timeout_ms.max(1_000)),
+            // 512 KiB of page cache per connection instead of SQLite's 2 MiB: a node holding
+            // 10,000 sessions should stay within 40 MiB, and the OS caches the pages anyway.
+            cache_size: -512,
+        }));
         SqlStore::new(
             Dialect::Sqlite,
             path.display().to_string(),

@@ -14,6 +14,7 @@ mod conns;
 mod dialect;
 mod names;
 mod schema;
+mod sqlite;
 mod statements;
 
 use crate::config::SqlConfig;
@@ -21,7 +22,7 @@ use crate::error::StoreError;
 use crate::record::{check_app, check_id, check_write, Cas, Expect, StoredSession};
 use crate::store::Store;
 use async_trait::async_trait;
-use backend::{Arg, Backend, Kind, Val};
+use backend::{Arg, Backend, DbError, Kind, Val};
 use dialect::Dialect;
 use names::Names;
 use statements::Statements;
@@ -68,17 +69,32 @@ impl SqlStore {
     }
 
     /// Map a driver error to the crate's, naming the table and what was being done.
-    fn error(&self, op: &'static str, e: sqlx::Error) -> StoreError {
+    fn error(&self, op: &'static str, e: DbError) -> StoreError {
         let store = self.label.clone();
         let addr = self.addr.clone();
+        let e = match e {
+            DbError::Sqlx(e) => e,
+            // SQLite has no server: what goes wrong is about its file or its table.
+            DbError::Sqlite(rusqlite::Error::SqliteFailure(f, detail))
+                if f.code == rusqlite::ErrorCode::CannotOpen =>
+            {
+                return StoreError::Backend {
+                    store,
+                    op,
+                    location: addr,
+                    detail: detail.unwrap_or_else(|| f.to_string()),
+                }
+            }
+            other => {
+                return StoreError::Backend {
+                    store,
+                    op,
+                    location: format!("{addr} table {}", self.names.table),
+                    detail: other.to_string(),
+                }
+            }
+        };
         match e {
-            // SQLite has no server: an I/O error is about its file.
-            sqlx::Error::Io(io) if self.dialect == Dialect::Sqlite => StoreError::Backend {
-                store,
-                op,
-                location: addr,
-                detail: io.to_string(),
-            },
             sqlx::Error::Io(io) => StoreError::Unreachable {
                 store,
                 addr,
@@ -234,9 +250,7 @@ impl Store for SqlStore {
                 args.extend([version, valid, mi, la, owner, data]);
                 match self.backend.execute(&self.sql.insert, args).await {
                     Ok(_) => Ok(Cas::Done),
-                    Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-                        self.conflict(&s.app, &s.id).await
-                    }
+                    Err(e) if e.is_unique_violation() => self.conflict(&s.app, &s.id).await,
                     Err(e) => Err(self.error("insert", e)),
                 }
             }

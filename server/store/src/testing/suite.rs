@@ -500,3 +500,86 @@ pub async fn concurrent_insert_one_winner(store: Arc<dyn Store>, app: &str) {
     }
     assert_eq!(done, 1, "{}: {done} inserts won", store.describe());
 }
+
+/// Several store instances over one place (two nodes' stores on one SQLite file, one
+/// directory, one database or one Redis), each with `tasks` tasks incrementing one counter
+/// `rounds` times by load + compare-and-set, retrying on conflict: no acknowledged write is
+/// lost (every acknowledged version is distinct, and the final version counts them all).
+/// Returns the acknowledged versions.
+pub async fn shared_cas_no_lost_write(
+    stores: &[Arc<dyn Store>],
+    app: &str,
+    tasks: usize,
+    rounds: usize,
+) -> Vec<u64> {
+    for s in stores {
+        s.check()
+            .await
+            .unwrap_or_else(|e| panic!("{}: check: {e}", s.describe()));
+    }
+    let mut handles = Vec::new();
+    for store in stores {
+        for _ in 0..tasks {
+            let (store, app) = (store.clone(), app.to_owned());
+            handles.push(tokio::spawn(async move {
+                increment(store.as_ref(), &app, "SHARED", rounds).await
+            }));
+        }
+    }
+    let mut acked = Vec::new();
+    for h in handles {
+        acked.extend(h.await.unwrap_or_else(|e| panic!("task: {e}")));
+    }
+    let total = (stores.len() * tasks * rounds) as u64;
+    check_increments(stores[0].as_ref(), app, "SHARED", &acked, total).await;
+    acked
+}
+
+/// `rounds` increments of the counter at (app, id) through `s`, each a load then a
+/// compare-and-set on the version loaded, retried on conflict. The acknowledged versions.
+pub async fn increment(s: &dyn Store, app: &str, id: &str, rounds: usize) -> Vec<u64> {
+    let mut acked = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            assert!(
+                attempts < 10_000,
+                "{}: no increment of {id} after 10,000 attempts",
+                s.describe()
+            );
+            let cur = load(s, app, id).await.map(|r| r.version);
+            let next = cur.unwrap_or(0) + 1;
+            let mut rec = session(app, id, next);
+            rec.data = format!("count={next}").into_bytes();
+            let expect = cur.map_or(Expect::Absent, Expect::Version);
+            if save(s, &rec, expect).await == Cas::Done {
+                acked.push(next);
+                break;
+            }
+        }
+    }
+    acked
+}
+
+/// After concurrent [`increment`]s: `acked` holds `total` distinct versions and the stored
+/// counter is at `total` with its data.
+pub async fn check_increments(s: &dyn Store, app: &str, id: &str, acked: &[u64], total: u64) {
+    let mut sorted = acked.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(
+        sorted.len(),
+        acked.len(),
+        "{}: two writers were both told they wrote the same version (a lost write)",
+        s.describe()
+    );
+    assert_eq!(acked.len() as u64, total, "{}", s.describe());
+    let got = load(s, app, id).await.map(|r| (r.version, r.data));
+    assert_eq!(
+        got,
+        Some((total, format!("count={total}").into_bytes())),
+        "{}: the counter lost increments",
+        s.describe()
+    );
+}

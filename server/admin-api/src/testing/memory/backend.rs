@@ -400,6 +400,10 @@ impl AdminBackend for MemoryBackend {
         })
     }
 
+    fn rollouts(&self) -> BackendResult<'_, Vec<Rollout>> {
+        done(Ok(self.lock().rollouts.clone()))
+    }
+
     fn rollback(&self, name: &str) -> BackendResult<'_, Deployment> {
         let mut s = self.lock();
         let r = ops::rollback(&mut s, name);

@@ -39,6 +39,8 @@ struct State {
     deployments: Vec<Deployment>,
     /// The version a rollback returns to, per name.
     previous_deployments: Vec<Deployment>,
+    /// The last rollout of each name (the twin's rollouts end within the request).
+    rollouts: Vec<Rollout>,
 }
 
 impl Default for MemoryBackend {
@@ -68,6 +70,7 @@ impl MemoryBackend {
             plugins: data::plugins(now),
             deployments: Vec::new(),
             previous_deployments: Vec::new(),
+            rollouts: Vec::new(),
         };
         Self {
             state: Mutex::new(state),

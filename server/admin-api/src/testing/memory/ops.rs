@@ -261,6 +261,14 @@ pub(super) fn deploy(
     rules::check_artifact_name(name)?;
     if req.kind != ArtifactKind::File {
         rules::check_artifact(name, artifact)?;
+        // As a node: a plugin or an application must be a Wasm component (each node
+        // test-loads it); every live node fails, nobody activates.
+        if !artifact.starts_with(b"\0asm") {
+            let reason = format!(
+                "{name}: not a loadable plugin component: no Wasm header (\\0asm) in its first bytes"
+            );
+            return Err(abort(s, req, artifact, &reason));
+        }
     }
     // As the node: an application names the context it creates.
     if req.kind == ArtifactKind::Application
@@ -289,6 +297,7 @@ pub(super) fn deploy(
                 digest: None,
                 generation: None,
                 detail: Some("node is gone; converges when it rejoins".into()),
+                activated_ms: None,
             },
             _ => NodeDeployState {
                 node: m.name.clone(),
@@ -297,6 +306,7 @@ pub(super) fn deploy(
                 digest: Some(digest.clone()),
                 generation: Some(generation),
                 detail: None,
+                activated_ms: None,
             },
         })
         .collect();
@@ -311,6 +321,7 @@ pub(super) fn deploy(
         metadata: req.metadata.clone(),
         previous_version: previous.as_ref().map(|p| p.version.clone()),
         deployed_ms: now_ms(),
+        activation_skew_ms: None,
         nodes,
     };
     if let Some(p) = previous {
@@ -319,7 +330,91 @@ pub(super) fn deploy(
     }
     s.deployments.retain(|x| x.name != name);
     s.deployments.push(d.clone());
+    let size = d.size_bytes;
+    record(
+        s,
+        req,
+        artifact,
+        RolloutOutcome::Activated,
+        |_| (RolloutNodeState::Active, size, None),
+        None,
+    );
     Ok(d)
+}
+
+/// A refused deploy: every live node failed with `reason`; recorded as an aborted rollout.
+fn abort(s: &mut State, req: &DeployRequest, artifact: &[u8], reason: &str) -> BackendError {
+    let failures: Vec<String> = live_nodes(s)
+        .iter()
+        .map(|n| format!("node {n}: {reason}"))
+        .collect();
+    let error = format!(
+        "{}: nothing was activated: {}",
+        req.name,
+        failures.join("; ")
+    );
+    let size = artifact.len() as u64;
+    record(
+        s,
+        req,
+        artifact,
+        RolloutOutcome::Aborted,
+        |_| (RolloutNodeState::Failed, size, Some(reason.to_string())),
+        Some(error.clone()),
+    );
+    BackendError::Invalid(error)
+}
+
+fn live_nodes(s: &State) -> Vec<String> {
+    s.members
+        .iter()
+        .filter(|m| m.state != MemberState::Gone)
+        .map(|m| m.name.clone())
+        .collect()
+}
+
+/// Keeps the rollout of a deploy (the last one per name, most recent first).
+fn record(
+    s: &mut State,
+    req: &DeployRequest,
+    artifact: &[u8],
+    outcome: RolloutOutcome,
+    node: impl Fn(&str) -> (RolloutNodeState, u64, Option<String>),
+    error: Option<String>,
+) {
+    let digest = digest(artifact);
+    let nodes = live_nodes(s)
+        .into_iter()
+        .map(|n| {
+            let (state, bytes_received, detail) = node(&n);
+            RolloutNode {
+                node: n,
+                state,
+                bytes_received,
+                detail,
+            }
+        })
+        .collect();
+    let r = Rollout {
+        name: req.name.clone(),
+        id: format!("node1/{}", s.rollouts.len() + 1),
+        undeploy: false,
+        kind: Some(req.kind),
+        version: Some(
+            req.version
+                .clone()
+                .unwrap_or_else(|| digest[..12].to_string()),
+        ),
+        digest: Some(digest),
+        size_bytes: artifact.len() as u64,
+        phase: RolloutPhase::Done,
+        outcome: Some(outcome),
+        error,
+        started_ms: now_ms(),
+        nodes,
+    };
+    s.rollouts.retain(|x| x.name != req.name);
+    s.rollouts.insert(0, r);
 }
 
 /// The previous version becomes current again (a new generation).
@@ -333,9 +428,11 @@ pub(super) fn rollback(s: &mut State, name: &str) -> Result<Deployment, BackendE
         .find(|x| x.name == name)
         .cloned()
     else {
-        return Err(BackendError::Conflict(format!(
-            "deployment {name:?} has no previous version to roll back to"
-        )));
+        return Err(BackendError::DeployConflict(DeployConflict {
+            reason: ConflictReason::NoPreviousVersion,
+            competing: None,
+            detail: format!("deployment {name:?} has no previous version to roll back to"),
+        }));
     };
     prev.generation = current.generation + 1;
     prev.previous_version = Some(current.version.clone());

@@ -1,0 +1,350 @@
+//! The SQLite backend: `rusqlite` connections on dedicated threads, with group commit.
+//!
+//! sqlx's SQLite driver runs each connection on a worker thread and hops to it and back per
+//! statement through async channels, with its own argument and row machinery around every
+//! call; a per-request session (one load, one compare-and-set) paid that four times. Here:
+//!
+//! - **One writer thread** owns the connection that writes. It takes every write waiting in
+//!   its queue (up to [`BATCH_MAX`]) and runs them in **one transaction** (`BEGIN IMMEDIATE`
+//!   … `COMMIT`): one WAL append and one lock round for the whole batch (group commit).
+//!   Each statement is still its own compare-and-set (its `WHERE … AND version = ?` and its
+//!   rows-affected count); a statement that fails (a primary-key violation) is rolled back
+//!   alone by SQLite and answered with its error, the others commit. Every write is
+//!   answered only after its `COMMIT` returned: an acknowledged write is committed.
+//! - **Reads run inline** on the calling thread, on a connection from a small pool (one per
+//!   thread reading at the same moment; the read has no await point): a point `SELECT` on a
+//!   cached page takes microseconds, less than the two thread wake-ups a hop to a reader
+//!   thread costs. Outside any transaction, concurrently with the writer (WAL: readers never
+//!   wait for the writer), each read sees every write acknowledged before it started.
+//! - Statements are prepared once per connection (`prepare_cached`).
+//!
+//! Durability: WAL with `synchronous = NORMAL`. A commit is in the WAL file (written, not
+//! fsynced) when it returns, so it survives `kill -9` of the process, which is what the
+//! persistent manager promises; a power loss or an OS crash may lose the last commits
+//! (`FULL` would fsync the WAL on every commit).
+//!
+//! Several processes on one file (two nodes in per-request mode): SQLite's file locks keep
+//! them apart. A writer that finds the write lock taken retries in a busy handler that
+//! sleeps 50 µs doubling to 3.2 ms (SQLite's own sleeps 1 ms to 100 ms), up to the store's
+//! `connect_timeout_ms` (at least 1 s), then answers `database is locked`.
+//!
+//! A connection is opened on its thread's first statement (so `check` can create the
+//! directory first) and opened again after an error that leaves it in doubt.
+use super::backend::{Arg, DbError, Kind, Val};
+use rusqlite::{Connection, OpenFlags};
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// Writes committed in one transaction at most.
+pub(crate) const BATCH_MAX: usize = 256;
+/// Idle read connections kept.
+pub(crate) const READERS_IDLE: usize = 4;
+
+struct Job {
+    sql: String,
+    args: Vec<Arg>,
+    reply: oneshot::Sender<Result<u64, DbError>>,
+}
+
+/// How the threads open their connections.
+#[derive(Clone, Debug)]
+pub(crate) struct Options {
+    pub(crate) path: PathBuf,
+    /// Longest a writer waits for another process's write lock.
+    pub(crate) busy_timeout: Duration,
+    /// `PRAGMA cache_size` (negative: KiB).
+    pub(crate) cache_size: i64,
+}
+
+/// The writer thread and the read connections of one SQLite file.
+pub(crate) struct SqliteDb {
+    options: Options,
+    writer: mpsc::Sender<Job>,
+    /// Idle read connections.
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteDb")
+            .field("path", &self.options.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteDb {
+    /// Starts the writer thread; nothing opens the file before the first statement. The
+    /// thread ends when the `SqliteDb` is dropped (its queue closes).
+    pub(crate) fn new(options: Options) -> Self {
+        let (writer, wrx) = mpsc::channel::<Job>();
+        let o = options.clone();
+        let _ = std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || write_loop(&o, &wrx));
+        SqliteDb {
+            options,
+            writer,
+            readers: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Runs a write (committed when this returns `Ok`); the rows it changed.
+    pub(crate) async fn execute(&self, sql: &str, args: Vec<Arg>) -> Result<u64, DbError> {
+        let (reply, rx) = oneshot::channel();
+        let job = Job {
+            sql: sql.to_owned(),
+            args,
+            reply,
+        };
+        self.writer
+            .send(job)
+            .map_err(|_| DbError::Gone("the sqlite writer thread has stopped".into()))?;
+        rx.await.unwrap_or_else(|_| {
+            Err(DbError::Gone(
+                "the sqlite writer thread dropped the statement".into(),
+            ))
+        })
+    }
+
+    /// Runs a read here, now; its rows as values of `kinds`.
+    pub(crate) async fn fetch(
+        &self,
+        sql: &str,
+        args: Vec<Arg>,
+        kinds: &[Kind],
+    ) -> Result<Vec<Vec<Val>>, DbError> {
+        let idle = self.lock_readers().pop();
+        let c = match idle {
+            Some(c) => c,
+            None => open(&self.options)?,
+        };
+        let r = exec_read(&c, sql, &args, kinds);
+        let keep = !matches!(&r, Err(e) if connection_in_doubt(e));
+        if keep {
+            let mut idle = self.lock_readers();
+            if idle.len() < READERS_IDLE {
+                idle.push(c);
+            }
+        }
+        Ok(r?)
+    }
+
+    fn lock_readers(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
+        self.readers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Opens the file once outside the threads: its error says why (a directory that cannot
+    /// be created or written, a file that is not a database).
+    pub(crate) async fn probe(&self) -> Result<(), DbError> {
+        let o = self.options.clone();
+        tokio::task::spawn_blocking(move || open(&o).map(drop))
+            .await
+            .map_err(|e| DbError::Gone(e.to_string()))?
+    }
+}
+
+/// Opens a connection in WAL mode with `synchronous = NORMAL`, the cache size, the busy
+/// handler and a statement cache.
+fn open(o: &Options) -> Result<Connection, DbError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let mut c = Connection::open_with_flags(&o.path, flags)?;
+    let limit = o.busy_timeout;
+    c.busy_handler(Some(move |n: i32| busy(n, limit)))?;
+    // journal_mode answers a row; the others answer nothing.
+    let _: String = c.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    c.execute_batch(&format!(
+        "PRAGMA synchronous = NORMAL; PRAGMA cache_size = {};",
+        o.cache_size
+    ))?;
+    c.set_prepared_statement_cache_capacity(32);
+    Ok(c)
+}
+
+/// The busy handler: sleep 50 µs doubling to 3.2 ms per retry, until `limit` has passed.
+fn busy(n: i32, limit: Duration) -> bool {
+    let n = u32::try_from(n).unwrap_or(0);
+    // Sleeps before retry n: 50, 100, 200, 400, 800, 1600, then 3200 µs each.
+    let slept_us: u64 =
+        (0..n.min(6)).map(|i| 50u64 << i).sum::<u64>() + u64::from(n.saturating_sub(6)) * 3_200;
+    if u128::from(slept_us) >= limit.as_micros() {
+        return false;
+    }
+    std::thread::sleep(Duration::from_micros(50u64 << n.min(6)));
+    true
+}
+
+fn bind(stmt: &mut rusqlite::CachedStatement<'_>, args: &[Arg]) -> rusqlite::Result<()> {
+    for (i, a) in args.iter().enumerate() {
+        let i = i + 1;
+        match a {
+            Arg::I64(v) => stmt.raw_bind_parameter(i, v)?,
+            Arg::Text(v) => stmt.raw_bind_parameter(i, v.as_str())?,
+            Arg::OptText(v) => stmt.raw_bind_parameter(i, v.as_deref())?,
+            Arg::Bytes(v) => stmt.raw_bind_parameter(i, v.as_slice())?,
+        }
+    }
+    Ok(())
+}
+
+fn exec_write(c: &Connection, sql: &str, args: &[Arg]) -> rusqlite::Result<u64> {
+    let mut stmt = c.prepare_cached(sql)?;
+    bind(&mut stmt, args)?;
+    let n = stmt.raw_execute()?;
+    Ok(n as u64)
+}
+
+fn exec_read(
+    c: &Connection,
+    sql: &str,
+    args: &[Arg],
+    kinds: &[Kind],
+) -> rusqlite::Result<Vec<Vec<Val>>> {
+    let mut stmt = c.prepare_cached(sql)?;
+    bind(&mut stmt, args)?;
+    let mut rows = stmt.raw_query();
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let mut vals = Vec::with_capacity(kinds.len());
+        for (i, k) in kinds.iter().enumerate() {
+            vals.push(match k {
+                Kind::I64 => Val::I64(row.get(i)?),
+                Kind::Text => Val::Text(row.get(i)?),
+                Kind::OptText => Val::OptText(row.get(i)?),
+                Kind::OptBytes => Val::OptBytes(row.get(i)?),
+            });
+        }
+        out.push(vals);
+    }
+    Ok(out)
+}
+
+/// Errors after which the connection is closed and opened again: everything but what a
+/// statement answers about its own input (a constraint, a type, a missing table).
+fn connection_in_doubt(e: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode::*;
+    match e.sqlite_error_code() {
+        Some(ConstraintViolation | TypeMismatch | TooBig | ApiMisuse | OperationInterrupted) => {
+            false
+        }
+        Some(Unknown) => false, // SQLITE_ERROR: a bad statement (no such table or column)
+        Some(DatabaseBusy | DatabaseLocked) => false,
+        Some(_) => true,
+        None => false,
+    }
+}
+
+fn connection<'c>(
+    o: &Options,
+    conn: &'c mut Option<Connection>,
+) -> Result<&'c Connection, DbError> {
+    if conn.is_none() {
+        *conn = Some(open(o)?);
+    }
+    conn.as_ref()
+        .ok_or_else(|| DbError::Gone("no sqlite connection".into()))
+}
+
+fn write_loop(o: &Options, rx: &mpsc::Receiver<Job>) {
+    let mut conn: Option<Connection> = None;
+    let mut batch: Vec<Job> = Vec::with_capacity(BATCH_MAX);
+    loop {
+        match rx.recv() {
+            Ok(j) => batch.push(j),
+            Err(_) => return,
+        }
+        while batch.len() < BATCH_MAX {
+            match rx.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        let c = match connection(o, &mut conn) {
+            Ok(c) => c,
+            Err(e) => {
+                let msg = e.to_string();
+                for j in batch.drain(..) {
+                    let _ = j.reply.send(Err(DbError::Gone(msg.clone())));
+                }
+                continue;
+            }
+        };
+        if !commit_batch(c, &mut batch) {
+            conn = None;
+        }
+    }
+}
+
+/// Runs `batch` in one transaction and answers every job after the commit (or with the
+/// error that stopped it). False when the connection is in doubt.
+fn commit_batch(c: &Connection, batch: &mut Vec<Job>) -> bool {
+    if batch.len() == 1 {
+        // Alone: autocommit, no BEGIN / COMMIT statements around it.
+        let Some(j) = batch.pop() else { return true };
+        let r = exec_write(c, &j.sql, &j.args);
+        let healthy = !matches!(&r, Err(e) if connection_in_doubt(e));
+        let _ = j.reply.send(r.map_err(DbError::Sqlite));
+        return healthy;
+    }
+    if let Err(e) = c.execute_batch("BEGIN IMMEDIATE") {
+        let healthy = !connection_in_doubt(&e);
+        let msg = e.to_string();
+        for j in batch.drain(..) {
+            let _ = j.reply.send(Err(DbError::Batch(msg.clone())));
+        }
+        return healthy;
+    }
+    let mut results: Vec<Result<u64, rusqlite::Error>> = Vec::with_capacity(batch.len());
+    let mut aborted: Option<String> = None;
+    for j in batch.iter() {
+        if aborted.is_some() {
+            results.push(Ok(0)); // not run; answered with `aborted` below
+            continue;
+        }
+        let r = exec_write(c, &j.sql, &j.args);
+        if r.is_err() && c.is_autocommit() {
+            // The error rolled back the whole transaction (I/O, full disk): nothing of
+            // this batch is committed.
+            aborted = Some(match &r {
+                Err(e) => e.to_string(),
+                Ok(_) => String::new(),
+            });
+        }
+        results.push(r);
+    }
+    if aborted.is_none() {
+        if let Err(e) = c.execute_batch("COMMIT") {
+            let _ = c.execute_batch("ROLLBACK");
+            aborted = Some(e.to_string());
+        }
+    }
+    let healthy = aborted.is_none();
+    for (j, r) in batch.drain(..).zip(results) {
+        let answer = match &aborted {
+            Some(msg) => Err(DbError::Batch(msg.clone())),
+            None => r.map_err(DbError::Sqlite),
+        };
+        let _ = j.reply.send(answer);
+    }
+    healthy
+}
+
+#[cfg(test)]
+mod tests {
+    use super::busy;
+    use std::time::Duration;
+
+    #[test]
+    fn the_busy_handler_gives_up_after_its_limit() {
+        let limit = Duration::from_millis(20);
+        // 50+100+200+400+800+1600 = 3150 µs after 6 retries, then 3200 µs each.
+        assert!(busy(0, limit));
+        assert!(busy(7, limit));
+        assert!(!busy(12, limit));
+    }
+}
