@@ -4,7 +4,7 @@
 //! unsupported WIT version or a missing export is reported here and not at load time.
 use crate::project::{Project, TARGET};
 use anyhow::{anyhow, bail, Context as _};
-use shoal_plugin_host::{PluginInfo, PluginWorld};
+use shoal_plugin_host::{PluginError, PluginInfo, PluginWorld};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -47,8 +47,7 @@ pub fn build(project: &Project, cargo_args: &[String]) -> anyhow::Result<Built> 
             module.display()
         )
     })?;
-    let component = componentize(&project.name, &bytes, project.world)?;
-    let info = crate::offline::check_loads(&project.name, &component, project.world)?;
+    let (component, info) = to_plugin(&project.name, &bytes, project.world)?;
     let out = project.component();
     std::fs::write(&out, &component).with_context(|| format!("cannot write {}", out.display()))?;
     Ok(Built {
@@ -97,8 +96,26 @@ fn cargo_failure(name: &str, stderr: &str) -> String {
     format!("building plugin {name} failed{hint}:\n{}", tail.join("\n"))
 }
 
+/// Module -> component, then loaded as a node would: the component and its facts. A
+/// module that cannot become a component, or a component exporting no plugin world (no
+/// export macro called), fails with the macro to call.
+pub(crate) fn to_plugin(
+    name: &str,
+    module: &[u8],
+    world: Option<PluginWorld>,
+) -> anyhow::Result<(Vec<u8>, PluginInfo)> {
+    let component = componentize(name, module, world)?;
+    let info = crate::offline::check_loads(name, &component, world).map_err(|e| match e
+        .downcast_ref::<PluginError>()
+    {
+        Some(PluginError::UnknownWorld { .. }) => anyhow!("{e:#}; {}", missing_export_hint(world)),
+        _ => e,
+    })?;
+    Ok((component, info))
+}
+
 /// Module -> component with the world description the SDK's bindings embed.
-pub fn componentize(
+pub(crate) fn componentize(
     name: &str,
     module: &[u8],
     world: Option<PluginWorld>,
@@ -107,21 +124,22 @@ pub fn componentize(
         .module(module)
         .and_then(|encoder| encoder.validate(true).encode())
         .map_err(|e| {
-            let export = match world {
-                Some(PluginWorld::Valve) => "shoal_plugin_sdk::export_valve!(YourType)",
-                Some(PluginWorld::UrlFilter) => "shoal_plugin_sdk::export_url_filter!(YourType)",
-                Some(PluginWorld::ChannelInterceptor) => {
-                    "shoal_plugin_sdk::export_interceptor!(YourType)"
-                }
-                Some(PluginWorld::DeployHook) => {
-                    "shoal_plugin_sdk::export_deploy_hook!(YourType)"
-                }
-                None => "the export macro of its world",
-            };
             anyhow!(
-                "plugin {name}: the module cannot become a component ({e:#}); does src/lib.rs call {export}, and does Cargo.toml enable exactly one world feature of shoal-plugin-sdk?"
+                "plugin {name}: the module cannot become a component ({e:#}); {}",
+                missing_export_hint(world)
             )
         })
+}
+
+fn missing_export_hint(world: Option<PluginWorld>) -> String {
+    let export = match world {
+        Some(PluginWorld::Valve) => "shoal_plugin_sdk::export_valve!(YourType)",
+        Some(PluginWorld::UrlFilter) => "shoal_plugin_sdk::export_url_filter!(YourType)",
+        Some(PluginWorld::ChannelInterceptor) => "shoal_plugin_sdk::export_interceptor!(YourType)",
+        Some(PluginWorld::DeployHook) => "shoal_plugin_sdk::export_deploy_hook!(YourType)",
+        None => "the export macro of its world",
+    };
+    format!("does src/lib.rs call {export}, and does Cargo.toml enable exactly one world feature of shoal-plugin-sdk?")
 }
 
 #[cfg(test)]
@@ -143,9 +161,9 @@ mod tests {
     fn a_module_without_a_world_names_the_export_macro() {
         // A valid core module with no component-type section: no SDK export in it.
         let module = wat::parse_str("(module)").expect("wat");
-        let err = componentize("hello", &module, Some(PluginWorld::Valve))
-            .expect_err("no world in it")
-            .to_string();
+        let err =
+            to_plugin("hello", &module, Some(PluginWorld::Valve)).expect_err("no world in it");
+        let err = format!("{err:#}");
         assert!(err.contains("export_valve!"), "{err}");
     }
 }
