@@ -6,7 +6,7 @@
 mod common;
 mod plugins_support;
 
-use common::{admin_url, get, http_url, ADMIN, READ};
+use common::{admin_url, get, http_url, put, ADMIN, READ};
 use plugins_support::{contexts, example, parts, shutdown};
 use reqwest::{Client, StatusCode};
 use serde_json::Value;
@@ -232,6 +232,37 @@ async fn loaded_valves_run_before_the_app_and_replace_applies_every_field() {
             counter(&c, n, "x-shoal-auth").await,
             (200, Some("passed".into())),
             "config kept, still before the app"
+        );
+    }
+
+    // Problem 3 through the farm too: a valve deployed as a plugin artifact runs before the
+    // Wasm app on every node.
+    let bytes = shoal_plugin_host::examples::component("auth-valve")
+        .unwrap_or_else(|why| panic!("example auth-valve needed: {why}"));
+    let query =
+        format!("kind=plugin&contexts=/app&config.token={TOKEN}&config.response-header=x-farm");
+    let (s, d) = put(
+        &c,
+        &admin_url(&nodes[0], &format!("/api/v1/deployments/farm-auth?{query}")),
+        bytes,
+    )
+    .await;
+    assert!(s.is_success(), "deploy: {s} {d}");
+    for n in &nodes {
+        let live = poll(Duration::from_secs(10), || {
+            n.plugins.registry.info("farm-auth").is_ok()
+        })
+        .await;
+        assert!(
+            live,
+            "farm-auth not live on {} in 10 s",
+            n.channel.local().name
+        );
+        assert_eq!(
+            counter(&c, n, "x-farm").await,
+            (200, Some("passed".into())),
+            "the farm-deployed valve did not run before the app on {}",
+            n.channel.local().name
         );
     }
     shutdown(nodes).await;

@@ -9,18 +9,21 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// What a build produced.
-pub struct Built {
+pub(crate) struct Built {
     pub component: PathBuf,
     pub info: PluginInfo,
     pub size: u64,
 }
 
-pub fn build(project: &Project, cargo_args: &[String]) -> anyhow::Result<Built> {
+pub(crate) fn build(project: &Project, cargo_args: &[String]) -> anyhow::Result<Built> {
     check_target()?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(&cargo);
     cmd.current_dir(&project.dir)
         .args(["build", "--release", "--target", TARGET])
+        // The artifacts' paths on stdout: the module is found wherever the target
+        // directory is (CARGO_TARGET_DIR, build.target-dir of a .cargo/config.toml).
+        .arg("--message-format=json-render-diagnostics")
         .args(cargo_args);
     // Flags meant for a host build must not leak into the wasm build.
     for var in [
@@ -39,7 +42,8 @@ pub fn build(project: &Project, cargo_args: &[String]) -> anyhow::Result<Built> 
     if !output.status.success() {
         bail!("{}", cargo_failure(&project.name, &stderr));
     }
-    let module = project.module();
+    let module = built_module(&String::from_utf8_lossy(&output.stdout), &project.name)
+        .unwrap_or_else(|| project.module());
     let bytes = std::fs::read(&module).with_context(|| {
         format!(
             "cargo built {} but {} is missing: is it a library with crate-type = [\"cdylib\"]?",
@@ -49,12 +53,33 @@ pub fn build(project: &Project, cargo_args: &[String]) -> anyhow::Result<Built> 
     })?;
     let (component, info) = to_plugin(&project.name, &bytes, project.world)?;
     let out = project.component();
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
     std::fs::write(&out, &component).with_context(|| format!("cannot write {}", out.display()))?;
     Ok(Built {
         size: component.len() as u64,
         component: out,
         info,
     })
+}
+
+/// The `.wasm` file cargo reports for the library of package `name` (its JSON messages).
+fn built_module(messages: &str, name: &str) -> Option<PathBuf> {
+    let lib = name.replace('-', "_");
+    messages
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == lib.as_str())
+        .flat_map(|m| {
+            m["filenames"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|f| f.as_str().map(PathBuf::from))
+        })
+        .find(|f| f.extension().is_some_and(|e| e == "wasm"))
 }
 
 /// Fails with what to run when the Rust target for plugins is not installed.
@@ -155,6 +180,24 @@ mod tests {
             "{msg}"
         );
         assert!(msg.starts_with("building plugin hello failed"), "{msg}");
+    }
+
+    #[test]
+    fn the_module_is_where_cargo_says() {
+        let messages = concat!(
+            r#"{"reason":"compiler-artifact","target":{"name":"shoal_plugin_sdk"},"filenames":["/t/wasm32-unknown-unknown/release/deps/libshoal_plugin_sdk.rlib"]}"#,
+            "\n",
+            r#"{"reason":"compiler-artifact","target":{"name":"my_valve"},"filenames":["/elsewhere/wasm32-unknown-unknown/release/my_valve.wasm"]}"#,
+            "\n",
+            r#"{"reason":"build-finished","success":true}"#,
+        );
+        assert_eq!(
+            built_module(messages, "my-valve"),
+            Some(PathBuf::from(
+                "/elsewhere/wasm32-unknown-unknown/release/my_valve.wasm"
+            ))
+        );
+        assert_eq!(built_module("not json", "my-valve"), None);
     }
 
     #[test]

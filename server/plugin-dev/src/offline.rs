@@ -12,11 +12,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// The fake node the plugin runs on.
-pub const NODE: &str = "node1";
+pub(crate) const NODE: &str = "node1";
 
 /// What to run the plugin against.
 #[derive(Debug, Default)]
-pub struct Samples {
+pub(crate) struct Samples {
     /// `METHOD PATH[?QUERY]` (valves, URL filters), e.g. `GET /app/hello?x=1`.
     pub requests: Vec<String>,
     /// `NAME: VALUE`, added to every request.
@@ -46,7 +46,7 @@ fn registry() -> anyhow::Result<Arc<PluginRegistry>> {
 
 /// Loads `component` as a node would (world detected and checked against `expected`, WIT
 /// version, imports, first instance); the plugin's facts as a node would list them.
-pub fn check_loads(
+pub(crate) fn check_loads(
     name: &str,
     component: &[u8],
     expected: Option<PluginWorld>,
@@ -81,7 +81,7 @@ fn load(
 }
 
 /// Runs the samples; returns the report, or an error when a call failed.
-pub fn run(
+pub(crate) fn run(
     name: &str,
     component: &[u8],
     expected: Option<PluginWorld>,

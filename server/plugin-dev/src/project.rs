@@ -7,15 +7,14 @@ use shoal_plugin_host::PluginWorld;
 use std::path::{Path, PathBuf};
 
 /// The Rust target plugins are built for.
-pub const TARGET: &str = "wasm32-unknown-unknown";
+pub(crate) const TARGET: &str = "wasm32-unknown-unknown";
 
-pub struct Project {
+pub(crate) struct Project {
     pub dir: PathBuf,
     /// The package name (`my-valve`); the component is `<target>/<name>.component.wasm`.
     pub name: String,
-    /// What the crate says it is (`None`: it does not say; any world is accepted).
-    pub kind: Option<Kind>,
-    /// The world it declares (from `kind`, or the SDK dependency's feature).
+    /// The world it declares (`[package.metadata.shoal] kind`, or the SDK dependency's
+    /// feature; `None`: it does not say, any world is accepted).
     pub world: Option<PluginWorld>,
     /// cargo's target directory for this crate (`CARGO_TARGET_DIR`, or `<dir>/target`).
     pub target_dir: PathBuf,
@@ -23,7 +22,7 @@ pub struct Project {
 
 impl Project {
     /// Reads `<dir>/Cargo.toml`.
-    pub fn open(dir: &Path) -> anyhow::Result<Project> {
+    pub(crate) fn open(dir: &Path) -> anyhow::Result<Project> {
         let manifest = dir.join("Cargo.toml");
         let text = std::fs::read_to_string(&manifest).with_context(|| {
             format!(
@@ -72,14 +71,13 @@ impl Project {
         Ok(Project {
             dir: dir.to_path_buf(),
             name: name.to_owned(),
-            kind,
             world,
             target_dir,
         })
     }
 
     /// The core module cargo writes.
-    pub fn module(&self) -> PathBuf {
+    pub(crate) fn module(&self) -> PathBuf {
         self.target_dir
             .join(TARGET)
             .join("release")
@@ -87,7 +85,7 @@ impl Project {
     }
 
     /// The component `shoal plugin build` writes and `test` runs.
-    pub fn component(&self) -> PathBuf {
+    pub(crate) fn component(&self) -> PathBuf {
         self.target_dir
             .join(format!("{}.component.wasm", self.name))
     }

@@ -13,12 +13,12 @@ const INTERCEPTOR: &str = include_str!("../templates/interceptor.rs");
 const DEPLOY_HOOK: &str = include_str!("../templates/deploy-hook.rs");
 
 /// The SDK of the checkout this binary was built from.
-pub fn default_sdk() -> PathBuf {
+pub(crate) fn default_sdk() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugins/sdk")
 }
 
 /// What was written, for the caller to print.
-pub struct Written {
+pub(crate) struct Written {
     pub dir: PathBuf,
     pub name: String,
     pub files: Vec<PathBuf>,
@@ -26,7 +26,7 @@ pub struct Written {
 
 /// Writes the crate into `dir` (created; must be empty or absent). `name` defaults to the
 /// directory's name; `sdk` to [`default_sdk`].
-pub fn new_plugin(
+pub(crate) fn new_plugin(
     kind: Kind,
     dir: &Path,
     name: Option<&str>,

@@ -57,7 +57,7 @@ impl Kind {
 }
 
 /// The world of an SDK feature name.
-pub fn world_of_feature(feature: &str) -> Option<PluginWorld> {
+pub(crate) fn world_of_feature(feature: &str) -> Option<PluginWorld> {
     Some(match feature {
         "valve" => PluginWorld::Valve,
         "url-filter" => PluginWorld::UrlFilter,
