@@ -128,7 +128,7 @@ pub(super) fn load_plugin(s: &mut State, r: LoadPlugin) -> Result<Plugin, Backen
     check_component(&r.component)?;
     let target = attach_target(s, r.world, r.attach.as_deref())?;
     let previous = s.plugins.iter().find(|p| p.name == r.name).cloned();
-    if let Some(old) = &previous {
+    if previous.is_some() {
         if !r.replace {
             return Err(BackendError::Conflict(format!(
                 "a plugin named `{}` is already loaded: pass replace=true to hot-reload a new version, or unload it first",
