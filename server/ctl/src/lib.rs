@@ -205,9 +205,11 @@ pub enum SessionsCommand {
     },
 }
 
+// Parsed once per process: the size of `Load` (every flag of a load) costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum PluginsCommand {
-    /// Plugins with version, world, state and failures.
+    /// Plugins with generation, WIT version, world, state and failures.
     List,
     Enable {
         name: String,

@@ -118,7 +118,9 @@ async fn plugin_flags_and_the_pipeline_command() {
     let comp = dir.path().join("c.wasm");
     std::fs::write(&comp, component()).expect("write");
     let file = comp.to_str().expect("utf8");
-    let base = ["plugins", "load", file, "--name", "hello", "--world", "valve"];
+    let base = [
+        "plugins", "load", file, "--name", "hello", "--world", "valve",
+    ];
     let mut load = base.to_vec();
     load.extend(["--attach", "app", "--after", "ReplicationValve"]);
     ctl(&url, ADMIN, &load).await.expect("load");
@@ -145,16 +147,22 @@ async fn plugin_flags_and_the_pipeline_command() {
     ctl(&url, ADMIN, &replace).await.expect("replace");
     let p = backend.plugin("hello").await.expect("replaced");
     assert_eq!(
-        (p.policy, p.limits.memory_bytes, p.limits.call_timeout_ms, p.limits.max_instances),
+        (
+            p.policy,
+            p.limits.memory_bytes,
+            p.limits.call_timeout_ms,
+            p.limits.max_instances
+        ),
         (shoal_admin::dto::FailurePolicy::Reload, 32 << 20, 250, 2)
     );
-    assert_eq!(
-        (p.label.as_deref(), p.generation),
-        (Some("build-7"), 2)
-    );
-    let e = ctl(&url, ADMIN, &[&base[..], &["--before", "a", "--after", "b"]].concat())
-        .await
-        .expect_err("both positions");
+    assert_eq!((p.label.as_deref(), p.generation), (Some("build-7"), 2));
+    let e = ctl(
+        &url,
+        ADMIN,
+        &[&base[..], &["--before", "a", "--after", "b"]].concat(),
+    )
+    .await
+    .expect_err("both positions");
     assert!(e.to_string().contains("cannot be used with"), "{e}");
 
     ctl(&url, READ, &["contexts", "pipeline", "app"])
@@ -176,9 +184,13 @@ async fn plugin_flags_and_the_pipeline_command() {
         .map(|s| s.name.clone())
         .collect();
     assert_eq!(now, order);
-    let e = ctl(&url, ADMIN, &["contexts", "pipeline", "app", "--set", "nope"])
-        .await
-        .expect_err("not a permutation");
+    let e = ctl(
+        &url,
+        ADMIN,
+        &["contexts", "pipeline", "app", "--set", "nope"],
+    )
+    .await
+    .expect_err("not a permutation");
     assert!(e.to_string().contains("409"), "{e}");
 }
 
