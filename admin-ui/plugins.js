@@ -56,7 +56,7 @@ export async function render(main) {
     } }, verb);
     const rows = plugins.map((p) => h('tr', { dataset: { plugin: p.name } },
       h('td', {}, h('strong', {}, p.name), h('div', { class: 'muted mono' }, p.digest.slice(0, 16))),
-      h('td', {}, p.version), h('td', {}, p.world), h('td', { class: 'state' }, badge(p.state)),
+      h('td', { class: 'mono', title: 'reload generation · shoal:plugin WIT version' }, `gen ${p.generation} · wit ${p.wit_version}`, p.label ? h('div', { class: 'muted' }, p.label) : ''), h('td', {}, p.world), h('td', { class: 'state' }, badge(p.state)),
       h('td', {}, p.nodes.map((n) => h('span', { class: 'node-state' }, `${n.node} `, badge(n.state)))),
       h('td', {}, p.attached_to.join(', ') || '—'), h('td', {}, p.policy),
       h('td', { class: 'mono' }, `${fmtBytes(p.limits.memory_bytes)} · ${p.limits.call_timeout_ms} ms · ×${p.limits.max_instances}`),
@@ -70,7 +70,7 @@ export async function render(main) {
       stageList(channel.interceptors.map((i) => i.name), channel.interceptors.map((i) => h('span', {}, i.name, ' ', h('span', { class: 'muted' }, i.plugin ? 'wasm' : 'native'), i.enabled ? '' : [' ', badge('disabled')])),
         async (order) => { if (order) { await act('interceptors reordered', () => api('PUT', '/api/v1/channel/interceptors', { order })); reload(); } }));
     box.replaceChildren(
-      h('section', { class: 'panel' }, table(['Plugin', 'Version', 'World', 'State', 'Per node', 'Attached', 'Policy', 'Limits', 'Failures', ''], rows)),
+      h('section', { class: 'panel' }, table(['Plugin', 'Generation · WIT', 'World', 'State', 'Per node', 'Attached', 'Policy', 'Limits', 'Failures', ''], rows)),
       h('h3', {}, 'Load a component'), uploadForm(contexts, reload),
       h('h3', {}, 'Pipelines'), h('div', { class: 'grid' }, pipelines, stack));
   };

@@ -1,6 +1,10 @@
 //! Small helpers shared by plugins (no bindings involved, so they are unit-testable on
 //! the build machine).
 
+/// Request header marking a balancer's health probe (`shoal_cluster::roles::PROBE_HEADER`
+/// on the host side).
+pub const PROBE_HEADER: &str = "x-shoal-probe";
+
 /// First header named `name` (ASCII case-insensitive).
 pub fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers

@@ -50,6 +50,12 @@ impl Request {
     pub fn param(&self, name: &str) -> Option<&str> {
         crate::util::query_param(&self.query, name)
     }
+    /// Whether a balancer's health probe sent this (header `x-shoal-probe`, set by
+    /// `shoal balancer`): skip work meant for users (counting, logging, rewriting). Any
+    /// client can send the header, so never skip a security check for it.
+    pub fn is_health_probe(&self) -> bool {
+        self.header(crate::util::PROBE_HEADER).is_some()
+    }
 }
 
 /// Exports a type implementing [`Valve`] as the plugin's valve.

@@ -52,7 +52,7 @@ async fn load_attaches_to_pipeline_and_unload_detaches() {
     let (app, _) = app();
     let r = load(
         &app,
-        "name=rate-limit&world=valve&attach=shop&version=0.2.0&config=%7B%22per_minute%22%3A60%7D",
+        "name=rate-limit&world=valve&attach=shop&label=0.2.0&config=%7B%22per_minute%22%3A60%7D",
         component(),
     )
     .await;
@@ -64,8 +64,13 @@ async fn load_attaches_to_pipeline_and_unload_detaches() {
     );
     let p = r.json();
     assert_eq!(
-        (p["version"].as_str(), p["config"]["per_minute"].as_u64()),
-        (Some("0.2.0"), Some(60))
+        (
+            p["label"].as_str(),
+            p["config"]["per_minute"].as_u64(),
+            p["policy"].as_str(),
+            p["generation"].as_u64()
+        ),
+        (Some("0.2.0"), Some(60), Some("fail-closed"), Some(1))
     );
     assert_eq!(
         stage_names(&get(&app, "/api/v1/contexts/shop").await.json())[0],
@@ -78,14 +83,21 @@ async fn load_attaches_to_pipeline_and_unload_detaches() {
     assert!(detail.contains("replace=true"), "{detail}");
     let r = load(
         &app,
-        "name=rate-limit&world=valve&attach=shop&replace=true&version=0.3.0",
+        "name=rate-limit&world=valve&attach=shop&replace=true&label=0.3.0&policy=reload",
         component(),
     )
     .await;
     assert_eq!(r.status, StatusCode::CREATED);
+    let p = get(&app, "/api/v1/plugins/rate-limit").await.json();
+    // Replace applies every field given and keeps the others.
     assert_eq!(
-        get(&app, "/api/v1/plugins/rate-limit").await.json()["version"],
-        "0.3.0"
+        (
+            p["label"].as_str(),
+            p["policy"].as_str(),
+            p["config"]["per_minute"].as_u64(),
+            p["generation"].as_u64()
+        ),
+        (Some("0.3.0"), Some("reload"), Some(60), Some(2))
     );
 
     assert_eq!(
@@ -111,7 +123,7 @@ async fn load_refuses_non_components_bad_names_and_bad_config() {
     let detail = load(&app, "name=x&world=valve", b"\0asm\x01\0\0\0".to_vec())
         .await
         .problem(422);
-    assert!(detail.contains("wasm-tools component new"), "{detail}");
+    assert!(detail.contains("shoal plugin build"), "{detail}");
     load(&app, "name=a%20b&world=valve", component())
         .await
         .problem(400);

@@ -23,6 +23,8 @@ use crate::state::Inner;
 
 /// Response header of a draining shoal node (the member-role protocol, `shoal_cluster::roles`).
 pub(crate) use shoal_cluster::roles::DRAINING_HEADER;
+/// Marks the probe, so valve plugins can tell it from a user's request.
+use shoal_cluster::roles::PROBE_HEADER;
 
 pub(crate) async fn run(inner: Arc<Inner>) {
     let mut tick = tokio::time::interval(inner.config.health_interval);
@@ -41,6 +43,10 @@ async fn probe(inner: Arc<Inner>, backend: Arc<BackendState>) {
     let mut request = Request::new(full(Bytes::new()));
     *request.method_mut() = Method::GET;
     *request.uri_mut() = backend.health_uri.clone();
+    request.headers_mut().insert(
+        PROBE_HEADER,
+        hyper::header::HeaderValue::from_static("health"),
+    );
     let client = inner.client.clone();
     let exchange = async move {
         let response = client.request(request).await?;

@@ -136,6 +136,16 @@ async fn health_checks_take_a_sick_node_out_and_bring_a_recovered_one_back() {
             .find(|b| b.route == route)
             .map(|b| b.status)
     };
+    // Probes are marked, so a valve plugin on the health path can tell them from users.
+    assert!(
+        poll(Duration::from_secs(3), || nodes[0]
+            .state
+            .marked_probes
+            .load(Ordering::SeqCst)
+            > 0)
+        .await,
+        "no health probe carried x-shoal-probe: health"
+    );
     // Failing probes alone (no traffic) take node3 out after fail_threshold rounds...
     nodes[2].state.healthy.store(false, Ordering::SeqCst);
     assert!(

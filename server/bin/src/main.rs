@@ -4,6 +4,7 @@
 //! - `shoal demo`: a local 3-node cluster on 127.0.0.1 (child processes), Ctrl-C stops it.
 //! - `shoal balancer`: the sticky reverse proxy (static backends or `--join` the cluster).
 //! - `shoal ctl`: the admin API from a terminal.
+//! - `shoal plugin`: write, build and try a Wasm plugin (new, build, test).
 //! - `shoal config import`: a Tomcat server.xml / context.xml as a node file.
 //! - `shoal bench-channel`: channel throughput / latency / failure-detection figures.
 mod balancer;
@@ -45,6 +46,9 @@ enum Cmd {
     Balancer(balancer::BalancerArgs),
     /// Administer a running cluster through a node's admin API.
     Ctl(shoal_ctl::Ctl),
+    /// Write, build and try a Wasm plugin: `new`, `build`, `test` (then `ctl plugins load`).
+    #[command(subcommand)]
+    Plugin(shoal_plugin_dev::PluginCommand),
     /// Measure the channel: throughput, sync_ack latency, kill -9 detection.
     BenchChannel(bench::BenchArgs),
     /// Node configuration files: `shoal config import server.xml [context.xml …]`.
@@ -132,6 +136,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Cmd::BenchChannel(a) => bench::run(a).await,
             Cmd::Balancer(a) => balancer::run(a).await,
             Cmd::Ctl(c) => shoal_ctl::run(c).await,
+            // Blocking (cargo, compilation): off the async workers.
+            Cmd::Plugin(p) => tokio::task::spawn_blocking(move || shoal_plugin_dev::run(p)).await?,
             Cmd::Config(c) => import::run(c),
         }
     })

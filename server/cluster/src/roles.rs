@@ -5,7 +5,8 @@
 //! Data flow: a node (shoal-node) and a joining balancer (`shoal balancer --join`) write
 //! [`META_ROLE`] / [`META_HTTP`] into their member meta; the node sends [`READY_NOTICE`] and
 //! [`DRAIN_NOTICE`] to balancer members and marks its HTTP responses with
-//! [`DRAINING_HEADER`] while it drains; balancers (shoal-balancer, the binary) read them.
+//! [`DRAINING_HEADER`] while it drains; balancers (shoal-balancer, the binary) read them and
+//! mark their health probes with [`PROBE_HEADER`].
 //! Here because this is the lowest crate both sides can depend on.
 
 /// Member meta key: the node's HTTP address (`127.0.0.1:18081`), read by `shoal balancer --join`.
@@ -25,6 +26,10 @@ pub const READY_NOTICE: &[u8] = b"SHOAL-READY\x01";
 /// Response header of a draining node (value `1`); a balancer with a static backend list
 /// reads it in its health probes and stops sending new sessions there.
 pub const DRAINING_HEADER: &str = "x-shoal-draining";
+/// Request header of a balancer's health probe (value `health`): valve plugins see it and may
+/// skip work meant for users (the SDK's `Request::is_health_probe`). Any client can send it,
+/// so a valve must never skip a security check for it.
+pub const PROBE_HEADER: &str = "x-shoal-probe";
 
 /// Whether `m` announced itself as a balancer ([`META_ROLE`] = [`ROLE_BALANCER`]).
 pub fn is_balancer(m: &crate::Member) -> bool {

@@ -161,6 +161,23 @@ impl Client {
             .with_context(|| format!("{method} {path}: unexpected answer"))
     }
 
+    /// PUT with a JSON body whose answer is JSON.
+    pub async fn put_json<B: serde::Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> anyhow::Result<T> {
+        let bytes = serde_json::to_vec(body)?;
+        let req = self
+            .request(Method::PUT, path)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(bytes);
+        let res = self.execute(req).await?;
+        res.json()
+            .await
+            .with_context(|| format!("PUT {path}: unexpected answer"))
+    }
+
     /// A call without body whose answer is empty (204).
     pub async fn send(&self, method: Method, path: &str) -> anyhow::Result<()> {
         self.execute(self.request(method, path)).await.map(drop)

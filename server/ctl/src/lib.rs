@@ -106,8 +106,12 @@ pub enum CtlCommand {
     Keygen { dir: PathBuf },
     /// Deployed artifacts and their state per node.
     Deployments,
-    /// Contexts with manager, replication mode, pipeline and session store status.
-    Contexts,
+    /// Contexts with manager, replication mode, pipeline and session store status; `contexts
+    /// pipeline CONTEXT [--set a,b,c]` shows or changes one context's pipeline order.
+    Contexts {
+        #[command(subcommand)]
+        command: Option<ContextsCommand>,
+    },
     /// A context's manager and valve counters and its session store (state, queue, lag,
     /// latency, conflicts).
     Stats { context: String },
@@ -148,6 +152,37 @@ impl From<DeployKind> for shoal_farm::Kind {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum ContextsCommand {
+    /// A context's pipeline in request order; with --set, the new order of its stages
+    /// (every stage named once; only plugin stages move, between ReplicationValve and app).
+    Pipeline {
+        /// Context name (`app` for `/app`).
+        context: String,
+        /// The new order, comma-separated, e.g. `--set SessionValve,UrlFilter,ReplicationValve,hello,bench-app,app`.
+        #[arg(long, value_delimiter = ',', value_name = "STAGE,STAGE,...")]
+        set: Option<Vec<String>>,
+    },
+}
+
+/// Failure policy of a plugin (`--policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PolicyArg {
+    FailOpen,
+    FailClosed,
+    Reload,
+}
+
+impl PolicyArg {
+    fn query_value(self) -> &'static str {
+        match self {
+            PolicyArg::FailOpen => "fail-open",
+            PolicyArg::FailClosed => "fail-closed",
+            PolicyArg::Reload => "reload",
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
 pub enum SessionsCommand {
     /// Sessions of a context (paged and filtered).
     List {
@@ -177,9 +212,11 @@ pub enum SessionsCommand {
     },
 }
 
+// Parsed once per process: the size of `Load` (every flag of a load) costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum PluginsCommand {
-    /// Plugins with version, world, state and failures.
+    /// Plugins with generation, WIT version, world, state and failures.
     List,
     Enable {
         name: String,
@@ -194,7 +231,11 @@ pub enum PluginsCommand {
     Unload {
         name: String,
     },
-    /// Load a component file on every node.
+    /// Load a component file on every node (or replace one with --replace).
+    ///
+    /// A valve goes first among its context's plugins, so it runs before the context's
+    /// application (also a Wasm one); --before/--after choose another place. With
+    /// --replace, every option given applies (the others keep their current value).
     Load {
         file: PathBuf,
         #[arg(long)]
@@ -205,12 +246,31 @@ pub enum PluginsCommand {
         /// Context name, or `channel` for an interceptor.
         #[arg(long)]
         attach: Option<String>,
+        /// Place it just before this pipeline stage (a plugin, or `app` for last).
+        #[arg(long, value_name = "STAGE", conflicts_with = "after")]
+        before: Option<String>,
+        /// Place it just after this pipeline stage (a plugin, or `ReplicationValve` for first).
+        #[arg(long, value_name = "STAGE")]
+        after: Option<String>,
         /// Configuration as a JSON object.
         #[arg(long)]
         config: Option<String>,
+        /// What a failure of the plugin does [default on load: fail-closed].
+        #[arg(long, value_enum)]
+        policy: Option<PolicyArg>,
+        /// Memory limit per instance in MiB [default on load: 16].
+        #[arg(long, value_name = "MIB")]
+        memory_mib: Option<u32>,
+        /// Time limit per call in milliseconds [default on load: 100].
+        #[arg(long, value_name = "MS")]
+        call_timeout_ms: Option<u64>,
+        /// Instances at most [default on load: 4].
+        #[arg(long, value_name = "N")]
+        max_instances: Option<u32>,
+        /// A label of your choosing shown next to the name (e.g. a build id).
         #[arg(long)]
-        version: Option<String>,
-        /// Replace a loaded plugin of the same name (hot reload).
+        label: Option<String>,
+        /// Replace a loaded plugin of the same name (hot reload, no restart).
         #[arg(long)]
         replace: bool,
     },
@@ -316,7 +376,10 @@ pub async fn run(ctl: Ctl) -> anyhow::Result<()> {
             };
             drain::run(&target, json, std::time::Duration::from_secs(timeout_secs)).await
         }
-        CtlCommand::Contexts => {
+        CtlCommand::Contexts {
+            command: Some(ContextsCommand::Pipeline { context, set }),
+        } => pipeline(&client, json, &context, set).await,
+        CtlCommand::Contexts { command: None } => {
             let list: Vec<Context> = client.get("/api/v1/contexts", &[]).await?;
             if json {
                 return print::output(json, &list, |_| String::new());
@@ -463,6 +526,7 @@ async fn plugins(client: &Client, json: bool, cmd: PluginsCommand) -> anyhow::Re
     let plugin: Plugin = match cmd {
         PluginsCommand::List => {
             let list: Vec<Plugin> = client.get("/api/v1/plugins", &[]).await?;
+            warn_placement(&list);
             return print::output(json, &list, print::plugins);
         }
         PluginsCommand::Enable { name } => {
@@ -495,8 +559,14 @@ async fn plugins(client: &Client, json: bool, cmd: PluginsCommand) -> anyhow::Re
             name,
             world,
             attach,
+            before,
+            after,
             config,
-            version,
+            policy,
+            memory_mib,
+            call_timeout_ms,
+            max_instances,
+            label,
             replace,
         } => {
             let mut query = vec![
@@ -505,8 +575,14 @@ async fn plugins(client: &Client, json: bool, cmd: PluginsCommand) -> anyhow::Re
                 ("replace", replace.to_string()),
             ];
             query.extend(attach.map(|a| ("attach", a)));
+            query.extend(before.map(|b| ("before", b)));
+            query.extend(after.map(|a| ("after", a)));
             query.extend(config.map(|c| ("config", c)));
-            query.extend(version.map(|v| ("version", v)));
+            query.extend(policy.map(|p| ("policy", p.query_value().to_owned())));
+            query.extend(memory_mib.map(|m| ("memory_mib", m.to_string())));
+            query.extend(call_timeout_ms.map(|t| ("call_timeout_ms", t.to_string())));
+            query.extend(max_instances.map(|n| ("max_instances", n.to_string())));
+            query.extend(label.map(|l| ("label", l)));
             client
                 .upload(
                     reqwest::Method::POST,
@@ -517,7 +593,46 @@ async fn plugins(client: &Client, json: bool, cmd: PluginsCommand) -> anyhow::Re
                 .await?
         }
     };
+    warn_placement(std::slice::from_ref(&plugin));
     print::output(json, &vec![plugin], print::plugins)
+}
+
+/// Warnings of the node about where plugins are placed, on stderr (so `--json` output
+/// stays parseable).
+fn warn_placement(plugins: &[Plugin]) {
+    for w in plugins.iter().flat_map(|p| &p.warnings) {
+        eprintln!("warning: {w}");
+    }
+}
+
+/// `ctl contexts pipeline CONTEXT [--set ...]`.
+async fn pipeline(
+    client: &Client,
+    json: bool,
+    context: &str,
+    set: Option<Vec<String>>,
+) -> anyhow::Result<()> {
+    let path = format!("/api/v1/contexts/{}", client::segment(context));
+    let ctx: Context = match set {
+        None => client.get(&path, &[]).await?,
+        Some(order) => {
+            let order: Vec<String> = order.into_iter().map(|s| s.trim().to_owned()).collect();
+            client
+                .put_json(&format!("{path}/pipeline"), &ReorderRequest { order })
+                .await?
+        }
+    };
+    let plugins: Vec<Plugin> = client.get("/api/v1/plugins", &[]).await?;
+    let here: Vec<Plugin> = plugins
+        .into_iter()
+        .filter(|p| {
+            ctx.pipeline
+                .iter()
+                .any(|s| s.plugin.as_ref() == Some(&p.name))
+        })
+        .collect();
+    warn_placement(&here);
+    print::output(json, &ctx, print::pipeline)
 }
 
 /// A file removed when dropped (the packed bundle of `deploy --static`).

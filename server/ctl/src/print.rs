@@ -103,29 +103,46 @@ pub fn session(s: &SessionDetail) -> String {
     out.trim_end().to_owned()
 }
 
+/// One table for every plugin command. `GEN` is the reload generation (the node logs it as
+/// `generation=`), `WIT` the `shoal:plugin` package version the component was built against;
+/// the operator's label, if any, follows the name.
 pub fn plugins(list: &Vec<Plugin>) -> String {
     let mut out = format!(
-        "{:<16} {:<8} {:<19} {:<9} {:<14} {:>8}  {}\n",
-        "NAME", "VERSION", "WORLD", "STATE", "ATTACHED", "FAILURES", "DIGEST"
+        "{:<20} {:>4} {:<6} {:<19} {:<11} {:<9} {:<14} {:>8}  {}\n",
+        "NAME", "GEN", "WIT", "WORLD", "POLICY", "STATE", "ATTACHED", "FAILURES", "DIGEST"
     );
     for p in list {
-        let world = serde_json::to_value(p.world)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
-        let state = serde_json::to_value(p.state)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
+        let name = match &p.label {
+            Some(l) => format!("{} ({l})", p.name),
+            None => p.name.clone(),
+        };
         let _ = writeln!(
             out,
-            "{:<16} {:<8} {world:<19} {state:<9} {:<14} {:>8}  {}",
-            p.name,
-            p.version,
+            "{name:<20} {:>4} {:<6} {:<19} {:<11} {:<9} {:<14} {:>8}  {}",
+            p.generation,
+            p.wit_version,
+            lower(&p.world),
+            lower(&p.policy),
+            lower(&p.state),
             p.attached_to.join(","),
             p.failures.total,
             &p.digest[..p.digest.len().min(12)]
         );
+    }
+    out.trim_end().to_owned()
+}
+
+/// A context's pipeline in request order, one stage a line.
+pub fn pipeline(c: &Context) -> String {
+    let mut out = format!("{} pipeline (request order):\n", c.path);
+    for (i, s) in c.pipeline.iter().enumerate() {
+        let origin = s
+            .plugin
+            .as_deref()
+            .map(|p| format!(" [wasm {p}]"))
+            .unwrap_or_default();
+        let off = if s.enabled { "" } else { " (disabled)" };
+        let _ = writeln!(out, "  {}. {}{origin}{off}", i + 1, s.name);
     }
     out.trim_end().to_owned()
 }

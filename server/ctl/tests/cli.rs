@@ -109,6 +109,91 @@ async fn reads_and_changes_through_the_api() {
     assert!(backend.plugin("audit").await.is_ok());
 }
 
+/// `plugins load` sends policy, limits, label and position; `--replace` changes what it
+/// is given; `contexts pipeline` shows and changes a context's order.
+#[tokio::test]
+async fn plugin_flags_and_the_pipeline_command() {
+    let (url, backend, _stop) = served().await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let comp = dir.path().join("c.wasm");
+    std::fs::write(&comp, component()).expect("write");
+    let file = comp.to_str().expect("utf8");
+    let base = [
+        "plugins", "load", file, "--name", "hello", "--world", "valve",
+    ];
+    let mut load = base.to_vec();
+    load.extend(["--attach", "app", "--after", "ReplicationValve"]);
+    ctl(&url, ADMIN, &load).await.expect("load");
+    let p = backend.plugin("hello").await.expect("loaded");
+    assert_eq!(
+        p.policy,
+        shoal_admin::dto::FailurePolicy::FailClosed,
+        "the documented default"
+    );
+    let mut replace = base.to_vec();
+    replace.extend([
+        "--replace",
+        "--policy",
+        "reload",
+        "--memory-mib",
+        "32",
+        "--call-timeout-ms",
+        "250",
+        "--max-instances",
+        "2",
+        "--label",
+        "build-7",
+    ]);
+    ctl(&url, ADMIN, &replace).await.expect("replace");
+    let p = backend.plugin("hello").await.expect("replaced");
+    assert_eq!(
+        (
+            p.policy,
+            p.limits.memory_bytes,
+            p.limits.call_timeout_ms,
+            p.limits.max_instances
+        ),
+        (shoal_admin::dto::FailurePolicy::Reload, 32 << 20, 250, 2)
+    );
+    assert_eq!((p.label.as_deref(), p.generation), (Some("build-7"), 2));
+    let e = ctl(
+        &url,
+        ADMIN,
+        &[&base[..], &["--before", "a", "--after", "b"]].concat(),
+    )
+    .await
+    .expect_err("both positions");
+    assert!(e.to_string().contains("cannot be used with"), "{e}");
+
+    ctl(&url, READ, &["contexts", "pipeline", "app"])
+        .await
+        .expect("show the pipeline");
+    let ctx = backend.context("app").await.expect("app");
+    let mut order: Vec<String> = ctx.pipeline.iter().map(|s| s.name.clone()).collect();
+    order.reverse();
+    let set = order.join(",");
+    ctl(&url, ADMIN, &["contexts", "pipeline", "app", "--set", &set])
+        .await
+        .expect("reorder");
+    let now: Vec<String> = backend
+        .context("app")
+        .await
+        .expect("app")
+        .pipeline
+        .iter()
+        .map(|s| s.name.clone())
+        .collect();
+    assert_eq!(now, order);
+    let e = ctl(
+        &url,
+        ADMIN,
+        &["contexts", "pipeline", "app", "--set", "nope"],
+    )
+    .await
+    .expect_err("not a permutation");
+    assert!(e.to_string().contains("409"), "{e}");
+}
+
 #[tokio::test]
 async fn events_follows_the_stream() {
     let (url, backend, _stop) = served().await;

@@ -50,14 +50,15 @@ pub struct PluginEntry {
     pub enabled: bool,
 }
 
+// One set of defaults for every way of loading a plugin (config file, API, `shoal ctl`).
 fn default_memory_mib() -> u32 {
-    16
+    shoal_admin::dto::DEFAULT_MEMORY_MIB
 }
 fn default_timeout_ms() -> u64 {
-    100
+    shoal_admin::dto::DEFAULT_CALL_TIMEOUT_MS
 }
 fn default_instances() -> u32 {
-    4
+    shoal_admin::dto::DEFAULT_MAX_INSTANCES
 }
 fn yes() -> bool {
     true
@@ -169,6 +170,14 @@ pub enum ControlOp {
     Reorder {
         order: Vec<String>,
     },
+    /// What a replace changes besides the component (API `replace=true` with a policy,
+    /// limits or `attach`): `None` keeps the current value.
+    Update {
+        name: String,
+        policy: Option<FailurePolicy>,
+        limits: Option<Limits>,
+        contexts: Option<Vec<String>>,
+    },
 }
 
 const MAGIC: &[u8; 4] = b"SHC\x01";
@@ -202,7 +211,8 @@ impl ControlOp {
             | ControlOp::Configure { name, .. }
             | ControlOp::SetEnabled { name, .. }
             | ControlOp::Reload { name, .. }
-            | ControlOp::Unload { name } => Some(name),
+            | ControlOp::Unload { name }
+            | ControlOp::Update { name, .. } => Some(name),
             ControlOp::Reorder { .. } => None,
         }
     }
@@ -330,6 +340,24 @@ impl Plugins {
                     b.remove(name);
                 }
                 Ok(None)
+            }
+            ControlOp::Update {
+                name,
+                policy,
+                limits,
+                contexts,
+            } => {
+                let mut info = r.info(name)?;
+                if let Some(limits) = limits {
+                    info = r.set_limits(name, limits.clone())?;
+                }
+                if let Some(policy) = policy {
+                    info = r.set_policy(name, policy.clone())?;
+                }
+                if let Some(contexts) = contexts {
+                    self.placement.set(name, contexts.clone());
+                }
+                Ok(Some(info))
             }
             ControlOp::Reorder { order } => {
                 let names: Vec<&str> = order.iter().map(String::as_str).collect();

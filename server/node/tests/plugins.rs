@@ -387,7 +387,7 @@ async fn hot_reload_under_load_loses_no_request() {
         }
     }
     let info = node.plugins.registry.info("app").expect("loaded");
-    assert_eq!(info.version, 6, "{info:?}");
+    assert_eq!(info.generation, 6, "{info:?}");
     assert_eq!(info.calls, 8 * 60, "{info:?}");
     shutdown(n).await;
 }

@@ -247,11 +247,14 @@ pub(crate) fn valve_call_on(
             set_request_headers: next.set_request_headers,
             add_response_headers: next.add_response_headers,
         },
-        Ok(http::Outcome::Respond(r)) => ValveOutcome::Respond(HttpResponse {
-            status: r.status,
-            headers: r.headers,
-            body: r.body,
-        }),
+        Ok(http::Outcome::Respond(r)) => {
+            plugin.count_response();
+            ValveOutcome::Respond(HttpResponse {
+                status: r.status,
+                headers: r.headers,
+                body: r.body,
+            })
+        }
         Err(Answer::Skip) => ValveOutcome::pass(),
         Err(Answer::Closed) => ValveOutcome::Respond(unavailable(&plugin.name)),
     })

@@ -7,7 +7,7 @@ use crate::types::PluginWorld;
 pub enum PluginError {
     #[error("plugin {name}: not WebAssembly (the file does not start with \\0asm); give a component built for the shoal:plugin WIT (plugins/README.md)")]
     NotWasm { name: String },
-    #[error("plugin {name}: a core wasm module, not a component; turn it into one with `wasm-tools component new` (see plugins/README.md)")]
+    #[error("plugin {name}: a core wasm module, not a component; build it with `shoal plugin build` (or turn it into one with `wasm-tools component new`; see plugins/README.md)")]
     CoreModule { name: String },
     #[error("plugin {name}: invalid component: {reason}")]
     Compile { name: String, reason: String },

@@ -1,5 +1,5 @@
 //! One generation of a plugin: what a load, reload, reconfiguration or new limits produce
-//! (numbered 1, 2, ... per plugin; [`crate::PluginInfo::version`] shows the number). A
+//! (numbered 1, 2, ... per plugin; [`crate::PluginInfo::generation`] shows the number). A
 //! generation holds the compiled component, its pre-instantiated template and the pool of
 //! instances serving calls. A new generation replaces it; calls already holding the old one
 //! finish on it, and its instances go away with its last call.

@@ -264,7 +264,8 @@ impl Interceptor for WasmInterceptor {
         };
         vec![
             ("plugin".into(), info.name),
-            ("version".into(), info.version.to_string()),
+            ("generation".into(), info.generation.to_string()),
+            ("wit_version".into(), info.wit_version.to_string()),
             ("digest".into(), info.digest),
             ("policy".into(), format!("{:?}", info.policy)),
         ]

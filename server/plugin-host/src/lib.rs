@@ -21,9 +21,10 @@
 //!   (WASI, `wasi:http`, the session interface), one instance per request.
 //! - `interceptor.rs`: [`WasmInterceptor`], an interceptor plugin as a layer of
 //!   `shoal_cluster`'s stack, calling through `calls`.
-//! - `plugin.rs`: a loaded plugin: its current generation, health and failure policy.
+//! - `plugin.rs`: a loaded plugin: its current generation, health and failure policy;
+//!   `failure_log.rs`: identical failures logged once per window, with a count.
 //! - `generation.rs`: one generation of a plugin (what a load or reload makes, numbered in
-//!   [`PluginInfo::version`]): the compiled component, its template and instance pool.
+//!   [`PluginInfo::generation`]): the compiled component, its template and instance pool.
 //! - `engine.rs`: [`EngineOptions`] and the one wasmtime engine (pooling allocator, epoch
 //!   interruption driven by a ticker thread, compiled-component cache, the linker from `wit`).
 //! - `wit/`: WIT compatibility, everything that depends on which `shoal:plugin` versions
@@ -65,6 +66,7 @@ mod calls;
 mod engine;
 mod error;
 mod facts;
+mod failure_log;
 mod generation;
 mod http_app;
 mod imports;

@@ -1,5 +1,6 @@
 //! A loaded plugin: its current version, operator state, health and failure counts, and
 //! how its failure policy turns a failed call into an answer.
+use crate::failure_log::{self, FailureLog, Verdict};
 use crate::generation::Generation;
 use crate::metrics::PluginMetrics;
 use crate::types::{FailureCounts, FailurePolicy, PluginState};
@@ -52,6 +53,9 @@ struct Counters {
     instantiation: AtomicU64,
     busy: AtomicU64,
     skipped: AtomicU64,
+    /// Valve calls the plugin itself answered (`respond`): a valve answering every call is
+    /// an application, and valves placed after it never run.
+    responded: AtomicU64,
 }
 
 struct Control {
@@ -61,6 +65,8 @@ struct Control {
     consecutive: u32,
     backoff_until: Option<Instant>,
     last_error: Option<String>,
+    /// Identical failures are logged once per window, with a count (`failure_log.rs`).
+    log: FailureLog,
 }
 
 pub(crate) struct Plugin {
@@ -93,6 +99,7 @@ impl Plugin {
                 consecutive: 0,
                 backoff_until: None,
                 last_error: None,
+                log: FailureLog::default(),
             }),
             gated: AtomicBool::new(false),
             failing: AtomicU32::new(0),
@@ -136,7 +143,7 @@ impl Plugin {
     }
 
     /// Counts and logs a failure, applies the policy, and says how to answer the call.
-    pub(crate) fn failed(&self, version: u64, kind: FailureKind, reason: &str) -> Answer {
+    pub(crate) fn failed(&self, generation: u64, kind: FailureKind, reason: &str) -> Answer {
         self.counters.calls.fetch_add(1, Ordering::Relaxed);
         let counter = match kind {
             FailureKind::Trap => &self.counters.traps,
@@ -151,7 +158,15 @@ impl Plugin {
             return Answer::Closed;
         };
         c.last_error = Some(format!("{}: {reason}", kind.as_str()));
-        tracing::warn!(plugin = %self.name, version, failure = kind.as_str(), policy = ?c.policy, "plugin call failed: {reason}");
+        let key = failure_log::key(generation, kind.as_str(), reason);
+        if let Verdict::Log { repeated } = c.log.admit(&key, Instant::now()) {
+            let window = failure_log::WINDOW.as_secs();
+            let more = match repeated {
+                0 => String::new(),
+                n => format!(" ({n} more failures were not logged: identical ones are logged once per {window} s)"),
+            };
+            tracing::warn!(plugin = %self.name, generation, failure = kind.as_str(), policy = ?c.policy, repeated, "plugin call failed: {reason}{more}");
+        }
         if kind == FailureKind::Busy {
             // Overload is not the plugin's fault: no backoff, no crash-loop accounting.
             return match c.policy {
@@ -174,7 +189,7 @@ impl Plugin {
                         c.consecutive,
                         kind.as_str()
                     );
-                    tracing::error!(plugin = %self.name, version, "plugin disabled after a crash loop: {why}");
+                    tracing::error!(plugin = %self.name, generation, "plugin disabled after a crash loop: {why}");
                     c.crash_loop = Some(why);
                 } else {
                     let factor = 1u32 << (c.consecutive - 1).min(16);
@@ -225,6 +240,15 @@ impl Plugin {
         self.control
             .lock()
             .is_ok_and(|c| c.enabled && c.crash_loop.is_none())
+    }
+
+    /// A valve call answered by the plugin itself (not by its failure policy).
+    pub(crate) fn count_response(&self) {
+        self.counters.responded.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn responded(&self) -> u64 {
+        self.counters.responded.load(Ordering::Relaxed)
     }
 
     pub(crate) fn counts(&self) -> (u64, FailureCounts) {

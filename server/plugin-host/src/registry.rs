@@ -355,7 +355,7 @@ impl PluginRegistry {
     fn swap(&self, plugin: &Plugin, version: Generation) -> Result<PluginInfo, PluginError> {
         let number = version.number;
         *plugin.current.write().map_err(|_| poisoned())? = Arc::new(version);
-        tracing::info!(plugin = %plugin.name, version = number, "plugin version activated");
+        tracing::info!(plugin = %plugin.name, generation = number, "plugin generation activated");
         Ok(self.info_of(plugin))
     }
 
@@ -391,7 +391,7 @@ impl PluginRegistry {
         let (calls, failures) = plugin.counts();
         PluginInfo {
             name: plugin.name.clone(),
-            version: version.as_ref().map_or(0, |v| v.number),
+            generation: version.as_ref().map_or(0, |v| v.number),
             digest: version
                 .as_ref()
                 .map(|v| v.digest.clone())
@@ -409,6 +409,7 @@ impl PluginRegistry {
                 .map(|v| v.context.config.clone())
                 .unwrap_or_default(),
             calls,
+            responded: plugin.responded(),
             failures,
             last_error,
             instances: version.as_ref().map_or(0, |v| v.alive()),

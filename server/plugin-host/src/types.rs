@@ -122,8 +122,9 @@ pub struct FailureCounts {
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct PluginInfo {
     pub name: String,
-    /// Starts at 1; every reload or reconfiguration makes a new version.
-    pub version: u64,
+    /// The reload generation: 1 at load; every reload, reconfiguration or change of limits
+    /// makes the next one (logged as `generation=`). Not the WIT package version.
+    pub generation: u64,
     /// Lowercase hex SHA-256 of the component bytes.
     pub digest: String,
     pub world: PluginWorld,
@@ -134,6 +135,9 @@ pub struct PluginInfo {
     pub policy: FailurePolicy,
     pub config: Vec<(String, String)>,
     pub calls: u64,
+    /// Valve calls the plugin answered itself (`respond`, not its failure policy): equal
+    /// to `calls` for an application, so a valve placed after it never runs.
+    pub responded: u64,
     pub failures: FailureCounts,
     pub last_error: Option<String>,
     /// Instances alive for the current version.

@@ -121,6 +121,54 @@ fn trap_huge_output_and_garbage_are_counted() {
     assert_eq!(reg.info("trap").expect("info").failures.traps, 2);
 }
 
+/// A buffer the log writes into (the test's subscriber).
+#[derive(Clone, Default)]
+struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut v) = self.0.lock() {
+            v.extend_from_slice(b);
+        }
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Problem 6 of issue 17: a valve trapping on every call (a balancer's probes, twice a
+/// second) wrote one warning with a backtrace per call. Identical failures are now logged
+/// once per window; every one is still counted.
+#[test]
+fn identical_failures_are_logged_once_and_all_counted() {
+    let reg = registry();
+    reg.load(
+        "trap",
+        &component("misbehave"),
+        spec(&[("mode", "trap")], FailurePolicy::FailOpen),
+    )
+    .expect("load");
+    let log = LogBuffer::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        for _ in 0..20 {
+            assert_eq!(call(&reg, "trap"), ValveOutcome::pass());
+        }
+    });
+    assert_eq!(reg.info("trap").expect("info").failures.traps, 20);
+    let text = String::from_utf8_lossy(&log.0.lock().expect("log")).into_owned();
+    let logged = text.matches("plugin call failed").count();
+    assert_eq!(
+        logged, 1,
+        "20 identical traps logged {logged} times:\n{text}"
+    );
+}
+
 #[test]
 fn crash_loop_under_reload_policy_disables_the_plugin() {
     let reg = registry();

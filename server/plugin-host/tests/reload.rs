@@ -94,10 +94,10 @@ fn hot_reload_under_concurrent_calls_loses_nothing() {
     let info = reg.info("app").expect("info");
     assert_eq!(info.calls, (THREADS * CALLS) as u64);
     assert_eq!(info.failures, Default::default());
-    assert!(info.version >= 3, "{info:?}");
+    assert!(info.generation >= 3, "{info:?}");
     assert_eq!(
         parse(&body(&reg, "app")).0 as u64 + 1,
-        info.version,
+        info.generation,
         "reload keeps the config"
     );
 }

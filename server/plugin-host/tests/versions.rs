@@ -227,7 +227,7 @@ fn hot_reload_moves_a_plugin_to_the_current_version() {
     let info = reg
         .reload("f", &component("url-filter"))
         .expect("reload with 0.2.0");
-    assert_eq!((info.version, info.wit_version.as_str()), (2, "0.2.0"));
+    assert_eq!((info.generation, info.wit_version.as_str()), (2, "0.2.0"));
     assert!(reg.url_filter("f", &get("/app/counter", "")).expect("call"));
 }
 

@@ -28,12 +28,16 @@ async fn list_plugins(State(s): State<AppState>) -> Result<ApiJson<Vec<Plugin>>,
     Ok(ApiJson(s.backend.plugins().await?))
 }
 
-/// Loads a component (the request body) on every node.
+/// Loads a component (the request body) on every node, or replaces one (`replace=true`:
+/// new component, and every other field given). A valve goes first among the context's
+/// plugins unless `before` / `after` say otherwise; `warnings` says when it cannot run there.
 #[utoipa::path(post, path = "/api/v1/plugins", tag = "plugins",
     params(LoadPluginQuery),
     request_body(content = Upload, content_type = "application/octet-stream",
-        description = "The Wasm component (`wasm-tools component new` output); `application/wasm` is accepted too"),
+        description = "The Wasm component (`shoal plugin build` output); `application/wasm` is accepted too"),
     responses((status = 201, description = "Loaded", body = Plugin),
+        (status = 400, description = "Bad name, or both before and after", body = ApiError, content_type = "application/problem+json"),
+        (status = 404, description = "The context, or the stage named by before/after, does not exist", body = ApiError, content_type = "application/problem+json"),
         (status = 409, description = "Name in use; pass replace=true to hot-reload a new version", body = ApiError, content_type = "application/problem+json"),
         (status = 413, description = "Component larger than the upload limit", body = ApiError, content_type = "application/problem+json"),
         (status = 422, description = "Not a Wasm component, or bad config", body = ApiError, content_type = "application/problem+json")))]
@@ -55,9 +59,9 @@ async fn load_plugin(
         )));
     }
     let config = match &q.config {
-        None => serde_json::Value::Object(Default::default()),
+        None => None,
         Some(text) => match serde_json::from_str::<serde_json::Value>(text) {
-            Ok(v @ serde_json::Value::Object(_)) => v,
+            Ok(v @ serde_json::Value::Object(_)) => Some(v),
             Ok(_) => {
                 return Err(ApiError::unprocessable(
                     "config must be a JSON object, e.g. {\"key\":\"value\"}",
@@ -70,12 +74,28 @@ async fn load_plugin(
             }
         },
     };
+    let position = match (q.before, q.after) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "give either before or after, not both",
+            ))
+        }
+        (Some(b), None) => Some(Position::Before(b)),
+        (None, Some(a)) => Some(Position::After(a)),
+        (None, None) => None,
+    };
     let request = LoadPlugin {
         name: q.name,
         world: q.world,
         attach: q.attach,
-        version: q.version.unwrap_or_else(|| "0.0.0".to_owned()),
-        policy: q.policy.unwrap_or(FailurePolicy::FailOpen),
+        position,
+        label: q.label,
+        policy: q.policy,
+        limits: LimitsRequest {
+            memory_mib: q.memory_mib,
+            call_timeout_ms: q.call_timeout_ms,
+            max_instances: q.max_instances,
+        },
         config,
         replace: q.replace.unwrap_or(false),
         component: component.to_vec(),

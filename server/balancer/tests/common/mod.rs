@@ -37,6 +37,9 @@ pub struct NodeState {
     pub healthy: AtomicBool,
     /// Requests other than health probes.
     pub hits: AtomicU64,
+    /// Health-path requests marked as probes (`x-shoal-probe: health`), so valve plugins
+    /// can tell them from users' requests.
+    pub marked_probes: AtomicU64,
     pub posts: AtomicU64,
     store: Store,
     next_id: AtomicU64,
@@ -72,6 +75,7 @@ impl FakeNode {
             route: route.to_string(),
             healthy: AtomicBool::new(true),
             hits: AtomicU64::new(0),
+            marked_probes: AtomicU64::new(0),
             posts: AtomicU64::new(0),
             store: store.clone(),
             next_id: AtomicU64::new(1),
@@ -121,6 +125,13 @@ type Reply = Response<Full<Bytes>>;
 async fn handle(st: Arc<NodeState>, req: Request<Incoming>) -> Result<Reply, Infallible> {
     let path = req.uri().path().to_string();
     if path == "/app/stats" {
+        let marked = req
+            .headers()
+            .get(shoal_cluster::roles::PROBE_HEADER)
+            .is_some_and(|v| v == "health");
+        if marked {
+            st.marked_probes.fetch_add(1, Ordering::SeqCst);
+        }
         let ok = st.healthy.load(Ordering::SeqCst);
         let status = if ok {
             StatusCode::OK

@@ -158,11 +158,12 @@ impl NodeBackend {
             HostPolicy::FailClosed => FailurePolicy::FailClosed,
             HostPolicy::Reload { .. } => FailurePolicy::Reload,
         };
+        let warnings = self.placement_warnings(&info);
         Plugin {
-            version: meta
-                .label
-                .clone()
-                .unwrap_or_else(|| info.version.to_string()),
+            wit_version: info.wit_version.clone(),
+            generation: info.generation,
+            label: meta.label.clone(),
+            warnings,
             digest: info.digest.clone(),
             world: world_from_host(info.world),
             state: Self::state_of(&info),
@@ -258,6 +259,7 @@ impl NodeBackend {
             ControlOp::Reload { name, .. } => (name.as_str(), "reloaded"),
             ControlOp::Unload { name } => (name.as_str(), "unloaded"),
             ControlOp::Reorder { .. } => ("pipeline", "reordered"),
+            ControlOp::Update { name, .. } => (name.as_str(), "updated"),
         };
         let by = self.member_name(&from);
         let message = match result {
@@ -283,11 +285,115 @@ impl NodeBackend {
         self.emit(EventKind::Plugin, name, message);
     }
 
+    /// Why `info` (a valve) may never run where it is: an enabled valve before it on one of
+    /// its contexts answered every one of its calls (an application, like the bench app).
+    fn placement_warnings(&self, info: &PluginInfo) -> Vec<String> {
+        if info.world != HostWorld::Valve {
+            return Vec::new();
+        }
+        let plugins = &self.node.plugins;
+        let list = plugins.registry.list();
+        let mut out = Vec::new();
+        for ctx in self.node.http.contexts() {
+            if !plugins.placement.applies(&info.name, &ctx.path) {
+                continue;
+            }
+            let before = list
+                .iter()
+                .take_while(|p| p.name != info.name)
+                .filter(|p| p.world == HostWorld::Valve && p.state == HostState::Enabled)
+                .filter(|p| plugins.placement.applies(&p.name, &ctx.path));
+            for app in before {
+                if app.responded > 0 && app.responded == app.calls {
+                    out.push(format!(
+                        "valve {} never runs in {}: it is placed after {}, which answered every one of its {} requests; move it with `shoal ctl contexts pipeline {} --set ...` or load it with --before {}",
+                        info.name, ctx.path, app.name, app.calls, super::sessions::api_name(&ctx.path), app.name
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    /// The registry order with `name` placed at `position` (see [`Position`]); `contexts`
+    /// are where it runs (empty: every context), for the names a position may use.
+    fn order_with(
+        &self,
+        name: &str,
+        position: &Position,
+        contexts: &[String],
+    ) -> Result<Vec<String>, BackendError> {
+        let mut order: Vec<String> = self
+            .node
+            .plugins
+            .registry
+            .list()
+            .into_iter()
+            .map(|p| p.name)
+            .filter(|n| n != name)
+            .collect();
+        let (stage, after) = match position {
+            Position::Before(s) => (s.as_str(), false),
+            Position::After(s) => (s.as_str(), true),
+        };
+        // A plugin's name first (a plugin may be called `app`), then the native stages.
+        let index = match (order.iter().position(|n| n == stage), stage, after) {
+            (Some(i), _, false) => i,
+            (Some(i), _, true) => i + 1,
+            (None, "app", false) => order.len(),
+            (None, "ReplicationValve", true) => 0,
+            (None, "SessionValve" | "JvmRouteBinderValve" | "UrlFilter" | "ReplicationValve" | "app", _) => {
+                return Err(BackendError::Invalid(format!(
+                    "plugin {name}: plugins run between ReplicationValve and app, and native stages keep their place; use --after ReplicationValve (first) or --before app (last), or name a plugin"
+                )))
+            }
+            (None, s, _) => {
+                let here: Vec<String> = self
+                    .node
+                    .http
+                    .contexts()
+                    .iter()
+                    .filter(|c| contexts.is_empty() || contexts.contains(&c.path))
+                    .flat_map(|c| self.pipeline(c))
+                    .map(|st| st.name)
+                    .filter(|n| n != name)
+                    .collect();
+                return Err(BackendError::NotFound {
+                    what: "pipeline stage",
+                    name: s.to_owned(),
+                    hint: format!(" (stages where plugin {name} goes: {})", here.join(", ")),
+                });
+            }
+        };
+        order.insert(index, name.to_owned());
+        Ok(order)
+    }
+
+    fn limits_to_host(l: &PluginLimits) -> Limits {
+        Limits {
+            memory_bytes: l.memory_bytes as usize,
+            call_timeout: Duration::from_millis(l.call_timeout_ms),
+            max_instances: l.max_instances,
+            ..Limits::default()
+        }
+    }
+
+    fn limits_from_host(l: &Limits) -> PluginLimits {
+        PluginLimits {
+            memory_bytes: l.memory_bytes as u64,
+            call_timeout_ms: l.call_timeout.as_millis() as u64,
+            max_instances: l.max_instances,
+        }
+    }
+
+    /// Loads a plugin, or replaces it (`replace`): the component, and every other field
+    /// given (configuration, policy, limits, placement, position); what is not given keeps
+    /// its current value on replace and takes the default on load.
     pub(super) async fn load(&self, r: LoadPlugin) -> Result<Plugin, BackendError> {
-        let config = config_pairs(&r.config)?;
+        let config = r.config.as_ref().map(config_pairs).transpose()?;
         let contexts = match (r.world, r.attach.as_deref()) {
             (PluginWorld::ChannelInterceptor, None | Some("channel"))
-            | (PluginWorld::DeployHook, None) => Vec::new(),
+            | (PluginWorld::DeployHook, None) => None,
             (PluginWorld::ChannelInterceptor, Some(o)) => {
                 return Err(BackendError::Invalid(format!(
                     "a channel-interceptor attaches to `channel`, not `{o}`"
@@ -298,46 +404,78 @@ impl NodeBackend {
                     "a deploy-hook is not attached: omit `attach`".into(),
                 ))
             }
-            (_, None) => Vec::new(),
-            (_, Some(ctx)) => vec![self.context_config(ctx)?.path],
+            (_, None) => None,
+            (_, Some(ctx)) => Some(vec![self.context_config(ctx)?.path]),
         };
-        let exists = self.node.plugins.registry.info(&r.name).is_ok();
-        if exists && !r.replace {
+        let placed = matches!(r.world, PluginWorld::Valve | PluginWorld::UrlFilter);
+        if r.position.is_some() && !placed {
+            return Err(BackendError::Invalid(format!(
+                "plugin {}: before/after place valves and URL filters in a pipeline; a {:?} has no place there (interceptors: PUT /api/v1/channel/interceptors/order)",
+                r.name, r.world
+            )));
+        }
+        let current = self.node.plugins.registry.info(&r.name).ok();
+        if current.is_some() && !r.replace {
             return Err(map_error(PluginError::AlreadyLoaded { name: r.name }));
         }
-        self.lock().plugin_meta.insert(
-            r.name.clone(),
-            PluginMeta {
-                label: Some(r.version.clone()),
-                size_bytes: r.component.len() as u64,
-                loaded_ms: now_ms(),
-                last: Vec::new(),
-            },
-        );
-        let op = if exists {
+        if let Some(info) = &current {
+            if world_from_host(info.world) != r.world {
+                return Err(BackendError::Invalid(format!(
+                    "plugin {} is a {:?}; a replacement must be one too (unload it first to load a {:?})",
+                    r.name, world_from_host(info.world), r.world
+                )));
+            }
+        }
+        // A new valve runs before the context's application (the first of its plugins);
+        // other new plugins go last; a replaced one keeps its place unless told.
+        let position = match (&r.position, &current, r.world) {
+            (Some(p), _, _) => Some(p.clone()),
+            (None, None, PluginWorld::Valve) => Some(Position::After("ReplicationValve".into())),
+            _ => None,
+        };
+        let placed_in = contexts.clone().unwrap_or_default();
+        let order = match &position {
+            Some(p) => Some(self.order_with(&r.name, p, &placed_in)?),
+            None => None,
+        };
+        {
+            let mut s = self.lock();
+            let meta = s.plugin_meta.entry(r.name.clone()).or_default();
+            if r.label.is_some() || current.is_none() {
+                meta.label = r.label.clone();
+            }
+            meta.size_bytes = r.component.len() as u64;
+            meta.loaded_ms = now_ms();
+        }
+        let Some(info) = current else {
+            let limits = r.limits.over(&PluginLimits::default_limits());
+            let op = ControlOp::Load {
+                name: r.name.clone(),
+                bytes: r.component,
+                config: config.unwrap_or_default(),
+                limits: Self::limits_to_host(&limits),
+                policy: policy_to_host(r.policy.unwrap_or(FailurePolicy::DEFAULT)),
+                world: Some(world_to_host(r.world)),
+                contexts: placed_in,
+            };
+            if let Err(e) = self.apply(op, "loaded").await {
+                self.lock().plugin_meta.remove(&r.name);
+                return Err(e);
+            }
+            if let Some(order) = order {
+                self.apply(ControlOp::Reorder { order }, "placed").await?;
+            }
+            return self.plugin_by_name(&r.name);
+        };
+        self.apply(
             ControlOp::Reload {
                 name: r.name.clone(),
                 bytes: Some(r.component),
-            }
-        } else {
-            ControlOp::Load {
-                name: r.name.clone(),
-                bytes: r.component,
-                config: config.clone(),
-                limits: Limits::default(),
-                policy: policy_to_host(r.policy),
-                world: Some(world_to_host(r.world)),
-                contexts,
-            }
-        };
-        let verb = if exists { "replaced" } else { "loaded" };
-        if let Err(e) = self.apply(op, verb).await {
-            if !exists {
-                self.lock().plugin_meta.remove(&r.name);
-            }
-            return Err(e);
-        }
-        if exists && !config.is_empty() {
+            },
+            "replaced",
+        )
+        .await?;
+        if let Some(config) = config {
             self.apply(
                 ControlOp::Configure {
                     name: r.name.clone(),
@@ -346,6 +484,23 @@ impl NodeBackend {
                 "reconfigured",
             )
             .await?;
+        }
+        let limits = (!r.limits.is_empty())
+            .then(|| Self::limits_to_host(&r.limits.over(&Self::limits_from_host(&info.limits))));
+        if r.policy.is_some() || limits.is_some() || contexts.is_some() {
+            self.apply(
+                ControlOp::Update {
+                    name: r.name.clone(),
+                    policy: r.policy.map(policy_to_host),
+                    limits,
+                    contexts,
+                },
+                "updated",
+            )
+            .await?;
+        }
+        if let Some(order) = order {
+            self.apply(ControlOp::Reorder { order }, "placed").await?;
         }
         self.plugin_by_name(&r.name)
     }

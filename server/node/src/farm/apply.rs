@@ -175,7 +175,7 @@ fn apply_plugin(
             .map_err(fail)?;
         plugins.placement.set(name, contexts);
     } else {
-        plugins
+        let loaded = plugins
             .apply_local(&ControlOp::Load {
                 name: name.into(),
                 bytes,
@@ -186,6 +186,15 @@ fn apply_plugin(
                 contexts,
             })
             .map_err(fail)?;
+        // As for `ctl plugins load`: a new valve goes first among the plugins, so it runs
+        // before its context's application (a Wasm app would answer every request first).
+        if loaded.is_some_and(|i| i.world == PluginWorld::Valve) {
+            plugins
+                .apply_local(&ControlOp::Reorder {
+                    order: vec![name.into()],
+                })
+                .map_err(fail)?;
+        }
     }
     Ok(())
 }

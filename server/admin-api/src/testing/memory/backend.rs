@@ -301,7 +301,10 @@ impl AdminBackend for MemoryBackend {
                 &mut s,
                 EventKind::Plugin,
                 &name,
-                format!("plugin {name} {} loaded on every node", p.version),
+                format!(
+                    "plugin {name} generation {} loaded on every node",
+                    p.generation
+                ),
             );
         }
         done(r)

@@ -283,7 +283,9 @@ pub(super) fn channel() -> (Vec<Interceptor>, SendOptions) {
 pub(super) fn plugins(now: u64) -> Vec<Plugin> {
     let make = |name: &str, world: PluginWorld, attach: &str, config: serde_json::Value| Plugin {
         name: name.into(),
-        version: "0.1.0".into(),
+        wit_version: "0.2.0".into(),
+        generation: 1,
+        label: None,
         digest: digest(name.as_bytes()),
         world,
         state: PluginState::Enabled,
@@ -306,6 +308,7 @@ pub(super) fn plugins(now: u64) -> Vec<Plugin> {
                 error: None,
             })
             .collect(),
+        warnings: Vec::new(),
     };
     let mut auth = make(
         "auth-valve",

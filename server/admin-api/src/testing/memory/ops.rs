@@ -93,10 +93,10 @@ fn check_component(bytes: &[u8]) -> Result<(), BackendError> {
     match bytes {
         [0, b'a', b's', b'm', _, _, 1, 0, ..] => Ok(()),
         [0, b'a', b's', b'm', 1, 0, 0, 0, ..] => Err(BackendError::Invalid(
-            "this is a core Wasm module, not a component: wrap it with `wasm-tools component new`".into(),
+            "this is a core Wasm module, not a component: build it with `shoal plugin build` (or wrap it with `wasm-tools component new`)".into(),
         )),
         _ => Err(BackendError::Invalid(format!(
-            "not a WebAssembly component ({} bytes, does not start with \\0asm): upload the .wasm built for wasm32-wasip2 or made with `wasm-tools component new`",
+            "not a WebAssembly component ({} bytes, does not start with \\0asm): upload the component `shoal plugin build` wrote (or one built for wasm32-wasip2)",
             bytes.len()
         ))),
     }
@@ -127,7 +127,8 @@ fn attach_target(
 pub(super) fn load_plugin(s: &mut State, r: LoadPlugin) -> Result<Plugin, BackendError> {
     check_component(&r.component)?;
     let target = attach_target(s, r.world, r.attach.as_deref())?;
-    if s.plugins.iter().any(|p| p.name == r.name) {
+    let previous = s.plugins.iter().find(|p| p.name == r.name).cloned();
+    if previous.is_some() {
         if !r.replace {
             return Err(BackendError::Conflict(format!(
                 "a plugin named `{}` is already loaded: pass replace=true to hot-reload a new version, or unload it first",
@@ -136,21 +137,33 @@ pub(super) fn load_plugin(s: &mut State, r: LoadPlugin) -> Result<Plugin, Backen
         }
         unload_plugin(s, &r.name)?;
     }
+    // Replace keeps what is not given; a load takes the defaults.
+    let base = previous.clone();
     let plugin = Plugin {
         name: r.name.clone(),
-        version: r.version,
+        wit_version: "0.2.0".into(),
+        generation: base.as_ref().map_or(1, |p| p.generation + 1),
+        label: r
+            .label
+            .or_else(|| base.as_ref().and_then(|p| p.label.clone())),
         digest: digest(&r.component),
         world: r.world,
         state: PluginState::Enabled,
-        policy: r.policy,
-        limits: PluginLimits {
-            memory_bytes: 16 << 20,
-            call_timeout_ms: 50,
-            max_instances: 64,
-        },
+        policy: r
+            .policy
+            .or(base.as_ref().map(|p| p.policy))
+            .unwrap_or(FailurePolicy::DEFAULT),
+        limits: r.limits.over(
+            &base
+                .as_ref()
+                .map_or_else(PluginLimits::default_limits, |p| p.limits.clone()),
+        ),
         failures: FailureCounts::default(),
         attached_to: target.iter().cloned().collect(),
-        config: r.config,
+        config: r
+            .config
+            .or(base.map(|p| p.config))
+            .unwrap_or_else(|| serde_json::json!({})),
         size_bytes: r.component.len() as u64,
         loaded_ms: now_ms(),
         nodes: NODES
@@ -161,6 +174,7 @@ pub(super) fn load_plugin(s: &mut State, r: LoadPlugin) -> Result<Plugin, Backen
                 error: None,
             })
             .collect(),
+        warnings: Vec::new(),
     };
     match (target.as_deref(), r.world) {
         (Some("channel"), _) => s.interceptors.insert(
