@@ -188,6 +188,7 @@ async fn run_full(
             crate::code_pages::release_startup_pages();
         });
     }
+    crate::malloc::trim_periodically();
     tokio::spawn(membership_events(ch.clone(), json));
     let trigger = node.drain.clone();
     let (quit, source) = tokio::select! {
