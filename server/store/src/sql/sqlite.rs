@@ -26,6 +26,11 @@
 //!   with the writer (WAL: readers never wait for the writer), each read sees every write
 //!   acknowledged before it started.
 //! - Statements are prepared once per connection (`prepare_cached`).
+//! - **Checkpoints off the request path**: SQLite's automatic checkpoint (every 1,000 WAL
+//!   pages, run by the commit that crosses the mark, with an `fsync`) would now run inline on
+//!   a request's thread. It is off (`wal_autocheckpoint = 0`); every [`CHECKPOINT_EVERY`]
+//!   commits the writer thread runs a `PASSIVE` checkpoint on a connection of its own, which
+//!   never blocks the writes and reads going on meanwhile.
 //!
 //! Durability: WAL with `synchronous = NORMAL`. A commit is in the WAL file (written, not
 //! fsynced) when it returns, so it survives `kill -9` of the process, which is what the
@@ -51,8 +56,17 @@ use tokio::sync::oneshot;
 
 /// Writes committed in one transaction at most.
 pub(crate) const BATCH_MAX: usize = 256;
+/// Commits between two checkpoints (a commit appends one WAL frame per page it changed:
+/// about SQLite's default of a checkpoint every 1,000 pages).
+pub(crate) const CHECKPOINT_EVERY: usize = 300;
 /// Idle read connections kept.
 pub(crate) const READERS_IDLE: usize = 4;
+
+enum Msg {
+    Write(Job),
+    /// Copy the WAL into the database file (`PRAGMA wal_checkpoint(PASSIVE)`).
+    Checkpoint,
+}
 
 struct Job {
     sql: String,
@@ -80,11 +94,23 @@ thread_local! {
 struct Writes {
     conn: Mutex<Option<Connection>>,
     queued: AtomicUsize,
+    /// Commits since the last checkpoint was asked for.
+    commits: AtomicUsize,
 }
 
 impl Writes {
     fn lock(&self) -> MutexGuard<'_, Option<Connection>> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Counts `n` commits; true when a checkpoint is due.
+    fn committed(&self, n: usize) -> bool {
+        let before = self.commits.fetch_add(n, Ordering::AcqRel);
+        if before + n >= CHECKPOINT_EVERY {
+            self.commits.store(0, Ordering::Release);
+            return true;
+        }
+        false
     }
 
     /// The connection if no one holds it now.
@@ -100,7 +126,7 @@ impl Writes {
 /// The write connection, its writer thread and the read connections of one SQLite file.
 pub(crate) struct SqliteDb {
     options: Options,
-    writer: mpsc::Sender<Job>,
+    writer: mpsc::Sender<Msg>,
     writes: Arc<Writes>,
     /// Idle read connections.
     readers: Mutex<Vec<Connection>>,
@@ -118,11 +144,12 @@ impl SqliteDb {
     /// Starts the writer thread; nothing opens the file before the first statement. The
     /// thread ends when the `SqliteDb` is dropped (its queue closes).
     pub(crate) fn new(options: Options) -> Self {
-        let (writer, wrx) = mpsc::channel::<Job>();
+        let (writer, wrx) = mpsc::channel::<Msg>();
         let o = options.clone();
         let writes = Arc::new(Writes {
             conn: Mutex::new(None),
             queued: AtomicUsize::new(0),
+            commits: AtomicUsize::new(0),
         });
         let w = writes.clone();
         let _ = std::thread::Builder::new()
@@ -142,6 +169,10 @@ impl SqliteDb {
         if self.writes.queued.load(Ordering::Acquire) == 0 {
             if let Some(mut conn) = self.writes.try_lock() {
                 if let Some(r) = write_inline(&self.options, &mut conn, sql, &args) {
+                    drop(conn);
+                    if r.is_ok() && self.writes.committed(1) {
+                        let _ = self.writer.send(Msg::Checkpoint);
+                    }
                     return r;
                 }
             }
@@ -153,7 +184,7 @@ impl SqliteDb {
             reply,
         };
         self.writes.queued.fetch_add(1, Ordering::AcqRel);
-        if self.writer.send(job).is_err() {
+        if self.writer.send(Msg::Write(job)).is_err() {
             self.writes.queued.fetch_sub(1, Ordering::AcqRel);
             return Err(DbError::Gone("the sqlite writer thread has stopped".into()));
         }
@@ -233,6 +264,8 @@ fn open(o: &Options) -> Result<Connection, DbError> {
         "PRAGMA synchronous = NORMAL; PRAGMA cache_size = {};",
         o.cache_size
     ))?;
+    // Checkpoints run on the writer thread (`checkpoint`), never in a request's commit.
+    c.execute_batch("PRAGMA wal_autocheckpoint = 0;")?;
     c.set_prepared_statement_cache_capacity(32);
     Ok(c)
 }
@@ -356,18 +389,41 @@ fn is_busy(e: &rusqlite::Error) -> bool {
     )
 }
 
-fn write_loop(o: &Options, writes: &Writes, rx: &mpsc::Receiver<Job>) {
+/// A `PASSIVE` checkpoint on the writer thread's own connection: copies what no reader
+/// still needs from the WAL into the database file, without blocking anyone.
+fn checkpoint(o: &Options, conn: &mut Option<Connection>) {
+    let r = connection(o, conn).and_then(|c| {
+        c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            .map_err(DbError::Sqlite)
+    });
+    if let Err(e) = r {
+        tracing::debug!(path = %o.path.display(), "sqlite checkpoint: {e}");
+        *conn = None;
+    }
+}
+
+fn write_loop(o: &Options, writes: &Writes, rx: &mpsc::Receiver<Msg>) {
     let mut batch: Vec<Job> = Vec::with_capacity(BATCH_MAX);
+    let mut ckpt_conn: Option<Connection> = None;
     loop {
+        let mut want_checkpoint = false;
         match rx.recv() {
-            Ok(j) => batch.push(j),
+            Ok(Msg::Write(j)) => batch.push(j),
+            Ok(Msg::Checkpoint) => want_checkpoint = true,
             Err(_) => return,
         }
         while batch.len() < BATCH_MAX {
             match rx.try_recv() {
-                Ok(j) => batch.push(j),
+                Ok(Msg::Write(j)) => batch.push(j),
+                Ok(Msg::Checkpoint) => want_checkpoint = true,
                 Err(_) => break,
             }
+        }
+        if batch.is_empty() {
+            if want_checkpoint {
+                checkpoint(o, &mut ckpt_conn);
+            }
+            continue;
         }
         let n = batch.len();
         let mut conn = writes.lock();
@@ -386,6 +442,9 @@ fn write_loop(o: &Options, writes: &Writes, rx: &mpsc::Receiver<Job>) {
         }
         drop(conn);
         writes.queued.fetch_sub(n, Ordering::AcqRel);
+        if writes.committed(1) || want_checkpoint {
+            checkpoint(o, &mut ckpt_conn);
+        }
     }
 }
 
