@@ -10,6 +10,7 @@
 mod balancer;
 mod bench;
 mod bench_detect;
+mod code_pages;
 mod config;
 mod demo;
 mod import;

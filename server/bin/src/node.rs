@@ -178,6 +178,17 @@ async fn run_full(
             println!("{}", json!({"event": "sessions_ready", "ready": ready}));
         });
     }
+    {
+        // Serving: the code that only starting ran leaves the resident set.
+        let registry = node.http.registry().clone();
+        tokio::spawn(async move {
+            registry
+                .wait_ready(std::time::Duration::from_secs(60))
+                .await;
+            crate::code_pages::release_startup_pages();
+        });
+    }
+    crate::malloc::trim_periodically();
     tokio::spawn(membership_events(ch.clone(), json));
     let trigger = node.drain.clone();
     let (quit, source) = tokio::select! {

@@ -116,6 +116,42 @@ async fn sqlite_is_in_wal_mode() {
     );
 }
 
+/// A write that finds the file's write lock held by another connection (another node's
+/// process on the same file) is not run inline and not refused: it waits on the writer
+/// thread and is committed once the lock is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_write_waits_for_a_write_lock_held_elsewhere() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("s.db");
+    let store = Arc::new(SqlStore::sqlite(&sqlite_config(path.clone())).expect("opens"));
+    store.check().await.expect("check");
+    let first = suite::session("/a", "L1", 1);
+    assert_eq!(
+        store.save(&first, Expect::Absent).await.ok(),
+        Some(Cas::Done)
+    );
+    let other = rusqlite::Connection::open(&path).expect("second connection");
+    other
+        .execute_batch("BEGIN IMMEDIATE")
+        .expect("takes the write lock");
+    let s = store.clone();
+    let second = suite::session("/a", "L1", 2);
+    let write = tokio::spawn(async move { s.save(&second, Expect::Version(1)).await });
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    assert!(
+        !write.is_finished(),
+        "the write answered while another connection held the write lock"
+    );
+    other.execute_batch("COMMIT").expect("releases the lock");
+    let done = tokio::time::timeout(std::time::Duration::from_secs(5), write)
+        .await
+        .expect("answered within 5 s of the lock's release")
+        .expect("task");
+    assert_eq!(done.ok(), Some(Cas::Done));
+    let row = store.load("/a", "L1").await.expect("load").expect("row");
+    assert_eq!(row.version, 2);
+}
+
 /// Seed 000's table, as Tomcat's manager docs give it, with a row Tomcat wrote.
 const SEED_TABLE: &str =
     "CREATE TABLE tomcat_sessions (session_id VARCHAR(100) NOT NULL PRIMARY KEY, \

@@ -170,7 +170,9 @@ pub struct PersistentCore {
     p: CoreParams,
     cfg: PersistentConfig,
     rng: StdRng,
-    mem: HashMap<SessionId, Entry>,
+    /// Boxed: the table keeps a slot per bucket, and a table sized for 10,000 entries has
+    /// up to twice as many buckets; an empty slot then costs a pointer, not an `Entry`.
+    mem: HashMap<SessionId, Box<Entry>>,
     locks: HashMap<SessionId, Lock>,
     reqs: HashMap<ReqId, Req>,
     bg: HashMap<u64, Bg>,
@@ -309,13 +311,13 @@ impl PersistentCore {
             PersistMode::Sticky => {
                 self.mem.insert(
                     id.clone(),
-                    Entry {
+                    Box::new(Entry {
                         session: session.clone(),
                         synced: None,
                         stored_access: now,
                         dirty_since: None,
                         moved: false,
-                    },
+                    }),
                 );
                 None
             }
@@ -609,13 +611,13 @@ impl PersistentCore {
             PersistMode::Sticky if row.owner.as_deref().is_none_or(|o| o == self.p.route) => {
                 self.mem.insert(
                     id,
-                    Entry {
+                    Box::new(Entry {
                         session: session.clone(),
                         synced: Some(row.version),
                         stored_access: row.last_access_ms,
                         dirty_since: None,
                         moved: false,
-                    },
+                    }),
                 );
                 self.serving(req, None, session);
             }
@@ -697,13 +699,13 @@ impl PersistentCore {
         self.drop_entry(&old);
         self.mem.insert(
             new_id.clone(),
-            Entry {
+            Box::new(Entry {
                 session: session.clone(),
                 synced: Some(1),
                 stored_access: session.last_access,
                 dirty_since: None,
                 moved: false,
-            },
+            }),
         );
         self.locks.insert(
             new_id.clone(),
