@@ -17,6 +17,7 @@ pub mod history;
 pub mod netns;
 pub mod persistent;
 pub mod sessions;
+pub mod workload;
 
 /// Ports for the nodes' listeners, below the kernel's ephemeral range.
 pub use shoal_testkit::{free_port, free_ports, free_run};
