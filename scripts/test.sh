@@ -21,7 +21,7 @@ cargo test --workspace --no-fail-fast 2>&1 | tee target/cargo-test.log || status
 scripts/schemathesis.sh || status=1
 SHOAL_UI_CLUSTER=1 scripts/ui-test.sh || status=1
 # The five-minute plugin path of plugins/README.md, literally, on a 3-node demo.
-SHOAL_BIN=target/debug/shoal scripts/plugin-path.sh || status=1
+SHOAL_BIN="${CARGO_TARGET_DIR:-target}/debug/shoal" scripts/plugin-path.sh || status=1
 # One closing line over every cargo test binary (each prints its own `test result:` line).
 awk '/^test result:/ {p += $4; f += $6} END {printf "total: %d passed, %d failed\n", p, f}' target/cargo-test.log
 exit $status

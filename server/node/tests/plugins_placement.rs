@@ -114,7 +114,7 @@ fn stage_names(ctx: &Value) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn loaded_valves_run_before_the_app_and_replace_applies_every_field() {
     let nodes = two_nodes().await;
-    let c = Client::new();
+    let c = shoal_testkit::http_client();
     // The bench app answers everything: it is the context's application.
     for _ in 0..3 {
         assert_eq!(counter(&c, &nodes[0], "x-shoal-auth").await.0, 200);
