@@ -132,17 +132,22 @@ pub fn plugins(list: &Vec<Plugin>) -> String {
     out.trim_end().to_owned()
 }
 
+/// Stage `i` of a pipeline on one line: `  1. name [wasm plugin] (disabled)`.
+fn stage_line(out: &mut String, i: usize, s: &PipelineStage) {
+    let origin = s
+        .plugin
+        .as_deref()
+        .map(|p| format!(" [wasm {p}]"))
+        .unwrap_or_default();
+    let off = if s.enabled { "" } else { " (disabled)" };
+    let _ = writeln!(out, "  {}. {}{origin}{off}", i + 1, s.name);
+}
+
 /// A context's pipeline in request order, one stage a line.
 pub fn pipeline(c: &Context) -> String {
     let mut out = format!("{} pipeline (request order):\n", c.path);
     for (i, s) in c.pipeline.iter().enumerate() {
-        let origin = s
-            .plugin
-            .as_deref()
-            .map(|p| format!(" [wasm {p}]"))
-            .unwrap_or_default();
-        let off = if s.enabled { "" } else { " (disabled)" };
-        let _ = writeln!(out, "  {}. {}{origin}{off}", i + 1, s.name);
+        stage_line(&mut out, i, s);
     }
     out.trim_end().to_owned()
 }
@@ -198,13 +203,7 @@ pub fn contexts(list: &[Context], stores: &[Option<StoreStats>]) -> String {
             let _ = writeln!(out, "  {}", store(st));
         }
         for (i, s) in c.pipeline.iter().enumerate() {
-            let origin = s
-                .plugin
-                .as_deref()
-                .map(|p| format!(" [wasm {p}]"))
-                .unwrap_or_default();
-            let off = if s.enabled { "" } else { " (disabled)" };
-            let _ = writeln!(out, "  {}. {}{origin}{off}", i + 1, s.name);
+            stage_line(&mut out, i, s);
         }
     }
     out.trim_end().to_owned()
