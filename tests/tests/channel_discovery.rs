@@ -86,7 +86,9 @@ fn multicast_beacons_form_a_cluster_and_a_kill_is_detected() {
     let mport = 45_700 + (std::process::id() % 200) as u16;
     let group = Ipv4Addr::new(228, 0, 0, 4);
     let _guard = multicast_on_loopback(group, mport).unwrap_or_else(|why| {
-        panic!("multicast on loopback: {why} (run as root: the test enables it on lo and restores it)")
+        panic!(
+            "multicast on loopback: {why} (run as root: the test enables it on lo and restores it)"
+        )
     });
     let cfg = temp_file(
         "mcast.toml",
