@@ -15,7 +15,8 @@
 //! - **lost session**: an operation that presented a session and was answered from a new one
 //!   (counter back to 1 under another id);
 //! - **impossible value**: a value no interleaving of the acknowledged and unknown
-//!   operations explains (an increment applied twice, say).
+//!   operations explains (an increment applied twice, or a copy from a diverged branch: two
+//!   sides of a partition incrementing the same session apart).
 //!
 //! Outcomes are three: [`Outcome::Ok`] (an answer with the value), [`Outcome::NotApplied`]
 //! (the server said it did nothing: a conflict or `503` with `Retry-After`), and
@@ -76,6 +77,15 @@ impl Recorder {
 
     pub fn record(&self, op: Op) {
         self.ops.lock().unwrap_or_else(|p| p.into_inner()).push(op);
+    }
+
+    /// How many operations were recorded so far.
+    pub fn len(&self) -> usize {
+        self.ops.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// The operations recorded so far, in the order they were recorded.

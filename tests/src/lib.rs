@@ -271,6 +271,37 @@ impl NodeProc {
         }
     }
 
+    /// A mark in this node's event history after every event so far was read: pass it to
+    /// [`NodeProc::wait_since`] to wait only for what comes after (e.g. a fault's effects).
+    pub fn mark(&mut self) -> usize {
+        self.drain();
+        self.history.len()
+    }
+
+    /// Waits until this node reported a `kind` event for each member of `names` after `mark`.
+    pub fn wait_since(&mut self, mark: usize, kind: &str, names: &[&str], within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            self.drain();
+            let seen = |name: &str| {
+                self.history[mark..]
+                    .iter()
+                    .any(|e| e.json["event"] == kind && e.json["name"] == name)
+            };
+            if names.iter().all(|n| seen(n)) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: no {kind} for each of {names:?} within {within:?}; saw {:?}\nstderr:\n{}",
+                self.spec.name,
+                &self.kinds()[mark..],
+                self.stderr_text()
+            );
+            std::thread::sleep(shoal_testkit::POLL_EVERY);
+        }
+    }
+
     /// Reads pending lines into history without waiting.
     pub fn drain(&mut self) {
         while let Ok(e) = self.events.try_recv() {

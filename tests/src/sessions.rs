@@ -44,6 +44,12 @@ impl HttpNode {
     ) -> HttpNode {
         let mut spec = NodeSpec::new(name, port, members, SECRET);
         spec.config = Some(config.to_path_buf());
+        Self::spawn_spec(spec, extra)
+    }
+
+    /// Starts the node `spec` describes (e.g. in a network namespace); waits for `ready`.
+    pub fn spawn_spec(spec: NodeSpec, extra: &[&str]) -> HttpNode {
+        let name = spec.name.clone();
         let mut proc = NodeProc::spawn_with(spec, extra);
         let ready = proc.wait_event("ready", |_| true, Duration::from_secs(10));
         let http = ready.json["http"]

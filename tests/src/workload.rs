@@ -8,6 +8,7 @@
 use crate::history::{History, Kind, Op, Outcome, Recorder};
 use shoal_testkit::{get_blocking, Reply};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// How a request picks its node.
@@ -74,8 +75,20 @@ fn outcome(reply: Result<Reply, String>) -> (Outcome, Option<String>) {
 
 /// Runs `w` against `nodes` (route name → `host:port`) and returns what happened.
 pub fn run(nodes: &BTreeMap<String, String>, w: &Workload) -> History {
-    assert!(!nodes.is_empty(), "a workload needs nodes");
     let recorder = Recorder::new();
+    run_into(nodes, w, &recorder, &AtomicBool::new(false));
+    recorder.history()
+}
+
+/// [`run`], recording into `recorder` as it goes (a test injects faults meanwhile, watching
+/// [`Recorder::len`]); each client also stops early once `stop` is set.
+pub fn run_into(
+    nodes: &BTreeMap<String, String>,
+    w: &Workload,
+    recorder: &Recorder,
+    stop: &AtomicBool,
+) {
+    assert!(!nodes.is_empty(), "a workload needs nodes");
     let addrs: Vec<(String, String)> = nodes.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     std::thread::scope(|scope| {
         for c in 0..w.clients {
@@ -84,6 +97,9 @@ pub fn run(nodes: &BTreeMap<String, String>, w: &Workload) -> History {
                 let mut rng = Rng::new(w.seed.wrapping_add(c as u64 * 7919));
                 let mut cookies: Vec<Option<String>> = vec![None; w.sessions_per_client];
                 for i in 0..w.requests_per_client {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
                     let slot = i % w.sessions_per_client;
                     let session = c * w.sessions_per_client + slot;
                     let cookie = cookies[slot].clone();
@@ -118,5 +134,4 @@ pub fn run(nodes: &BTreeMap<String, String>, w: &Workload) -> History {
             });
         }
     });
-    recorder.history()
 }

@@ -4,7 +4,7 @@
 //! still reaches every namespace; healed, it is a member again everywhere.
 use shoal_tests::netns::Lab;
 use shoal_tests::{NodeProc, NodeSpec};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const SECRET: &str = "netns-fault-secret-0123456789";
 const T: Duration = Duration::from_secs(20);
@@ -33,53 +33,18 @@ fn a_node_cut_off_in_its_namespace_is_dropped_and_rejoins_when_healed() {
         n.wait_members(&others, T);
     }
 
-    let since = marks(&mut nodes);
+    let since: Vec<usize> = nodes.iter_mut().map(NodeProc::mark).collect();
     lab.isolate(2);
-    wait_since(&mut nodes[0], since[0], "member_disappeared", &["f3"]);
-    wait_since(&mut nodes[1], since[1], "member_disappeared", &["f3"]);
-    wait_since(&mut nodes[2], since[2], "member_disappeared", &["f1", "f2"]);
+    nodes[0].wait_since(since[0], "member_disappeared", &["f3"], T);
+    nodes[1].wait_since(since[1], "member_disappeared", &["f3"], T);
+    nodes[2].wait_since(since[2], "member_disappeared", &["f1", "f2"], T);
 
-    let since = marks(&mut nodes);
+    let since: Vec<usize> = nodes.iter_mut().map(NodeProc::mark).collect();
     lab.heal();
-    wait_since(&mut nodes[0], since[0], "member_added", &["f3"]);
-    wait_since(&mut nodes[1], since[1], "member_added", &["f3"]);
-    wait_since(&mut nodes[2], since[2], "member_added", &["f1", "f2"]);
+    nodes[0].wait_since(since[0], "member_added", &["f3"], T);
+    nodes[1].wait_since(since[1], "member_added", &["f3"], T);
+    nodes[2].wait_since(since[2], "member_added", &["f1", "f2"], T);
     for n in &mut nodes {
         assert!(n.is_running(), "{} exited", n.spec.name);
-    }
-}
-
-/// Each node's event history length once every event so far was read: what came before.
-fn marks(nodes: &mut [NodeProc]) -> Vec<usize> {
-    nodes
-        .iter_mut()
-        .map(|n| {
-            n.drain();
-            n.history.len()
-        })
-        .collect()
-}
-
-/// Waits until `node` reported a `kind` event for each of `names` after history index `mark`.
-fn wait_since(node: &mut NodeProc, mark: usize, kind: &str, names: &[&str]) {
-    let deadline = Instant::now() + T;
-    loop {
-        node.drain();
-        let seen = |name: &str| {
-            node.history[mark..]
-                .iter()
-                .any(|e| e.json["event"] == kind && e.json["name"] == name)
-        };
-        if names.iter().all(|n| seen(n)) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{}: no {kind} for each of {names:?} within {T:?}; saw {:?}\nstderr:\n{}",
-            node.spec.name,
-            &node.kinds()[mark..],
-            node.stderr_text()
-        );
-        std::thread::sleep(shoal_testkit::POLL_EVERY);
     }
 }
