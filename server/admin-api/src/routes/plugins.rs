@@ -74,9 +74,11 @@ async fn load_plugin(
             }
         },
     };
-    let position = match (q.before, q.after) {
+    // An empty stage name names no stage: as if not given.
+    let stage = |s: Option<String>| s.filter(|s| !s.is_empty());
+    let position = match (stage(q.before), stage(q.after)) {
         (Some(_), Some(_)) => {
-            return Err(ApiError::bad_request(
+            return Err(ApiError::unprocessable(
                 "give either before or after, not both",
             ))
         }
