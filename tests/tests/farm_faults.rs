@@ -424,12 +424,13 @@ fn two_deploys_of_one_name_at_once_one_wins_the_other_gets_a_typed_409() {
             "{}: runs the winner's content",
             n.name()
         );
-        // A member publishes its view one driver step after it applied (and acked): the
-        // API may lag the file by that step.
-        eventually_blocking(
-            &format!("{} shows the winner's version", n.name()),
-            Duration::from_secs(5),
-            || version_on(n, "race.bin") == Some(format!("v{winner}")),
+        // A member publishes its view before it tells the coordinator it activated: once
+        // the deploy answered 201, every member's API shows the version.
+        assert_eq!(
+            version_on(n, "race.bin"),
+            Some(format!("v{winner}")),
+            "{}",
+            n.name()
         );
     }
     drop(nodes);

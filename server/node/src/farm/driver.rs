@@ -411,6 +411,9 @@ impl Driver {
         // instant reported to the coordinator is when the version went live here.
         if let Message::Activated { at_ms, .. } = &mut msg {
             *at_ms = shoal_admin::dto::now_ms();
+            // This node's API shows the version before the coordinator hears it is live
+            // here: once the deploy answers 201, every member's view has it.
+            self.publish();
         }
         if let Message::Chunk {
             digest,
