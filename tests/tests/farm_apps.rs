@@ -6,8 +6,8 @@
 //! removes the context everywhere (404). The valve-world `bench-app` runs as an application
 //! too; moved to another path by a redeploy and back by a rollback; bad metadata is refused.
 use shoal_testkit::eventually_blocking;
-use shoal_tests::free_ports;
-use shoal_tests::sessions::{Http, HttpNode};
+use shoal_tests::farm::FarmNode;
+use shoal_tests::sessions::Http;
 use shoal_tests::temp_file;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -41,39 +41,15 @@ fn component(name: &str) -> Vec<u8> {
     })
 }
 
-struct Node {
-    http: HttpNode,
-    admin: String,
+/// Restarts `name` with its farm dir under `base` (as [`start`] made it).
+fn spawn(name: &str, port: u16, ports: &[u16], base: &Path) -> FarmNode {
+    let farm = base.join(name);
+    let cfg = config(&farm);
+    FarmNode::spawn(name, port, ports, farm, &cfg)
 }
 
-fn spawn(name: &str, port: u16, ports: &[u16], base: &Path) -> Node {
-    let mut http = HttpNode::spawn(name, port, ports, &config(&base.join(name)));
-    let ready = http
-        .proc
-        .wait_event("ready", |_| true, Duration::from_secs(10));
-    let admin = ready.json["admin"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{name}: ready without admin: {}", ready.json))
-        .to_string();
-    Node { http, admin }
-}
-
-fn start(names: &[&str]) -> (Vec<Node>, Vec<u16>, PathBuf) {
-    let ports = free_ports(names.len());
-    let base = std::env::temp_dir().join(format!(
-        "shoal-farm-apps-{}-{}",
-        std::process::id(),
-        ports[0]
-    ));
-    let mut nodes: Vec<Node> = names
-        .iter()
-        .zip(&ports)
-        .map(|(n, p)| spawn(n, *p, &ports, &base))
-        .collect();
-    for n in nodes.iter_mut() {
-        n.http.wait_members(names);
-    }
-    (nodes, ports, base)
+fn start(names: &[&str]) -> (Vec<FarmNode>, Vec<u16>, PathBuf) {
+    shoal_tests::farm::start("farm-apps", names, |_, farm| config(farm))
 }
 
 /// A blocking HTTP/1.1 exchange with the admin API: status and body.
@@ -112,7 +88,7 @@ fn encode(s: &str) -> String {
 }
 
 /// Deploys `bytes` as application `name` at context `path`.
-fn deploy(node: &Node, name: &str, version: &str, path: &str, bytes: &[u8]) -> (u16, String) {
+fn deploy(node: &FarmNode, name: &str, version: &str, path: &str, bytes: &[u8]) -> (u16, String) {
     call(
         &node.admin,
         "PUT",
@@ -130,7 +106,7 @@ fn json(text: &str) -> serde_json::Value {
 }
 
 /// The admin API lists the context (installed contexts count, not only the config file's).
-fn lists_context(node: &Node, path: &str) -> bool {
+fn lists_context(node: &FarmNode, path: &str) -> bool {
     let (status, text) = call(&node.admin, "GET", "/api/v1/contexts", b"");
     status == 200 && text.contains(&format!("\"{path}\""))
 }

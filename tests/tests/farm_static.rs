@@ -5,8 +5,8 @@
 //! application); a redeploy with a changed file serves the new bytes and ETag after
 //! activation; a rollback restores the old file; a bundle with a `../` entry is refused by
 //! every node naming the entry, and nothing changes; undeploy removes files and application.
-use shoal_tests::sessions::HttpNode;
-use shoal_tests::{free_ports, shoal_bin, temp_file};
+use shoal_tests::farm::FarmNode;
+use shoal_tests::{shoal_bin, temp_file};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -34,11 +34,6 @@ fn component_path(name: &str) -> PathBuf {
         path.display()
     );
     path
-}
-
-struct Node {
-    http: HttpNode,
-    admin: String,
 }
 
 /// One HTTP/1.1 exchange: status, headers (lower-case names) and body bytes.
@@ -170,7 +165,7 @@ fn evil_bundle() -> Vec<u8> {
 }
 
 /// GETs `path` on every node; asserts each answers 200 with `want` and one ETag; returns it.
-fn same_everywhere(nodes: &[Node], path: &str, want: &[u8]) -> String {
+fn same_everywhere(nodes: &[FarmNode], path: &str, want: &[u8]) -> String {
     let mut etags = Vec::new();
     for n in nodes {
         let a = exchange(&n.http.http, "GET", path, &[], b"");
@@ -196,30 +191,7 @@ fn same_everywhere(nodes: &[Node], path: &str, want: &[u8]) -> String {
 #[test]
 fn an_application_bundle_serves_its_files_on_every_node_and_changes_with_it() {
     let names = ["sa", "sb", "sc"];
-    let ports = free_ports(names.len());
-    let base = std::env::temp_dir().join(format!(
-        "shoal-farm-static-{}-{}",
-        std::process::id(),
-        ports[0]
-    ));
-    let mut nodes: Vec<Node> = names
-        .iter()
-        .zip(&ports)
-        .map(|(name, port)| {
-            let mut http = HttpNode::spawn(name, *port, &ports, &config(&base.join(name)));
-            let ready = http
-                .proc
-                .wait_event("ready", |_| true, Duration::from_secs(20));
-            let admin = ready.json["admin"]
-                .as_str()
-                .unwrap_or_else(|| panic!("{name}: ready without admin: {}", ready.json))
-                .to_string();
-            Node { http, admin }
-        })
-        .collect();
-    for n in nodes.iter_mut() {
-        n.http.wait_members(&names);
-    }
+    let (nodes, _, base) = shoal_tests::farm::start("farm-static", &names, |_, farm| config(farm));
 
     let site = base.join("site");
     std::fs::create_dir_all(site.join("css")).unwrap_or_else(|e| panic!("{e}"));
