@@ -15,6 +15,8 @@ if [ -z "$bin" ]; then
   [ -x "$repo/target/release/shoal" ] && [ "$repo/target/release/shoal" -nt "$bin" ] && bin="$repo/target/release/shoal"
 fi
 [ -x "$bin" ] || { echo "plugin-path: no shoal binary at $bin (build it, or set SHOAL_BIN)" >&2; exit 1; }
+# Absolute, so the symlink below resolves (CI passes SHOAL_BIN relative to the repository).
+bin="$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")"
 # `shoal` in the commands below is this binary, as for a user who installed it.
 work="$(mktemp -d)"
 mkdir -p "$work/bin" && ln -s "$bin" "$work/bin/shoal"
