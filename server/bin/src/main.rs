@@ -117,15 +117,28 @@ fn log_format(cli: &Cli) -> logfmt::LogFormat {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Cmd::Node(node::NodeArgs {
-        worker_threads: Some(n),
-        ..
-    }) = &cli.cmd
-    {
-        anyhow::ensure!(*n > 0, "--worker-threads must be at least 1");
-        builder.worker_threads(*n);
+    let workers = match &cli.cmd {
+        Cmd::Node(node::NodeArgs {
+            worker_threads: Some(n),
+            ..
+        }) => Some(*n),
+        _ => None,
+    };
+    // One worker: a current-thread runtime. The main task, the sockets and every task share
+    // one thread, so a wake-up is a queue push rather than a cross-thread unpark (several
+    // nodes on few cores spend less CPU per request; measured in docs/bench-vs-tomcat.md).
+    if let Some(n) = workers {
+        anyhow::ensure!(n > 0, "--worker-threads must be at least 1");
     }
+    let mut builder = if workers == Some(1) && std::env::var_os("SHOAL_MULTI_THREAD").is_none() {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        if let Some(n) = workers {
+            b.worker_threads(n);
+        }
+        b
+    };
     let rt = builder
         .enable_all()
         .build()
