@@ -1,0 +1,170 @@
+//! What the balancer's differential targets share: hyper, the reference, run over bytes in
+//! memory with no runtime, no timer and no socket, so that every execution is a few
+//! microseconds and deterministic.
+//!
+//! - [`hyper_server_reads`]: what a hyper HTTP/1.1 server reads from a client's bytes (every
+//!   request of a pipeline: method, target, headers, body, or where it gave up);
+//! - [`hyper_client_reads`]: what a hyper HTTP/1.1 client reads from a backend's bytes (the
+//!   responses to N requests on one connection).
+
+use std::cell::RefCell;
+use std::convert::Infallible;
+use std::io;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper::rt::{Read, ReadBufCursor, Write};
+use hyper::{Request, Response};
+
+/// One side of a connection whose peer already sent `input` and then closed; what we write
+/// is discarded.
+struct Wire {
+    input: Vec<u8>,
+    at: usize,
+}
+
+impl Read for Wire {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        mut buf: ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        let n = buf.remaining().min(self.input.len() - self.at);
+        let at = self.at;
+        buf.put_slice(&self.input[at..at + n]);
+        self.at += n;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Write for Wire {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// A request as hyper read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenRequest {
+    pub method: String,
+    /// The request target as sent (origin form: path and query).
+    pub target: String,
+    /// Every header line, names lower-cased, in hyper's map order.
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// The body, or why hyper could not read all of it.
+    pub body: Result<Vec<u8>, String>,
+}
+
+impl SeenRequest {
+    /// The values of header `name` (lower case), in order.
+    pub fn values(&self, name: &str) -> Vec<&[u8]> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+            .collect()
+    }
+}
+
+/// The requests a hyper server (default settings, keep-alive) reads from `input`, in order.
+pub fn hyper_server_reads(input: &[u8]) -> Vec<SeenRequest> {
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let sink = seen.clone();
+    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let sink = sink.clone();
+        async move {
+            let (parts, body) = req.into_parts();
+            let body = body
+                .collect()
+                .await
+                .map(|b| b.to_bytes().to_vec())
+                .map_err(|e| e.to_string());
+            sink.borrow_mut().push(SeenRequest {
+                method: parts.method.to_string(),
+                target: parts
+                    .uri
+                    .path_and_query()
+                    .map(|p| p.as_str().to_string())
+                    .unwrap_or_else(|| parts.uri.to_string()),
+                headers: parts
+                    .headers
+                    .iter()
+                    .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
+                    .collect(),
+                body,
+            });
+            Ok::<_, Infallible>(Response::new(Empty::<Bytes>::new()))
+        }
+    });
+    let wire = Wire {
+        input: input.to_vec(),
+        at: 0,
+    };
+    let conn = hyper::server::conn::http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(wire, service);
+    let _ = futures::executor::block_on(conn);
+    let out = seen.borrow().clone();
+    out
+}
+
+/// A response as a hyper client read it: status and body, or the error.
+pub type SeenResponse = Result<(u16, Vec<u8>), String>;
+
+/// The responses a hyper client reads from `input` for `requests` GETs sent one after the
+/// other on one kept-alive connection; stops at the first error.
+pub fn hyper_client_reads(input: &[u8], requests: usize) -> Vec<SeenResponse> {
+    let wire = Wire {
+        input: input.to_vec(),
+        at: 0,
+    };
+    futures::executor::block_on(async move {
+        let mut out = Vec::new();
+        let (mut sender, conn) = match hyper::client::conn::http1::handshake(wire).await {
+            Ok(pair) => pair,
+            Err(e) => return vec![Err(e.to_string())],
+        };
+        let conn = Box::pin(conn);
+        let exchange = async {
+            for _ in 0..requests {
+                let req = Request::get("/")
+                    .header("host", "backend")
+                    .body(Empty::<Bytes>::new())
+                    .expect("a static request");
+                let resp = match sender.send_request(req).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        out.push(Err(e.to_string()));
+                        return;
+                    }
+                };
+                let status = resp.status().as_u16();
+                match resp.into_body().collect().await {
+                    Ok(b) => out.push(Ok((status, b.to_bytes().to_vec()))),
+                    Err(e) => {
+                        out.push(Err(e.to_string()));
+                        return;
+                    }
+                }
+            }
+        };
+        // The connection task and the exchange run together, as a spawned conn would.
+        let exchange = Box::pin(exchange);
+        let _ = futures::future::select(conn, exchange).await;
+        out
+    })
+}
