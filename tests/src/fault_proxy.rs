@@ -168,8 +168,10 @@ fn connection(client: TcpStream, upstream: SocketAddr, faults: Arc<Faults>, seed
 }
 
 /// Reads from `from`, writes to `to` after the delay; ends (closing both) at EOF, an error,
-/// a heal after a cut, or the proxy's stop.
+/// a heal after a cut, or the proxy's stop. The end reaches `to` after the same delay as the
+/// bytes before it (a dead peer's close is not faster than its data).
 fn pump(mut from: TcpStream, to: TcpStream, faults: Arc<Faults>, epoch: u64, seed: u64) {
+    // An empty chunk marks the end of the stream.
     let (tx, rx) = mpsc::channel::<(Instant, Vec<u8>)>();
     let f = faults.clone();
     let mut out = to;
@@ -181,7 +183,10 @@ fn pump(mut from: TcpStream, to: TcpStream, faults: Arc<Faults>, epoch: u64, see
                 if due > now {
                     thread::sleep(due - now);
                 }
-                if f.stop.load(Ordering::SeqCst) || out.write_all(&chunk).is_err() {
+                if chunk.is_empty()
+                    || f.stop.load(Ordering::SeqCst)
+                    || out.write_all(&chunk).is_err()
+                {
                     break;
                 }
             }
@@ -196,7 +201,6 @@ fn pump(mut from: TcpStream, to: TcpStream, faults: Arc<Faults>, epoch: u64, see
             break;
         }
         let n = match from.read(&mut buf) {
-            Ok(0) => break,
             Ok(n) => n,
             Err(e)
                 if matches!(
@@ -206,32 +210,36 @@ fn pump(mut from: TcpStream, to: TcpStream, faults: Arc<Faults>, epoch: u64, see
             {
                 continue
             }
-            Err(_) => break,
+            Err(_) => 0,
         };
-        if faults.cut.load(Ordering::SeqCst) {
+        if n > 0 && faults.cut.load(Ordering::SeqCst) {
             continue; // the black hole
         }
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        let delay = faults.delay_us.load(Ordering::Relaxed);
-        let jitter = faults.jitter_us.load(Ordering::Relaxed);
-        let spread = if jitter == 0 {
-            0
-        } else {
-            rng % (2 * jitter + 1)
-        };
-        let us = (delay + spread).saturating_sub(jitter);
         // In order within the connection: never before the chunk ahead of it.
-        let due = (Instant::now() + Duration::from_micros(us)).max(last_due);
+        let due = (Instant::now() + delay_of(&faults, &mut rng)).max(last_due);
         last_due = due;
-        if tx.send((due, buf[..n].to_vec())).is_err() {
+        if tx.send((due, buf[..n].to_vec())).is_err() || n == 0 {
             break;
         }
     }
     drop(tx);
-    let _ = from.shutdown(Shutdown::Both);
     if let Ok(h) = writer {
         let _ = h.join();
     }
+    let _ = from.shutdown(Shutdown::Both);
+}
+
+/// `delay ± jitter` (uniform) for the next chunk; `rng` is a xorshift state.
+fn delay_of(faults: &Faults, rng: &mut u64) -> Duration {
+    *rng ^= *rng << 13;
+    *rng ^= *rng >> 7;
+    *rng ^= *rng << 17;
+    let delay = faults.delay_us.load(Ordering::Relaxed);
+    let jitter = faults.jitter_us.load(Ordering::Relaxed);
+    let spread = if jitter == 0 {
+        0
+    } else {
+        *rng % (2 * jitter + 1)
+    };
+    Duration::from_micros((delay + spread).saturating_sub(jitter))
 }

@@ -108,3 +108,27 @@ fn a_cut_link_answers_nothing_and_a_healed_one_forwards_again() {
     assert!(rtt < Duration::from_secs(1), "{rtt:?}");
     assert!(proxy.accepted() >= 3, "{} connections", proxy.accepted());
 }
+
+#[test]
+fn a_close_arrives_after_the_delay_like_data() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let server = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        // Accepts and closes at once, as a process killed right after accepting would.
+        for conn in listener.incoming() {
+            drop(conn);
+        }
+    });
+    let proxy = FaultProxy::start("127.0.0.1:0".parse().expect("addr"), server);
+    proxy.set_delay(Duration::from_millis(100), Duration::ZERO);
+    let t = Instant::now();
+    let mut conn = connect(&proxy);
+    let mut b = [0u8; 1];
+    let n = conn.read(&mut b).expect("a clean close");
+    assert_eq!(n, 0, "the server sent nothing");
+    assert!(
+        t.elapsed() >= Duration::from_millis(100),
+        "the close came through after {:?}, before the 100 ms delay",
+        t.elapsed()
+    );
+}
