@@ -1,14 +1,17 @@
 //! What the balancer's differential targets share: hyper, the reference, run over bytes in
 //! memory with no runtime, no timer and no socket, so that every execution is a few
-//! microseconds and deterministic.
+//! microseconds and deterministic. The peer never closes: once its bytes are read, reads
+//! stay pending (an EOF would make hyper drop a request it has read but not yet served),
+//! and [`drive`] stops polling when nothing moves any more.
 //!
 //! - [`hyper_server_reads`]: what a hyper HTTP/1.1 server reads from a client's bytes (every
 //!   request of a pipeline: method, target, headers, body, or where it gave up);
 //! - [`hyper_client_reads`]: what a hyper HTTP/1.1 client reads from a backend's bytes (the
 //!   responses to N requests on one connection).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::convert::Infallible;
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -25,6 +28,8 @@ use hyper::{Request, Response};
 struct Wire {
     input: Vec<u8>,
     at: usize,
+    /// Set once every byte was read (then reads stay pending).
+    drained: Rc<Cell<bool>>,
 }
 
 impl Read for Wire {
@@ -33,11 +38,43 @@ impl Read for Wire {
         _: &mut Context<'_>,
         mut buf: ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
+        if self.at == self.input.len() {
+            self.drained.set(true);
+            return Poll::Pending;
+        }
         let n = buf.remaining().min(self.input.len() - self.at);
         let at = self.at;
         buf.put_slice(&self.input[at..at + n]);
         self.at += n;
         Poll::Ready(Ok(()))
+    }
+}
+
+/// Polls `fut` (with a no-op waker: everything here is ready or never will be) until it
+/// ends, or until the input is drained and `progress` stayed the same for a few polls.
+fn drive<F: Future>(
+    fut: F,
+    drained: &Cell<bool>,
+    progress: impl Fn() -> usize,
+) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    let (mut last, mut still) = (usize::MAX, 0);
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return Some(v);
+        }
+        if drained.get() {
+            let now = progress();
+            if now == last {
+                still += 1;
+                if still >= 4 {
+                    return None;
+                }
+            } else {
+                (last, still) = (now, 0);
+            }
+        }
     }
 }
 
@@ -110,14 +147,16 @@ pub fn hyper_server_reads(input: &[u8]) -> Vec<SeenRequest> {
             Ok::<_, Infallible>(Response::new(Empty::<Bytes>::new()))
         }
     });
+    let drained = Rc::new(Cell::new(false));
     let wire = Wire {
         input: input.to_vec(),
         at: 0,
+        drained: drained.clone(),
     };
     let conn = hyper::server::conn::http1::Builder::new()
         .keep_alive(true)
         .serve_connection(wire, service);
-    let _ = futures::executor::block_on(conn);
+    let _ = drive(conn, &drained, || seen.borrow().len());
     let out = seen.borrow().clone();
     out
 }
@@ -128,43 +167,47 @@ pub type SeenResponse = Result<(u16, Vec<u8>), String>;
 /// The responses a hyper client reads from `input` for `requests` GETs sent one after the
 /// other on one kept-alive connection; stops at the first error.
 pub fn hyper_client_reads(input: &[u8], requests: usize) -> Vec<SeenResponse> {
+    let drained = Rc::new(Cell::new(false));
     let wire = Wire {
         input: input.to_vec(),
         at: 0,
+        drained: drained.clone(),
     };
-    futures::executor::block_on(async move {
-        let mut out = Vec::new();
-        let (mut sender, conn) = match hyper::client::conn::http1::handshake(wire).await {
-            Ok(pair) => pair,
-            Err(e) => return vec![Err(e.to_string())],
-        };
-        let conn = Box::pin(conn);
-        let exchange = async {
-            for _ in 0..requests {
-                let req = Request::get("/")
-                    .header("host", "backend")
-                    .body(Empty::<Bytes>::new())
-                    .expect("a static request");
-                let resp = match sender.send_request(req).await {
-                    Ok(r) => r,
-                    Err(e) => {
-                        out.push(Err(e.to_string()));
-                        return;
-                    }
-                };
-                let status = resp.status().as_u16();
-                match resp.into_body().collect().await {
-                    Ok(b) => out.push(Ok((status, b.to_bytes().to_vec()))),
-                    Err(e) => {
-                        out.push(Err(e.to_string()));
-                        return;
-                    }
-                }
+    let out = RefCell::new(Vec::new());
+    let _ = drive(
+        async {
+            exchange(wire, requests, &out).await;
+        },
+        &drained,
+        || out.borrow().len(),
+    );
+    out.into_inner()
+}
+
+/// Sends `requests` GETs one after the other and records each response (stops at an error).
+async fn exchange(wire: Wire, requests: usize, out: &RefCell<Vec<SeenResponse>>) {
+    let push = |r: SeenResponse| out.borrow_mut().push(r);
+    let (mut sender, conn) = match hyper::client::conn::http1::handshake(wire).await {
+        Ok(pair) => pair,
+        Err(e) => return push(Err(e.to_string())),
+    };
+    let requests = async {
+        for _ in 0..requests {
+            let req = Request::get("/")
+                .header("host", "backend")
+                .body(Empty::<Bytes>::new())
+                .expect("a static request");
+            let resp = match sender.send_request(req).await {
+                Ok(r) => r,
+                Err(e) => return push(Err(e.to_string())),
+            };
+            let status = resp.status().as_u16();
+            match resp.into_body().collect().await {
+                Ok(b) => push(Ok((status, b.to_bytes().to_vec()))),
+                Err(e) => return push(Err(e.to_string())),
             }
-        };
-        // The connection task and the exchange run together, as a spawned conn would.
-        let exchange = Box::pin(exchange);
-        let _ = futures::future::select(conn, exchange).await;
-        out
-    })
+        }
+    };
+    // The connection task and the requests run together, as a spawned conn would.
+    let _ = futures::future::select(Box::pin(conn), Box::pin(requests)).await;
 }
