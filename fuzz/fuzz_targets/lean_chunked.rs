@@ -34,6 +34,14 @@ fuzz_target!(|data: &[u8]| {
     stream.extend_from_slice(&body[..n]);
     stream.extend_from_slice(NEXT);
     let seen = hyper_server_reads(&stream);
+    // hyper refusing the body's content (a trailer or an extension its parser finds
+    // malformed) is no disagreement on framing: it answers 400 and closes. A body it is still
+    // reading when the input ends, or a second message it does not see as sent, is.
+    if let [first, ..] = &seen[..] {
+        if matches!(&first.body, Err(e) if e != shoal_fuzz::BODY_NEVER_ENDED) {
+            return;
+        }
+    }
     let ok = matches!(
         &seen[..],
         [first, next] if first.body.is_ok() && next.target == "/next" && next.body == Ok(Vec::new())

@@ -100,6 +100,10 @@ impl Write for Wire {
     }
 }
 
+/// The body of a request whose head hyper read but whose body had not ended when the input
+/// did (it reads the request as longer than what was sent).
+pub const BODY_NEVER_ENDED: &str = "the body never ended";
+
 /// A request as hyper read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeenRequest {
@@ -147,7 +151,7 @@ pub fn hyper_server_reads(input: &[u8]) -> Vec<SeenRequest> {
                         .iter()
                         .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
                         .collect(),
-                    body: Err("the body never ended".into()),
+                    body: Err(BODY_NEVER_ENDED.into()),
                 });
                 seen.len() - 1
             };
