@@ -4,6 +4,7 @@
 # the command to replay it is printed). docs/fuzzing.md has the targets and the figures.
 #
 #   scripts/fuzz.sh [seconds per target, default 60] [target ...]
+#   FUZZ_RUNS=10000000 scripts/fuzz.sh 3600 frame_decode   # stop after N executions
 #
 # Stable toolchain: RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its -Z flags. The fuzz crate has
 # its own target dir (FUZZ_TARGET_DIR) so its instrumented build never touches the
@@ -24,6 +25,8 @@ export RUSTC_BOOTSTRAP=1
 # Release with debug assertions and overflow checks (an overflow in a parser is a finding);
 # no sanitizer: the code under test is safe Rust, and ASan would halve the executions.
 flags=(--fuzz-dir fuzz -O -a -s none --target-dir "$target_dir")
+runs=()
+[ -n "${FUZZ_RUNS:-}" ] && runs=(-runs="$FUZZ_RUNS")
 start=$(date +%s)
 cargo fuzz build "${flags[@]}"
 echo "fuzz: build took $(( $(date +%s) - start )) s"
@@ -35,15 +38,15 @@ for t in "${targets[@]}"; do
   echo "fuzz: $t for ${secs} s"
   if ! cargo fuzz run "${flags[@]}" "$t" "$corpus" "fuzz/seeds/$t" -- \
       -max_total_time="$secs" -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
-      -artifact_prefix="fuzz/artifacts/$t/" >"$log" 2>&1; then
+      -artifact_prefix="fuzz/artifacts/$t/" "${runs[@]}" >"$log" 2>&1; then
     echo "fuzz: $t CRASHED; see $log; replay: RUSTC_BOOTSTRAP=1 cargo fuzz run ${flags[*]} $t fuzz/artifacts/$t/<file>" >&2
     grep -E "panicked|ERROR|SUMMARY" "$log" | head -5 >&2 || true
     status=1
     continue
   fi
-  runs=$(grep -Eo 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -Eo '[0-9]+$' || echo '?')
+  done_runs=$(grep -Eo 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -Eo '[0-9]+$' || echo '?')
   speed=$(grep -Eo 'stat::average_exec_per_sec: *[0-9]+' "$log" | grep -Eo '[0-9]+$' || echo '?')
   units=$(find "$corpus" -type f | wc -l)
-  echo "fuzz: $t ok: $runs executions, $speed exec/s, corpus $units inputs"
+  echo "fuzz: $t ok: $done_runs executions, $speed exec/s, corpus $units inputs"
 done
 exit $status

@@ -69,13 +69,11 @@ fn the_cluster_channel_runs_through_the_proxies_and_their_delay_is_measured() {
     for (i, n) in nodes.iter_mut().enumerate() {
         n.wait_members(&others(i), T);
     }
-    for from in 0..3 {
-        for to in (0..3).filter(|&t| t != from) {
+    for (from, from_name) in NAMES.iter().enumerate() {
+        for (to, to_name) in NAMES.iter().enumerate().filter(|&(t, _)| t != from) {
             assert!(
                 lab.link(from, to).accepted() > 0,
-                "{} reached {} without the proxy",
-                NAMES[from],
-                NAMES[to]
+                "{from_name} reached {to_name} without the proxy"
             );
         }
     }
