@@ -5,6 +5,7 @@
 #
 #   scripts/fuzz.sh [seconds per target, default 60] [target ...]
 #   FUZZ_RUNS=10000000 scripts/fuzz.sh 3600 frame_decode   # stop after N executions
+#   FUZZ_MAX_LEN=8192 (default 65536): the longest input tried
 #
 # Stable toolchain: RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its -Z flags. The fuzz crate has
 # its own target dir (FUZZ_TARGET_DIR) so its instrumented build never touches the
@@ -37,7 +38,7 @@ for t in "${targets[@]}"; do
   log="$target_dir/$t.log"
   echo "fuzz: $t for ${secs} s"
   if ! cargo fuzz run "${flags[@]}" "$t" "$corpus" "fuzz/seeds/$t" -- \
-      -max_total_time="$secs" -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
+      -max_total_time="$secs" -rss_limit_mb=2048 -max_len="${FUZZ_MAX_LEN:-65536}" -print_final_stats=1 \
       -artifact_prefix="fuzz/artifacts/$t/" "${runs[@]}" >"$log" 2>&1; then
     echo "fuzz: $t CRASHED; see $log; replay: RUSTC_BOOTSTRAP=1 cargo fuzz run ${flags[*]} $t fuzz/artifacts/$t/<file>" >&2
     grep -E "panicked|ERROR|SUMMARY" "$log" | head -5 >&2 || true
