@@ -10,6 +10,7 @@
 //! builds the workspace before testing (alone: `cargo build -p shoal && cargo test -p shoal-tests`).
 pub mod cut;
 pub mod farm;
+pub mod fault_proxy;
 pub mod frames;
 pub mod front;
 pub mod front_kill;

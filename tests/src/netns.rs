@@ -12,14 +12,22 @@
 //!   drops that share of the node's cluster packets (`numgen random`).
 //!
 //! What the kernel here lacks: `tc netem` (`Specified qdisc kind is unknown`), so delay,
-//! jitter and reordering need a proxy; they are not part of this harness yet.
+//! jitter and reordering go through a proxy: [`Lab::proxy_links`] starts one
+//! [`FaultProxy`] per directed link (i → j) in the test process, on the test's address, and
+//! an nftables DNAT rule in node i's namespace sends its connections to j's cluster port
+//! there. Nodes still dial and advertise the real addresses (membership, the failure
+//! detector's probes and the handshake see no difference); j sees them come from the test's
+//! address. A connection i opened to j carries both directions of bytes through link
+//! (i → j); [`Lab::delay`] sets one link, [`Lab::delay_all`] every link.
 //!
 //! Needs root (CI runs as root), `ip` and `nft` (scripts/prereqs.sh installs nftables); a
 //! missing one fails the test with the reason. [`Lab`]'s drop removes every namespace and
 //! veth it made, also when the test panics; a lab left behind by a killed test process is
 //! removed by the next one that picks its number.
-use std::net::Ipv4Addr;
+use crate::fault_proxy::FaultProxy;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::process::Command;
+use std::time::Duration;
 
 /// Runs `args` (a whole command line), panicking with its stderr when it fails.
 fn run(args: &[&str]) {
@@ -84,6 +92,8 @@ fn remove_lab(k: u8) {
 pub struct Lab {
     k: u8,
     n: usize,
+    /// One proxy per directed link, `from * n + to` (none to itself), once proxied.
+    links: Vec<Option<FaultProxy>>,
 }
 
 impl Lab {
@@ -91,7 +101,11 @@ impl Lab {
     pub fn new(n: usize) -> Lab {
         assert!((1..=200).contains(&n), "a lab has 1..=200 nodes");
         let k = Self::claim();
-        let lab = Lab { k, n };
+        let lab = Lab {
+            k,
+            n,
+            links: Vec::new(),
+        };
         let hub = lab.hub();
         run(&["ip", "netns", "exec", &hub, "ip", "link", "set", "lo", "up"]);
         run(&[
@@ -220,12 +234,17 @@ impl Lab {
     }
 
     /// Drops what node `from` sends to node `to` (one direction: `to` still reaches `from`,
-    /// though a TCP connection needs both).
+    /// though a TCP connection needs both). With [`Lab::proxy_links`], the proxy of link
+    /// `from` → `to` is cut too (both directions of `from`'s connections to `to`): the
+    /// packets of proxied connections no longer carry `to`'s address.
     pub fn cut(&self, from: usize, to: usize) {
         self.nft(
             from,
             &format!("add rule inet shoal out ip daddr {} drop\n", self.ip(to)),
         );
+        if !self.links.is_empty() {
+            self.link(from, to).cut();
+        }
     }
 
     /// Cuts the link between `a` and `b` both ways.
@@ -250,17 +269,95 @@ impl Lab {
         }
     }
 
-    /// Drops `percent` % of what node `i` sends to the other nodes, at random.
+    /// Drops `percent` % of what node `i` sends to the other nodes, at random. With
+    /// [`Lab::proxy_links`], also of what it sends through the proxies (its connections to
+    /// them and its answers to theirs), not of what it answers the test.
     pub fn loss(&self, i: usize, percent: u8) {
         assert!(percent <= 100);
-        self.nft(
-            i,
-            &format!(
-                "add rule inet shoal out ip daddr 10.77.{k}.0/24 ip daddr != 10.77.{k}.254 \
-                 numgen random mod 100 < {percent} drop\n",
-                k = self.k
-            ),
+        let k = self.k;
+        let mut rules = format!(
+            "add rule inet shoal out ip daddr 10.77.{k}.0/24 ip daddr != 10.77.{k}.254 \
+             numgen random mod 100 < {percent} drop\n"
         );
+        if let Some(port) = self.proxied_port() {
+            let ports: Vec<String> = (0..self.n)
+                .filter(|&j| j != i)
+                .map(|j| self.link(i, j).addr().port().to_string())
+                .collect();
+            rules.push_str(&format!(
+                "add rule inet shoal out ip daddr 10.77.{k}.254 tcp dport {{ {} }} \
+                 numgen random mod 100 < {percent} drop\n\
+                 add rule inet shoal out ip daddr 10.77.{k}.254 tcp sport {port} \
+                 numgen random mod 100 < {percent} drop\n",
+                ports.join(", ")
+            ));
+        }
+        self.nft(i, &rules);
+    }
+
+    /// Sends every connection node `i` opens to node `j`'s cluster `port` through a
+    /// [`FaultProxy`] of its own (see the module doc). Call it before the nodes start, so
+    /// that no connection bypasses the proxies.
+    pub fn proxy_links(&mut self, port: u16) {
+        assert!(self.links.is_empty(), "the links are proxied already");
+        let host = Ipv4Addr::new(10, 77, self.k, 254);
+        for from in 0..self.n {
+            let mut rules = String::from(
+                "add table ip shoalnat\n\
+                 add chain ip shoalnat out { type nat hook output priority -100; }\n",
+            );
+            for to in 0..self.n {
+                if from == to {
+                    self.links.push(None);
+                    continue;
+                }
+                let p = FaultProxy::start(
+                    SocketAddr::from((host, 0)),
+                    SocketAddr::from((self.ip(to), port)),
+                );
+                rules.push_str(&format!(
+                    "add rule ip shoalnat out ip daddr {} tcp dport {port} dnat to {}\n",
+                    self.ip(to),
+                    p.addr()
+                ));
+                self.links.push(Some(p));
+            }
+            self.nft(from, &rules);
+        }
+    }
+
+    /// The cluster port the links are proxied for, once [`Lab::proxy_links`] ran.
+    fn proxied_port(&self) -> Option<u16> {
+        self.links
+            .iter()
+            .flatten()
+            .next()
+            .map(|p| p.upstream().port())
+    }
+
+    /// The proxy of link `from` → `to` ([`Lab::proxy_links`] first).
+    pub fn link(&self, from: usize, to: usize) -> &FaultProxy {
+        assert!(
+            from != to && from < self.n && to < self.n,
+            "no link {from} -> {to}"
+        );
+        self.links
+            .get(from * self.n + to)
+            .and_then(Option::as_ref)
+            .unwrap_or_else(|| panic!("link {from} -> {to} is not proxied: call proxy_links first"))
+    }
+
+    /// Delays every chunk on link `from` → `to` (both directions of its connections) by
+    /// `delay ± jitter`.
+    pub fn delay(&self, from: usize, to: usize, delay: Duration, jitter: Duration) {
+        self.link(from, to).set_delay(delay, jitter);
+    }
+
+    /// [`Lab::delay`] on every link.
+    pub fn delay_all(&self, delay: Duration, jitter: Duration) {
+        for p in self.links.iter().flatten() {
+            p.set_delay(delay, jitter);
+        }
     }
 
     /// Removes every fault of node `i`.
@@ -268,10 +365,13 @@ impl Lab {
         self.nft(i, "flush chain inet shoal in\nflush chain inet shoal out\n");
     }
 
-    /// Removes every fault.
+    /// Removes every fault (the proxies' cuts included; their delays stay).
     pub fn heal(&self) {
         for i in 0..self.n {
             self.heal_node(i);
+        }
+        for p in self.links.iter().flatten() {
+            p.heal();
         }
     }
 }

@@ -41,6 +41,8 @@ pub mod stats;
 mod backend;
 mod body;
 mod fallback;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod headers;
 mod health;
 mod lean;

@@ -42,6 +42,13 @@ use deadline::Deadline;
 use head::{ReqHead, Request, RespBody, RespHead, Response, Rules};
 use upstream::Upstream;
 
+/// For the fuzz targets (`crate::fuzzing`): the parser and scanner they hold against hyper.
+#[cfg(feature = "fuzzing")]
+pub(crate) mod fuzz_entry {
+    pub(crate) use super::chunked::ChunkedEnd;
+    pub(crate) use super::head::{parse_request, ReqHead, Rules};
+}
+
 use crate::backend::BackendState;
 use crate::fallback::{self, Rewind};
 use crate::retry::{self, Attempt, Failure, Forwarded};
