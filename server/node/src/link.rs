@@ -5,7 +5,7 @@
 //! `ClusterLink` docs), by spawning nothing and awaiting nothing before the enqueue.
 use crate::roles::serves_sessions;
 use futures::future::BoxFuture;
-use shoal_cluster::{Member, MemberId, SendOptions};
+use shoal_cluster::{DisappearReason, Member, MemberId, SendOptions};
 use shoal_net::{Channel, IncomingMessage, MembershipEvent, Outcome};
 use shoal_session::{ClusterLink, Completion, Incoming, LinkEvent, SendResults};
 use std::sync::{Arc, Mutex};
@@ -68,6 +68,10 @@ impl ChannelLink {
                 Ok(())
             }
             MembershipEvent::Added(m) => tx.send(LinkEvent::MemberAdded(m.clone())),
+            MembershipEvent::Disappeared {
+                member,
+                reason: DisappearReason::Left,
+            } => tx.send(LinkEvent::MemberLeft(member.clone())),
             MembershipEvent::Disappeared { member, .. } => {
                 tx.send(LinkEvent::MemberRemoved(member.clone()))
             }

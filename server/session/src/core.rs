@@ -276,6 +276,7 @@ impl Core {
     pub(crate) fn replication_failed(&mut self, id: &SessionId) {
         if let Some(e) = self.sessions.entries.get_mut(id) {
             e.resync = true;
+            e.unacked = true;
         }
     }
 

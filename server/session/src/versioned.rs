@@ -26,6 +26,12 @@ pub(crate) struct Entry {
     /// BackupManager: the primary (when this node is a backup) and the backups.
     pub owner: Option<MemberId>,
     pub backups: Vec<MemberId>,
+    /// The version held is a change made here that not every replica acknowledged (a
+    /// synchronous replication failed, a promotion nobody confirmed): a node catching up
+    /// after a partition (`partition = "majority"`) neither advertises it nor keeps it
+    /// against another member's copy. Cleared when another member's copy replaces it or a
+    /// new change is made here.
+    pub unacked: bool,
 }
 
 impl Entry {
@@ -37,6 +43,7 @@ impl Entry {
             last_replicated: 0,
             owner: None,
             backups: Vec::new(),
+            unacked: false,
         }
     }
 }
@@ -117,12 +124,44 @@ impl VersionedSessions {
                 }
                 s.last_access = s.last_access.max(e.session.last_access);
                 e.session = s;
+                e.unacked = false;
             }
             None => {
                 self.entries.insert(id.clone(), Box::new(Entry::replica(s)));
             }
         }
         self.drain_pending(&id, now, stats);
+        true
+    }
+
+    /// Replaces what is held with another member's copy whatever their ranks (a node
+    /// catching up after a partition gives up its unacknowledged changes, see
+    /// [`Entry::unacked`]). False if `s` was removed here meanwhile.
+    pub(crate) fn yield_to(
+        &mut self,
+        mut s: Session,
+        now: Millis,
+        stats: &mut ManagerStats,
+    ) -> bool {
+        if self.removed_at_or_after(&s.id, s.version) {
+            return false;
+        }
+        s.is_new = false;
+        let id = s.id.clone();
+        match self.entries.get_mut(&id) {
+            Some(e) => {
+                s.last_access = s.last_access.max(e.session.last_access);
+                e.session = s;
+                e.unacked = false;
+                e.primary = false;
+                e.resync = true;
+            }
+            None => {
+                self.entries.insert(id.clone(), Box::new(Entry::replica(s)));
+            }
+        }
+        self.pending.remove(&id);
+        let _ = (now, stats);
         true
     }
 
@@ -176,6 +215,7 @@ impl VersionedSessions {
         s.stamp = d.stamp;
         s.last_access = s.last_access.max(d.last_access);
         e.primary = false;
+        e.unacked = false;
         let id = d.id.clone();
         self.drain_pending(&id, now, stats);
         DeltaOutcome::Applied

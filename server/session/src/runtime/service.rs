@@ -8,13 +8,16 @@ use super::persistent::PersistentService;
 use super::write_behind::WriteBehind;
 use crate::error::SessionError;
 use crate::id::SessionId;
-use crate::manager::{Lookup, ManagerConfig, Outgoing, RequestEnd, SessionManager};
+use crate::manager::{
+    Lookup, ManagerConfig, ManagerKind, Outgoing, PartitionPolicy, RequestEnd, SessionManager,
+};
 use crate::message::SessionMessage;
+use crate::quorum::Quorum;
 use crate::session::{Millis, Session};
 use crate::stats::ManagerStats;
 use futures::future::BoxFuture;
 use shoal_cluster::MemberId;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{watch, Notify};
@@ -57,6 +60,12 @@ pub struct SessionService {
     /// A replicated context with a store: the changes this node serves are saved there
     /// behind the requests (see `write_behind.rs`), and a miss is looked up there.
     write_behind: Option<Arc<WriteBehind>>,
+    /// The node's view of the expected members (split-brain protection); `None`: never
+    /// partitioned (a service built outside a registry).
+    quorum: Option<Arc<Mutex<Quorum>>>,
+    /// `partition = "majority"`: this node lost the majority and has not caught up since
+    /// (see [`Self::partition_gate`]).
+    partitioned: AtomicBool,
 }
 
 impl SessionService {
@@ -78,6 +87,81 @@ impl SessionService {
             filtered_requests: AtomicU64::new(0),
             persistent: None,
             write_behind: None,
+            quorum: None,
+            partitioned: AtomicBool::new(false),
+        }
+    }
+
+    /// The node's view of the expected members, shared by its contexts.
+    pub(crate) fn with_quorum(mut self, quorum: Arc<Mutex<Quorum>>) -> Self {
+        self.quorum = Some(quorum);
+        self
+    }
+
+    /// Split-brain protection applies: `partition = "majority"` on a replicated context
+    /// (a persistent context's store is its single source of truth).
+    fn guards_majority(&self) -> bool {
+        self.config.partition_policy() == PartitionPolicy::Majority
+            && self.config.manager != ManagerKind::Persistent
+            && self.quorum.is_some()
+    }
+
+    /// The one question the request path asks before it serves a session (one it presents,
+    /// or one it created): `Err` (503 with the reason and `Retry-After`) while this node
+    /// sees no majority of the expected members, and after the majority comes back until
+    /// it caught up with the members it met (their state fetched, its own unacknowledged
+    /// changes given up), so it serves no stale session after a heal.
+    pub fn partition_gate(&self) -> Result<(), SessionError> {
+        if !self.guards_majority() || !self.partitioned.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let status = match &self.quorum {
+            Some(q) => q.lock().unwrap_or_else(|p| p.into_inner()).status(),
+            None => return Ok(()),
+        };
+        let why = if status.has_majority() {
+            format!("catching up with the cluster after a partition ({status})")
+        } else {
+            format!("partitioned: it {status}")
+        };
+        Err(SessionError::NoQuorum {
+            node: self.route.clone(),
+            context: self.context.clone(),
+            why,
+        })
+    }
+
+    /// Why this context serves no session now (readiness and health), if it does not.
+    pub fn partition_state(&self) -> Option<String> {
+        self.partition_gate().err().map(|e| e.to_string())
+    }
+
+    /// Follows the quorum: partitioned when the majority is lost; serving again once it is
+    /// back and the manager caught up. Called by the pump after membership changes, ticks
+    /// and (while partitioned) messages.
+    pub(crate) fn update_partition(&self) {
+        if !self.guards_majority() {
+            return;
+        }
+        let status = match &self.quorum {
+            Some(q) => q.lock().unwrap_or_else(|p| p.into_inner()).status(),
+            None => return,
+        };
+        let was = self.partitioned.load(Ordering::Acquire);
+        if !status.has_majority() && !was {
+            self.lock().set_partitioned(true, now_ms());
+            self.partitioned.store(true, Ordering::Release);
+            tracing::warn!(context = %self.context, node = %self.route,
+                "partitioned: this node {status}; it serves no session until it sees a majority again and caught up (partition = \"majority\")");
+        } else if status.has_majority() && was {
+            let mut m = self.lock();
+            if !m.reconciling() && m.is_ready() {
+                m.set_partitioned(false, now_ms());
+                drop(m);
+                self.partitioned.store(false, Ordering::Release);
+                tracing::info!(context = %self.context, node = %self.route,
+                    "caught up after a partition: this node {status}; serving sessions again");
+            }
         }
     }
 
@@ -392,6 +476,9 @@ impl SessionService {
         if let Some(done) = done {
             done.complete(r.ack);
         }
+        if self.partitioned.load(Ordering::Relaxed) {
+            self.update_partition();
+        }
         self.changed.notify_waiters();
     }
 
@@ -409,6 +496,7 @@ impl SessionService {
 
     pub(crate) fn tick(&self) {
         self.run(|m| m.handle_timeout(now_ms()));
+        self.update_partition();
         self.changed.notify_waiters();
     }
 }
