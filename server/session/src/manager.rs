@@ -258,7 +258,9 @@ pub trait SessionManager: Send {
     /// majority of the expected members, `false` once it caught up after seeing them again.
     /// While partitioned a manager gives up its unacknowledged changes to the members it
     /// meets and waits for their state before [`Self::reconciling`] turns false.
-    fn set_partitioned(&mut self, _partitioned: bool, _now: Millis) {}
+    fn set_partitioned(&mut self, _partitioned: bool, _now: Millis) -> Vec<Outgoing> {
+        Vec::new()
+    }
 
     /// Still catching up with the members met since the majority came back (their digest
     /// or locations, and the sessions fetched from them). The runtime serves no session

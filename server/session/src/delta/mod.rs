@@ -277,8 +277,9 @@ impl SessionManager for DeltaManager {
         self.core.fill_stats(self.core.stats.clone())
     }
 
-    fn set_partitioned(&mut self, partitioned: bool, _now: Millis) {
+    fn set_partitioned(&mut self, partitioned: bool, _now: Millis) -> Vec<Outgoing> {
         self.catch_up.set_partitioned(partitioned);
+        Vec::new()
     }
 
     fn reconciling(&self) -> bool {

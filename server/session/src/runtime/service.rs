@@ -149,15 +149,17 @@ impl SessionService {
         };
         let was = self.partitioned.load(Ordering::Acquire);
         if !status.has_majority() && !was {
-            self.lock().set_partitioned(true, now_ms());
+            self.run(|m| m.set_partitioned(true, now_ms()));
             self.partitioned.store(true, Ordering::Release);
             tracing::warn!(context = %self.context, node = %self.route,
                 "partitioned: this node {status}; it serves no session until it sees a majority again and caught up (partition = \"majority\")");
         } else if status.has_majority() && was {
-            let mut m = self.lock();
-            if !m.reconciling() && m.is_ready() {
-                m.set_partitioned(false, now_ms());
-                drop(m);
+            let caught_up = {
+                let m = self.lock();
+                !m.reconciling() && m.is_ready()
+            };
+            if caught_up {
+                self.run(|m| m.set_partitioned(false, now_ms()));
                 self.partitioned.store(false, Ordering::Release);
                 tracing::info!(context = %self.context, node = %self.route,
                     "caught up after a partition: this node {status}; serving sessions again");

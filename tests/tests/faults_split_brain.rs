@@ -1,0 +1,139 @@
+//! Split-brain by policy (issue #12): clients send each request to a random node while one
+//! node is cut off from the cluster channel (the test still reaches it) and then healed,
+//! every operation checked by the history checker (tests/src/history.rs).
+//!
+//! `partition = "majority"` (the default for sync replication): the node cut off sees no
+//! majority, answers 503 `no-quorum` with `Retry-After` for every session, says so in its
+//! readiness, and after the heal catches up before it serves again: no lost acknowledged
+//! update, no stale read, no lost session.
+use shoal_testkit::{eventually_blocking, get_blocking};
+use shoal_tests::history::{Promise, Recorder, Report};
+use shoal_tests::netns::Lab;
+use shoal_tests::split::{self, admin, SplitCluster};
+use shoal_tests::workload::{run_into, Routing, Workload};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(20);
+
+/// Random routing over `c` while node `cut` (by index) is isolated, then healed; returns
+/// the checker's report. `during` runs while the node is cut off (after every side dropped
+/// the other), `after` once the heal is seen.
+fn cut_and_heal(
+    lab: &Lab,
+    c: &mut SplitCluster,
+    cut: usize,
+    during: impl FnOnce(&SplitCluster),
+    after: impl FnOnce(&SplitCluster),
+) -> Report {
+    let names = split::names(c.nodes.len());
+    let others: Vec<&str> = names
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != cut)
+        .map(|(_, n)| n.as_str())
+        .collect();
+    let recorder = Recorder::new();
+    let stop = AtomicBool::new(false);
+    let w = Workload {
+        clients: 4,
+        sessions_per_client: 3,
+        requests_per_client: 20_000,
+        routing: Routing::Random,
+        seed: 12,
+    };
+    let addrs = c.addrs.clone();
+    std::thread::scope(|s| {
+        let load = s.spawn(|| run_into(&addrs, &w, &recorder, &stop));
+        eventually_blocking("the load under way", T, || recorder.len() >= 150);
+
+        let since: Vec<usize> = c.nodes.iter_mut().map(|n| n.proc.mark()).collect();
+        lab.isolate(cut);
+        for (i, n) in c.nodes.iter_mut().enumerate() {
+            if i == cut {
+                n.proc
+                    .wait_since(since[i], "member_disappeared", &others, T);
+            } else {
+                n.proc
+                    .wait_since(since[i], "member_disappeared", &[&names[cut]], T);
+            }
+        }
+        let at_cut = recorder.len();
+        eventually_blocking("requests served while the node is cut off", T, || {
+            recorder.len() >= at_cut + 300
+        });
+        during(c);
+
+        let since: Vec<usize> = c.nodes.iter_mut().map(|n| n.proc.mark()).collect();
+        lab.heal();
+        for (i, n) in c.nodes.iter_mut().enumerate() {
+            if i == cut {
+                n.proc.wait_since(since[i], "member_added", &others, T);
+            } else {
+                n.proc
+                    .wait_since(since[i], "member_added", &[&names[cut]], T);
+            }
+        }
+        after(c);
+        let at_heal = recorder.len();
+        eventually_blocking("requests served after the heal", T, || {
+            recorder.len() >= at_heal + 400
+        });
+        stop.store(true, Ordering::Relaxed);
+        load.join().expect("load thread");
+    });
+    recorder.history().check()
+}
+
+/// The node cut off answers 503 no-quorum with Retry-After for a session, and its
+/// readiness names the partition.
+fn minority_refuses(c: &SplitCluster, cut: usize) {
+    let addr = &c.nodes[cut].http;
+    // Any well-formed id: the gate answers before the session is looked up.
+    let cookie = format!("JSESSIONID={}.node1", "A".repeat(32));
+    let r = get_blocking(addr, "/app/counter", Some(&cookie), &[]).expect("reach the node");
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(r.body.contains("no-quorum"), "{}", r.body);
+    assert!(
+        r.body.contains("sees 1 of"),
+        "names members seen/needed: {}",
+        r.body
+    );
+    assert!(r.header("retry-after").is_some(), "Retry-After: {}", r.body);
+    let (status, body) = admin(&c.admin[cut], "GET", "/api/v1/ready").expect("ready");
+    assert_ne!(status, 200, "not ready while partitioned: {body}");
+    assert!(body.contains("partition:/app"), "{body}");
+    let (_, body) = admin(&c.admin[cut], "GET", "/api/v1/health").expect("health");
+    assert!(body.contains("degraded"), "{body}");
+}
+
+/// Every node serves again (readiness ok) within `T` after the heal.
+fn all_ready_again(c: &SplitCluster) {
+    for (i, a) in c.admin.iter().enumerate() {
+        eventually_blocking(&format!("node{} ready after the heal", i + 1), T, || {
+            admin(a, "GET", "/api/v1/ready").is_ok_and(|(s, _)| s == 200)
+        });
+    }
+}
+
+fn majority_case(session: &str, what: &str) {
+    let lab = Lab::new(3);
+    let mut c = split::start(&lab, 3, session);
+    let report = cut_and_heal(&lab, &mut c, 2, |c| minority_refuses(c, 2), all_ready_again);
+    assert_eq!(report.sessions, 12, "{report}");
+    assert!(
+        report.not_applied > 0,
+        "the node cut off refused some requests: {report}"
+    );
+    report
+        .holds(Promise::STRICT)
+        .unwrap_or_else(|e| panic!("{what}, random routing, node3 cut off and healed: {e}"));
+}
+
+#[test]
+fn delta_sync_majority_loses_nothing_under_random_routing_across_a_cut_and_heal() {
+    majority_case(
+        "manager = \"delta\"\nreplication = \"sync\"\npartition = \"majority\"",
+        "delta sync majority",
+    );
+}
