@@ -262,6 +262,11 @@ pub trait SessionManager: Send {
         Vec::new()
     }
 
+    /// Some expected member is out of sight (`true`) or every one is seen again (`false`):
+    /// changes made while apart are reported if a heal discards them
+    /// (`ManagerStats::partition_conflicts`).
+    fn set_apart(&mut self, _apart: bool) {}
+
     /// Still catching up with the members met since the majority came back (their digest
     /// or locations, and the sessions fetched from them). The runtime serves no session
     /// until it is false.

@@ -32,6 +32,11 @@ pub(crate) struct Entry {
     /// against another member's copy. Cleared when another member's copy replaces it or a
     /// new change is made here.
     pub unacked: bool,
+    /// Changed here while some expected member was out of sight (see `Core::apart`): if
+    /// another member's copy replaces it before a member took this one, the changes made
+    /// here are lost, and that is reported (`ManagerStats::partition_conflicts`, a warn log
+    /// naming the session), never silent.
+    pub split_write: bool,
 }
 
 impl Entry {
@@ -44,6 +49,7 @@ impl Entry {
             owner: None,
             backups: Vec::new(),
             unacked: false,
+            split_write: false,
         }
     }
 }
@@ -123,6 +129,9 @@ impl VersionedSessions {
                     stats.conflicts += 1;
                 }
                 s.last_access = s.last_access.max(e.session.last_access);
+                if std::mem::take(&mut e.split_write) {
+                    stats.note_partition_conflict(&id, e.session.version, s.version);
+                }
                 e.session = s;
                 e.unacked = false;
             }
@@ -216,6 +225,8 @@ impl VersionedSessions {
         s.last_access = s.last_access.max(d.last_access);
         e.primary = false;
         e.unacked = false;
+        // Built on this copy: what was written here is in it.
+        e.split_write = false;
         let id = d.id.clone();
         self.drain_pending(&id, now, stats);
         DeltaOutcome::Applied

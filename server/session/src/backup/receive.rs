@@ -62,6 +62,12 @@ impl BackupManager {
                 e.backups = loc.backups;
                 return;
             } else {
+                if e.split_write && (loc.version, loc.stamp) != e.session.rank() {
+                    let ours = e.session.version;
+                    self.core
+                        .stats
+                        .note_partition_conflict(&loc.id, ours, loc.version);
+                }
                 self.core.sessions.entries.remove(&loc.id);
             }
         }

@@ -66,6 +66,8 @@ pub struct SessionService {
     /// `partition = "majority"`: this node lost the majority and has not caught up since
     /// (see [`Self::partition_gate`]).
     partitioned: AtomicBool,
+    /// Some expected member is out of sight (told to the manager, see `set_apart`).
+    apart: AtomicBool,
 }
 
 impl SessionService {
@@ -89,6 +91,7 @@ impl SessionService {
             write_behind: None,
             quorum: None,
             partitioned: AtomicBool::new(false),
+            apart: AtomicBool::new(false),
         }
     }
 
@@ -140,13 +143,17 @@ impl SessionService {
     /// back and the manager caught up. Called by the pump after membership changes, ticks
     /// and (while partitioned) messages.
     pub(crate) fn update_partition(&self) {
-        if !self.guards_majority() {
-            return;
-        }
         let status = match &self.quorum {
             Some(q) => q.lock().unwrap_or_else(|p| p.into_inner()).status(),
             None => return,
         };
+        let apart = status.enforced && status.seen < status.expected;
+        if self.apart.swap(apart, Ordering::AcqRel) != apart {
+            self.lock().set_apart(apart);
+        }
+        if !self.guards_majority() {
+            return;
+        }
         let was = self.partitioned.load(Ordering::Acquire);
         if !status.has_majority() && !was {
             self.run(|m| m.set_partitioned(true, now_ms()));
