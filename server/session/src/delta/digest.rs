@@ -9,9 +9,10 @@
 //!   gets a delta for a session it does not hold yet (a synchronous write would then fail
 //!   with "missing earlier versions" until the fetch completes).
 //!
-//! A member still in its state transfer answers an empty digest (all it holds is a copy
-//! of the cluster's), so a plain join costs one small request per member and no real
-//! digest: the joiner's memory stays that of its sessions.
+//! A member still in its state transfer does not answer the request (all it holds is a
+//! copy of the cluster's), so a plain join costs one small request per member and no
+//! digest: the joiner's memory stays that of its sessions. (A partitioned node waiting for
+//! that member's digest asks again every second, and gets it once the transfer is done.)
 //!
 //! Catching up after a partition (`partition = "majority"`, [`CatchUp`]): a node that lost
 //! the majority served no session since, so every change it holds that was not
@@ -91,15 +92,11 @@ impl DeltaManager {
             .collect()
     }
 
-    /// Answers a DIGEST_REQUEST: empty during the state transfer (see the module docs);
-    /// while partitioned, without the unacknowledged changes.
+    /// Answers a DIGEST_REQUEST (only when ready: see the module docs); while partitioned,
+    /// without the unacknowledged changes.
     pub(super) fn digest(&mut self, to: MemberId) -> Vec<Outgoing> {
         if self.transfer.is_some() {
-            let empty = SessionMessage::Digest {
-                sessions: vec![],
-                removed: vec![],
-            };
-            return self.core.msg(vec![to], &empty, false).into_iter().collect();
+            return vec![];
         }
         let store = &self.core.sessions;
         let hide_unacked = self.catch_up.partitioned;
