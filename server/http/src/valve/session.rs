@@ -60,7 +60,13 @@ impl Valve for SessionValve {
         // `SessionHandle::commit` for one it creates).
         if requested.is_some() {
             if let Err(e) = self.service.partition_gate() {
-                return Box::pin(async move { HttpError::Session(e).into_response() });
+                let mut resp = HttpError::Session(e).into_response();
+                // Nothing ran: a balancer may send it to another node (shoal balancer does).
+                resp.headers_mut().insert(
+                    HeaderName::from_static(shoal_cluster::roles::REFUSED_HEADER),
+                    HeaderValue::from_static("no-quorum"),
+                );
+                return Box::pin(async move { resp });
             }
         }
         let handle = SessionHandle::new(self.service.clone(), requested);
