@@ -82,7 +82,30 @@ fn cut_and_heal(
         stop.store(true, Ordering::Relaxed);
         load.join().expect("load thread");
     });
-    recorder.history().check()
+    let history = recorder.history();
+    let report = history.check();
+    if report.holds(Promise::STRICT).is_err() {
+        // The operations of the sessions named in the anomalies, for the failure message.
+        let t0 = history.ops.iter().map(|o| o.start).min();
+        for op in &history.ops {
+            let named = report
+                .examples
+                .iter()
+                .any(|e| e.starts_with(&format!("session {} ", op.session)));
+            if let (true, Some(t0)) = (named, t0) {
+                eprintln!(
+                    "session {} {:?} on {} at {:?}..{:?}: {:?}",
+                    op.session,
+                    op.kind,
+                    op.node,
+                    op.start - t0,
+                    op.end - t0,
+                    op.outcome
+                );
+            }
+        }
+    }
+    report
 }
 
 /// The node cut off answers 503 no-quorum with Retry-After for a session, and its

@@ -65,7 +65,11 @@ fn a_heal_of_two_sides_with_their_own_sessions_reconciles_every_node() {
         s.spawn(|| create(&c.nodes[2].http, n));
     });
     let want = 2 * n as u64;
-    assert_eq!(active(&c.admin[0]), Some(n as u64), "majority side before the heal");
+    assert_eq!(
+        active(&c.admin[0]),
+        Some(n as u64),
+        "majority side before the heal"
+    );
     assert_eq!(active(&c.admin[2]), Some(n as u64), "node3 before the heal");
 
     let healed = Instant::now();

@@ -124,6 +124,20 @@ impl Quorum {
         self.members.insert(addr, now);
     }
 
+    /// [`Self::status`] with `live` (the members in the channel's view right now) as the
+    /// members seen: the view changes before the events that feed this reach it, and a
+    /// request must not be acknowledged by a node that already lost the others.
+    pub fn status_with_live(&self, live: impl Iterator<Item = SocketAddr>) -> QuorumStatus {
+        let mut s = self.status();
+        let seen = 1 + live
+            .filter(|a| *a != self.local && self.members.get(a) != Some(&Seen::Left))
+            .count();
+        s.seen = seen;
+        s.expected = s.expected.max(seen);
+        s.needed = s.expected / 2 + 1;
+        s
+    }
+
     pub fn status(&self) -> QuorumStatus {
         let count = |s: Seen| self.members.values().filter(|v| **v == s).count();
         let seen = 1 + count(Seen::Live);
@@ -222,6 +236,20 @@ mod tests {
         assert!(q.status().has_majority());
         q.removed(addr(3), false);
         assert!(!q.status().has_majority());
+    }
+
+    #[test]
+    fn the_live_view_overrides_what_was_seen() {
+        let q = three();
+        // The channel dropped both others; the events have not arrived yet.
+        let s = q.status_with_live(std::iter::empty());
+        assert_eq!((s.seen, s.expected), (1, 3));
+        assert!(!s.has_majority());
+        let s = q.status_with_live([addr(2)].into_iter());
+        assert!(s.has_majority());
+        // A member in the view the events have not announced yet counts too.
+        let q = Quorum::new(addr(1), &[addr(1), addr(2), addr(3)], None);
+        assert!(q.status_with_live([addr(2)].into_iter()).has_majority());
     }
 
     #[test]

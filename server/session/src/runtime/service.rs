@@ -115,23 +115,36 @@ impl SessionService {
     /// it caught up with the members it met (their state fetched, its own unacknowledged
     /// changes given up), so it serves no stale session after a heal.
     pub fn partition_gate(&self) -> Result<(), SessionError> {
-        if !self.guards_majority() || !self.partitioned.load(Ordering::Acquire) {
+        if !self.guards_majority() {
             return Ok(());
         }
-        let status = match &self.quorum {
-            Some(q) => q.lock().unwrap_or_else(|p| p.into_inner()).status(),
-            None => return Ok(()),
+        let Some(status) = self.quorum_now() else {
+            return Ok(());
         };
-        let why = if status.has_majority() {
+        let why = if !status.has_majority() {
+            format!("partitioned: it {status}")
+        } else if self.partitioned.load(Ordering::Acquire) {
             format!("catching up with the cluster after a partition ({status})")
         } else {
-            format!("partitioned: it {status}")
+            return Ok(());
         };
         Err(SessionError::NoQuorum {
             node: self.route.clone(),
             context: self.context.clone(),
             why,
         })
+    }
+
+    /// The quorum with the channel's view of now as the members seen (it runs ahead of the
+    /// membership events the pump feeds the quorum with).
+    fn quorum_now(&self) -> Option<crate::quorum::QuorumStatus> {
+        let q = self.quorum.as_ref()?;
+        let live: Vec<std::net::SocketAddr> = self.link.members().iter().map(|m| m.addr).collect();
+        let status = q
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .status_with_live(live.into_iter());
+        Some(status)
     }
 
     /// Why this context serves no session now (readiness and health), if it does not.
@@ -399,9 +412,11 @@ impl SessionService {
                 wb.wait_for_room().await;
             }
         }
-        if waits.is_empty() {
+        let majority = self.guards_majority();
+        if waits.is_empty() && !majority {
             return Ok(());
         }
+        let replicated = !waits.is_empty();
         let mut failed = Vec::new();
         for fut in waits {
             for (to, r) in fut.await {
@@ -410,14 +425,28 @@ impl SessionService {
                 }
             }
         }
+        // `partition = "majority"`: members that vanished during the send count as done
+        // (below), but if that leaves this node without a majority, nobody may hold this
+        // write: not acknowledged (and given up at the heal, see `Entry::unacked`).
+        if majority && self.quorum_now().is_some_and(|q| !q.has_majority()) {
+            let why = self
+                .partition_gate()
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            failed.push((self.link.local().id, why));
+        }
         // A member that is gone no longer counts: its copy went with it.
         if !failed.is_empty() {
-            let live: Vec<MemberId> = self.link.members().iter().map(|m| m.id).collect();
+            let mut live: Vec<MemberId> = self.link.members().iter().map(|m| m.id).collect();
+            live.push(self.link.local().id);
             failed.retain(|(to, _)| live.contains(to));
         }
-        self.replicated_requests.fetch_add(1, Ordering::Relaxed);
-        self.replication_us
-            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        if replicated {
+            self.replicated_requests.fetch_add(1, Ordering::Relaxed);
+            self.replication_us
+                .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        }
         if failed.is_empty() {
             return Ok(());
         }
