@@ -68,7 +68,15 @@ pub struct SessionService {
     partitioned: AtomicBool,
     /// Some expected member is out of sight (told to the manager, see `set_apart`).
     apart: AtomicBool,
+    /// While partitioned: when the majority came back (ms since the epoch, 0: not back).
+    majority_back: AtomicU64,
 }
+
+/// A node back from a partition serves again once it caught up with every expected member,
+/// or, if some stay out of sight (crashed, still cut off), with those it sees once this long
+/// passed since the majority came back: a member it does not see yet may still be
+/// reconnecting, and acknowledges writes without it until then.
+const CATCH_UP_GRACE_MS: u64 = 5_000;
 
 impl SessionService {
     /// Must run inside a tokio runtime (spawns the ordered sender task).
@@ -92,6 +100,7 @@ impl SessionService {
             quorum: None,
             partitioned: AtomicBool::new(false),
             apart: AtomicBool::new(false),
+            majority_back: AtomicU64::new(0),
         }
     }
 
@@ -168,13 +177,25 @@ impl SessionService {
             return;
         }
         let was = self.partitioned.load(Ordering::Acquire);
+        if !status.has_majority() {
+            self.majority_back.store(0, Ordering::Release);
+        }
         if !status.has_majority() && !was {
             self.run(|m| m.set_partitioned(true, now_ms()));
             self.partitioned.store(true, Ordering::Release);
             tracing::warn!(context = %self.context, node = %self.route,
                 "partitioned: this node {status}; it serves no session until it sees a majority again and caught up (partition = \"majority\")");
         } else if status.has_majority() && was {
-            let caught_up = {
+            let now = now_ms();
+            let back = match self.majority_back.load(Ordering::Acquire) {
+                0 => {
+                    self.majority_back.store(now, Ordering::Release);
+                    now
+                }
+                t => t,
+            };
+            let everyone = status.seen >= status.expected;
+            let caught_up = (everyone || now >= back + CATCH_UP_GRACE_MS) && {
                 let m = self.lock();
                 !m.reconciling() && m.is_ready()
             };
