@@ -439,12 +439,21 @@ impl SessionService {
         }
         let replicated = !waits.is_empty();
         let mut failed = Vec::new();
+        let mut acked = 0;
         for fut in waits {
             for (to, r) in fut.await {
-                if let Err(e) = r {
-                    failed.push((to, e));
+                match r {
+                    Ok(()) => acked += 1,
+                    Err(e) => failed.push((to, e)),
                 }
             }
+        }
+        // `partition = "majority"`: a write sent to replicas that all vanished during the
+        // send (BackupManager's one backup, cut off by a partition this node has not noticed
+        // yet) is held here only: not acknowledged.
+        if majority && acked == 0 && !failed.is_empty() {
+            let why = format!("no replica acknowledged ({})", failed[0].1);
+            failed.push((self.link.local().id, why));
         }
         // `partition = "majority"`: members that vanished during the send count as done
         // (below), but if that leaves this node without a majority, nobody may hold this
