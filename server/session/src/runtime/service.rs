@@ -439,22 +439,14 @@ impl SessionService {
         }
         let replicated = !waits.is_empty();
         let mut failed = Vec::new();
-        let mut acked = 0;
         for fut in waits {
             for (to, r) in fut.await {
-                match r {
-                    Ok(()) => acked += 1,
-                    Err(e) => failed.push((to, e)),
+                if let Err(e) = r {
+                    failed.push((to, e));
                 }
             }
         }
-        // `partition = "majority"`: a write sent to replicas that all vanished during the
-        // send (BackupManager's one backup, cut off by a partition this node has not noticed
-        // yet) is held here only: not acknowledged.
-        if majority && acked == 0 && !failed.is_empty() {
-            let why = format!("no replica acknowledged ({})", failed[0].1);
-            failed.push((self.link.local().id, why));
-        }
+
         // `partition = "majority"`: members that vanished during the send count as done
         // (below), but if that leaves this node without a majority, nobody may hold this
         // write: not acknowledged (and given up at the heal, see `Entry::unacked`).
@@ -466,8 +458,12 @@ impl SessionService {
                 .unwrap_or_default();
             failed.push((self.link.local().id, why));
         }
-        // A member that is gone no longer counts: its copy went with it.
-        if !failed.is_empty() {
+        // A member that is gone no longer counts: its copy went with it. Not under
+        // `partition = "majority"`: a member that vanished during the send may be alive on
+        // the other side of a partition, holding an older copy it still serves (an old
+        // BackupManager primary that missed the new location), so every replica in the
+        // view at send time must acknowledge.
+        if !failed.is_empty() && !majority {
             let mut live: Vec<MemberId> = self.link.members().iter().map(|m| m.id).collect();
             live.push(self.link.local().id);
             failed.retain(|(to, _)| live.contains(to));
