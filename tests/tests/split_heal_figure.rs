@@ -60,9 +60,10 @@ fn a_heal_of_two_sides_with_their_own_sessions_reconciles_every_node() {
     c.nodes[2]
         .proc
         .wait_since(since[2], "member_disappeared", &["node1", "node2"], T);
+    let (majority, minority) = (c.nodes[0].http.clone(), c.nodes[2].http.clone());
     std::thread::scope(|s| {
-        s.spawn(|| create(&c.nodes[0].http, n));
-        s.spawn(|| create(&c.nodes[2].http, n));
+        s.spawn(|| create(&majority, n));
+        s.spawn(|| create(&minority, n));
     });
     let want = 2 * n as u64;
     assert_eq!(
