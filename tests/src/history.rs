@@ -132,6 +132,9 @@ pub struct Report {
     pub impossible: usize,
     /// The first anomalies, each naming the session, the operation and the node.
     pub examples: Vec<String>,
+    /// The server-side ids (`<id>`, no route) of the sessions that lost acknowledged
+    /// updates: what a reconciliation must have reported (`partition = "available"`).
+    pub lost_update_ids: std::collections::BTreeSet<String>,
 }
 
 /// How many anomalies a report spells out.
@@ -265,6 +268,9 @@ impl History {
                         0
                     };
                     r.lost_updates += lost;
+                    if lost > 0 {
+                        r.lost_update_ids.insert(id.clone());
+                    }
                     r.note(format!(
                         "{at}: saw {seen}, but {} was acknowledged before{}",
                         s.floor,
@@ -370,6 +376,7 @@ mod tests {
         s.inc(0, 1).inc(0, 2).inc(0, 3).inc(0, 2).inc(0, 3);
         let r = s.report();
         assert_eq!((r.stale_reads, r.lost_updates), (1, 2), "{r}");
+        assert_eq!(r.lost_update_ids.iter().collect::<Vec<_>>(), ["a"], "{r}");
         assert!(r.holds(Promise::STRICT).is_err());
         assert!(r.examples[0].contains("session 0 op 3"), "{r}");
     }

@@ -18,6 +18,7 @@ pub mod history;
 pub mod netns;
 pub mod persistent;
 pub mod sessions;
+pub mod split;
 pub mod workload;
 
 /// Ports for the nodes' listeners, below the kernel's ephemeral range.

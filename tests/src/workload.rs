@@ -68,6 +68,11 @@ fn outcome(reply: Result<Reply, String>) -> (Outcome, Option<String>) {
                 ),
             }
         }
+        // A failed synchronous replication is applied on the node that answered (and maybe
+        // on some replicas): it may or may not survive, so it is not "not applied".
+        503 if r.body.starts_with("error=replication-failed") => {
+            (Outcome::Unknown(format!("503: {}", r.body.trim())), None)
+        }
         409 | 503 if r.header("retry-after").is_some() => (Outcome::NotApplied, None),
         s => (Outcome::Unknown(format!("{s}: {}", r.body.trim())), None),
     }

@@ -4,8 +4,9 @@
 //! A request is resent only if it provably never reached a backend (connect failure, with
 //! `redispatch`), or if it is idempotent and the backend closed the connection before any
 //! response byte (with `retry_idempotent`); and in both cases only if its body can be sent
-//! again (a streamed body cannot). Everything else that loses its backend gets a 502 saying
-//! so.
+//! again (a streamed body cannot). A `503` marked refused (`x-shoal-refused`: the node ran
+//! nothing, see `shoal_cluster::roles::REFUSED_HEADER`) is sent to another backend the same
+//! way. Everything else that loses its backend gets a 502 saying so.
 
 use std::future::Future;
 use std::sync::atomic::Ordering;
@@ -28,6 +29,9 @@ pub(crate) enum Failure {
     Client(String),
     /// No response head within `response_timeout`.
     Timeout,
+    /// The backend answered `503` with [`shoal_cluster::roles::REFUSED_HEADER`]: it did not
+    /// run the request (a node cut off from the majority), so any other backend may.
+    Refused(String),
 }
 
 /// How [`forward`] ended.
@@ -114,6 +118,8 @@ fn note_failure(backend: &BackendState, failure: &Failure) {
         }
         Failure::Lost(why) => backend.set_last_error(why.clone()),
         Failure::Timeout => backend.set_last_error("response timeout".into()),
+        // Up, but serving no session now: not marked down (its other requests still work).
+        Failure::Refused(why) => backend.set_last_error(why.clone()),
         Failure::Client(_) => {}
     }
 }
@@ -122,6 +128,7 @@ fn note_failure(backend: &BackendState, failure: &Failure) {
 fn may_resend(config: &BalancerConfig, failure: &Failure, idempotent: bool) -> bool {
     match failure {
         Failure::NotSent(_) => config.redispatch,
+        Failure::Refused(_) => true,
         Failure::Lost(_) => idempotent && config.retry_idempotent,
         Failure::Client(_) | Failure::Timeout => false,
     }
@@ -146,6 +153,10 @@ pub(crate) fn give_up_text(method: &str, last: Option<(String, Failure)>) -> (St
                  because {method} is not idempotent and may already have been applied: check \
                  before repeating it"
             ),
+        ),
+        Some((route, Failure::Refused(why))) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("every backend tried refused the request; last tried {route}: {why}"),
         ),
         Some((route, Failure::Client(why))) => (
             StatusCode::BAD_REQUEST,

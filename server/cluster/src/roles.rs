@@ -26,6 +26,10 @@ pub const READY_NOTICE: &[u8] = b"SHOAL-READY\x01";
 /// Response header of a draining node (value `1`); a balancer with a static backend list
 /// reads it in its health probes and stops sending new sessions there.
 pub const DRAINING_HEADER: &str = "x-shoal-draining";
+/// Response header of a `503` a node answers *without running the request* (split-brain
+/// protection: it sees no majority, `partition = "majority"`): a balancer may send the same
+/// request to another node, whatever its method, since nothing was applied.
+pub const REFUSED_HEADER: &str = "x-shoal-refused";
 /// Request header of a balancer's health probe (value `health`): valve plugins see it and may
 /// skip work meant for users (the SDK's `Request::is_health_probe`). Any client can send it,
 /// so a valve must never skip a security check for it.

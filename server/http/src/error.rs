@@ -29,6 +29,7 @@ impl HttpError {
             HttpError::Session(SessionError::NotFound(_)) => "session-gone",
             HttpError::Session(SessionError::ReplicationFailed { .. }) => "replication-failed",
             HttpError::Session(SessionError::NotReady(_)) | HttpError::NotReady(_) => "not-ready",
+            HttpError::Session(SessionError::NoQuorum { .. }) => "no-quorum",
             HttpError::Session(SessionError::Decode(_)) | HttpError::BadRequest(_) => "bad-request",
             HttpError::Persist(PersistError::Conflict { .. }) => "session-conflict",
             HttpError::Persist(PersistError::Unavailable { .. }) => "store-unavailable",

@@ -291,6 +291,10 @@ impl SessionHandle {
             let Some(s) = st.session.as_ref() else {
                 return Ok(());
             };
+            // A session made on a node cut off from the majority would be known only here.
+            if st.created {
+                self.service.partition_gate()?;
+            }
             RequestEnd {
                 id: Some(s.id.clone()),
                 ops: std::mem::take(&mut st.ops),

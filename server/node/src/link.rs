@@ -5,7 +5,7 @@
 //! `ClusterLink` docs), by spawning nothing and awaiting nothing before the enqueue.
 use crate::roles::serves_sessions;
 use futures::future::BoxFuture;
-use shoal_cluster::{Member, MemberId, SendOptions};
+use shoal_cluster::{DisappearReason, Member, MemberId, SendOptions};
 use shoal_net::{Channel, IncomingMessage, MembershipEvent, Outcome};
 use shoal_session::{ClusterLink, Completion, Incoming, LinkEvent, SendResults};
 use std::sync::{Arc, Mutex};
@@ -68,6 +68,10 @@ impl ChannelLink {
                 Ok(())
             }
             MembershipEvent::Added(m) => tx.send(LinkEvent::MemberAdded(m.clone())),
+            MembershipEvent::Disappeared {
+                member,
+                reason: DisappearReason::Left,
+            } => tx.send(LinkEvent::MemberLeft(member.clone())),
             MembershipEvent::Disappeared { member, .. } => {
                 tx.send(LinkEvent::MemberRemoved(member.clone()))
             }
@@ -95,18 +99,16 @@ impl ClusterLink for ChannelLink {
     ) -> BoxFuture<'static, SendResults> {
         let opts = SendOptions(if sync { SYNC_OPTIONS } else { ASYNC_OPTIONS });
         let fut = self.channel.send_now(to, payload, opts);
-        let channel = self.channel.clone();
+        // A destination that left the view during the send (drained and left, or declared
+        // dead) is reported failed like any other: the session runtime decides whether the
+        // members that remain acknowledge the write (they do, unless split-brain protection
+        // needs one replica's acknowledgement, see `SessionService::end_request`).
         Box::pin(async move {
             let report = fut.await;
-            let members = channel.members();
             report
                 .results
                 .into_iter()
                 .map(|(m, o)| match o {
-                    // A destination that left the view during the send (drained and left,
-                    // or declared dead) holds no replica any more: the write is acknowledged
-                    // by the members that remain, so it is not a replication failure.
-                    Outcome::Failed(_) if !members.iter().any(|x| x.id == m) => (m, Ok(())),
                     Outcome::Failed(why) => (m, Err(why)),
                     _ => (m, Ok(())),
                 })

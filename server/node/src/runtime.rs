@@ -101,6 +101,8 @@ pub async fn start(
     // The stack moves into the channel's driver: keep its description for the admin API.
     let layers = stack.describe();
     let ack_timeout_ms = parts.settings.node.ack_timeout.as_millis() as u64;
+    // Split-brain protection counts the static list (or `expected_members`).
+    let (expected_static, expected_count) = expected_members(&parts.settings.membership);
     let (channel, incoming) = Channel::start(parts.settings, stack)
         .await
         .context("cannot start the cluster channel")?;
@@ -163,6 +165,8 @@ pub async fn start(
         .start()
         .context("invalid [http] configuration")?;
     let _ = node_facts.http.set(Arc::downgrade(&http));
+    http.registry()
+        .expect_members(&expected_static, expected_count);
     // A persistent context whose store cannot be reached, or whose table lacks a column,
     // stops the node here: the error names the store, the table or column and what to do.
     http.registry()
@@ -441,6 +445,27 @@ async fn demultiplex(
             }
         }
     }
+}
+
+/// The members split-brain protection expects: the static list's addresses (names
+/// resolved now; one that does not resolve is logged and not counted), or the
+/// `expected_members` count for multicast and DNS membership.
+fn expected_members(m: &shoal_net::MembershipConfig) -> (Vec<std::net::SocketAddr>, Option<usize>) {
+    use std::net::ToSocketAddrs;
+    if m.provider != shoal_net::Provider::Static {
+        return (Vec::new(), m.expected_members);
+    }
+    let mut addrs = Vec::new();
+    for s in &m.members {
+        match s.to_socket_addrs().map(|mut a| a.next()) {
+            Ok(Some(a)) => addrs.push(a),
+            _ => tracing::warn!(
+                member = %s,
+                "[cluster.membership] members: cannot resolve {s}; split-brain protection does not count it"
+            ),
+        }
+    }
+    (addrs, None)
 }
 
 async fn follow_membership(

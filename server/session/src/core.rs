@@ -30,6 +30,9 @@ pub(crate) struct Core {
     /// Write-behind (a replicated context with a store): removals made here, taken by the
     /// runtime after each call (`SessionManager::take_removed`). `None`: not recorded.
     removed: Option<Vec<(SessionId, u64)>>,
+    /// Some expected member is out of sight (a partition, a crash): changes made here now
+    /// are marked ([`Entry::split_write`]) so a heal that discards them reports them.
+    pub(crate) apart: bool,
 }
 
 impl Core {
@@ -55,6 +58,7 @@ impl Core {
             stats: ManagerStats::default(),
             counters: MessageCounters::default(),
             next_request: 1,
+            apart: false,
         }
     }
 
@@ -202,6 +206,9 @@ impl Core {
         }
         e.session.apply_ops(ops);
         e.session.last_access = now;
+        if !ops.is_empty() && self.apart {
+            e.split_write = true;
+        }
         Ok(())
     }
 
@@ -237,7 +244,12 @@ impl Core {
         id: SessionId,
         request: u64,
     ) -> Vec<Outgoing> {
-        let session = self.sessions.get(&id).map(|e| e.session.clone());
+        // The member takes this copy: what was written here apart is not lost when a copy
+        // built on it comes back whole.
+        let session = self.sessions.entries.get_mut(&id).map(|e| {
+            e.split_write = false;
+            e.session.clone()
+        });
         let fetched = SessionMessage::Fetched {
             id,
             request,
@@ -276,6 +288,7 @@ impl Core {
     pub(crate) fn replication_failed(&mut self, id: &SessionId) {
         if let Some(e) = self.sessions.entries.get_mut(id) {
             e.resync = true;
+            e.unacked = true;
         }
     }
 
@@ -352,6 +365,10 @@ macro_rules! forward_to_core {
 
         fn replication_failed(&mut self, id: &$crate::id::SessionId) {
             self.core.replication_failed(id)
+        }
+
+        fn set_apart(&mut self, apart: bool) {
+            self.core.apart = apart;
         }
 
         fn take_removed(&mut self) -> Vec<($crate::id::SessionId, u64)> {

@@ -24,6 +24,15 @@ pub enum SessionError {
     NotReady(String),
     #[error("bad session message: {0}")]
     Decode(String),
+    /// `partition = "majority"`: this node cannot see a majority of the expected members
+    /// (or it is catching up after seeing them again), so it serves no session; another
+    /// node can (`Retry-After`).
+    #[error("node {node} serves no session of context `{context}`: {why} (partition = \"majority\"); retry on another node")]
+    NoQuorum {
+        node: String,
+        context: String,
+        why: String,
+    },
 }
 
 impl SessionError {
@@ -34,7 +43,9 @@ impl SessionError {
             SessionError::TooManyAttributes { .. } => 422,
             SessionError::BadAttributeName => 400,
             SessionError::NotFound(_) => 410,
-            SessionError::ReplicationFailed { .. } | SessionError::NotReady(_) => 503,
+            SessionError::ReplicationFailed { .. }
+            | SessionError::NotReady(_)
+            | SessionError::NoQuorum { .. } => 503,
             SessionError::Decode(_) => 400,
         }
     }

@@ -182,6 +182,7 @@ mod memory;
 mod message;
 pub mod persistent;
 mod placement;
+pub mod quorum;
 mod runtime;
 mod session;
 mod stats;

@@ -121,6 +121,26 @@ pub struct ManagerConfig {
     /// queue that saves the sessions this node serves to the store (see
     /// `runtime/write_behind.rs`). Ignored without a store.
     pub write_behind: WriteBehindConfig,
+    /// What a node does when it cannot see a majority of the expected members (a network
+    /// partition): `majority` (the default for sync replication) stops serving session
+    /// requests there; `available` (the default for async) keeps serving on every side and
+    /// reconciles on heal, reporting each conflict. See [`PartitionPolicy`].
+    pub partition: Option<PartitionPolicy>,
+}
+
+/// Split-brain policy of a context (`partition = "majority" | "available"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PartitionPolicy {
+    /// A node that sees no majority of the expected members answers 503 (with the reason
+    /// and `Retry-After`) to every request that presents or creates a session, and, once
+    /// it sees a majority again, catches up before it serves: no acknowledged write is lost
+    /// and no stale session is served across a partition and its heal.
+    Majority,
+    /// Every side keeps serving; on heal each session is reconciled by the conflict rule
+    /// (higher `(version, stamp time, writer)` wins) and every session whose losing side had
+    /// acknowledged writes is reported (event, counter, warn log).
+    Available,
 }
 
 /// The write-behind queue of a replicated context with a store (the
@@ -190,7 +210,19 @@ impl Default for ManagerConfig {
             persistent: PersistentConfig::default(),
             store: None,
             write_behind: WriteBehindConfig::default(),
+            partition: None,
         }
+    }
+}
+
+impl ManagerConfig {
+    /// The split-brain policy: as set, else `majority` for sync replication and
+    /// `available` for async.
+    pub fn partition_policy(&self) -> PartitionPolicy {
+        self.partition.unwrap_or(match self.replication {
+            ReplicationMode::Sync => PartitionPolicy::Majority,
+            ReplicationMode::Async => PartitionPolicy::Available,
+        })
     }
 }
 
@@ -221,6 +253,26 @@ pub trait SessionManager: Send {
     /// change goes out as the whole session, so replicas that missed a version catch up
     /// without a gap.
     fn replication_failed(&mut self, id: &SessionId);
+
+    /// Split-brain protection (`partition = "majority"`): `true` when this node lost the
+    /// majority of the expected members, `false` once it caught up after seeing them again.
+    /// While partitioned a manager gives up its unacknowledged changes to the members it
+    /// meets and waits for their state before [`Self::reconciling`] turns false.
+    fn set_partitioned(&mut self, _partitioned: bool, _now: Millis) -> Vec<Outgoing> {
+        Vec::new()
+    }
+
+    /// Some expected member is out of sight (`true`) or every one is seen again (`false`):
+    /// changes made while apart are reported if a heal discards them
+    /// (`ManagerStats::partition_conflicts`).
+    fn set_apart(&mut self, _apart: bool) {}
+
+    /// Still catching up with the members met since the majority came back (their digest
+    /// or locations, and the sessions fetched from them). The runtime serves no session
+    /// until it is false.
+    fn reconciling(&self) -> bool {
+        false
+    }
 
     /// Where a session lives as far as this node knows: `(primary, backups)`. `None` when
     /// unknown or when every member holds it (DeltaManager). For the admin API.

@@ -20,6 +20,11 @@ pub struct ManagerStats {
     pub rejected_by_limits: u64,
     /// Concurrent writes of one session detected by version (see crate docs for the rule).
     pub conflicts: u64,
+    /// Sessions changed here while the cluster was apart (a partition) whose changes a heal
+    /// discarded for another member's copy (the conflict rule); each is also logged as a
+    /// warning with the session id. `partition_conflict_ids`: the latest ones.
+    pub partition_conflicts: u64,
+    pub partition_conflict_ids: Vec<String>,
     /// Messages ignored because the replica already had that version or a newer one.
     pub stale_messages: u64,
     /// Out-of-order deltas held until the gap before them filled.
@@ -54,6 +59,28 @@ pub struct ManagerStats {
     /// `manager = "delta"` or `"backup"` with a store: the write-behind queue (depth, lag,
     /// writes, conflicts, errors).
     pub write_behind: Option<WriteBehindStats>,
+}
+
+/// How many session ids [`ManagerStats::partition_conflict_ids`] keeps.
+const CONFLICT_IDS: usize = 1000;
+
+impl ManagerStats {
+    /// A heal replaced session `id`, changed here while apart at `ours`, with another
+    /// member's copy at `theirs`: counted, kept and logged.
+    pub(crate) fn note_partition_conflict(
+        &mut self,
+        id: &crate::id::SessionId,
+        ours: u64,
+        theirs: u64,
+    ) {
+        self.partition_conflicts += 1;
+        if self.partition_conflict_ids.len() >= CONFLICT_IDS {
+            self.partition_conflict_ids.remove(0);
+        }
+        self.partition_conflict_ids.push(id.to_string());
+        tracing::warn!(session = %id, ours, theirs,
+            "partition conflict: session {id} was changed here while the cluster was apart (version {ours}) and the heal kept another member's copy (version {theirs}); the changes made here are lost");
+    }
 }
 
 /// Health and counters of a context's write-behind queue.

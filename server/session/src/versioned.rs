@@ -26,6 +26,17 @@ pub(crate) struct Entry {
     /// BackupManager: the primary (when this node is a backup) and the backups.
     pub owner: Option<MemberId>,
     pub backups: Vec<MemberId>,
+    /// The version held is a change made here that not every replica acknowledged (a
+    /// synchronous replication failed, a promotion nobody confirmed): a node catching up
+    /// after a partition (`partition = "majority"`) neither advertises it nor keeps it
+    /// against another member's copy. Cleared when another member's copy replaces it or a
+    /// new change is made here.
+    pub unacked: bool,
+    /// Changed here while some expected member was out of sight (see `Core::apart`): if
+    /// another member's copy replaces it before a member took this one, the changes made
+    /// here are lost, and that is reported (`ManagerStats::partition_conflicts`, a warn log
+    /// naming the session), never silent.
+    pub split_write: bool,
 }
 
 impl Entry {
@@ -37,6 +48,8 @@ impl Entry {
             last_replicated: 0,
             owner: None,
             backups: Vec::new(),
+            unacked: false,
+            split_write: false,
         }
     }
 }
@@ -116,13 +129,48 @@ impl VersionedSessions {
                     stats.conflicts += 1;
                 }
                 s.last_access = s.last_access.max(e.session.last_access);
+                if std::mem::take(&mut e.split_write) {
+                    stats.note_partition_conflict(&id, e.session.version, s.version);
+                }
                 e.session = s;
+                e.unacked = false;
             }
             None => {
                 self.entries.insert(id.clone(), Box::new(Entry::replica(s)));
             }
         }
         self.drain_pending(&id, now, stats);
+        true
+    }
+
+    /// Replaces what is held with another member's copy whatever their ranks (a node
+    /// catching up after a partition gives up its unacknowledged changes, see
+    /// [`Entry::unacked`]). False if `s` was removed here meanwhile.
+    pub(crate) fn yield_to(
+        &mut self,
+        mut s: Session,
+        now: Millis,
+        stats: &mut ManagerStats,
+    ) -> bool {
+        if self.removed_at_or_after(&s.id, s.version) {
+            return false;
+        }
+        s.is_new = false;
+        let id = s.id.clone();
+        match self.entries.get_mut(&id) {
+            Some(e) => {
+                s.last_access = s.last_access.max(e.session.last_access);
+                e.session = s;
+                e.unacked = false;
+                e.primary = false;
+                e.resync = true;
+            }
+            None => {
+                self.entries.insert(id.clone(), Box::new(Entry::replica(s)));
+            }
+        }
+        self.pending.remove(&id);
+        let _ = (now, stats);
         true
     }
 
@@ -176,6 +224,9 @@ impl VersionedSessions {
         s.stamp = d.stamp;
         s.last_access = s.last_access.max(d.last_access);
         e.primary = false;
+        e.unacked = false;
+        // Built on this copy: what was written here is in it.
+        e.split_write = false;
         let id = d.id.clone();
         self.drain_pending(&id, now, stats);
         DeltaOutcome::Applied

@@ -152,6 +152,17 @@ async fn attempt(
     backend.outstanding.fetch_sub(1, Ordering::Relaxed);
 
     match result {
+        Ok(Ok(response))
+            if response.status() == StatusCode::SERVICE_UNAVAILABLE
+                && response
+                    .headers()
+                    .contains_key(shoal_cluster::roles::REFUSED_HEADER) =>
+        {
+            Err(Failure::Refused(format!(
+                "{} answered 503 without running the request",
+                backend.route
+            )))
+        }
         Ok(Ok(response)) => Ok(relay(response, &backend.route)),
         Ok(Err(e)) => Err(classify(&e)),
         Err(_) => Err(Failure::Timeout),

@@ -351,6 +351,15 @@ impl Conn {
         let head = self.send_and_read_head(backend, r).await;
         backend.outstanding.fetch_sub(1, Ordering::Relaxed);
         match head {
+            // Refused unrun: the connection is dropped (its body unread) and another backend
+            // gets the request.
+            Ok(Ok((_, response))) if response.refused => {
+                self.drop_upstream(backend);
+                Ok(Err(Failure::Refused(format!(
+                    "{} answered 503 without running the request",
+                    backend.route
+                ))))
+            }
             Ok(Ok((i, response))) => self.relay(i, response).await.map(Ok),
             Ok(Err(failure)) => {
                 self.drop_upstream(backend);

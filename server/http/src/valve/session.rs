@@ -54,7 +54,22 @@ impl Valve for SessionValve {
     }
 
     fn invoke(&self, mut req: Request, next: Next) -> BoxFuture<'static, Response> {
-        let handle = SessionHandle::new(self.service.clone(), self.requested_id(&req));
+        let requested = self.requested_id(&req);
+        // Split-brain protection: a node without the majority serves no session it may hold
+        // stale (`partition = "majority"`); a request without one still runs (see
+        // `SessionHandle::commit` for one it creates).
+        if requested.is_some() {
+            if let Err(e) = self.service.partition_gate() {
+                let mut resp = HttpError::Session(e).into_response();
+                // Nothing ran: a balancer may send it to another node (shoal balancer does).
+                resp.headers_mut().insert(
+                    HeaderName::from_static(shoal_cluster::roles::REFUSED_HEADER),
+                    HeaderValue::from_static("no-quorum"),
+                );
+                return Box::pin(async move { resp });
+            }
+        }
+        let handle = SessionHandle::new(self.service.clone(), requested);
         req.extensions_mut().insert(handle.clone());
         let (service, wait) = (self.service.clone(), self.ready_wait);
         let cookie = (

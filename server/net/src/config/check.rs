@@ -96,6 +96,21 @@ impl ClusterConfig {
         if m.refresh_ms == 0 {
             return Err(err("membership.refresh_ms", "must be > 0"));
         }
+        match m.expected_members {
+            Some(0) => {
+                return Err(err(
+                    "membership.expected_members",
+                    "must be >= 1 (the cluster's member count, this node included)",
+                ))
+            }
+            Some(_) if m.provider == Provider::Static => {
+                return Err(err(
+                    "membership.expected_members",
+                    "is for multicast and DNS membership; with provider = \"static\" the members list is the expected count (remove one of them)",
+                ))
+            }
+            _ => {}
+        }
         match m.provider {
             Provider::Static if m.members.is_empty() => {
                 // A lone node is legal (it waits for others to list it); nothing to check.

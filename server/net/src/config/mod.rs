@@ -112,6 +112,11 @@ pub struct MembershipConfig {
     pub members: Vec<String>,
     /// How often the static list is offered again (heals partitions and restarts), ms.
     pub refresh_ms: u64,
+    /// How many members the cluster has (this node included), for split-brain protection
+    /// (`partition = "majority"`) when there is no static list to count (multicast, DNS).
+    /// With a static list, the list is the count and this must be unset. Unset without a
+    /// static list: the cluster's size is unknown and no majority is enforced.
+    pub expected_members: Option<usize>,
     pub multicast: MulticastConfig,
     pub dns: DnsConfig,
 }
@@ -122,6 +127,7 @@ impl Default for MembershipConfig {
             provider: Provider::Static,
             members: Vec::new(),
             refresh_ms: 2000,
+            expected_members: None,
             multicast: MulticastConfig::default(),
             dns: DnsConfig::default(),
         }

@@ -255,6 +255,17 @@ impl NodeBackend {
             },
         ];
         let mut checks = checks;
+        // Split-brain protection: a context that serves no session (no majority, or still
+        // catching up after a heal) makes the node degraded.
+        for svc in self.node.http.registry().services() {
+            if let Some(why) = svc.partition_state() {
+                checks.push(Check {
+                    name: format!("partition:{}", svc.context()),
+                    ok: false,
+                    detail: why,
+                });
+            }
+        }
         // A persistent context whose store is down is degraded (sticky contexts still serve
         // from memory; per-request ones answer 503).
         for svc in self.node.http.registry().services() {
@@ -316,6 +327,14 @@ impl NodeBackend {
                     "waiting for the session state transfer from another member".into()
                 },
             });
+            // `partition = "majority"`: no session served without the majority.
+            if let Some(why) = svc.partition_state() {
+                checks.push(Check {
+                    name: format!("partition:{}", svc.context()),
+                    ok: false,
+                    detail: why,
+                });
+            }
         }
         let farm = self.node.farm.is_ready();
         checks.push(Check {

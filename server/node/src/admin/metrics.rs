@@ -234,7 +234,7 @@ impl NodeBackend {
     fn session_metrics(&self, out: &mut String) {
         let all = self.raw_stats();
         type Get = fn(&shoal_session::ManagerStats) -> u64;
-        let families: [(&str, &str, &str, Get); 7] = [
+        let families: [(&str, &str, &str, Get); 8] = [
             (
                 "shoal_sessions_active",
                 "gauge",
@@ -258,6 +258,12 @@ impl NodeBackend {
                 "counter",
                 "Concurrent writes of one session detected.",
                 |s| s.conflicts,
+            ),
+            (
+                "shoal_session_partition_conflicts_total",
+                "counter",
+                "Sessions changed here while the cluster was apart whose changes a heal discarded for another member's copy (each logged with its id).",
+                |s| s.partition_conflicts,
             ),
             (
                 "shoal_replication_requests_total",

@@ -35,6 +35,13 @@ pub(crate) struct BackupManager {
     /// When the members in `awaiting` are asked again: a GET_ALL_SESSIONS or its answer can
     /// be lost while members are still connecting (as in the DeltaManager's transfer).
     awaiting_reask: Millis,
+    /// Split-brain protection (`partition = "majority"`): this node lost the majority and
+    /// has not caught up since. While partitioned it leaves its unacknowledged sessions out
+    /// of the locations it sends, gives them up for the location another member announces,
+    /// and waits for the locations of each member it meets (`rejoin`, with when to ask
+    /// again) before it serves.
+    partitioned: bool,
+    rejoin: BTreeMap<MemberId, Millis>,
 }
 
 /// Members that have not answered GET_ALL_SESSIONS within this long are asked again.
@@ -55,7 +62,53 @@ impl BackupManager {
             awaiting: BTreeSet::new(),
             awaiting_deadline: 0,
             awaiting_reask: 0,
+            partitioned: false,
+            rejoin: BTreeMap::new(),
         }
+    }
+
+    /// After a member joins: primaries short of backups (some were lost while members were
+    /// gone and no replacement was reachable) get them back, by placement.
+    fn refill_backups(&mut self) -> Vec<Outgoing> {
+        let (local, n) = (self.core.local, self.core.cfg.backups);
+        let mut out = Vec::new();
+        let mut moved = Vec::new();
+        let short: Vec<SessionId> = self
+            .core
+            .sessions
+            .entries
+            .iter()
+            .filter(|(_, e)| e.primary && e.backups.len() < n)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in short {
+            let Some(e) = self.core.sessions.entries.get_mut(&id) else {
+                continue;
+            };
+            let mut exclude = e.backups.clone();
+            exclude.push(local);
+            let extra = placement::choose(
+                &id,
+                self.core.members.iter().copied(),
+                &exclude,
+                n - e.backups.len(),
+            );
+            if extra.is_empty() {
+                continue;
+            }
+            self.core.stats.backups_recreated += extra.len() as u64;
+            e.backups.extend(extra);
+            let put = SessionMessage::BackupPut {
+                session: e.session.clone(),
+                primary: local,
+                backups: e.backups.clone(),
+            };
+            let to = e.backups.clone();
+            out.extend(self.core.msg(to, &put, false));
+            moved.extend(self.location_of(&id));
+        }
+        out.extend(self.announce(moved, &[], false));
+        out
     }
 
     fn location_of(&self, id: &SessionId) -> Option<Location> {
@@ -84,6 +137,7 @@ impl BackupManager {
         let e = self.core.sessions.entries.get_mut(id)?;
         e.session.bump(now, local);
         e.session.is_new = false;
+        e.unacked = false;
         e.primary = true;
         e.owner = None;
         e.backups = backups.clone();
@@ -112,12 +166,14 @@ impl BackupManager {
     /// Answers GET_ALL_SESSIONS: the locations of our primary sessions, in batches, then
     /// TRANSFER_COMPLETE.
     fn send_locations(&mut self, to: MemberId, request: u64) -> Vec<Outgoing> {
+        // A partitioned node does not claim what nobody acknowledged (see `partitioned`).
+        let hide_unacked = self.partitioned;
         let ids: Vec<SessionId> = self
             .core
             .sessions
             .entries
             .iter()
-            .filter(|(_, e)| e.primary)
+            .filter(|(_, e)| e.primary && !(hide_unacked && e.unacked))
             .map(|(id, _)| id.clone())
             .collect();
         let locs: Vec<Location> = ids.iter().filter_map(|id| self.location_of(id)).collect();
@@ -282,16 +338,25 @@ impl SessionManager for BackupManager {
         self.on_message(from, msg, now)
     }
 
-    fn member_added(&mut self, member: MemberId, _now: Millis) -> Vec<Outgoing> {
+    fn member_added(&mut self, member: MemberId, now: Millis) -> Vec<Outgoing> {
         if member == self.core.local || !self.core.members.insert(member) {
             return vec![];
         }
-        // Learn where the newcomer's sessions live (it may have started alone).
-        self.ask_locations(member)
+        if self.partitioned {
+            self.rejoin.insert(member, now + REASK_MS);
+        }
+        // Learn where the newcomer's sessions live (it may have started alone, or it is
+        // back from the other side of a partition), and give every primary its backups.
+        let mut out = self.ask_locations(member);
+        if !self.partitioned {
+            out.extend(self.refill_backups());
+        }
+        out
     }
 
     fn member_removed(&mut self, member: MemberId, now: Millis) -> Vec<Outgoing> {
         self.awaiting.remove(&member);
+        self.rejoin.remove(&member);
         if !self.core.members.remove(&member) {
             return vec![];
         }
@@ -322,6 +387,16 @@ impl SessionManager for BackupManager {
             for m in silent {
                 out.extend(self.ask_locations(m));
             }
+        }
+        let late: Vec<MemberId> = self
+            .rejoin
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(m, _)| *m)
+            .collect();
+        for m in late {
+            self.rejoin.insert(m, now + REASK_MS);
+            out.extend(self.ask_locations(m));
         }
         out.extend(self.core.sweep(now));
         let due: Vec<SessionId> = self
@@ -366,5 +441,20 @@ impl SessionManager for BackupManager {
         let mut s = self.core.fill_stats(self.core.stats.clone());
         s.proxy_sessions = self.locations.len() as u64;
         s
+    }
+
+    fn set_partitioned(&mut self, partitioned: bool, _now: Millis) -> Vec<Outgoing> {
+        let caught_up = self.partitioned && !partitioned;
+        self.partitioned = partitioned;
+        self.rejoin.clear();
+        if caught_up {
+            // Primaries left short of backups while this node was cut off get them back.
+            return self.refill_backups();
+        }
+        vec![]
+    }
+
+    fn reconciling(&self) -> bool {
+        self.partitioned && !self.rejoin.is_empty()
     }
 }

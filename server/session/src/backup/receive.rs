@@ -46,16 +46,30 @@ impl BackupManager {
             return;
         }
         if let Some(e) = self.core.sessions.entries.get_mut(&loc.id) {
-            if (loc.version, loc.stamp) < e.session.rank() {
+            // Catching up after a partition: a change nobody acknowledged gives way to the
+            // copy another member announces, whatever the ranks.
+            let yields =
+                self.partitioned && e.unacked && (loc.version, loc.stamp) != e.session.rank();
+            if yields {
+                tracing::info!(context = %self.core.ctx, session = %loc.id, version = loc.version,
+                    "caught up after a partition: an unacknowledged change made here gives way to the cluster's copy");
+                self.core.sessions.entries.remove(&loc.id);
+            } else if (loc.version, loc.stamp) < e.session.rank() {
                 return;
-            }
-            if loc.backups.contains(&local) {
+            } else if loc.backups.contains(&local) {
                 e.primary = false;
                 e.owner = Some(loc.primary);
                 e.backups = loc.backups;
                 return;
+            } else {
+                if e.split_write && (loc.version, loc.stamp) != e.session.rank() {
+                    let ours = e.session.version;
+                    self.core
+                        .stats
+                        .note_partition_conflict(&loc.id, ours, loc.version);
+                }
+                self.core.sessions.entries.remove(&loc.id);
             }
-            self.core.sessions.entries.remove(&loc.id);
         }
         let newer = self
             .locations
@@ -137,6 +151,10 @@ impl BackupManager {
                 if heir == Some(local) || heir.is_none() {
                     self.core.stats.promotions += 1;
                     moved.extend(self.take_ownership(&id, now, &mut out));
+                    // Nobody confirmed it yet: this node may be the one cut off.
+                    if let Some(e) = self.core.sessions.entries.get_mut(&id) {
+                        e.unacked = true;
+                    }
                 } else {
                     e.owner = heir;
                 }
@@ -250,6 +268,7 @@ impl BackupManager {
             SessionMessage::GetAllSessions { request } => self.send_locations(from, request),
             SessionMessage::TransferComplete { .. } | SessionMessage::NoContextManager { .. } => {
                 self.awaiting.remove(&from);
+                self.rejoin.remove(&from);
                 vec![]
             }
             // The persistent runtime takes these before they reach a manager.

@@ -11,21 +11,75 @@
 //!
 //! A member still in its state transfer does not answer the request (all it holds is a
 //! copy of the cluster's), so a plain join costs one small request per member and no
-//! digest: the joiner's memory stays that of its sessions.
+//! digest: the joiner's memory stays that of its sessions. (A partitioned node waiting for
+//! that member's digest asks again every second, and gets it once the transfer is done.)
+//!
+//! Catching up after a partition (`partition = "majority"`, [`CatchUp`]): a node that lost
+//! the majority served no session since, so every change it holds that was not
+//! acknowledged (made just before it noticed the cut) must not win over the majority's
+//! acknowledged writes. While partitioned it leaves those out of its own digests, and when
+//! it meets members again it waits for each one's whole digest (the last batch is the one
+//! with fewer than `DIGEST_BATCH` entries), fetches what it lacks and, for an
+//! unacknowledged session the member holds in another version, takes the member's copy
+//! whatever the ranks. It serves again once every digest and fetch is in.
 use super::DeltaManager;
 use crate::id::SessionId;
 use crate::manager::Outgoing;
 use crate::message::SessionMessage;
-use crate::session::{Millis, Stamp};
+use crate::session::{Millis, Session, Stamp};
 use shoal_cluster::MemberId;
+use std::collections::BTreeMap;
 
-/// Entries per DIGEST message (~40 bytes each on the wire).
+/// Entries per DIGEST message (~40 bytes each on the wire). A digest's last batch holds
+/// fewer (possibly none): that is how the receiver knows it has the whole digest.
 const DIGEST_BATCH: usize = 4096;
+
+/// A member that has not sent its whole digest within this long is asked again.
+const DIGEST_REASK_MS: Millis = 1_000;
+/// A fetch made while catching up that got no answer within this long is given up.
+const CATCH_UP_FETCH_MS: Millis = 2_000;
+
+/// What a partitioned node still waits for (see the module docs).
+#[derive(Default)]
+pub(super) struct CatchUp {
+    partitioned: bool,
+    /// Members greeted while partitioned whose whole digest has not arrived: when to ask
+    /// again.
+    digests: BTreeMap<MemberId, Millis>,
+    /// Sessions fetched while catching up: whether the answer replaces ours whatever the
+    /// ranks (ours is unacknowledged), and when the fetch is given up.
+    fetches: BTreeMap<SessionId, (bool, Millis)>,
+}
+
+impl CatchUp {
+    pub(super) fn set_partitioned(&mut self, partitioned: bool) {
+        self.partitioned = partitioned;
+        if !partitioned {
+            self.digests.clear();
+            self.fetches.clear();
+        }
+    }
+
+    pub(super) fn pending(&self) -> bool {
+        self.partitioned && !(self.digests.is_empty() && self.fetches.is_empty())
+    }
+
+    pub(super) fn member_removed(&mut self, member: MemberId) {
+        self.digests.remove(&member);
+    }
+
+    pub(super) fn fetched(&mut self, id: &SessionId) -> Option<bool> {
+        self.fetches.remove(id).map(|(force, _)| force)
+    }
+}
 
 impl DeltaManager {
     /// A member appeared while this node is ready: ask it for its digest, send the next
     /// change of the sessions served here whole.
-    pub(super) fn greet(&mut self, member: MemberId) -> Vec<Outgoing> {
+    pub(super) fn greet(&mut self, member: MemberId, now: Millis) -> Vec<Outgoing> {
+        if self.catch_up.partitioned {
+            self.catch_up.digests.insert(member, now + DIGEST_REASK_MS);
+        }
         for e in self.core.sessions.entries.values_mut() {
             if e.primary {
                 e.resync = true;
@@ -38,15 +92,20 @@ impl DeltaManager {
             .collect()
     }
 
-    /// Answers a DIGEST_REQUEST (only when ready: see the module docs).
+    /// Answers a DIGEST_REQUEST (only when ready: see the module docs); while partitioned,
+    /// without the unacknowledged changes.
     pub(super) fn digest(&mut self, to: MemberId) -> Vec<Outgoing> {
         if self.transfer.is_some() {
             return vec![];
         }
         let store = &self.core.sessions;
+        let hide_unacked = self.catch_up.partitioned;
         let mut sessions = Vec::with_capacity(store.len().min(DIGEST_BATCH));
         let mut batches = Vec::new();
         for (id, e) in store.entries.iter() {
+            if hide_unacked && e.unacked {
+                continue;
+            }
             sessions.push((id.clone(), e.session.version, e.session.stamp));
             if sessions.len() == DIGEST_BATCH {
                 batches.push(std::mem::take(&mut sessions));
@@ -82,19 +141,69 @@ impl DeltaManager {
                 self.core.stats.sessions_expired += 1;
             }
         }
+        let last = sessions.len() < DIGEST_BATCH;
+        let catching_up = self.catch_up.partitioned;
         let mut out = Vec::new();
         for (id, version, stamp) in sessions {
             let store = &self.core.sessions;
             if store.removed_at_or_after(&id, version) {
                 continue;
             }
-            let behind = match store.get(&id) {
-                Some(e) => e.session.rank() < (version, stamp),
-                None => true,
+            let (behind, yields) = match store.get(&id) {
+                Some(e) => (
+                    e.session.rank() < (version, stamp),
+                    catching_up && e.unacked && e.session.rank() != (version, stamp),
+                ),
+                None => (true, false),
             };
-            if behind {
+            if behind || yields {
+                if catching_up {
+                    let until = now + CATCH_UP_FETCH_MS;
+                    self.catch_up.fetches.insert(id.clone(), (yields, until));
+                }
                 out.extend(self.fetch(id, from));
             }
+        }
+        if last {
+            self.catch_up.digests.remove(&from);
+        }
+        out
+    }
+
+    /// A FETCHED answer to a catch-up fetch: true if it replaced an unacknowledged copy
+    /// (else the caller applies it by rank).
+    pub(super) fn yield_fetched(&mut self, s: &Session, now: Millis) -> bool {
+        if self.catch_up.fetched(&s.id) != Some(true) {
+            return false;
+        }
+        let unacked = self.core.sessions.get(&s.id).is_some_and(|e| e.unacked);
+        if !unacked {
+            return false;
+        }
+        tracing::info!(context = %self.core.ctx, session = %s.id, version = s.version,
+            "caught up after a partition: an unacknowledged change made here gives way to the cluster's copy");
+        self.core
+            .sessions
+            .yield_to(s.clone(), now, &mut self.core.stats)
+    }
+
+    /// Asks again the members whose digest is late; gives up late catch-up fetches.
+    pub(super) fn catch_up_timeout(&mut self, now: Millis) -> Vec<Outgoing> {
+        self.catch_up.fetches.retain(|_, (_, until)| *until > now);
+        let late: Vec<MemberId> = self
+            .catch_up
+            .digests
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(m, _)| *m)
+            .collect();
+        let mut out = Vec::new();
+        for m in late {
+            self.catch_up.digests.insert(m, now + DIGEST_REASK_MS);
+            out.extend(
+                self.core
+                    .msg(vec![m], &SessionMessage::DigestRequest, false),
+            );
         }
         out
     }

@@ -31,6 +31,8 @@ pub(crate) struct DeltaManager {
     joiners: Vec<(MemberId, Millis)>,
     /// `start` saw no other member (see `member_added`).
     started_alone: bool,
+    /// Catching up after a partition (see `digest.rs`).
+    catch_up: digest::CatchUp,
 }
 
 impl DeltaManager {
@@ -40,6 +42,7 @@ impl DeltaManager {
             transfer: None,
             joiners: Vec::new(),
             started_alone: false,
+            catch_up: digest::CatchUp::default(),
         }
     }
 
@@ -134,6 +137,7 @@ impl SessionManager for DeltaManager {
         let changed = !end.ops.is_empty();
         let msg = if was_new || changed {
             e.session.bump(now, local);
+            e.unacked = false;
             e.session.is_new = false;
             let resync = std::mem::take(&mut e.resync);
             if was_new || whole || resync {
@@ -195,10 +199,15 @@ impl SessionManager for DeltaManager {
             SessionMessage::Fetched {
                 session: Some(s), ..
             } => {
-                self.core.sessions.apply_full(s, now, &mut self.core.stats);
+                if !self.yield_fetched(&s, now) {
+                    self.core.sessions.apply_full(s, now, &mut self.core.stats);
+                }
                 vec![]
             }
-            SessionMessage::Fetched { session: None, .. } => vec![],
+            SessionMessage::Fetched { id, session: None, .. } => {
+                self.catch_up.fetched(&id);
+                vec![]
+            }
             SessionMessage::GetAllSessions { .. }
             | SessionMessage::AllSessionData { .. }
             | SessionMessage::TransferComplete { .. }
@@ -231,12 +240,13 @@ impl SessionManager for DeltaManager {
             // What we hold is incomplete; the new member gets the state elsewhere.
             return vec![];
         }
-        self.greet(member)
+        self.greet(member, now)
     }
 
     fn member_removed(&mut self, member: MemberId, now: Millis) -> Vec<Outgoing> {
         self.core.members.remove(&member);
         self.joiners.retain(|(m, _)| *m != member);
+        self.catch_up.member_removed(member);
         if self.transfer.as_ref().is_some_and(|t| t.from == member) {
             return self.ask_next(now);
         }
@@ -250,6 +260,7 @@ impl SessionManager for DeltaManager {
             out.extend(self.ask_next(now));
         }
         out.extend(self.reask_if_silent(now));
+        out.extend(self.catch_up_timeout(now));
         out.extend(self.core.sweep(now));
         for (id, from) in self
             .core
@@ -264,5 +275,14 @@ impl SessionManager for DeltaManager {
 
     fn stats(&self) -> ManagerStats {
         self.core.fill_stats(self.core.stats.clone())
+    }
+
+    fn set_partitioned(&mut self, partitioned: bool, _now: Millis) -> Vec<Outgoing> {
+        self.catch_up.set_partitioned(partitioned);
+        Vec::new()
+    }
+
+    fn reconciling(&self) -> bool {
+        self.catch_up.pending()
     }
 }

@@ -9,7 +9,8 @@
 //!   for Failed. The runtime keeps order itself: asynchronous futures are polled one after
 //!   another in call order, and synchronous ones are created under the manager lock, so it
 //!   is best (not required) that a sync send is enqueued at call time (`Channel::send_now`).
-//! - `subscribe`: forward `MemberAdded` / `MemberDisappeared` as [`LinkEvent`]s and each
+//! - `subscribe`: forward `MemberAdded` / `MemberDisappeared` as [`LinkEvent`]s (a
+//!   disappearance whose reason is a goodbye as `MemberLeft`) and each
 //!   received session payload (see [`crate::message::is_session_payload`]) as
 //!   [`LinkEvent::Message`]; for a message sent with SYNCHRONIZED_ACK, `done` must call the
 //!   channel's completion (`complete()` on `Ok`, `fail(reason)` on `Err`).
@@ -62,7 +63,11 @@ pub struct Incoming {
 #[derive(Debug)]
 pub enum LinkEvent {
     MemberAdded(Member),
+    /// Vanished: the failure detector dropped it (crash, timeout, partition).
     MemberRemoved(Member),
+    /// Left gracefully (it said goodbye: drain, scale-down, stop). The managers treat it as
+    /// a removal; split-brain protection no longer expects it ([`crate::quorum`]).
+    MemberLeft(Member),
     Message(Incoming),
 }
 

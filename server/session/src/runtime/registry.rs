@@ -11,6 +11,7 @@ use crate::factory::build_manager;
 use crate::manager::{ManagerConfig, ManagerKind};
 use crate::message::{self, SessionMessage};
 use crate::persistent::CoreParams;
+use crate::quorum::{Quorum, QuorumStatus};
 use rand::SeedableRng;
 use shoal_store::Store;
 use std::collections::BTreeMap;
@@ -24,6 +25,9 @@ pub struct SessionRegistry {
     /// removed.
     services: Arc<RwLock<Services>>,
     pump: Mutex<Option<JoinHandle<()>>>,
+    /// Split-brain protection: does this node see a majority of the expected members?
+    /// Fed by the pump, read by every context with `partition = "majority"`.
+    quorum: Arc<Mutex<Quorum>>,
 }
 
 impl SessionRegistry {
@@ -45,9 +49,11 @@ impl SessionRegistry {
         contexts: &[(String, ManagerConfig)],
         stores: &BTreeMap<String, Arc<dyn Store>>,
     ) -> Result<Arc<Self>, String> {
+        let quorum = Arc::new(Mutex::new(Quorum::new(link.local().addr, &[], None)));
         let mut services = BTreeMap::new();
         for (ctx, cfg) in contexts {
-            let service = build_service(&link, ctx, cfg, stores.get(ctx).cloned())?;
+            let service = build_service(&link, ctx, cfg, stores.get(ctx).cloned())?
+                .with_quorum(quorum.clone());
             services.insert(ctx.clone(), Arc::new(service));
         }
         let services = Arc::new(RwLock::new(services));
@@ -65,6 +71,7 @@ impl SessionRegistry {
         let pump = tokio::spawn(pump(
             link.clone(),
             services.clone(),
+            quorum.clone(),
             events,
             Duration::from_millis(tick),
         ));
@@ -72,7 +79,31 @@ impl SessionRegistry {
             link,
             services,
             pump: Mutex::new(Some(pump)),
+            quorum,
         }))
+    }
+
+    /// Who this node expects in the cluster, for split-brain protection (see
+    /// [`crate::quorum`]): the static members list (`[cluster.membership] members`, this
+    /// node may be on it), else `expected_members`; with neither nothing is enforced. The
+    /// members seen now count as seen.
+    pub fn expect_members(&self, static_members: &[std::net::SocketAddr], expected: Option<usize>) {
+        let mut q = Quorum::new(self.link.local().addr, static_members, expected);
+        for m in self.link.members() {
+            q.added(m.addr);
+        }
+        *self.quorum.lock().unwrap_or_else(|p| p.into_inner()) = q;
+        for s in self.services() {
+            s.update_partition();
+        }
+    }
+
+    /// This node's view of the expected members now.
+    pub fn quorum(&self) -> QuorumStatus {
+        self.quorum
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .status()
     }
 
     /// Adds context `ctx` while the node runs (the farm deployer installing an
@@ -103,7 +134,9 @@ impl SessionRegistry {
                 }
                 tracing::info!(context = %ctx, "session manager replaced (settings changed)");
             }
-            let service = Arc::new(build_service(&self.link, ctx, cfg, store)?);
+            let service = Arc::new(
+                build_service(&self.link, ctx, cfg, store)?.with_quorum(self.quorum.clone()),
+            );
             services.insert(ctx.to_string(), service.clone());
             service
         };
@@ -272,9 +305,33 @@ fn build_service(
     Ok(service)
 }
 
+/// A membership change: the quorum first for removals (a context that lost the majority
+/// stops serving before it reacts), the managers first for additions (a partitioned
+/// manager greets the member before the majority comes back, so it waits for its state).
+fn membership(
+    services: &RwLock<Services>,
+    quorum: &Mutex<Quorum>,
+    m: &shoal_cluster::Member,
+    added: bool,
+    graceful: bool,
+) {
+    let q = || quorum.lock().unwrap_or_else(|p| p.into_inner());
+    if !added {
+        q().removed(m.addr, graceful);
+    }
+    read(services)
+        .values()
+        .for_each(|s| s.on_member(m.id, added));
+    if added {
+        q().added(m.addr);
+    }
+    read(services).values().for_each(|s| s.update_partition());
+}
+
 async fn pump(
     link: Arc<dyn ClusterLink>,
     services: Arc<RwLock<Services>>,
+    quorum: Arc<Mutex<Quorum>>,
     mut events: tokio::sync::mpsc::UnboundedReceiver<LinkEvent>,
     tick: Duration,
 ) {
@@ -284,8 +341,9 @@ async fn pump(
         tokio::select! {
             ev = events.recv() => match ev {
                 None => return,
-                Some(LinkEvent::MemberAdded(m)) => read(&services).values().for_each(|s| s.on_member(m.id, true)),
-                Some(LinkEvent::MemberRemoved(m)) => read(&services).values().for_each(|s| s.on_member(m.id, false)),
+                Some(LinkEvent::MemberAdded(m)) => membership(&services, &quorum, &m, true, false),
+                Some(LinkEvent::MemberRemoved(m)) => membership(&services, &quorum, &m, false, false),
+                Some(LinkEvent::MemberLeft(m)) => membership(&services, &quorum, &m, false, true),
                 Some(LinkEvent::Message(inc)) => {
                     let env = match message::decode(&inc.payload) {
                         Ok(env) => env,

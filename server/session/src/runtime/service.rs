@@ -8,13 +8,16 @@ use super::persistent::PersistentService;
 use super::write_behind::WriteBehind;
 use crate::error::SessionError;
 use crate::id::SessionId;
-use crate::manager::{Lookup, ManagerConfig, Outgoing, RequestEnd, SessionManager};
+use crate::manager::{
+    Lookup, ManagerConfig, ManagerKind, Outgoing, PartitionPolicy, RequestEnd, SessionManager,
+};
 use crate::message::SessionMessage;
+use crate::quorum::Quorum;
 use crate::session::{Millis, Session};
 use crate::stats::ManagerStats;
 use futures::future::BoxFuture;
 use shoal_cluster::MemberId;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{watch, Notify};
@@ -57,7 +60,23 @@ pub struct SessionService {
     /// A replicated context with a store: the changes this node serves are saved there
     /// behind the requests (see `write_behind.rs`), and a miss is looked up there.
     write_behind: Option<Arc<WriteBehind>>,
+    /// The node's view of the expected members (split-brain protection); `None`: never
+    /// partitioned (a service built outside a registry).
+    quorum: Option<Arc<Mutex<Quorum>>>,
+    /// `partition = "majority"`: this node lost the majority and has not caught up since
+    /// (see [`Self::partition_gate`]).
+    partitioned: AtomicBool,
+    /// Some expected member is out of sight (told to the manager, see `set_apart`).
+    apart: AtomicBool,
+    /// While partitioned: when the majority came back (ms since the epoch, 0: not back).
+    majority_back: AtomicU64,
 }
+
+/// A node back from a partition serves again once it caught up with every expected member,
+/// or, if some stay out of sight (crashed, still cut off), with those it sees once this long
+/// passed since the majority came back: a member it does not see yet may still be
+/// reconnecting, and acknowledges writes without it until then.
+const CATCH_UP_GRACE_MS: u64 = 5_000;
 
 impl SessionService {
     /// Must run inside a tokio runtime (spawns the ordered sender task).
@@ -78,6 +97,114 @@ impl SessionService {
             filtered_requests: AtomicU64::new(0),
             persistent: None,
             write_behind: None,
+            quorum: None,
+            partitioned: AtomicBool::new(false),
+            apart: AtomicBool::new(false),
+            majority_back: AtomicU64::new(0),
+        }
+    }
+
+    /// The node's view of the expected members, shared by its contexts.
+    pub(crate) fn with_quorum(mut self, quorum: Arc<Mutex<Quorum>>) -> Self {
+        self.quorum = Some(quorum);
+        self
+    }
+
+    /// Split-brain protection applies: `partition = "majority"` on a replicated context
+    /// (a persistent context's store is its single source of truth).
+    fn guards_majority(&self) -> bool {
+        self.config.partition_policy() == PartitionPolicy::Majority
+            && self.config.manager != ManagerKind::Persistent
+            && self.quorum.is_some()
+    }
+
+    /// The one question the request path asks before it serves a session (one it presents,
+    /// or one it created): `Err` (503 with the reason and `Retry-After`) while this node
+    /// sees no majority of the expected members, and after the majority comes back until
+    /// it caught up with the members it met (their state fetched, its own unacknowledged
+    /// changes given up), so it serves no stale session after a heal.
+    pub fn partition_gate(&self) -> Result<(), SessionError> {
+        if !self.guards_majority() {
+            return Ok(());
+        }
+        let Some(status) = self.quorum_now() else {
+            return Ok(());
+        };
+        let why = if !status.has_majority() {
+            format!("partitioned: it {status}")
+        } else if self.partitioned.load(Ordering::Acquire) {
+            format!("catching up with the cluster after a partition ({status})")
+        } else {
+            return Ok(());
+        };
+        Err(SessionError::NoQuorum {
+            node: self.route.clone(),
+            context: self.context.clone(),
+            why,
+        })
+    }
+
+    /// The quorum with the channel's view of now as the members seen (it runs ahead of the
+    /// membership events the pump feeds the quorum with).
+    fn quorum_now(&self) -> Option<crate::quorum::QuorumStatus> {
+        let q = self.quorum.as_ref()?;
+        let live: Vec<std::net::SocketAddr> = self.link.members().iter().map(|m| m.addr).collect();
+        let status = q
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .status_with_live(live.into_iter());
+        Some(status)
+    }
+
+    /// Why this context serves no session now (readiness and health), if it does not.
+    pub fn partition_state(&self) -> Option<String> {
+        self.partition_gate().err().map(|e| e.to_string())
+    }
+
+    /// Follows the quorum: partitioned when the majority is lost; serving again once it is
+    /// back and the manager caught up. Called by the pump after membership changes, ticks
+    /// and (while partitioned) messages.
+    pub(crate) fn update_partition(&self) {
+        let status = match &self.quorum {
+            Some(q) => q.lock().unwrap_or_else(|p| p.into_inner()).status(),
+            None => return,
+        };
+        let apart = status.enforced && status.seen < status.expected;
+        if self.apart.swap(apart, Ordering::AcqRel) != apart {
+            self.lock().set_apart(apart);
+        }
+        if !self.guards_majority() {
+            return;
+        }
+        let was = self.partitioned.load(Ordering::Acquire);
+        if !status.has_majority() {
+            self.majority_back.store(0, Ordering::Release);
+        }
+        if !status.has_majority() && !was {
+            self.run(|m| m.set_partitioned(true, now_ms()));
+            self.partitioned.store(true, Ordering::Release);
+            tracing::warn!(context = %self.context, node = %self.route,
+                "partitioned: this node {status}; it serves no session until it sees a majority again and caught up (partition = \"majority\")");
+        } else if status.has_majority() && was {
+            let now = now_ms();
+            let back = match self.majority_back.load(Ordering::Acquire) {
+                0 => {
+                    self.majority_back.store(now, Ordering::Release);
+                    now
+                }
+                t => t,
+            };
+            let everyone = status.seen >= status.expected;
+            let caught_up = (everyone || now >= back + CATCH_UP_GRACE_MS) && {
+                let m = self.lock();
+                !m.reconciling() && m.is_ready()
+            };
+            if caught_up {
+                self.run(|m| m.set_partitioned(false, now_ms()));
+                self.partitioned.store(false, Ordering::Release);
+                tracing::info!(context = %self.context, node = %self.route,
+                    "caught up after a partition: this node {status}; serving sessions again");
+            }
         }
     }
 
@@ -306,9 +433,11 @@ impl SessionService {
                 wb.wait_for_room().await;
             }
         }
-        if waits.is_empty() {
+        let majority = self.guards_majority();
+        if waits.is_empty() && !majority {
             return Ok(());
         }
+        let replicated = !waits.is_empty();
         let mut failed = Vec::new();
         for fut in waits {
             for (to, r) in fut.await {
@@ -317,14 +446,33 @@ impl SessionService {
                 }
             }
         }
-        // A member that is gone no longer counts: its copy went with it.
-        if !failed.is_empty() {
-            let live: Vec<MemberId> = self.link.members().iter().map(|m| m.id).collect();
+
+        // `partition = "majority"`: members that vanished during the send count as done
+        // (below), but if that leaves this node without a majority, nobody may hold this
+        // write: not acknowledged (and given up at the heal, see `Entry::unacked`).
+        if majority && self.quorum_now().is_some_and(|q| !q.has_majority()) {
+            let why = self
+                .partition_gate()
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            failed.push((self.link.local().id, why));
+        }
+        // A member that is gone no longer counts: its copy went with it. Not under
+        // `partition = "majority"`: a member that vanished during the send may be alive on
+        // the other side of a partition, holding an older copy it still serves (an old
+        // BackupManager primary that missed the new location), so every replica in the
+        // view at send time must acknowledge.
+        if !failed.is_empty() && !majority {
+            let mut live: Vec<MemberId> = self.link.members().iter().map(|m| m.id).collect();
+            live.push(self.link.local().id);
             failed.retain(|(to, _)| live.contains(to));
         }
-        self.replicated_requests.fetch_add(1, Ordering::Relaxed);
-        self.replication_us
-            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        if replicated {
+            self.replicated_requests.fetch_add(1, Ordering::Relaxed);
+            self.replication_us
+                .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        }
         if failed.is_empty() {
             return Ok(());
         }
@@ -392,6 +540,9 @@ impl SessionService {
         if let Some(done) = done {
             done.complete(r.ack);
         }
+        if self.partitioned.load(Ordering::Relaxed) {
+            self.update_partition();
+        }
         self.changed.notify_waiters();
     }
 
@@ -409,6 +560,7 @@ impl SessionService {
 
     pub(crate) fn tick(&self) {
         self.run(|m| m.handle_timeout(now_ms()));
+        self.update_partition();
         self.changed.notify_waiters();
     }
 }

@@ -16,6 +16,8 @@ pub struct Bus {
     pub now: u64,
     /// Negative acknowledgements seen by `pump`: (receiver, message kind, error).
     pub nacks: Vec<(MemberId, String, String)>,
+    /// Links that drop what is sent over them, one direction each: (from, to).
+    pub cut: Vec<(u8, u8)>,
 }
 
 pub fn id(n: u8) -> MemberId {
@@ -30,6 +32,7 @@ impl Bus {
             queue: VecDeque::new(),
             now: 1_000_000,
             nacks: Vec::new(),
+            cut: Vec::new(),
         }
     }
 
@@ -89,6 +92,9 @@ impl Bus {
     pub fn pump(&mut self) -> Vec<String> {
         let mut kinds = Vec::new();
         while let Some((from, to, payload)) = self.queue.pop_front() {
+            if self.cut.contains(&(from.0[0], to.0[0])) {
+                continue;
+            }
             let Some(mgr) = self.nodes.get_mut(&to) else {
                 continue;
             };

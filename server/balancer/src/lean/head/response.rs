@@ -26,6 +26,8 @@ pub(crate) struct Response {
     pub reusable: bool,
     /// The client connection is closed after this response (`Connection: close` sent).
     pub close_client: bool,
+    /// A `503` with `x-shoal-refused`: the node ran nothing; try another (see `retry.rs`).
+    pub refused: bool,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -64,7 +66,14 @@ pub(crate) fn parse_response(
     let mut tokens: [&[u8]; MAX_CONNECTION_TOKENS] = [&[]; MAX_CONNECTION_TOKENS];
     let (mut count, mut backend_close) = (0, version == 0);
     let (mut chunked, mut length) = (false, None);
+    let mut refused = false;
     for h in headers {
+        if code == 503
+            && h.name
+                .eq_ignore_ascii_case(shoal_cluster::roles::REFUSED_HEADER)
+        {
+            refused = true;
+        }
         if h.name.eq_ignore_ascii_case("connection") {
             for t in h.value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
                 if t.eq_ignore_ascii_case(b"close") {
@@ -133,6 +142,7 @@ pub(crate) fn parse_response(
         interim,
         reusable: !backend_close && body != RespBody::UntilClose,
         close_client,
+        refused,
     })
 }
 

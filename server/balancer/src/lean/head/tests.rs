@@ -185,3 +185,20 @@ fn response_framing_and_rewrite() {
     let (r, _) = response("HTTP/1.1 200 OK\r\n", false, true);
     assert_eq!(r, RespHead::Partial);
 }
+
+#[test]
+fn a_503_marked_refused_is_noticed_and_nothing_else_is() {
+    let refused = |text: &str| match response(text, false, true).0 {
+        RespHead::Ready(r) => r.refused,
+        other => panic!("{other:?}"),
+    };
+    assert!(refused(
+        "HTTP/1.1 503 Service Unavailable\r\nX-Shoal-Refused: no-quorum\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n"
+    ));
+    assert!(!refused(
+        "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n"
+    ));
+    assert!(!refused(
+        "HTTP/1.1 200 OK\r\nX-Shoal-Refused: no-quorum\r\nContent-Length: 0\r\n\r\n"
+    ));
+}
