@@ -3,6 +3,9 @@
 //! checker (tests/src/history.rs). With a sticky balancer (each request to the node its
 //! cookie names), one node of three cut off from the cluster channel for longer than failure
 //! detection, then healed, loses nothing: no lost update, no stale read, no lost session.
+//! The context runs `partition = "available"` (the cut-off node keeps serving the sessions
+//! routed to it); under the sync default, `majority`, node3 would refuse them with 503 while
+//! cut off (that policy is tested in faults_split_brain.rs).
 use shoal_testkit::eventually_blocking;
 use shoal_tests::history::{Promise, Recorder};
 use shoal_tests::netns::Lab;
@@ -29,7 +32,7 @@ fn lab_cluster(
         &format!(
             "[http]\nbind = \"0.0.0.0\"\nport = 0\n\n[[http.contexts]]\npath = \"/app\"\n\n\
              [http.contexts.session]\nmanager = \"{manager}\"\nreplication = \"{replication}\"\n\
-             max_inactive_secs = 1800\n"
+             partition = \"available\"\nmax_inactive_secs = 1800\n"
         ),
     );
     let port = shoal_tests::free_port();
