@@ -14,6 +14,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/prereqs.sh
+# cargo-fuzz: scripts/fuzz.sh (libFuzzer targets in fuzz/, run on the stable toolchain with
+# RUSTC_BOOTSTRAP=1). Built once into ~/.cargo/bin; skipped when present.
+if ! command -v cargo-fuzz >/dev/null; then
+  echo "prereqs: installing cargo-fuzz (scripts/fuzz.sh)"
+  cargo install --locked --quiet cargo-fuzz --version 0.13.2 \
+    || { echo "prereqs: could not install cargo-fuzz; install it with 'cargo install cargo-fuzz'" >&2; exit 1; }
+fi
 secs="${1:-60}"
 shift || true
 root="$(pwd)"

@@ -31,10 +31,3 @@ if command -v python3 >/dev/null && ! command -v componentize-py >/dev/null; the
   python3 -m pip install --quiet componentize-py==0.25.1 >/dev/null 2>&1 \
     || echo "prereqs: could not install componentize-py; the Python plugin test will fail" >&2
 fi
-# cargo-fuzz: scripts/fuzz.sh (libFuzzer targets in fuzz/, run on the stable toolchain with
-# RUSTC_BOOTSTRAP=1). Built once into ~/.cargo/bin; skipped when present.
-if ! command -v cargo-fuzz >/dev/null; then
-  echo "prereqs: installing cargo-fuzz (scripts/fuzz.sh)"
-  cargo install --locked --quiet cargo-fuzz --version 0.13.2 \
-    || { echo "prereqs: could not install cargo-fuzz; install it with 'cargo install cargo-fuzz'" >&2; return 1; }
-fi
