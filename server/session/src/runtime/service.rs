@@ -70,6 +70,11 @@ pub struct SessionService {
     apart: AtomicBool,
     /// While partitioned: when the majority came back (ms since the epoch, 0: not back).
     majority_back: AtomicU64,
+    /// This node has seen a majority since it started: only then is losing it a partition to
+    /// catch up from. A node starting before the others (no majority yet) made no change to
+    /// give up and refuses sessions until it sees a majority, then serves at once (a late
+    /// joiner still waits for its state transfer: the manager's readiness).
+    had_majority: AtomicBool,
 }
 
 /// A node back from a partition serves again once it caught up with every expected member,
@@ -101,6 +106,7 @@ impl SessionService {
             partitioned: AtomicBool::new(false),
             apart: AtomicBool::new(false),
             majority_back: AtomicU64::new(0),
+            had_majority: AtomicBool::new(false),
         }
     }
 
@@ -180,7 +186,10 @@ impl SessionService {
         if !status.has_majority() {
             self.majority_back.store(0, Ordering::Release);
         }
-        if !status.has_majority() && !was {
+        if status.has_majority() {
+            self.had_majority.store(true, Ordering::Release);
+        }
+        if !status.has_majority() && !was && self.had_majority.load(Ordering::Acquire) {
             self.run(|m| m.set_partitioned(true, now_ms()));
             self.partitioned.store(true, Ordering::Release);
             tracing::warn!(context = %self.context, node = %self.route,
