@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every fuzz target of fuzz/ (cargo-fuzz, libFuzzer) for N seconds each, one after the
-# other; fails on the first crash (the crashing input is left in fuzz/artifacts/<target>/ and
+# Runs every fuzz target of tests/fuzz/ (cargo-fuzz, libFuzzer) for N seconds each, one after the
+# other; fails on the first crash (the crashing input is left in tests/fuzz/artifacts/<target>/ and
 # the command to replay it is printed). docs/fuzzing.md has the targets and the figures.
 #
 #   scripts/fuzz.sh [seconds per target, default 60] [target ...]
@@ -10,11 +10,11 @@
 # Stable toolchain: RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its -Z flags. The fuzz crate has
 # its own target dir (FUZZ_TARGET_DIR) so its instrumented build never touches the
 # workspace's artifacts. The corpus grows in $FUZZ_TARGET_DIR/corpus/<target>, seeded from
-# fuzz/seeds/<target> (committed, small).
+# tests/fuzz/seeds/<target> (committed, small).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/prereqs.sh
-# cargo-fuzz: scripts/fuzz.sh (libFuzzer targets in fuzz/, run on the stable toolchain with
+# cargo-fuzz: scripts/fuzz.sh (libFuzzer targets in tests/fuzz/, run on the stable toolchain with
 # RUSTC_BOOTSTRAP=1). Built once into ~/.cargo/bin; skipped when present.
 if ! command -v cargo-fuzz >/dev/null; then
   echo "prereqs: installing cargo-fuzz (scripts/fuzz.sh)"
@@ -32,7 +32,7 @@ fi
 export RUSTC_BOOTSTRAP=1
 # Release with debug assertions and overflow checks (an overflow in a parser is a finding);
 # no sanitizer: the code under test is safe Rust, and ASan would halve the executions.
-flags=(--fuzz-dir fuzz -O -a -s none --target-dir "$target_dir")
+flags=(--fuzz-dir tests/fuzz -O -a -s none --target-dir "$target_dir")
 runs=()
 [ -n "${FUZZ_RUNS:-}" ] && runs=(-runs="$FUZZ_RUNS")
 start=$(date +%s)
@@ -41,13 +41,13 @@ echo "fuzz: build took $(( $(date +%s) - start )) s"
 status=0
 for t in "${targets[@]}"; do
   corpus="$target_dir/corpus/$t"
-  mkdir -p "$corpus" "fuzz/artifacts/$t"
+  mkdir -p "$corpus" "tests/fuzz/artifacts/$t"
   log="$target_dir/$t.log"
   echo "fuzz: $t for ${secs} s"
-  if ! cargo fuzz run "${flags[@]}" "$t" "$corpus" "fuzz/seeds/$t" -- \
+  if ! cargo fuzz run "${flags[@]}" "$t" "$corpus" "tests/fuzz/seeds/$t" -- \
       -max_total_time="$secs" -rss_limit_mb=2048 -max_len="${FUZZ_MAX_LEN:-65536}" -print_final_stats=1 \
-      -artifact_prefix="fuzz/artifacts/$t/" "${runs[@]}" >"$log" 2>&1; then
-    echo "fuzz: $t CRASHED; see $log; replay: RUSTC_BOOTSTRAP=1 cargo fuzz run ${flags[*]} $t fuzz/artifacts/$t/<file>" >&2
+      -artifact_prefix="tests/fuzz/artifacts/$t/" "${runs[@]}" >"$log" 2>&1; then
+    echo "fuzz: $t CRASHED; see $log; replay: RUSTC_BOOTSTRAP=1 cargo fuzz run ${flags[*]} $t tests/fuzz/artifacts/$t/<file>" >&2
     grep -E "panicked|ERROR|SUMMARY" "$log" | head -5 >&2 || true
     status=1
     continue

@@ -22,7 +22,7 @@ scripts/schemathesis.sh || status=1
 SHOAL_UI_CLUSTER=1 scripts/ui-test.sh || status=1
 # The five-minute plugin path of plugins/README.md, literally, on a 3-node demo.
 SHOAL_BIN="${CARGO_TARGET_DIR:-target}/debug/shoal" scripts/plugin-path.sh || status=1
-# The fuzz targets of fuzz/ are not run here: their instrumented cold build takes ~34 min on
+# The fuzz targets of tests/fuzz/ are not run here: their instrumented cold build takes ~34 min on
 # this machine type (wasmtime and sqlx rebuilt with coverage), more than the rest of the suite.
 # Run them with scripts/fuzz.sh (docs/fuzzing.md); crashes they found are regression tests.
 # One closing line over every cargo test binary (each prints its own `test result:` line).

@@ -8,10 +8,10 @@ use libfuzzer_sys::fuzz_target;
 use std::path::{Path, PathBuf};
 
 #[allow(dead_code, unreachable_pub)]
-#[path = "../../server/bin/src/config.rs"]
+#[path = "../../../server/bin/src/config.rs"]
 mod config;
 #[allow(dead_code, unreachable_pub)]
-#[path = "../../server/bin/src/logfmt.rs"]
+#[path = "../../../server/bin/src/logfmt.rs"]
 mod logfmt;
 
 const FILE: &str = "fuzz-node.toml";
