@@ -9,63 +9,23 @@
 use shoal_testkit::eventually_blocking;
 use shoal_tests::history::{Promise, Recorder};
 use shoal_tests::netns::Lab;
-use shoal_tests::sessions::{HttpNode, SECRET};
+use shoal_tests::split::{self, SplitCluster};
 use shoal_tests::workload::{run_into, Routing, Workload};
-use shoal_tests::{temp_file, NodeSpec};
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-const NAMES: [&str; 3] = ["node1", "node2", "node3"];
 const T: Duration = Duration::from_secs(20);
-
-/// Three nodes serving `/app` with `manager`/`replication`, one per namespace of `lab`; their
-/// HTTP addresses by route.
-fn lab_cluster(
-    lab: &Lab,
-    manager: &str,
-    replication: &str,
-) -> (Vec<HttpNode>, BTreeMap<String, String>) {
-    // Every namespace has its own interfaces: one file serves every node.
-    let cfg = temp_file(
-        "shoal.toml",
-        &format!(
-            "[http]\nbind = \"0.0.0.0\"\nport = 0\n\n[[http.contexts]]\npath = \"/app\"\n\n\
-             [http.contexts.session]\nmanager = \"{manager}\"\nreplication = \"{replication}\"\n\
-             partition = \"available\"\nmax_inactive_secs = 1800\n"
-        ),
-    );
-    let port = shoal_tests::free_port();
-    let members: Vec<String> = (0..3).map(|i| format!("{}:{port}", lab.ip(i))).collect();
-    let mut nodes: Vec<HttpNode> = (0..3)
-        .map(|i| {
-            let spec = NodeSpec {
-                bind: lab.ip(i).to_string(),
-                member_addrs: members.clone(),
-                netns: Some(lab.ns(i)),
-                config: Some(cfg.clone()),
-                ..NodeSpec::new(NAMES[i], port, &[], SECRET)
-            };
-            let mut n = HttpNode::spawn_spec(spec, &[]);
-            let http_port = n.http.rsplit(':').next().unwrap_or_default().to_string();
-            n.http = format!("{}:{http_port}", lab.ip(i));
-            n
-        })
-        .collect();
-    for n in nodes.iter_mut() {
-        n.wait_members(&NAMES);
-    }
-    let addrs = nodes
-        .iter()
-        .map(|n| (n.name().to_string(), n.http.clone()))
-        .collect();
-    (nodes, addrs)
-}
 
 #[test]
 fn sticky_sessions_lose_nothing_while_a_node_is_cut_off_and_healed() {
     let lab = Lab::new(3);
-    let (mut nodes, addrs) = lab_cluster(&lab, "delta", "sync");
+    let SplitCluster {
+        mut nodes, addrs, ..
+    } = split::start(
+        &lab,
+        3,
+        "manager = \"delta\"\nreplication = \"sync\"\npartition = \"available\"",
+    );
     let recorder = Recorder::new();
     let stop = AtomicBool::new(false);
     let w = Workload {
