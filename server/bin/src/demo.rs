@@ -231,7 +231,7 @@ fn wasm_app_available() -> bool {
         toml::from_str("name = \"bench-app\"\npath = \"example:bench-app\"");
     let resolved = entry
         .map_err(|e| e.to_string())
-        .and_then(|e| e.resolve_path(None));
+        .and_then(|e| shoal_node::plugins::resolve_path(&e, None));
     match resolved {
         Ok(_) => true,
         Err(why) => {

@@ -9,7 +9,7 @@
 //! (`message`, `member`, `context`, `session`, ...), for a log shipper to index.
 //! tracing-subscriber's own JSON formatter cannot add the node's name to every line, hence
 //! [`JsonLines`].
-use serde::Deserialize;
+pub use shoal_config::LogFormat;
 use serde_json::{Map, Value};
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -20,51 +20,6 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::FormatTime;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
-
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    /// `2026-11-22 14:50:01.123  INFO target: message key=value` (the default).
-    #[default]
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
-impl<'de> Deserialize<'de> for LogFormat {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        match s.as_str() {
-            "text" => Ok(LogFormat::Text),
-            "json" => Ok(LogFormat::Json),
-            other => Err(serde::de::Error::custom(format!(
-                "log.format = {other:?} is not a log format; use \"text\" or \"json\""
-            ))),
-        }
-    }
-}
-
-/// `[log]` of a node's file. `--log-format` wins over it.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, default)]
-pub struct LogConfig {
-    pub format: LogFormat,
-}
-
-impl LogConfig {
-    /// The `[log]` section of a node's file, read before the logger exists (the file itself is
-    /// loaded and checked later, and a bad file, `[log]` included, is reported then): `None`
-    /// if the file cannot be read or parsed.
-    pub fn peek(path: &std::path::Path) -> Option<LogConfig> {
-        #[derive(Deserialize)]
-        struct LogOnly {
-            #[serde(default)]
-            log: LogConfig,
-        }
-        let text = std::fs::read_to_string(path).ok()?;
-        toml::from_str::<LogOnly>(&text).ok().map(|f| f.log)
-    }
-}
 
 /// The node's name on every JSON line; set once, when the node knows it.
 static NODE_NAME: OnceLock<String> = OnceLock::new();
@@ -221,15 +176,5 @@ mod tests {
         let t = UNIX_EPOCH + Duration::from_secs(951_782_400);
         assert_eq!(stamp(t), "2000-02-29 00:00:00.000");
         assert_eq!(rfc3339(t), "2000-02-29T00:00:00.000Z");
-    }
-
-    #[test]
-    fn log_format_parses_and_unknown_values_name_the_key() {
-        let ok: LogConfig = toml::from_str("format = \"json\"").expect("json");
-        assert_eq!(ok.format, LogFormat::Json);
-        let e = toml::from_str::<LogConfig>("format = \"xml\"")
-            .expect_err("xml refused")
-            .to_string();
-        assert!(e.contains("log.format") && e.contains("xml"), "{e}");
     }
 }

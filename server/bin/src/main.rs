@@ -11,7 +11,6 @@ mod balancer;
 mod bench;
 mod bench_detect;
 mod code_pages;
-mod config;
 mod demo;
 mod import;
 mod logfmt;
@@ -75,7 +74,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     logfmt::init(log_format(&cli));
     if let Cmd::Node(node::NodeArgs {
-        overrides: config::Overrides {
+        overrides: shoal_config::Overrides {
             name: Some(name), ..
         },
         ..
@@ -109,7 +108,7 @@ fn log_format(cli: &Cli) -> logfmt::LogFormat {
         Cmd::Node(a) => a
             .config
             .as_deref()
-            .and_then(logfmt::LogConfig::peek)
+            .and_then(shoal_config::LogConfig::peek)
             .map(|l| l.format)
             .unwrap_or_default(),
         _ => logfmt::LogFormat::Text,

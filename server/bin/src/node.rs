@@ -7,7 +7,7 @@
 //! `send async|ack|sync|plain TEXT` (to every member), `stats`, `leave`, `quit`.
 //! A full node (`[http]`) drains on SIGTERM, Ctrl-C, `quit` or `POST /api/v1/cluster/drain`
 //! on its admin API (`shoal ctl drain`): one trigger, one sequence (`shoal_node::drain`).
-use crate::config::{Config, Overrides};
+use shoal_config::{Config, Overrides};
 use anyhow::{anyhow, Context, Result};
 use serde_json::json;
 use shoal_cluster::{InterceptorStack, Member, SendOptions};

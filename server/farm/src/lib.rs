@@ -19,6 +19,8 @@
 //!   catalog exchange, readiness), `timers`; `types` holds [`FarmConfig`], [`Action`],
 //!   [`Event`], [`Outcome`], [`RolloutStatus`].
 //! - `error` — [`FarmError`], why a command cannot start here. `node_id` — [`NodeId`].
+//! - `settings/` — [`FarmSettings`]: `[farm]` of a node's config file and the [`FarmConfig`]
+//!   it gives ([`FarmSettings::core_config`]); [`FarmFaults`], `[farm.faults]` for the fault tests.
 //!
 //! # The protocol in ten lines
 //! 1. `deploy(manifest)` on a ready node that sees `min_members` (the coordinator):
@@ -119,6 +121,7 @@ mod catalog;
 mod error;
 mod node;
 mod node_id;
+mod settings;
 mod transfer;
 mod wire;
 
@@ -129,5 +132,6 @@ pub use node::{
     Action, Event, FarmConfig, FarmCore, NodeProgress, NodeState, Outcome, Phase, RolloutStatus,
 };
 pub use node_id::NodeId;
+pub use settings::{FarmFaults, FarmSettings, HoldAt, DEFAULT_TRANSFER_RATE_MIB_S, NODE_DIR};
 pub use transfer::{chunk_count, chunk_len};
 pub use wire::{decode, encode, Change, Message, WireError, WIRE_VERSION};

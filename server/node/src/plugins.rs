@@ -24,94 +24,49 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
-/// `[[plugin]]` in the node's config file.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PluginEntry {
-    pub name: String,
-    /// Path of the component (`.wasm`); relative paths are relative to the config file.
-    /// `example:NAME` names an example built by the project (e.g. `example:bench-app`).
-    pub path: String,
-    /// Given to the plugin through `host.config`.
-    #[serde(default)]
-    pub config: HashMap<String, String>,
-    /// Contexts whose pipeline runs this valve / filter; empty = all.
-    #[serde(default)]
-    pub contexts: Vec<String>,
-    #[serde(default)]
-    pub policy: PolicyName,
-    #[serde(default = "default_memory_mib")]
-    pub memory_mib: u32,
-    #[serde(default = "default_timeout_ms")]
-    pub call_timeout_ms: u64,
-    #[serde(default = "default_instances")]
-    pub max_instances: u32,
-    #[serde(default = "yes")]
-    pub enabled: bool,
-}
+/// `[[plugin]]` of the node's file (plain data, in shoal-config so the config is read
+/// without this crate).
+pub use shoal_config::{PluginEntry, PolicyName};
 
-// One set of defaults for every way of loading a plugin (config file, API, `shoal ctl`).
-fn default_memory_mib() -> u32 {
-    shoal_admin::dto::DEFAULT_MEMORY_MIB
-}
-fn default_timeout_ms() -> u64 {
-    shoal_admin::dto::DEFAULT_CALL_TIMEOUT_MS
-}
-fn default_instances() -> u32 {
-    shoal_admin::dto::DEFAULT_MAX_INSTANCES
-}
-fn yes() -> bool {
-    true
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PolicyName {
-    FailOpen,
-    #[default]
-    FailClosed,
-    Reload,
-}
-
-impl PluginEntry {
-    pub fn spec(&self) -> PluginSpec {
-        let mut config: Vec<(String, String)> = self
-            .config
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        config.sort();
-        PluginSpec {
-            config,
-            limits: Limits {
-                memory_bytes: self.memory_mib as usize * 1024 * 1024,
-                call_timeout: Duration::from_millis(self.call_timeout_ms),
-                max_instances: self.max_instances,
-                ..Limits::default()
+/// The plugin host's spec of a `[[plugin]]` entry: its config sorted, its limits, its policy.
+pub fn spec(entry: &PluginEntry) -> PluginSpec {
+    let mut config: Vec<(String, String)> = entry
+        .config
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    config.sort();
+    PluginSpec {
+        config,
+        limits: Limits {
+            memory_bytes: entry.memory_mib as usize * 1024 * 1024,
+            call_timeout: Duration::from_millis(entry.call_timeout_ms),
+            max_instances: entry.max_instances,
+            ..Limits::default()
+        },
+        policy: match entry.policy {
+            PolicyName::FailOpen => FailurePolicy::FailOpen,
+            PolicyName::FailClosed => FailurePolicy::FailClosed,
+            PolicyName::Reload => FailurePolicy::Reload {
+                backoff: Duration::from_millis(100),
+                max_restarts: 5,
             },
-            policy: match self.policy {
-                PolicyName::FailOpen => FailurePolicy::FailOpen,
-                PolicyName::FailClosed => FailurePolicy::FailClosed,
-                PolicyName::Reload => FailurePolicy::Reload {
-                    backoff: Duration::from_millis(100),
-                    max_restarts: 5,
-                },
-            },
-            world: None,
-        }
+        },
+        world: None,
     }
+}
 
-    /// Resolves `path` (see the field docs) against the config file's directory.
-    pub fn resolve_path(&self, base: Option<&std::path::Path>) -> Result<PathBuf, String> {
-        if let Some(example) = self.path.strip_prefix("example:") {
-            return shoal_plugin_host::examples::component_path(example);
-        }
-        let p = PathBuf::from(&self.path);
-        Ok(match base {
-            Some(dir) if p.is_relative() => dir.join(p),
-            _ => p,
-        })
+/// Resolves an entry's `path` against the config file's directory; `example:NAME` names an
+/// example built by the project (e.g. `example:bench-app`).
+pub fn resolve_path(entry: &PluginEntry, base: Option<&std::path::Path>) -> Result<PathBuf, String> {
+    if let Some(example) = entry.path.strip_prefix("example:") {
+        return shoal_plugin_host::examples::component_path(example);
     }
+    let p = PathBuf::from(&entry.path);
+    Ok(match base {
+        Some(dir) if p.is_relative() => dir.join(p),
+        _ => p,
+    })
 }
 
 /// Which contexts each plugin applies to (empty or absent = every context).

@@ -377,12 +377,11 @@ async fn wait_for_first_member(channel: &Channel, wait: std::time::Duration) {
 }
 
 fn load_entry(plugins: &Plugins, entry: &PluginEntry, dir: Option<&std::path::Path>) -> Result<()> {
-    let path = entry
-        .resolve_path(dir)
+    let path = crate::plugins::resolve_path(entry, dir)
         .map_err(|e| anyhow::anyhow!("[[plugin]] {}: {e}", entry.name))?;
     let bytes = std::fs::read(&path)
         .with_context(|| format!("[[plugin]] {}: cannot read {}", entry.name, path.display()))?;
-    let spec = entry.spec();
+    let spec = crate::plugins::spec(entry);
     let op = ControlOp::Load {
         name: entry.name.clone(),
         bytes,

@@ -44,7 +44,9 @@ mod file;
 mod memory;
 mod open;
 mod record;
+#[cfg(feature = "backends")]
 mod redis;
+#[cfg(feature = "backends")]
 mod sql;
 mod store;
 #[cfg(feature = "testing")]
@@ -58,6 +60,8 @@ pub use memory::MemoryStore;
 pub use record::{
     check_app, check_id, expires_at_ms, Cas, Expect, StoredSession, MAX_APP_LEN, MAX_ID_LEN,
 };
+#[cfg(feature = "backends")]
 pub use redis::RedisStore;
+#[cfg(feature = "backends")]
 pub use sql::SqlStore;
 pub use store::Store;

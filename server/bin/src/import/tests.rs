@@ -1,7 +1,7 @@
 //! Every Tomcat snippet of the seeds, Tomcat's default `<Cluster/>` and the cluster-howto's
 //! full example convert into a file the node accepts (parsed and validated as at start).
 use super::convert;
-use crate::config::{Config, Overrides};
+use shoal_config::{Config, Overrides};
 use std::path::Path;
 
 fn data(name: &str) -> (String, String) {

@@ -8,7 +8,7 @@ use super::application::Applications;
 use super::apply::apply;
 use super::bundle::Bundles;
 use super::content::ContentStore;
-use super::faults::FarmFaults;
+use shoal_farm::FarmFaults;
 use super::frame::frame;
 use super::metrics::FarmMetrics;
 use super::view::{FarmView, Notice};

@@ -2,7 +2,9 @@
 //! channel, the disk and the plugin registry. [`Farm`] is the handle the node and its admin
 //! API hold.
 //!
-//! - `settings.rs`: `[farm]` of the config ([`FarmSettings`]).
+//! `[farm]` of the config ([`FarmSettings`], with `[farm.faults]`) lives in shoal-farm, so
+//! that shoal-config reads it without this crate.
+//!
 //! - `frame.rs`: farm messages on the channel (magic prefix + `shoal_farm::encode`).
 //! - `driver.rs`: the thread owning the `FarmCore` (inputs, timer, actions, published view).
 //! - `content.rs`: the content-addressed directory (staging, verify, catalog file, links).
@@ -15,27 +17,23 @@
 //! - `view.rs`: what the API reads ([`FarmView`]) and the notices for the event stream.
 //! - `metrics.rs`: counters and their `/metrics` lines.
 //! - `watch_dir.rs`: `[farm] watch_dir`, files dropped there deployed, removed ones undeployed.
-//! - `faults.rs`: `[farm.faults]`, fault injection for the multi-process fault tests (off).
 mod admit;
 mod application;
 mod apply;
 mod bundle;
 mod content;
 mod driver;
-mod faults;
 mod frame;
 mod metrics;
-mod settings;
 mod upload;
 mod view;
 mod watch_dir;
 
 pub use application::Applications;
 pub use apply::kind_name;
-pub use faults::FarmFaults;
 pub use frame::is_farm;
 pub use metrics::FarmMetrics;
-pub use settings::{FarmSettings, NODE_DIR};
+pub use shoal_farm::{FarmFaults, FarmSettings, NODE_DIR};
 pub use upload::UploadError;
 pub use view::{FarmView, Notice};
 

@@ -4,7 +4,7 @@
 //! path (the receiver's size-and-sha256 check, the coordinator's commit window) instead of
 //! by timing.
 use serde::{Deserialize, Serialize};
-use shoal_farm::{DeployId, Message, NodeId, Slot};
+use crate::{DeployId, Message, NodeId, Slot};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -52,7 +52,7 @@ impl FarmFaults {
     }
 
     /// Mangles `msg` on its way to `to` if a knob says so.
-    pub(super) fn outgoing(&self, to: &NodeId, msg: &mut Message) {
+    pub fn outgoing(&self, to: &NodeId, msg: &mut Message) {
         if let Message::Chunk { offset, bytes, .. } = msg {
             if *offset == 0 && self.corrupt_chunks_to.contains(&to.0) {
                 if let Some(b) = bytes.first_mut() {
@@ -65,7 +65,7 @@ impl FarmFaults {
 
     /// How long to hold before sending `msg` to a member: at the first or the second
     /// Activate of a rollout (`sent` counts them per rollout).
-    pub(super) fn hold_send(
+    pub fn hold_send(
         &self,
         msg: &Message,
         sent: &mut HashMap<DeployId, u32>,
@@ -88,7 +88,7 @@ impl FarmFaults {
 
     /// How long to hold before this node (`me`) applies `slot`: the first time it makes a
     /// rollout it coordinated live.
-    pub(super) fn hold_apply(
+    pub fn hold_apply(
         &self,
         me: &NodeId,
         slot: &Slot,
@@ -111,7 +111,7 @@ impl FarmFaults {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shoal_farm::{Entry, Target};
+    use crate::{Entry, Target};
 
     fn activate(seq: u64) -> Message {
         let deploy = DeployId {

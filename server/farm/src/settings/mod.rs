@@ -1,8 +1,14 @@
 //! `[farm]` in the node's config file: where the farm deployer keeps its content and
-//! catalog, who may sign artifacts, and the transfer and upload limits.
-use super::faults::FarmFaults;
+//! catalog, who may sign artifacts, and the transfer and upload limits; and the
+//! [`FarmConfig`] of the core they give. Here, not in the node, so that the node's config
+//! (shoal-config) reads `[farm]` without linking the node's runtime.
+//! - `faults.rs`: `[farm.faults]`, fault injection for the multi-process fault tests (off).
+mod faults;
+
+pub use faults::{FarmFaults, HoldAt};
+
+use crate::{FarmConfig, TrustPolicy};
 use serde::{Deserialize, Serialize};
-use shoal_farm::{FarmConfig, TrustPolicy};
 use std::path::PathBuf;
 use std::time::Duration;
 

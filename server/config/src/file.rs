@@ -20,18 +20,14 @@ pub struct Config {
     pub admin: Option<shoal_admin::AdminConfig>,
     /// `[[plugin]]`: Wasm components loaded at start.
     #[serde(default)]
-    pub plugin: Vec<shoal_node::plugins::PluginEntry>,
+    pub plugin: Vec<crate::plugin::PluginEntry>,
     /// `[farm]`: the farm deployer's directory, signature policy and limits.
     #[serde(default)]
-    pub farm: shoal_node::farm::FarmSettings,
-    /// `[log]`: the log's format. Read before the rest (`logfmt::LogConfig::peek`, the logger
+    pub farm: shoal_farm::FarmSettings,
+    /// `[log]`: the log's format. Read before the rest (`LogConfig::peek`, the logger
     /// comes first); here so that the key is accepted and a bad value names the file.
     #[serde(default)]
-    #[allow(
-        dead_code,
-        reason = "read by LogConfig::peek before the file is loaded"
-    )]
-    pub log: crate::logfmt::LogConfig,
+    pub log: crate::log::LogConfig,
 }
 
 /// Per-node values a script or test can override without editing the file.
