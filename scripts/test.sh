@@ -22,9 +22,11 @@ scripts/schemathesis.sh || status=1
 SHOAL_UI_CLUSTER=1 scripts/ui-test.sh || status=1
 # The five-minute plugin path of plugins/README.md, literally, on a 3-node demo.
 SHOAL_BIN="${CARGO_TARGET_DIR:-target}/debug/shoal" scripts/plugin-path.sh || status=1
-# The fuzz targets of tests/fuzz/ are not run here: their instrumented cold build takes ~34 min on
-# this machine type (wasmtime and sqlx rebuilt with coverage), more than the rest of the suite.
-# Run them with scripts/fuzz.sh (docs/fuzzing.md); crashes they found are regression tests.
+# A short run of every fuzz target of tests/fuzz/ (libFuzzer; FUZZ_SECS each, default 45): a
+# crash fails the suite, naming the target and the crashing input under tests/fuzz/artifacts/.
+# Its instrumented build has its own target dir (<target>/fuzz) and no wasmtime or sqlx
+# (docs/fuzzing.md has the build time and the long runs' figures).
+scripts/fuzz.sh "${FUZZ_SECS:-45}" || status=1
 # One closing line over every cargo test binary (each prints its own `test result:` line).
 awk '/^test result:/ {p += $4; f += $6} END {printf "total: %d passed, %d failed\n", p, f}' target/cargo-test.log
 exit $status

@@ -9,7 +9,7 @@
 //! before it reports ready.
 //!
 //! Faults are injected with `[farm.faults]` (test-only knobs, off by default,
-//! `server/node/src/farm/faults.rs`): `corrupt_chunks_to` flips a byte of the first chunk
+//! `server/farm/src/settings/faults.rs`): `corrupt_chunks_to` flips a byte of the first chunk
 //! a node sends to the named members (the receivers' own sha256 check must catch it), and
 //! `hold_activate_ms` with `hold_at` holds the coordinator at a named point of its commit
 //! window and logs it, so the test kills it there on a condition, not on timing. (A member

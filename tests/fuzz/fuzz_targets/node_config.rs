@@ -1,18 +1,12 @@
-//! The node's TOML file, read as `shoal node --config FILE` reads it: `Config::parse` and
-//! `Config::apply` of the binary (its own `config.rs`, compiled in here unchanged), then the
-//! channel settings and the interceptor stack the node builds from it. Any text must give a
-//! config or an error that names the file; nothing may panic.
+//! The node's TOML file, read as `shoal node --config FILE` reads it: shoal-config's
+//! `Config::parse` and `Config::apply` (the binary calls the same), then the channel settings
+//! and the interceptor stack the node builds from it. Any text must give a config or an
+//! error that names the file; nothing may panic.
 //! Run: `scripts/fuzz.sh 60 node_config` (docs/fuzzing.md).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
+use shoal_config::{Config, Overrides};
 use std::path::{Path, PathBuf};
-
-#[allow(dead_code, unreachable_pub)]
-#[path = "../../../server/bin/src/config.rs"]
-mod config;
-#[allow(dead_code, unreachable_pub)]
-#[path = "../../../server/bin/src/logfmt.rs"]
-mod logfmt;
 
 const FILE: &str = "fuzz-node.toml";
 
@@ -21,11 +15,11 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let path = PathBuf::from(FILE);
-    let mut cfg = match config::Config::parse(text, Path::new(FILE)) {
+    let mut cfg = match Config::parse(text, Path::new(FILE)) {
         Ok(c) => c,
         Err(e) => return names_the_file(&e),
     };
-    if let Err(e) = cfg.apply(&config::Overrides::default(), &Some(path)) {
+    if let Err(e) = cfg.apply(&Overrides::default(), &Some(path)) {
         return names_the_file(&e);
     }
     let _ = cfg.cluster.settings(cfg.cluster.secret.clone());
