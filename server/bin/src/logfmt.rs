@@ -9,8 +9,8 @@
 //! (`message`, `member`, `context`, `session`, ...), for a log shipper to index.
 //! tracing-subscriber's own JSON formatter cannot add the node's name to every line, hence
 //! [`JsonLines`].
-pub use shoal_config::LogFormat;
 use serde_json::{Map, Value};
+pub use shoal_config::LogFormat;
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tracing::field::{Field, Visit};

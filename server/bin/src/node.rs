@@ -7,10 +7,10 @@
 //! `send async|ack|sync|plain TEXT` (to every member), `stats`, `leave`, `quit`.
 //! A full node (`[http]`) drains on SIGTERM, Ctrl-C, `quit` or `POST /api/v1/cluster/drain`
 //! on its admin API (`shoal ctl drain`): one trigger, one sequence (`shoal_node::drain`).
-use shoal_config::{Config, Overrides};
 use anyhow::{anyhow, Context, Result};
 use serde_json::json;
 use shoal_cluster::{InterceptorStack, Member, SendOptions};
+use shoal_config::{Config, Overrides};
 use shoal_net::{Channel, ClusterConfig, Incoming, MembershipEvent, Outcome, SendReport};
 use shoal_node::drain::{self, DrainTrigger, Progress};
 use shoal_node::roles;

@@ -58,7 +58,10 @@ pub fn spec(entry: &PluginEntry) -> PluginSpec {
 
 /// Resolves an entry's `path` against the config file's directory; `example:NAME` names an
 /// example built by the project (e.g. `example:bench-app`).
-pub fn resolve_path(entry: &PluginEntry, base: Option<&std::path::Path>) -> Result<PathBuf, String> {
+pub fn resolve_path(
+    entry: &PluginEntry,
+    base: Option<&std::path::Path>,
+) -> Result<PathBuf, String> {
     if let Some(example) = entry.path.strip_prefix("example:") {
         return shoal_plugin_host::examples::component_path(example);
     }

@@ -3,8 +3,8 @@
 //! knob breaks one thing at one place, so a test reaches a failure through the real code
 //! path (the receiver's size-and-sha256 check, the coordinator's commit window) instead of
 //! by timing.
-use serde::{Deserialize, Serialize};
 use crate::{DeployId, Message, NodeId, Slot};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::time::Duration;
 

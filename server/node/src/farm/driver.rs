@@ -8,12 +8,12 @@ use super::application::Applications;
 use super::apply::apply;
 use super::bundle::Bundles;
 use super::content::ContentStore;
-use shoal_farm::FarmFaults;
 use super::frame::frame;
 use super::metrics::FarmMetrics;
 use super::view::{FarmView, Notice};
 use crate::plugins::Plugins;
 use shoal_cluster::{MemberId, SendOptions};
+use shoal_farm::FarmFaults;
 use shoal_farm::{
     Action, Change, DeployId, Digest, Event, FarmCore, FarmError, Message, NodeId, Outcome,
     SignedManifest, Slot,
