@@ -61,7 +61,8 @@ async fn backup_sessions_show_primary_and_backup() {
 
 /// Deploy hooks veto (on every node, before staging: nothing activates); non-components are
 /// refused by the test instantiation; a component deploys as a plugin on every node through
-/// the farm and undeploys from every node, from any node.
+/// the farm and undeploys from every node, from any node; the hooks' after-deploy and
+/// after-undeploy run on every node; bytes already held are admitted again (vetoed).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deployments_run_hooks_and_apply_everywhere() {
     let (guard, filter) = match (
@@ -146,7 +147,7 @@ async fn deployments_run_hooks_and_apply_everywhere() {
     let (s, d) = put(
         &c,
         &admin_url(&nodes[1], "/api/v1/deployments/filter2"),
-        filter,
+        filter.clone(),
     )
     .await;
     assert!(s.is_success(), "{s} {d}");
@@ -156,12 +157,10 @@ async fn deployments_run_hooks_and_apply_everywhere() {
     let (s, p) = get(&c, &admin_url(&nodes[2], "/api/v1/plugins/filter2"), READ).await;
     assert_eq!(s, StatusCode::OK, "{p}");
     assert_eq!(p["world"], "url-filter", "{p}");
-    let (_, m) = get(&c, &admin_url(&nodes[1], "/metrics"), READ).await;
-    let m = m.as_str().expect("text").to_owned();
-    assert!(
-        m.contains("shoal_plugin_counter_total{plugin=\"guard\",name=\"deployed\"} 1"),
-        "{m}"
-    );
+    // The hook's after-deploy ran once on every node (the guard counts it).
+    for n in &nodes {
+        guard_counted(&c, n, "deployed").await;
+    }
 
     // Every node holds the catalog (node1 learns it from the rollout, or at the latest from
     // the next catalog exchange): any of them undeploys.
@@ -192,8 +191,80 @@ async fn deployments_run_hooks_and_apply_everywhere() {
     assert!(s.is_success(), "{s} {b}");
     let (s, _) = get(&c, &admin_url(&nodes[2], "/api/v1/plugins/filter2"), READ).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+    // ...and its after-undeploy ran once on every node.
+    for n in &nodes {
+        guard_counted(&c, n, "undeployed").await;
+    }
+
+    // Bytes every node already holds are admitted again for a new rollout (the farm stages
+    // known content at once): under another name, with the guard's limit lowered again,
+    // they are vetoed and loaded nowhere.
+    let r = c
+        .put(admin_url(&nodes[0], "/api/v1/plugins/guard/config"))
+        .bearer_auth(ADMIN)
+        .json(&serde_json::json!({"max-size": limit.to_string()}))
+        .send()
+        .await
+        .expect("configure");
+    assert!(
+        r.status().is_success(),
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
+    let (s, p) = put(
+        &c,
+        &admin_url(&nodes[2], "/api/v1/deployments/filter3"),
+        filter,
+    )
+    .await;
+    assert_eq!(
+        s,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "known content bypassed the hook: {p}"
+    );
+    assert!(
+        p["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("over the limit")
+                && d.contains("vetoed by a deploy hook")
+                && d.contains("nothing was activated")),
+        "{p}"
+    );
+    for n in &nodes {
+        let (s, _) = get(&c, &admin_url(n, "/api/v1/plugins/filter3"), READ).await;
+        assert_eq!(
+            s,
+            StatusCode::NOT_FOUND,
+            "filter3 loaded on {}",
+            n.channel.local().name
+        );
+    }
     for n in nodes {
         n.shutdown().await;
+    }
+}
+
+/// The deploy-guard plugin `guard` on `node` counted `counter` exactly once (waits up to
+/// 5 s: the coordinating node applies its own copy last, after the others confirmed).
+async fn guard_counted(c: &reqwest::Client, node: &shoal_node::RunningNode, counter: &str) {
+    let line = format!("shoal_plugin_counter_total{{plugin=\"guard\",name=\"{counter}\"}} 1");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let (_, m) = get(c, &admin_url(node, "/metrics"), READ).await;
+        let m = m.as_str().unwrap_or_default().to_owned();
+        if m.lines().any(|l| l.trim() == line) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{}: no `{line}` in its metrics:\n{}",
+            node.channel.local().name,
+            m.lines()
+                .filter(|l| l.contains("guard"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
 
