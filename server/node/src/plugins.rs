@@ -406,17 +406,21 @@ impl Plugins {
         }
     }
 
-    /// The registry's order with plugin `name` (loaded or not) moved to `place`: for a
-    /// [`ControlOp::Reorder`]. The admin API's `before`/`after` and a farm artifact's
-    /// metadata `before`/`after` both place a plugin with it.
-    pub fn order_with(&self, name: &str, place: Place<'_>) -> Result<Vec<String>, PlaceError> {
-        let mut order: Vec<String> = self
-            .registry
+    /// The names of the loaded plugins in registry order, without `name`.
+    pub fn names_except(&self, name: &str) -> Vec<String> {
+        self.registry
             .list()
             .into_iter()
             .map(|p| p.name)
             .filter(|n| n != name)
-            .collect();
+            .collect()
+    }
+
+    /// The registry's order with plugin `name` (loaded or not) moved to `place`: for a
+    /// [`ControlOp::Reorder`]. The admin API's `before`/`after` and a farm artifact's
+    /// metadata `before`/`after` both place a plugin with it.
+    pub fn order_with(&self, name: &str, place: Place<'_>) -> Result<Vec<String>, PlaceError> {
+        let mut order = self.names_except(name);
         let (stage, after) = match place {
             Place::Before(s) => (s, false),
             Place::After(s) => (s, true),

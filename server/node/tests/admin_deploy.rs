@@ -95,27 +95,7 @@ async fn deployments_run_hooks_and_apply_everywhere() {
     );
 
     // Over the guard's limit: vetoed with its reason, nothing loaded.
-    let (s, p) = put(
-        &c,
-        &admin_url(&nodes[1], "/api/v1/deployments/filter2"),
-        filter.clone(),
-    )
-    .await;
-    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
-    assert!(
-        p["detail"]
-            .as_str()
-            .is_some_and(|d| d.contains("over the limit")
-                && d.contains("vetoed by a deploy hook")
-                && d.contains("nothing was activated")),
-        "{p}"
-    );
-    let (s, _) = get(&c, &admin_url(&nodes[2], "/api/v1/plugins/filter2"), READ).await;
-    assert_eq!(
-        s,
-        StatusCode::NOT_FOUND,
-        "a vetoed artifact is loaded nowhere"
-    );
+    vetoed_everywhere(&c, &nodes, 1, "filter2", filter.clone()).await;
     // Not a component: refused with the reason.
     let (s, p) = put(
         &c,
@@ -132,18 +112,7 @@ async fn deployments_run_hooks_and_apply_everywhere() {
     );
 
     // Raise the limit everywhere, deploy, see it on node3.
-    let r = c
-        .put(admin_url(&nodes[2], "/api/v1/plugins/guard/config"))
-        .bearer_auth(ADMIN)
-        .json(&serde_json::json!({"max-size": "10000000"}))
-        .send()
-        .await
-        .expect("configure");
-    assert!(
-        r.status().is_success(),
-        "{}",
-        r.text().await.unwrap_or_default()
-    );
+    set_guard_limit(&c, &nodes[2], 10_000_000).await;
     let (s, d) = put(
         &c,
         &admin_url(&nodes[1], "/api/v1/deployments/filter2"),
@@ -199,28 +168,28 @@ async fn deployments_run_hooks_and_apply_everywhere() {
     // Bytes every node already holds are admitted again for a new rollout (the farm stages
     // known content at once): under another name, with the guard's limit lowered again,
     // they are vetoed and loaded nowhere.
-    let r = c
-        .put(admin_url(&nodes[0], "/api/v1/plugins/guard/config"))
-        .bearer_auth(ADMIN)
-        .json(&serde_json::json!({"max-size": limit.to_string()}))
-        .send()
-        .await
-        .expect("configure");
-    assert!(
-        r.status().is_success(),
-        "{}",
-        r.text().await.unwrap_or_default()
-    );
-    let (s, p) = put(
-        &c,
-        &admin_url(&nodes[2], "/api/v1/deployments/filter3"),
-        filter,
-    )
-    .await;
+    set_guard_limit(&c, &nodes[0], limit).await;
+    vetoed_everywhere(&c, &nodes, 2, "filter3", filter).await;
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
+
+/// Deploying `bytes` as `name` through `nodes[via]` is vetoed by the deploy-guard (422 with
+/// its reason) and the plugin is loaded on no node.
+async fn vetoed_everywhere(
+    c: &reqwest::Client,
+    nodes: &[shoal_node::RunningNode],
+    via: usize,
+    name: &str,
+    bytes: Vec<u8>,
+) {
+    let url = admin_url(&nodes[via], &format!("/api/v1/deployments/{name}"));
+    let (s, p) = put(c, &url, bytes).await;
     assert_eq!(
         s,
         StatusCode::UNPROCESSABLE_ENTITY,
-        "known content bypassed the hook: {p}"
+        "{name} not vetoed: {p}"
     );
     assert!(
         p["detail"]
@@ -230,18 +199,28 @@ async fn deployments_run_hooks_and_apply_everywhere() {
                 && d.contains("nothing was activated")),
         "{p}"
     );
-    for n in &nodes {
-        let (s, _) = get(&c, &admin_url(n, "/api/v1/plugins/filter3"), READ).await;
-        assert_eq!(
-            s,
-            StatusCode::NOT_FOUND,
-            "filter3 loaded on {}",
-            n.channel.local().name
-        );
-    }
     for n in nodes {
-        n.shutdown().await;
+        let url = admin_url(n, &format!("/api/v1/plugins/{name}"));
+        let (s, _) = get(c, &url, READ).await;
+        let who = &n.channel.local().name;
+        assert_eq!(s, StatusCode::NOT_FOUND, "vetoed {name} loaded on {who}");
     }
+}
+
+/// Sets the deploy-guard plugin `guard`'s `max-size` on every node (asked of `node`).
+async fn set_guard_limit(c: &reqwest::Client, node: &shoal_node::RunningNode, max: usize) {
+    let r = c
+        .put(admin_url(node, "/api/v1/plugins/guard/config"))
+        .bearer_auth(ADMIN)
+        .json(&serde_json::json!({"max-size": max.to_string()}))
+        .send()
+        .await
+        .expect("configure");
+    assert!(
+        r.status().is_success(),
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
 }
 
 /// The deploy-guard plugin `guard` on `node` counted `counter` exactly once (waits up to

@@ -280,25 +280,13 @@ async fn loaded_valves_run_before_the_app_and_replace_applies_every_field() {
     for n in &nodes {
         let who = n.channel.local().name.clone();
         let placed = poll(Duration::from_secs(10), || {
-            let order: Vec<String> = n
-                .plugins
-                .registry
-                .list()
-                .into_iter()
-                .map(|p| p.name)
-                .collect();
+            let order = n.plugins.names_except("");
             let at = |x: &str| order.iter().position(|p| p == x);
             at("farm-next").is_some_and(|i| at("farm-limit") == Some(i.wrapping_sub(1)))
                 && order.last().map(String::as_str) == Some("farm-last")
         })
         .await;
-        let order: Vec<String> = n
-            .plugins
-            .registry
-            .list()
-            .into_iter()
-            .map(|p| p.name)
-            .collect();
+        let order = n.plugins.names_except("");
         assert!(
             placed,
             "{who}: farm-next right after farm-limit, farm-last last: {order:?}"

@@ -78,13 +78,7 @@ pub fn placed_order(
             "metadata `{key}` = {stage:?}: plugins run between ReplicationValve and app, and native stages keep their place; use after = ReplicationValve (first), before = app (last) or a plugin's name"
         ),
         PlaceError::Unknown => {
-            let names: Vec<String> = plugins
-                .registry
-                .list()
-                .into_iter()
-                .map(|p| p.name)
-                .filter(|n| n != name)
-                .collect();
+            let names = plugins.names_except(name);
             format!(
                 "metadata `{key}` = {stage:?}: no plugin of that name on this node (its plugins: {})",
                 if names.is_empty() { "none".to_string() } else { names.join(", ") }
