@@ -15,7 +15,7 @@ use super::view::{FarmView, Notice};
 use crate::plugins::Plugins;
 use shoal_cluster::{MemberId, SendOptions};
 use shoal_farm::{
-    Action, Change, DeployId, Digest, Event, FarmCore, FarmError, Message, NodeId, Outcome,
+    Action, Change, DeployId, Digest, Entry, Event, FarmCore, FarmError, Message, NodeId, Outcome,
     SignedManifest, Slot,
 };
 use shoal_net::Channel;
@@ -217,10 +217,7 @@ impl Driver {
             Input::Joined => self.core.handle_joined(now),
             Input::Deploy { sm, reply } => {
                 if let Err(reason) = self.admit_held(&sm) {
-                    let me = self.core.me();
-                    let why = format!("node {me}: {reason}; nothing was activated");
-                    self.started(Err(FarmError::Refused(why)), reply);
-                    return;
+                    return self.refuse(reason, reply);
                 }
                 // Its content is an upload hashed as it was received (`upload::receive`).
                 self.store.vouch(sm.manifest.sha256, sm.manifest.size);
@@ -235,6 +232,18 @@ impl Driver {
                 self.started(r, reply);
             }
             Input::Rollback { name, reply } => {
+                // The previous version is held here: admitted again, as the members do
+                // when they get its Prepare.
+                let previous = self
+                    .core
+                    .catalog()
+                    .get(&name)
+                    .and_then(|s| s.previous.clone());
+                if let Some(sm) = previous.as_ref().and_then(Entry::manifest) {
+                    if let Err(reason) = self.admit_held(sm) {
+                        return self.refuse(reason, reply);
+                    }
+                }
                 self.coordinated.insert(name.clone());
                 let r = self.core.rollback(now, &name);
                 self.started(r, reply);
@@ -266,6 +275,13 @@ impl Driver {
         }
         admit(&self.plugins, &self.apps, &self.bundles, sm, &path)
             .map_err(|e| format!("{}: refused here: {e}", sm.manifest))
+    }
+
+    /// A rollout this node will not start: its own admission refused the change.
+    fn refuse(&mut self, reason: String, reply: oneshot::Sender<Started>) {
+        let me = self.core.me();
+        let why = format!("node {me}: {reason}; nothing was activated");
+        self.started(Err(FarmError::Refused(why)), reply);
     }
 
     fn remember(&mut self, sm: SignedManifest) {
