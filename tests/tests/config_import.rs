@@ -1,6 +1,7 @@
-//! `shoal config import` on Tomcat's default `<Cluster/>`, the cluster-howto's full example
-//! and seed 000's static membership: the file it writes starts a real node. (Seed 000's
-//! JDBCStore needs its MySQL server; its conversion is checked in the binary's unit tests.)
+//! `shoal config import` on Tomcat's default `<Cluster/>`, the cluster-howto's full example,
+//! seed 000's static membership and seed 001's Tomcat 5 `<Cluster>`: the file it writes
+//! starts a real node. (Seed 000's JDBCStore needs its MySQL server; its conversion is
+//! checked in the binary's unit tests.)
 use shoal_tests::{free_port, shoal_bin, temp_file, NodeProc, NodeSpec};
 use std::path::PathBuf;
 use std::process::Command;
@@ -17,6 +18,7 @@ fn imported_tomcat_configs_start_a_node() {
         "seed002-default.xml",
         "seed003-howto.xml",
         "seed000-static-membership.xml",
+        "seed001-tomcat5.xml",
     ]
     .iter()
     .enumerate()

@@ -97,6 +97,34 @@ impl Placement {
     }
 }
 
+/// Where a valve or URL filter goes among the node's plugins: the registry's order is the
+/// order they run in, between a context's ReplicationValve and its application.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Place<'a> {
+    /// Just before this plugin; before `app` (the context's application) = last.
+    Before(&'a str),
+    /// Just after this plugin; after `ReplicationValve` = first.
+    After(&'a str),
+}
+
+/// Why a [`Place`] names nowhere a plugin can go.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PlaceError {
+    /// A native stage other than the two ends plugins run between.
+    NativeStage,
+    /// No plugin of that name on this node.
+    Unknown,
+}
+
+/// The native stages of a context's pipeline, which keep their place.
+const NATIVE_STAGES: [&str; 5] = [
+    "SessionValve",
+    "JvmRouteBinderValve",
+    "UrlFilter",
+    "ReplicationValve",
+    "app",
+];
+
 /// An operator operation, applied on every node.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum ControlOp {
@@ -334,6 +362,38 @@ impl Plugins {
                 Ok(None)
             }
         }
+    }
+
+    /// The names of the loaded plugins in registry order, without `name`.
+    pub fn names_except(&self, name: &str) -> Vec<String> {
+        self.registry
+            .list()
+            .into_iter()
+            .map(|p| p.name)
+            .filter(|n| n != name)
+            .collect()
+    }
+
+    /// The registry's order with plugin `name` (loaded or not) moved to `place`: for a
+    /// [`ControlOp::Reorder`]. The admin API's `before`/`after` and a farm artifact's
+    /// metadata `before`/`after` both place a plugin with it.
+    pub fn order_with(&self, name: &str, place: Place<'_>) -> Result<Vec<String>, PlaceError> {
+        let mut order = self.names_except(name);
+        let (stage, after) = match place {
+            Place::Before(s) => (s, false),
+            Place::After(s) => (s, true),
+        };
+        // A plugin's name first (a plugin may be called `app`), then the two ends.
+        let index = match (order.iter().position(|n| n == stage), stage, after) {
+            (Some(i), _, false) => i,
+            (Some(i), _, true) => i + 1,
+            (None, "app", false) => order.len(),
+            (None, "ReplicationValve", true) => 0,
+            (None, s, _) if NATIVE_STAGES.contains(&s) => return Err(PlaceError::NativeStage),
+            (None, _, _) => return Err(PlaceError::Unknown),
+        };
+        order.insert(index, name.to_owned());
+        Ok(order)
     }
 
     fn bytes_of(&self, name: &str) -> Result<Arc<Vec<u8>>, PluginError> {

@@ -61,7 +61,8 @@ async fn backup_sessions_show_primary_and_backup() {
 
 /// Deploy hooks veto (on every node, before staging: nothing activates); non-components are
 /// refused by the test instantiation; a component deploys as a plugin on every node through
-/// the farm and undeploys from every node, from any node.
+/// the farm and undeploys from every node, from any node; the hooks' after-deploy and
+/// after-undeploy run on every node; bytes already held are admitted again (vetoed).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deployments_run_hooks_and_apply_everywhere() {
     let (guard, filter) = match (
@@ -94,27 +95,7 @@ async fn deployments_run_hooks_and_apply_everywhere() {
     );
 
     // Over the guard's limit: vetoed with its reason, nothing loaded.
-    let (s, p) = put(
-        &c,
-        &admin_url(&nodes[1], "/api/v1/deployments/filter2"),
-        filter.clone(),
-    )
-    .await;
-    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
-    assert!(
-        p["detail"]
-            .as_str()
-            .is_some_and(|d| d.contains("over the limit")
-                && d.contains("vetoed by a deploy hook")
-                && d.contains("nothing was activated")),
-        "{p}"
-    );
-    let (s, _) = get(&c, &admin_url(&nodes[2], "/api/v1/plugins/filter2"), READ).await;
-    assert_eq!(
-        s,
-        StatusCode::NOT_FOUND,
-        "a vetoed artifact is loaded nowhere"
-    );
+    vetoed_everywhere(&c, &nodes, 1, "filter2", filter.clone()).await;
     // Not a component: refused with the reason.
     let (s, p) = put(
         &c,
@@ -131,22 +112,11 @@ async fn deployments_run_hooks_and_apply_everywhere() {
     );
 
     // Raise the limit everywhere, deploy, see it on node3.
-    let r = c
-        .put(admin_url(&nodes[2], "/api/v1/plugins/guard/config"))
-        .bearer_auth(ADMIN)
-        .json(&serde_json::json!({"max-size": "10000000"}))
-        .send()
-        .await
-        .expect("configure");
-    assert!(
-        r.status().is_success(),
-        "{}",
-        r.text().await.unwrap_or_default()
-    );
+    set_guard_limit(&c, &nodes[2], 10_000_000).await;
     let (s, d) = put(
         &c,
         &admin_url(&nodes[1], "/api/v1/deployments/filter2"),
-        filter,
+        filter.clone(),
     )
     .await;
     assert!(s.is_success(), "{s} {d}");
@@ -156,12 +126,10 @@ async fn deployments_run_hooks_and_apply_everywhere() {
     let (s, p) = get(&c, &admin_url(&nodes[2], "/api/v1/plugins/filter2"), READ).await;
     assert_eq!(s, StatusCode::OK, "{p}");
     assert_eq!(p["world"], "url-filter", "{p}");
-    let (_, m) = get(&c, &admin_url(&nodes[1], "/metrics"), READ).await;
-    let m = m.as_str().expect("text").to_owned();
-    assert!(
-        m.contains("shoal_plugin_counter_total{plugin=\"guard\",name=\"deployed\"} 1"),
-        "{m}"
-    );
+    // The hook's after-deploy ran once on every node (the guard counts it).
+    for n in &nodes {
+        guard_counted(&c, n, "deployed").await;
+    }
 
     // Every node holds the catalog (node1 learns it from the rollout, or at the latest from
     // the next catalog exchange): any of them undeploys.
@@ -192,8 +160,90 @@ async fn deployments_run_hooks_and_apply_everywhere() {
     assert!(s.is_success(), "{s} {b}");
     let (s, _) = get(&c, &admin_url(&nodes[2], "/api/v1/plugins/filter2"), READ).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+    // ...and its after-undeploy ran once on every node.
+    for n in &nodes {
+        guard_counted(&c, n, "undeployed").await;
+    }
+
+    // Bytes every node already holds are admitted again for a new rollout (the farm stages
+    // known content at once): under another name, with the guard's limit lowered again,
+    // they are vetoed and loaded nowhere.
+    set_guard_limit(&c, &nodes[0], limit).await;
+    vetoed_everywhere(&c, &nodes, 2, "filter3", filter).await;
     for n in nodes {
         n.shutdown().await;
+    }
+}
+
+/// Deploying `bytes` as `name` through `nodes[via]` is vetoed by the deploy-guard (422 with
+/// its reason) and the plugin is loaded on no node.
+async fn vetoed_everywhere(
+    c: &reqwest::Client,
+    nodes: &[shoal_node::RunningNode],
+    via: usize,
+    name: &str,
+    bytes: Vec<u8>,
+) {
+    let url = admin_url(&nodes[via], &format!("/api/v1/deployments/{name}"));
+    let (s, p) = put(c, &url, bytes).await;
+    assert_eq!(
+        s,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{name} not vetoed: {p}"
+    );
+    assert!(
+        p["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("over the limit")
+                && d.contains("vetoed by a deploy hook")
+                && d.contains("nothing was activated")),
+        "{p}"
+    );
+    for n in nodes {
+        let url = admin_url(n, &format!("/api/v1/plugins/{name}"));
+        let (s, _) = get(c, &url, READ).await;
+        let who = &n.channel.local().name;
+        assert_eq!(s, StatusCode::NOT_FOUND, "vetoed {name} loaded on {who}");
+    }
+}
+
+/// Sets the deploy-guard plugin `guard`'s `max-size` on every node (asked of `node`).
+async fn set_guard_limit(c: &reqwest::Client, node: &shoal_node::RunningNode, max: usize) {
+    let r = c
+        .put(admin_url(node, "/api/v1/plugins/guard/config"))
+        .bearer_auth(ADMIN)
+        .json(&serde_json::json!({"max-size": max.to_string()}))
+        .send()
+        .await
+        .expect("configure");
+    assert!(
+        r.status().is_success(),
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
+}
+
+/// The deploy-guard plugin `guard` on `node` counted `counter` exactly once (waits up to
+/// 5 s: the coordinating node applies its own copy last, after the others confirmed).
+async fn guard_counted(c: &reqwest::Client, node: &shoal_node::RunningNode, counter: &str) {
+    let line = format!("shoal_plugin_counter_total{{plugin=\"guard\",name=\"{counter}\"}} 1");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let (_, m) = get(c, &admin_url(node, "/metrics"), READ).await;
+        let m = m.as_str().unwrap_or_default().to_owned();
+        if m.lines().any(|l| l.trim() == line) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{}: no `{line}` in its metrics:\n{}",
+            node.channel.local().name,
+            m.lines()
+                .filter(|l| l.contains("guard"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
 

@@ -2,7 +2,8 @@
 //! Wasm valve on `/app` (as in the release demo): a new valve is placed where it runs
 //! (before the application) unless told otherwise, and warned about when it cannot run;
 //! one default failure policy; `replace=true` applies every field given; the WIT version
-//! and the reload generation shown apart.
+//! and the reload generation shown apart. A farm-deployed plugin is placed too: a valve
+//! before the application, or where its metadata `before`/`after` says.
 mod common;
 mod plugins_support;
 
@@ -261,6 +262,51 @@ async fn loaded_valves_run_before_the_app_and_replace_applies_every_field() {
         assert!(
             status == 200 && remaining.is_some(),
             "the farm-deployed valve did not run before the app on {name}: {status} {remaining:?}"
+        );
+    }
+
+    // A plugin artifact's place (issue 11: "where it goes"): metadata `after` a plugin, or
+    // `before = app` (last), on every node; a name no node has is refused before staging.
+    let filter = shoal_plugin_host::examples::component("url-filter")
+        .unwrap_or_else(|why| panic!("example url-filter needed: {why}"));
+    for (name, query) in [
+        ("farm-next", "kind=plugin&meta.after=farm-limit"),
+        ("farm-last", "kind=plugin&meta.before=app"),
+    ] {
+        let url = admin_url(&nodes[1], &format!("/api/v1/deployments/{name}?{query}"));
+        let (s, d) = put(&c, &url, filter.clone()).await;
+        assert!(s.is_success(), "deploy {name}: {s} {d}");
+    }
+    for n in &nodes {
+        let who = n.channel.local().name.clone();
+        let placed = poll(Duration::from_secs(10), || {
+            let order = n.plugins.names_except("");
+            let at = |x: &str| order.iter().position(|p| p == x);
+            at("farm-next").is_some_and(|i| at("farm-limit") == Some(i.wrapping_sub(1)))
+                && order.last().map(String::as_str) == Some("farm-last")
+        })
+        .await;
+        let order = n.plugins.names_except("");
+        assert!(
+            placed,
+            "{who}: farm-next right after farm-limit, farm-last last: {order:?}"
+        );
+    }
+    let url = admin_url(
+        &nodes[0],
+        "/api/v1/deployments/farm-lost?kind=plugin&meta.before=nope",
+    );
+    let (s, d) = put(&c, &url, filter.clone()).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{d}");
+    let detail = d["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("metadata `before` = \"nope\"") && detail.contains("nothing was activated"),
+        "{d}"
+    );
+    for n in &nodes {
+        assert!(
+            n.plugins.registry.info("farm-lost").is_err(),
+            "farm-lost loaded somewhere"
         );
     }
     shutdown(nodes).await;

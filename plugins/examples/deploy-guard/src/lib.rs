@@ -3,7 +3,8 @@
 //! Config: `max-size` (bytes; absent = no limit) and `public-key` (64 hex digits of an
 //! ed25519 public key; absent = signatures not required). The uploader signs the artifact's
 //! lowercase hex SHA-256 digest (the ASCII text) and sends the signature as metadata
-//! `signature` (128 hex digits).
+//! `signature` (128 hex digits). Counts `vetoed`, `deployed` and `undeployed` (metrics
+//! `plugin.<name>.<counter>`), so tests see the after-calls on every node.
 use ed25519_compact::{PublicKey, Signature};
 use shoal_plugin_sdk::deploy::{Artifact, Decision, DeployHook};
 use shoal_plugin_sdk::host;
@@ -35,6 +36,7 @@ impl DeployHook for DeployGuard {
     }
 
     fn after_undeploy(name: String) {
+        host::counter_add("undeployed", 1);
         host::log_info(&format!("undeployed {name}"));
     }
 }

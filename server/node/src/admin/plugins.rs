@@ -2,7 +2,7 @@
 //! first (a mistake is reported before anything else changes), then on every member with
 //! SYNCHRONIZED_ACK; the answer shows, per node, whether it confirmed.
 use super::NodeBackend;
-use crate::plugins::ControlOp;
+use crate::plugins::{ControlOp, Place, PlaceError};
 use shoal_admin::dto::*;
 use shoal_admin::BackendError;
 use shoal_plugin_host::{
@@ -323,50 +323,36 @@ impl NodeBackend {
         position: &Position,
         contexts: &[String],
     ) -> Result<Vec<String>, BackendError> {
-        let mut order: Vec<String> = self
-            .node
+        let place = match position {
+            Position::Before(s) => Place::Before(s),
+            Position::After(s) => Place::After(s),
+        };
+        self.node
             .plugins
-            .registry
-            .list()
-            .into_iter()
-            .map(|p| p.name)
-            .filter(|n| n != name)
-            .collect();
-        let (stage, after) = match position {
-            Position::Before(s) => (s.as_str(), false),
-            Position::After(s) => (s.as_str(), true),
-        };
-        // A plugin's name first (a plugin may be called `app`), then the native stages.
-        let index = match (order.iter().position(|n| n == stage), stage, after) {
-            (Some(i), _, false) => i,
-            (Some(i), _, true) => i + 1,
-            (None, "app", false) => order.len(),
-            (None, "ReplicationValve", true) => 0,
-            (None, "SessionValve" | "JvmRouteBinderValve" | "UrlFilter" | "ReplicationValve" | "app", _) => {
-                return Err(BackendError::Invalid(format!(
+            .order_with(name, place)
+            .map_err(|e| match e {
+                PlaceError::NativeStage => BackendError::Invalid(format!(
                     "plugin {name}: plugins run between ReplicationValve and app, and native stages keep their place; use --after ReplicationValve (first) or --before app (last), or name a plugin"
-                )))
-            }
-            (None, s, _) => {
-                let here: Vec<String> = self
-                    .node
-                    .http
-                    .contexts()
-                    .iter()
-                    .filter(|c| contexts.is_empty() || contexts.contains(&c.path))
-                    .flat_map(|c| self.pipeline(c))
-                    .map(|st| st.name)
-                    .filter(|n| n != name)
-                    .collect();
-                return Err(BackendError::NotFound {
-                    what: "pipeline stage",
-                    name: s.to_owned(),
-                    hint: format!(" (stages where plugin {name} goes: {})", here.join(", ")),
-                });
-            }
-        };
-        order.insert(index, name.to_owned());
-        Ok(order)
+                )),
+                PlaceError::Unknown => {
+                    let here: Vec<String> = self
+                        .node
+                        .http
+                        .contexts()
+                        .iter()
+                        .filter(|c| contexts.is_empty() || contexts.contains(&c.path))
+                        .flat_map(|c| self.pipeline(c))
+                        .map(|st| st.name)
+                        .filter(|n| n != name)
+                        .collect();
+                    let (Position::Before(s) | Position::After(s)) = position;
+                    BackendError::NotFound {
+                        what: "pipeline stage",
+                        name: s.to_owned(),
+                        hint: format!(" (stages where plugin {name} goes: {})", here.join(", ")),
+                    }
+                }
+            })
     }
 
     fn limits_to_host(l: &PluginLimits) -> Limits {

@@ -3,11 +3,11 @@
 //! node can make live (a `plugin` or an `application` must compile and instantiate, an
 //! application's context settings must be valid, its static-file bundle unpack), and no deploy hook may veto it. A refusal becomes this node's `Failed{reason}`, so nobody activates.
 use super::application::Applications;
-use super::apply::{artifact, plugin_config};
+use super::apply::{artifact, placed_order, plugin_config, plugin_place};
 use super::bundle::Bundles;
 use crate::plugins::Plugins;
 use shoal_farm::{Kind, SignedManifest};
-use shoal_plugin_host::{DeployDecision, PluginSpec};
+use shoal_plugin_host::{DeployDecision, PluginSpec, PluginWorld};
 use std::path::Path;
 
 /// A name no context has: a test instance placed there never runs on a request.
@@ -31,7 +31,17 @@ pub fn admit(
         Kind::Plugin => {
             let bytes = std::fs::read(content)
                 .map_err(|e| format!("cannot read {}: {e}", content.display()))?;
-            test_instantiate(plugins, &m.name, &bytes, plugin_config(sm))?;
+            let world = test_instantiate(plugins, &m.name, &bytes, plugin_config(sm))?;
+            if let Some(place) = plugin_place(sm)? {
+                if !matches!(world, PluginWorld::Valve | PluginWorld::UrlFilter) {
+                    return Err(format!(
+                        "metadata `before`/`after` place valves and URL filters in a pipeline; {} is a {} (interceptors join the bottom of the stack: reorder them with PUT /api/v1/channel/interceptors/order)",
+                        m.name,
+                        world.wit_name()
+                    ));
+                }
+                placed_order(plugins, &m.name, place)?;
+            }
         }
     }
     if let DeployDecision::Veto(reason) = plugins.registry.deploy_hooks_before(&artifact(sm)) {
@@ -41,13 +51,13 @@ pub fn admit(
 }
 
 /// Compiles the component and creates one instance under a scratch name placed in no
-/// context and disabled at once, then unloads it.
+/// context and disabled at once, then unloads it; the world it implements.
 fn test_instantiate(
     plugins: &Plugins,
     name: &str,
     bytes: &[u8],
     config: Vec<(String, String)>,
-) -> Result<(), String> {
+) -> Result<PluginWorld, String> {
     let scratch = format!("farm-check:{name}");
     plugins.placement.set(&scratch, vec![NOWHERE.into()]);
     let spec = PluginSpec {
@@ -60,6 +70,6 @@ fn test_instantiate(
         let _ = plugins.registry.unload(&scratch);
     }
     plugins.placement.remove(&scratch);
-    r.map(|_| ())
+    r.map(|info| info.world)
         .map_err(|e| format!("not a loadable plugin component: {e}"))
 }

@@ -2,8 +2,12 @@
 //! persisted catalog at start):
 //! - `plugin`: loaded (or hot-reloaded: requests in flight finish on the old version) in the
 //!   local [`Plugins`] registry with its config and contexts from the metadata; unloaded on
-//!   undeploy. Metadata: `contexts` (comma-separated paths, empty = every context) and
-//!   `config.<key>` (given to the plugin as `<key>`).
+//!   undeploy. Metadata: `contexts` (comma-separated paths, empty = every context),
+//!   `config.<key>` (given to the plugin as `<key>`), and for a valve or URL filter its
+//!   place: `before` or `after` a plugin (`before = app`: last, `after = ReplicationValve`:
+//!   first), as `shoal ctl plugins load --before/--after`. Without one a new valve goes
+//!   first (before the context's application), other new plugins last, and a redeployed
+//!   one keeps its place.
 //! - `file`: `files/<name>` under the farm dir points at the content (swapped atomically).
 //! - `application`: its context created or its pipeline swapped, with its static files
 //!   (see `application.rs`, `bundle.rs`);
@@ -13,7 +17,7 @@
 use super::application::Applications;
 use super::bundle::Bundles;
 use super::content::ContentStore;
-use crate::plugins::{ControlOp, Plugins};
+use crate::plugins::{ControlOp, Place, PlaceError, Plugins};
 use shoal_farm::{Entry, Kind, SignedManifest, Slot, Target};
 use shoal_plugin_host::{Artifact, PluginError, PluginWorld};
 
@@ -42,6 +46,45 @@ pub fn plugin_contexts(sm: &SignedManifest) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The place of a `plugin` artifact among the node's plugins (metadata `before` or
+/// `after`); `None`: not given.
+pub fn plugin_place(sm: &SignedManifest) -> Result<Option<Place<'_>>, String> {
+    let m = &sm.manifest.metadata;
+    match (m.get("before"), m.get("after")) {
+        (Some(_), Some(_)) => {
+            Err("metadata `before` and `after` both given: give one (the plugin's place)".into())
+        }
+        (Some(b), None) => Ok(Some(Place::Before(b))),
+        (None, Some(a)) => Ok(Some(Place::After(a))),
+        (None, None) => Ok(None),
+    }
+}
+
+/// The registry order with plugin `name` at `place`, or why this node cannot place it
+/// there (a reason for the rollout, naming the metadata key).
+pub fn placed_order(
+    plugins: &Plugins,
+    name: &str,
+    place: Place<'_>,
+) -> Result<Vec<String>, String> {
+    let (key, stage) = match place {
+        Place::Before(s) => ("before", s),
+        Place::After(s) => ("after", s),
+    };
+    plugins.order_with(name, place).map_err(|e| match e {
+        PlaceError::NativeStage => format!(
+            "metadata `{key}` = {stage:?}: plugins run between ReplicationValve and app, and native stages keep their place; use after = ReplicationValve (first), before = app (last) or a plugin's name"
+        ),
+        PlaceError::Unknown => {
+            let names = plugins.names_except(name);
+            format!(
+                "metadata `{key}` = {stage:?}: no plugin of that name on this node (its plugins: {})",
+                if names.is_empty() { "none".to_string() } else { names.join(", ") }
+            )
+        }
+    })
 }
 
 /// What the deploy hooks see of an artifact.
@@ -160,6 +203,26 @@ fn apply_plugin(
     let config = plugin_config(sm);
     let contexts = plugin_contexts(sm);
     let fail = |e: PluginError| format!("{}: {e}", sm.manifest);
+    // Checked before staging on every node (`admit`); a plugin named there and removed
+    // since only costs the place, not the activation.
+    let place = plugin_place(sm).ok().flatten();
+    let reorder = |default: Option<Vec<String>>| {
+        let order = match place.map(|p| placed_order(plugins, name, p)) {
+            Some(Ok(order)) => Some(order),
+            Some(Err(why)) => {
+                tracing::warn!(plugin = %name, "{}: {why}; left where it is", sm.manifest);
+                default
+            }
+            None => default,
+        };
+        match order {
+            Some(order) => plugins
+                .apply_local(&ControlOp::Reorder { order })
+                .map(|_| ())
+                .map_err(fail),
+            None => Ok(()),
+        }
+    };
     if plugins.registry.info(name).is_ok() {
         plugins
             .apply_local(&ControlOp::Reload {
@@ -174,6 +237,7 @@ fn apply_plugin(
             })
             .map_err(fail)?;
         plugins.placement.set(name, contexts);
+        reorder(None)?;
     } else {
         let loaded = plugins
             .apply_local(&ControlOp::Load {
@@ -188,13 +252,8 @@ fn apply_plugin(
             .map_err(fail)?;
         // As for `ctl plugins load`: a new valve goes first among the plugins, so it runs
         // before its context's application (a Wasm app would answer every request first).
-        if loaded.is_some_and(|i| i.world == PluginWorld::Valve) {
-            plugins
-                .apply_local(&ControlOp::Reorder {
-                    order: vec![name.into()],
-                })
-                .map_err(fail)?;
-        }
+        let valve = loaded.is_some_and(|i| i.world == PluginWorld::Valve);
+        reorder(valve.then(|| vec![name.to_string()]))?;
     }
     Ok(())
 }

@@ -15,7 +15,7 @@ use crate::plugins::Plugins;
 use shoal_cluster::{MemberId, SendOptions};
 use shoal_farm::FarmFaults;
 use shoal_farm::{
-    Action, Change, DeployId, Digest, Event, FarmCore, FarmError, Message, NodeId, Outcome,
+    Action, Change, DeployId, Digest, Entry, Event, FarmCore, FarmError, Message, NodeId, Outcome,
     SignedManifest, Slot,
 };
 use shoal_net::Channel;
@@ -84,6 +84,9 @@ pub struct Driver {
     /// `[farm.faults]` (tests only), and per rollout the Activates it counted.
     pub faults: FarmFaults,
     pub held: HashMap<DeployId, u32>,
+    /// Rollouts admitted here although their content was already held (bounded like
+    /// `prepared`): a resent Prepare is not checked again.
+    pub admitted: std::collections::HashSet<DeployId>,
 }
 
 impl Driver {
@@ -160,9 +163,30 @@ impl Driver {
                 };
                 match &msg {
                     Message::Prepare {
+                        deploy,
                         change: Change::Deploy(sm),
                         ..
-                    } => self.remember(sm.clone()),
+                    } => {
+                        let admitted = match self.admitted.contains(deploy) {
+                            true => Ok(()),
+                            false => self.admit_held(sm),
+                        };
+                        if let Err(reason) = admitted {
+                            tracing::warn!(%from, "farm: {reason}");
+                            let failed = Message::Failed {
+                                deploy: deploy.clone(),
+                                reason,
+                                conflict: None,
+                            };
+                            self.send(from, failed);
+                            return;
+                        }
+                        if self.admitted.len() >= PREPARED_MAX {
+                            self.admitted.clear();
+                        }
+                        self.admitted.insert(deploy.clone());
+                        self.remember(sm.clone())
+                    }
                     Message::Want { digest, offset, .. } => {
                         tracing::debug!(%from, "farm: {from} asks for {digest:?} from offset {offset}");
                     }
@@ -192,6 +216,9 @@ impl Driver {
             }
             Input::Joined => self.core.handle_joined(now),
             Input::Deploy { sm, reply } => {
+                if let Err(reason) = self.admit_held(&sm) {
+                    return self.refuse(reason, reply);
+                }
                 // Its content is an upload hashed as it was received (`upload::receive`).
                 self.store.vouch(sm.manifest.sha256, sm.manifest.size);
                 self.remember(sm.clone());
@@ -205,6 +232,18 @@ impl Driver {
                 self.started(r, reply);
             }
             Input::Rollback { name, reply } => {
+                // The previous version is held here: admitted again, as the members do
+                // when they get its Prepare.
+                let previous = self
+                    .core
+                    .catalog()
+                    .get(&name)
+                    .and_then(|s| s.previous.clone());
+                if let Some(sm) = previous.as_ref().and_then(Entry::manifest) {
+                    if let Err(reason) = self.admit_held(sm) {
+                        return self.refuse(reason, reply);
+                    }
+                }
                 self.coordinated.insert(name.clone());
                 let r = self.core.rollback(now, &name);
                 self.started(r, reply);
@@ -222,6 +261,27 @@ impl Driver {
             .into_iter()
             .find(|m| m.id == id)
             .map(|m| NodeId::new(m.name))
+    }
+
+    /// Admission (`admit`: deploy hooks, test instantiation with this manifest's
+    /// configuration, context and place) of a rollout whose content this node already holds:
+    /// the core stages such content at once, without the `Verify` that admits new content,
+    /// so a new name, version or metadata for known bytes is checked here. New content: Ok
+    /// (admitted when verified).
+    fn admit_held(&self, sm: &SignedManifest) -> Result<(), String> {
+        let path = self.store.content_path(&sm.manifest.sha256);
+        if !path.is_file() {
+            return Ok(());
+        }
+        admit(&self.plugins, &self.apps, &self.bundles, sm, &path)
+            .map_err(|e| format!("{}: refused here: {e}", sm.manifest))
+    }
+
+    /// A rollout this node will not start: its own admission refused the change.
+    fn refuse(&mut self, reason: String, reply: oneshot::Sender<Started>) {
+        let me = self.core.me();
+        let why = format!("node {me}: {reason}; nothing was activated");
+        self.started(Err(FarmError::Refused(why)), reply);
     }
 
     fn remember(&mut self, sm: SignedManifest) {

@@ -201,6 +201,7 @@ impl Farm {
             finished: Vec::new(),
             faults: settings.faults.clone(),
             held: Default::default(),
+            admitted: Default::default(),
         };
         let rt = tokio::runtime::Handle::current();
         std::thread::Builder::new()
