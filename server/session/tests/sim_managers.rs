@@ -16,6 +16,10 @@ fn base(seed: u64, kind: ManagerKind, mode: ReplicationMode) -> SimConfig {
         drop_p: 0.0,
         kills: false,
         partitions: false,
+        isolations: false,
+        majority: false,
+        random_routing: false,
+        fifo: false,
     }
 }
 
