@@ -186,7 +186,13 @@ fn majority_isolations(kind: ManagerKind) {
 }
 
 #[test]
+fn delta_majority_isolations_under_random_routing_lose_nothing() {
+    majority_isolations(ManagerKind::Delta);
+}
+
+#[test]
 fn backup_majority_isolations_under_random_routing_lose_nothing() {
     majority_isolations(ManagerKind::Backup);
 }
+
 

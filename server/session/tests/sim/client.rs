@@ -44,17 +44,13 @@ impl Sim {
                     return self.retry_or_fail(c);
                 }
                 Lookup::Missing if self.cfg.majority && self.clients[c].acked > 0 => {
-                    // The runtime creates a new session for an id nobody knows: lost.
-                    let acked = self.clients[c].acked;
-                    self.report.violations.push(format!(
-                        "t={now} client {c}: session {id:?} with {acked} acknowledged unknown to node{} (holders {:?})",
-                        n + 1,
-                        self.holders(&id)
-                    ));
-                    self.clients[c].session = None;
+                    // The runtime answers from a new session for an id nobody knows.
+                    let old = (id, self.clients[c].acked);
+                    self.clients[c].replaced = Some(old);
+                    let s = self.nodes[n].mgr.create(now);
+                    self.clients[c].session = Some(s.id.clone());
                     self.clients[c].acked = 0;
-                    self.clients[c].started = 0;
-                    return self.at(100, Ev::Client(c));
+                    (s.id, 0)
                 }
                 Lookup::Missing => return self.retry_or_fail(c),
             },
@@ -157,6 +153,20 @@ impl Sim {
         }
         self.writes.remove(&write);
         self.clients[c].inflight = None;
+        match self.clients[c].replaced.take() {
+            Some((old, acked)) if ok => self.report.violations.push(format!(
+                "t={} client {c}: session {old:?} with {acked} acknowledged lost: node{} answered from a new one (holders {:?})",
+                self.now,
+                node + 1,
+                self.holders(&old)
+            )),
+            // Not acknowledged: the client keeps its session.
+            Some((old, acked)) => {
+                self.clients[c].session = Some(old);
+                self.clients[c].acked = acked;
+            }
+            None => {}
+        }
         if ok && self.cfg.majority && value <= self.clients[c].acked {
             self.report.violations.push(format!(
                 "t={} client {c}: {value} of {:?} acknowledged on node{} after {} was (built on a stale copy)",
@@ -178,6 +188,11 @@ impl Sim {
     }
 
     pub(super) fn done(&mut self, c: usize, ok: bool) {
+        if let Some((old, acked)) = self.clients[c].replaced.take() {
+            // The request failed before its write: the client keeps its session.
+            self.clients[c].session = Some(old);
+            self.clients[c].acked = acked;
+        }
         if ok {
             self.report.acked += 1;
         } else {

@@ -103,6 +103,9 @@ struct Client {
     /// Value of the write in flight and its pending acks.
     inflight: Option<(u64, usize, BTreeSet<MemberId>, bool)>,
     started: Millis,
+    /// `majority`: the session (and its acknowledged value) the node in flight did not
+    /// know, so answered from a new one: lost if that answer is acknowledged.
+    replaced: Option<(SessionId, u64)>,
 }
 
 mod check;
@@ -180,6 +183,7 @@ impl Sim {
                 acked: 0,
                 inflight: None,
                 started: 0,
+                replaced: None,
             });
             let at = sim.rng.gen_range(0..50);
             sim.at(at, Ev::Client(c));
