@@ -196,3 +196,4 @@ fn backup_majority_isolations_under_random_routing_lose_nothing() {
 }
 
 
+

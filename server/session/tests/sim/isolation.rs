@@ -8,6 +8,18 @@ use super::*;
 /// How long after the cut each node's failure detector drops the other side, at most
 /// (plus `DETECT_MS`).
 const DETECT_JITTER_MS: Millis = 300;
+/// Over how long the links of a cut are cut one after another: 0 (all at once) unless
+/// `SHOAL_SIM_CUT_SPREAD_MS` says otherwise. The fault harness applies its nftables rules
+/// one link after another over tens of milliseconds; with a spread of 60 ms BackupManager
+/// still loses a session (`SHOAL_SIM_CUT_SPREAD_MS=60 SHOAL_SIM_SEEDS=2..3`): a take-over
+/// on the node being cut off reaches one member (the old primary, which drops its copy)
+/// and not the other (the new backup), then the new primary vanishes.
+fn cut_spread_ms() -> Millis {
+    std::env::var("SHOAL_SIM_CUT_SPREAD_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
 /// How long after the heal each node sees each member of the other side again, at most.
 const MEET_JITTER_MS: Millis = 400;
 
@@ -28,6 +40,11 @@ impl Sim {
                 continue;
             }
             let other = self.nodes[o].id;
+            let spread = cut_spread_ms();
+            for (from, to) in [(x, other), (other, x)] {
+                let d = self.rng.gen_range(0..=spread);
+                self.at(d, Ev::CutLink { from, to });
+            }
             let d = DETECT_MS + self.rng.gen_range(0..DETECT_JITTER_MS);
             self.at(d, Ev::Lost { observer: i, gone: other });
             let d = DETECT_MS + self.rng.gen_range(0..DETECT_JITTER_MS);
@@ -39,6 +56,7 @@ impl Sim {
 
     pub(super) fn heal(&mut self) {
         self.cut = None;
+        self.cut_links.clear();
         let Some(x) = self.isolated.take() else {
             return;
         };

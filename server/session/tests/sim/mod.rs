@@ -82,6 +82,8 @@ enum Ev {
     Chaos,
     /// Node `observer`'s failure detector drops `gone` (isolations).
     Lost { observer: usize, gone: MemberId },
+    /// The link `from` → `to` drops what is sent over it (isolations).
+    CutLink { from: MemberId, to: MemberId },
     /// Node `observer` sees `other` again after a heal (isolations).
     Met { observer: usize, other: MemberId },
 }
@@ -123,8 +125,11 @@ pub struct Sim {
     nodes: Vec<Node>,
     clients: Vec<Client>,
     cut: Option<(MemberId, MemberId)>,
-    /// A node cut off from every other one (isolations).
+    /// A node being cut off from every other one (isolations).
     isolated: Option<MemberId>,
+    /// The directed links cut so far: a cut is applied one link after another, as the
+    /// fault harness's nftables rules are (isolations).
+    cut_links: BTreeSet<(MemberId, MemberId)>,
     /// When the last message on each link is delivered (`fifo`).
     link_clock: HashMap<(MemberId, MemberId), Millis>,
     max_version: HashMap<(MemberId, SessionId), u64>,
@@ -160,6 +165,7 @@ impl Sim {
             clients: Vec::new(),
             cut: None,
             isolated: None,
+            cut_links: BTreeSet::new(),
             link_clock: HashMap::new(),
             max_version: HashMap::new(),
             next_write: 1,
@@ -226,7 +232,7 @@ impl Sim {
                     || self
                         .cut
                         .is_some_and(|(a, b)| (a, b) == (from, to) || (b, a) == (from, to))
-                    || self.isolated.is_some_and(|x| x == from || x == to);
+                    || self.cut_links.contains(&(from, to));
                 if dropped {
                     if let Some(w) = w {
                         self.at(
@@ -360,6 +366,9 @@ impl Sim {
             Ev::Heal => self.heal(),
             Ev::Chaos => self.chaos(load),
             Ev::Lost { observer, gone } => self.lost(observer, gone),
+            Ev::CutLink { from, to } => {
+                self.cut_links.insert((from, to));
+            }
             Ev::Met { observer, other } => self.met(observer, other),
         }
     }
