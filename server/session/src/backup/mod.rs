@@ -46,6 +46,10 @@ pub(crate) struct BackupManager {
     /// their view and announce their take-overs to it. Only their answers count for
     /// `rejoin` (see `receive.rs`, `met_by`).
     met_us: BTreeSet<MemberId>,
+    /// When each member was met while partitioned: locations arriving a reask period later
+    /// count even if the member never asked (it never dropped this node, so it always
+    /// announced its take-overs here).
+    greeted: BTreeMap<MemberId, Millis>,
 }
 
 /// Members that have not answered GET_ALL_SESSIONS within this long are asked again.
@@ -69,6 +73,7 @@ impl BackupManager {
             partitioned: false,
             rejoin: BTreeMap::new(),
             met_us: BTreeSet::new(),
+            greeted: BTreeMap::new(),
         }
     }
 
@@ -360,6 +365,7 @@ impl SessionManager for BackupManager {
         }
         if self.partitioned {
             self.rejoin.insert(member, now + REASK_MS);
+            self.greeted.insert(member, now);
         }
         // Learn where the newcomer's sessions live (it may have started alone, or it is
         // back from the other side of a partition), and give every primary its backups.
@@ -465,6 +471,7 @@ impl SessionManager for BackupManager {
         self.partitioned = partitioned;
         self.rejoin.clear();
         self.met_us.clear();
+        self.greeted.clear();
         if caught_up {
             // Primaries left short of backups while this node was cut off get them back.
             return self.refill_all_backups();

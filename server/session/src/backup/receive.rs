@@ -173,10 +173,16 @@ impl BackupManager {
     }
 
     /// TRANSFER_COMPLETE from `from`: its locations are all in, unless this node is catching
-    /// up and `from` had not met it yet when it answered (see [`Self::met_by`]).
-    fn transfer_complete(&mut self, from: MemberId) {
+    /// up and `from` may not have met it yet when it answered (see [`Self::met_by`]): it
+    /// has not asked for this node's locations, and this node met it less than a reask
+    /// period ago (a member that never dropped this node never asks; it is asked again).
+    fn transfer_complete(&mut self, from: MemberId, now: Millis) {
         self.awaiting.remove(&from);
-        if !self.partitioned || self.met_us.contains(&from) {
+        let settled = self
+            .greeted
+            .get(&from)
+            .is_none_or(|at| now >= at + super::REASK_MS);
+        if !self.partitioned || self.met_us.contains(&from) || settled {
             self.rejoin.remove(&from);
         }
     }
@@ -278,7 +284,7 @@ impl BackupManager {
                 out
             }
             SessionMessage::TransferComplete { .. } => {
-                self.transfer_complete(from);
+                self.transfer_complete(from, now);
                 vec![]
             }
             SessionMessage::NoContextManager { .. } => {

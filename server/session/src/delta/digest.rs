@@ -53,12 +53,17 @@ pub(super) struct CatchUp {
     /// their view, so replicate their writes to it from then on. Only a digest they sent
     /// after that counts as theirs (see [`DeltaManager::met_by`]).
     met_us: BTreeSet<MemberId>,
+    /// When each member in `digests` was greeted: a digest arriving a reask period later
+    /// counts even if the member never asked (it never dropped this node, so it always
+    /// replicated here).
+    greeted: BTreeMap<MemberId, Millis>,
 }
 
 impl CatchUp {
     pub(super) fn set_partitioned(&mut self, partitioned: bool) {
         self.partitioned = partitioned;
         self.met_us.clear();
+        self.greeted.clear();
         if !partitioned {
             self.digests.clear();
             self.fetches.clear();
@@ -85,6 +90,7 @@ impl DeltaManager {
     pub(super) fn greet(&mut self, member: MemberId, now: Millis) -> Vec<Outgoing> {
         if self.catch_up.partitioned {
             self.catch_up.digests.insert(member, now + DIGEST_REASK_MS);
+            self.catch_up.greeted.insert(member, now);
         }
         for e in self.core.sessions.entries.values_mut() {
             if e.primary {
@@ -170,7 +176,12 @@ impl DeltaManager {
                 out.extend(self.fetch(id, from));
             }
         }
-        if last && (!catching_up || self.catch_up.met_us.contains(&from)) {
+        let settled = self
+            .catch_up
+            .greeted
+            .get(&from)
+            .is_none_or(|at| now >= at + DIGEST_REASK_MS);
+        if last && (!catching_up || self.catch_up.met_us.contains(&from) || settled) {
             self.catch_up.digests.remove(&from);
         }
         out
