@@ -132,6 +132,29 @@ impl BackupManager {
         self.location_of(id)
     }
 
+    /// A member back in the view (a heal) gets again the whole of every session it backs
+    /// up here: a BACKUP_PUT sent to it while it was out of reach (a session created or
+    /// taken over on a side that still listed it) never arrived, and nothing else would
+    /// repair that copy.
+    fn resend_backups_to(&mut self, member: MemberId) -> Vec<Outgoing> {
+        let local = self.core.local;
+        let puts: Vec<SessionMessage> = self
+            .core
+            .sessions
+            .entries
+            .values()
+            .filter(|e| e.primary && e.backups.contains(&member))
+            .map(|e| SessionMessage::BackupPut {
+                session: e.session.clone(),
+                primary: local,
+                backups: e.backups.clone(),
+            })
+            .collect();
+        puts.iter()
+            .filter_map(|put| self.core.msg(vec![member], put, false))
+            .collect()
+    }
+
     fn location_of(&self, id: &SessionId) -> Option<Location> {
         let e = self.core.sessions.get(id)?;
         Some(Location {
@@ -371,6 +394,7 @@ impl SessionManager for BackupManager {
         // back from the other side of a partition), and give every primary its backups.
         let mut out = self.ask_locations(member);
         if !self.partitioned {
+            out.extend(self.resend_backups_to(member));
             out.extend(self.refill_all_backups());
         }
         out
