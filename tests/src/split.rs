@@ -201,8 +201,8 @@ pub fn check(history: &History, promise: Promise) -> Report {
 pub fn refuses_without_majority(c: &SplitCluster, i: usize, seen: usize) {
     // Any well-formed id: the gate answers before the session is looked up.
     let cookie = format!("JSESSIONID={}.node1", "A".repeat(32));
-    let r = get_blocking(&c.nodes[i].http, "/app/counter", Some(&cookie), &[])
-        .expect("reach the node");
+    let r =
+        get_blocking(&c.nodes[i].http, "/app/counter", Some(&cookie), &[]).expect("reach the node");
     assert_eq!(r.status, 503, "{}", r.body);
     assert!(r.body.contains("no-quorum"), "{}", r.body);
     assert!(

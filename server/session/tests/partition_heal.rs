@@ -194,6 +194,3 @@ fn delta_majority_isolations_under_random_routing_lose_nothing() {
 fn backup_majority_isolations_under_random_routing_lose_nothing() {
     majority_isolations(ManagerKind::Backup);
 }
-
-
-

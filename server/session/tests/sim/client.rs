@@ -57,7 +57,10 @@ impl Sim {
         };
         let acked = self.clients[c].acked;
         if std::env::var("SHOAL_SIM_TRACE").is_ok_and(|p| format!("{id:?}").contains(&p)) {
-            self.note(&format!("client {c} request on node{}: reads {value}", n + 1));
+            self.note(&format!(
+                "client {c} request on node{}: reads {value}",
+                n + 1
+            ));
         }
         // Under `majority` a node that has not noticed the cut yet may read an old copy;
         // what it answers is only what its write acknowledges (see `maybe_finish`).

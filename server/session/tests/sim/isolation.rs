@@ -46,9 +46,21 @@ impl Sim {
                 self.at(d, Ev::CutLink { from, to });
             }
             let d = DETECT_MS + self.rng.gen_range(0..DETECT_JITTER_MS);
-            self.at(d, Ev::Lost { observer: i, gone: other });
+            self.at(
+                d,
+                Ev::Lost {
+                    observer: i,
+                    gone: other,
+                },
+            );
             let d = DETECT_MS + self.rng.gen_range(0..DETECT_JITTER_MS);
-            self.at(d, Ev::Lost { observer: o, gone: x });
+            self.at(
+                d,
+                Ev::Lost {
+                    observer: o,
+                    gone: x,
+                },
+            );
         }
         let heal = DETECT_MS + DETECT_JITTER_MS + self.rng.gen_range(200..2500);
         self.at(heal, Ev::Heal);
@@ -72,7 +84,13 @@ impl Sim {
             let d = self.rng.gen_range(1..MEET_JITTER_MS);
             self.at(d, Ev::Met { observer: i, other });
             let d = self.rng.gen_range(1..MEET_JITTER_MS);
-            self.at(d, Ev::Met { observer: o, other: x });
+            self.at(
+                d,
+                Ev::Met {
+                    observer: o,
+                    other: x,
+                },
+            );
         }
     }
 

@@ -81,11 +81,20 @@ enum Ev {
     Heal,
     Chaos,
     /// Node `observer`'s failure detector drops `gone` (isolations).
-    Lost { observer: usize, gone: MemberId },
+    Lost {
+        observer: usize,
+        gone: MemberId,
+    },
     /// The link `from` → `to` drops what is sent over it (isolations).
-    CutLink { from: MemberId, to: MemberId },
+    CutLink {
+        from: MemberId,
+        to: MemberId,
+    },
     /// Node `observer` sees `other` again after a heal (isolations).
-    Met { observer: usize, other: MemberId },
+    Met {
+        observer: usize,
+        other: MemberId,
+    },
 }
 
 struct Node {
