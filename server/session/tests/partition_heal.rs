@@ -139,22 +139,14 @@ fn available_a_heal_that_discards_changes_reports_the_session_on_the_losing_side
     assert_eq!(lost[2].1, 0, "node3's copy won: {lost:?}");
 }
 
-/// Seeds for the isolation runs: `SHOAL_SIM_SEEDS=100..400` explores more.
-fn isolation_seeds() -> std::ops::Range<u64> {
-    let env = std::env::var("SHOAL_SIM_SEEDS").unwrap_or_default();
-    let parsed = env
-        .split_once("..")
-        .and_then(|(a, b)| Some(a.parse().ok()?..b.parse().ok()?));
-    parsed.unwrap_or(1..41)
-}
-
 /// `partition = "majority"`, seeded: 3 nodes, clients sending each request to a random
 /// node, a random node cut off from the others past failure detection and healed, again and
 /// again (each side drops and meets the other at its own moment). No acknowledged write is
 /// lost, no stale value is read, no session is lost (`sim/isolation.rs` applies the
-/// runtime's majority rules; the checker is `sim/check.rs` and `sim/client.rs`).
+/// runtime's majority rules; the checker is `sim/check.rs` and `sim/client.rs`). 40 seeds;
+/// `SHOAL_SIM_SEEDS=100..400` explores more.
 fn majority_isolations(kind: ManagerKind) {
-    for seed in isolation_seeds() {
+    for seed in sim::seeds(1..41) {
         let cfg = SimConfig {
             seed,
             kind,

@@ -57,6 +57,15 @@ pub struct Report {
     pub refused: u64,
 }
 
+/// The seeds to run: `SHOAL_SIM_SEEDS=a..b` when set (to explore more), else `default`.
+pub fn seeds(default: std::ops::Range<u64>) -> std::ops::Range<u64> {
+    let env = std::env::var("SHOAL_SIM_SEEDS").unwrap_or_default();
+    let parsed = env
+        .split_once("..")
+        .and_then(|(a, b)| Some(a.parse().ok()?..b.parse().ok()?));
+    parsed.unwrap_or(default)
+}
+
 const ACK_TIMEOUT: Millis = 1000;
 const DETECT_MS: Millis = 300;
 const TICK_MS: Millis = 100;
