@@ -1,231 +1,220 @@
-//! Split-brain by policy (issue #12): clients send each request to a random node while one
-//! node is cut off from the cluster channel (the test still reaches it) and then healed,
-//! every operation checked by the history checker (tests/src/history.rs).
+//! Split-brain by policy (issue #12): clients send each request to a random node (or, for
+//! async, to the node their cookie names) while the network splits *between* live nodes
+//! (the test still reaches every node) and then heals, every operation checked by the
+//! history checker (tests/src/history.rs); the steps are in tests/src/split.rs.
 //!
-//! `partition = "majority"` (opt-in; `available` is the default): the node cut off sees no
-//! majority, answers 503 `no-quorum` with `Retry-After` for every session, says so in its
-//! readiness, and after the heal catches up before it serves again: no lost acknowledged
-//! update, no stale read, no lost session. DeltaManager only: BackupManager under `majority`
-//! lost one session in about one run in three (a promoted copy answered for another session
-//! id), so its test is not on main until that is fixed (branch `split-brain` has it).
-use shoal_testkit::{eventually_blocking, get_blocking};
-use shoal_tests::history::{Promise, Recorder, Report};
+//! `partition = "majority"`: the side without a majority answers 503 `no-quorum` with
+//! `Retry-After` for every session and says so in its readiness, and after the heal catches
+//! up before it serves again: no lost acknowledged update, no stale read, no lost session.
+//! Faults: node3 of 3 isolated, 2 nodes of 5 cut from the other 3, node3's outgoing
+//! cluster traffic dropped (one direction only). DeltaManager; BackupManager's test is
+//! ignored (see it).
+//!
+//! `partition = "available"`: every side keeps serving; every acknowledged update the heal
+//! lost is in a session a node reported (sync and async DeltaManager, BackupManager).
+use shoal_tests::history::{Promise, Report};
 use shoal_tests::netns::Lab;
-use shoal_tests::split::{self, admin, SplitCluster};
-use shoal_tests::workload::{run_into, Routing, Workload};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use shoal_tests::split::{self, SplitCluster};
+use shoal_tests::workload::Routing;
+use std::time::{Duration, Instant};
 
-const T: Duration = Duration::from_secs(20);
+const MAJORITY_DELTA: &str =
+    "manager = \"delta\"\nreplication = \"sync\"\npartition = \"majority\"";
+const MAJORITY_BACKUP: &str =
+    "manager = \"backup\"\nreplication = \"sync\"\npartition = \"majority\"";
 
-/// Random routing over `c` while node `cut` (by index) is isolated, then healed; returns
-/// the checker's report. `during` runs while the node is cut off (after every side dropped
-/// the other), `after` once the heal is seen.
-fn cut_and_heal(
-    lab: &Lab,
-    c: &mut SplitCluster,
-    cut: usize,
-    during: impl FnOnce(&SplitCluster),
-    after: impl FnOnce(&SplitCluster),
-) -> Report {
-    let names = split::names(c.nodes.len());
-    let others: Vec<&str> = names
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| *i != cut)
-        .map(|(_, n)| n.as_str())
-        .collect();
-    let recorder = Recorder::new();
-    let stop = AtomicBool::new(false);
-    let w = Workload {
-        clients: 4,
-        sessions_per_client: 3,
-        requests_per_client: 20_000,
-        routing: Routing::Random,
-        seed: 12,
-    };
-    let addrs = c.addrs.clone();
-    std::thread::scope(|s| {
-        let load = s.spawn(|| run_into(&addrs, &w, &recorder, &stop));
-        eventually_blocking("the load under way", T, || recorder.len() >= 150);
+/// How long after the heal every BackupManager session must have its backup again (the
+/// refill runs when the members meet; the load that keeps moving sessions stops first;
+/// measured 0.4–1.0 s).
+const BACKUPS_BACK: Duration = Duration::from_secs(10);
 
-        let since: Vec<usize> = c.nodes.iter_mut().map(|n| n.proc.mark()).collect();
-        lab.isolate(cut);
-        for (i, n) in c.nodes.iter_mut().enumerate() {
-            if i == cut {
-                n.proc
-                    .wait_since(since[i], "member_disappeared", &others, T);
-            } else {
-                n.proc
-                    .wait_since(since[i], "member_disappeared", &[&names[cut]], T);
-            }
-        }
-        let at_cut = recorder.len();
-        eventually_blocking("requests served while the node is cut off", T, || {
-            recorder.len() >= at_cut + 300
-        });
-        during(c);
-
-        let since: Vec<usize> = c.nodes.iter_mut().map(|n| n.proc.mark()).collect();
-        lab.heal();
-        for (i, n) in c.nodes.iter_mut().enumerate() {
-            if i == cut {
-                n.proc.wait_since(since[i], "member_added", &others, T);
-            } else {
-                n.proc
-                    .wait_since(since[i], "member_added", &[&names[cut]], T);
-            }
-        }
-        after(c);
-        let at_heal = recorder.len();
-        eventually_blocking("requests served after the heal", T, || {
-            recorder.len() >= at_heal + 400
-        });
-        stop.store(true, Ordering::Relaxed);
-        load.join().expect("load thread");
-    });
-    let history = recorder.history();
-    let report = history.check();
-    if report.holds(Promise::STRICT).is_err() {
-        // The operations of the sessions named in the anomalies, for the failure message.
-        let t0 = history.ops.iter().map(|o| o.start).min();
-        for op in &history.ops {
-            let named = report
-                .examples
-                .iter()
-                .any(|e| e.starts_with(&format!("session {} ", op.session)));
-            if let (true, Some(t0)) = (named, t0) {
-                eprintln!(
-                    "session {} {:?} on {} at {:?}..{:?}: {:?}",
-                    op.session,
-                    op.kind,
-                    op.node,
-                    op.start - t0,
-                    op.end - t0,
-                    op.outcome
-                );
-            }
-        }
-    }
-    report
-}
-
-/// The node cut off answers 503 no-quorum with Retry-After for a session, and its
-/// readiness names the partition.
-fn minority_refuses(c: &SplitCluster, cut: usize) {
-    let addr = &c.nodes[cut].http;
-    // Any well-formed id: the gate answers before the session is looked up.
-    let cookie = format!("JSESSIONID={}.node1", "A".repeat(32));
-    let r = get_blocking(addr, "/app/counter", Some(&cookie), &[]).expect("reach the node");
-    assert_eq!(r.status, 503, "{}", r.body);
-    assert!(r.body.contains("no-quorum"), "{}", r.body);
-    assert!(
-        r.body.contains("sees 1 of"),
-        "names members seen/needed: {}",
-        r.body
-    );
-    assert!(r.header("retry-after").is_some(), "Retry-After: {}", r.body);
-    let (status, body) = admin(&c.admin[cut], "GET", "/api/v1/ready").expect("ready");
-    assert_ne!(status, 200, "not ready while partitioned: {body}");
-    assert!(body.contains("partition:/app"), "{body}");
-    let (_, body) = admin(&c.admin[cut], "GET", "/api/v1/health").expect("health");
-    assert!(body.contains("degraded"), "{body}");
-}
-
-/// Every node serves again (readiness ok) within `T` after the heal.
-fn all_ready_again(c: &SplitCluster) {
-    for (i, a) in c.admin.iter().enumerate() {
-        eventually_blocking(&format!("node{} ready after the heal", i + 1), T, || {
-            admin(a, "GET", "/api/v1/ready").is_ok_and(|(s, _)| s == 200)
-        });
-    }
-}
-
-fn majority_case(session: &str, what: &str) {
-    let lab = Lab::new(3);
-    let mut c = split::start(&lab, 3, session);
-    let report = cut_and_heal(&lab, &mut c, 2, |c| minority_refuses(c, 2), all_ready_again);
+/// The strict promise under `majority`, with the refusals the minority side must have made.
+fn strict(report: &Report, what: &str) {
     assert_eq!(report.sessions, 12, "{report}");
     assert!(
         report.not_applied > 0,
-        "the node cut off refused some requests: {report}"
+        "the side without a majority refused some requests: {report}"
     );
     report
         .holds(Promise::STRICT)
-        .unwrap_or_else(|e| panic!("{what}, random routing, node3 cut off and healed: {e}"));
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    eprintln!("{what}: {report}");
+}
+
+/// Node3 of 3 isolated under random routing, then healed: the strict promise holds.
+fn isolate_node3(session: &str, what: &str) {
+    let lab = Lab::new(3);
+    let mut c = split::start(&lab, 3, session);
+    let history = split::cut_and_heal(
+        &lab,
+        &mut c,
+        Routing::Random,
+        &[2],
+        |lab| lab.isolate(2),
+        |c| split::refuses_without_majority(c, 2, 1),
+        split::all_ready_again,
+    );
+    strict(&split::check(&history, Promise::STRICT), what);
 }
 
 #[test]
 fn delta_sync_majority_loses_nothing_under_random_routing_across_a_cut_and_heal() {
-    majority_case(
-        "manager = \"delta\"\nreplication = \"sync\"\npartition = \"majority\"",
-        "delta sync majority",
+    isolate_node3(
+        MAJORITY_DELTA,
+        "delta sync majority, node3 isolated and healed",
     );
 }
 
-/// The session ids a node reported as partition conflicts (its warn log).
-fn reported_conflicts(c: &SplitCluster) -> std::collections::BTreeSet<String> {
-    let mut ids = std::collections::BTreeSet::new();
-    for n in &c.nodes {
-        for line in n.proc.stderr_text().lines() {
-            if let Some(rest) = line.split("partition conflict: session ").nth(1) {
-                if let Some(id) = rest.split_whitespace().next() {
-                    ids.insert(id.to_string());
-                }
-            }
-        }
-    }
-    ids
-}
-
-/// `partition = "available"`: every side keeps serving (the node cut off answers no 503
-/// `no-quorum`), and every acknowledged update the checker finds lost is in a session a
-/// node reported as a partition conflict (warn log and `/metrics`).
+/// BackupManager under `majority`. Not run by default: it still loses a session in about
+/// one run in four (a take-over made on node3 while its links are being cut reaches the old
+/// primary, which drops its copy, and not the new backup; then node3 vanishes).
+/// Reproduced deterministically by `SHOAL_SIM_CUT_SPREAD_MS=60 SHOAL_SIM_SEEDS=2..3 cargo
+/// test -p shoal-session --test partition_heal backup_majority`. Run it with `--ignored`.
 #[test]
-fn delta_sync_available_reports_every_session_whose_updates_the_heal_lost() {
-    let lab = Lab::new(3);
-    let mut c = split::start(
-        &lab,
-        3,
-        "manager = \"delta\"\nreplication = \"sync\"\npartition = \"available\"",
+#[ignore = "BackupManager under majority: a take-over cut off half-way can still lose a session (README, Network partitions)"]
+fn backup_sync_majority_loses_nothing_under_random_routing_across_a_cut_and_heal() {
+    isolate_node3(
+        MAJORITY_BACKUP,
+        "backup sync majority, node3 isolated and healed",
     );
-    let report = cut_and_heal(
+}
+
+/// Every BackupManager session has its backup again within [`BACKUPS_BACK`] of `healed`
+/// (checked once the load stopped: it keeps moving sessions).
+fn backups_back(c: &SplitCluster, healed: Instant) {
+    let deadline = healed + BACKUPS_BACK;
+    let mut last = Err(String::new());
+    while Instant::now() < deadline {
+        last = split::every_primary_backed_up(c, 1);
+        if last.is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let primaries = last.unwrap_or_else(|e| {
+        panic!("a session still short of its backup {BACKUPS_BACK:?} after the heal: {e}")
+    });
+    assert!(
+        primaries >= 12,
+        "the workload's sessions are listed: {primaries}"
+    );
+    eprintln!(
+        "backups back {:?} after the heal ({primaries} primaries)",
+        healed.elapsed()
+    );
+}
+
+/// 5 nodes: nodes 4 and 5 cut from nodes 1–3. The minority refuses, the majority serves.
+#[test]
+fn delta_sync_majority_five_nodes_minority_of_two_refuses_and_the_majority_serves() {
+    let lab = Lab::new(5);
+    let mut c = split::start(&lab, 5, MAJORITY_DELTA);
+    let history = split::cut_and_heal(
         &lab,
         &mut c,
-        2,
+        Routing::Random,
+        &[3, 4],
+        |lab| lab.partition(&[3, 4]),
         |c| {
-            let (status, body) = admin(&c.admin[2], "GET", "/api/v1/ready").expect("ready");
-            assert_eq!(status, 200, "available: still ready while cut off: {body}");
+            split::refuses_without_majority(c, 3, 2);
+            split::refuses_without_majority(c, 4, 2);
+            // A majority node whose view dipped below 3 while the rules went in catches up
+            // first (up to the 5 s grace when not every member is back): ready within T.
+            split::all_ready(c, &[0, 1, 2]);
         },
-        |_| {},
+        split::all_ready_again,
     );
+    strict(
+        &split::check(&history, Promise::STRICT),
+        "delta sync majority, 5 nodes split 3 | 2 and healed",
+    );
+}
+
+/// One direction only: what node3 sends to the others is dropped, what they send still
+/// reaches it.
+#[test]
+fn majority_loses_nothing_when_only_node3s_outgoing_traffic_is_dropped() {
+    let lab = Lab::new(3);
+    let mut c = split::start(&lab, 3, MAJORITY_DELTA);
+    let history = split::cut_and_heal(
+        &lab,
+        &mut c,
+        Routing::Random,
+        &[2],
+        |lab| {
+            lab.cut(2, 0);
+            lab.cut(2, 1);
+        },
+        |c| split::refuses_without_majority(c, 2, 1),
+        split::all_ready_again,
+    );
+    strict(
+        &split::check(&history, Promise::STRICT),
+        "delta sync majority, node3's outgoing traffic dropped and healed",
+    );
+}
+
+/// `partition = "available"`: node3 isolated keeps serving (ready, no 503 no-quorum) and
+/// every acknowledged update the checker finds lost is in a session a node reported as a
+/// partition conflict (warn log and `/metrics`).
+fn available_case(session: &str, routing: Routing) -> (Lab, SplitCluster, Instant) {
+    let lab = Lab::new(3);
+    let mut c = split::start(&lab, 3, session);
+    let mut healed = Instant::now();
+    let history = split::cut_and_heal(
+        &lab,
+        &mut c,
+        routing,
+        &[2],
+        |lab| lab.isolate(2),
+        |c| split::still_ready(c, 2),
+        |_| healed = Instant::now(),
+    );
+    let report = split::check(&history, Promise::STRICT);
     assert_eq!(report.sessions, 12, "{report}");
     // Reconciliation happens when the sides meet; the load after the heal already read
     // every session, so the reports are in.
-    let reported = reported_conflicts(&c);
-    let unreported: Vec<&String> = report.lost_update_ids.difference(&reported).collect();
-    assert!(
-        unreported.is_empty(),
-        "lost updates in sessions no node reported: {unreported:?}; reported {reported:?}; {report}"
+    split::every_loss_reported(&c, &report);
+    (lab, c, healed)
+}
+
+#[test]
+fn delta_sync_available_reports_every_session_whose_updates_the_heal_lost() {
+    available_case(
+        "manager = \"delta\"\nreplication = \"sync\"\npartition = \"available\"",
+        Routing::Random,
     );
-    let metrics: u64 = c
-        .admin
-        .iter()
-        .map(|a| {
-            let (_, body) = admin(a, "GET", "/metrics").expect("metrics");
-            body.lines()
-                .filter(|l| l.starts_with("shoal_session_partition_conflicts_total{"))
-                .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-                .sum::<u64>()
-        })
-        .sum();
-    assert!(
-        metrics as usize >= reported.len(),
-        "every reported conflict counted in /metrics: {metrics} < {}",
-        reported.len()
+}
+
+/// Async: sticky routing (random routing loses updates to replication lag, partition or
+/// not; that is issue #13's subject), so each client's node keeps its sessions apart.
+#[test]
+fn delta_async_available_reports_every_session_whose_updates_the_heal_lost() {
+    available_case(
+        "manager = \"delta\"\nreplication = \"async\"\npartition = \"available\"",
+        Routing::Sticky,
     );
-    eprintln!(
-        "available: {report}; {} sessions reported as partition conflicts",
-        reported.len()
+}
+
+#[test]
+fn backup_sync_available_reports_every_session_whose_updates_the_heal_lost() {
+    available_case(
+        "manager = \"backup\"\nreplication = \"sync\"\npartition = \"available\"",
+        Routing::Random,
     );
+}
+
+/// BackupManager: every session has its backup again within [`BACKUPS_BACK`] of the heal.
+/// Not run by default: in about one run in four one session created on node3 while it was
+/// cut off (its backup chosen while node3 still listed node1) has no copy on node1 10 s
+/// after the heal, though node3 sends node1 every session it backs up when they meet.
+/// Run it with `--ignored`.
+#[test]
+#[ignore = "one session in about one run in four stays without its backup after the heal (README, Network partitions)"]
+fn backup_sync_available_has_its_backups_back_after_the_heal() {
+    let (_lab, c, healed) = available_case(
+        "manager = \"backup\"\nreplication = \"sync\"\npartition = \"available\"",
+        Routing::Random,
+    );
+    backups_back(&c, healed);
 }

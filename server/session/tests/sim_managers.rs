@@ -16,6 +16,10 @@ fn base(seed: u64, kind: ManagerKind, mode: ReplicationMode) -> SimConfig {
         drop_p: 0.0,
         kills: false,
         partitions: false,
+        isolations: false,
+        majority: false,
+        random_routing: false,
+        fifo: false,
     }
 }
 
@@ -59,15 +63,7 @@ fn sync_without_failures_acknowledges_everything() {
     }
 }
 
-/// Seeds for the chaos runs: `SHOAL_SIM_SEEDS=100..200` explores more (default 10..14).
-fn seeds() -> std::ops::Range<u64> {
-    let env = std::env::var("SHOAL_SIM_SEEDS").unwrap_or_default();
-    let parsed = env
-        .split_once("..")
-        .and_then(|(a, b)| Some(a.parse().ok()?..b.parse().ok()?));
-    parsed.unwrap_or(10..14)
-}
-
+/// Seeds 10..14; `SHOAL_SIM_SEEDS=100..200` explores more.
 #[test]
 fn sync_with_kills_restarts_and_partitions_loses_no_acknowledged_write() {
     let kinds = match std::env::var("SHOAL_SIM_KIND").as_deref() {
@@ -76,7 +72,7 @@ fn sync_with_kills_restarts_and_partitions_loses_no_acknowledged_write() {
         _ => vec![ManagerKind::Delta, ManagerKind::Backup],
     };
     for kind in kinds {
-        for seed in seeds() {
+        for seed in sim::seeds(10..14) {
             let cfg = SimConfig {
                 kills: true,
                 partitions: true,

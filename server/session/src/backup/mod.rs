@@ -42,6 +42,14 @@ pub(crate) struct BackupManager {
     /// again) before it serves.
     partitioned: bool,
     rejoin: BTreeMap<MemberId, Millis>,
+    /// While partitioned: the members that asked for this node's locations, so have it in
+    /// their view and announce their take-overs to it. Only their answers count for
+    /// `rejoin` (see `receive.rs`, `met_by`).
+    met_us: BTreeSet<MemberId>,
+    /// When each member was met while partitioned: locations arriving a reask period later
+    /// count even if the member never asked (it never dropped this node, so it always
+    /// announced its take-overs here).
+    greeted: BTreeMap<MemberId, Millis>,
 }
 
 /// Members that have not answered GET_ALL_SESSIONS within this long are asked again.
@@ -64,15 +72,16 @@ impl BackupManager {
             awaiting_reask: 0,
             partitioned: false,
             rejoin: BTreeMap::new(),
+            met_us: BTreeSet::new(),
+            greeted: BTreeMap::new(),
         }
     }
 
-    /// After a member joins: primaries short of backups (some were lost while members were
-    /// gone and no replacement was reachable) get them back, by placement.
-    fn refill_backups(&mut self) -> Vec<Outgoing> {
-        let (local, n) = (self.core.local, self.core.cfg.backups);
-        let mut out = Vec::new();
-        let mut moved = Vec::new();
+    /// Every primary short of backups (some were lost while members were gone and no
+    /// replacement was reachable) gets them back, by placement: after a member joins, and
+    /// when this node has caught up after a partition.
+    fn refill_all_backups(&mut self) -> Vec<Outgoing> {
+        let n = self.core.cfg.backups;
         let short: Vec<SessionId> = self
             .core
             .sessions
@@ -81,34 +90,69 @@ impl BackupManager {
             .filter(|(_, e)| e.primary && e.backups.len() < n)
             .map(|(id, _)| id.clone())
             .collect();
-        for id in short {
-            let Some(e) = self.core.sessions.entries.get_mut(&id) else {
-                continue;
-            };
-            let mut exclude = e.backups.clone();
-            exclude.push(local);
-            let extra = placement::choose(
-                &id,
-                self.core.members.iter().copied(),
-                &exclude,
-                n - e.backups.len(),
-            );
-            if extra.is_empty() {
-                continue;
-            }
-            self.core.stats.backups_recreated += extra.len() as u64;
-            e.backups.extend(extra);
-            let put = SessionMessage::BackupPut {
+        let mut out = Vec::new();
+        let moved: Vec<Location> = short
+            .iter()
+            .filter_map(|id| self.refill_backups(id, &mut out))
+            .collect();
+        out.extend(self.announce(moved, &[], false));
+        out
+    }
+
+    /// Primary `id` short of backups gets them from the members now, by placement: the
+    /// whole session goes to every backup (placement changed, so all are re-synced), and its
+    /// new location is returned for the caller to announce. `None`: not a primary here, not
+    /// short, or no member to pick.
+    fn refill_backups(&mut self, id: &SessionId, out: &mut Vec<Outgoing>) -> Option<Location> {
+        let (local, n) = (self.core.local, self.core.cfg.backups);
+        let e = self.core.sessions.entries.get_mut(id)?;
+        if !e.primary || e.backups.len() >= n {
+            return None;
+        }
+        let mut exclude = e.backups.clone();
+        exclude.push(local);
+        let extra = placement::choose(
+            id,
+            self.core.members.iter().copied(),
+            &exclude,
+            n - e.backups.len(),
+        );
+        if extra.is_empty() {
+            return None;
+        }
+        self.core.stats.backups_recreated += extra.len() as u64;
+        e.backups.extend(extra);
+        let put = SessionMessage::BackupPut {
+            session: e.session.clone(),
+            primary: local,
+            backups: e.backups.clone(),
+        };
+        let to = e.backups.clone();
+        out.extend(self.core.msg(to, &put, false));
+        self.location_of(id)
+    }
+
+    /// A member back in the view (a heal) gets again the whole of every session it backs
+    /// up here: a BACKUP_PUT sent to it while it was out of reach (a session created or
+    /// taken over on a side that still listed it) never arrived, and nothing else would
+    /// repair that copy.
+    fn resend_backups_to(&mut self, member: MemberId) -> Vec<Outgoing> {
+        let local = self.core.local;
+        let puts: Vec<SessionMessage> = self
+            .core
+            .sessions
+            .entries
+            .values()
+            .filter(|e| e.primary && e.backups.contains(&member))
+            .map(|e| SessionMessage::BackupPut {
                 session: e.session.clone(),
                 primary: local,
                 backups: e.backups.clone(),
-            };
-            let to = e.backups.clone();
-            out.extend(self.core.msg(to, &put, false));
-            moved.extend(self.location_of(&id));
-        }
-        out.extend(self.announce(moved, &[], false));
-        out
+            })
+            .collect();
+        puts.iter()
+            .filter_map(|put| self.core.msg(vec![member], put, false))
+            .collect()
     }
 
     fn location_of(&self, id: &SessionId) -> Option<Location> {
@@ -344,12 +388,14 @@ impl SessionManager for BackupManager {
         }
         if self.partitioned {
             self.rejoin.insert(member, now + REASK_MS);
+            self.greeted.insert(member, now);
         }
         // Learn where the newcomer's sessions live (it may have started alone, or it is
         // back from the other side of a partition), and give every primary its backups.
         let mut out = self.ask_locations(member);
         if !self.partitioned {
-            out.extend(self.refill_backups());
+            out.extend(self.resend_backups_to(member));
+            out.extend(self.refill_all_backups());
         }
         out
     }
@@ -357,6 +403,7 @@ impl SessionManager for BackupManager {
     fn member_removed(&mut self, member: MemberId, now: Millis) -> Vec<Outgoing> {
         self.awaiting.remove(&member);
         self.rejoin.remove(&member);
+        self.met_us.remove(&member);
         if !self.core.members.remove(&member) {
             return vec![];
         }
@@ -447,9 +494,11 @@ impl SessionManager for BackupManager {
         let caught_up = self.partitioned && !partitioned;
         self.partitioned = partitioned;
         self.rejoin.clear();
+        self.met_us.clear();
+        self.greeted.clear();
         if caught_up {
             // Primaries left short of backups while this node was cut off get them back.
-            return self.refill_backups();
+            return self.refill_all_backups();
         }
         vec![]
     }

@@ -3,7 +3,6 @@ use super::{BackupManager, Fetching};
 use crate::id::SessionId;
 use crate::manager::{Outgoing, Received};
 use crate::message::{Location, SessionMessage};
-use crate::placement;
 use crate::session::{Millis, Session};
 use crate::versioned::DeltaOutcome;
 use shoal_cluster::MemberId;
@@ -121,27 +120,7 @@ impl BackupManager {
             };
             e.backups.retain(|m| *m != dead);
             if e.primary {
-                if e.backups.len() < self.core.cfg.backups {
-                    let mut exclude = e.backups.clone();
-                    exclude.push(local);
-                    let need = self.core.cfg.backups - e.backups.len();
-                    let extra =
-                        placement::choose(&id, self.core.members.iter().copied(), &exclude, need);
-                    if extra.is_empty() {
-                        continue;
-                    }
-                    self.core.stats.backups_recreated += extra.len() as u64;
-                    e.backups.extend(extra);
-                    // Whole session to every backup: placement changed, so re-sync them all.
-                    let put = SessionMessage::BackupPut {
-                        session: e.session.clone(),
-                        primary: local,
-                        backups: e.backups.clone(),
-                    };
-                    let to = e.backups.clone();
-                    out.extend(self.core.msg(to, &put, false));
-                    moved.extend(self.location_of(&id));
-                }
+                moved.extend(self.refill_backups(&id, &mut out));
             } else if e.owner == Some(dead) {
                 let heir = e
                     .backups
@@ -172,6 +151,40 @@ impl BackupManager {
             true
         });
         out
+    }
+
+    /// `from` asked for our locations: it has this node in its view now, so from here on it
+    /// announces to this node every session it takes over. While catching up after a
+    /// partition, only an answer of `from` taken after that counts (see `met_us`): an
+    /// earlier one misses a session that moved to `from` from a member whose own answer
+    /// was taken before it had it, and `from` never announced that move here. So it is
+    /// asked again; an answer already on its way was taken later (messages come in order).
+    fn met_by(&mut self, from: MemberId, now: Millis) -> Vec<Outgoing> {
+        if !self.partitioned {
+            return vec![];
+        }
+        self.met_us.insert(from);
+        if !self.core.members.contains(&from) {
+            // It is asked when it joins the view (`member_added`), after this.
+            return vec![];
+        }
+        self.rejoin.insert(from, now + super::REASK_MS);
+        self.ask_locations(from)
+    }
+
+    /// TRANSFER_COMPLETE from `from`: its locations are all in, unless this node is catching
+    /// up and `from` may not have met it yet when it answered (see [`Self::met_by`]): it
+    /// has not asked for this node's locations, and this node met it less than a reask
+    /// period ago (a member that never dropped this node never asks; it is asked again).
+    fn transfer_complete(&mut self, from: MemberId, now: Millis) {
+        self.awaiting.remove(&from);
+        let settled = self
+            .greeted
+            .get(&from)
+            .is_none_or(|at| now >= at + super::REASK_MS);
+        if !self.partitioned || self.met_us.contains(&from) || settled {
+            self.rejoin.remove(&from);
+        }
     }
 
     pub(super) fn on_message(
@@ -265,8 +278,16 @@ impl BackupManager {
                     None => vec![],
                 },
             },
-            SessionMessage::GetAllSessions { request } => self.send_locations(from, request),
-            SessionMessage::TransferComplete { .. } | SessionMessage::NoContextManager { .. } => {
+            SessionMessage::GetAllSessions { request } => {
+                let mut out = self.send_locations(from, request);
+                out.extend(self.met_by(from, now));
+                out
+            }
+            SessionMessage::TransferComplete { .. } => {
+                self.transfer_complete(from, now);
+                vec![]
+            }
+            SessionMessage::NoContextManager { .. } => {
                 self.awaiting.remove(&from);
                 self.rejoin.remove(&from);
                 vec![]

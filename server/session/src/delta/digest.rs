@@ -28,7 +28,7 @@ use crate::manager::Outgoing;
 use crate::message::SessionMessage;
 use crate::session::{Millis, Session, Stamp};
 use shoal_cluster::MemberId;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Entries per DIGEST message (~40 bytes each on the wire). A digest's last batch holds
 /// fewer (possibly none): that is how the receiver knows it has the whole digest.
@@ -49,11 +49,21 @@ pub(super) struct CatchUp {
     /// Sessions fetched while catching up: whether the answer replaces ours whatever the
     /// ranks (ours is unacknowledged), and when the fetch is given up.
     fetches: BTreeMap<SessionId, (bool, Millis)>,
+    /// Members that asked for this node's digest while it is partitioned: they have it in
+    /// their view, so replicate their writes to it from then on. Only a digest they sent
+    /// after that counts as theirs (see [`DeltaManager::met_by`]).
+    met_us: BTreeSet<MemberId>,
+    /// When each member in `digests` was greeted: a digest arriving a reask period later
+    /// counts even if the member never asked (it never dropped this node, so it always
+    /// replicated here).
+    greeted: BTreeMap<MemberId, Millis>,
 }
 
 impl CatchUp {
     pub(super) fn set_partitioned(&mut self, partitioned: bool) {
         self.partitioned = partitioned;
+        self.met_us.clear();
+        self.greeted.clear();
         if !partitioned {
             self.digests.clear();
             self.fetches.clear();
@@ -66,6 +76,7 @@ impl CatchUp {
 
     pub(super) fn member_removed(&mut self, member: MemberId) {
         self.digests.remove(&member);
+        self.met_us.remove(&member);
     }
 
     pub(super) fn fetched(&mut self, id: &SessionId) -> Option<bool> {
@@ -79,6 +90,7 @@ impl DeltaManager {
     pub(super) fn greet(&mut self, member: MemberId, now: Millis) -> Vec<Outgoing> {
         if self.catch_up.partitioned {
             self.catch_up.digests.insert(member, now + DIGEST_REASK_MS);
+            self.catch_up.greeted.insert(member, now);
         }
         for e in self.core.sessions.entries.values_mut() {
             if e.primary {
@@ -164,10 +176,36 @@ impl DeltaManager {
                 out.extend(self.fetch(id, from));
             }
         }
-        if last {
+        let settled = self
+            .catch_up
+            .greeted
+            .get(&from)
+            .is_none_or(|at| now >= at + DIGEST_REASK_MS);
+        if last && (!catching_up || self.catch_up.met_us.contains(&from) || settled) {
             self.catch_up.digests.remove(&from);
         }
         out
+    }
+
+    /// `from` asked for this node's digest: it has this node in its view now and replicates
+    /// its writes here from then on. While catching up after a partition, a digest of
+    /// `from` taken before that misses what `from` wrote in between (replicated to the
+    /// members it saw then, not here), so `from` is asked again; a digest already on its
+    /// way was taken later (messages come in order) and counts.
+    pub(super) fn met_by(&mut self, from: MemberId, now: Millis) -> Vec<Outgoing> {
+        if !self.catch_up.partitioned {
+            return vec![];
+        }
+        self.catch_up.met_us.insert(from);
+        if !self.core.members.contains(&from) {
+            // It is greeted when it joins the view, after this.
+            return vec![];
+        }
+        self.catch_up.digests.insert(from, now + DIGEST_REASK_MS);
+        self.core
+            .msg(vec![from], &SessionMessage::DigestRequest, false)
+            .into_iter()
+            .collect()
     }
 
     /// A FETCHED answer to a catch-up fetch: true if it replaced an unacknowledged copy

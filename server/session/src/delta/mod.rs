@@ -212,7 +212,11 @@ impl SessionManager for DeltaManager {
             | SessionMessage::AllSessionData { .. }
             | SessionMessage::TransferComplete { .. }
             | SessionMessage::NoContextManager { .. } => vec![], // handled by transfer.rs
-            SessionMessage::DigestRequest => self.digest(from),
+            SessionMessage::DigestRequest => {
+                let mut out = self.digest(from);
+                out.extend(self.met_by(from, now));
+                out
+            }
             SessionMessage::Digest { sessions, removed } => {
                 self.on_digest(from, sessions, removed, now)
             }

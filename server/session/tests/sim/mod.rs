@@ -27,6 +27,19 @@ pub struct SimConfig {
     pub drop_p: f64,
     pub kills: bool,
     pub partitions: bool,
+    /// Partitions isolate one node from every other one (both directions) long enough for
+    /// both sides to drop each other, then heal (instead of cutting one pair of nodes).
+    pub isolations: bool,
+    /// `partition = "majority"` as the runtime applies it: a node that sees no majority is
+    /// partitioned (`set_partitioned`), refuses requests while partitioned or catching
+    /// up, and a write that left its node without a majority is not acknowledged.
+    pub majority: bool,
+    /// Messages between two nodes arrive in the order they were sent (one TCP connection
+    /// per direction, as the channel has), else random delays reorder them.
+    pub fifo: bool,
+    /// Each request goes to a random node (a balancer without stickiness), not the
+    /// client's own.
+    pub random_routing: bool,
 }
 
 #[derive(Debug, Default)]
@@ -40,6 +53,17 @@ pub struct Report {
     /// Sessions whose value on some live holder differs from the last acknowledged write.
     pub wrong_sessions: usize,
     pub conflicts: u64,
+    /// Requests a node refused for lack of a majority (or while catching up).
+    pub refused: u64,
+}
+
+/// The seeds to run: `SHOAL_SIM_SEEDS=a..b` when set (to explore more), else `default`.
+pub fn seeds(default: std::ops::Range<u64>) -> std::ops::Range<u64> {
+    let env = std::env::var("SHOAL_SIM_SEEDS").unwrap_or_default();
+    let parsed = env
+        .split_once("..")
+        .and_then(|(a, b)| Some(a.parse().ok()?..b.parse().ok()?));
+    parsed.unwrap_or(default)
 }
 
 const ACK_TIMEOUT: Millis = 1000;
@@ -65,12 +89,31 @@ enum Ev {
     Restart(usize),
     Heal,
     Chaos,
+    /// Node `observer`'s failure detector drops `gone` (isolations).
+    Lost {
+        observer: usize,
+        gone: MemberId,
+    },
+    /// The link `from` → `to` drops what is sent over it (isolations).
+    CutLink {
+        from: MemberId,
+        to: MemberId,
+    },
+    /// Node `observer` sees `other` again after a heal (isolations).
+    Met {
+        observer: usize,
+        other: MemberId,
+    },
 }
 
 struct Node {
     id: MemberId,
     mgr: Box<dyn SessionManager>,
     alive: bool,
+    /// The other members this node's view holds (isolations).
+    sees: BTreeSet<MemberId>,
+    /// `set_partitioned(true)` was called and not yet undone (majority).
+    partitioned: bool,
 }
 
 struct Client {
@@ -80,11 +123,15 @@ struct Client {
     /// Value of the write in flight and its pending acks.
     inflight: Option<(u64, usize, BTreeSet<MemberId>, bool)>,
     started: Millis,
+    /// `majority`: the session (and its acknowledged value) the node in flight did not
+    /// know, so answered from a new one: lost if that answer is acknowledged.
+    replaced: Option<(SessionId, u64)>,
 }
 
 mod check;
 use check::counter;
 mod client;
+mod isolation;
 
 pub struct Sim {
     cfg: SimConfig,
@@ -96,6 +143,13 @@ pub struct Sim {
     nodes: Vec<Node>,
     clients: Vec<Client>,
     cut: Option<(MemberId, MemberId)>,
+    /// A node being cut off from every other one (isolations).
+    isolated: Option<MemberId>,
+    /// The directed links cut so far: a cut is applied one link after another, as the
+    /// fault harness's nftables rules are (isolations).
+    cut_links: BTreeSet<(MemberId, MemberId)>,
+    /// When the last message on each link is delivered (`fifo`).
+    link_clock: HashMap<(MemberId, MemberId), Millis>,
     max_version: HashMap<(MemberId, SessionId), u64>,
     next_write: u64,
     writes: std::collections::BTreeMap<u64, usize>,
@@ -128,6 +182,9 @@ impl Sim {
             nodes: Vec::new(),
             clients: Vec::new(),
             cut: None,
+            isolated: None,
+            cut_links: BTreeSet::new(),
+            link_clock: HashMap::new(),
             max_version: HashMap::new(),
             next_write: 1,
             writes: std::collections::BTreeMap::new(),
@@ -141,6 +198,7 @@ impl Sim {
         let now = sim.now;
         for n in &mut sim.nodes {
             n.mgr.start(&ids, now);
+            n.sees = ids.iter().copied().filter(|m| *m != n.id).collect();
         }
         for c in 0..sim.cfg.clients {
             sim.clients.push(Client {
@@ -149,6 +207,7 @@ impl Sim {
                 acked: 0,
                 inflight: None,
                 started: 0,
+                replaced: None,
             });
             let at = sim.rng.gen_range(0..50);
             sim.at(at, Ev::Client(c));
@@ -168,6 +227,8 @@ impl Sim {
             id,
             mgr,
             alive: true,
+            sees: BTreeSet::new(),
+            partitioned: false,
         }
     }
 
@@ -188,7 +249,8 @@ impl Sim {
                 let dropped = self.rng.gen_bool(self.cfg.drop_p)
                     || self
                         .cut
-                        .is_some_and(|(a, b)| (a, b) == (from, to) || (b, a) == (from, to));
+                        .is_some_and(|(a, b)| (a, b) == (from, to) || (b, a) == (from, to))
+                    || self.cut_links.contains(&(from, to));
                 if dropped {
                     if let Some(w) = w {
                         self.at(
@@ -203,9 +265,14 @@ impl Sim {
                     }
                     continue;
                 }
-                let d = self
+                let mut d = self
                     .rng
                     .gen_range(self.cfg.delay_ms.0..=self.cfg.delay_ms.1);
+                if self.cfg.fifo {
+                    let last = self.link_clock.entry((from, to)).or_insert(0);
+                    d = d.max(last.saturating_sub(self.now));
+                    *last = self.now + d;
+                }
                 self.at(
                     d,
                     Ev::Deliver {
@@ -270,6 +337,7 @@ impl Sim {
                     );
                 }
                 self.check_versions(i);
+                self.update_partition(i);
             }
             Ev::Ack {
                 to,
@@ -284,6 +352,7 @@ impl Sim {
                         let id = self.nodes[i].id;
                         self.send(id, out, None);
                         self.check_versions(i);
+                        self.update_partition(i);
                     }
                 }
                 self.at(TICK_MS, Ev::Tick);
@@ -312,8 +381,13 @@ impl Sim {
                 }
             }
             Ev::Restart(i) => self.restart(i),
-            Ev::Heal => self.cut = None,
+            Ev::Heal => self.heal(),
             Ev::Chaos => self.chaos(load),
+            Ev::Lost { observer, gone } => self.lost(observer, gone),
+            Ev::CutLink { from, to } => {
+                self.cut_links.insert((from, to));
+            }
+            Ev::Met { observer, other } => self.met(observer, other),
         }
     }
 
@@ -321,8 +395,16 @@ impl Sim {
         if !load {
             return;
         }
-        let healthy = self.nodes.iter().all(|n| n.alive) && self.cut.is_none();
-        if healthy {
+        let healthy = self.nodes.iter().all(|n| n.alive)
+            && self.cut.is_none()
+            && self.isolated.is_none()
+            && self
+                .nodes
+                .iter()
+                .all(|n| n.sees.len() + 1 == self.nodes.len() && !n.partitioned);
+        if healthy && self.cfg.isolations {
+            self.isolate(load);
+        } else if healthy {
             let kill = self.cfg.kills && (!self.cfg.partitions || self.rng.gen_bool(0.5));
             let i = self.rng.gen_range(0..self.nodes.len());
             if kill {
@@ -363,6 +445,7 @@ impl Sim {
             }
         }
         let out = self.nodes[i].mgr.start(&others, now);
+        self.nodes[i].sees = others.into_iter().collect();
         self.send(id, out, None);
     }
 }
