@@ -191,3 +191,26 @@ impl Session {
         (self.version, self.stamp)
     }
 }
+
+/// The version of a session a client saw last: what its next request must see at least.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Seen {
+    pub version: u64,
+    /// Writer and time of that version (the writer is where to fetch it from).
+    pub stamp: Stamp,
+}
+
+impl Seen {
+    /// What a client sees of `s`.
+    pub fn of(s: &Session) -> Seen {
+        Seen {
+            version: s.version,
+            stamp: s.stamp,
+        }
+    }
+
+    /// True when `s` holds everything the client saw: the same rank or a higher one.
+    pub fn satisfied_by(&self, s: &Session) -> bool {
+        s.rank() >= (self.version, self.stamp)
+    }
+}

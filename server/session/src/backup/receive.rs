@@ -241,30 +241,10 @@ impl BackupManager {
                 vec![]
             }
             SessionMessage::Fetch { id, request } => self.core.answer_fetch(from, id, request),
-            SessionMessage::Fetched { id, session, .. } => match session {
-                Some(s) => {
-                    self.fetching.remove(&id);
-                    let loc = self.locations.get(&id).cloned();
-                    let local = self.core.local;
-                    self.core.sessions.apply_full(s, now, &mut self.core.stats);
-                    if let Some(e) = self.core.sessions.entries.get_mut(&id) {
-                        if !e.primary && !e.backups.contains(&local) {
-                            e.owner = e.owner.or(loc.as_ref().map(|l| l.primary));
-                            e.last_replicated = now;
-                            // Fetched to repair a lost BACKUP_PUT: this node is a backup.
-                            if let Some(l) = loc.filter(|l| l.backups.contains(&local)) {
-                                e.backups = l.backups;
-                                self.locations.remove(&id);
-                            }
-                        }
-                    }
-                    vec![]
-                }
-                None => match self.fetching.remove(&id) {
-                    Some(f) => self.start_fetch(&id, f.rest, now),
-                    None => vec![],
-                },
-            },
+            SessionMessage::Fetched { id, session, .. } => {
+                self.core.fetch_answered(from, &id);
+                self.on_fetched(id, session, now)
+            }
             SessionMessage::GetAllSessions { request } => self.send_locations(from, request),
             SessionMessage::TransferComplete { .. } | SessionMessage::NoContextManager { .. } => {
                 self.awaiting.remove(&from);
@@ -281,5 +261,32 @@ impl BackupManager {
             }
         };
         Received { out, ack: Ok(()) }
+    }
+
+    /// FETCHED: the value asked for (kept if it ranks higher), or none there: ask the next
+    /// holder.
+    fn on_fetched(&mut self, id: SessionId, session: Option<Session>, now: Millis) -> Vec<Outgoing> {
+        let Some(s) = session else {
+            return match self.fetching.remove(&id) {
+                Some(f) => self.start_fetch(&id, f.rest, now),
+                None => vec![],
+            };
+        };
+        self.fetching.remove(&id);
+        let loc = self.locations.get(&id).cloned();
+        let local = self.core.local;
+        self.core.sessions.apply_full(s, now, &mut self.core.stats);
+        if let Some(e) = self.core.sessions.entries.get_mut(&id) {
+            if !e.primary && !e.backups.contains(&local) {
+                e.owner = e.owner.or(loc.as_ref().map(|l| l.primary));
+                e.last_replicated = now;
+                // Fetched to repair a lost BACKUP_PUT: this node is a backup.
+                if let Some(l) = loc.filter(|l| l.backups.contains(&local)) {
+                    e.backups = l.backups;
+                    self.locations.remove(&id);
+                }
+            }
+        }
+        vec![]
     }
 }

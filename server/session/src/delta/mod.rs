@@ -94,6 +94,12 @@ impl SessionManager for DeltaManager {
         ManagerKind::Delta
     }
 
+    /// Every member sends its changes to every other: what its writer made is on its way
+    /// while the writer lives.
+    fn expects_replication(&self, _id: &SessionId, seen: &crate::session::Seen) -> bool {
+        seen.stamp.node != self.core.local && self.core.members.contains(&seen.stamp.node)
+    }
+
     fn start(&mut self, members: &[MemberId], now: Millis) -> Vec<Outgoing> {
         self.core
             .members
@@ -199,12 +205,14 @@ impl SessionManager for DeltaManager {
             SessionMessage::Fetched {
                 session: Some(s), ..
             } => {
+                self.core.fetch_answered(from, &s.id);
                 if !self.yield_fetched(&s, now) {
                     self.core.sessions.apply_full(s, now, &mut self.core.stats);
                 }
                 vec![]
             }
             SessionMessage::Fetched { id, session: None, .. } => {
+                self.core.fetch_answered(from, &id);
                 self.catch_up.fetched(&id);
                 vec![]
             }
