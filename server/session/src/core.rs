@@ -35,7 +35,9 @@ pub(crate) struct Core {
     pub(crate) apart: bool,
     /// Read-your-writes: members asked for a session by `fetch_seen` that have not answered
     /// (see `read_gate.rs`).
-    ryw_asked: BTreeMap<SessionId, BTreeSet<MemberId>>,
+    /// Keyed by session: the FETCH's request number (older answers do not count) and the
+    /// members still to answer.
+    ryw_asked: BTreeMap<SessionId, (u64, BTreeSet<MemberId>)>,
 }
 
 impl Core {
@@ -274,7 +276,7 @@ impl Core {
         self.stats.ryw_fetches += 1;
         let request = self.next_request();
         self.ryw_asked
-            .insert(id.clone(), to.iter().copied().collect());
+            .insert(id.clone(), (request, to.iter().copied().collect()));
         let fetch = SessionMessage::Fetch {
             id: id.clone(),
             request,
@@ -282,10 +284,12 @@ impl Core {
         self.msg(to, &fetch, false).into_iter().collect()
     }
 
-    /// A FETCHED of `id` came from `from` (with or without the session).
-    pub(crate) fn fetch_answered(&mut self, from: MemberId, id: &SessionId) {
-        if let Some(asked) = self.ryw_asked.get_mut(id) {
-            asked.remove(&from);
+    /// A FETCHED of `id` answering `request` came from `from` (with or without the session).
+    pub(crate) fn fetch_answered(&mut self, from: MemberId, id: &SessionId, request: u64) {
+        if let Some((asked_in, asked)) = self.ryw_asked.get_mut(id) {
+            if *asked_in == request {
+                asked.remove(&from);
+            }
         }
     }
 
@@ -294,7 +298,7 @@ impl Core {
     pub(crate) fn fetch_settled(&self, id: &SessionId) -> bool {
         self.ryw_asked
             .get(id)
-            .is_none_or(|asked| asked.iter().all(|m| !self.members.contains(m)))
+            .is_none_or(|(_, asked)| asked.iter().all(|m| !self.members.contains(m)))
     }
 
     /// See [`crate::manager::SessionManager::note_lost`].

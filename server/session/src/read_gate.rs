@@ -25,6 +25,10 @@ use crate::id::SessionId;
 use crate::manager::{Lookup, Outgoing, SessionManager};
 use crate::session::{Millis, Seen, Session};
 
+/// Fetch rounds before a loss is declared: the writer, then (if it answered without the
+/// version, or died) every member.
+const MAX_FETCHES: u8 = 2;
+
 /// What to do with the request now.
 #[derive(Debug)]
 pub enum ReadStep {
@@ -45,8 +49,9 @@ pub struct ReadGate {
     began: Millis,
     wait_ms: Millis,
     fetch_ms: Millis,
-    /// When the fetch went out.
+    /// When the last fetch went out, and how many went out.
     fetched_at: Option<Millis>,
+    fetches: u8,
     /// It had to wait (the first poll did not serve).
     waited: bool,
 }
@@ -62,6 +67,7 @@ impl ReadGate {
             wait_ms,
             fetch_ms,
             fetched_at: None,
+            fetches: 0,
             waited: false,
         }
     }
@@ -79,29 +85,35 @@ impl ReadGate {
     /// Looks at the manager's copy and decides.
     pub fn poll(&mut self, m: &mut dyn SessionManager, now: Millis) -> ReadStep {
         let mut out = Vec::new();
+        // The manager is fetching the value itself (a BackupManager proxy).
+        let mut pending = false;
         let have = match m.find(&self.id, now) {
             Lookup::Found(s) if self.seen.satisfied_by(&s) => return ReadStep::Serve(s),
             Lookup::Found(s) => Some(s),
             Lookup::Pending(o) => {
                 out.extend(o);
+                pending = true;
                 None
             }
             Lookup::Missing => None,
         };
         self.waited = true;
-        if self.fetched_at.is_none()
-            && (now >= self.began + self.wait_ms || !m.expects_replication(&self.id, &self.seen))
-        {
+        let first = self.fetched_at.is_none()
+            && (now >= self.began + self.wait_ms || !m.expects_replication(&self.id, &self.seen));
+        // Every member asked answered without it. Once more if that was only the writer,
+        // which may have died since (the next fetch then asks every member).
+        let mut settled = self.fetched_at.is_some() && m.fetch_settled(&self.id);
+        if first || (settled && self.fetches < MAX_FETCHES) {
             out.extend(m.fetch_seen(&self.id, &self.seen, now));
             self.fetched_at = Some(now);
+            self.fetches += 1;
+            settled = false;
         }
         let until = match self.fetched_at {
             None => self.began + self.wait_ms,
             Some(at) => at + self.fetch_ms,
         };
-        // Every member asked has answered: nothing more will come.
-        let settled = self.fetched_at.is_some() && m.fetch_settled(&self.id);
-        if out.is_empty() && (now >= until || settled) {
+        if out.is_empty() && (now >= until || (settled && !pending)) {
             m.note_lost(&self.id, &self.seen, have.as_ref().map(|s| s.version));
             return ReadStep::Lost(have);
         }

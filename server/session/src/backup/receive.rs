@@ -90,6 +90,17 @@ impl BackupManager {
     ) -> Received {
         let id = session.id.clone();
         let rank = session.rank();
+        // Async mode reorders across senders: a put from an older primary can arrive after
+        // the location of a newer one. Keeping it would make this node a backup of a copy
+        // nobody updates (and a failover could promote it).
+        if self
+            .locations
+            .get(&id)
+            .is_some_and(|l| (l.version, l.stamp) > rank)
+        {
+            self.core.stats.stale_messages += 1;
+            return Received::default();
+        }
         self.core
             .sessions
             .apply_full(session, now, &mut self.core.stats);
@@ -241,8 +252,12 @@ impl BackupManager {
                 vec![]
             }
             SessionMessage::Fetch { id, request } => self.core.answer_fetch(from, id, request),
-            SessionMessage::Fetched { id, session, .. } => {
-                self.core.fetch_answered(from, &id);
+            SessionMessage::Fetched {
+                id,
+                session,
+                request,
+            } => {
+                self.core.fetch_answered(from, &id, request);
                 self.on_fetched(id, session, now)
             }
             SessionMessage::GetAllSessions { request } => self.send_locations(from, request),
@@ -274,6 +289,13 @@ impl BackupManager {
         };
         self.fetching.remove(&id);
         let loc = self.locations.get(&id).cloned();
+        // A late answer, older than what a live primary announced since: not a copy to keep.
+        if loc.as_ref().is_some_and(|l| {
+            (l.version, l.stamp) > s.rank() && self.core.members.contains(&l.primary)
+        }) {
+            self.core.stats.stale_messages += 1;
+            return vec![];
+        }
         let local = self.core.local;
         self.core.sessions.apply_full(s, now, &mut self.core.stats);
         if let Some(e) = self.core.sessions.entries.get_mut(&id) {

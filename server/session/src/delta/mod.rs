@@ -203,16 +203,22 @@ impl SessionManager for DeltaManager {
             }
             SessionMessage::Fetch { id, request } => self.core.answer_fetch(from, id, request),
             SessionMessage::Fetched {
-                session: Some(s), ..
+                session: Some(s),
+                request,
+                ..
             } => {
-                self.core.fetch_answered(from, &s.id);
+                self.core.fetch_answered(from, &s.id, request);
                 if !self.yield_fetched(&s, now) {
                     self.core.sessions.apply_full(s, now, &mut self.core.stats);
                 }
                 vec![]
             }
-            SessionMessage::Fetched { id, session: None, .. } => {
-                self.core.fetch_answered(from, &id);
+            SessionMessage::Fetched {
+                id,
+                session: None,
+                request,
+            } => {
+                self.core.fetch_answered(from, &id, request);
                 self.catch_up.fetched(&id);
                 vec![]
             }
