@@ -193,12 +193,17 @@ async fn stats(State(svc): State<Arc<SessionService>>) -> Response {
     reply(
         StatusCode::OK,
         format!(
-            "node={} activeSessions={} sessionCounter={} manager={manager} members={members} heapUsedMiB={} heapUsedKiB={rss_kib} heapCommittedMiB={}",
+            "node={} activeSessions={} sessionCounter={} manager={manager} members={members} heapUsedMiB={} heapUsedKiB={rss_kib} heapCommittedMiB={} rywWaits={} rywFetches={} rywLost={} rywBadTokens={} rywLostIds={}",
             node(&svc),
             s.active_sessions,
             s.sessions_created,
             rss_kib >> 10,
             rss_kib >> 10,
+            s.ryw_waits,
+            s.ryw_fetches,
+            s.ryw_lost,
+            s.ryw_bad_tokens,
+            s.ryw_lost_ids.join(","),
         ),
     )
 }

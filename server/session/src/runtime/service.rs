@@ -16,6 +16,7 @@ use crate::quorum::Quorum;
 use crate::read_gate::{ReadGate, ReadStep};
 use crate::session::{Millis, Seen, Session};
 use crate::stats::{ManagerStats, RywTimes};
+use crate::token::TokenKey;
 use futures::future::BoxFuture;
 use shoal_cluster::MemberId;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -57,6 +58,8 @@ pub struct SessionService {
     ryw_times: RywTimes,
     ryw_waits: AtomicU64,
     ryw_bad_tokens: AtomicU64,
+    /// The registry's version-token key (`None`: tokens off).
+    token_key: Arc<std::sync::RwLock<Option<TokenKey>>>,
     ready: watch::Sender<bool>,
     replicated_requests: AtomicU64,
     replication_us: AtomicU64,
@@ -110,6 +113,7 @@ impl SessionService {
             ryw_times: RywTimes::default(),
             ryw_waits: AtomicU64::new(0),
             ryw_bad_tokens: AtomicU64::new(0),
+            token_key: Arc::default(),
             ready,
             replicated_requests: AtomicU64::new(0),
             replication_us: AtomicU64::new(0),
@@ -123,6 +127,38 @@ impl SessionService {
             majority_back: AtomicU64::new(0),
             had_majority: AtomicBool::new(false),
         }
+    }
+
+    /// The version-token key, shared by the node's contexts.
+    pub(crate) fn with_token_key(mut self, key: Arc<std::sync::RwLock<Option<TokenKey>>>) -> Self {
+        self.token_key = key;
+        self
+    }
+
+    /// Read-your-writes: what a client's version token for session `id` says it saw;
+    /// `None` when tokens are off here or the token does not verify (forged, truncated,
+    /// another session's or cluster's: counted, and the request is served without it).
+    pub fn check_token(&self, id: &SessionId, token: &str) -> Option<Seen> {
+        if !self.config.tokens() {
+            return None;
+        }
+        let key = self.token_key.read().unwrap_or_else(|p| p.into_inner());
+        let seen = key.as_ref()?.check(id, token);
+        if seen.is_none() {
+            self.ryw_bad_tokens.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(context = %self.context, session = %id, "version token refused; serving without it");
+        }
+        seen
+    }
+
+    /// Read-your-writes: the version token naming `seen` for session `id`, when tokens are
+    /// on here.
+    pub fn issue_token(&self, id: &SessionId, seen: &Seen) -> Option<String> {
+        if !self.config.tokens() {
+            return None;
+        }
+        let key = self.token_key.read().unwrap_or_else(|p| p.into_inner());
+        key.as_ref().map(|k| k.issue(id, seen))
     }
 
     /// The node's view of the expected members, shared by its contexts.
@@ -446,11 +482,6 @@ impl SessionService {
             self.ryw_waits.fetch_add(1, Ordering::Relaxed);
             self.ryw_times.record(started.elapsed());
         }
-    }
-
-    /// Counts a version token that did not verify (the request is served without it).
-    pub fn note_bad_token(&self) {
-        self.ryw_bad_tokens.fetch_add(1, Ordering::Relaxed);
     }
 
     /// What a client sees of session `id` now (for its next version token).
