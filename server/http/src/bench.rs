@@ -193,7 +193,7 @@ async fn stats(State(svc): State<Arc<SessionService>>) -> Response {
     reply(
         StatusCode::OK,
         format!(
-            "node={} activeSessions={} sessionCounter={} manager={manager} members={members} heapUsedMiB={} heapUsedKiB={rss_kib} heapCommittedMiB={} rywWaits={} rywFetches={} rywLost={} rywBadTokens={} rywLostIds={}",
+            "node={} activeSessions={} sessionCounter={} manager={manager} members={members} heapUsedMiB={} heapUsedKiB={rss_kib} heapCommittedMiB={} rywWaits={} rywFetches={} rywLost={} rywBadTokens={} rywLostIds={} rywWaitMs={}",
             node(&svc),
             s.active_sessions,
             s.sessions_created,
@@ -204,6 +204,15 @@ async fn stats(State(svc): State<Arc<SessionService>>) -> Response {
             s.ryw_lost,
             s.ryw_bad_tokens,
             s.ryw_lost_ids.join(","),
+            // `le:count` per histogram bucket (ms), `inf` for the last.
+            s.ryw_wait_ms
+                .iter()
+                .map(|(le, n)| match *le {
+                    u64::MAX => format!("inf:{n}"),
+                    le => format!("{le}:{n}"),
+                })
+                .collect::<Vec<_>>()
+                .join(","),
         ),
     )
 }

@@ -126,7 +126,7 @@ pub struct ManagerConfig {
     /// default) keeps serving on every side and
     /// reconciles on heal, reporting each conflict. See [`PartitionPolicy`].
     pub partition: Option<PartitionPolicy>,
-    /// Asynchronous replication (and `manager = "persistent"`): every response that read or
+    /// Asynchronous replication (DeltaManager, BackupManager): every response that read or
     /// changed a session carries a version token, and a request presenting one is served
     /// only from a copy at least that new (read-your-writes, monotonic reads and writes on
     /// any node; see `read_gate.rs`). Off: tokens are neither issued nor checked, and a
@@ -235,11 +235,14 @@ impl ManagerConfig {
         self.partition.unwrap_or(PartitionPolicy::Available)
     }
 
-    /// Version tokens are issued and checked: `read_your_writes` on a context whose
-    /// responses do not wait for every copy (async replication, or a persistent context).
+    /// Version tokens are issued and checked: `read_your_writes` on a replicated context
+    /// whose responses do not wait for the replicas (async). Not yet for a persistent
+    /// context (its store's compare-and-set orders its writes; a store that lags is not
+    /// covered).
     pub fn tokens(&self) -> bool {
         self.read_your_writes
-            && (self.replication == ReplicationMode::Async || self.manager == ManagerKind::Persistent)
+            && self.replication == ReplicationMode::Async
+            && self.manager != ManagerKind::Persistent
     }
 }
 
