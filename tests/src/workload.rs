@@ -134,11 +134,7 @@ pub fn run_into(
                         .collect();
                     let reply = get_blocking(addr, "/app/counter", cookie.as_deref(), &headers);
                     let end = Instant::now();
-                    if let Some(t) = reply
-                        .as_ref()
-                        .ok()
-                        .and_then(|r| r.header(VERSION_HEADER))
-                    {
+                    if let Some(t) = reply.as_ref().ok().and_then(|r| r.header(VERSION_HEADER)) {
                         tokens[slot] = Some(t.to_owned());
                     }
                     let (outcome, set) = outcome(reply);

@@ -4,11 +4,11 @@
 //! node killed (-9) mid-load, every stale read and lost session must be one the survivors
 //! counted and logged (`rywLost`, with the session ids of the lost updates); tokens that are
 //! forged, truncated or from another cluster are ignored, never an error page.
-use shoal_tests::{free_ports, NodeSpec};
+use shoal_testkit::{eventually_blocking, get_blocking};
 use shoal_tests::history::{Promise, Recorder};
 use shoal_tests::sessions::{http_cluster, session_config, Http, HttpNode};
 use shoal_tests::workload::{run, run_into, Routing, Workload, VERSION_HEADER};
-use shoal_testkit::{eventually_blocking, get_blocking};
+use shoal_tests::{free_ports, NodeSpec};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -95,7 +95,9 @@ fn delta_async_kill9_loses_only_what_it_counts() {
     let mut counted = 0;
     let mut ids = BTreeSet::new();
     for n in &nodes[..2] {
-        counted += stat(&http, &n.http, "rywLost").parse::<usize>().unwrap_or(0);
+        counted += stat(&http, &n.http, "rywLost")
+            .parse::<usize>()
+            .unwrap_or(0);
         ids.extend(
             stat(&http, &n.http, "rywLostIds")
                 .split(',')
@@ -131,8 +133,13 @@ fn forged_truncated_and_foreign_tokens_are_served_from_the_newest_copy() {
         .header(VERSION_HEADER)
         .expect("async mode answers with a version token")
         .to_owned();
-    let second = get_blocking(b, "/app/counter", Some(&cookie), &[(VERSION_HEADER, &token)])
-        .expect("an answer");
+    let second = get_blocking(
+        b,
+        "/app/counter",
+        Some(&cookie),
+        &[(VERSION_HEADER, &token)],
+    )
+    .expect("an answer");
     assert_eq!(second.field("counter"), Some("2"), "{}", second.body);
     let good = second.header(VERSION_HEADER).expect("a token").to_owned();
     let (body, mac) = good.rsplit_once('.').expect("a MAC");
@@ -170,8 +177,13 @@ fn forged_truncated_and_foreign_tokens_are_served_from_the_newest_copy() {
         ("junk", "%%%".to_owned()),
     ] {
         for addr in [a, b, &nodes[2].http] {
-            let r = get_blocking(addr, "/app/counter", Some(&cookie), &[(VERSION_HEADER, &bad)])
-                .expect("an answer");
+            let r = get_blocking(
+                addr,
+                "/app/counter",
+                Some(&cookie),
+                &[(VERSION_HEADER, &bad)],
+            )
+            .expect("an answer");
             assert_eq!(r.status, 200, "{what} token on {addr}: {}", r.body);
             // Without a usable token the node serves the newest copy it has (replication of
             // the previous request may still be on its way): the same session, never reset.
@@ -179,13 +191,20 @@ fn forged_truncated_and_foreign_tokens_are_served_from_the_newest_copy() {
             assert!(v >= 2, "{what} token on {addr}: {}", r.body);
             let id = r.field("session").and_then(|s| s.split('.').next());
             assert_eq!(id, cookie_id, "{what} token on {addr}: the same session");
-            assert!(r.header(VERSION_HEADER).is_some(), "a fresh token comes back");
+            assert!(
+                r.header(VERSION_HEADER).is_some(),
+                "a fresh token comes back"
+            );
         }
     }
     let http = Http::new();
     let refused: u64 = nodes
         .iter()
-        .map(|n| stat(&http, &n.http, "rywBadTokens").parse::<u64>().unwrap_or(0))
+        .map(|n| {
+            stat(&http, &n.http, "rywBadTokens")
+                .parse::<u64>()
+                .unwrap_or(0)
+        })
         .sum();
     assert_eq!(refused, 18, "every bad token was refused and counted");
 }

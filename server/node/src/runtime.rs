@@ -104,9 +104,8 @@ pub async fn start(
     // Split-brain protection counts the static list (or `expected_members`).
     let (expected_static, expected_count) = expected_members(&parts.settings.membership);
     // Version tokens (read-your-writes) are signed with a key every node derives alike.
-    let token_key = shoal_session::TokenKey::new(
-        parts.settings.node.secret.derive(b"session-version-token"),
-    );
+    let token_key =
+        shoal_session::TokenKey::new(parts.settings.node.secret.derive(b"session-version-token"));
     let (channel, incoming) = Channel::start(parts.settings, stack)
         .await
         .context("cannot start the cluster channel")?;

@@ -208,12 +208,12 @@ pub use message::{
     decode, encode, is_session_payload, Delta, Location, MessageKind, SessionEnvelope,
     SessionMessage,
 };
+pub use read_gate::{ReadGate, ReadStep};
 pub use runtime::link::{ClusterLink, Completion, Incoming, LinkEvent, SendResults};
 pub use runtime::persistent::PersistentService;
 pub use runtime::registry::SessionRegistry;
 pub use runtime::service::{now_ms, SessionService};
 pub use runtime::write_behind::WriteBehind;
-pub use read_gate::{ReadGate, ReadStep};
 pub use session::{DeltaOp, Millis, Seen, Session, SessionLimits, Stamp};
-pub use token::TokenKey;
 pub use stats::{ManagerStats, StoreLatency, WriteBehindStats, RYW_BUCKETS_MS};
+pub use token::TokenKey;

@@ -102,7 +102,12 @@ impl ManagerStats {
     }
 
     /// Read-your-writes: no reachable copy of `id` held version `seen`; `have` was served.
-    pub(crate) fn note_ryw_lost(&mut self, id: &crate::id::SessionId, seen: u64, have: Option<u64>) {
+    pub(crate) fn note_ryw_lost(
+        &mut self,
+        id: &crate::id::SessionId,
+        seen: u64,
+        have: Option<u64>,
+    ) {
         self.ryw_lost += 1;
         if self.ryw_lost_ids.len() >= CONFLICT_IDS {
             self.ryw_lost_ids.remove(0);

@@ -32,11 +32,25 @@ fn run(cfg: Config) -> Report {
         ("lost updates", &r.lost_updates),
         ("version regressions", &r.version_regressions),
     ] {
-        assert!(list.is_empty(), "{label}: {what}: {:#?}", &list[..list.len().min(10)]);
+        assert!(
+            list.is_empty(),
+            "{label}: {what}: {:#?}",
+            &list[..list.len().min(10)]
+        );
     }
-    assert!(r.writes > 2_000, "{label}: too little work ({} writes)", r.writes);
-    assert!(r.held > 0, "{label}: no request ever had to catch up: the test tests nothing");
-    assert_eq!(r.counted_losses, r.ryw_lost_stat, "{label}: every loss is in the stats");
+    assert!(
+        r.writes > 2_000,
+        "{label}: too little work ({} writes)",
+        r.writes
+    );
+    assert!(
+        r.held > 0,
+        "{label}: no request ever had to catch up: the test tests nothing"
+    );
+    assert_eq!(
+        r.counted_losses, r.ryw_lost_stat,
+        "{label}: every loss is in the stats"
+    );
     r
 }
 
@@ -69,7 +83,10 @@ fn crash(kind: ManagerKind) {
     }
     // The delays (up to 40 ms) leave writes of the dead node undelivered in most runs:
     // the losses must be seen (and counted), not only allowed.
-    assert!(losses > 0, "no run lost an async write: the crash window is not exercised");
+    assert!(
+        losses > 0,
+        "no run lost an async write: the crash window is not exercised"
+    );
 }
 
 #[test]

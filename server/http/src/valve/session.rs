@@ -26,21 +26,24 @@ pub(crate) struct SessionValve {
 pub(crate) const TOKEN_COOKIE: &str = "SHOALV";
 pub(crate) const TOKEN_HEADER: &str = "x-shoal-version";
 
+/// The first value of cookie `name` among the Cookie headers that `parse` accepts.
+fn cookies<'a, T>(req: &'a Request, name: &str, parse: impl Fn(&'a str) -> Option<T>) -> Option<T> {
+    req.headers()
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| {
+            v.split(';')
+                .filter_map(|kv| kv.trim().split_once('='))
+                .find_map(|(k, val)| (k == name).then(|| parse(val.trim_matches('"'))).flatten())
+        })
+}
+
 impl SessionValve {
     /// The version token of session `id` the client sent (cookie, else header), checked:
     /// one that does not verify is ignored (counted), never an error for the user.
     fn seen(&self, req: &Request, id: &shoal_session::SessionId) -> Option<shoal_session::Seen> {
-        let from_cookie = req
-            .headers()
-            .get_all(COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find_map(|v| {
-                v.split(';')
-                    .filter_map(|kv| kv.trim().split_once('='))
-                    .find_map(|(k, val)| (k == TOKEN_COOKIE).then(|| val.trim_matches('"')))
-            });
-        let token = from_cookie.or_else(|| {
+        let token = cookies(req, TOKEN_COOKIE, Some).or_else(|| {
             req.headers()
                 .get(TOKEN_HEADER)
                 .and_then(|v| v.to_str().ok())
@@ -51,21 +54,7 @@ impl SessionValve {
     /// First well-formed `<cookie_name>=<id>[.<route>]` among the Cookie headers, else the
     /// session header.
     fn requested_id(&self, req: &Request) -> Option<(shoal_session::SessionId, Option<String>)> {
-        let from_cookie = req
-            .headers()
-            .get_all(COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find_map(|v| {
-                v.split(';')
-                    .filter_map(|kv| kv.trim().split_once('='))
-                    .find_map(|(k, val)| {
-                        (k == self.cookie_name)
-                            .then(|| parse_full_id(val.trim_matches('"')))
-                            .flatten()
-                    })
-            });
-        from_cookie.or_else(|| {
+        cookies(req, &self.cookie_name, parse_full_id).or_else(|| {
             req.headers()
                 .get(&self.header)
                 .and_then(|v| v.to_str().ok())
@@ -95,9 +84,7 @@ impl Valve for SessionValve {
                 return Box::pin(async move { resp });
             }
         }
-        let seen = requested
-            .as_ref()
-            .and_then(|(id, _)| self.seen(&req, id));
+        let seen = requested.as_ref().and_then(|(id, _)| self.seen(&req, id));
         let handle = SessionHandle::new(self.service.clone(), requested, seen);
         req.extensions_mut().insert(handle.clone());
         let (service, wait) = (self.service.clone(), self.ready_wait);

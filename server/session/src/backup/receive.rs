@@ -280,7 +280,12 @@ impl BackupManager {
 
     /// FETCHED: the value asked for (kept if it ranks higher), or none there: ask the next
     /// holder.
-    fn on_fetched(&mut self, id: SessionId, session: Option<Session>, now: Millis) -> Vec<Outgoing> {
+    fn on_fetched(
+        &mut self,
+        id: SessionId,
+        session: Option<Session>,
+        now: Millis,
+    ) -> Vec<Outgoing> {
         let Some(s) = session else {
             return match self.fetching.remove(&id) {
                 Some(f) => self.start_fetch(&id, f.rest, now),

@@ -491,10 +491,9 @@ impl SessionService {
 
     /// The wake-up shard of session `id`.
     fn shard(id: &SessionId) -> usize {
-        let h = id
-            .as_str()
-            .bytes()
-            .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(usize::from(b)));
+        let h = id.as_str().bytes().fold(0usize, |h, b| {
+            h.wrapping_mul(31).wrapping_add(usize::from(b))
+        });
         h % WAKE_SHARDS
     }
 

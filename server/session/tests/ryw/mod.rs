@@ -140,7 +140,8 @@ impl Sim {
         };
         for (i, id) in ids.iter().enumerate() {
             let rng = StdRng::seed_from_u64(sim.cfg.seed * 131 + i as u64);
-            let mut mgr = build_manager("/app", *id, &format!("node{}", i + 1), mgr_cfg.clone(), rng);
+            let mut mgr =
+                build_manager("/app", *id, &format!("node{}", i + 1), mgr_cfg.clone(), rng);
             let out = mgr.start(&ids, sim.now);
             sim.nodes.push(Node {
                 id: *id,
@@ -174,7 +175,9 @@ impl Sim {
         for o in out {
             for to in &o.to {
                 let Some(to) = self.index(*to) else { continue };
-                let delay = self.rng.gen_range(self.cfg.delay_ms.0..=self.cfg.delay_ms.1);
+                let delay = self
+                    .rng
+                    .gen_range(self.cfg.delay_ms.0..=self.cfg.delay_ms.1);
                 let last = self.link_last.get(&(from, to)).copied().unwrap_or(0);
                 let when = (self.now + delay).max(last);
                 self.link_last.insert((from, to), when);
@@ -240,7 +243,11 @@ impl Sim {
         }
         // Requests waiting there get no answer: their clients try again elsewhere.
         for c in 0..self.clients.len() {
-            if self.clients[c].gate.as_ref().is_some_and(|(at, _)| *at == n) {
+            if self.clients[c]
+                .gate
+                .as_ref()
+                .is_some_and(|(at, _)| *at == n)
+            {
                 self.clients[c].gate = None;
                 self.next(c, 1);
             }
@@ -253,7 +260,9 @@ impl Sim {
             return;
         }
         let from_id = self.nodes[from].id;
-        let r = self.nodes[to].mgr.handle_payload(from_id, &payload, self.now);
+        let r = self.nodes[to]
+            .mgr
+            .handle_payload(from_id, &payload, self.now);
         self.send(to, r.out);
         let before = self.report.version_regressions.len();
         self.check_versions(to);
@@ -265,7 +274,11 @@ impl Sim {
         }
         // Requests held on this node look again (the runtime wakes them the same way).
         for c in 0..self.clients.len() {
-            if self.clients[c].gate.as_ref().is_some_and(|(at, _)| *at == to) {
+            if self.clients[c]
+                .gate
+                .as_ref()
+                .is_some_and(|(at, _)| *at == to)
+            {
                 let gen = self.clients[c].gen;
                 self.at(0, Ev::Client(c, gen));
             }
@@ -325,7 +338,8 @@ impl Sim {
                     return self.next(c, 50);
                 };
                 self.report.requests += 1;
-                let (Some(id), Some(seen)) = (self.clients[c].session.clone(), self.clients[c].token)
+                let (Some(id), Some(seen)) =
+                    (self.clients[c].session.clone(), self.clients[c].token)
                 else {
                     let s = self.nodes[n].mgr.create(now);
                     self.clients[c].session = Some(s.id.clone());
@@ -398,7 +412,8 @@ impl Sim {
     fn check_loss(&mut self, c: usize, n: usize, id: &SessionId, served: Option<u64>) {
         let writer = self.clients[c].token.map(|s| s.stamp.node);
         let crashed = self.cfg.crash.map(|(k, _)| self.nodes[k].id);
-        if !self.cfg.crash.is_some_and(|(k, _)| !self.nodes[k].alive) || writer != crashed {
+        let after_crash = self.cfg.crash.is_some_and(|(k, _)| !self.nodes[k].alive);
+        if !after_crash || writer != crashed {
             let copies: Vec<String> = (0..self.nodes.len())
                 .map(|i| {
                     let s = self.nodes[i].mgr.session(id);
@@ -444,13 +459,18 @@ impl Sim {
                 let before = self.report.version_regressions.len();
                 self.check_versions(n);
                 if self.report.version_regressions.len() > before {
-                    self.report.version_regressions.push("  by a request".into());
+                    self.report
+                        .version_regressions
+                        .push("  by a request".into());
                 }
                 self.report.writes += 1;
                 self.clients[c].acked = value + 1;
                 self.clients[c].token = self.nodes[n].mgr.session(&id).map(Seen::of);
             }
-            Err(e) => self.report.impossible.push(format!("t={now} end_request: {e}")),
+            Err(e) => self
+                .report
+                .impossible
+                .push(format!("t={now} end_request: {e}")),
         }
         let think = self.rng.gen_range(1..20);
         self.next(c, think);
