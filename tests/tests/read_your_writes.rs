@@ -69,7 +69,16 @@ fn backup_async_random_nodes_read_their_writes() {
 
 #[test]
 fn delta_async_kill9_loses_only_what_it_counts() {
-    let (mut nodes, addrs) = cluster("delta");
+    kill9("delta");
+}
+
+#[test]
+fn backup_async_kill9_loses_only_what_it_counts() {
+    kill9("backup");
+}
+
+fn kill9(manager: &str) {
+    let (mut nodes, addrs) = cluster(manager);
     let recorder = Recorder::new();
     let stop = AtomicBool::new(false);
     let w = Workload {
@@ -105,7 +114,7 @@ fn delta_async_kill9_loses_only_what_it_counts() {
                 .map(str::to_owned),
         );
     }
-    println!("{report}\ncounted losses {counted}: {ids:?}");
+    println!("{manager}: {report}\ncounted losses {counted}: {ids:?}");
     assert_eq!(report.impossible, 0, "{report}");
     assert!(
         report.stale_reads + report.lost_sessions <= counted,
