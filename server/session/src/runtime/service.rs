@@ -88,8 +88,9 @@ pub struct SessionService {
     had_majority: AtomicBool,
 }
 
-/// Shards of the read-your-writes wake-ups (a message wakes the waiters of one shard).
-const WAKE_SHARDS: usize = 64;
+/// Shards of the read-your-writes wake-ups (a message wakes the waiters of one shard):
+/// enough that a wake-up rarely reaches a request waiting on another session.
+const WAKE_SHARDS: usize = 1024;
 
 /// A node back from a partition serves again once it caught up with every expected member,
 /// or, if some stay out of sight (crashed, still cut off), with those it sees once this long
