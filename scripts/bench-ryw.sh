@@ -54,13 +54,14 @@ for ((r = 1; r <= REPEAT; r++)); do
       path=/app/counter; [ "$variant" = set1k ] && path="/app/set?key=data&size=1024"
       start_cluster "$ryw"
       line="$("$LOAD" "$NODES" "$routing" "$path" "$CONNS" "$DURATION" "$WARMUP")"
-      waits=0; hist=""
+      waits=0; fetches=0; hist=""
       for i in 1 2 3; do
-        waits=$((waits + $(stat_field "$i" rywWaits))); hist="$hist node$i:$(stat_field "$i" rywWaitMs)"
+        waits=$((waits + $(stat_field "$i" rywWaits))); fetches=$((fetches + $(stat_field "$i" rywFetches)))
+        hist="$hist node$i:$(stat_field "$i" rywWaitMs)"
       done
       stop_cluster
-      log "r$r $mode $variant: $line waits=$waits"
-      printf '%s\t%s\t%s\t%s\t%s\n' "$r" "$mode" "$variant" "$line waits=$waits" "$hist" >> "$RESULTS"
+      log "r$r $mode $variant: $line waits=$waits fetches=$fetches"
+      printf '%s\t%s\t%s\t%s\t%s\n' "$r" "$mode" "$variant" "$line waits=$waits fetches=$fetches" "$hist" >> "$RESULTS"
     done
   done
 done
