@@ -209,8 +209,11 @@ impl Seen {
         }
     }
 
-    /// True when `s` holds everything the client saw: the same rank or a higher one.
+    /// True when `s` holds everything the client saw: that very version (same writer and
+    /// time), or a later one. Another write of the same version (a concurrent one, or a
+    /// backup promoted after a crash, which bumps the version it had) does not, even when
+    /// it ranks higher.
     pub fn satisfied_by(&self, s: &Session) -> bool {
-        s.rank() >= (self.version, self.stamp)
+        s.version > self.version || (s.version == self.version && s.stamp == self.stamp)
     }
 }

@@ -258,7 +258,7 @@ impl BackupManager {
                 request,
             } => {
                 self.core.fetch_answered(from, &id, request);
-                self.on_fetched(id, session, now)
+                self.on_fetched(from, id, session, now)
             }
             SessionMessage::GetAllSessions { request } => self.send_locations(from, request),
             SessionMessage::TransferComplete { .. } | SessionMessage::NoContextManager { .. } => {
@@ -282,6 +282,7 @@ impl BackupManager {
     /// holder.
     fn on_fetched(
         &mut self,
+        from: MemberId,
         id: SessionId,
         session: Option<Session>,
         now: Millis,
@@ -294,9 +295,13 @@ impl BackupManager {
         };
         self.fetching.remove(&id);
         let loc = self.locations.get(&id).cloned();
-        // A late answer, older than what a live primary announced since: not a copy to keep.
+        // A late answer from a former holder, older than what a live primary announced
+        // since: not a copy to keep. (The primary's own answer is: after a crash a location
+        // may name a version its promoted primary never got.)
         if loc.as_ref().is_some_and(|l| {
-            (l.version, l.stamp) > s.rank() && self.core.members.contains(&l.primary)
+            (l.version, l.stamp) > s.rank()
+                && l.primary != from
+                && self.core.members.contains(&l.primary)
         }) {
             self.core.stats.stale_messages += 1;
             return vec![];

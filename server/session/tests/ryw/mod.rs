@@ -432,8 +432,19 @@ impl Sim {
             .filter_map(|i| self.nodes[i].mgr.session(id).map(|s| s.version))
             .max();
         if served < newest {
+            let copies: Vec<String> = (0..self.nodes.len())
+                .map(|i| {
+                    let s = self.nodes[i].mgr.session(id).map(|s| s.version);
+                    let p = self.nodes[i].mgr.placement(id);
+                    format!(
+                        "node{} alive {}: {s:?} placement {p:?}",
+                        i + 1,
+                        self.nodes[i].alive
+                    )
+                })
+                .collect();
             self.report.bad_losses.push(format!(
-                "t={} client {c} on node{}: served v{served:?} but v{newest:?} survives",
+                "t={} client {c} on node{}: served v{served:?} but v{newest:?} survives; {copies:?}",
                 self.now,
                 n + 1
             ));
