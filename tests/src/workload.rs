@@ -47,6 +47,10 @@ impl Rng {
     }
 }
 
+/// The version token header (read-your-writes in async mode): sent back as received, like
+/// a browser sends back the `SHOALV` cookie.
+pub const VERSION_HEADER: &str = "X-Shoal-Version";
+
 /// How the answer of one `GET /app/counter` ended, for the checker.
 fn outcome(reply: Result<Reply, String>) -> (Outcome, Option<String>) {
     let r = match reply {
@@ -101,6 +105,7 @@ pub fn run_into(
             scope.spawn(move || {
                 let mut rng = Rng::new(w.seed.wrapping_add(c as u64 * 7919));
                 let mut cookies: Vec<Option<String>> = vec![None; w.sessions_per_client];
+                let mut tokens: Vec<Option<String>> = vec![None; w.sessions_per_client];
                 for i in 0..w.requests_per_client {
                     if stop.load(Ordering::Relaxed) {
                         break;
@@ -121,8 +126,17 @@ pub fn run_into(
                     };
                     let (name, addr) = &addrs[node];
                     let start = Instant::now();
-                    let reply = get_blocking(addr, "/app/counter", cookie.as_deref(), &[]);
+                    let token = tokens[slot].clone();
+                    let headers: Vec<(&str, &str)> = token
+                        .as_deref()
+                        .map(|t| (VERSION_HEADER, t))
+                        .into_iter()
+                        .collect();
+                    let reply = get_blocking(addr, "/app/counter", cookie.as_deref(), &headers);
                     let end = Instant::now();
+                    if let Some(t) = reply.as_ref().ok().and_then(|r| r.header(VERSION_HEADER)) {
+                        tokens[slot] = Some(t.to_owned());
+                    }
                     let (outcome, set) = outcome(reply);
                     if let Some(set) = set {
                         cookies[slot] = Some(set);

@@ -67,6 +67,12 @@ impl ClusterSecret {
         self.mac(&[b"shoal-beacon-v1", body])
     }
 
+    /// A key for another use of the secret (`purpose` names it, e.g. the session version
+    /// tokens): every node derives the same one, and it reveals nothing of the secret.
+    pub fn derive(&self, purpose: &[u8]) -> [u8; 32] {
+        self.mac(&[b"shoal-derive-v1", purpose])
+    }
+
     /// Constant-time comparison of two proofs.
     pub fn verify(expected: &[u8; 32], got: &[u8; 32]) -> bool {
         expected

@@ -193,12 +193,26 @@ async fn stats(State(svc): State<Arc<SessionService>>) -> Response {
     reply(
         StatusCode::OK,
         format!(
-            "node={} activeSessions={} sessionCounter={} manager={manager} members={members} heapUsedMiB={} heapUsedKiB={rss_kib} heapCommittedMiB={}",
+            "node={} activeSessions={} sessionCounter={} manager={manager} members={members} heapUsedMiB={} heapUsedKiB={rss_kib} heapCommittedMiB={} rywWaits={} rywFetches={} rywLost={} rywBadTokens={} rywLostIds={} rywWaitMs={}",
             node(&svc),
             s.active_sessions,
             s.sessions_created,
             rss_kib >> 10,
             rss_kib >> 10,
+            s.ryw_waits,
+            s.ryw_fetches,
+            s.ryw_lost,
+            s.ryw_bad_tokens,
+            s.ryw_lost_ids.join(","),
+            // `le:count` per histogram bucket (ms), `inf` for the last.
+            s.ryw_wait_ms
+                .iter()
+                .map(|(le, n)| match *le {
+                    u64::MAX => format!("inf:{n}"),
+                    le => format!("{le}:{n}"),
+                })
+                .collect::<Vec<_>>()
+                .join(","),
         ),
     )
 }

@@ -12,7 +12,7 @@
 use crate::error::HttpError;
 use shoal_session::persistent::{PersistError, ReqId, Step};
 use shoal_session::{
-    AttrValue, DeltaOp, PersistentService, RequestEnd, Session, SessionError, SessionId,
+    AttrValue, DeltaOp, PersistentService, RequestEnd, Seen, Session, SessionError, SessionId,
     SessionService,
 };
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -27,6 +27,8 @@ pub struct SessionHandle {
 struct State {
     /// Id and route the client sent (cookie or header), if well-formed.
     requested: Option<(SessionId, Option<String>)>,
+    /// What the client's version token says it saw of that session (read-your-writes).
+    seen: Option<Seen>,
     looked_up: bool,
     /// Working copy with this request's changes applied.
     session: Option<Session>,
@@ -63,9 +65,11 @@ impl SessionHandle {
     pub(crate) fn new(
         service: Arc<SessionService>,
         requested: Option<(SessionId, Option<String>)>,
+        seen: Option<Seen>,
     ) -> Self {
         let state = State {
             requested,
+            seen,
             ..State::default()
         };
         SessionHandle {
@@ -98,11 +102,11 @@ impl SessionHandle {
             if st.looked_up {
                 None
             } else {
-                st.requested.as_ref().map(|(id, _)| id.clone())
+                st.requested.as_ref().map(|(id, _)| (id.clone(), st.seen))
             }
         };
         let found = match to_find {
-            Some(id) => self.service.find(&id).await,
+            Some((id, seen)) => self.service.find_seen(&id, seen).await,
             None => None,
         };
         let mut st = self.lock();
@@ -274,6 +278,21 @@ impl SessionHandle {
         let s = st.session.as_ref()?;
         (!st.invalidated && (st.created || st.route_changed || st.id_changed))
             .then(|| s.id.with_route(&s.route))
+    }
+
+    /// Read-your-writes: the version token for the response, when the request read or
+    /// changed a session that still exists (it names the version now held here, which
+    /// includes this request's change once committed).
+    pub fn version_token(&self) -> Option<String> {
+        let id = {
+            let st = self.lock();
+            if st.invalidated || !st.committed {
+                return None;
+            }
+            st.session.as_ref()?.id.clone()
+        };
+        let seen = self.service.seen(&id)?;
+        self.service.issue_token(&id, &seen)
     }
 
     /// Commits the request's changes once; later calls do nothing. `replicate`: false for

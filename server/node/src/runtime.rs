@@ -103,6 +103,9 @@ pub async fn start(
     let ack_timeout_ms = parts.settings.node.ack_timeout.as_millis() as u64;
     // Split-brain protection counts the static list (or `expected_members`).
     let (expected_static, expected_count) = expected_members(&parts.settings.membership);
+    // Version tokens (read-your-writes) are signed with a key every node derives alike.
+    let token_key =
+        shoal_session::TokenKey::new(parts.settings.node.secret.derive(b"session-version-token"));
     let (channel, incoming) = Channel::start(parts.settings, stack)
         .await
         .context("cannot start the cluster channel")?;
@@ -165,6 +168,7 @@ pub async fn start(
         .start()
         .context("invalid [http] configuration")?;
     let _ = node_facts.http.set(Arc::downgrade(&http));
+    http.registry().set_token_key(token_key);
     http.registry()
         .expect_members(&expected_static, expected_count);
     // A persistent context whose store cannot be reached, or whose table lacks a column,

@@ -7,12 +7,12 @@ use crate::error::SessionError;
 use crate::id::SessionId;
 use crate::manager::{ManagerConfig, Outgoing, ReplicationMode};
 use crate::message::{self, Delta, SessionMessage};
-use crate::session::{DeltaOp, Millis, Session, Stamp};
+use crate::session::{DeltaOp, Millis, Seen, Session, Stamp};
 use crate::stats::{ManagerStats, MessageCounters};
 use crate::versioned::{Entry, VersionedSessions};
 use rand::rngs::StdRng;
 use shoal_cluster::MemberId;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// State and helpers common to both managers.
 pub(crate) struct Core {
@@ -33,6 +33,11 @@ pub(crate) struct Core {
     /// Some expected member is out of sight (a partition, a crash): changes made here now
     /// are marked ([`Entry::split_write`]) so a heal that discards them reports them.
     pub(crate) apart: bool,
+    /// Read-your-writes: members asked for a session by `fetch_seen` that have not answered
+    /// (see `read_gate.rs`).
+    /// Keyed by session: the FETCH's request number (older answers do not count) and the
+    /// members still to answer.
+    ryw_asked: BTreeMap<SessionId, (u64, BTreeSet<MemberId>)>,
 }
 
 impl Core {
@@ -59,6 +64,7 @@ impl Core {
             counters: MessageCounters::default(),
             next_request: 1,
             apart: false,
+            ryw_asked: BTreeMap::new(),
         }
     }
 
@@ -258,6 +264,52 @@ impl Core {
         self.msg(vec![from], &fetched, false).into_iter().collect()
     }
 
+    /// See [`crate::manager::SessionManager::fetch_seen`].
+    pub(crate) fn fetch_seen(&mut self, id: &SessionId, seen: &Seen) -> Vec<Outgoing> {
+        let writer = seen.stamp.node;
+        let to = if writer != self.local && self.members.contains(&writer) {
+            vec![writer]
+        } else {
+            self.all_members()
+        };
+        self.stats.fetches += 1;
+        self.stats.ryw_fetches += 1;
+        let request = self.next_request();
+        self.ryw_asked
+            .insert(id.clone(), (request, to.iter().copied().collect()));
+        let fetch = SessionMessage::Fetch {
+            id: id.clone(),
+            request,
+        };
+        self.msg(to, &fetch, false).into_iter().collect()
+    }
+
+    /// A FETCHED of `id` answering `request` came from `from` (with or without the session).
+    pub(crate) fn fetch_answered(&mut self, from: MemberId, id: &SessionId, request: u64) {
+        if let Some((asked_in, asked)) = self.ryw_asked.get_mut(id) {
+            if *asked_in == request {
+                asked.remove(&from);
+            }
+        }
+    }
+
+    /// See [`crate::manager::SessionManager::fetch_settled`]. A member that left no longer
+    /// counts.
+    pub(crate) fn fetch_settled(&self, id: &SessionId) -> bool {
+        self.ryw_asked
+            .get(id)
+            .is_none_or(|(_, asked)| asked.iter().all(|m| !self.members.contains(m)))
+    }
+
+    /// See [`crate::manager::SessionManager::note_lost`].
+    pub(crate) fn note_lost(&mut self, id: &SessionId, seen: &Seen, have: Option<u64>) {
+        self.ryw_asked.remove(id);
+        if self.sessions.removed_at_or_after(id, seen.version) {
+            return; // invalidated or expired since: nothing was lost
+        }
+        self.stats.note_ryw_lost(id, seen.version, have);
+    }
+
     /// A request invalidated `id` (held here at `version`): removed at `version + 1`, and
     /// EXPIRED for every member.
     pub(crate) fn invalidate(
@@ -373,6 +425,28 @@ macro_rules! forward_to_core {
 
         fn take_removed(&mut self) -> Vec<($crate::id::SessionId, u64)> {
             self.core.take_removed()
+        }
+
+        fn fetch_seen(
+            &mut self,
+            id: &$crate::id::SessionId,
+            seen: &$crate::session::Seen,
+            _now: $crate::session::Millis,
+        ) -> Vec<$crate::manager::Outgoing> {
+            self.core.fetch_seen(id, seen)
+        }
+
+        fn fetch_settled(&self, id: &$crate::id::SessionId) -> bool {
+            self.core.fetch_settled(id)
+        }
+
+        fn note_lost(
+            &mut self,
+            id: &$crate::id::SessionId,
+            seen: &$crate::session::Seen,
+            have: Option<u64>,
+        ) {
+            self.core.note_lost(id, seen, have)
         }
     };
 }

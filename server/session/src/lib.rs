@@ -25,6 +25,10 @@
 //! - `error.rs`: [`SessionError`], the crate's one error enum.
 //! - `versioned.rs`: the in-memory versioned session map both managers hold (ordering,
 //!   gaps, tombstones, conflicts). Not a persistent store.
+//! - `read_gate.rs`: [`ReadGate`], read-your-writes in async mode: a request whose client
+//!   saw a newer version ([`Seen`]) than this node holds waits for the replication, then
+//!   fetches, then serves the newest surviving copy and counts the loss.
+//!   `token.rs`: [`TokenKey`], the signed version token that carries [`Seen`].
 //! - `placement.rs`: rendezvous choice of a session's backups (BackupManager).
 //! - `manager.rs`: the [`SessionManager`] trait, what goes in and out of it, and
 //!   [`ManagerConfig`]. It knows no manager.
@@ -53,14 +57,14 @@
 //!
 //! ```text
 //! 1  runtime::registry
-//! 2  runtime::service       factory
+//! 2  runtime::service       factory read_gate
 //! 3  runtime::async_queue   delta/  backup/  memory
 //!    runtime::write_behind
 //! 4  runtime::link          core    placement
 //! 5                         manager versioned
 //! 6                         stats
 //! 7                         message
-//! 8                         session
+//! 8                         session token
 //! 9                         attrs   id  error
 //! ```
 //!
@@ -183,9 +187,11 @@ mod message;
 pub mod persistent;
 mod placement;
 pub mod quorum;
+mod read_gate;
 mod runtime;
 mod session;
 mod stats;
+mod token;
 mod versioned;
 
 pub use attrs::{AttrMap, AttrValue};
@@ -202,10 +208,12 @@ pub use message::{
     decode, encode, is_session_payload, Delta, Location, MessageKind, SessionEnvelope,
     SessionMessage,
 };
+pub use read_gate::{ReadGate, ReadStep};
 pub use runtime::link::{ClusterLink, Completion, Incoming, LinkEvent, SendResults};
 pub use runtime::persistent::PersistentService;
 pub use runtime::registry::SessionRegistry;
 pub use runtime::service::{now_ms, SessionService};
 pub use runtime::write_behind::WriteBehind;
-pub use session::{DeltaOp, Millis, Session, SessionLimits, Stamp};
-pub use stats::{ManagerStats, StoreLatency, WriteBehindStats};
+pub use session::{DeltaOp, Millis, Seen, Session, SessionLimits, Stamp};
+pub use stats::{ManagerStats, StoreLatency, WriteBehindStats, RYW_BUCKETS_MS};
+pub use token::TokenKey;

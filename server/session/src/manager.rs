@@ -6,7 +6,7 @@ use crate::error::SessionError;
 use crate::id::SessionId;
 use crate::message::{self, SessionMessage};
 use crate::persistent::PersistentConfig;
-use crate::session::{DeltaOp, Millis, Session, SessionLimits};
+use crate::session::{DeltaOp, Millis, Seen, Session, SessionLimits};
 use crate::stats::ManagerStats;
 use serde::{Deserialize, Serialize};
 use shoal_cluster::MemberId;
@@ -126,6 +126,16 @@ pub struct ManagerConfig {
     /// default) keeps serving on every side and
     /// reconciles on heal, reporting each conflict. See [`PartitionPolicy`].
     pub partition: Option<PartitionPolicy>,
+    /// Asynchronous replication (DeltaManager, BackupManager): every response that read or
+    /// changed a session carries a version token, and a request presenting one is served
+    /// only from a copy at least that new (read-your-writes, monotonic reads and writes on
+    /// any node; see `read_gate.rs`). Off: tokens are neither issued nor checked, and a
+    /// request may see an older copy than its previous one saw (a sticky balancer then
+    /// still loses nothing).
+    pub read_your_writes: bool,
+    /// How long a request whose node's copy is older than its token waits for the
+    /// replication on its way before it fetches the session from its writer.
+    pub read_wait_ms: u64,
 }
 
 /// Split-brain policy of a context (`partition = "majority" | "available"`).
@@ -211,6 +221,8 @@ impl Default for ManagerConfig {
             store: None,
             write_behind: WriteBehindConfig::default(),
             partition: None,
+            read_your_writes: true,
+            read_wait_ms: 100,
         }
     }
 }
@@ -221,6 +233,16 @@ impl ManagerConfig {
     /// rolling-restart behaviour of `majority` is not yet proven by the whole suite).
     pub fn partition_policy(&self) -> PartitionPolicy {
         self.partition.unwrap_or(PartitionPolicy::Available)
+    }
+
+    /// Version tokens are issued and checked: `read_your_writes` on a replicated context
+    /// whose responses do not wait for the replicas (async). Not yet for a persistent
+    /// context (its store's compare-and-set orders its writes; a store that lags is not
+    /// covered).
+    pub fn tokens(&self) -> bool {
+        self.read_your_writes
+            && self.replication == ReplicationMode::Async
+            && self.manager != ManagerKind::Persistent
     }
 }
 
@@ -246,6 +268,23 @@ pub trait SessionManager: Send {
     fn session(&self, id: &SessionId) -> Option<&Session>;
     fn session_ids(&self) -> Vec<SessionId>;
     fn stats(&self) -> ManagerStats;
+
+    /// Read-your-writes (see `read_gate.rs`): a copy of `id` at least as new as `seen` is on
+    /// its way to this node (its writer is a live member that replicates it here), so a
+    /// request may wait for it before fetching.
+    fn expects_replication(&self, id: &SessionId, seen: &Seen) -> bool;
+
+    /// Read-your-writes: asks for the whole session `id`, from the writer of `seen` if it
+    /// is a live member, else from every member (the newest surviving copy wins).
+    fn fetch_seen(&mut self, id: &SessionId, seen: &Seen, now: Millis) -> Vec<Outgoing>;
+
+    /// Read-your-writes: every member the last [`Self::fetch_seen`] of `id` asked answered.
+    fn fetch_settled(&self, id: &SessionId) -> bool;
+
+    /// Read-your-writes: no reachable copy of `id` holds what a client saw (`seen`); the
+    /// newest here is `have`. Counted (`ManagerStats::ryw_lost`) and logged with the id,
+    /// unless the session was removed since.
+    fn note_lost(&mut self, id: &SessionId, seen: &Seen, have: Option<u64>);
 
     /// A synchronous replication of `id` was not acknowledged by every replica: its next
     /// change goes out as the whole session, so replicas that missed a version catch up

@@ -183,6 +183,21 @@ impl MessageKind {
 }
 
 impl SessionMessage {
+    /// The one session this message is about, if it is about one.
+    pub fn session_id(&self) -> Option<&SessionId> {
+        match self {
+            SessionMessage::Created(s) | SessionMessage::BackupPut { session: s, .. } => {
+                Some(&s.id)
+            }
+            SessionMessage::SessionDelta(d) | SessionMessage::ChangeSessionId(d) => Some(&d.id),
+            SessionMessage::Expired { id, .. }
+            | SessionMessage::Accessed { id, .. }
+            | SessionMessage::Fetch { id, .. }
+            | SessionMessage::Fetched { id, .. } => Some(id),
+            _ => None,
+        }
+    }
+
     pub fn kind(&self) -> MessageKind {
         match self {
             SessionMessage::Created(_) => MessageKind::Created,

@@ -191,3 +191,29 @@ impl Session {
         (self.version, self.stamp)
     }
 }
+
+/// The version of a session a client saw last: what its next request must see at least.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Seen {
+    pub version: u64,
+    /// Writer and time of that version (the writer is where to fetch it from).
+    pub stamp: Stamp,
+}
+
+impl Seen {
+    /// What a client sees of `s`.
+    pub fn of(s: &Session) -> Seen {
+        Seen {
+            version: s.version,
+            stamp: s.stamp,
+        }
+    }
+
+    /// True when `s` holds everything the client saw: that very version (same writer and
+    /// time), or a later one. Another write of the same version (a concurrent one, or a
+    /// backup promoted after a crash, which bumps the version it had) does not, even when
+    /// it ranks higher.
+    pub fn satisfied_by(&self, s: &Session) -> bool {
+        s.version > self.version || (s.version == self.version && s.stamp == self.stamp)
+    }
+}

@@ -53,6 +53,21 @@ pub struct ManagerStats {
     /// more than `async_queue_bytes` were queued (backpressure).
     pub async_queue_bytes: u64,
     pub async_queue_full: u64,
+    /// Read-your-writes (async): requests whose node's copy was older than their version
+    /// token (they waited for replication, fetched, or both), the fetches among them, and
+    /// how long they were held (`ryw_wait_ms`: buckets of [`RYW_BUCKETS_MS`] and above).
+    pub ryw_waits: u64,
+    pub ryw_fetches: u64,
+    pub ryw_wait_ms: Vec<(u64, u64)>,
+    pub ryw_wait_ms_sum: u64,
+    /// Requests whose token named a version no reachable copy had (an async write lost
+    /// with its node before it replicated): served the newest copy, counted here and
+    /// logged with the session id (`ryw_lost_ids`: the latest ones).
+    pub ryw_lost: u64,
+    pub ryw_lost_ids: Vec<String>,
+    /// Version tokens refused (forged, truncated, of another session or cluster): those
+    /// requests were served as if they carried none.
+    pub ryw_bad_tokens: u64,
     /// `manager = "persistent"`: the store's state (kind, place, degraded reason, queue,
     /// lag, conflicts, loads and saves).
     pub store: Option<StoreStatus>,
@@ -60,6 +75,10 @@ pub struct ManagerStats {
     /// writes, conflicts, errors).
     pub write_behind: Option<WriteBehindStats>,
 }
+
+/// Upper bounds (ms, inclusive) of the `ryw_wait_ms` histogram buckets; one more bucket
+/// counts the longer waits.
+pub const RYW_BUCKETS_MS: [u64; 8] = [1, 2, 5, 10, 25, 100, 500, 2000];
 
 /// How many session ids [`ManagerStats::partition_conflict_ids`] keeps.
 const CONFLICT_IDS: usize = 1000;
@@ -80,6 +99,56 @@ impl ManagerStats {
         self.partition_conflict_ids.push(id.to_string());
         tracing::warn!(session = %id, ours, theirs,
             "partition conflict: session {id} was changed here while the cluster was apart (version {ours}) and the heal kept another member's copy (version {theirs}); the changes made here are lost");
+    }
+
+    /// Read-your-writes: no reachable copy of `id` held version `seen`; `have` was served.
+    pub(crate) fn note_ryw_lost(
+        &mut self,
+        id: &crate::id::SessionId,
+        seen: u64,
+        have: Option<u64>,
+    ) {
+        self.ryw_lost += 1;
+        if self.ryw_lost_ids.len() >= CONFLICT_IDS {
+            self.ryw_lost_ids.remove(0);
+        }
+        self.ryw_lost_ids.push(id.to_string());
+        let have = have.map_or("none".to_owned(), |v| v.to_string());
+        tracing::warn!(session = %id, seen, have = %have,
+            "async write lost: session {id} was acknowledged at version {seen} but no reachable node holds it (its writer failed before replicating it); serving version {have}");
+    }
+}
+
+/// Read-your-writes: how long requests were held, lock-free (the runtime times them).
+#[derive(Debug, Default)]
+pub(crate) struct RywTimes {
+    buckets: [AtomicU64; RYW_BUCKETS_MS.len() + 1],
+    sum_ms: AtomicU64,
+}
+
+impl RywTimes {
+    pub(crate) fn record(&self, took: Duration) {
+        let ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
+        let i = RYW_BUCKETS_MS
+            .iter()
+            .position(|b| ms <= *b)
+            .unwrap_or(RYW_BUCKETS_MS.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_ms.fetch_add(ms, Ordering::Relaxed);
+    }
+
+    /// `(upper bound ms, count)` per bucket, `u64::MAX` for the last; and the sum.
+    pub(crate) fn fill(&self, s: &mut ManagerStats) {
+        s.ryw_wait_ms = self
+            .buckets
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let le = RYW_BUCKETS_MS.get(i).copied().unwrap_or(u64::MAX);
+                (le, c.load(Ordering::Relaxed))
+            })
+            .collect();
+        s.ryw_wait_ms_sum = self.sum_ms.load(Ordering::Relaxed);
     }
 }
 

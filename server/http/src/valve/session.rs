@@ -21,25 +21,40 @@ pub(crate) struct SessionValve {
     pub(crate) ready_wait: Duration,
 }
 
+/// The cookie and the header that carry the version token (read-your-writes, see
+/// `shoal_session::TokenKey`); header clients get it back in the header.
+pub(crate) const TOKEN_COOKIE: &str = "SHOALV";
+pub(crate) const TOKEN_HEADER: &str = "x-shoal-version";
+
+/// The first value of cookie `name` among the Cookie headers that `parse` accepts.
+fn cookies<'a, T>(req: &'a Request, name: &str, parse: impl Fn(&'a str) -> Option<T>) -> Option<T> {
+    req.headers()
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| {
+            v.split(';')
+                .filter_map(|kv| kv.trim().split_once('='))
+                .find_map(|(k, val)| (k == name).then(|| parse(val.trim_matches('"'))).flatten())
+        })
+}
+
 impl SessionValve {
+    /// The version token of session `id` the client sent (cookie, else header), checked:
+    /// one that does not verify is ignored (counted), never an error for the user.
+    fn seen(&self, req: &Request, id: &shoal_session::SessionId) -> Option<shoal_session::Seen> {
+        let token = cookies(req, TOKEN_COOKIE, Some).or_else(|| {
+            req.headers()
+                .get(TOKEN_HEADER)
+                .and_then(|v| v.to_str().ok())
+        })?;
+        self.service.check_token(id, token.trim())
+    }
+
     /// First well-formed `<cookie_name>=<id>[.<route>]` among the Cookie headers, else the
     /// session header.
     fn requested_id(&self, req: &Request) -> Option<(shoal_session::SessionId, Option<String>)> {
-        let from_cookie = req
-            .headers()
-            .get_all(COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find_map(|v| {
-                v.split(';')
-                    .filter_map(|kv| kv.trim().split_once('='))
-                    .find_map(|(k, val)| {
-                        (k == self.cookie_name)
-                            .then(|| parse_full_id(val.trim_matches('"')))
-                            .flatten()
-                    })
-            });
-        from_cookie.or_else(|| {
+        cookies(req, &self.cookie_name, parse_full_id).or_else(|| {
             req.headers()
                 .get(&self.header)
                 .and_then(|v| v.to_str().ok())
@@ -69,7 +84,8 @@ impl Valve for SessionValve {
                 return Box::pin(async move { resp });
             }
         }
-        let handle = SessionHandle::new(self.service.clone(), requested);
+        let seen = requested.as_ref().and_then(|(id, _)| self.seen(&req, id));
+        let handle = SessionHandle::new(self.service.clone(), requested, seen);
         req.extensions_mut().insert(handle.clone());
         let (service, wait) = (self.service.clone(), self.ready_wait);
         let cookie = (
@@ -90,6 +106,7 @@ impl Valve for SessionValve {
             if let Some(e) = handle.take_failure() {
                 return HttpError::Persist(e).into_response();
             }
+            let cookie_path = cookie.1.clone();
             if let Some(full) = handle.cookie_to_set() {
                 let (name, path, header) = cookie;
                 let value = format!("{name}={full}; Path={path}; HttpOnly");
@@ -98,6 +115,18 @@ impl Valve for SessionValve {
                 }
                 if let Ok(v) = HeaderValue::from_str(&full) {
                     resp.headers_mut().insert(header, v);
+                }
+            }
+            // After the session cookie: clients reading the first one see that.
+            if let Some(token) = handle.version_token() {
+                let path = &cookie_path;
+                let value = format!("{TOKEN_COOKIE}={token}; Path={path}; HttpOnly");
+                if let Ok(v) = HeaderValue::from_str(&value) {
+                    resp.headers_mut().append(SET_COOKIE, v);
+                }
+                if let Ok(v) = HeaderValue::from_str(&token) {
+                    resp.headers_mut()
+                        .insert(HeaderName::from_static(TOKEN_HEADER), v);
                 }
             }
             resp

@@ -36,6 +36,37 @@ impl<'a> Family<'a> {
     }
 }
 
+/// Read-your-writes: how long requests whose node's copy was older than their version
+/// token were held (waiting for replication, fetching), per context.
+fn render_ryw_histogram(out: &mut String, all: &[(String, shoal_session::ManagerStats)]) {
+    let name = "shoal_session_ryw_wait_seconds";
+    let mut f = Family::new(
+        out,
+        name,
+        "histogram",
+        "Read-your-writes: time requests spent catching up to their version token (waiting for replication, then fetching).",
+    );
+    for (ctx, s) in all {
+        let mut cumulative = 0;
+        for (le_ms, n) in &s.ryw_wait_ms {
+            cumulative += n;
+            let le = if *le_ms == u64::MAX {
+                "+Inf".to_owned()
+            } else {
+                format!("{}", *le_ms as f64 / 1000.0)
+            };
+            f.sample(
+                &format!("{name}_bucket"),
+                &[("context", ctx), ("le", &le)],
+                cumulative,
+            );
+        }
+        let sum = s.ryw_wait_ms_sum as f64 / 1000.0;
+        f.sample(&format!("{name}_sum"), &[("context", ctx)], sum);
+        f.sample(&format!("{name}_count"), &[("context", ctx)], s.ryw_waits);
+    }
+}
+
 /// The `shoal_store_*` families, one sample per context with a store.
 fn render_store_families(out: &mut String, stores: &[(&String, StoreStats)]) {
     type Get = fn(&StoreStats) -> u64;
@@ -234,7 +265,7 @@ impl NodeBackend {
     fn session_metrics(&self, out: &mut String) {
         let all = self.raw_stats();
         type Get = fn(&shoal_session::ManagerStats) -> u64;
-        let families: [(&str, &str, &str, Get); 8] = [
+        let families: [(&str, &str, &str, Get); 11] = [
             (
                 "shoal_sessions_active",
                 "gauge",
@@ -283,6 +314,24 @@ impl NodeBackend {
                 "Requests that waited because the asynchronous replication queue was full.",
                 |s| s.async_queue_full,
             ),
+            (
+                "shoal_session_ryw_fetches_total",
+                "counter",
+                "Read-your-writes: requests that fetched their session because this node's copy was older than their version token.",
+                |s| s.ryw_fetches,
+            ),
+            (
+                "shoal_session_ryw_lost_total",
+                "counter",
+                "Read-your-writes: requests whose version token named a version no reachable node held (an async write lost in a crash; each logged with its session id).",
+                |s| s.ryw_lost,
+            ),
+            (
+                "shoal_session_ryw_bad_tokens_total",
+                "counter",
+                "Version tokens refused (forged, truncated, of another session or cluster); those requests were served without them.",
+                |s| s.ryw_bad_tokens,
+            ),
         ];
         for (name, kind, help, get) in families {
             let mut f = Family::new(out, name, kind, help);
@@ -290,6 +339,7 @@ impl NodeBackend {
                 f.sample(name, &[("context", ctx)], get(s));
             }
         }
+        render_ryw_histogram(out, &all);
         // Contexts with a store (persistent, or write-behind behind a replicated manager):
         // the store's state, labelled by context, store kind and role.
         let stores: Vec<(&String, StoreStats)> = all

@@ -270,6 +270,19 @@ impl SessionManager for BackupManager {
         ManagerKind::Backup
     }
 
+    /// Only a backup of the session gets its changes (from its primary, the writer); any
+    /// other node fetches at once.
+    fn expects_replication(&self, id: &SessionId, seen: &crate::session::Seen) -> bool {
+        let writer = seen.stamp.node;
+        writer != self.core.local
+            && self.core.members.contains(&writer)
+            && self
+                .core
+                .sessions
+                .get(id)
+                .is_some_and(|e| e.backups.contains(&self.core.local) || e.owner == Some(writer))
+    }
+
     /// Asks every member where its sessions live; ready once all answered (members
     /// without the context answer NO_CONTEXT_MANAGER), or at the state transfer timeout.
     fn start(&mut self, members: &[MemberId], now: Millis) -> Vec<Outgoing> {

@@ -89,6 +89,17 @@ impl BackupManager {
     ) -> Received {
         let id = session.id.clone();
         let rank = session.rank();
+        // Async mode reorders across senders: a put from an older primary can arrive after
+        // the location of a newer one. Keeping it would make this node a backup of a copy
+        // nobody updates (and a failover could promote it).
+        if self
+            .locations
+            .get(&id)
+            .is_some_and(|l| (l.version, l.stamp) > rank)
+        {
+            self.core.stats.stale_messages += 1;
+            return Received::default();
+        }
         self.core
             .sessions
             .apply_full(session, now, &mut self.core.stats);
@@ -254,30 +265,14 @@ impl BackupManager {
                 vec![]
             }
             SessionMessage::Fetch { id, request } => self.core.answer_fetch(from, id, request),
-            SessionMessage::Fetched { id, session, .. } => match session {
-                Some(s) => {
-                    self.fetching.remove(&id);
-                    let loc = self.locations.get(&id).cloned();
-                    let local = self.core.local;
-                    self.core.sessions.apply_full(s, now, &mut self.core.stats);
-                    if let Some(e) = self.core.sessions.entries.get_mut(&id) {
-                        if !e.primary && !e.backups.contains(&local) {
-                            e.owner = e.owner.or(loc.as_ref().map(|l| l.primary));
-                            e.last_replicated = now;
-                            // Fetched to repair a lost BACKUP_PUT: this node is a backup.
-                            if let Some(l) = loc.filter(|l| l.backups.contains(&local)) {
-                                e.backups = l.backups;
-                                self.locations.remove(&id);
-                            }
-                        }
-                    }
-                    vec![]
-                }
-                None => match self.fetching.remove(&id) {
-                    Some(f) => self.start_fetch(&id, f.rest, now),
-                    None => vec![],
-                },
-            },
+            SessionMessage::Fetched {
+                id,
+                session,
+                request,
+            } => {
+                self.core.fetch_answered(from, &id, request);
+                self.on_fetched(from, id, session, now)
+            }
             SessionMessage::GetAllSessions { request } => {
                 let mut out = self.send_locations(from, request);
                 out.extend(self.met_by(from, now));
@@ -302,5 +297,49 @@ impl BackupManager {
             }
         };
         Received { out, ack: Ok(()) }
+    }
+
+    /// FETCHED: the value asked for (kept if it ranks higher), or none there: ask the next
+    /// holder.
+    fn on_fetched(
+        &mut self,
+        from: MemberId,
+        id: SessionId,
+        session: Option<Session>,
+        now: Millis,
+    ) -> Vec<Outgoing> {
+        let Some(s) = session else {
+            return match self.fetching.remove(&id) {
+                Some(f) => self.start_fetch(&id, f.rest, now),
+                None => vec![],
+            };
+        };
+        self.fetching.remove(&id);
+        let loc = self.locations.get(&id).cloned();
+        // A late answer from a former holder, older than what a live primary announced
+        // since: not a copy to keep. (The primary's own answer is: after a crash a location
+        // may name a version its promoted primary never got.)
+        if loc.as_ref().is_some_and(|l| {
+            (l.version, l.stamp) > s.rank()
+                && l.primary != from
+                && self.core.members.contains(&l.primary)
+        }) {
+            self.core.stats.stale_messages += 1;
+            return vec![];
+        }
+        let local = self.core.local;
+        self.core.sessions.apply_full(s, now, &mut self.core.stats);
+        if let Some(e) = self.core.sessions.entries.get_mut(&id) {
+            if !e.primary && !e.backups.contains(&local) {
+                e.owner = e.owner.or(loc.as_ref().map(|l| l.primary));
+                e.last_replicated = now;
+                // Fetched to repair a lost BACKUP_PUT: this node is a backup.
+                if let Some(l) = loc.filter(|l| l.backups.contains(&local)) {
+                    e.backups = l.backups;
+                    self.locations.remove(&id);
+                }
+            }
+        }
+        vec![]
     }
 }

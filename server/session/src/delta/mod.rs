@@ -94,6 +94,12 @@ impl SessionManager for DeltaManager {
         ManagerKind::Delta
     }
 
+    /// Every member sends its changes to every other: what its writer made is on its way
+    /// while the writer lives.
+    fn expects_replication(&self, _id: &SessionId, seen: &crate::session::Seen) -> bool {
+        seen.stamp.node != self.core.local && self.core.members.contains(&seen.stamp.node)
+    }
+
     fn start(&mut self, members: &[MemberId], now: Millis) -> Vec<Outgoing> {
         self.core
             .members
@@ -197,14 +203,22 @@ impl SessionManager for DeltaManager {
             }
             SessionMessage::Fetch { id, request } => self.core.answer_fetch(from, id, request),
             SessionMessage::Fetched {
-                session: Some(s), ..
+                session: Some(s),
+                request,
+                ..
             } => {
+                self.core.fetch_answered(from, &s.id, request);
                 if !self.yield_fetched(&s, now) {
                     self.core.sessions.apply_full(s, now, &mut self.core.stats);
                 }
                 vec![]
             }
-            SessionMessage::Fetched { id, session: None, .. } => {
+            SessionMessage::Fetched {
+                id,
+                session: None,
+                request,
+            } => {
+                self.core.fetch_answered(from, &id, request);
                 self.catch_up.fetched(&id);
                 vec![]
             }

@@ -12,6 +12,7 @@ use crate::manager::{ManagerConfig, ManagerKind};
 use crate::message::{self, SessionMessage};
 use crate::persistent::CoreParams;
 use crate::quorum::{Quorum, QuorumStatus};
+use crate::token::TokenKey;
 use rand::SeedableRng;
 use shoal_store::Store;
 use std::collections::BTreeMap;
@@ -28,6 +29,10 @@ pub struct SessionRegistry {
     /// Split-brain protection: does this node see a majority of the expected members?
     /// Fed by the pump, read by every context with `partition = "majority"`.
     quorum: Arc<Mutex<Quorum>>,
+    /// The key of the version tokens (read-your-writes), shared by every context; set once
+    /// the node knows its cluster secret ([`Self::set_token_key`]). Without one no token is
+    /// issued or accepted.
+    token_key: Arc<RwLock<Option<TokenKey>>>,
 }
 
 impl SessionRegistry {
@@ -50,10 +55,12 @@ impl SessionRegistry {
         stores: &BTreeMap<String, Arc<dyn Store>>,
     ) -> Result<Arc<Self>, String> {
         let quorum = Arc::new(Mutex::new(Quorum::new(link.local().addr, &[], None)));
+        let token_key = Arc::new(RwLock::new(None));
         let mut services = BTreeMap::new();
         for (ctx, cfg) in contexts {
             let service = build_service(&link, ctx, cfg, stores.get(ctx).cloned())?
-                .with_quorum(quorum.clone());
+                .with_quorum(quorum.clone())
+                .with_token_key(token_key.clone());
             services.insert(ctx.clone(), Arc::new(service));
         }
         let services = Arc::new(RwLock::new(services));
@@ -80,7 +87,14 @@ impl SessionRegistry {
             services,
             pump: Mutex::new(Some(pump)),
             quorum,
+            token_key,
         }))
+    }
+
+    /// The key every context signs and checks version tokens with (derived from the
+    /// cluster secret, the same on every node).
+    pub fn set_token_key(&self, key: TokenKey) {
+        *self.token_key.write().unwrap_or_else(|p| p.into_inner()) = Some(key);
     }
 
     /// Who this node expects in the cluster, for split-brain protection (see
@@ -135,7 +149,9 @@ impl SessionRegistry {
                 tracing::info!(context = %ctx, "session manager replaced (settings changed)");
             }
             let service = Arc::new(
-                build_service(&self.link, ctx, cfg, store)?.with_quorum(self.quorum.clone()),
+                build_service(&self.link, ctx, cfg, store)?
+                    .with_quorum(self.quorum.clone())
+                    .with_token_key(self.token_key.clone()),
             );
             services.insert(ctx.to_string(), service.clone());
             service

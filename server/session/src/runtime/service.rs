@@ -13,8 +13,10 @@ use crate::manager::{
 };
 use crate::message::SessionMessage;
 use crate::quorum::Quorum;
-use crate::session::{Millis, Session};
-use crate::stats::ManagerStats;
+use crate::read_gate::{ReadGate, ReadStep};
+use crate::session::{Millis, Seen, Session};
+use crate::stats::{ManagerStats, RywTimes};
+use crate::token::TokenKey;
 use futures::future::BoxFuture;
 use shoal_cluster::MemberId;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -49,6 +51,15 @@ pub struct SessionService {
     ordered: AsyncQueue,
     /// Woken after every incoming message, for requests waiting on a fetched value.
     changed: Notify,
+    /// Read-your-writes: requests waiting for a newer copy of a session, woken by the
+    /// messages about it (one shard per session hash, see [`Self::shard`]): a waiter costs
+    /// no CPU until its session changes.
+    ryw_wake: [Notify; WAKE_SHARDS],
+    ryw_times: RywTimes,
+    ryw_waits: AtomicU64,
+    ryw_bad_tokens: AtomicU64,
+    /// The registry's version-token key (`None`: tokens off).
+    token_key: Arc<std::sync::RwLock<Option<TokenKey>>>,
     ready: watch::Sender<bool>,
     replicated_requests: AtomicU64,
     replication_us: AtomicU64,
@@ -77,6 +88,10 @@ pub struct SessionService {
     had_majority: AtomicBool,
 }
 
+/// Shards of the read-your-writes wake-ups (a message wakes the waiters of one shard):
+/// enough that a wake-up rarely reaches a request waiting on another session.
+const WAKE_SHARDS: usize = 1024;
+
 /// A node back from a partition serves again once it caught up with every expected member,
 /// or, if some stay out of sight (crashed, still cut off), with those it sees once this long
 /// passed since the majority came back: a member it does not see yet may still be
@@ -95,6 +110,11 @@ impl SessionService {
             manager: Mutex::new(manager),
             link,
             changed: Notify::new(),
+            ryw_wake: std::array::from_fn(|_| Notify::new()),
+            ryw_times: RywTimes::default(),
+            ryw_waits: AtomicU64::new(0),
+            ryw_bad_tokens: AtomicU64::new(0),
+            token_key: Arc::default(),
             ready,
             replicated_requests: AtomicU64::new(0),
             replication_us: AtomicU64::new(0),
@@ -108,6 +128,38 @@ impl SessionService {
             majority_back: AtomicU64::new(0),
             had_majority: AtomicBool::new(false),
         }
+    }
+
+    /// The version-token key, shared by the node's contexts.
+    pub(crate) fn with_token_key(mut self, key: Arc<std::sync::RwLock<Option<TokenKey>>>) -> Self {
+        self.token_key = key;
+        self
+    }
+
+    /// Read-your-writes: what a client's version token for session `id` says it saw;
+    /// `None` when tokens are off here or the token does not verify (forged, truncated,
+    /// another session's or cluster's: counted, and the request is served without it).
+    pub fn check_token(&self, id: &SessionId, token: &str) -> Option<Seen> {
+        if !self.config.tokens() {
+            return None;
+        }
+        let key = self.token_key.read().unwrap_or_else(|p| p.into_inner());
+        let seen = key.as_ref()?.check(id, token);
+        if seen.is_none() {
+            self.ryw_bad_tokens.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(context = %self.context, session = %id, "version token refused; serving without it");
+        }
+        seen
+    }
+
+    /// Read-your-writes: the version token naming `seen` for session `id`, when tokens are
+    /// on here.
+    pub fn issue_token(&self, id: &SessionId, seen: &Seen) -> Option<String> {
+        if !self.config.tokens() {
+            return None;
+        }
+        let key = self.token_key.read().unwrap_or_else(|p| p.into_inner());
+        key.as_ref().map(|k| k.issue(id, seen))
     }
 
     /// The node's view of the expected members, shared by its contexts.
@@ -378,6 +430,82 @@ impl SessionService {
         }
     }
 
+    /// Read-your-writes (see `read_gate.rs`): the session, at least as new as `seen` (what
+    /// the client's version token says it saw) when a copy that new is reachable; else the
+    /// newest copy (the loss is counted and logged). Without `seen`, or with tokens off,
+    /// [`Self::find`].
+    pub async fn find_seen(&self, id: &SessionId, seen: Option<Seen>) -> Option<Session> {
+        let Some(seen) = seen.filter(|_| self.config.tokens()) else {
+            return self.find(id).await;
+        };
+        let started = Instant::now();
+        let (wait, fetch) = (self.config.read_wait_ms, self.config.fetch_timeout_ms);
+        let mut gate = ReadGate::new(id.clone(), seen, now_ms(), wait, fetch);
+        let wake = &self.ryw_wake[Self::shard(id)];
+        // Bounded: each round waits for a message or the gate's deadline, and the gate
+        // ends at its last deadline; the count only guards against a clock gone wrong.
+        for _ in 0..100_000 {
+            // Registered before looking, so a message applied in between still wakes it.
+            let notified = wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let step = {
+                let mut m = self.lock();
+                let mut step = gate.poll(m.as_mut(), now_ms());
+                if let ReadStep::Wait { out, .. } = &mut step {
+                    Self::background(self.dispatch(std::mem::take(out)).sync);
+                }
+                step
+            };
+            let until = match step {
+                ReadStep::Serve(s) => {
+                    self.note_gate(&gate, started);
+                    return Some(s);
+                }
+                ReadStep::Lost(s) => {
+                    self.note_gate(&gate, started);
+                    return match s {
+                        Some(s) => Some(s),
+                        None => self.load_from_store(id).await,
+                    };
+                }
+                ReadStep::Wait { until, .. } => until,
+            };
+            let left = Duration::from_millis(until.saturating_sub(now_ms()).max(1));
+            let _ = tokio::time::timeout(left, notified).await;
+        }
+        self.find(id).await
+    }
+
+    /// Counts a request the read gate held.
+    fn note_gate(&self, gate: &ReadGate, started: Instant) {
+        if gate.waited() {
+            self.ryw_waits.fetch_add(1, Ordering::Relaxed);
+            self.ryw_times.record(started.elapsed());
+        }
+    }
+
+    /// What a client sees of session `id` now (for its next version token).
+    pub fn seen(&self, id: &SessionId) -> Option<Seen> {
+        self.lock().session(id).map(Seen::of)
+    }
+
+    /// The wake-up shard of session `id`.
+    fn shard(id: &SessionId) -> usize {
+        let h = id.as_str().bytes().fold(0usize, |h, b| {
+            h.wrapping_mul(31).wrapping_add(usize::from(b))
+        });
+        h % WAKE_SHARDS
+    }
+
+    /// Wakes the requests waiting on `id`, or on any session when `None`.
+    fn wake(&self, id: Option<&SessionId>) {
+        match id {
+            Some(id) => self.ryw_wake[Self::shard(id)].notify_waiters(),
+            None => self.ryw_wake.iter().for_each(Notify::notify_waiters),
+        }
+    }
+
     /// Cold start (write-behind): a session no member holds is loaded from the store and
     /// adopted by the manager, unless it removed that id (tombstone) or holds a newer one.
     async fn load_from_store(&self, id: &SessionId) -> Option<Session> {
@@ -509,6 +637,9 @@ impl SessionService {
         s.filtered_requests = self.filtered_requests.load(Ordering::Relaxed);
         s.async_queue_bytes = self.ordered.bytes() as u64;
         s.async_queue_full = self.ordered.full();
+        s.ryw_waits = self.ryw_waits.load(Ordering::Relaxed);
+        s.ryw_bad_tokens = self.ryw_bad_tokens.load(Ordering::Relaxed);
+        self.ryw_times.fill(&mut s);
         if let Some(p) = &self.persistent {
             let st = p.status();
             s.active_sessions = st.stats.in_memory;
@@ -539,6 +670,7 @@ impl SessionService {
             }
             return;
         }
+        let about = msg.session_id().cloned();
         let mut m = self.lock();
         let r = m.handle_message(from, msg, now_ms());
         Self::background(self.dispatch(r.out).sync);
@@ -553,6 +685,7 @@ impl SessionService {
             self.update_partition();
         }
         self.changed.notify_waiters();
+        self.wake(about.as_ref());
     }
 
     pub(crate) fn on_member(&self, member: MemberId, added: bool) {
@@ -565,6 +698,7 @@ impl SessionService {
             }
         });
         self.changed.notify_waiters();
+        self.wake(None);
     }
 
     pub(crate) fn tick(&self) {
