@@ -430,3 +430,31 @@ pub fn temp_file(name: &str, contents: &str) -> PathBuf {
     std::fs::write(&p, contents).expect("write temp file");
     p
 }
+
+/// One admin API call with no body on a fresh connection, bearer `token`: (status, body).
+pub fn admin_call(
+    addr: &str,
+    token: &str,
+    method: &str,
+    path: &str,
+) -> Result<(u16, String), String> {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| format!("write: {e}"))?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).map_err(|e| format!("read: {e}"))?;
+    let text = String::from_utf8_lossy(&buf);
+    let (head, body) = text.split_once("\r\n\r\n").ok_or("no header end")?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or("no status")?;
+    Ok((status, body.to_string()))
+}

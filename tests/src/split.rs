@@ -10,8 +10,6 @@ use crate::workload::{run_into, Routing, Workload};
 use crate::{temp_file, NodeSpec};
 use shoal_testkit::{eventually_blocking, get_blocking};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -83,24 +81,7 @@ pub fn start(lab: &Lab, n: usize, session: &str) -> SplitCluster {
 
 /// One admin API call on a fresh connection: (status, body).
 pub fn admin(addr: &str, method: &str, path: &str) -> Result<(u16, String), String> {
-    let mut s = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
-    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\n\
-         Content-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| format!("write: {e}"))?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).map_err(|e| format!("read: {e}"))?;
-    let text = String::from_utf8_lossy(&buf);
-    let (head, body) = text.split_once("\r\n\r\n").ok_or("no header end")?;
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or("no status")?;
-    Ok((status, body.to_string()))
+    crate::admin_call(addr, ADMIN_TOKEN, method, path)
 }
 
 /// Load over `c` (`routing`: random, or sticky by route) while a fault separates the nodes of `side` from the others,

@@ -9,9 +9,7 @@
 use shoal_testkit::eventually_blocking;
 use shoal_tests::front::{check_rolling_restart, get, Front, Load};
 use shoal_tests::sessions::HttpNode;
-use shoal_tests::{free_port, shoal_bin, temp_file, NodeProc, NodeSpec};
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use shoal_tests::{admin_call, free_port, shoal_bin, temp_file, NodeProc, NodeSpec};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -70,24 +68,7 @@ fn spawn_node(i: usize, all: &[Ports], manager: &str, secret: &str) -> HttpNode 
 
 /// One admin API call on a fresh connection: (status, body).
 fn admin(port: u16, method: &str, path: &str) -> Result<(u16, String), String> {
-    let addr = format!("127.0.0.1:{port}");
-    let mut s = TcpStream::connect(&addr).map_err(|e| format!("connect {addr}: {e}"))?;
-    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\n\
-         Content-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| format!("write: {e}"))?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).map_err(|e| format!("read: {e}"))?;
-    let text = String::from_utf8_lossy(&buf);
-    let (head, body) = text.split_once("\r\n\r\n").ok_or("no header end")?;
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or("no status")?;
+    let (status, body) = admin_call(&format!("127.0.0.1:{port}"), TOKEN, method, path)?;
     // Small JSON answers; a chunked body would only add framing around it.
     let body = body
         .find('{')
